@@ -1,0 +1,354 @@
+/*
+ * kvtier.h — the whole public ABI of kvtier.
+ *
+ * kvtier keeps the KV-cache blocks of LLM inference engines across GPU memory
+ * (HBM), host DRAM and NVMe, content-addressed by the token prefix they encode.
+ *
+ * Conventions, valid for every function below unless its comment says otherwise:
+ *  - Functions return int: 0 or a non-negative count on success, a negative
+ *    KVT_E* code on failure. kvt_strerror() names a code; kvt_last_error()
+ *    gives this thread's message for the last failure, with detail.
+ *  - Every function is thread-safe: any thread may call any function on the
+ *    same store at the same time, except kvt_close(), which must be the last
+ *    call on a store (calls racing with it get KVT_ECLOSED or are waited for).
+ *  - Handles are opaque. Destroy functions accept NULL.
+ *  - Nothing here prints, aborts, or keeps a pointer you pass beyond the call,
+ *    except where "kept" is written (asynchronous operations keep their buffers
+ *    until their ticket completes).
+ *  - Structs that cross the ABI begin with `uint32_t size`: set it to
+ *    sizeof(the struct) so that later versions can add fields.
+ */
+#ifndef KVTIER_H
+#define KVTIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KVT_BUILDING_LIBRARY)
+#define KVT_API __attribute__((visibility("default")))
+#else
+#define KVT_API
+#endif
+
+/* ---------------------------------------------------------------- version */
+
+#define KVT_VERSION_MAJOR 0
+#define KVT_VERSION_MINOR 1
+#define KVT_VERSION_PATCH 0
+#define KVT_VERSION_NUMBER \
+    (KVT_VERSION_MAJOR * 10000 + KVT_VERSION_MINOR * 100 + KVT_VERSION_PATCH)
+
+/* The library's KVT_VERSION_NUMBER, to compare with the header you built against. */
+KVT_API int kvt_version(void);
+/* "MAJOR.MINOR.PATCH"; static storage. */
+KVT_API const char *kvt_version_string(void);
+
+/* ----------------------------------------------------------------- errors */
+
+/* X(name, value, message): the one table behind the enum, kvt_strerror() and
+ * the Python binding's exception classes. */
+#define KVT_ERROR_TABLE(X)                                                        \
+    X(KVT_OK, 0, "success")                                                       \
+    X(KVT_EINVAL, -1, "invalid argument")                                         \
+    X(KVT_ENULL, -2, "a required pointer is NULL")                                \
+    X(KVT_ESIZE, -3, "size is zero or out of range")                              \
+    X(KVT_EFRAGS, -4, "fragment count does not divide the block or does not match") \
+    X(KVT_ECAPACITY, -5, "capacity is smaller than one block or not a whole number of slots") \
+    X(KVT_EPOLICY, -6, "unknown eviction policy")                                 \
+    X(KVT_EFROZEN, -7, "configuration is already in use by an open store")        \
+    X(KVT_ECLOSED, -8, "store is closed, closing, or not a store")                \
+    X(KVT_ENOENT, -9, "key not present")                                          \
+    X(KVT_ETICKET, -10, "unknown ticket or ticket already consumed")              \
+    X(KVT_ETIMEDOUT, -11, "timed out; the ticket is still pending")               \
+    X(KVT_EINPROGRESS, -12, "operation still in progress")                        \
+    X(KVT_EBUSY, -13, "too many operations in flight; retry later")               \
+    X(KVT_EFULL, -14, "no room: every candidate for eviction is pinned or busy")  \
+    X(KVT_ENOMEM, -15, "out of memory")                                           \
+    X(KVT_EIO, -16, "I/O error")                                                  \
+    X(KVT_ENOTSUP, -17, "not supported by this build or this tier")               \
+    X(KVT_ENODEV, -18, "tier or device unavailable on this machine")              \
+    X(KVT_EFORMAT, -19, "file holds another format or format version")            \
+    X(KVT_EGEOMETRY, -20, "file was made for another block geometry")             \
+    X(KVT_ELOCKED, -21, "file is in use by another store")                        \
+    X(KVT_EPATH, -22, "path is unusable (directory, not writable, unsafe symlink)") \
+    X(KVT_ENODIRECT, -23, "filesystem does not support O_DIRECT")                 \
+    X(KVT_ECORRUPT, -24, "stored block failed verification")                      \
+    X(KVT_ENOTIER, -25, "no tier is configured")                                  \
+    X(KVT_EMEMKIND, -26, "memory kind not supported (device memory without CUDA?)") \
+    X(KVT_ENOSPC, -27, "no space left on device")                                 \
+    X(KVT_ENOTPINNED, -28, "key is not pinned")                                   \
+    X(KVT_ESYS, -29, "operating system error")                                    \
+    X(KVT_ETOOSMALL, -30, "file is smaller than its header")
+
+typedef enum kvt_error {
+#define KVT_X_ENUM(name, value, msg) name = value,
+    KVT_ERROR_TABLE(KVT_X_ENUM)
+#undef KVT_X_ENUM
+} kvt_error;
+
+/* Static text for a code (also for unknown codes). Never NULL. */
+KVT_API const char *kvt_strerror(int code);
+/* The symbolic name ("KVT_ENOENT") of a code, or NULL if unknown. */
+KVT_API const char *kvt_error_name(int code);
+/* This thread's message for the last failed kvtier call: the code's text plus
+ * detail (which argument, which path, errno). Valid until this thread's next
+ * kvtier call. Never NULL. */
+KVT_API const char *kvt_last_error(void);
+
+/* ------------------------------------------------------------------- keys */
+
+/* A block's 128-bit content address in canonical order (XXH128_canonical_t:
+ * high 64 bits big-endian, then low 64 bits). Fixed layout by the key spec. */
+typedef struct kvt_key {
+    uint8_t b[16];
+} kvt_key;
+
+/* Namespace field tags (docs/key-spec.md). Any tag 0..255 is allowed; these
+ * are the conventional ones. */
+enum {
+    KVT_NS_MODEL = 1,   /* model name or id */
+    KVT_NS_LAYOUT = 2,  /* dtype, KV layout, block shape */
+    KVT_NS_RANK = 3,    /* tensor/pipeline parallel rank */
+    KVT_NS_ADAPTER = 4, /* LoRA adapter id */
+    KVT_NS_SALT = 5,    /* tenant salt: different salts never share blocks */
+    KVT_NS_CUSTOM = 255 /* free-form */
+};
+
+typedef struct kvt_ns_field {
+    uint32_t tag;     /* 0..255 */
+    uint32_t len;     /* bytes at data */
+    const void *data; /* may be NULL when len == 0 */
+} kvt_ns_field;
+
+/* The namespace key of `n` tagged fields, in the order given (key spec v1).
+ * n may be 0. Errors: KVT_ENULL, KVT_EINVAL (tag > 255). Pure; no allocation. */
+KVT_API int kvt_ns_key(const kvt_ns_field *fields, size_t n, kvt_key *out);
+
+/* Chained block keys: out[i] = XXH3-128(canonical(prev) ‖ tokens of block i),
+ * with prev = *parent for i == 0 (the namespace key, or the key of the block
+ * before tokens[0] to continue a chain). Tokens are hashed as u32 LE.
+ * Returns the number of keys written, ntokens / block_tokens (a partial last
+ * block gets no key). Errors: KVT_ENULL, KVT_ESIZE (block_tokens == 0, or
+ * out_cap too small). Pure; no allocation. */
+KVT_API int kvt_key_chain(const kvt_key *parent, const uint32_t *tokens, size_t ntokens,
+                          uint32_t block_tokens, kvt_key *out, size_t out_cap);
+
+/* 32 lowercase hex digits + NUL into out[33]. Errors: KVT_ENULL. */
+KVT_API int kvt_key_hex(const kvt_key *key, char out[33]);
+
+/* ----------------------------------------------------------- configuration */
+
+typedef struct kvt_config kvt_config;
+typedef struct kvt_store kvt_store;
+
+/* Tiers, fastest first. */
+typedef enum kvt_tier {
+    KVT_TIER_HBM = 0,
+    KVT_TIER_DRAM = 1,
+    KVT_TIER_NVME = 2,
+    KVT_TIER_COUNT = 3,
+    KVT_TIER_NONE = 255 /* in lookup results: not held */
+} kvt_tier;
+
+/* Store-wide options, set with kvt_config_set(). */
+typedef enum kvt_option {
+    KVT_OPT_BLOCK_BYTES = 1,  /* bytes per block (required), 1 .. 1 GiB */
+    KVT_OPT_BLOCK_TOKENS = 2, /* tokens per block, informative (bench, NVMe geometry); default 16 */
+    KVT_OPT_FRAGS = 3,        /* fragments per block, must divide block bytes; default 1 */
+    KVT_OPT_WORKERS = 4,      /* background threads for async operations; default 2, 1..64 */
+    KVT_OPT_COPY_THREADS = 5, /* threads that copy one large batch; default 2, 1..64 */
+    KVT_OPT_MAX_INFLIGHT = 6, /* pending tickets before KVT_EBUSY; default 1024 */
+    KVT_OPT_MANUAL_CLOCK = 7  /* 1: time moves only by kvt_clock_set() (virtual time) */
+} kvt_option;
+
+/* Per-tier options, set with kvt_config_set_tier(). */
+typedef enum kvt_tier_option {
+    KVT_TOPT_CAPACITY = 1,   /* bytes; 0 disables the tier (default 0 for all) */
+    KVT_TOPT_TTL_MS = 2,     /* idle time after which a block leaves the tier; 0 = never */
+    KVT_TOPT_VICTIMS = 3,    /* kvt_victims: what happens to blocks leaving the tier */
+    KVT_TOPT_ADMIT = 4,      /* kvt_admit: how blocks enter the tier */
+    KVT_TOPT_ADMIT_AFTER = 5, /* KVT_ADMIT_AFTER_N: accesses before admission; default 2 */
+    KVT_TOPT_NUMA_NODE = 6,  /* DRAM: node for the arena; -1 (default) = nearest the GPU or local */
+    KVT_TOPT_QUEUE_DEPTH = 7, /* NVMe: io_uring queue depth; default 64 */
+    KVT_TOPT_SQPOLL = 8,     /* NVMe: 1 = kernel submission polling thread */
+    KVT_TOPT_RECREATE = 9,   /* NVMe: 1 = overwrite a file of another format/geometry */
+    KVT_TOPT_DEVICE = 10,    /* HBM: CUDA device ordinal; default 0 */
+    KVT_TOPT_HUGEPAGES = 11, /* DRAM: 1 (default) = ask for transparent huge pages */
+    KVT_TOPT_FAULTS = 12     /* test builds: fault-injection spec id (see docs); 0 = none */
+} kvt_tier_option;
+
+/* String per-tier options, set with kvt_config_set_tier_str(). */
+typedef enum kvt_tier_str_option {
+    KVT_TSTR_POLICY = 1, /* eviction policy name: "lru" (default), see docs/policies.md */
+    KVT_TSTR_PATH = 2,   /* NVMe: file or block device */
+    KVT_TSTR_FAULTS = 3  /* test builds: fault-injection spec, e.g. "eio=0.01,torn=0.05" */
+} kvt_tier_str_option;
+
+typedef enum kvt_victims {
+    KVT_VICTIM_DEMOTE = 0, /* move to the next enabled tier below (default) */
+    KVT_VICTIM_DROP = 1    /* forget */
+} kvt_victims;
+
+typedef enum kvt_admit {
+    KVT_ADMIT_WRITE_BACK = 0,    /* enter on put (topmost tier) or on demotion (default) */
+    KVT_ADMIT_WRITE_THROUGH = 1, /* every put is also written here, asynchronously */
+    KVT_ADMIT_AFTER_N = 2        /* enter only after KVT_TOPT_ADMIT_AFTER accesses */
+} kvt_admit;
+
+/* Returns the current time in nanoseconds; must be monotonic. Called from any
+ * thread, often: keep it cheap and thread-safe. */
+typedef uint64_t (*kvt_clock_fn)(void *user);
+
+/* New config with defaults into *out. Errors: KVT_ENULL, KVT_ENOMEM. */
+KVT_API int kvt_config_new(kvt_config **out);
+/* Frees a config. NULL is fine. A store opened from it does not need it. */
+KVT_API void kvt_config_free(kvt_config *cfg);
+/* Setters. Values are checked here when they can be (KVT_ESIZE, KVT_EINVAL),
+ * the rest at kvt_open. After a kvt_open() with this config: KVT_EFROZEN.
+ * A config is not thread-safe: set it up from one thread. */
+KVT_API int kvt_config_set(kvt_config *cfg, kvt_option opt, int64_t value);
+KVT_API int kvt_config_set_tier(kvt_config *cfg, kvt_tier tier, kvt_tier_option opt,
+                                int64_t value);
+/* The string is copied. KVT_EPOLICY for an unknown policy name. */
+KVT_API int kvt_config_set_tier_str(kvt_config *cfg, kvt_tier tier, kvt_tier_str_option opt,
+                                    const char *value);
+/* Replace the store's clock (default CLOCK_MONOTONIC). fn NULL restores it. */
+KVT_API int kvt_config_set_clock(kvt_config *cfg, kvt_clock_fn fn, void *user);
+
+/* ------------------------------------------------------------------ store */
+
+/* Opens a store: allocates and pre-faults the DRAM arena, opens or recovers
+ * the NVMe file, starts worker threads. Blocking (recovery may take seconds).
+ * The config is frozen (later setters fail) but remains the caller's to free.
+ * Errors: KVT_ENULL, KVT_ESIZE, KVT_EFRAGS, KVT_ECAPACITY, KVT_EPOLICY,
+ * KVT_ENOTIER, KVT_ENOMEM, KVT_ENODEV, and the NVMe file errors
+ * (KVT_EFORMAT, KVT_EGEOMETRY, KVT_ELOCKED, KVT_EPATH, KVT_ENODIRECT,
+ * KVT_ETOOSMALL, KVT_EIO). */
+KVT_API int kvt_open(kvt_config *cfg, kvt_store **out);
+
+/* Closes a store: waits for every operation in flight (queued async
+ * operations still run; their tickets complete and are then discarded),
+ * flushes persistent tiers, frees everything. NULL is fine (returns 0).
+ * Closing a store twice, or a pointer that is not an open store, returns
+ * KVT_ECLOSED (stores are tracked by address; nothing is dereferenced). */
+KVT_API int kvt_close(kvt_store *store);
+
+/* Whether a tier is open in this store: 1 yes, 0 not configured, or
+ * KVT_ENODEV when configured but unavailable here (e.g. HBM without a GPU). */
+KVT_API int kvt_tier_available(kvt_store *store, kvt_tier tier);
+
+/* The store's current time in nanoseconds. */
+KVT_API uint64_t kvt_clock_now(kvt_store *store);
+/* Manual clock only (KVT_OPT_MANUAL_CLOCK): set the time; it may not go back.
+ * Errors: KVT_ENOTSUP without a manual clock, KVT_EINVAL going back. */
+KVT_API int kvt_clock_set(kvt_store *store, uint64_t now_ns);
+
+/* Applies idle-TTL expiry at the current time now (every operation also does
+ * this first, and a worker does it on a real clock). Returns blocks that left
+ * a tier. Blocking if demotions need I/O. */
+KVT_API int kvt_expire(kvt_store *store);
+
+/* ----------------------------------------------------------- data movement */
+
+/* Caller memory kinds. */
+typedef enum kvt_mem_kind {
+    KVT_MEM_HOST = 0, /* ordinary or pinned host memory */
+    KVT_MEM_CUDA = 1  /* CUDA device memory on kvt_io_opts.device */
+} kvt_mem_kind;
+
+/* Flags for kvt_io_opts.flags. */
+enum {
+    KVT_IO_NO_PROMOTE = 1u << 0, /* get: do not copy lower-tier hits up into DRAM/HBM */
+    KVT_IO_STREAM_WAIT = 1u << 1 /* get with a stream: return at once; the engine's stream
+                                    waits on an event for the copy (CUDA builds) */
+};
+
+/* Per-call options for kvt_put / kvt_get. May be NULL for all defaults. */
+typedef struct kvt_io_opts {
+    uint32_t size;         /* sizeof(kvt_io_opts) */
+    uint32_t mem_kind;     /* kvt_mem_kind of the caller's pointers; default HOST */
+    int32_t device;        /* CUDA device of the pointers when mem_kind == CUDA */
+    uint32_t flags;        /* KVT_IO_* */
+    void *stream;          /* cudaStream_t the caller's work is ordered on, or NULL */
+    uint32_t retain_s;     /* put: keep these blocks at least this long (soft pin) */
+    uint32_t reserved;     /* 0 */
+    const kvt_key *parent; /* put: key of the block before keys[0] (prefix policies) */
+    int32_t *status;       /* optional, n entries: per-block result (0 or KVT_E*) */
+} kvt_io_opts;
+
+typedef uint64_t kvt_ticket;
+
+/* How many leading keys are held, longest prefix first: stops at the first
+ * key not held. tiers (optional, n entries) gets, for each key, the fastest
+ * tier holding it, or KVT_TIER_NONE from the first miss on. lease_ms > 0 pins
+ * the held blocks against eviction and expiry until kvt_release() or the lease
+ * runs out, whichever comes first. Does not count as an access (a get does).
+ * Returns the hit count. Never blocks on I/O; takes no global lock.
+ * Errors: KVT_ENULL, KVT_ESIZE (n == 0), KVT_ECLOSED. */
+KVT_API int kvt_lookup(kvt_store *store, const kvt_key *keys, size_t n, uint8_t *tiers,
+                       uint32_t lease_ms);
+
+/* Pins n present keys for lease_ms (> 0). All or nothing: KVT_ENOENT if any
+ * key is absent (nothing is pinned). Pins nest: each must be released. */
+KVT_API int kvt_pin(kvt_store *store, const kvt_key *keys, size_t n, uint32_t lease_ms);
+/* Releases one pin of each key. Returns the number released; keys without a
+ * live pin are skipped and reported by KVT_ENOTPINNED in status (optional). */
+KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t *status);
+
+/* Stores n blocks. ptrs holds n * frags pointers: fragment f of block i at
+ * ptrs[i * frags + f], each block_bytes / frags long, of opts->mem_kind.
+ * A block already held is left as it is and counts as stored.
+ * Sync (ticket NULL): returns blocks stored when the bytes are copied.
+ * Async: returns 0 at once and *ticket; the library keeps ptrs, keys and
+ * status and reads the source until the ticket completes.
+ * A block that can't be stored (everything pinned, I/O error) gets its code
+ * in status and is not counted. Errors: KVT_ENULL, KVT_ESIZE, KVT_EMEMKIND,
+ * KVT_EBUSY (too many tickets pending), KVT_ECLOSED. */
+KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
+                    const kvt_io_opts *opts, kvt_ticket *ticket);
+
+/* Copies n blocks into the caller's memory (ptrs laid out as for kvt_put).
+ * Counts as an access (refreshes TTL and recency); lower-tier hits are
+ * promoted unless KVT_IO_NO_PROMOTE. Returns blocks copied (sync) or 0 and a
+ * ticket (async). A missing block gets KVT_ENOENT in status, a block that
+ * failed verification KVT_ECORRUPT (then it is dropped); its destination is
+ * left unwritten. Errors as kvt_put. */
+KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
+                    const kvt_io_opts *opts, kvt_ticket *ticket);
+
+/* Forgets n keys in every tier. Returns how many were held. Pinned blocks
+ * are removed too once their readers finish (a pin protects from eviction,
+ * not from explicit removal). */
+KVT_API int kvt_remove(kvt_store *store, const kvt_key *keys, size_t n);
+
+/* ---------------------------------------------------------------- tickets */
+
+/* Waits up to timeout_ms (-1 forever, 0 poll) for a ticket. On completion
+ * returns the operation's result and consumes the ticket; KVT_ETIMEDOUT
+ * leaves it pending; KVT_ETICKET for unknown or consumed tickets. */
+KVT_API int kvt_wait(kvt_store *store, kvt_ticket ticket, int timeout_ms);
+/* kvt_wait with timeout 0, but KVT_EINPROGRESS while pending. */
+KVT_API int kvt_poll(kvt_store *store, kvt_ticket ticket);
+/* An eventfd (EFD_NONBLOCK) that becomes readable whenever tickets complete;
+ * read it to reset, then kvt_poll your tickets. Owned by the store. */
+KVT_API int kvt_eventfd(kvt_store *store);
+
+/* ------------------------------------------------------------------ stats */
+
+/* Called once per statistic; names are stable (docs/tuning.md). */
+typedef void (*kvt_stat_fn)(const char *name, uint64_t value, void *user);
+
+/* Visits every statistic (counters and gauges, per tier "dram.hits" etc.).
+ * Returns the number visited. Lock-free reads: values may be slightly apart. */
+KVT_API int kvt_stats(kvt_store *store, kvt_stat_fn fn, void *user);
+/* One statistic by name into *value. KVT_ENOENT for unknown names. */
+KVT_API int kvt_stat(kvt_store *store, const char *name, uint64_t *value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVTIER_H */

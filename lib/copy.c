@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int kvt__placeholder_copy;
