@@ -177,8 +177,7 @@ typedef enum kvt_tier_option {
     KVT_TOPT_SQPOLL = 8,     /* NVMe: 1 = kernel submission polling thread */
     KVT_TOPT_RECREATE = 9,   /* NVMe: 1 = overwrite a file of another format/geometry */
     KVT_TOPT_DEVICE = 10,    /* HBM: CUDA device ordinal; default 0 */
-    KVT_TOPT_HUGEPAGES = 11, /* DRAM: 1 (default) = ask for transparent huge pages */
-    KVT_TOPT_FAULTS = 12     /* test builds: fault-injection spec id (see docs); 0 = none */
+    KVT_TOPT_HUGEPAGES = 11  /* DRAM: 1 (default) = ask for transparent huge pages */
 } kvt_tier_option;
 
 /* String per-tier options, set with kvt_config_set_tier_str(). */
@@ -275,7 +274,7 @@ typedef struct kvt_io_opts {
     uint32_t flags;        /* KVT_IO_* */
     void *stream;          /* cudaStream_t the caller's work is ordered on, or NULL */
     uint32_t retain_s;     /* put: keep these blocks at least this long (soft pin) */
-    uint32_t reserved;     /* 0 */
+    uint32_t frags;        /* fragments per block in ptrs: 0 = the store's; else must equal it */
     const kvt_key *parent; /* put: key of the block before keys[0] (prefix policies) */
     int32_t *status;       /* optional, n entries: per-block result (0 or KVT_E*) */
 } kvt_io_opts;
@@ -292,8 +291,9 @@ typedef uint64_t kvt_ticket;
 KVT_API int kvt_lookup(kvt_store *store, const kvt_key *keys, size_t n, uint8_t *tiers,
                        uint32_t lease_ms);
 
-/* Pins n present keys for lease_ms (> 0). All or nothing: KVT_ENOENT if any
- * key is absent (nothing is pinned). Pins nest: each must be released. */
+/* Pins n present keys for lease_ms (> 0); returns n. All or nothing:
+ * KVT_ENOENT if any key is absent (nothing is pinned). Pins nest: each must
+ * be released, or the lease (one deadline per block: the latest) ends them. */
 KVT_API int kvt_pin(kvt_store *store, const kvt_key *keys, size_t n, uint32_t lease_ms);
 /* Releases one pin of each key. Returns the number released; keys without a
  * live pin are skipped and reported by KVT_ENOTPINNED in status (optional). */

@@ -1,2 +1,346 @@
-/* placeholder: being written */
-typedef int kvt__placeholder_api;
+/* api.c — the exported store functions: argument checks, the live-store registry, async dispatch. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "kvt_build_config.h"
+#include "store.h"
+#include "worker.h"
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+int kvt_version(void)
+{
+    return KVT_VERSION_NUMBER;
+}
+
+const char *kvt_version_string(void)
+{
+    return STR(KVT_VERSION_MAJOR) "." STR(KVT_VERSION_MINOR) "." STR(KVT_VERSION_PATCH);
+}
+
+/* ------------------------------------------------- live stores, by address
+ * kvt_close() must tell a second close from a first without touching freed
+ * memory, so open stores are listed here. Only open and close take this
+ * lock; the data path never does. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static kvt_store **registry;
+static size_t registry_len, registry_cap;
+
+static int registry_add(kvt_store *s)
+{
+    pthread_mutex_lock(&registry_lock);
+    if (registry_len == registry_cap) {
+        size_t cap = registry_cap ? registry_cap * 2 : 8;
+        kvt_store **r = realloc(registry, cap * sizeof *r);
+        if (!r) {
+            pthread_mutex_unlock(&registry_lock);
+            return KVT_ENOMEM;
+        }
+        registry = r;
+        registry_cap = cap;
+    }
+    registry[registry_len++] = s;
+    pthread_mutex_unlock(&registry_lock);
+    return 0;
+}
+
+static int registry_take(kvt_store *s)
+{
+    int found = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (size_t i = 0; i < registry_len; i++) {
+        if (registry[i] == s) {
+            registry[i] = registry[--registry_len];
+            found = 1;
+            break;
+        }
+    }
+    if (!registry_len) {
+        free(registry);
+        registry = NULL;
+        registry_cap = 0;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}
+
+/* ------------------------------------------------------- call guard
+ * Every data call counts itself in `active`; close waits for it to drain. */
+static int enter(kvt_store *s, const char *fn)
+{
+    kvt__err_clear();
+    if (!s)
+        return kvt__err(KVT_ENULL, "%s: store is NULL", fn);
+    if (s->magic != KVT_STORE_MAGIC)
+        return kvt__err(KVT_ECLOSED, "%s: not an open store", fn);
+    atomic_fetch_add_explicit(&s->active, 1, memory_order_acq_rel);
+    if (atomic_load_explicit(&s->closing, memory_order_acquire)) {
+        atomic_fetch_sub_explicit(&s->active, 1, memory_order_acq_rel);
+        return kvt__err(KVT_ECLOSED, "%s: store is closing", fn);
+    }
+    return 0;
+}
+
+static int leave_call(kvt_store *s, int rc)
+{
+    atomic_fetch_sub_explicit(&s->active, 1, memory_order_acq_rel);
+    return rc;
+}
+
+int kvt_open(kvt_config *cfg, kvt_store **out)
+{
+    kvt__err_clear();
+    if (!cfg || !out)
+        return kvt__err(KVT_ENULL, "kvt_open: %s is NULL", cfg ? "out" : "config");
+    kvt_store *s;
+    int rc = kvt__store_open(cfg, &s);
+    if (rc)
+        return rc;
+    if (registry_add(s)) {
+        kvt__store_close(s);
+        return kvt__err(KVT_ENOMEM, "kvt_open: store registry");
+    }
+    cfg->frozen = 1;
+    *out = s;
+    return 0;
+}
+
+int kvt_close(kvt_store *s)
+{
+    kvt__err_clear();
+    if (!s)
+        return 0;
+    if (!registry_take(s))
+        return kvt__err(KVT_ECLOSED, "kvt_close: %p is not an open store (closed twice?)",
+                        (void *)s);
+    atomic_store_explicit(&s->closing, 1, memory_order_release);
+    while (atomic_load_explicit(&s->active, memory_order_acquire))
+        sched_yield();
+    kvt__store_close(s);
+    return 0;
+}
+
+int kvt_tier_available(kvt_store *s, kvt_tier tier)
+{
+    int rc = enter(s, "kvt_tier_available");
+    if (rc)
+        return rc;
+    if ((unsigned)tier >= KVT_TIER_COUNT)
+        rc = kvt__err(KVT_EINVAL, "kvt_tier_available: unknown tier %d", (int)tier);
+    else if (s->tier_unavailable[tier])
+        rc = kvt__err(KVT_ENODEV, "tier %d is configured but unavailable here", (int)tier);
+    else
+        rc = s->tier[tier].on;
+    return leave_call(s, rc);
+}
+
+uint64_t kvt_clock_now(kvt_store *s)
+{
+    if (enter(s, "kvt_clock_now"))
+        return 0;
+    return (uint64_t)leave_call(s, 0) + kvt__store_now(s);
+}
+
+int kvt_clock_set(kvt_store *s, uint64_t now_ns)
+{
+    int rc = enter(s, "kvt_clock_set");
+    if (rc)
+        return rc;
+    if (!s->manual_clock)
+        return leave_call(s, kvt__err(KVT_ENOTSUP, "kvt_clock_set: store has no manual clock"));
+    uint64_t cur = atomic_load_explicit(&s->manual_now, memory_order_acquire);
+    do {
+        if (now_ns < cur)
+            return leave_call(s, kvt__err(KVT_EINVAL, "kvt_clock_set: time may not go back"));
+    } while (!atomic_compare_exchange_weak(&s->manual_now, &cur, now_ns));
+    return leave_call(s, 0);
+}
+
+int kvt_expire(kvt_store *s)
+{
+    int rc = enter(s, "kvt_expire");
+    if (rc)
+        return rc;
+    return leave_call(s, kvt__store_expire(s));
+}
+
+static int check_keys(const kvt_key *keys, size_t n, const char *fn)
+{
+    if (!keys)
+        return kvt__err(KVT_ENULL, "%s: keys is NULL", fn);
+    if (n == 0 || n > (size_t)INT32_MAX)
+        return kvt__err(KVT_ESIZE, "%s: %zu keys", fn, n);
+    return 0;
+}
+
+int kvt_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers, uint32_t lease_ms)
+{
+    int rc = enter(s, "kvt_lookup");
+    if (rc)
+        return rc;
+    if ((rc = check_keys(keys, n, "kvt_lookup")))
+        return leave_call(s, rc);
+    if (lease_ms > INT32_MAX)
+        return leave_call(s, kvt__err(KVT_ESIZE, "kvt_lookup: lease %u ms is too long", lease_ms));
+    return leave_call(s, kvt__store_lookup(s, keys, n, tiers, lease_ms));
+}
+
+int kvt_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms)
+{
+    int rc = enter(s, "kvt_pin");
+    if (rc)
+        return rc;
+    if ((rc = check_keys(keys, n, "kvt_pin")))
+        return leave_call(s, rc);
+    if (lease_ms == 0 || lease_ms > INT32_MAX)
+        return leave_call(s, kvt__err(KVT_ESIZE, "kvt_pin: lease of %u ms", lease_ms));
+    return leave_call(s, kvt__store_pin(s, keys, n, lease_ms));
+}
+
+int kvt_release(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
+{
+    int rc = enter(s, "kvt_release");
+    if (rc)
+        return rc;
+    if ((rc = check_keys(keys, n, "kvt_release")))
+        return leave_call(s, rc);
+    return leave_call(s, kvt__store_release(s, keys, n, status));
+}
+
+static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                    const kvt_io_opts *o, const char *fn)
+{
+    int rc = check_keys(keys, n, fn);
+    if (rc)
+        return rc;
+    if (!ptrs)
+        return kvt__err(KVT_ENULL, "%s: ptrs is NULL", fn);
+    if (n > SIZE_MAX / s->frags)
+        return kvt__err(KVT_ESIZE, "%s: %zu blocks", fn, n);
+    for (size_t i = 0; i < n * s->frags; i++)
+        if (!ptrs[i])
+            return kvt__err(KVT_ENULL, "%s: fragment pointer %zu (block %zu, fragment %zu) is NULL",
+                            fn, i, i / s->frags, i % s->frags);
+    if (o) {
+        if (o->size < offsetof(kvt_io_opts, status) + sizeof o->status)
+            return kvt__err(KVT_EINVAL, "%s: opts->size %u is too small (set it to sizeof(kvt_io_opts))",
+                            fn, o->size);
+        if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
+            return kvt__err(KVT_EINVAL, "%s: unknown memory kind %u", fn, o->mem_kind);
+        if (o->mem_kind == KVT_MEM_CUDA && !KVT_HAVE_CUDA)
+            return kvt__err(KVT_EMEMKIND, "%s: device pointers need a CUDA build", fn);
+        if (o->mem_kind == KVT_MEM_CUDA)
+            return kvt__err(KVT_EMEMKIND, "%s: device pointers are not supported yet", fn);
+        if (o->frags && o->frags != s->frags)
+            return kvt__err(KVT_EFRAGS, "%s: %u fragments per block given, the store has %u", fn,
+                            o->frags, s->frags);
+    }
+    return 0;
+}
+
+static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *ptrs,
+              const kvt_io_opts *o, kvt_ticket *ticket, const char *fn)
+{
+    int rc = enter(s, fn);
+    if (rc)
+        return rc;
+    if ((rc = check_io(s, keys, n, ptrs, o, fn)))
+        return leave_call(s, rc);
+    if (ticket)
+        rc = kvt__workers_submit(s->workers, op, keys, n, ptrs, o, ticket);
+    else if (op == KVT_JOB_PUT)
+        rc = kvt__store_put(s, keys, n, ptrs, o);
+    else
+        rc = kvt__store_get(s, keys, n, ptrs, o);
+    return leave_call(s, rc);
+}
+
+int kvt_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+            const kvt_io_opts *o, kvt_ticket *ticket)
+{
+    return io(s, KVT_JOB_PUT, keys, n, ptrs, o, ticket, "kvt_put");
+}
+
+int kvt_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+            const kvt_io_opts *o, kvt_ticket *ticket)
+{
+    return io(s, KVT_JOB_GET, keys, n, ptrs, o, ticket, "kvt_get");
+}
+
+int kvt_remove(kvt_store *s, const kvt_key *keys, size_t n)
+{
+    int rc = enter(s, "kvt_remove");
+    if (rc)
+        return rc;
+    if ((rc = check_keys(keys, n, "kvt_remove")))
+        return leave_call(s, rc);
+    return leave_call(s, kvt__store_remove(s, keys, n));
+}
+
+int kvt_wait(kvt_store *s, kvt_ticket ticket, int timeout_ms)
+{
+    int rc = enter(s, "kvt_wait");
+    if (rc)
+        return rc;
+    return leave_call(s, kvt__workers_wait(s->workers, ticket, timeout_ms < 0 ? -1 : timeout_ms));
+}
+
+int kvt_poll(kvt_store *s, kvt_ticket ticket)
+{
+    int rc = enter(s, "kvt_poll");
+    if (rc)
+        return rc;
+    rc = kvt__workers_wait(s->workers, ticket, 0);
+    return leave_call(s, rc == KVT_ETIMEDOUT ? KVT_EINPROGRESS : rc);
+}
+
+int kvt_eventfd(kvt_store *s)
+{
+    int rc = enter(s, "kvt_eventfd");
+    if (rc)
+        return rc;
+    return leave_call(s, kvt__workers_eventfd(s->workers));
+}
+
+int kvt_stats(kvt_store *s, kvt_stat_fn fn, void *user)
+{
+    int rc = enter(s, "kvt_stats");
+    if (rc)
+        return rc;
+    if (!fn)
+        return leave_call(s, kvt__err(KVT_ENULL, "kvt_stats: callback is NULL"));
+    return leave_call(s, kvt__store_stats(s, fn, user));
+}
+
+typedef struct stat_query {
+    const char *name;
+    uint64_t value;
+    int found;
+} stat_query;
+
+static void match_stat(const char *name, uint64_t value, void *user)
+{
+    stat_query *q = user;
+    if (!q->found && strcmp(name, q->name) == 0) {
+        q->value = value;
+        q->found = 1;
+    }
+}
+
+int kvt_stat(kvt_store *s, const char *name, uint64_t *value)
+{
+    int rc = enter(s, "kvt_stat");
+    if (rc)
+        return rc;
+    if (!name || !value)
+        return leave_call(s, kvt__err(KVT_ENULL, "kvt_stat: %s is NULL", name ? "value" : "name"));
+    stat_query q = {.name = name};
+    kvt__store_stats(s, match_stat, &q);
+    if (!q.found)
+        return leave_call(s, kvt__err(KVT_ENOENT, "kvt_stat: no statistic named \"%s\"", name));
+    *value = q.value;
+    return leave_call(s, 0);
+}

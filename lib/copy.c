@@ -1,2 +1,299 @@
-/* placeholder: being written */
-typedef int kvt__placeholder_copy;
+/* copy.c — the copier: a persistent pool that splits large copy batches across threads. */
+#include "copy.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A part smaller than this is not worth a helper's wake-up. */
+#define MIN_PART_BYTES ((size_t)256 << 10)
+#define TOUCH_UNIT ((size_t)2 << 20)
+#define CACHE_LINE 64
+
+typedef struct job job;
+struct job {
+    void (*part)(const job *j, unsigned k);
+    unsigned nparts;
+    /* copy */
+    const kvt__copy_op *ops;
+    size_t n;
+    size_t total;
+    /* touch */
+    char *mem;
+    size_t len;
+    size_t page;
+};
+
+struct kvt__copier {
+    unsigned nthreads; /* participants, the caller included */
+    unsigned started;  /* helpers running */
+    /* Held by the caller whose batch the helpers work on. Callers that find
+     * it taken copy inline (see kvt__copier_run). */
+    pthread_mutex_t busy;
+    pthread_mutex_t lock; /* guards the fields below */
+    pthread_cond_t wake;  /* helpers: a new job or stop */
+    pthread_cond_t done;  /* the caller: pending reached 0 */
+    uint64_t generation;
+    unsigned pending;
+    int stopping;
+    const job *current;
+    _Atomic uint64_t pooled;
+    _Atomic uint64_t busy_inline;
+    struct helper {
+        kvt__copier *c;
+        unsigned index;
+        pthread_t thread;
+    } *helpers;
+};
+
+/* ------------------------------------------------------------------ parts */
+
+typedef struct {
+    size_t op;
+    size_t off;
+} cursor;
+
+/* Where part k of nparts begins: byte total*k/nparts of the concatenated ops,
+ * moved forward to the next 64-byte aligned destination address so that two
+ * threads never write the same cache line. Every participant computes the
+ * same boundaries, so parts meet exactly without sharing state. */
+static cursor boundary(const job *j, unsigned k)
+{
+    cursor c = {0, 0};
+    if (k == 0)
+        return c;
+    if (k >= j->nparts) {
+        c.op = j->n;
+        return c;
+    }
+    /* total * k / nparts without overflow */
+    size_t q = j->total / j->nparts, r = j->total % j->nparts;
+    size_t g = q * k + r * k / j->nparts;
+    while (c.op < j->n && g >= j->ops[c.op].len) {
+        g -= j->ops[c.op].len;
+        c.op++;
+    }
+    if (c.op == j->n)
+        return c;
+    uintptr_t at = (uintptr_t)j->ops[c.op].dst + g;
+    g += (CACHE_LINE - (at & (CACHE_LINE - 1))) & (CACHE_LINE - 1);
+    if (g >= j->ops[c.op].len) {
+        c.op++;
+        g = 0;
+    }
+    c.off = g;
+    return c;
+}
+
+static void copy_part(const job *j, unsigned k)
+{
+    cursor from = boundary(j, k), to = boundary(j, k + 1);
+    for (size_t i = from.op; i < j->n && i <= to.op; i++) {
+        size_t a = i == from.op ? from.off : 0;
+        size_t b = i == to.op ? to.off : j->ops[i].len;
+        if (b > a)
+            memcpy((char *)j->ops[i].dst + a, (const char *)j->ops[i].src + a, b - a);
+    }
+}
+
+static void touch_part(const job *j, unsigned k)
+{
+    size_t units = (j->len + TOUCH_UNIT - 1) / TOUCH_UNIT;
+    size_t a = units * k / j->nparts * TOUCH_UNIT;
+    size_t b = units * (k + 1) / j->nparts * TOUCH_UNIT;
+    if (b > j->len)
+        b = j->len;
+    volatile char *mem = j->mem;
+    for (size_t at = a; at < b; at += j->page)
+        mem[at] = 0;
+}
+
+/* ---------------------------------------------------------------- threads */
+
+static void *helper_main(void *arg)
+{
+    struct helper *h = arg;
+    kvt__copier *c = h->c;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        while (!c->stopping && c->generation == seen)
+            pthread_cond_wait(&c->wake, &c->lock);
+        if (c->stopping)
+            break;
+        seen = c->generation;
+        const job *j = c->current;
+        pthread_mutex_unlock(&c->lock);
+        if (h->index < j->nparts)
+            j->part(j, h->index);
+        pthread_mutex_lock(&c->lock);
+        if (--c->pending == 0)
+            pthread_cond_signal(&c->done);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* Runs part 0 here and parts 1.. on the helpers; the busy mutex is held. */
+static void run_on_pool(kvt__copier *c, const job *j)
+{
+    pthread_mutex_lock(&c->lock);
+    c->current = j;
+    c->pending = c->started;
+    c->generation++;
+    pthread_cond_broadcast(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+
+    j->part(j, 0);
+
+    pthread_mutex_lock(&c->lock);
+    while (c->pending)
+        pthread_cond_wait(&c->done, &c->lock);
+    c->current = NULL;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void stop_helpers(kvt__copier *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->stopping = 1;
+    pthread_cond_broadcast(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    for (unsigned i = 0; i < c->started; i++)
+        pthread_join(c->helpers[i].thread, NULL);
+    c->started = 0;
+}
+
+kvt__copier *kvt__copier_new(unsigned nthreads)
+{
+    if (nthreads == 0)
+        nthreads = 1;
+    kvt__copier *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->nthreads = nthreads;
+    if (nthreads > 1) {
+        c->helpers = calloc(nthreads - 1, sizeof *c->helpers);
+        if (!c->helpers) {
+            free(c);
+            return NULL;
+        }
+    }
+    pthread_mutex_init(&c->busy, NULL);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->wake, NULL);
+    pthread_cond_init(&c->done, NULL);
+
+    /* Helpers block every signal so that the application's handlers run on
+     * its own threads, as they would without this library. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int failed = 0;
+    for (unsigned i = 0; i + 1 < nthreads; i++) {
+        struct helper *h = &c->helpers[i];
+        h->c = c;
+        h->index = i + 1;
+        if (pthread_create(&h->thread, NULL, helper_main, h) != 0) {
+            failed = 1;
+            break;
+        }
+        pthread_setname_np(h->thread, "kvt-copy");
+        c->started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (failed) {
+        kvt__copier_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void kvt__copier_free(kvt__copier *c)
+{
+    if (!c)
+        return;
+    stop_helpers(c);
+    pthread_cond_destroy(&c->done);
+    pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->busy);
+    free(c->helpers);
+    free(c);
+}
+
+unsigned kvt__copier_threads(const kvt__copier *c)
+{
+    return c ? c->nthreads : 1;
+}
+
+void kvt__copier_counts(const kvt__copier *c, uint64_t *pooled, uint64_t *busy)
+{
+    if (pooled)
+        *pooled = c ? atomic_load_explicit(&c->pooled, memory_order_relaxed) : 0;
+    if (busy)
+        *busy = c ? atomic_load_explicit(&c->busy_inline, memory_order_relaxed) : 0;
+}
+
+static void copy_inline(const kvt__copy_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].len)
+            memcpy(ops[i].dst, ops[i].src, ops[i].len);
+}
+
+void kvt__copier_run(kvt__copier *c, const kvt__copy_op *ops, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += ops[i].len;
+    if (!c || c->nthreads < 2 || total < KVT__COPY_INLINE_BYTES) {
+        copy_inline(ops, n);
+        return;
+    }
+    size_t parts = total / MIN_PART_BYTES;
+    job j = {.part = copy_part,
+             .nparts = parts < c->nthreads ? (unsigned)parts : c->nthreads,
+             .ops = ops,
+             .n = n,
+             .total = total};
+    if (j.nparts < 2) {
+        copy_inline(ops, n);
+        return;
+    }
+    /* The helpers already working for another caller, this caller copies its
+     * own batch itself instead of queueing behind that batch: both batches
+     * then progress at once, no core idles while work is waiting, and the
+     * second caller's latency does not include the first's copy. Copies are
+     * bound by memory bandwidth, which the extra thread shares rather than
+     * wastes. */
+    if (pthread_mutex_trylock(&c->busy) != 0) {
+        atomic_fetch_add_explicit(&c->busy_inline, 1, memory_order_relaxed);
+        copy_inline(ops, n);
+        return;
+    }
+    atomic_fetch_add_explicit(&c->pooled, 1, memory_order_relaxed);
+    run_on_pool(c, &j);
+    pthread_mutex_unlock(&c->busy);
+}
+
+void kvt__copier_touch(kvt__copier *c, void *mem, size_t len, size_t page)
+{
+    if (!mem || !len)
+        return;
+    job j = {.part = touch_part, .nparts = 1, .mem = mem, .len = len,
+             .page = page ? page : 4096};
+    size_t units = (len + TOUCH_UNIT - 1) / TOUCH_UNIT;
+    if (c && c->nthreads > 1 && units > 1)
+        j.nparts = units < c->nthreads ? (unsigned)units : c->nthreads;
+    if (j.nparts < 2) {
+        touch_part(&j, 0);
+        return;
+    }
+    pthread_mutex_lock(&c->busy);
+    run_on_pool(c, &j);
+    pthread_mutex_unlock(&c->busy);
+}

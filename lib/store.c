@@ -1,2 +1,1201 @@
-/* placeholder: being written */
-typedef int kvt__placeholder_store;
+/* store.c — placement across tiers: puts, gets, eviction, demotion, promotion, TTL, pins. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "kvt_build_config.h"
+#include "worker.h"
+
+#define NS_PER_MS 1000000ull
+#define NS_PER_S 1000000000ull
+
+static const char *const tier_names[KVT_TIER_COUNT] = {"hbm", "dram", "nvme"};
+
+#define CNT(p, field) atomic_fetch_add_explicit(&(p)->field, 1, memory_order_relaxed)
+#define ADD(p, field, v) atomic_fetch_add_explicit(&(p)->field, (v), memory_order_relaxed)
+
+/* ------------------------------------------------------------------ time */
+
+uint64_t kvt__store_now(kvt_store *s)
+{
+    if (s->manual_clock)
+        return atomic_load_explicit(&s->manual_now, memory_order_acquire);
+    if (s->clock)
+        return s->clock(s->clock_user);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* Store-relative milliseconds and seconds, for the 32-bit deadlines in
+ * entries. Compared with wrap-safe differences, so they stay exact for
+ * leases shorter than 24 days and retentions shorter than 68 years. */
+static uint32_t rel_ms(const kvt_store *s, uint64_t now)
+{
+    return (uint32_t)((now - s->epoch_ns) / NS_PER_MS);
+}
+
+static uint32_t rel_s(const kvt_store *s, uint64_t now)
+{
+    return (uint32_t)((now - s->epoch_ns) / NS_PER_S);
+}
+
+static int pinned(kvt_store *s, kvt_entry *e, uint64_t now)
+{
+    if (!e->pins)
+        return 0;
+    if ((int32_t)(e->pin_deadline_ms - rel_ms(s, now)) > 0)
+        return 1;
+    e->pins = 0; /* the lease ran out: it releases itself */
+    CNT(&s->st, lease_expired);
+    return 0;
+}
+
+static int retained(kvt_store *s, const kvt_entry *e, uint64_t now)
+{
+    return e->retain_until_s && (int32_t)(e->retain_until_s - rel_s(s, now)) > 0;
+}
+
+static int readable(const kvt_entry *e, int t)
+{
+    return e->res[t] == KVT_RES_READY || e->res[t] == KVT_RES_LEAVING;
+}
+
+/* The fastest tier a block can be read from, or -1. */
+static int fastest(const kvt_entry *e)
+{
+    for (int t = 0; t < KVT_TIER_COUNT; t++)
+        if (readable(e, t))
+            return t;
+    return -1;
+}
+
+/* ------------------------------------------------------------ idle lists */
+
+static void update_next_expiry(kvt_tier_rt *tr)
+{
+    uint64_t next = UINT64_MAX;
+    if (tr->idle_head != KVT_NO_SLOT)
+        next = tr->idle_stamp[tr->idle_head] + tr->ttl_ns;
+    atomic_store_explicit(&tr->next_expiry, next, memory_order_release);
+}
+
+static void idle_push(kvt_tier_rt *tr, uint32_t slot, uint64_t stamp)
+{
+    if (!tr->ttl_ns)
+        return;
+    tr->idle_stamp[slot] = stamp;
+    tr->idle_next[slot] = KVT_NO_SLOT;
+    tr->idle_prev[slot] = tr->idle_tail;
+    if (tr->idle_tail != KVT_NO_SLOT)
+        tr->idle_next[tr->idle_tail] = slot;
+    else
+        tr->idle_head = slot;
+    tr->idle_tail = slot;
+    if (tr->idle_head == slot)
+        update_next_expiry(tr);
+}
+
+static void idle_remove(kvt_tier_rt *tr, uint32_t slot)
+{
+    if (!tr->ttl_ns)
+        return;
+    uint32_t p = tr->idle_prev[slot], n = tr->idle_next[slot];
+    int was_head = tr->idle_head == slot;
+    if (p != KVT_NO_SLOT)
+        tr->idle_next[p] = n;
+    else
+        tr->idle_head = n;
+    if (n != KVT_NO_SLOT)
+        tr->idle_prev[n] = p;
+    else
+        tr->idle_tail = p;
+    if (was_head)
+        update_next_expiry(tr);
+}
+
+/* --------------------------------------------------------- slots, moves */
+
+/* Gives a slot back to its tier. Persistent tiers forget it on media first,
+ * so that a dropped or removed block does not come back after a restart. */
+static void release_slot(kvt_store *s, int t, uint32_t slot, int discard)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    if (discard && tr->ops->discard)
+        tr->ops->discard(tr->impl, slot);
+    pthread_mutex_lock(&tr->lock);
+    tr->free_slots[tr->nfree++] = slot;
+    pthread_mutex_unlock(&tr->lock);
+}
+
+/* Frees the entry when no tier holds or is filling it. Shard lock held. */
+static int entry_unused(kvt_index *ix, kvt_shard *sh, uint32_t id)
+{
+    kvt_entry *e = kvt__index_entry(ix, id);
+    if (kvt__entry_resident(e))
+        return 0;
+    kvt__index_unlink(ix, sh, id);
+    return 1;
+}
+
+/* Drops reader ref on tier t of entry id; the last reader of a zombie slot
+ * frees it. */
+static void unref(kvt_store *s, uint32_t id, int t)
+{
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    uint32_t slot = KVT_NO_SLOT;
+    int free_entry = 0;
+    pthread_mutex_lock(&sh->lock);
+    if (--e->refs[t] == 0 && e->res[t] == KVT_RES_ZOMBIE) {
+        slot = e->slot[t];
+        e->slot[t] = KVT_NO_SLOT;
+        e->res[t] = KVT_RES_NONE;
+        free_entry = entry_unused(&s->ix, sh, id);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    if (free_entry)
+        kvt__index_free(&s->ix, id);
+    if (slot != KVT_NO_SLOT)
+        release_slot(s, t, slot, 1);
+}
+
+/* Copies a block between two tiers' slots: straight from host-addressable
+ * slot memory when either side has it, else through a bounce buffer. */
+static int copy_between(kvt_store *s, int from, uint32_t fslot, int to, uint32_t tslot,
+                        const kvt_key *key)
+{
+    kvt_tier_rt *a = &s->tier[from], *b = &s->tier[to];
+    if (a->ops->caps & KVT_TCAP_HOST_PTR) {
+        void *src = a->ops->slot_ptr(a->impl, fslot);
+        kvt_xfer x = {.slot = tslot, .nfrags = 1, .frags = &src, .key = *key};
+        return b->ops->write(b->impl, &x, 1, KVT_MEM_HOST);
+    }
+    if (b->ops->caps & KVT_TCAP_HOST_PTR) {
+        void *dst = b->ops->slot_ptr(b->impl, tslot);
+        kvt_xfer x = {.slot = fslot, .nfrags = 1, .frags = &dst, .key = *key};
+        return a->ops->read(a->impl, &x, 1, KVT_MEM_HOST);
+    }
+    void *bounce = NULL;
+    if (posix_memalign(&bounce, 4096, s->block_bytes))
+        return KVT_ENOMEM;
+    kvt_xfer x = {.slot = fslot, .nfrags = 1, .frags = &bounce, .key = *key};
+    int rc = a->ops->read(a->impl, &x, 1, KVT_MEM_HOST);
+    if (rc == 0) {
+        x.slot = tslot;
+        rc = b->ops->write(b->impl, &x, 1, KVT_MEM_HOST);
+    }
+    free(bounce);
+    return rc;
+}
+
+/* The slot in tier t of entry `parent`, when it is there. */
+static uint32_t parent_slot(kvt_store *s, uint32_t parent, int t)
+{
+    if (parent == KVT_NO_ENTRY)
+        return KVT_NO_SLOT;
+    kvt_entry *p = kvt__index_entry(&s->ix, parent);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &p->key);
+    uint32_t slot = KVT_NO_SLOT;
+    pthread_mutex_lock(&sh->lock);
+    if (p->res[t] == KVT_RES_READY)
+        slot = p->slot[t];
+    pthread_mutex_unlock(&sh->lock);
+    return slot;
+}
+
+/* Makes a filled slot visible: first to the tier's policy and idle list,
+ * then to readers. In that order, a block is never READY without being
+ * known to the policy, so whoever turns it LEAVING can always remove it. */
+static void publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    pthread_mutex_lock(&sh->lock);
+    uint32_t parent = e->parent;
+    e->slot[t] = slot;
+    pthread_mutex_unlock(&sh->lock);
+    uint32_t pslot = parent_slot(s, parent, t);
+
+    pthread_mutex_lock(&tr->lock);
+    if (pslot != KVT_NO_SLOT && tr->slot_entry[pslot] != parent)
+        pslot = KVT_NO_SLOT; /* moved on since we looked */
+    tr->slot_entry[slot] = id;
+    tr->pol->insert(tr->pst, slot, pslot, kvt__key_hash(&e->key));
+    idle_push(tr, slot, now);
+    pthread_mutex_unlock(&tr->lock);
+
+    pthread_mutex_lock(&sh->lock);
+    e->res[t] = KVT_RES_READY;
+    pthread_mutex_unlock(&sh->lock);
+}
+
+/* Undoes a FILLING reservation that never got its bytes. */
+static void unfill(kvt_store *s, uint32_t id, int t)
+{
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    pthread_mutex_lock(&sh->lock);
+    e->res[t] = KVT_RES_NONE;
+    e->slot[t] = KVT_NO_SLOT;
+    int free_entry = entry_unused(&s->ix, sh, id);
+    pthread_mutex_unlock(&sh->lock);
+    if (free_entry)
+        kvt__index_free(&s->ix, id);
+}
+
+static uint32_t take_slot(kvt_store *s, int t);
+
+/* Copies entry id's block from tier t (LEAVING, slot `from`) into tier n,
+ * unless n already holds or is getting it. */
+static void demote(kvt_store *s, uint32_t id, int t, uint32_t from, int n)
+{
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    pthread_mutex_lock(&sh->lock);
+    int go = e->res[n] == KVT_RES_NONE;
+    if (go)
+        e->res[n] = KVT_RES_FILLING;
+    pthread_mutex_unlock(&sh->lock);
+    if (!go)
+        return;
+    kvt_tier_rt *nr = &s->tier[n];
+    uint32_t slot = take_slot(s, n);
+    if (slot == KVT_NO_SLOT) {
+        unfill(s, id, n);
+        CNT(&s->tier[t].st, dropped);
+        return;
+    }
+    if (copy_between(s, t, from, n, slot, &e->key)) {
+        CNT(&nr->st, io_errors);
+        CNT(&s->tier[t].st, dropped);
+        release_slot(s, n, slot, 1);
+        unfill(s, id, n);
+        return;
+    }
+    ADD(&nr->st, bytes_in, s->block_bytes);
+    CNT(&nr->st, demotions_in);
+    publish(s, id, n, slot, kvt__store_now(s));
+}
+
+/* Entry id leaves tier t, where it was LEAVING at `slot` (already out of the
+ * policy and idle list): demoted when asked and possible, then detached.
+ * Returns 1 when the slot is free for the caller, 0 when readers still hold
+ * it (the last of them frees it). */
+static int leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demote_it)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    if (demote_it && tr->below >= 0)
+        demote(s, id, t, slot, tr->below);
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    pthread_mutex_lock(&sh->lock);
+    int freed = e->refs[t] == 0;
+    if (freed) {
+        e->res[t] = KVT_RES_NONE;
+        e->slot[t] = KVT_NO_SLOT;
+    } else {
+        e->res[t] = KVT_RES_ZOMBIE;
+    }
+    int gone = entry_unused(&s->ix, sh, id);
+    pthread_mutex_unlock(&sh->lock);
+    if (gone)
+        kvt__index_free(&s->ix, id);
+    if (!demote_it || tr->below < 0 || gone)
+        CNT(&tr->st, dropped);
+    return freed;
+}
+
+/* Whether a block may be pushed out of tier t now. Shard lock held. */
+static int evictable(kvt_store *s, kvt_entry *e, int t, uint64_t now)
+{
+    return e->res[t] == KVT_RES_READY && e->refs[t] == 0 && !pinned(s, e, now) &&
+           !retained(s, e, now);
+}
+
+/* A free slot of tier t, evicting (and demoting) a victim when the tier is
+ * full, or KVT_NO_SLOT when every candidate is pinned, retained or busy. */
+static uint32_t take_slot(kvt_store *s, int t)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    for (int round = 0; round < 64; round++) {
+        pthread_mutex_lock(&tr->lock);
+        if (tr->nfree) {
+            uint32_t slot = tr->free_slots[--tr->nfree];
+            pthread_mutex_unlock(&tr->lock);
+            return slot;
+        }
+        uint64_t now = kvt__store_now(s);
+        uint32_t victim = KVT_NO_SLOT, id = KVT_NO_ENTRY;
+        for (uint32_t tries = 0; tries <= tr->nslots; tries++) {
+            uint32_t v = tr->pol->victim(tr->pst);
+            if (v == KVT_NO_SLOT)
+                break;
+            uint32_t vid = tr->slot_entry[v];
+            kvt_entry *e = kvt__index_entry(&s->ix, vid);
+            kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+            pthread_mutex_lock(&sh->lock);
+            int ok = evictable(s, e, t, now);
+            if (ok)
+                e->res[t] = KVT_RES_LEAVING;
+            pthread_mutex_unlock(&sh->lock);
+            if (!ok) {
+                tr->pol->skip(tr->pst, v);
+                continue;
+            }
+            tr->pol->remove(tr->pst, v);
+            idle_remove(tr, v);
+            tr->slot_entry[v] = KVT_NO_ENTRY;
+            victim = v;
+            id = vid;
+            break;
+        }
+        pthread_mutex_unlock(&tr->lock);
+        if (victim == KVT_NO_SLOT) {
+            CNT(&tr->st, full);
+            return KVT_NO_SLOT;
+        }
+        CNT(&tr->st, evictions);
+        if (leave(s, id, t, victim, tr->victims == KVT_VICTIM_DEMOTE))
+            return victim;
+        /* A reader still holds the victim's slot; it will free it. Go again. */
+    }
+    CNT(&tr->st, full);
+    return KVT_NO_SLOT;
+}
+
+/* ---------------------------------------------------------------- expiry */
+
+static int expire_tier(kvt_store *s, int t, uint64_t now)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    int n = 0;
+    if (!tr->ttl_ns || now <= atomic_load_explicit(&tr->next_expiry, memory_order_acquire))
+        return 0;
+    pthread_mutex_lock(&tr->lock);
+    while (tr->idle_head != KVT_NO_SLOT && now - tr->idle_stamp[tr->idle_head] > tr->ttl_ns) {
+        uint32_t v = tr->idle_head;
+        uint32_t id = tr->slot_entry[v];
+        kvt_entry *e = kvt__index_entry(&s->ix, id);
+        kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+        pthread_mutex_lock(&sh->lock);
+        int ok = evictable(s, e, t, now);
+        if (ok)
+            e->res[t] = KVT_RES_LEAVING;
+        pthread_mutex_unlock(&sh->lock);
+        if (!ok) {
+            /* Pinned, retained or being read: its idle time starts again. */
+            idle_remove(tr, v);
+            idle_push(tr, v, now);
+            continue;
+        }
+        tr->pol->remove(tr->pst, v);
+        idle_remove(tr, v);
+        tr->slot_entry[v] = KVT_NO_ENTRY;
+        pthread_mutex_unlock(&tr->lock);
+        CNT(&tr->st, expirations);
+        n++;
+        if (leave(s, id, t, v, tr->victims == KVT_VICTIM_DEMOTE))
+            release_slot(s, t, v, 1);
+        pthread_mutex_lock(&tr->lock);
+    }
+    pthread_mutex_unlock(&tr->lock);
+    return n;
+}
+
+int kvt__store_expire(kvt_store *s)
+{
+    uint64_t now = kvt__store_now(s);
+    int n = 0;
+    for (int t = 0; t < KVT_TIER_COUNT; t++)
+        if (s->tier[t].on)
+            n += expire_tier(s, t, now);
+    return n;
+}
+
+/* ---------------------------------------------------------------- lookup */
+
+int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers,
+                      uint32_t lease_ms)
+{
+    kvt__store_expire(s);
+    uint64_t now = kvt__store_now(s);
+    uint32_t deadline = rel_ms(s, now) + lease_ms;
+    size_t h = 0;
+    CNT(&s->st, lookups);
+    ADD(&s->st, lookup_blocks, n);
+    for (size_t i = 0; i < n && i < 8; i++)
+        kvt__index_prefetch(&s->ix, &keys[i]);
+    for (; h < n; h++) {
+        if (h + 8 < n)
+            kvt__index_prefetch(&s->ix, &keys[h + 8]);
+        kvt_shard *sh = kvt__index_shard(&s->ix, &keys[h]);
+        pthread_mutex_lock(&sh->lock);
+        uint32_t id = kvt__index_find(&s->ix, sh, &keys[h]);
+        int t = -1;
+        if (id != KVT_NO_ENTRY) {
+            kvt_entry *e = kvt__index_entry(&s->ix, id);
+            t = fastest(e);
+            if (t >= 0 && lease_ms) {
+                if (!pinned(s, e, now) || (int32_t)(deadline - e->pin_deadline_ms) > 0)
+                    e->pin_deadline_ms = deadline;
+                if (e->pins < UINT16_MAX)
+                    e->pins++;
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+        if (t < 0)
+            break;
+        if (tiers)
+            tiers[h] = (uint8_t)t;
+    }
+    if (tiers)
+        for (size_t i = h; i < n; i++)
+            tiers[i] = KVT_TIER_NONE;
+    ADD(&s->st, lookup_hit_blocks, h);
+    if (lease_ms)
+        ADD(&s->st, pins, h);
+    return (int)h;
+}
+
+int kvt__store_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms)
+{
+    kvt__store_expire(s);
+    /* All or nothing: pin as we go, and undo on the first absent key. */
+    int h = kvt__store_lookup(s, keys, n, NULL, lease_ms);
+    if (h < 0 || (size_t)h == n)
+        return h;
+    kvt__store_release(s, keys, (size_t)h, NULL);
+    char hex[33];
+    kvt_key_hex(&keys[h], hex);
+    return kvt__err(KVT_ENOENT, "kvt_pin: key %d (%s) is not held; nothing pinned", h, hex);
+}
+
+int kvt__store_release(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
+{
+    uint64_t now = kvt__store_now(s);
+    int released = 0;
+    for (size_t i = 0; i < n; i++) {
+        kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
+        pthread_mutex_lock(&sh->lock);
+        uint32_t id = kvt__index_find(&s->ix, sh, &keys[i]);
+        int ok = 0;
+        if (id != KVT_NO_ENTRY) {
+            kvt_entry *e = kvt__index_entry(&s->ix, id);
+            if (pinned(s, e, now)) {
+                e->pins--;
+                ok = 1;
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+        released += ok;
+        if (status)
+            status[i] = ok ? 0 : KVT_ENOTPINNED;
+    }
+    return released;
+}
+
+/* -------------------------------------------------------------- put, get */
+
+static void frag_ptrs(const kvt_store *s, void *const *ptrs, size_t i, kvt_xfer *x)
+{
+    x->nfrags = s->frags;
+    x->frags = ptrs + i * s->frags;
+}
+
+static int32_t xfer_code(int32_t status, int fallback)
+{
+    return status ? status : fallback;
+}
+
+/* Bumps recency and idle time of blocks just read from tier t. */
+static void touch_all(kvt_store *s, int t, const uint32_t *ids, const uint32_t *slots,
+                      size_t n, uint64_t now)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    pthread_mutex_lock(&tr->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (tr->slot_entry[slots[i]] != ids[i])
+            continue; /* left the policy meanwhile */
+        tr->pol->touch(tr->pst, slots[i]);
+        if (tr->ttl_ns) {
+            idle_remove(tr, slots[i]);
+            idle_push(tr, slots[i], now);
+        }
+    }
+    pthread_mutex_unlock(&tr->lock);
+}
+
+typedef struct put_item {
+    uint32_t id;
+    uint32_t slot;
+    size_t index; /* in the caller's arrays */
+} put_item;
+
+/* Finds or reserves keys[i] in tier p. Returns the entry id to fill, or
+ * KVT_NO_ENTRY when the block is already held (or being stored) — then
+ * *code is 0 — or can't be taken (*code < 0). */
+static uint32_t reserve(kvt_store *s, const kvt_key *key, uint32_t parent, int p,
+                        uint32_t retain_until, int *code)
+{
+    kvt_shard *sh = kvt__index_shard(&s->ix, key);
+    *code = 0;
+    pthread_mutex_lock(&sh->lock);
+    uint32_t id = kvt__index_find(&s->ix, sh, key);
+    if (id != KVT_NO_ENTRY) {
+        kvt_entry *e = kvt__index_entry(&s->ix, id);
+        int held = fastest(e) >= 0 || e->res[p] == KVT_RES_FILLING;
+        if (!held && e->res[p] == KVT_RES_NONE) {
+            e->res[p] = KVT_RES_FILLING;
+            if (parent != KVT_NO_ENTRY)
+                e->parent = parent;
+            if (retain_until)
+                e->retain_until_s = retain_until;
+            pthread_mutex_unlock(&sh->lock);
+            return id;
+        }
+        if (held && retain_until && (int32_t)(retain_until - e->retain_until_s) > 0)
+            e->retain_until_s = retain_until;
+        pthread_mutex_unlock(&sh->lock);
+        if (!held)
+            *code = KVT_EBUSY; /* its old slot is still being read; rare */
+        return KVT_NO_ENTRY;
+    }
+    pthread_mutex_unlock(&sh->lock);
+
+    uint32_t fresh = kvt__index_alloc(&s->ix, key);
+    if (fresh == KVT_NO_ENTRY) {
+        *code = KVT_EFULL;
+        return KVT_NO_ENTRY;
+    }
+    kvt_entry *e = kvt__index_entry(&s->ix, fresh);
+    e->parent = parent;
+    e->retain_until_s = retain_until;
+    e->res[p] = KVT_RES_FILLING;
+    pthread_mutex_lock(&sh->lock);
+    id = kvt__index_find(&s->ix, sh, key);
+    if (id == KVT_NO_ENTRY)
+        kvt__index_link(&s->ix, sh, fresh);
+    pthread_mutex_unlock(&sh->lock);
+    if (id != KVT_NO_ENTRY) { /* another thread stored it meanwhile */
+        kvt__index_free(&s->ix, fresh);
+        return KVT_NO_ENTRY;
+    }
+    return fresh;
+}
+
+static uint32_t find_id(kvt_store *s, const kvt_key *key)
+{
+    kvt_shard *sh = kvt__index_shard(&s->ix, key);
+    pthread_mutex_lock(&sh->lock);
+    uint32_t id = kvt__index_find(&s->ix, sh, key);
+    pthread_mutex_unlock(&sh->lock);
+    return id;
+}
+
+/* Queues write-through copies of a freshly put block to the tiers below
+ * that admit on put. The source slot is held by a ref until copied. */
+static void write_through(kvt_store *s, uint32_t id, int p)
+{
+    for (int d = s->tier[p].below; d >= 0; d = s->tier[d].below) {
+        if (s->tier[d].admit != KVT_ADMIT_WRITE_THROUGH)
+            continue;
+        kvt_entry *e = kvt__index_entry(&s->ix, id);
+        kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+        pthread_mutex_lock(&sh->lock);
+        int go = e->res[d] == KVT_RES_NONE && readable(e, p);
+        if (go) {
+            e->res[d] = KVT_RES_FILLING;
+            e->refs[p]++;
+        }
+        pthread_mutex_unlock(&sh->lock);
+        if (go && kvt__workers_background(s->workers, id, p, d) != 0) {
+            unfill(s, id, d);
+            unref(s, id, p);
+            CNT(&s->st, writethrough_dropped);
+        }
+    }
+}
+
+void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst)
+{
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    pthread_mutex_lock(&sh->lock);
+    uint32_t from = e->slot[src];
+    kvt_key key = e->key;
+    pthread_mutex_unlock(&sh->lock);
+    uint32_t slot = take_slot(s, dst);
+    if (slot == KVT_NO_SLOT) {
+        unfill(s, id, dst);
+        CNT(&s->st, writethrough_dropped);
+    } else if (copy_between(s, src, from, dst, slot, &key)) {
+        CNT(&s->tier[dst].st, io_errors);
+        release_slot(s, dst, slot, 1);
+        unfill(s, id, dst);
+    } else {
+        CNT(&s->tier[dst].st, writethrough_in);
+        ADD(&s->tier[dst].st, bytes_in, s->block_bytes);
+        publish(s, id, dst, slot, kvt__store_now(s));
+    }
+    unref(s, id, src);
+}
+
+int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                   const kvt_io_opts *o)
+{
+    kvt__store_expire(s);
+    uint64_t now = kvt__store_now(s);
+    int p = s->put_tier;
+    kvt_tier_rt *tr = &s->tier[p];
+    int32_t *status = o ? o->status : NULL;
+    kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
+    uint32_t retain_until = o && o->retain_s ? rel_s(s, now) + o->retain_s : 0;
+    put_item *items = malloc(n * sizeof *items);
+    kvt_xfer *x = calloc(n, sizeof *x);
+    if (!items || !x) {
+        free(items);
+        free(x);
+        return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
+    }
+    ADD(&s->st, put_blocks, n);
+
+    int stored = 0;
+    size_t m = 0;
+    uint32_t parent = o && o->parent ? find_id(s, o->parent) : KVT_NO_ENTRY;
+    for (size_t i = 0; i < n; i++) {
+        int code;
+        uint32_t id = reserve(s, &keys[i], parent, p, retain_until, &code);
+        if (status)
+            status[i] = code;
+        if (id == KVT_NO_ENTRY) {
+            if (code == 0) {
+                stored++;
+                CNT(&s->st, put_present);
+            } else {
+                CNT(&s->st, put_rejected);
+            }
+            parent = find_id(s, &keys[i]);
+            continue;
+        }
+        parent = id;
+        uint32_t slot = take_slot(s, p);
+        if (slot == KVT_NO_SLOT) {
+            unfill(s, id, p);
+            if (status)
+                status[i] = KVT_EFULL;
+            CNT(&s->st, put_rejected);
+            continue;
+        }
+        items[m] = (put_item){.id = id, .slot = slot, .index = i};
+        x[m].slot = slot;
+        x[m].key = keys[i];
+        frag_ptrs(s, ptrs, i, &x[m]);
+        m++;
+    }
+
+    if (m)
+        tr->ops->write(tr->impl, x, m, mem);
+    uint64_t after = kvt__store_now(s);
+    for (size_t j = 0; j < m; j++) {
+        if (x[j].status) {
+            CNT(&tr->st, io_errors);
+            CNT(&s->st, put_rejected);
+            release_slot(s, p, items[j].slot, 1);
+            unfill(s, items[j].id, p);
+            if (status)
+                status[items[j].index] = x[j].status;
+            continue;
+        }
+        publish(s, items[j].id, p, items[j].slot, after);
+        CNT(&tr->st, inserts);
+        ADD(&tr->st, bytes_in, s->block_bytes);
+        CNT(&s->st, put_stored);
+        stored++;
+        write_through(s, items[j].id, p);
+    }
+    free(items);
+    free(x);
+    return stored;
+}
+
+typedef struct get_item {
+    uint32_t id;
+    uint32_t slot;
+    int tier;
+    size_t index;
+} get_item;
+
+/* Copies blocks read from a lower tier up into the fastest tier that admits
+ * them, straight from the caller's buffer (already verified). */
+static void promote(kvt_store *s, const get_item *g, size_t n, const kvt_key *keys,
+                    void *const *ptrs, kvt_mem_kind mem)
+{
+    for (size_t j = 0; j < n; j++) {
+        int u = -1;
+        for (int t = 0; t < g[j].tier; t++) {
+            if (s->tier[t].on) {
+                u = t;
+                break;
+            }
+        }
+        if (u < 0)
+            continue;
+        kvt_tier_rt *ur = &s->tier[u];
+        kvt_entry *e = kvt__index_entry(&s->ix, g[j].id);
+        kvt_shard *sh = kvt__index_shard(&s->ix, &keys[g[j].index]);
+        pthread_mutex_lock(&sh->lock);
+        int go = kvt__index_find(&s->ix, sh, &keys[g[j].index]) == g[j].id &&
+                 e->res[u] == KVT_RES_NONE &&
+                 (ur->admit != KVT_ADMIT_AFTER_N || e->hits >= ur->admit_after);
+        if (go)
+            e->res[u] = KVT_RES_FILLING;
+        pthread_mutex_unlock(&sh->lock);
+        if (!go)
+            continue;
+        uint32_t slot = take_slot(s, u);
+        if (slot == KVT_NO_SLOT) {
+            unfill(s, g[j].id, u);
+            continue;
+        }
+        kvt_xfer x = {.slot = slot, .key = keys[g[j].index]};
+        frag_ptrs(s, ptrs, g[j].index, &x);
+        if (ur->ops->write(ur->impl, &x, 1, mem)) {
+            CNT(&ur->st, io_errors);
+            release_slot(s, u, slot, 1);
+            unfill(s, g[j].id, u);
+            continue;
+        }
+        CNT(&ur->st, promotions_in);
+        ADD(&ur->st, bytes_in, s->block_bytes);
+        publish(s, g[j].id, u, slot, kvt__store_now(s));
+    }
+}
+
+/* A block that failed verification leaves that tier for good. */
+static void drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    pthread_mutex_lock(&sh->lock);
+    int go = e->res[t] == KVT_RES_READY && e->slot[t] == slot;
+    if (go)
+        e->res[t] = KVT_RES_LEAVING;
+    pthread_mutex_unlock(&sh->lock);
+    if (!go)
+        return;
+    pthread_mutex_lock(&tr->lock);
+    if (tr->slot_entry[slot] == id) {
+        tr->pol->remove(tr->pst, slot);
+        idle_remove(tr, slot);
+        tr->slot_entry[slot] = KVT_NO_ENTRY;
+    }
+    pthread_mutex_unlock(&tr->lock);
+    if (leave(s, id, t, slot, 0))
+        release_slot(s, t, slot, 1);
+}
+
+int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                   const kvt_io_opts *o)
+{
+    kvt__store_expire(s);
+    int32_t *status = o ? o->status : NULL;
+    kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
+    int no_promote = o && (o->flags & KVT_IO_NO_PROMOTE);
+    get_item *g = malloc(n * sizeof *g);
+    kvt_xfer *x = calloc(n, sizeof *x);
+    uint32_t *ids = malloc(n * sizeof *ids), *slots = malloc(n * sizeof *slots);
+    if (!g || !x || !ids || !slots) {
+        free(g);
+        free(x);
+        free(ids);
+        free(slots);
+        return kvt__err(KVT_ENOMEM, "kvt_get: %zu blocks", n);
+    }
+    ADD(&s->st, get_blocks, n);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
+        pthread_mutex_lock(&sh->lock);
+        uint32_t id = kvt__index_find(&s->ix, sh, &keys[i]);
+        int t = -1;
+        if (id != KVT_NO_ENTRY) {
+            kvt_entry *e = kvt__index_entry(&s->ix, id);
+            t = fastest(e);
+            if (t >= 0) {
+                e->refs[t]++;
+                if (e->hits < UINT16_MAX)
+                    e->hits++;
+                g[m] = (get_item){.id = id, .slot = e->slot[t], .tier = t, .index = i};
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+        if (status)
+            status[i] = t < 0 ? KVT_ENOENT : 0;
+        if (t >= 0)
+            m++;
+    }
+
+    int copied = 0;
+    size_t promoted = 0;
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        kvt_tier_rt *tr = &s->tier[t];
+        size_t k = 0;
+        for (size_t j = 0; j < m; j++) {
+            if (g[j].tier != t)
+                continue;
+            x[k] = (kvt_xfer){.slot = g[j].slot, .key = keys[g[j].index]};
+            frag_ptrs(s, ptrs, g[j].index, &x[k]);
+            ids[k] = g[j].id;
+            slots[k] = g[j].slot;
+            k++;
+        }
+        if (!k)
+            continue;
+        tr->ops->read(tr->impl, x, k, mem);
+        touch_all(s, t, ids, slots, k, kvt__store_now(s));
+        size_t c = 0;
+        for (size_t j = 0; j < m; j++) {
+            if (g[j].tier != t)
+                continue;
+            int32_t st = x[c++].status;
+            unref(s, g[j].id, t);
+            if (st) {
+                if (st == KVT_ECORRUPT) {
+                    CNT(&tr->st, corrupt);
+                    drop_corrupt(s, g[j].id, t, g[j].slot);
+                } else {
+                    CNT(&tr->st, io_errors);
+                }
+                if (status)
+                    status[g[j].index] = xfer_code(st, KVT_EIO);
+                g[j].tier = -1; /* not promoted */
+                continue;
+            }
+            CNT(&tr->st, hits);
+            ADD(&tr->st, bytes_out, s->block_bytes);
+            copied++;
+            if (!no_promote && t > 0)
+                g[promoted++] = g[j];
+        }
+    }
+    if (promoted)
+        promote(s, g, promoted, keys, ptrs, mem);
+    ADD(&s->st, get_hit_blocks, (uint64_t)copied);
+    ADD(&s->st, get_miss_blocks, n - (size_t)copied);
+    free(g);
+    free(x);
+    free(ids);
+    free(slots);
+    return copied;
+}
+
+int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
+{
+    int removed = 0;
+    for (size_t i = 0; i < n; i++) {
+        kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
+        uint32_t slot[KVT_TIER_COUNT];
+        int leaving[KVT_TIER_COUNT] = {0}, any = 0;
+        pthread_mutex_lock(&sh->lock);
+        uint32_t id = kvt__index_find(&s->ix, sh, &keys[i]);
+        if (id != KVT_NO_ENTRY) {
+            kvt_entry *e = kvt__index_entry(&s->ix, id);
+            for (int t = 0; t < KVT_TIER_COUNT; t++) {
+                if (e->res[t] == KVT_RES_READY) {
+                    e->res[t] = KVT_RES_LEAVING;
+                    slot[t] = e->slot[t];
+                    leaving[t] = any = 1;
+                }
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+        for (int t = 0; t < KVT_TIER_COUNT; t++) {
+            if (!leaving[t])
+                continue;
+            kvt_tier_rt *tr = &s->tier[t];
+            pthread_mutex_lock(&tr->lock);
+            tr->pol->remove(tr->pst, slot[t]);
+            idle_remove(tr, slot[t]);
+            tr->slot_entry[slot[t]] = KVT_NO_ENTRY;
+            pthread_mutex_unlock(&tr->lock);
+            if (leave(s, id, t, slot[t], 0))
+                release_slot(s, t, slot[t], 1);
+        }
+        removed += any;
+    }
+    ADD(&s->st, removed_blocks, (uint64_t)removed);
+    return removed;
+}
+
+/* ----------------------------------------------------------------- stats */
+
+int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
+{
+    int count = 0;
+#define KVT_X_VISIT(name)                                                       \
+    fn(#name, atomic_load_explicit(&s->st.name, memory_order_relaxed), user); \
+    count++;
+    KVT_STORE_COUNTERS(KVT_X_VISIT)
+#undef KVT_X_VISIT
+    fn("tickets_pending", kvt__workers_pending(s->workers), user);
+    fn("index_capacity", s->ix.capacity, user);
+    count += 2;
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        kvt_tier_rt *tr = &s->tier[t];
+        if (!tr->on)
+            continue;
+        char name[64];
+#define KVT_X_VISIT(field)                                                            \
+    snprintf(name, sizeof name, "%s." #field, tr->name);                              \
+    fn(name, atomic_load_explicit(&tr->st.field, memory_order_relaxed), user);        \
+    count++;
+        KVT_TIER_COUNTERS(KVT_X_VISIT)
+#undef KVT_X_VISIT
+        pthread_mutex_lock(&tr->lock);
+        uint64_t used = tr->nslots - tr->nfree;
+        pthread_mutex_unlock(&tr->lock);
+        snprintf(name, sizeof name, "%s.capacity_blocks", tr->name);
+        fn(name, tr->nslots, user);
+        snprintf(name, sizeof name, "%s.used_blocks", tr->name);
+        fn(name, used, user);
+        count += 2;
+        if (tr->ops->stats)
+            tr->ops->stats(tr->impl, fn, user);
+    }
+    return count;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static const kvt_tier_ops *tier_ops(int t)
+{
+    switch (t) {
+    case KVT_TIER_DRAM:
+        return &kvt__tier_dram;
+#if KVT_HAVE_URING
+    case KVT_TIER_NVME:
+        return &kvt__tier_nvme;
+#endif
+#if KVT_HAVE_CUDA
+    case KVT_TIER_HBM:
+        return &kvt__tier_hbm;
+#endif
+    }
+    return NULL;
+}
+
+static int recovered(void *user, uint32_t slot, const kvt_key *key)
+{
+    kvt_store *s = user;
+    kvt_tier_rt *tr = &s->tier[KVT_TIER_NVME];
+    kvt_shard *sh = kvt__index_shard(&s->ix, key);
+    if (slot >= tr->nslots || kvt__index_find(&s->ix, sh, key) != KVT_NO_ENTRY)
+        return 1; /* a stale twin of a block already found */
+    uint32_t id = kvt__index_alloc(&s->ix, key);
+    if (id == KVT_NO_ENTRY)
+        return 1;
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    e->slot[KVT_TIER_NVME] = slot;
+    e->res[KVT_TIER_NVME] = KVT_RES_READY;
+    kvt__index_link(&s->ix, sh, id);
+    tr->slot_entry[slot] = id;
+    tr->pol->insert(tr->pst, slot, KVT_NO_SLOT, kvt__key_hash(key));
+    idle_push(tr, slot, kvt__store_now(s));
+    return 0;
+}
+
+static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    const kvt_tier_cfg *tc = &s->cfg.tier[t];
+    tr->ops = tier_ops(t);
+    if (!tr->ops)
+        return kvt__err(t == KVT_TIER_HBM ? KVT_ENODEV : KVT_ENOTSUP,
+                        "%s tier is not built into this library", tier_names[t]);
+    kvt_tier_params p = {
+        .id = (kvt_tier)t,
+        .capacity = tc->capacity,
+        .block_bytes = s->block_bytes,
+        .block_tokens = s->cfg.block_tokens,
+        .frags = s->frags,
+        .numa_node = tc->numa_node,
+        .hugepages = tc->hugepages,
+        .queue_depth = tc->queue_depth,
+        .sqpoll = tc->sqpoll,
+        .recreate = tc->recreate,
+        .device = tc->device,
+        .copy_threads = s->cfg.copy_threads,
+        .path = tc->path,
+        .faults = tc->faults,
+        .host_region = region,
+        .host_region_bytes = region_bytes,
+    };
+    int rc = tr->ops->open(&p, &tr->impl, &tr->nslots);
+    if (rc)
+        return rc;
+    tr->on = 1;
+    tr->pol = kvt__policy_find(tc->policy ? tc->policy : kvt__policy_default());
+    if (!tr->pol)
+        return kvt__err(KVT_EPOLICY, "no policy named \"%s\"", tc->policy);
+    tr->pst = tr->pol->create(tr->nslots);
+    tr->slot_entry = malloc((size_t)tr->nslots * sizeof(uint32_t));
+    tr->free_slots = malloc((size_t)tr->nslots * sizeof(uint32_t));
+    if (!tr->pst || !tr->slot_entry || !tr->free_slots)
+        return kvt__err(KVT_ENOMEM, "%s tier bookkeeping for %u slots", tier_names[t],
+                        tr->nslots);
+    memset(tr->slot_entry, 0xff, (size_t)tr->nslots * sizeof(uint32_t));
+    tr->ttl_ns = tc->ttl_ms * NS_PER_MS;
+    tr->idle_head = tr->idle_tail = KVT_NO_SLOT;
+    atomic_store(&tr->next_expiry, UINT64_MAX);
+    if (tr->ttl_ns) {
+        tr->idle_prev = malloc((size_t)tr->nslots * sizeof(uint32_t));
+        tr->idle_next = malloc((size_t)tr->nslots * sizeof(uint32_t));
+        tr->idle_stamp = malloc((size_t)tr->nslots * sizeof(uint64_t));
+        if (!tr->idle_prev || !tr->idle_next || !tr->idle_stamp)
+            return kvt__err(KVT_ENOMEM, "%s idle list", tier_names[t]);
+    }
+    return 0;
+}
+
+static void close_tier(kvt_tier_rt *tr)
+{
+    if (tr->ops && tr->impl)
+        tr->ops->close(tr->impl);
+    if (tr->pol && tr->pst)
+        tr->pol->destroy(tr->pst);
+    pthread_mutex_destroy(&tr->lock);
+    free(tr->slot_entry);
+    free(tr->free_slots);
+    free(tr->idle_prev);
+    free(tr->idle_next);
+    free(tr->idle_stamp);
+    memset(tr, 0, sizeof *tr);
+}
+
+static void free_store(kvt_store *s)
+{
+    kvt__workers_free(s->workers);
+    for (int t = KVT_TIER_COUNT - 1; t >= 0; t--)
+        close_tier(&s->tier[t]);
+    kvt__index_destroy(&s->ix);
+    kvt__config_clear(&s->cfg);
+    s->magic = 0;
+    free(s);
+}
+
+int kvt__store_open(const kvt_config *cfg, kvt_store **out)
+{
+    int rc = kvt__config_validate(cfg);
+    if (rc)
+        return rc;
+    kvt_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return kvt__err(KVT_ENOMEM, "store");
+    if (kvt__config_copy(&s->cfg, cfg)) {
+        free(s);
+        return kvt__err(KVT_ENOMEM, "config copy");
+    }
+    s->magic = KVT_STORE_MAGIC;
+    s->block_bytes = cfg->block_bytes;
+    s->frags = cfg->frags;
+    s->frag_bytes = cfg->block_bytes / cfg->frags;
+    s->clock = cfg->clock;
+    s->clock_user = cfg->clock_user;
+    s->manual_clock = cfg->manual_clock;
+    s->epoch_ns = kvt__store_now(s);
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        s->tier[t].id = (kvt_tier)t;
+        s->tier[t].name = tier_names[t];
+        s->tier[t].victims = cfg->tier[t].victims;
+        s->tier[t].admit = cfg->tier[t].admit;
+        s->tier[t].admit_after = cfg->tier[t].admit_after;
+        s->tier[t].below = -1;
+        pthread_mutex_init(&s->tier[t].lock, NULL);
+    }
+
+    /* DRAM first: the other tiers register its arena for DMA. */
+    static const int order[KVT_TIER_COUNT] = {KVT_TIER_DRAM, KVT_TIER_HBM, KVT_TIER_NVME};
+    void *region = NULL;
+    size_t region_bytes = 0;
+    uint64_t slots = 0;
+    for (int k = 0; k < KVT_TIER_COUNT; k++) {
+        int t = order[k];
+        if (!cfg->tier[t].capacity)
+            continue;
+        rc = open_tier(s, t, region, region_bytes);
+        if (rc == KVT_ENODEV && t == KVT_TIER_HBM) {
+            s->tier_unavailable[t] = 1; /* a GPU-less machine runs without HBM */
+            continue;
+        }
+        if (rc)
+            goto fail;
+        kvt_tier_rt *tr = &s->tier[t];
+        if (t == KVT_TIER_DRAM) {
+            region = tr->ops->slot_ptr(tr->impl, 0);
+            region_bytes = (size_t)tr->nslots * s->block_bytes;
+        }
+        slots += tr->nslots;
+    }
+    int prev = -1;
+    s->put_tier = -1;
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        if (!s->tier[t].on)
+            continue;
+        if (prev >= 0)
+            s->tier[prev].below = t;
+        prev = t;
+        if (s->put_tier < 0 && s->tier[t].admit != KVT_ADMIT_AFTER_N)
+            s->put_tier = t;
+    }
+    if (prev < 0) {
+        rc = kvt__err(KVT_ENODEV, "no configured tier is available on this machine");
+        goto fail;
+    }
+    if (s->put_tier < 0)
+        s->put_tier = prev; /* every tier admits after N: the bottom one takes puts */
+
+    /* Room for every slot to hold a distinct block, plus blocks in flight. */
+    uint64_t cap = slots + slots / 8 + 1024;
+    if (cap >= KVT_NO_ENTRY) {
+        rc = kvt__err(KVT_ESIZE, "%llu slots are more than one store can index",
+                      (unsigned long long)slots);
+        goto fail;
+    }
+    if ((rc = kvt__index_init(&s->ix, (uint32_t)cap)))
+        goto fail;
+
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        kvt_tier_rt *tr = &s->tier[t];
+        if (!tr->on)
+            continue;
+        if ((tr->ops->caps & KVT_TCAP_PERSISTENT) && tr->ops->recover && t == KVT_TIER_NVME) {
+            rc = tr->ops->recover(tr->impl, recovered, s);
+            if (rc)
+                goto fail;
+        }
+        for (uint32_t slot = tr->nslots; slot-- > 0;)
+            if (tr->slot_entry[slot] == KVT_NO_ENTRY)
+                tr->free_slots[tr->nfree++] = slot;
+    }
+
+    rc = kvt__workers_new(s, cfg->workers, cfg->max_inflight, &s->workers);
+    if (rc)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    free_store(s);
+    return rc;
+}
+
+void kvt__store_close(kvt_store *s)
+{
+    free_store(s);
+}

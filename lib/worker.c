@@ -1,2 +1,325 @@
-/* placeholder: being written */
-typedef int kvt__placeholder_worker;
+/* worker.c — background threads: asynchronous operations, tickets, write-through, TTL reaping. */
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "store.h"
+
+/* How often idle workers apply TTL expiry on a real clock. */
+#define REAP_INTERVAL_MS 100
+/* Background copies queued beyond the tickets; more are dropped. */
+#define BACKGROUND_SLOTS 4096
+
+enum { T_FREE = 0, T_PENDING = 1, T_DONE = 2 };
+
+typedef struct ticket_slot {
+    uint32_t gen;
+    int state;
+    int result;
+} ticket_slot;
+
+typedef struct job {
+    int op; /* KVT_JOB_*, or 0 for a write-through copy */
+    uint32_t ticket;
+    const kvt_key *keys;
+    size_t n;
+    void *const *ptrs;
+    kvt_io_opts opts;
+    int has_opts;
+    uint32_t id;
+    int src, dst;
+} job;
+
+struct kvt_workers {
+    kvt_store *store;
+    pthread_mutex_t lock;
+    pthread_cond_t work; /* jobs queued or stopping */
+    pthread_cond_t done; /* a ticket completed, or a background job finished */
+    job *queue;
+    uint32_t qcap, qhead, qlen;
+    ticket_slot *tickets;
+    uint32_t ntickets;
+    uint32_t *free_tickets;
+    uint32_t nfree;
+    uint32_t background; /* queued or running write-through copies */
+    int stopping;
+    int efd;
+    unsigned nthreads;
+    pthread_t *threads;
+};
+
+static void complete(kvt_workers *w, const job *j, int result)
+{
+    pthread_mutex_lock(&w->lock);
+    if (j->op) {
+        w->tickets[j->ticket].state = T_DONE;
+        w->tickets[j->ticket].result = result;
+    } else {
+        w->background--;
+    }
+    pthread_cond_broadcast(&w->done);
+    pthread_mutex_unlock(&w->lock);
+    if (j->op) {
+        uint64_t one = 1;
+        ssize_t r = write(w->efd, &one, sizeof one);
+        (void)r; /* the counter can't overflow in practice; nothing to do if it does */
+        atomic_fetch_add_explicit(&w->store->st.tickets_completed, 1, memory_order_relaxed);
+    }
+}
+
+static void run(kvt_workers *w, const job *j)
+{
+    kvt_store *s = w->store;
+    const kvt_io_opts *o = j->has_opts ? &j->opts : NULL;
+    int rc = 0;
+    if (j->op == KVT_JOB_PUT)
+        rc = kvt__store_put(s, j->keys, j->n, j->ptrs, o);
+    else if (j->op == KVT_JOB_GET)
+        rc = kvt__store_get(s, j->keys, j->n, j->ptrs, o);
+    else
+        kvt__store_writethrough(s, j->id, j->src, j->dst);
+    complete(w, j, rc);
+}
+
+static void *worker_main(void *arg)
+{
+    kvt_workers *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        if (w->qlen) {
+            job j = w->queue[w->qhead];
+            w->qhead = (w->qhead + 1) % w->qcap;
+            w->qlen--;
+            pthread_mutex_unlock(&w->lock);
+            run(w, &j);
+            pthread_mutex_lock(&w->lock);
+            continue;
+        }
+        if (w->stopping)
+            break;
+        if (w->store->manual_clock) {
+            pthread_cond_wait(&w->work, &w->lock);
+            continue;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += REAP_INTERVAL_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&w->work, &w->lock, &until) == ETIMEDOUT && !w->qlen) {
+            pthread_mutex_unlock(&w->lock);
+            kvt__store_expire(w->store);
+            pthread_mutex_lock(&w->lock);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned max_inflight, kvt_workers **out)
+{
+    kvt_workers *w = calloc(1, sizeof *w);
+    if (!w)
+        return kvt__err(KVT_ENOMEM, "workers");
+    w->store = s;
+    w->efd = -1;
+    w->ntickets = max_inflight;
+    w->qcap = max_inflight + BACKGROUND_SLOTS;
+    w->queue = calloc(w->qcap, sizeof *w->queue);
+    w->tickets = calloc(w->ntickets, sizeof *w->tickets);
+    w->free_tickets = malloc(w->ntickets * sizeof *w->free_tickets);
+    w->threads = calloc(nthreads, sizeof *w->threads);
+    if (!w->queue || !w->tickets || !w->free_tickets || !w->threads) {
+        free(w->queue);
+        free(w->tickets);
+        free(w->free_tickets);
+        free(w->threads);
+        free(w);
+        return kvt__err(KVT_ENOMEM, "worker queues");
+    }
+    for (uint32_t i = 0; i < w->ntickets; i++) {
+        w->tickets[i].gen = 1;
+        w->free_tickets[w->nfree++] = w->ntickets - 1 - i;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->work, NULL);
+    pthread_cond_init(&w->done, NULL);
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->efd < 0) {
+        int e = errno;
+        kvt__workers_free(w);
+        return kvt__err_errno(KVT_ESYS, e, "eventfd");
+    }
+    for (unsigned i = 0; i < nthreads; i++) {
+        int e = pthread_create(&w->threads[i], NULL, worker_main, w);
+        if (e) {
+            kvt__workers_free(w);
+            return kvt__err_errno(KVT_ESYS, e, "starting worker thread %u", i);
+        }
+        w->nthreads++;
+    }
+    *out = w;
+    return 0;
+}
+
+void kvt__workers_free(kvt_workers *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->work);
+    pthread_mutex_unlock(&w->lock);
+    for (unsigned i = 0; i < w->nthreads; i++)
+        pthread_join(w->threads[i], NULL);
+    /* Jobs queued with no thread to run them (a failed start) are run here. */
+    while (w->qlen) {
+        job j = w->queue[w->qhead];
+        w->qhead = (w->qhead + 1) % w->qcap;
+        w->qlen--;
+        run(w, &j);
+    }
+    if (w->efd >= 0)
+        close(w->efd);
+    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->done);
+    pthread_mutex_destroy(&w->lock);
+    free(w->queue);
+    free(w->tickets);
+    free(w->free_tickets);
+    free(w->threads);
+    free(w);
+}
+
+static void enqueue(kvt_workers *w, const job *j)
+{
+    w->queue[(w->qhead + w->qlen) % w->qcap] = *j;
+    w->qlen++;
+    pthread_cond_signal(&w->work);
+}
+
+int kvt__workers_submit(kvt_workers *w, int op, const kvt_key *keys, size_t n,
+                        void *const *ptrs, const kvt_io_opts *opts, kvt_ticket *ticket)
+{
+    job j = {.op = op, .keys = keys, .n = n, .ptrs = ptrs};
+    if (opts) {
+        size_t sz = opts->size < sizeof j.opts ? opts->size : sizeof j.opts;
+        memcpy(&j.opts, opts, sz);
+        j.opts.size = sizeof j.opts;
+        j.has_opts = 1;
+    }
+    pthread_mutex_lock(&w->lock);
+    if (!w->nfree || w->qlen == w->qcap) {
+        pthread_mutex_unlock(&w->lock);
+        return kvt__err(KVT_EBUSY, "%u tickets are pending", w->ntickets);
+    }
+    uint32_t t = w->free_tickets[--w->nfree];
+    w->tickets[t].state = T_PENDING;
+    j.ticket = t;
+    enqueue(w, &j);
+    *ticket = ((uint64_t)w->tickets[t].gen << 32) | (t + 1);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+int kvt__workers_background(kvt_workers *w, uint32_t id, int src, int dst)
+{
+    job j = {.op = 0, .id = id, .src = src, .dst = dst};
+    pthread_mutex_lock(&w->lock);
+    /* Keep room for every ticket so background work can't starve them. */
+    int full = w->stopping || w->background >= BACKGROUND_SLOTS || w->qlen == w->qcap;
+    if (!full) {
+        w->background++;
+        enqueue(w, &j);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return full;
+}
+
+void kvt__workers_quiesce(kvt_workers *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->background)
+        pthread_cond_wait(&w->done, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The slot of a live ticket, or -1. Lock held. */
+static int ticket_slot_of(kvt_workers *w, kvt_ticket ticket)
+{
+    uint64_t idx = (ticket & 0xffffffffu);
+    uint32_t gen = (uint32_t)(ticket >> 32);
+    if (idx == 0 || idx > w->ntickets)
+        return -1;
+    ticket_slot *t = &w->tickets[idx - 1];
+    if (t->gen != gen || t->state == T_FREE)
+        return -1;
+    return (int)(idx - 1);
+}
+
+int kvt__workers_wait(kvt_workers *w, kvt_ticket ticket, int timeout_ms)
+{
+    struct timespec until;
+    if (timeout_ms > 0) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&w->lock);
+    int i = ticket_slot_of(w, ticket);
+    if (i < 0) {
+        pthread_mutex_unlock(&w->lock);
+        return kvt__err(KVT_ETICKET, "ticket %#llx is unknown or already consumed",
+                        (unsigned long long)ticket);
+    }
+    ticket_slot *t = &w->tickets[i];
+    while (t->state == T_PENDING) {
+        if (timeout_ms == 0)
+            break;
+        if (timeout_ms < 0)
+            pthread_cond_wait(&w->done, &w->lock);
+        else if (pthread_cond_timedwait(&w->done, &w->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    if (t->state == T_PENDING || ticket_slot_of(w, ticket) != i) {
+        int consumed = ticket_slot_of(w, ticket) != i;
+        pthread_mutex_unlock(&w->lock);
+        if (consumed)
+            return kvt__err(KVT_ETICKET, "ticket consumed by another thread");
+        return KVT_ETIMEDOUT;
+    }
+    int result = t->result;
+    t->state = T_FREE;
+    t->gen++;
+    if (t->gen == 0)
+        t->gen = 1;
+    w->free_tickets[w->nfree++] = (uint32_t)i;
+    pthread_mutex_unlock(&w->lock);
+    return result;
+}
+
+int kvt__workers_eventfd(kvt_workers *w)
+{
+    return w->efd;
+}
+
+uint64_t kvt__workers_pending(kvt_workers *w)
+{
+    pthread_mutex_lock(&w->lock);
+    uint64_t n = w->ntickets - w->nfree;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}

@@ -31,8 +31,11 @@ typedef struct kvt_policy_ops {
     void (*destroy)(kvt_policy *p);
 
     /* slot became occupied. parent: the slot in this tier holding the block
-     * that precedes this one in its prefix chain, or KVT_NO_SLOT. */
-    void (*insert)(kvt_policy *p, uint32_t slot, uint32_t parent);
+     * that precedes this one in its prefix chain, or KVT_NO_SLOT. tag: a
+     * stable identity of the block (the low 64 bits of its key), so that a
+     * policy can recognise a block it evicted earlier after its slot was
+     * reused (S3-FIFO's ghost queue); 0 when unknown. */
+    void (*insert)(kvt_policy *p, uint32_t slot, uint32_t parent, uint64_t tag);
     /* slot's block was accessed (a get hit). */
     void (*touch)(kvt_policy *p, uint32_t slot);
     /* slot left the tier (evicted, expired, removed). */

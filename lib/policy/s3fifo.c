@@ -1,2 +1,270 @@
-/* placeholder: being written */
-typedef int kvt__placeholder_policy_s3fifo;
+/* s3fifo.c — S3-FIFO eviction (Yang et al., SOSP'23): small probation FIFO, main FIFO, ghost of evicted ids. */
+#include <stdlib.h>
+
+#include "policy/policy.h"
+
+/* Most blocks are used once; S3-FIFO lets them leave through a small FIFO
+ * (10% of the slots) without disturbing the main FIFO, where blocks that were
+ * hit while on probation live. Blocks evicted from probation leave their tag
+ * in a ghost table for one main-queue's worth of evictions: a block that comes
+ * back within that window goes straight to main. Hits only bump a 2-bit
+ * counter, so touch never moves links. */
+
+enum { Q_NONE = 0, Q_SMALL = 1, Q_MAIN = 2 };
+enum { FREQ_MAX = 3 };
+/* A probation block hit at least this often is promoted rather than evicted.
+ * The paper's pseudocode says freq > 1; its text and libCacheSim use >= 1,
+ * which also tunes better on the Mooncake traces (docs/policies.md). */
+enum { PROMOTE_FREQ = 1 };
+enum { GHOST_WAYS = 4 };
+
+typedef struct fifo {
+    uint32_t head; /* newest, or KVT_NO_SLOT */
+    uint32_t tail; /* oldest, or KVT_NO_SLOT */
+    uint32_t size;
+} fifo;
+
+/* The ghost is a set-associative table of 32-bit fingerprints stamped with an
+ * insertion sequence number: an entry is live while fewer than `window`
+ * ghosts were added after it, which makes it a FIFO of `window` entries without
+ * a queue. Collisions evict the oldest entry of a set, i.e. forget early. */
+typedef struct ghost_entry {
+    uint32_t fp; /* 0: empty */
+    uint32_t seq;
+} ghost_entry;
+
+struct kvt_policy {
+    uint32_t nslots;
+    uint32_t small_target;
+    fifo q[3];
+    uint32_t *newer;
+    uint32_t *older;
+    uint8_t *queue; /* Q_* */
+    uint8_t *freq;
+    uint64_t *tag;
+    ghost_entry *ghost;
+    uint32_t ghost_mask; /* sets - 1 */
+    uint32_t ghost_window;
+    uint32_t ghost_seq;
+    uint32_t skips; /* skip() calls since the last insert or remove */
+};
+
+static uint64_t mix64(uint64_t x)
+{
+    /* splitmix64 finaliser: callers may pass small or sequential tags */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+static ghost_entry *ghost_set(kvt_policy *p, uint64_t h)
+{
+    return &p->ghost[((uint32_t)h & p->ghost_mask) * GHOST_WAYS];
+}
+
+static uint32_t ghost_fp(uint64_t h)
+{
+    return (uint32_t)(h >> 32) | 1u;
+}
+
+static int ghost_live(const kvt_policy *p, const ghost_entry *e)
+{
+    return e->fp != 0 && p->ghost_seq - e->seq < p->ghost_window;
+}
+
+static void ghost_add(kvt_policy *p, uint64_t tag)
+{
+    uint64_t h = mix64(tag);
+    ghost_entry *set = ghost_set(p, h);
+    uint32_t fp = ghost_fp(h);
+    ghost_entry *slot = &set[0];
+    for (int i = 0; i < GHOST_WAYS; i++) {
+        if (set[i].fp == fp || !ghost_live(p, &set[i])) {
+            slot = &set[i];
+            break;
+        }
+        if (p->ghost_seq - set[i].seq > p->ghost_seq - slot->seq)
+            slot = &set[i];
+    }
+    slot->fp = fp;
+    slot->seq = p->ghost_seq++;
+}
+
+/* True when tag was in the ghost; the entry is consumed. */
+static int ghost_take(kvt_policy *p, uint64_t tag)
+{
+    uint64_t h = mix64(tag);
+    ghost_entry *set = ghost_set(p, h);
+    uint32_t fp = ghost_fp(h);
+    for (int i = 0; i < GHOST_WAYS; i++) {
+        if (set[i].fp == fp && ghost_live(p, &set[i])) {
+            set[i].fp = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void fifo_push(kvt_policy *p, int qi, uint32_t s)
+{
+    fifo *q = &p->q[qi];
+    p->queue[s] = (uint8_t)qi;
+    p->newer[s] = KVT_NO_SLOT;
+    p->older[s] = q->head;
+    if (q->head != KVT_NO_SLOT)
+        p->newer[q->head] = s;
+    else
+        q->tail = s;
+    q->head = s;
+    q->size++;
+}
+
+static void fifo_unlink(kvt_policy *p, uint32_t s)
+{
+    fifo *q = &p->q[p->queue[s]];
+    if (p->newer[s] != KVT_NO_SLOT)
+        p->older[p->newer[s]] = p->older[s];
+    else
+        q->head = p->older[s];
+    if (p->older[s] != KVT_NO_SLOT)
+        p->newer[p->older[s]] = p->newer[s];
+    else
+        q->tail = p->newer[s];
+    q->size--;
+    p->queue[s] = Q_NONE;
+}
+
+static int present(const kvt_policy *p, uint32_t s)
+{
+    return s < p->nslots && p->queue[s] != Q_NONE;
+}
+
+static void s3_destroy(kvt_policy *p)
+{
+    if (!p)
+        return;
+    free(p->newer);
+    free(p->older);
+    free(p->queue);
+    free(p->freq);
+    free(p->tag);
+    free(p->ghost);
+    free(p);
+}
+
+static kvt_policy *s3_create(uint32_t nslots)
+{
+    if (nslots == 0 || nslots == KVT_NO_SLOT)
+        return NULL;
+    kvt_policy *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->nslots = nslots;
+    p->small_target = nslots / 10 ? nslots / 10 : 1;
+    for (int i = 0; i < 3; i++)
+        p->q[i].head = p->q[i].tail = KVT_NO_SLOT;
+    p->ghost_window = nslots - p->small_target ? nslots - p->small_target : 1;
+    /* twice the window in entries keeps set conflicts from shortening it much */
+    uint32_t sets = 1;
+    while ((uint64_t)sets * GHOST_WAYS < 2ull * p->ghost_window)
+        sets <<= 1;
+    p->ghost_mask = sets - 1;
+    p->newer = malloc((size_t)nslots * sizeof *p->newer);
+    p->older = malloc((size_t)nslots * sizeof *p->older);
+    p->queue = calloc(nslots, 1);
+    p->freq = calloc(nslots, 1);
+    p->tag = calloc(nslots, sizeof *p->tag);
+    p->ghost = calloc((size_t)sets * GHOST_WAYS, sizeof *p->ghost);
+    if (!p->newer || !p->older || !p->queue || !p->freq || !p->tag || !p->ghost) {
+        s3_destroy(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void s3_remove(kvt_policy *p, uint32_t slot)
+{
+    if (!present(p, slot))
+        return;
+    /* Leaving probation unpromoted is what the ghost remembers, whatever
+     * the reason (eviction, expiry): if it returns soon, it earned main. */
+    if (p->queue[slot] == Q_SMALL && p->tag[slot] != 0)
+        ghost_add(p, p->tag[slot]);
+    fifo_unlink(p, slot);
+    p->skips = 0;
+}
+
+static void s3_insert(kvt_policy *p, uint32_t slot, uint32_t parent, uint64_t tag)
+{
+    (void)parent;
+    if (slot >= p->nslots)
+        return;
+    if (present(p, slot))
+        fifo_unlink(p, slot);
+    p->tag[slot] = tag;
+    p->freq[slot] = 0;
+    p->skips = 0;
+    fifo_push(p, tag != 0 && ghost_take(p, tag) ? Q_MAIN : Q_SMALL, slot);
+}
+
+static void s3_touch(kvt_policy *p, uint32_t slot)
+{
+    if (present(p, slot) && p->freq[slot] < FREQ_MAX)
+        p->freq[slot]++;
+}
+
+/* Amortised O(1): a promotion empties a probation place, a reinsertion into
+ * main spends one unit of a counter that only touch() raises. */
+static uint32_t s3_victim(kvt_policy *p)
+{
+    for (;;) {
+        fifo *small = &p->q[Q_SMALL], *main = &p->q[Q_MAIN];
+        if (small->size == 0 && main->size == 0)
+            return KVT_NO_SLOT;
+        /* While the store is skipping pinned slots, probation is drained
+         * whatever its size: a free slot stuck there would otherwise starve. */
+        if (small->size > 0 &&
+            (small->size >= p->small_target || main->size == 0 || p->skips > 0)) {
+            uint32_t s = small->tail;
+            if (p->freq[s] < PROMOTE_FREQ)
+                return s;
+            fifo_unlink(p, s);
+            p->freq[s] = 0;
+            fifo_push(p, Q_MAIN, s);
+        } else {
+            uint32_t s = main->tail;
+            if (p->freq[s] == 0)
+                return s;
+            fifo_unlink(p, s);
+            p->freq[s]--;
+            fifo_push(p, Q_MAIN, s);
+        }
+    }
+}
+
+/* A pinned candidate is in use: it joins main at the new end, as a hit block
+ * would. Each candidate is then offered once before any is offered again. */
+static void s3_skip(kvt_policy *p, uint32_t slot)
+{
+    if (!present(p, slot))
+        return;
+    fifo_unlink(p, slot);
+    p->freq[slot] = 0;
+    fifo_push(p, Q_MAIN, slot);
+    p->skips++;
+}
+
+const kvt_policy_ops kvt__policy_s3fifo = {
+    .version = KVT_POLICY_OPS_VERSION,
+    .name = "s3fifo",
+    .create = s3_create,
+    .destroy = s3_destroy,
+    .insert = s3_insert,
+    .touch = s3_touch,
+    .remove = s3_remove,
+    .victim = s3_victim,
+    .skip = s3_skip,
+};

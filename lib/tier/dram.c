@@ -1,2 +1,303 @@
-/* placeholder: being written */
-typedef int kvt__placeholder_tier_dram;
+/* dram.c — the DRAM tier: one NUMA-bound, pre-faulted, huge-page arena of slots. */
+#include "tier/dram.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "copy.h"
+#include "error.h"
+#include "numa_node.h"
+
+#define HUGE_PAGE ((size_t)2 << 20)
+/* Ops per batch that need no allocation; bigger batches allocate. */
+#define STACK_OPS 128
+
+struct kvt_tier_impl {
+    char *arena;
+    size_t arena_bytes; /* mapped: nslots * block_bytes rounded up to HUGE_PAGE */
+    size_t block_bytes;
+    uint32_t nslots;
+    int node;           /* -1: not bound */
+    int hugepages;      /* requested */
+    uint64_t open_ns;
+    uint64_t thp_bytes; /* arena bytes on transparent huge pages after the touch */
+    kvt__copier *copier;
+    _Atomic uint64_t bytes_written;
+    _Atomic uint64_t bytes_read;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Bytes of [mem, mem + len) backed by transparent huge pages, from the
+ * AnonHugePages lines of the mappings overlapping it. Huge pages are granted
+ * or not by the kernel, whatever was asked, so the stat reports what is. */
+static uint64_t thp_bytes_of(const void *mem, size_t len)
+{
+    FILE *f = fopen("/proc/self/smaps", "re");
+    if (!f)
+        return 0;
+    uintptr_t lo = (uintptr_t)mem, hi = lo + len;
+    char *line = NULL;
+    size_t cap = 0;
+    int inside = 0;
+    uint64_t kb = 0;
+    while (getline(&line, &cap, f) > 0) {
+        unsigned long a, b, v;
+        if (sscanf(line, "%lx-%lx ", &a, &b) == 2)
+            inside = a < hi && b > lo;
+        else if (inside && sscanf(line, "AnonHugePages: %lu kB", &v) == 1)
+            kb += v;
+    }
+    free(line);
+    fclose(f);
+    return kb * 1024 < len ? kb * 1024 : len;
+}
+
+static void dram_close(kvt_tier_impl *t)
+{
+    if (!t)
+        return;
+    if (t->arena)
+        munmap(t->arena, t->arena_bytes);
+    kvt__copier_free(t->copier);
+    free(t);
+}
+
+/* An anonymous mapping of `bytes` (a multiple of HUGE_PAGE) starting on a
+ * HUGE_PAGE boundary, so that every 2 MiB of it can be one huge page. */
+static char *map_aligned(size_t bytes)
+{
+    char *map = mmap(NULL, bytes + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    size_t head = (HUGE_PAGE - ((uintptr_t)map & (HUGE_PAGE - 1))) & (HUGE_PAGE - 1);
+    if (head)
+        munmap(map, head);
+    munmap(map + head + bytes, HUGE_PAGE - head);
+    return map + head;
+}
+
+static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nslots)
+{
+    uint64_t started = now_ns();
+    if (!p || !out || !nslots)
+        return kvt__err(KVT_ENULL, "dram tier open: %s is NULL",
+                        !p ? "params" : !out ? "out" : "nslots");
+    *out = NULL;
+    if (p->block_bytes == 0)
+        return kvt__err(KVT_ESIZE, "dram tier: block_bytes is 0");
+    if (p->capacity < p->block_bytes)
+        return kvt__err(KVT_ECAPACITY,
+                        "dram tier: capacity %llu bytes is less than one block of %llu",
+                        (unsigned long long)p->capacity, (unsigned long long)p->block_bytes);
+    uint64_t slots = p->capacity / p->block_bytes;
+    if (slots > UINT32_MAX)
+        return kvt__err(KVT_ECAPACITY, "dram tier: %llu slots, more than 2^32 - 1",
+                        (unsigned long long)slots);
+    uint64_t used = slots * p->block_bytes;
+    if (used > SIZE_MAX - 2 * HUGE_PAGE)
+        return kvt__err(KVT_ECAPACITY, "dram tier: %llu bytes do not fit the address space",
+                        (unsigned long long)used);
+    size_t bytes = ((size_t)used + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+
+    int node, rc = kvt__numa_node_for(p->numa_node, NULL, &node);
+    if (rc < 0)
+        return rc;
+
+    kvt_tier_impl *t = calloc(1, sizeof *t);
+    if (!t)
+        return kvt__err(KVT_ENOMEM, "dram tier: state");
+    t->block_bytes = (size_t)p->block_bytes;
+    t->nslots = (uint32_t)slots;
+    t->hugepages = p->hugepages != 0;
+    t->copier = kvt__copier_new(p->copy_threads);
+    if (!t->copier) {
+        dram_close(t);
+        return kvt__err(KVT_ENOMEM, "dram tier: copier with %u threads", p->copy_threads);
+    }
+    t->arena = map_aligned(bytes);
+    if (!t->arena) {
+        int e = errno;
+        dram_close(t);
+        return kvt__err_errno(KVT_ENOMEM, e, "dram tier: mmap of %zu bytes", bytes);
+    }
+    t->arena_bytes = bytes;
+
+    /* Failures of these hints are not errors: a kernel without THP still
+     * gives a working arena. Huge pages off is honoured even where THP is
+     * "always", since whoever asked may be measuring the difference.
+     * DONTFORK: after a fork() the parent's every first write to a slot
+     * would take a copy-on-write fault, and the child can't use the store. */
+    madvise(t->arena, bytes, t->hugepages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    madvise(t->arena, bytes, MADV_DONTFORK);
+
+    /* Bound before the first touch: pages land on their node when faulted. */
+    rc = kvt__numa_bind(t->arena, bytes, node);
+    if (rc < 0) {
+        if (p->numa_node >= 0) {
+            dram_close(t);
+            return rc;
+        }
+        node = -1; /* the chosen node was a preference, not a demand */
+    }
+    t->node = node;
+
+    long page = sysconf(_SC_PAGESIZE);
+    kvt__copier_touch(t->copier, t->arena, bytes, page > 0 ? (size_t)page : 4096);
+    t->thp_bytes = thp_bytes_of(t->arena, bytes);
+
+    t->open_ns = now_ns() - started;
+    *out = t;
+    *nslots = t->nslots;
+    return 0;
+}
+
+static int check_xfer(const kvt_tier_impl *t, const kvt_xfer *x)
+{
+    if (x->slot >= t->nslots)
+        return KVT_EINVAL;
+    if (x->nfrags == 0 || t->block_bytes % x->nfrags)
+        return KVT_EFRAGS;
+    if (!x->frags)
+        return KVT_ENULL;
+    for (uint32_t f = 0; f < x->nfrags; f++)
+        if (!x->frags[f])
+            return KVT_ENULL;
+    return 0;
+}
+
+/* Both directions: every fragment of every valid xfer goes into one batch,
+ * so that the copier can split the whole transfer across its threads. */
+static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, int to_slots)
+{
+    const char *what = to_slots ? "write" : "read";
+    if (!t || (n && !x))
+        return kvt__err(KVT_ENULL, "dram tier %s: %s is NULL", what, t ? "xfers" : "tier");
+    if (mem != KVT_MEM_HOST) {
+        for (size_t i = 0; i < n; i++)
+            x[i].status = KVT_EMEMKIND;
+        return kvt__err(KVT_EMEMKIND, "dram tier %s: memory kind %d (host memory only)", what,
+                        (int)mem);
+    }
+
+    int first = 0;
+    size_t first_at = 0, want = 0;
+    for (size_t i = 0; i < n; i++) {
+        x[i].status = check_xfer(t, &x[i]);
+        if (x[i].status == 0)
+            want += x[i].nfrags;
+        else if (!first) {
+            first = x[i].status;
+            first_at = i;
+        }
+    }
+
+    kvt__copy_op stack[STACK_OPS], *ops = stack;
+    size_t cap = STACK_OPS;
+    if (want > cap) {
+        kvt__copy_op *big = malloc(want * sizeof *big);
+        /* Without memory, the batch goes in stack-sized pieces instead. */
+        if (big) {
+            ops = big;
+            cap = want;
+        }
+    }
+    size_t k = 0;
+    uint64_t moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (x[i].status)
+            continue;
+        size_t frag = t->block_bytes / x[i].nfrags;
+        char *slot = t->arena + (size_t)x[i].slot * t->block_bytes;
+        for (uint32_t f = 0; f < x[i].nfrags; f++) {
+            if (k == cap) {
+                kvt__copier_run(t->copier, ops, k);
+                k = 0;
+            }
+            char *at = slot + (size_t)f * frag;
+            ops[k++] = to_slots ? (kvt__copy_op){at, x[i].frags[f], frag}
+                                : (kvt__copy_op){x[i].frags[f], at, frag};
+        }
+        moved += t->block_bytes;
+    }
+    if (k)
+        kvt__copier_run(t->copier, ops, k);
+    if (ops != stack)
+        free(ops);
+    atomic_fetch_add_explicit(to_slots ? &t->bytes_written : &t->bytes_read, moved,
+                              memory_order_relaxed);
+    if (first)
+        return kvt__err(first, "dram tier %s: xfer %zu (slot %u of %u, %u fragments)", what,
+                        first_at, x[first_at].slot, t->nslots, x[first_at].nfrags);
+    return 0;
+}
+
+static int dram_write(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem)
+{
+    return dram_move(t, x, n, mem, 1);
+}
+
+static int dram_read(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem)
+{
+    return dram_move(t, x, n, mem, 0);
+}
+
+static void *dram_slot_ptr(kvt_tier_impl *t, uint32_t slot)
+{
+    if (!t || slot >= t->nslots)
+        return NULL;
+    return t->arena + (size_t)slot * t->block_bytes;
+}
+
+static void dram_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
+{
+    if (!t || !fn)
+        return;
+    fn("dram.slots", t->nslots, user);
+    fn("dram.numa_node", t->node < 0 ? UINT64_MAX : (uint64_t)t->node, user);
+    fn("dram.hugepages", (uint64_t)t->hugepages, user);
+    fn("dram.thp_bytes", t->thp_bytes, user);
+    fn("dram.open_ms", (t->open_ns + 500000) / 1000000, user);
+    fn("dram.arena_bytes", t->arena_bytes, user);
+    fn("dram.copy_threads", kvt__copier_threads(t->copier), user);
+    uint64_t pooled, busy;
+    kvt__copier_counts(t->copier, &pooled, &busy);
+    fn("dram.copy_batches_pooled", pooled, user);
+    fn("dram.copy_batches_busy", busy, user);
+    fn("dram.bytes_written", atomic_load_explicit(&t->bytes_written, memory_order_relaxed), user);
+    fn("dram.bytes_read", atomic_load_explicit(&t->bytes_read, memory_order_relaxed), user);
+}
+
+void *kvt__dram_arena(kvt_tier_impl *t, size_t *bytes)
+{
+    if (bytes)
+        *bytes = t ? t->arena_bytes : 0;
+    return t ? t->arena : NULL;
+}
+
+const kvt_tier_ops kvt__tier_dram = {
+    .version = KVT_TIER_OPS_VERSION,
+    .name = "dram",
+    .caps = KVT_TCAP_HOST_PTR,
+    .open = dram_open,
+    .close = dram_close,
+    .write = dram_write,
+    .read = dram_read,
+    .discard = NULL,
+    .slot_ptr = dram_slot_ptr,
+    .recover = NULL,
+    .stats = dram_stats,
+};

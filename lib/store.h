@@ -1,0 +1,142 @@
+/*
+ * store.h — placement across tiers: admission, eviction, demotion,
+ * promotion, TTL expiry, pins. The only code that spans tiers.
+ *
+ * Locks: each tier has one lock (its free slots, policy, idle list and
+ * slot -> entry map); each index shard has one. Order: a tier lock may be held
+ * while taking a shard lock, never the reverse; two shard locks are never
+ * held together; no lock is held across a tier's read/write (I/O, copies).
+ */
+#ifndef KVT_STORE_H
+#define KVT_STORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "index.h"
+#include "policy/policy.h"
+#include "tier/tier.h"
+
+typedef struct kvt_workers kvt_workers;
+
+/* Counters per tier ("<tier>.<name>"). */
+#define KVT_TIER_COUNTERS(X)                                            \
+    X(hits)          /* gets served from this tier */                   \
+    X(inserts)       /* blocks placed here by puts */                   \
+    X(evictions)     /* blocks pushed out for room */                   \
+    X(expirations)   /* blocks that passed the idle TTL */              \
+    X(demotions_in)  /* blocks arriving from the tier above */          \
+    X(promotions_in) /* blocks copied up here on a get */               \
+    X(writethrough_in) /* blocks written here by write-through */       \
+    X(dropped)       /* blocks that left the store from this tier */    \
+    X(corrupt)       /* reads that failed verification */               \
+    X(io_errors)     /* reads/writes that failed */                     \
+    X(full)          /* slot requests refused: all pinned/busy */       \
+    X(bytes_in)                                                         \
+    X(bytes_out)
+
+/* Store-wide counters. */
+#define KVT_STORE_COUNTERS(X)                                           \
+    X(lookups)                                                          \
+    X(lookup_blocks)                                                    \
+    X(lookup_hit_blocks)                                                \
+    X(put_blocks)                                                       \
+    X(put_stored)                                                       \
+    X(put_present)                                                      \
+    X(put_rejected)                                                     \
+    X(get_blocks)                                                       \
+    X(get_hit_blocks)                                                   \
+    X(get_miss_blocks)                                                  \
+    X(removed_blocks)                                                   \
+    X(pins)                                                             \
+    X(lease_expired)                                                    \
+    X(tickets_completed)                                                \
+    X(writethrough_dropped)
+
+typedef struct kvt_tier_stats {
+#define KVT_X_FIELD(name) _Atomic uint64_t name;
+    KVT_TIER_COUNTERS(KVT_X_FIELD)
+} kvt_tier_stats;
+
+typedef struct kvt_store_stats {
+    KVT_STORE_COUNTERS(KVT_X_FIELD)
+#undef KVT_X_FIELD
+} kvt_store_stats;
+
+typedef struct kvt_tier_rt {
+    int on;
+    kvt_tier id;
+    const char *name;
+    const kvt_tier_ops *ops;
+    kvt_tier_impl *impl;
+    uint32_t nslots;
+    uint64_t ttl_ns;
+    int victims;
+    int admit;
+    uint32_t admit_after;
+    int below; /* next open tier down, or -1 */
+
+    pthread_mutex_t lock; /* guards everything below */
+    const kvt_policy_ops *pol;
+    kvt_policy *pst;
+    uint32_t *slot_entry; /* entry in the policy at this slot, or KVT_NO_ENTRY */
+    uint32_t *free_slots;
+    uint32_t nfree;
+    /* Idle list: slots in order of last access, for exact TTL expiry. Only
+     * kept when the tier has a TTL. */
+    uint32_t *idle_prev, *idle_next;
+    uint64_t *idle_stamp;
+    uint32_t idle_head, idle_tail;
+    _Atomic uint64_t next_expiry; /* ns; UINT64_MAX when nothing can expire */
+
+    kvt_tier_stats st;
+} kvt_tier_rt;
+
+struct kvt_store {
+    uint32_t magic;
+    kvt_config cfg;
+    uint64_t block_bytes;
+    uint32_t frags;
+    uint64_t frag_bytes;
+    kvt_index ix;
+    kvt_tier_rt tier[KVT_TIER_COUNT];
+    int put_tier; /* where puts land: the top open tier that admits on put */
+    int tier_unavailable[KVT_TIER_COUNT];
+
+    kvt_clock_fn clock;
+    void *clock_user;
+    int manual_clock;
+    _Atomic uint64_t manual_now;
+    uint64_t epoch_ns;
+
+    _Atomic int closing;
+    _Atomic int active;
+    kvt_workers *workers;
+    kvt_store_stats st;
+};
+
+#define KVT_STORE_MAGIC 0x6b767473u /* "kvts" */
+
+int kvt__store_open(const kvt_config *cfg, kvt_store **out);
+void kvt__store_close(kvt_store *s);
+
+uint64_t kvt__store_now(kvt_store *s);
+int kvt__store_expire(kvt_store *s);
+int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers,
+                      uint32_t lease_ms);
+int kvt__store_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms);
+int kvt__store_release(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status);
+int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                   const kvt_io_opts *o);
+int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                   const kvt_io_opts *o);
+int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n);
+int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user);
+
+/* Write-through copy of entry `id` from tier `src` (a ref is held on it) to
+ * tier `dst` (reserved FILLING); run by a worker. Drops the ref. */
+void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst);
+
+#endif

@@ -1,0 +1,33 @@
+/* worker.h — background threads: asynchronous operations, their tickets, write-through copies, TTL reaping. */
+#ifndef KVT_WORKER_H
+#define KVT_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvtier.h"
+
+typedef struct kvt_workers kvt_workers;
+
+enum { KVT_JOB_PUT = 1, KVT_JOB_GET = 2 };
+
+int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned max_inflight, kvt_workers **out);
+/* Runs every queued job, then stops and joins the threads. NULL is fine. */
+void kvt__workers_free(kvt_workers *w);
+
+/* Queues a put or get; *ticket identifies it. The arrays stay the caller's
+ * and must live until the ticket completes; opts is copied. KVT_EBUSY when
+ * max_inflight tickets are pending. */
+int kvt__workers_submit(kvt_workers *w, int op, const kvt_key *keys, size_t n,
+                        void *const *ptrs, const kvt_io_opts *opts, kvt_ticket *ticket);
+int kvt__workers_wait(kvt_workers *w, kvt_ticket ticket, int timeout_ms);
+int kvt__workers_eventfd(kvt_workers *w);
+uint64_t kvt__workers_pending(kvt_workers *w);
+
+/* Queues a write-through copy (see kvt__store_writethrough). Non-zero when
+ * the queue is full: the caller drops the copy (bounded memory). */
+int kvt__workers_background(kvt_workers *w, uint32_t id, int src, int dst);
+/* Waits until no background copy is queued or running (tests, bench). */
+void kvt__workers_quiesce(kvt_workers *w);
+
+#endif

@@ -1,0 +1,173 @@
+/* test_config.c — bad input gets its specific error code, never a crash. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "kvtier.h"
+
+static kvt_config *base(void)
+{
+    kvt_config *c;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, 4096), 0);
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 16 * 4096), 0);
+    return c;
+}
+
+static int open_rc(kvt_config *c)
+{
+    kvt_store *s = NULL;
+    int rc = kvt_open(c, &s);
+    if (rc == 0)
+        kvt_close(s);
+    kvt_config_free(c);
+    return rc;
+}
+
+Test(config, null_pointers)
+{
+    kvt_store *s;
+    kvt_config *c = base();
+    cr_assert_eq(kvt_config_new(NULL), KVT_ENULL);
+    cr_assert_eq(kvt_config_set(NULL, KVT_OPT_FRAGS, 1), KVT_ENULL);
+    cr_assert_eq(kvt_config_set_tier(NULL, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 1), KVT_ENULL);
+    cr_assert_eq(kvt_config_set_tier_str(NULL, KVT_TIER_DRAM, KVT_TSTR_POLICY, "lru"), KVT_ENULL);
+    cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, NULL), KVT_ENULL);
+    cr_assert_eq(kvt_config_set_clock(NULL, NULL, NULL), KVT_ENULL);
+    cr_assert_eq(kvt_open(NULL, &s), KVT_ENULL);
+    cr_assert_eq(kvt_open(c, NULL), KVT_ENULL);
+    kvt_config_free(NULL);
+    cr_assert_eq(kvt_close(NULL), 0);
+    kvt_config_free(c);
+}
+
+Test(config, zero_and_absurd_sizes)
+{
+    kvt_config *c = base();
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, 0), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, -5), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)1 << 40), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, 0), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_WORKERS, 0), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_WORKERS, 100000), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_TOKENS, 0), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, -1), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, -1), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 0), KVT_ESIZE);
+    cr_assert_eq(kvt_config_set(c, (kvt_option)999, 1), KVT_EINVAL);
+    cr_assert_eq(kvt_config_set_tier(c, (kvt_tier)9, KVT_TOPT_CAPACITY, 1), KVT_EINVAL);
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_VICTIMS, 7), KVT_EINVAL);
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_ADMIT, 7), KVT_EINVAL);
+    cr_assert_str_neq(kvt_last_error(), "no error");
+    kvt_config_free(c);
+}
+
+Test(config, block_bytes_required)
+{
+    kvt_config *c;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 1 << 20);
+    cr_assert_eq(open_rc(c), KVT_ESIZE);
+}
+
+Test(config, frags_must_divide_block)
+{
+    kvt_config *c = base();
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, 3), 0);
+    cr_assert_eq(open_rc(c), KVT_EFRAGS);
+}
+
+Test(config, capacity_below_one_block)
+{
+    kvt_config *c = base();
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 4095), 0);
+    cr_assert_eq(open_rc(c), KVT_ECAPACITY);
+}
+
+Test(config, no_tier)
+{
+    kvt_config *c = base();
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 0), 0);
+    cr_assert_eq(open_rc(c), KVT_ENOTIER);
+}
+
+Test(config, unknown_policy)
+{
+    kvt_config *c = base();
+    cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, "fifo-of-dreams"), KVT_EPOLICY);
+    cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, "lru"), 0);
+    kvt_config_free(c);
+}
+
+Test(config, setters_after_open_are_frozen)
+{
+    kvt_config *c = base();
+    kvt_store *s;
+    cr_assert_eq(kvt_open(c, &s), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, 2), KVT_EFROZEN);
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, 5), KVT_EFROZEN);
+    cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, "lru"), KVT_EFROZEN);
+    cr_assert_eq(kvt_config_set_clock(c, NULL, NULL), KVT_EFROZEN);
+    kvt_store *s2;
+    cr_assert_eq(kvt_open(c, &s2), 0, "a frozen config still opens stores");
+    cr_assert_eq(kvt_close(s2), 0);
+    cr_assert_eq(kvt_close(s), 0);
+    kvt_config_free(c);
+}
+
+Test(config, double_close)
+{
+    kvt_config *c = base();
+    kvt_store *s;
+    cr_assert_eq(kvt_open(c, &s), 0);
+    kvt_config_free(c);
+    cr_assert_eq(kvt_close(s), 0);
+    cr_assert_eq(kvt_close(s), KVT_ECLOSED);
+    int not_a_store = 0;
+    cr_assert_eq(kvt_close((kvt_store *)&not_a_store), KVT_ECLOSED);
+}
+
+Test(config, nvme_without_path)
+{
+    kvt_config *c = base();
+    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, 1 << 20), 0);
+    cr_assert_eq(open_rc(c), KVT_EPATH);
+}
+
+Test(config, io_argument_errors)
+{
+    kvt_config *c = base();
+    kvt_store *s;
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, 2), 0);
+    cr_assert_eq(kvt_open(c, &s), 0);
+    kvt_config_free(c);
+    static uint8_t buf[4096];
+    kvt_key k = {{1}};
+    void *p[2] = {buf, buf + 2048};
+    void *holes[2] = {buf, NULL};
+    kvt_ticket t;
+    cr_assert_eq(kvt_put(NULL, &k, 1, p, NULL, NULL), KVT_ENULL);
+    cr_assert_eq(kvt_put(s, NULL, 1, p, NULL, NULL), KVT_ENULL);
+    cr_assert_eq(kvt_put(s, &k, 0, p, NULL, NULL), KVT_ESIZE);
+    cr_assert_eq(kvt_put(s, &k, 1, NULL, NULL, NULL), KVT_ENULL);
+    cr_assert_eq(kvt_put(s, &k, 1, holes, NULL, NULL), KVT_ENULL);
+    kvt_io_opts o = {.size = sizeof o, .frags = 3};
+    cr_assert_eq(kvt_put(s, &k, 1, p, &o, NULL), KVT_EFRAGS, "fragment count mismatch");
+    o.frags = 2;
+    cr_assert_eq(kvt_put(s, &k, 1, p, &o, NULL), 1);
+    kvt_io_opts small = {.size = 4};
+    cr_assert_eq(kvt_get(s, &k, 1, p, &small, NULL), KVT_EINVAL);
+    kvt_io_opts kind = {.size = sizeof kind, .mem_kind = 9};
+    cr_assert_eq(kvt_get(s, &k, 1, p, &kind, NULL), KVT_EINVAL);
+    cr_assert_eq(kvt_get(s, &k, 1, p, NULL, &t), 0);
+    cr_assert_eq(kvt_wait(s, t, -1), 1);
+    cr_assert_eq(kvt_wait(s, t, -1), KVT_ETICKET, "ticket used twice");
+    cr_assert_eq(kvt_lookup(s, NULL, 1, NULL, 0), KVT_ENULL);
+    cr_assert_eq(kvt_lookup(s, &k, 0, NULL, 0), KVT_ESIZE);
+    cr_assert_eq(kvt_lookup(s, &k, 1, NULL, 0xffffffffu), KVT_ESIZE);
+    cr_assert_eq(kvt_pin(s, &k, 1, 0), KVT_ESIZE);
+    kvt_key absent = {{2}};
+    cr_assert_eq(kvt_pin(s, &absent, 1, 100), KVT_ENOENT, "a lease on an absent key");
+    cr_assert_eq(kvt_remove(s, NULL, 1), KVT_ENULL);
+    cr_assert_eq(kvt_stat(s, NULL, NULL), KVT_ENULL);
+    cr_assert_eq(kvt_close(s), 0);
+}

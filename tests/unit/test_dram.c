@@ -1,0 +1,800 @@
+/* test_dram.c — the DRAM tier through its ops table, the copier, and NUMA node choice. */
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "copy.h"
+#include "numa_node.h"
+#include "tier/dram.h"
+#include "tier/tier.h"
+
+#define KIB ((size_t)1 << 10)
+#define MIB ((size_t)1 << 20)
+#define POISON 0xA5
+
+/* ------------------------------------------------------------- randomness */
+
+static uint64_t test_seed(void)
+{
+    static uint64_t seed;
+    if (!seed) {
+        const char *env = getenv("KVT_TEST_SEED");
+        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+        if (!seed)
+            seed = 1;
+        fprintf(stderr, "test_dram: seed %llu (rerun with KVT_TEST_SEED=%llu)\n",
+                (unsigned long long)seed, (unsigned long long)seed);
+    }
+    return seed;
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+    /* splitmix64 */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void fill_random(void *p, size_t len, uint64_t *s)
+{
+    unsigned char *b = p;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = next_rand(s);
+        memcpy(b + i, &v, 8);
+    }
+    uint64_t v = next_rand(s);
+    for (; i < len; i++, v >>= 8)
+        b[i] = (unsigned char)v;
+}
+
+/* Index of the first differing byte, or SIZE_MAX. */
+static size_t first_diff(const void *a, const void *b, size_t len)
+{
+    if (memcmp(a, b, len) == 0)
+        return SIZE_MAX;
+    const unsigned char *x = a, *y = b;
+    for (size_t i = 0; i < len; i++)
+        if (x[i] != y[i])
+            return i;
+    return SIZE_MAX;
+}
+
+static size_t first_not(const void *p, int byte, size_t len)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < len; i++)
+        if (b[i] != (unsigned char)byte)
+            return i;
+    return SIZE_MAX;
+}
+
+/* ----------------------------------------------------------------- helpers */
+
+static kvt_tier_params params(uint64_t capacity, uint64_t block_bytes, uint32_t copy_threads)
+{
+    kvt_tier_params p;
+    memset(&p, 0, sizeof p);
+    p.id = KVT_TIER_DRAM;
+    p.capacity = capacity;
+    p.block_bytes = block_bytes;
+    p.block_tokens = 16;
+    p.frags = 1;
+    p.numa_node = -1;
+    p.hugepages = 1;
+    p.copy_threads = copy_threads;
+    return p;
+}
+
+static kvt_tier_impl *open_tier(uint32_t nslots, size_t block, uint32_t copy_threads)
+{
+    kvt_tier_params p = params((uint64_t)nslots * block, block, copy_threads);
+    kvt_tier_impl *t = NULL;
+    uint32_t got = 0;
+    int rc = kvt__tier_dram.open(&p, &t, &got);
+    cr_assert_eq(rc, 0, "open(%u x %zu): %d %s", nslots, block, rc, kvt_last_error());
+    cr_assert_not_null(t);
+    cr_assert_eq(got, nslots);
+    return t;
+}
+
+typedef struct {
+    const char *name;
+    uint64_t value;
+    int seen;
+} stat_slot;
+
+typedef struct {
+    stat_slot s[32];
+    int n;
+} stat_set;
+
+static void collect(const char *name, uint64_t value, void *user)
+{
+    stat_set *set = user;
+    cr_assert_lt(set->n, 32);
+    set->s[set->n++] = (stat_slot){name, value, 1};
+}
+
+static uint64_t stat_of(kvt_tier_impl *t, const char *name)
+{
+    stat_set set = {.n = 0};
+    kvt__tier_dram.stats(t, collect, &set);
+    for (int i = 0; i < set.n; i++)
+        if (strcmp(set.s[i].name, name) == 0)
+            return set.s[i].value;
+    cr_assert_fail("stat %s missing", name);
+    return 0;
+}
+
+/* A block's fragments, each its own allocation so that no two are adjacent. */
+typedef struct {
+    uint32_t nfrags;
+    size_t frag;
+    void **p;
+} frags;
+
+static frags frags_new(size_t block, uint32_t nfrags)
+{
+    frags f = {nfrags, block / nfrags, calloc(nfrags, sizeof(void *))};
+    cr_assert_not_null(f.p);
+    for (uint32_t i = 0; i < nfrags; i++) {
+        f.p[i] = malloc(f.frag);
+        cr_assert_not_null(f.p[i]);
+    }
+    return f;
+}
+
+static void frags_free(frags *f)
+{
+    for (uint32_t i = 0; i < f->nfrags; i++)
+        free(f->p[i]);
+    free(f->p);
+}
+
+static kvt_xfer xfer(uint32_t slot, const frags *f)
+{
+    kvt_xfer x;
+    memset(&x, 0, sizeof x);
+    x.slot = slot;
+    x.nfrags = f->nfrags;
+    x.frags = f->p;
+    x.status = 12345;
+    return x;
+}
+
+/* ------------------------------------------------------------- open/close */
+
+Test(dram, open_close_geometry)
+{
+    const kvt_tier_ops *ops = &kvt__tier_dram;
+    cr_assert_eq(ops->version, KVT_TIER_OPS_VERSION);
+    cr_assert_str_eq(ops->name, "dram");
+    cr_assert_eq(ops->caps, KVT_TCAP_HOST_PTR);
+    cr_assert_null(ops->discard);
+
+    /* 3.5 blocks of capacity: 3 slots. */
+    size_t block = 96 * KIB;
+    kvt_tier_params p = params(3 * block + block / 2, block, 2);
+    kvt_tier_impl *t = NULL;
+    uint32_t n = 0;
+    cr_assert_eq(ops->open(&p, &t, &n), 0, "%s", kvt_last_error());
+    cr_assert_eq(n, 3);
+
+    size_t bytes = 0;
+    char *arena = kvt__dram_arena(t, &bytes);
+    cr_assert_not_null(arena);
+    cr_assert_eq((uintptr_t)arena % (2 * MIB), 0, "arena %p not 2 MiB aligned", (void *)arena);
+    cr_assert_eq(bytes, 2 * MIB);
+    for (uint32_t s = 0; s < 3; s++)
+        cr_assert_eq(ops->slot_ptr(t, s), arena + s * block);
+    cr_assert_null(ops->slot_ptr(t, 3));
+    /* Pre-faulted arena of fresh memory: all zero, all resident. */
+    cr_assert_eq(first_not(arena, 0, bytes), SIZE_MAX);
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char vec[2 * MIB / 4096];
+    cr_assert_eq(mincore(arena, bytes, vec), 0);
+    for (size_t i = 0; i < bytes / (size_t)page; i++)
+        cr_assert(vec[i] & 1, "arena page %zu not resident after open", i);
+
+    cr_assert_eq(stat_of(t, "dram.slots"), 3);
+    cr_assert_eq(stat_of(t, "dram.arena_bytes"), 2 * MIB);
+    cr_assert_eq(stat_of(t, "dram.hugepages"), 1);
+    cr_assert_eq(stat_of(t, "dram.copy_threads"), 2);
+    cr_assert_leq(stat_of(t, "dram.thp_bytes"), 2 * MIB);
+    cr_assert_lt(stat_of(t, "dram.open_ms"), 10000);
+    uint64_t node = stat_of(t, "dram.numa_node");
+    if (node != UINT64_MAX) {
+        char path[64];
+        snprintf(path, sizeof path, "/sys/devices/system/node/node%llu",
+                 (unsigned long long)node);
+        cr_assert_eq(access(path, F_OK), 0, "dram.numa_node %llu has no %s",
+                     (unsigned long long)node, path);
+    }
+    ops->close(t);
+    ops->close(NULL);
+    cr_assert_null(kvt__dram_arena(NULL, &bytes));
+    cr_assert_eq(bytes, 0);
+}
+
+Test(dram, hugepages_off_is_reported)
+{
+    kvt_tier_params p = params(4 * MIB, MIB, 1);
+    p.hugepages = 0;
+    kvt_tier_impl *t = NULL;
+    uint32_t n = 0;
+    cr_assert_eq(kvt__tier_dram.open(&p, &t, &n), 0, "%s", kvt_last_error());
+    cr_assert_eq(n, 4);
+    cr_assert_eq(stat_of(t, "dram.hugepages"), 0);
+    cr_assert_eq(stat_of(t, "dram.thp_bytes"), 0);
+    kvt__tier_dram.close(t);
+}
+
+Test(dram, open_errors)
+{
+    const kvt_tier_ops *ops = &kvt__tier_dram;
+    kvt_tier_impl *t = (kvt_tier_impl *)&t;
+    uint32_t n = 77;
+
+    kvt_tier_params p = params(4095, 4096, 1);
+    cr_assert_eq(ops->open(&p, &t, &n), KVT_ECAPACITY);
+    cr_assert_null(t);
+    cr_assert_eq(n, 77);
+    cr_assert(strstr(kvt_last_error(), "4095"), "message: %s", kvt_last_error());
+
+    p = params(0, 4096, 1);
+    cr_assert_eq(ops->open(&p, &t, &n), KVT_ECAPACITY);
+    p = params(1 << 20, 0, 1);
+    cr_assert_eq(ops->open(&p, &t, &n), KVT_ESIZE);
+    /* 2^33 one-byte slots do not fit a uint32_t slot number. */
+    p = params((uint64_t)1 << 33, 1, 1);
+    cr_assert_eq(ops->open(&p, &t, &n), KVT_ECAPACITY);
+    p = params(1 << 20, 4096, 1);
+    p.numa_node = 100000;
+    cr_assert_eq(ops->open(&p, &t, &n), KVT_EINVAL);
+    cr_assert_null(t);
+    cr_assert_eq(ops->open(NULL, &t, &n), KVT_ENULL);
+    cr_assert_eq(ops->open(&p, NULL, &n), KVT_ENULL);
+    cr_assert_eq(ops->open(&p, &t, NULL), KVT_ENULL);
+}
+
+/* ------------------------------------------------------------ round trips */
+
+/* Writes nslots random blocks as nfrags fragments, checks the slot layout
+ * (fragment f at offset f * block / nfrags) through slot_ptr, reads them back
+ * into poisoned fragments, then reads again with another fragment count. */
+static void round_trip(size_t block, uint32_t nfrags, uint32_t nslots, uint32_t threads,
+                       uint64_t *seed)
+{
+    const kvt_tier_ops *ops = &kvt__tier_dram;
+    kvt_tier_impl *t = open_tier(nslots, block, threads);
+    frags *src = calloc(nslots, sizeof *src), *dst = calloc(nslots, sizeof *dst);
+    kvt_xfer *x = calloc(nslots, sizeof *x);
+    cr_assert(src && dst && x);
+    /* Slots written in reverse order: slot and batch index differ. */
+    for (uint32_t i = 0; i < nslots; i++) {
+        src[i] = frags_new(block, nfrags);
+        for (uint32_t f = 0; f < nfrags; f++)
+            fill_random(src[i].p[f], src[i].frag, seed);
+        x[i] = xfer(nslots - 1 - i, &src[i]);
+    }
+    cr_assert_eq(ops->write(t, x, nslots, KVT_MEM_HOST), 0, "%s", kvt_last_error());
+    for (uint32_t i = 0; i < nslots; i++) {
+        cr_assert_eq(x[i].status, 0);
+        const char *slot = ops->slot_ptr(t, nslots - 1 - i);
+        for (uint32_t f = 0; f < nfrags; f++) {
+            size_t d = first_diff(slot + f * src[i].frag, src[i].p[f], src[i].frag);
+            cr_assert_eq(d, SIZE_MAX, "block %zu frags %u: slot %u frag %u differs at byte %zu",
+                         block, nfrags, nslots - 1 - i, f, d);
+        }
+    }
+
+    for (uint32_t i = 0; i < nslots; i++) {
+        dst[i] = frags_new(block, nfrags);
+        for (uint32_t f = 0; f < nfrags; f++)
+            memset(dst[i].p[f], POISON, dst[i].frag);
+        x[i] = xfer(nslots - 1 - i, &dst[i]);
+    }
+    cr_assert_eq(ops->read(t, x, nslots, KVT_MEM_HOST), 0, "%s", kvt_last_error());
+    for (uint32_t i = 0; i < nslots; i++) {
+        cr_assert_eq(x[i].status, 0);
+        for (uint32_t f = 0; f < nfrags; f++) {
+            size_t d = first_diff(dst[i].p[f], src[i].p[f], src[i].frag);
+            cr_assert_eq(d, SIZE_MAX, "block %zu frags %u: read slot %u frag %u differs at %zu",
+                         block, nfrags, nslots - 1 - i, f, d);
+        }
+    }
+
+    /* Whole blocks read back as one fragment equal the concatenation. */
+    frags whole = frags_new(block, 1);
+    for (uint32_t i = 0; i < nslots; i++) {
+        memset(whole.p[0], POISON, block);
+        kvt_xfer one = xfer(nslots - 1 - i, &whole);
+        cr_assert_eq(ops->read(t, &one, 1, KVT_MEM_HOST), 0);
+        for (uint32_t f = 0; f < nfrags; f++)
+            cr_assert_eq(first_diff((char *)whole.p[0] + f * src[i].frag, src[i].p[f],
+                                    src[i].frag), SIZE_MAX);
+    }
+    cr_assert_eq(stat_of(t, "dram.bytes_written"), (uint64_t)nslots * block);
+    cr_assert_eq(stat_of(t, "dram.bytes_read"), (uint64_t)2 * nslots * block);
+
+    frags_free(&whole);
+    for (uint32_t i = 0; i < nslots; i++) {
+        frags_free(&src[i]);
+        frags_free(&dst[i]);
+    }
+    free(src);
+    free(dst);
+    free(x);
+    ops->close(t);
+}
+
+Test(dram, round_trip_sizes_and_fragments, .timeout = 60)
+{
+    uint64_t seed = test_seed();
+    static const size_t blocks[] = {4 * KIB, 64 * KIB, 1 * MIB, 16 * MIB};
+    static const uint32_t nfrags[] = {1, 4, 64};
+    for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++)
+        for (size_t f = 0; f < sizeof nfrags / sizeof *nfrags; f++) {
+            uint32_t nslots = blocks[b] >= 16 * MIB ? 3 : 5;
+            round_trip(blocks[b], nfrags[f], nslots, 2, &seed);
+        }
+}
+
+Test(dram, round_trip_odd_block_single_thread)
+{
+    uint64_t seed = test_seed() + 1;
+    /* 3 * 5 * 7 * 4099: slots are not aligned to anything. */
+    round_trip(3 * 5 * 7 * 4099, 105, 7, 1, &seed);
+    round_trip(3 * 5 * 7 * 4099, 3, 7, 3, &seed);
+}
+
+/* Large batches go to the helpers; small ones stay on the caller. */
+Test(dram, batches_take_pool_or_inline_path)
+{
+    uint64_t seed = test_seed() + 2;
+    const kvt_tier_ops *ops = &kvt__tier_dram;
+    kvt_tier_impl *t = open_tier(16, 256 * KIB, 4);
+    cr_assert_eq(stat_of(t, "dram.copy_batches_pooled"), 0);
+
+    frags small = frags_new(256 * KIB, 4);
+    for (uint32_t f = 0; f < 4; f++)
+        fill_random(small.p[f], small.frag, &seed);
+    kvt_xfer x = xfer(5, &small);
+    cr_assert_eq(ops->write(t, &x, 1, KVT_MEM_HOST), 0);
+    cr_assert_eq(stat_of(t, "dram.copy_batches_pooled"), 0, "256 KiB batch went to the pool");
+
+    frags big[16];
+    kvt_xfer xs[16];
+    for (uint32_t i = 0; i < 16; i++) {
+        big[i] = frags_new(256 * KIB, 8);
+        for (uint32_t f = 0; f < 8; f++)
+            fill_random(big[i].p[f], big[i].frag, &seed);
+        xs[i] = xfer(i, &big[i]);
+    }
+    cr_assert_eq(ops->write(t, xs, 16, KVT_MEM_HOST), 0);
+    cr_assert_eq(stat_of(t, "dram.copy_batches_pooled"), 1, "4 MiB batch stayed inline");
+    for (uint32_t i = 0; i < 16; i++) {
+        for (uint32_t f = 0; f < 8; f++)
+            memset(big[i].p[f], POISON, big[i].frag);
+    }
+    cr_assert_eq(ops->read(t, xs, 16, KVT_MEM_HOST), 0);
+    cr_assert_eq(stat_of(t, "dram.copy_batches_pooled"), 2);
+    for (uint32_t i = 0; i < 16; i++) {
+        const char *slot = ops->slot_ptr(t, i);
+        for (uint32_t f = 0; f < 8; f++)
+            cr_assert_eq(first_diff(big[i].p[f], slot + f * big[i].frag, big[i].frag),
+                         SIZE_MAX, "slot %u frag %u", i, f);
+    }
+    for (uint32_t i = 0; i < 16; i++)
+        frags_free(&big[i]);
+    frags_free(&small);
+    ops->close(t);
+}
+
+/* ------------------------------------------------------------ bad xfers */
+
+Test(dram, bad_xfers_get_their_status_others_complete)
+{
+    uint64_t seed = test_seed() + 3;
+    const kvt_tier_ops *ops = &kvt__tier_dram;
+    kvt_tier_impl *t = open_tier(4, 64 * KIB, 2);
+    frags a = frags_new(64 * KIB, 4), b = frags_new(64 * KIB, 4);
+    for (uint32_t f = 0; f < 4; f++) {
+        fill_random(a.p[f], a.frag, &seed);
+        fill_random(b.p[f], b.frag, &seed);
+    }
+    void *with_null[4] = {a.p[0], a.p[1], NULL, a.p[3]};
+    kvt_xfer x[6] = {xfer(0, &a), xfer(4, &a), xfer(3, &b), xfer(1, &a), xfer(2, &a),
+                     xfer(UINT32_MAX, &a)};
+    x[3].nfrags = 3;       /* does not divide 64 KiB */
+    x[4].frags = with_null;
+    int rc = ops->write(t, x, 6, KVT_MEM_HOST);
+    cr_assert_eq(rc, KVT_EINVAL, "first error is slot 4 of 4: got %d", rc);
+    cr_assert_eq(x[0].status, 0);
+    cr_assert_eq(x[1].status, KVT_EINVAL);
+    cr_assert_eq(x[2].status, 0);
+    cr_assert_eq(x[3].status, KVT_EFRAGS);
+    cr_assert_eq(x[4].status, KVT_ENULL);
+    cr_assert_eq(x[5].status, KVT_EINVAL);
+    const char *s0 = ops->slot_ptr(t, 0), *s3 = ops->slot_ptr(t, 3);
+    for (uint32_t f = 0; f < 4; f++) {
+        cr_assert_eq(first_diff(s0 + f * a.frag, a.p[f], a.frag), SIZE_MAX);
+        cr_assert_eq(first_diff(s3 + f * b.frag, b.p[f], b.frag), SIZE_MAX);
+    }
+    /* Untouched slots stay as the pre-fault left them. */
+    cr_assert_eq(first_not(ops->slot_ptr(t, 1), 0, 64 * KIB), SIZE_MAX);
+    cr_assert_eq(first_not(ops->slot_ptr(t, 2), 0, 64 * KIB), SIZE_MAX);
+    cr_assert_eq(stat_of(t, "dram.bytes_written"), 2 * 64 * KIB);
+
+    kvt_xfer zero = xfer(0, &a);
+    zero.nfrags = 0;
+    cr_assert_eq(ops->read(t, &zero, 1, KVT_MEM_HOST), KVT_EFRAGS);
+    cr_assert_eq(ops->read(t, NULL, 0, KVT_MEM_HOST), 0);
+    cr_assert_eq(ops->read(t, NULL, 1, KVT_MEM_HOST), KVT_ENULL);
+    frags_free(&a);
+    frags_free(&b);
+    ops->close(t);
+}
+
+Test(dram, cuda_memory_kind_refused)
+{
+    const kvt_tier_ops *ops = &kvt__tier_dram;
+    kvt_tier_impl *t = open_tier(2, 4 * KIB, 1);
+    frags a = frags_new(4 * KIB, 1);
+    memset(a.p[0], 0x5A, 4 * KIB);
+    kvt_xfer x[2] = {xfer(0, &a), xfer(1, &a)};
+    cr_assert_eq(ops->write(t, x, 2, KVT_MEM_CUDA), KVT_EMEMKIND);
+    cr_assert_eq(x[0].status, KVT_EMEMKIND);
+    cr_assert_eq(x[1].status, KVT_EMEMKIND);
+    cr_assert_eq(first_not(ops->slot_ptr(t, 0), 0, 4 * KIB), SIZE_MAX, "slot written anyway");
+    x[0].status = x[1].status = 0;
+    cr_assert_eq(ops->read(t, x, 2, KVT_MEM_CUDA), KVT_EMEMKIND);
+    cr_assert_eq(x[0].status, KVT_EMEMKIND);
+    cr_assert_eq(x[1].status, KVT_EMEMKIND);
+    cr_assert_eq(first_not(a.p[0], 0x5A, 4 * KIB), SIZE_MAX, "destination written anyway");
+    frags_free(&a);
+    ops->close(t);
+}
+
+/* ------------------------------------------------------------- concurrency */
+
+typedef struct {
+    kvt_tier_impl *t;
+    uint32_t first_slot;
+    uint32_t nslots;
+    size_t block;
+    uint64_t seed;
+    int rounds;
+    char failure[160];
+} worker_arg;
+
+static void *worker(void *argp)
+{
+    worker_arg *w = argp;
+    const kvt_tier_ops *ops = &kvt__tier_dram;
+    frags src[4], dst[4];
+    kvt_xfer x[4];
+    uint32_t nfrags = 8;
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        src[i] = frags_new(w->block, nfrags);
+        dst[i] = frags_new(w->block, nfrags);
+    }
+    for (int r = 0; r < w->rounds && !w->failure[0]; r++) {
+        for (uint32_t i = 0; i < w->nslots; i++) {
+            for (uint32_t f = 0; f < nfrags; f++) {
+                fill_random(src[i].p[f], src[i].frag, &w->seed);
+                memset(dst[i].p[f], POISON, dst[i].frag);
+            }
+            x[i] = xfer(w->first_slot + i, &src[i]);
+        }
+        int rc = ops->write(w->t, x, w->nslots, KVT_MEM_HOST);
+        for (uint32_t i = 0; i < w->nslots; i++)
+            x[i] = xfer(w->first_slot + i, &dst[i]);
+        int rc2 = ops->read(w->t, x, w->nslots, KVT_MEM_HOST);
+        if (rc || rc2) {
+            snprintf(w->failure, sizeof w->failure, "round %d: write %d read %d", r, rc, rc2);
+            break;
+        }
+        for (uint32_t i = 0; i < w->nslots && !w->failure[0]; i++)
+            for (uint32_t f = 0; f < nfrags; f++) {
+                size_t d = first_diff(dst[i].p[f], src[i].p[f], src[i].frag);
+                if (d != SIZE_MAX) {
+                    snprintf(w->failure, sizeof w->failure,
+                             "round %d slot %u frag %u differs at byte %zu", r,
+                             w->first_slot + i, f, d);
+                    break;
+                }
+            }
+    }
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        frags_free(&src[i]);
+        frags_free(&dst[i]);
+    }
+    return NULL;
+}
+
+Test(dram, threads_on_distinct_slots, .timeout = 60)
+{
+    uint64_t seed = test_seed() + 4;
+    enum { THREADS = 4, PER = 4 };
+    size_t block = 512 * KIB;
+    kvt_tier_impl *t = open_tier(THREADS * PER, block, 2);
+    pthread_t th[THREADS];
+    worker_arg w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker_arg){t, (uint32_t)(i * PER), PER, block, seed + 1000 * (uint64_t)i, 12, ""};
+        cr_assert_eq(pthread_create(&th[i], NULL, worker, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < THREADS; i++)
+        cr_assert_eq(w[i].failure[0], 0, "thread %d: %s", i, w[i].failure);
+    uint64_t pooled = stat_of(t, "dram.copy_batches_pooled");
+    uint64_t busy = stat_of(t, "dram.copy_batches_busy");
+    cr_assert_eq(pooled + busy, (uint64_t)THREADS * 12 * 2, "pooled %llu busy %llu",
+                 (unsigned long long)pooled, (unsigned long long)busy);
+    kvt__tier_dram.close(t);
+}
+
+/* ------------------------------------------------------------------ copier */
+
+/* Ops of odd lengths at odd offsets inside one source and one destination
+ * buffer, with gaps between them that must stay poisoned. */
+static void copier_exact(unsigned nthreads, uint64_t *seed)
+{
+    static const size_t lens[] = {1, 3, 63, 64, 65, 4097, 777777, 0, 129, 1000003, 12345, 2};
+    enum { NOPS = sizeof lens / sizeof *lens, GAP = 5 };
+    size_t total = 0;
+    for (size_t i = 0; i < NOPS; i++)
+        total += lens[i] + GAP;
+    unsigned char *src = malloc(total + 64), *dst = malloc(total + 64);
+    cr_assert(src && dst);
+    fill_random(src, total + 64, seed);
+
+    kvt__copier *c = kvt__copier_new(nthreads);
+    cr_assert_not_null(c);
+    cr_assert_eq(kvt__copier_threads(c), nthreads ? nthreads : 1);
+    for (int shift = 0; shift < 3; shift++) {
+        kvt__copy_op ops[NOPS];
+        /* Destination ops in reverse order of source ops, misaligned by
+         * different amounts on each side. */
+        size_t so = 1 + (size_t)shift, dof = 7 + (size_t)shift * 13;
+        size_t at[NOPS];
+        for (size_t i = 0; i < NOPS; i++) {
+            at[NOPS - 1 - i] = dof;
+            dof += lens[NOPS - 1 - i] + GAP;
+        }
+        for (size_t i = 0; i < NOPS; i++) {
+            ops[i] = (kvt__copy_op){dst + at[i], src + so, lens[i]};
+            so += lens[i] + GAP;
+        }
+        memset(dst, POISON, total + 64);
+        kvt__copier_run(c, ops, NOPS);
+        unsigned char *expect = malloc(total + 64);
+        cr_assert_not_null(expect);
+        memset(expect, POISON, total + 64);
+        for (size_t i = 0; i < NOPS; i++)
+            memcpy(expect + at[i], ops[i].src, lens[i]);
+        size_t d = first_diff(dst, expect, total + 64);
+        cr_assert_eq(d, SIZE_MAX, "%u threads shift %d: byte %zu differs", nthreads, shift, d);
+        free(expect);
+    }
+    uint64_t pooled, busy;
+    kvt__copier_counts(c, &pooled, &busy);
+    cr_assert_eq(pooled, nthreads > 1 ? 3u : 0u, "%u threads: %llu batches pooled", nthreads,
+                 (unsigned long long)pooled);
+    cr_assert_eq(busy, 0);
+
+    /* A small batch stays inline, still exact. */
+    memset(dst, POISON, 200);
+    kvt__copy_op small = {dst + 3, src + 5, 150};
+    kvt__copier_run(c, &small, 1);
+    cr_assert_eq(first_diff(dst + 3, src + 5, 150), SIZE_MAX);
+    cr_assert_eq(first_not(dst, POISON, 3), SIZE_MAX);
+    cr_assert_eq(first_not(dst + 153, POISON, 47), SIZE_MAX);
+    kvt__copier_counts(c, &pooled, &busy);
+    cr_assert_eq(pooled, nthreads > 1 ? 3u : 0u);
+    kvt__copier_run(c, NULL, 0);
+
+    kvt__copier_free(c);
+    free(src);
+    free(dst);
+}
+
+Test(copier, exact_bytes_odd_lengths_unaligned)
+{
+    uint64_t seed = test_seed() + 5;
+    for (unsigned n = 0; n <= 4; n++)
+        copier_exact(n, &seed);
+    kvt__copier_free(NULL);
+    kvt__copier_run(NULL, NULL, 0);
+}
+
+/* One op much larger than the rest: the split falls inside it. */
+Test(copier, split_inside_one_large_op)
+{
+    uint64_t seed = test_seed() + 6;
+    size_t len = 8 * MIB + 13;
+    unsigned char *src = malloc(len + 1), *dst = malloc(len + 3);
+    cr_assert(src && dst);
+    fill_random(src, len + 1, &seed);
+    memset(dst, POISON, len + 3);
+    kvt__copier *c = kvt__copier_new(3);
+    kvt__copy_op op = {dst + 1, src + 1, len};
+    kvt__copier_run(c, &op, 1);
+    cr_assert_eq(first_diff(dst + 1, src + 1, len), SIZE_MAX);
+    cr_assert_eq(dst[0], POISON);
+    cr_assert_eq(dst[len + 1], POISON);
+    cr_assert_eq(dst[len + 2], POISON);
+    kvt__copier_free(c);
+    free(src);
+    free(dst);
+}
+
+typedef struct {
+    kvt__copier *c;
+    uint64_t seed;
+    int bad;
+} caller_arg;
+
+static void *caller(void *argp)
+{
+    caller_arg *a = argp;
+    size_t len = 2 * MIB + 1;
+    unsigned char *src = malloc(len), *dst = malloc(len);
+    for (int r = 0; r < 20 && !a->bad; r++) {
+        fill_random(src, len, &a->seed);
+        memset(dst, POISON, len);
+        kvt__copy_op ops[2] = {{dst, src, len / 2}, {dst + len / 2, src + len / 2, len - len / 2}};
+        kvt__copier_run(a->c, ops, 2);
+        a->bad = first_diff(dst, src, len) != SIZE_MAX;
+    }
+    free(src);
+    free(dst);
+    return NULL;
+}
+
+Test(copier, concurrent_callers_share_one_pool, .timeout = 60)
+{
+    uint64_t seed = test_seed() + 7;
+    kvt__copier *c = kvt__copier_new(2);
+    pthread_t th[3];
+    caller_arg a[3];
+    for (int i = 0; i < 3; i++) {
+        a[i] = (caller_arg){c, seed + (uint64_t)i, 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, caller, &a[i]), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(a[i].bad, 0, "caller %d got wrong bytes", i);
+    uint64_t pooled, busy;
+    kvt__copier_counts(c, &pooled, &busy);
+    cr_assert_eq(pooled + busy, 60);
+    cr_assert_gt(pooled, 0);
+    kvt__copier_free(c);
+}
+
+Test(copier, touch_faults_every_page)
+{
+    for (unsigned n = 1; n <= 4; n++) {
+        size_t len = 9 * MIB + 3 * 4096;
+        unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                -1, 0);
+        cr_assert_neq(m, MAP_FAILED);
+        madvise(m, len, MADV_NOHUGEPAGE);
+        size_t pages = len / 4096;
+        unsigned char *vec = malloc(pages);
+        cr_assert_eq(mincore(m, len, vec), 0);
+        size_t before = 0;
+        for (size_t i = 0; i < pages; i++)
+            before += vec[i] & 1;
+        cr_assert_eq(before, 0);
+        kvt__copier *c = kvt__copier_new(n);
+        kvt__copier_touch(c, m, len, 4096);
+        cr_assert_eq(mincore(m, len, vec), 0);
+        for (size_t i = 0; i < pages; i++)
+            cr_assert(vec[i] & 1, "%u threads: page %zu of %zu not faulted", n, i, pages);
+        cr_assert_eq(first_not(m, 0, len), SIZE_MAX);
+        kvt__copier_free(c);
+        free(vec);
+        munmap(m, len);
+    }
+}
+
+/* -------------------------------------------------------------------- numa */
+
+static int node_dir_exists(int node)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/sys/devices/system/node/node%d", node);
+    return access(path, F_OK) == 0;
+}
+
+/* The node chosen for (configured, pci); the call must succeed. */
+static int node_for(int configured, const char *pci)
+{
+    int node = -7;
+    int rc = kvt__numa_node_for(configured, pci, &node);
+    cr_assert_eq(rc, 0, "node_for(%d, %s): %d %s", configured, pci ? pci : "NULL", rc,
+                 kvt_last_error());
+    return node;
+}
+
+Test(numa, absurd_configured_node_is_einval)
+{
+    int node = 5;
+    cr_assert_eq(kvt__numa_node_for(100000, NULL, &node), KVT_EINVAL);
+    cr_assert_eq(node, -1);
+    cr_assert(strstr(kvt_last_error(), "100000"), "message: %s", kvt_last_error());
+    cr_assert_eq(kvt__numa_node_for(INT_MAX, "0000:00:00.0", &node), KVT_EINVAL);
+    cr_assert_eq(kvt__numa_node_for(-1, NULL, NULL), KVT_ENULL);
+}
+
+Test(numa, chosen_node_is_valid_or_none)
+{
+    int node = node_for(-1, NULL);
+    cr_assert(node == -1 || (node >= 0 && node_dir_exists(node)), "node %d", node);
+    /* Garbage and path tricks in a bus id fall back to the local node. */
+    cr_assert_eq(node_for(-1, "../../../etc/passwd"), node);
+    cr_assert_eq(node_for(-1, "zz:00.0"), node);
+    cr_assert_eq(node_for(-1, ""), node);
+    int zero = node_for(0, NULL);
+    cr_assert(zero == 0 || zero == -1, "node 0 gave %d", zero);
+    cr_assert_eq(zero, node == -1 ? -1 : 0);
+}
+
+/* A real PCI device, in nvidia-smi's spelling, gives the node sysfs lists. */
+Test(numa, pci_device_node_from_sysfs)
+{
+    int local = node_for(-1, NULL);
+    FILE *ls = popen("ls /sys/bus/pci/devices 2>/dev/null | head -1", "r");
+    char id[64] = "";
+    if (ls) {
+        if (!fgets(id, sizeof id, ls))
+            id[0] = '\0';
+        pclose(ls);
+    }
+    id[strcspn(id, "\n")] = '\0';
+    if (!id[0])
+        cr_skip_test("no PCI devices visible in /sys/bus/pci/devices");
+    char path[128];
+    snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/numa_node", id);
+    int expect = -1;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%d", &expect) != 1)
+            expect = -1;
+        fclose(f);
+    }
+    char upper[64] = "0000";
+    for (size_t i = 0; id[i] && i + 5 < sizeof upper; i++)
+        upper[4 + i] = (char)((id[i] >= 'a' && id[i] <= 'f') ? id[i] - 32 : id[i]);
+    upper[4 + strlen(id)] = '\0';
+    int want = local == -1 ? -1 : expect >= 0 ? expect : local;
+    cr_assert_eq(node_for(-1, id), want, "%s", id);
+    cr_assert_eq(node_for(-1, upper), want, "%s", upper);
+    cr_assert_eq(node_for(-1, id + 5), want, "%s", id + 5);
+}
+
+Test(numa, bind_range)
+{
+    int node = node_for(-1, NULL);
+    size_t len = 4 * MIB;
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    cr_assert_eq(kvt__numa_bind(m, len, -1), 0);
+    cr_assert_eq(kvt__numa_bind(m, len, node), 0, "%s", kvt_last_error());
+    memset(m, 1, len);
+    munmap(m, len);
+}
