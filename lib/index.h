@@ -39,9 +39,9 @@ typedef struct kvt_entry {
     uint16_t hits;            /* accesses, saturating; for admit-after-N */
     uint8_t res[KVT_TIER_COUNT];
     uint8_t flags;
-} kvt_entry;
+} __attribute__((aligned(64))) kvt_entry;
 
-_Static_assert(sizeof(kvt_entry) <= 64, "an index entry must fit one cache line");
+_Static_assert(sizeof(kvt_entry) == 64, "an index entry is one cache line");
 
 typedef struct kvt_shard {
     pthread_mutex_t lock;

@@ -81,7 +81,7 @@ def exported_symbols(lib):
 def map_globals(path):
     if not path.exists():
         return None
-    text = re.sub(r"#[^\n]*", " ", path.read_text(encoding="utf-8"))
+    text = re.sub(r"/\*.*?\*/|#[^\n]*", " ", path.read_text(encoding="utf-8"), flags=re.S)
     names = set()
     for block in re.findall(r"global\s*:(.*?)(?:local\s*:|\})", text, re.S):
         names |= {n.strip() for n in block.split(";") if n.strip()}

@@ -21,7 +21,9 @@
 
 /* ------------------------------------------------------------- randomness */
 
-static uint64_t test_seed(void)
+/* Criterion runs each test in its own process: one seed per test, printed
+ * with the test's name. */
+static uint64_t test_seed(const char *test)
 {
     static uint64_t seed;
     if (!seed) {
@@ -29,7 +31,7 @@ static uint64_t test_seed(void)
         seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
         if (!seed)
             seed = 1;
-        fprintf(stderr, "test_dram: seed %llu (rerun with KVT_TEST_SEED=%llu)\n",
+        fprintf(stderr, "test_dram %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", test,
                 (unsigned long long)seed, (unsigned long long)seed);
     }
     return seed;
@@ -340,7 +342,7 @@ static void round_trip(size_t block, uint32_t nfrags, uint32_t nslots, uint32_t 
 
 Test(dram, round_trip_sizes_and_fragments, .timeout = 60)
 {
-    uint64_t seed = test_seed();
+    uint64_t seed = test_seed("round_trip_sizes_and_fragments");
     static const size_t blocks[] = {4 * KIB, 64 * KIB, 1 * MIB, 16 * MIB};
     static const uint32_t nfrags[] = {1, 4, 64};
     for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++)
@@ -352,7 +354,7 @@ Test(dram, round_trip_sizes_and_fragments, .timeout = 60)
 
 Test(dram, round_trip_odd_block_single_thread)
 {
-    uint64_t seed = test_seed() + 1;
+    uint64_t seed = test_seed("round_trip_odd_block_single_thread") + 1;
     /* 3 * 5 * 7 * 4099: slots are not aligned to anything. */
     round_trip(3 * 5 * 7 * 4099, 105, 7, 1, &seed);
     round_trip(3 * 5 * 7 * 4099, 3, 7, 3, &seed);
@@ -361,7 +363,7 @@ Test(dram, round_trip_odd_block_single_thread)
 /* Large batches go to the helpers; small ones stay on the caller. */
 Test(dram, batches_take_pool_or_inline_path)
 {
-    uint64_t seed = test_seed() + 2;
+    uint64_t seed = test_seed("batches_take_pool_or_inline_path") + 2;
     const kvt_tier_ops *ops = &kvt__tier_dram;
     kvt_tier_impl *t = open_tier(16, 256 * KIB, 4);
     cr_assert_eq(stat_of(t, "dram.copy_batches_pooled"), 0);
@@ -405,7 +407,7 @@ Test(dram, batches_take_pool_or_inline_path)
 
 Test(dram, bad_xfers_get_their_status_others_complete)
 {
-    uint64_t seed = test_seed() + 3;
+    uint64_t seed = test_seed("bad_xfers_get_their_status_others_complete") + 3;
     const kvt_tier_ops *ops = &kvt__tier_dram;
     kvt_tier_impl *t = open_tier(4, 64 * KIB, 2);
     frags a = frags_new(64 * KIB, 4), b = frags_new(64 * KIB, 4);
@@ -525,7 +527,7 @@ static void *worker(void *argp)
 
 Test(dram, threads_on_distinct_slots, .timeout = 60)
 {
-    uint64_t seed = test_seed() + 4;
+    uint64_t seed = test_seed("threads_on_distinct_slots") + 4;
     enum { THREADS = 4, PER = 4 };
     size_t block = 512 * KIB;
     kvt_tier_impl *t = open_tier(THREADS * PER, block, 2);
@@ -613,7 +615,7 @@ static void copier_exact(unsigned nthreads, uint64_t *seed)
 
 Test(copier, exact_bytes_odd_lengths_unaligned)
 {
-    uint64_t seed = test_seed() + 5;
+    uint64_t seed = test_seed("exact_bytes_odd_lengths_unaligned") + 5;
     for (unsigned n = 0; n <= 4; n++)
         copier_exact(n, &seed);
     kvt__copier_free(NULL);
@@ -623,7 +625,7 @@ Test(copier, exact_bytes_odd_lengths_unaligned)
 /* One op much larger than the rest: the split falls inside it. */
 Test(copier, split_inside_one_large_op)
 {
-    uint64_t seed = test_seed() + 6;
+    uint64_t seed = test_seed("split_inside_one_large_op") + 6;
     size_t len = 8 * MIB + 13;
     unsigned char *src = malloc(len + 1), *dst = malloc(len + 3);
     cr_assert(src && dst);
@@ -666,7 +668,7 @@ static void *caller(void *argp)
 
 Test(copier, concurrent_callers_share_one_pool, .timeout = 60)
 {
-    uint64_t seed = test_seed() + 7;
+    uint64_t seed = test_seed("concurrent_callers_share_one_pool") + 7;
     kvt__copier *c = kvt__copier_new(2);
     pthread_t th[3];
     caller_arg a[3];

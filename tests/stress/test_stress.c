@@ -1,0 +1,155 @@
+/* test_stress.c — many threads doing random put/get/lookup/remove/pin on a small store; every byte read is checked. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kvtier.h"
+
+#define BLOCK 2048
+#define FRAGS 2
+#define UNIVERSE 512 /* distinct blocks; the store holds 64 of them */
+
+static kvt_key keys[UNIVERSE];
+static atomic_ulong wrong_bytes, blocks_verified, ops;
+
+static void fill(uint8_t *buf, uint64_t i)
+{
+    uint64_t x = i * 0x9e3779b97f4a7c15ull + 12345;
+    for (size_t j = 0; j < BLOCK; j += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(buf + j, &x, 8);
+    }
+}
+
+static uint64_t rng(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct worker_arg {
+    kvt_store *s;
+    uint64_t seed;
+    double until;
+} worker_arg;
+
+static void *worker(void *p)
+{
+    worker_arg *a = p;
+    uint64_t r = a->seed;
+    enum { MAXB = 8 };
+    static _Thread_local uint8_t src[MAXB][BLOCK], dst[MAXB][BLOCK], want[BLOCK];
+    void *sp[MAXB * FRAGS], *dp[MAXB * FRAGS];
+    kvt_key k[MAXB];
+    uint64_t idx[MAXB];
+    int32_t st[MAXB];
+    while (seconds() < a->until) {
+        size_t n = 1 + rng(&r) % MAXB;
+        uint64_t base = rng(&r) % UNIVERSE;
+        for (size_t i = 0; i < n; i++) {
+            idx[i] = (base + i) % UNIVERSE; /* prefix-like runs of neighbours */
+            k[i] = keys[idx[i]];
+            for (int f = 0; f < FRAGS; f++) {
+                sp[i * FRAGS + f] = src[i] + f * (BLOCK / FRAGS);
+                dp[i * FRAGS + f] = dst[i] + f * (BLOCK / FRAGS);
+            }
+        }
+        kvt_io_opts o = {.size = sizeof o, .status = st};
+        int op = (int)(rng(&r) % 10);
+        if (op < 4) {
+            for (size_t i = 0; i < n; i++)
+                fill(src[i], idx[i]);
+            kvt_ticket t;
+            int async = rng(&r) % 4 == 0;
+            int rc = kvt_put(a->s, k, n, sp, &o, async ? &t : NULL);
+            if (async && rc == 0)
+                rc = kvt_wait(a->s, t, -1);
+            cr_assert_geq(rc, 0, "put: %s", kvt_strerror(rc));
+        } else if (op < 8) {
+            memset(dst, 0xA5, sizeof dst);
+            int rc = kvt_get(a->s, k, n, dp, &o, NULL);
+            cr_assert_geq(rc, 0, "get: %s", kvt_strerror(rc));
+            for (size_t i = 0; i < n; i++) {
+                if (st[i] != 0) {
+                    cr_assert_eq(st[i], KVT_ENOENT, "get status %d", st[i]);
+                    continue;
+                }
+                fill(want, idx[i]);
+                if (memcmp(want, dst[i], BLOCK) != 0)
+                    atomic_fetch_add(&wrong_bytes, 1);
+                atomic_fetch_add(&blocks_verified, 1);
+            }
+        } else if (op == 8) {
+            int h = kvt_lookup(a->s, k, n, NULL, rng(&r) % 2 ? 5 : 0);
+            cr_assert_geq(h, 0);
+            if (h > 0 && rng(&r) % 2)
+                kvt_release(a->s, k, (size_t)h, NULL);
+        } else {
+            cr_assert_geq(kvt_remove(a->s, k, 1 + rng(&r) % n), 0);
+        }
+        atomic_fetch_add(&ops, 1);
+    }
+    return NULL;
+}
+
+Test(stress, random_ops_many_threads, .timeout = 120)
+{
+    const char *env = getenv("KVT_STRESS_SECONDS");
+    double secs = env ? atof(env) : 3.0;
+    const char *seed_env = getenv("KVT_SEED");
+    uint64_t seed = seed_env ? strtoull(seed_env, NULL, 0) : (uint64_t)time(NULL);
+    printf("stress: seed %llu (KVT_SEED to replay), %.1f s\n", (unsigned long long)seed, secs);
+    fflush(stdout);
+    kvt_key ns;
+    kvt_ns_key(NULL, 0, &ns);
+    for (uint32_t i = 0; i < UNIVERSE; i++) {
+        uint32_t tok[2] = {i, i * 7};
+        kvt_key_chain(&ns, tok, 2, 2, &keys[i], 1);
+    }
+    kvt_config *c;
+    kvt_store *s;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
+    kvt_config_set(c, KVT_OPT_FRAGS, FRAGS);
+    kvt_config_set(c, KVT_OPT_WORKERS, 2);
+    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 64 * BLOCK);
+    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, 50);
+    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    cr_assert_eq(kvt_open(c, &s), 0, "%s", kvt_last_error());
+    kvt_config_free(c);
+
+    enum { T = 8 };
+    pthread_t th[T];
+    worker_arg a[T];
+    double until = seconds() + secs;
+    for (int i = 0; i < T; i++) {
+        a[i] = (worker_arg){.s = s, .seed = seed * 31 + (uint64_t)i + 1, .until = until};
+        cr_assert_eq(pthread_create(&th[i], NULL, worker, &a[i]), 0);
+    }
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    uint64_t used, cap;
+    cr_assert_eq(kvt_stat(s, "dram.used_blocks", &used), 0);
+    cr_assert_eq(kvt_stat(s, "dram.capacity_blocks", &cap), 0);
+    cr_assert_leq(used, cap);
+    printf("stress: %lu ops, %lu blocks verified, %lu wrong\n", atomic_load(&ops),
+           atomic_load(&blocks_verified), atomic_load(&wrong_bytes));
+    cr_assert_eq(atomic_load(&wrong_bytes), 0);
+    cr_assert_gt(atomic_load(&blocks_verified), 0);
+    cr_assert_eq(kvt_close(s), 0);
+}

@@ -1,0 +1,1183 @@
+/* test_nvme.c — the NVMe tier through its ops table: round trips, recovery, threads, crash survival and every refused path. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "kvt_build_config.h"
+#include "kvtier.h"
+#include "tier/nvme.h"
+#include "tier/tier.h"
+
+#define KIB ((uint64_t)1 << 10)
+#define MIB ((uint64_t)1 << 20)
+#define POISON 0xEE
+
+static const kvt_tier_ops *const nv = &kvt__tier_nvme;
+
+/* ------------------------------------------------------------- randomness */
+
+static uint64_t test_seed(const char *test)
+{
+    static uint64_t seed;
+    if (!seed) {
+        const char *env = getenv("KVT_TEST_SEED");
+        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+        if (!seed)
+            seed = 1;
+        fprintf(stderr, "test_nvme %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", test,
+                (unsigned long long)seed, (unsigned long long)seed);
+    }
+    return seed;
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void fill_random(void *p, size_t len, uint64_t *s)
+{
+    unsigned char *b = p;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = next_rand(s);
+        memcpy(b + i, &v, 8);
+    }
+    uint64_t v = next_rand(s);
+    for (; i < len; i++, v >>= 8)
+        b[i] = (unsigned char)v;
+}
+
+static kvt_key rand_key(uint64_t *s)
+{
+    kvt_key k;
+    fill_random(k.b, sizeof k.b, s);
+    return k;
+}
+
+/* ------------------------------------------------------- scratch directory */
+
+static char dir[512];
+static char path[640];
+
+static void setup(void)
+{
+    const char *root = getenv("KVT_BUILD_ROOT");
+    snprintf(dir, sizeof dir, "%s/nvme-test-XXXXXX", root ? root : KVT_BUILD_ROOT);
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp %s: %s", dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/tier.kvt", dir);
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (type == FTW_F) {
+        int fd = open(p, O_RDONLY | O_NOFOLLOW);
+        if (fd >= 0) { /* undo the immutable flag of the unwritable-path test */
+            int attr = 0;
+            if (ioctl(fd, FS_IOC_GETFLAGS, &attr) == 0 && (attr & FS_IMMUTABLE_FL)) {
+                attr &= ~FS_IMMUTABLE_FL;
+                ioctl(fd, FS_IOC_SETFLAGS, &attr);
+            }
+            close(fd);
+        }
+    }
+    remove(p);
+    return 0;
+}
+
+static void teardown(void)
+{
+    if (dir[0])
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(nvme, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ------------------------------------------------------------------ helpers */
+
+static kvt_tier_params params(uint64_t block_bytes, uint32_t frags, uint32_t nslots)
+{
+    kvt_tier_params p;
+    memset(&p, 0, sizeof p);
+    p.id = KVT_TIER_NVME;
+    p.block_bytes = block_bytes;
+    p.block_tokens = 16;
+    p.frags = frags;
+    p.path = path;
+    p.capacity = kvt__nvme_slot_bytes(block_bytes) * nslots;
+    p.numa_node = -1;
+    return p;
+}
+
+static kvt_tier_impl *open_ok(const kvt_tier_params *p)
+{
+    kvt_tier_impl *t = NULL;
+    uint32_t n = 0;
+    int rc = nv->open(p, &t, &n);
+    cr_assert_eq(rc, 0, "open %s: %d %s", p->path, rc, kvt_last_error());
+    cr_assert_eq((uint64_t)n, p->capacity / kvt__nvme_slot_bytes(p->block_bytes));
+    return t;
+}
+
+/* Opens expecting failure; closes if it unexpectedly succeeded. */
+static int open_rc(const kvt_tier_params *p)
+{
+    kvt_tier_impl *t = NULL;
+    uint32_t n = 0;
+    int rc = nv->open(p, &t, &n);
+    if (rc == 0)
+        nv->close(t);
+    else
+        cr_assert_null(t);
+    return rc;
+}
+
+struct stat_probe {
+    const char *name;
+    uint64_t value;
+    int found;
+};
+
+static void probe_cb(const char *name, uint64_t value, void *user)
+{
+    struct stat_probe *p = user;
+    if (!strcmp(name, p->name)) {
+        p->value = value;
+        p->found = 1;
+    }
+}
+
+static uint64_t stat_of(kvt_tier_impl *t, const char *name)
+{
+    struct stat_probe p = {name, 0, 0};
+    nv->stats(t, probe_cb, &p);
+    cr_assert(p.found, "stat %s missing", name);
+    return p.value;
+}
+
+static uint8_t *file_bytes(const char *p, size_t *len)
+{
+    int fd = open(p, O_RDONLY);
+    cr_assert(fd >= 0, "open %s: %s", p, strerror(errno));
+    struct stat st;
+    fstat(fd, &st);
+    uint8_t *b = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
+        cr_assert(r > 0);
+        got += (size_t)r;
+    }
+    close(fd);
+    *len = got;
+    return b;
+}
+
+static void write_file(const char *p, const void *data, size_t len)
+{
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0, "create %s: %s", p, strerror(errno));
+    cr_assert_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+enum mode { ALIGNED, SEPARATE, UNALIGNED, HOST_REGION, MODES };
+static const char *const mode_name[MODES] = {"aligned", "separate", "unaligned", "host_region"};
+
+/* nblocks blocks of caller memory for one direction, laid out per mode. */
+struct bufs {
+    uint64_t block_bytes;
+    uint32_t nfrags, nblocks;
+    void **frags;      /* nblocks * nfrags pointers */
+    void *mem;         /* ALIGNED/UNALIGNED: the one allocation */
+    void **separate;   /* SEPARATE: one allocation per fragment */
+};
+
+static void bufs_init(struct bufs *b, enum mode m, uint64_t bb, uint32_t nfrags, uint32_t n,
+                      uint8_t *region)
+{
+    uint64_t fs = bb / nfrags;
+    memset(b, 0, sizeof *b);
+    b->block_bytes = bb;
+    b->nfrags = nfrags;
+    b->nblocks = n;
+    b->frags = calloc((size_t)n * nfrags, sizeof *b->frags);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t f = 0; f < nfrags; f++) {
+            size_t k = (size_t)i * nfrags + f;
+            switch (m) {
+            case ALIGNED:
+                if (!b->mem)
+                    b->mem = aligned_alloc(4096, bb * n);
+                b->frags[k] = (uint8_t *)b->mem + i * bb + f * fs;
+                break;
+            case HOST_REGION:
+                b->frags[k] = region + i * bb + f * fs;
+                break;
+            case UNALIGNED:
+                /* Every fragment at an odd address: all of it bounces. */
+                if (!b->mem)
+                    b->mem = malloc((fs + 8) * n * nfrags + 8);
+                b->frags[k] = (uint8_t *)b->mem + k * (fs + 8) + 1 + k % 7;
+                break;
+            case SEPARATE:
+                if (!b->separate)
+                    b->separate = calloc((size_t)n * nfrags, sizeof *b->separate);
+                b->separate[k] = aligned_alloc(4096, (fs + 4095) / 4096 * 4096);
+                b->frags[k] = b->separate[k];
+                break;
+            default:
+                break;
+            }
+        }
+}
+
+static void bufs_free(struct bufs *b)
+{
+    if (b->separate)
+        for (size_t k = 0; k < (size_t)b->nblocks * b->nfrags; k++)
+            free(b->separate[k]);
+    free(b->separate);
+    free(b->mem);
+    free(b->frags);
+}
+
+static void bufs_fill(struct bufs *b, uint64_t *s)
+{
+    uint64_t fs = b->block_bytes / b->nfrags;
+    for (size_t k = 0; k < (size_t)b->nblocks * b->nfrags; k++)
+        fill_random(b->frags[k], fs, s);
+}
+
+static void bufs_poison(struct bufs *b)
+{
+    uint64_t fs = b->block_bytes / b->nfrags;
+    for (size_t k = 0; k < (size_t)b->nblocks * b->nfrags; k++)
+        memset(b->frags[k], POISON, fs);
+}
+
+static void bufs_expect_equal(const struct bufs *a, const struct bufs *b, const char *what)
+{
+    uint64_t fs = a->block_bytes / a->nfrags;
+    for (size_t k = 0; k < (size_t)a->nblocks * a->nfrags; k++)
+        cr_assert(memcmp(a->frags[k], b->frags[k], fs) == 0,
+                  "%s: block %zu fragment %zu differs", what, k / a->nfrags, k % a->nfrags);
+}
+
+static kvt_xfer *xfers(const struct bufs *b, const kvt_key *keys, uint32_t first_slot)
+{
+    kvt_xfer *x = calloc(b->nblocks, sizeof *x);
+    for (uint32_t i = 0; i < b->nblocks; i++) {
+        x[i].slot = first_slot + i;
+        x[i].nfrags = b->nfrags;
+        x[i].frags = b->frags + (size_t)i * b->nfrags;
+        x[i].key = keys[i];
+        x[i].status = 12345;
+    }
+    return x;
+}
+
+static void expect_status(const kvt_xfer *x, size_t n, int want, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(x[i].status, want, "%s: xfer %zu (slot %u) status %d (%s), want %d", what,
+                     i, x[i].slot, x[i].status, kvt_error_name(x[i].status), want);
+}
+
+/* Writes n random blocks, reads them back in the same open and after a
+ * reopen, all through memory of the given mode. */
+static void round_trip(uint64_t bb, uint32_t nfrags, enum mode m, uint32_t n, uint64_t *s)
+{
+    unlink(path);
+    uint8_t *region = NULL;
+    size_t region_bytes = 0;
+    kvt_tier_params p = params(bb, nfrags, n + 3);
+    p.queue_depth = 8;
+    if (m == HOST_REGION) {
+        region_bytes = (size_t)(bb * n * 2 + 4095) / 4096 * 4096;
+        region = mmap(NULL, region_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+        cr_assert(region != MAP_FAILED);
+        p.host_region = region;
+        p.host_region_bytes = region_bytes;
+    }
+    struct bufs src, dst;
+    bufs_init(&src, m, bb, nfrags, n, region);
+    bufs_init(&dst, m, bb, nfrags, n, region ? region + bb * n : NULL);
+    bufs_fill(&src, s);
+    kvt_key *keys = malloc(n * sizeof *keys);
+    for (uint32_t i = 0; i < n; i++)
+        keys[i] = rand_key(s);
+
+    char what[128];
+    snprintf(what, sizeof what, "%llu-byte blocks, %u frags, %s", (unsigned long long)bb, nfrags,
+             mode_name[m]);
+    kvt_tier_impl *t = open_ok(&p);
+    if (m == HOST_REGION)
+        cr_expect_eq(stat_of(t, "nvme.fixed_host"), 1, "%s: host region not registered", what);
+    kvt_xfer *w = xfers(&src, keys, 2);
+    cr_assert_eq(nv->write(t, w, n, KVT_MEM_HOST), 0, "%s: write: %s", what, kvt_last_error());
+    expect_status(w, n, 0, what);
+    bufs_poison(&dst);
+    kvt_xfer *r = xfers(&dst, keys, 2);
+    cr_assert_eq(nv->read(t, r, n, KVT_MEM_HOST), 0, "%s: read: %s", what, kvt_last_error());
+    expect_status(r, n, 0, what);
+    bufs_expect_equal(&src, &dst, what);
+    cr_expect_eq(stat_of(t, "nvme.writes"), n);
+    cr_expect_eq(stat_of(t, "nvme.reads"), n);
+    cr_expect_eq(stat_of(t, "nvme.bytes_written"), n * bb);
+    nv->close(t);
+
+    t = open_ok(&p);
+    bufs_poison(&dst);
+    cr_assert_eq(nv->read(t, r, n, KVT_MEM_HOST), 0, "%s: read after reopen: %s", what,
+                 kvt_last_error());
+    bufs_expect_equal(&src, &dst, what);
+    nv->close(t);
+
+    free(w);
+    free(r);
+    free(keys);
+    bufs_free(&src);
+    bufs_free(&dst);
+    if (region)
+        munmap(region, region_bytes);
+}
+
+static void round_trips(uint64_t bb, const uint32_t *frag_counts, size_t nf, uint32_t n,
+                        const char *test)
+{
+    uint64_t s = test_seed(test);
+    for (size_t f = 0; f < nf; f++)
+        for (int m = 0; m < MODES; m++)
+            round_trip(bb, frag_counts[f], (enum mode)m, n, &s);
+}
+
+/* ------------------------------------------------------------- round trips */
+
+Test(nvme, round_trip_4k)
+{
+    static const uint32_t fr[] = {1, 4};
+    round_trips(4 * KIB, fr, 2, 64, "round_trip_4k");
+}
+
+Test(nvme, round_trip_64k)
+{
+    static const uint32_t fr[] = {1, 16};
+    round_trips(64 * KIB, fr, 2, 32, "round_trip_64k");
+}
+
+Test(nvme, round_trip_256k)
+{
+    static const uint32_t fr[] = {1, 8};
+    round_trips(256 * KIB, fr, 2, 16, "round_trip_256k");
+}
+
+Test(nvme, round_trip_2m, .timeout = 120)
+{
+    static const uint32_t fr[] = {1, 64};
+    round_trips(2 * MIB, fr, 2, 8, "round_trip_2m");
+}
+
+Test(nvme, round_trip_odd_sizes)
+{
+    uint64_t s = test_seed("round_trip_odd_sizes");
+    /* fragment sizes not a multiple of the device block: staged */
+    round_trip(10000, 2, ALIGNED, 9, &s);
+    /* a multiple of 512 but not of 4096: direct, payload not padded on media */
+    round_trip(300 * KIB + 512, 1, ALIGNED, 5, &s);
+    round_trip(300 * KIB + 512, 1, HOST_REGION, 5, &s);
+    /* large and unaligned: staged in several bounce pieces */
+    round_trip(2 * MIB + 8, 2, ALIGNED, 3, &s);
+    round_trip(2 * MIB + 8, 2, UNALIGNED, 3, &s);
+    round_trip(1, 1, UNALIGNED, 3, &s);
+}
+
+Test(nvme, host_region_over_many_blocks_with_queue_depth_1)
+{
+    uint64_t s = test_seed("host_region_qd1");
+    uint64_t bb = 256 * KIB;
+    uint32_t n = 24;
+    size_t bytes = bb * n * 2;
+    uint8_t *region = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    kvt_tier_params p = params(bb, 1, n);
+    p.queue_depth = 1;
+    p.host_region = region;
+    p.host_region_bytes = bytes;
+    kvt_tier_impl *t = open_ok(&p);
+    struct bufs src, dst;
+    bufs_init(&src, HOST_REGION, bb, 1, n, region);
+    bufs_init(&dst, HOST_REGION, bb, 1, n, region + bb * n);
+    bufs_fill(&src, &s);
+    bufs_poison(&dst);
+    kvt_key *keys = malloc(n * sizeof *keys);
+    for (uint32_t i = 0; i < n; i++)
+        keys[i] = rand_key(&s);
+    kvt_xfer *w = xfers(&src, keys, 0), *r = xfers(&dst, keys, 0);
+    cr_assert_eq(nv->write(t, w, n, KVT_MEM_HOST), 0, "%s", kvt_last_error());
+    cr_assert_eq(nv->read(t, r, n, KVT_MEM_HOST), 0, "%s", kvt_last_error());
+    bufs_expect_equal(&src, &dst, "qd 1");
+    cr_expect_eq(stat_of(t, "nvme.queue_depth"), 1);
+    nv->close(t);
+    free(w);
+    free(r);
+    free(keys);
+    bufs_free(&src);
+    bufs_free(&dst);
+    munmap(region, bytes);
+}
+
+/* -------------------------------------------------------------- threads */
+
+struct worker {
+    kvt_tier_impl *t;
+    uint64_t bb, seed;
+    uint32_t first, count;
+    int errors;
+    char msg[256];
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    uint64_t s = w->seed;
+    uint8_t *src = aligned_alloc(4096, w->bb * w->count);
+    uint8_t *dst = aligned_alloc(4096, w->bb * w->count);
+    kvt_xfer *x = calloc(w->count, sizeof *x);
+    void **sp = calloc(w->count, sizeof *sp), **dp = calloc(w->count, sizeof *dp);
+    kvt_key *keys = calloc(w->count, sizeof *keys);
+    for (int round = 0; round < 6 && !w->errors; round++) {
+        fill_random(src, w->bb * w->count, &s);
+        memset(dst, POISON, w->bb * w->count);
+        for (uint32_t i = 0; i < w->count; i++) {
+            keys[i] = rand_key(&s);
+            sp[i] = src + i * w->bb;
+            dp[i] = dst + i * w->bb;
+        }
+        /* Batches of 4, writes then reads, so threads interleave on the rings. */
+        for (int dir = 0; dir < 2; dir++)
+            for (uint32_t b = 0; b < w->count; b += 4) {
+                uint32_t k = w->count - b < 4 ? w->count - b : 4;
+                for (uint32_t i = 0; i < k; i++) {
+                    x[i].slot = w->first + b + i;
+                    x[i].nfrags = 1;
+                    x[i].frags = dir ? &dp[b + i] : &sp[b + i];
+                    x[i].key = keys[b + i];
+                }
+                int rc = dir ? nv->read(w->t, x, k, KVT_MEM_HOST)
+                             : nv->write(w->t, x, k, KVT_MEM_HOST);
+                if (rc && !w->errors++)
+                    snprintf(w->msg, sizeof w->msg, "round %d %s slot %u: %d %s", round,
+                             dir ? "read" : "write", w->first + b, rc, kvt_last_error());
+            }
+        if (!w->errors && memcmp(src, dst, w->bb * w->count)) {
+            w->errors++;
+            snprintf(w->msg, sizeof w->msg, "round %d: bytes differ", round);
+        }
+    }
+    free(src);
+    free(dst);
+    free(x);
+    free(sp);
+    free(dp);
+    free(keys);
+    return NULL;
+}
+
+static void threads_on_distinct_slots(uint64_t bb, uint32_t per_thread)
+{
+    enum { THREADS = 4 };
+    uint64_t seed = test_seed("threads_on_distinct_slots");
+    kvt_tier_params p = params(bb, 1, THREADS * per_thread);
+    p.queue_depth = 16;
+    kvt_tier_impl *t = open_ok(&p);
+    struct worker w[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        w[i].t = t;
+        w[i].bb = bb;
+        w[i].seed = seed + (uint64_t)i * 7919;
+        w[i].first = (uint32_t)i * per_thread;
+        w[i].count = per_thread;
+        pthread_create(&th[i], NULL, worker_main, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < THREADS; i++)
+        cr_expect_eq(w[i].errors, 0, "%llu-byte blocks, thread %d: %s", (unsigned long long)bb,
+                     i, w[i].msg);
+    nv->close(t);
+    unlink(path);
+}
+
+Test(nvme, threads_on_distinct_slots)
+{
+    threads_on_distinct_slots(4 * KIB, 32);
+    threads_on_distinct_slots(256 * KIB, 12);
+}
+
+/* --------------------------------------------------------------- recovery */
+
+struct seen {
+    uint32_t nslots;
+    kvt_key *keys;
+    uint8_t *present;
+    uint32_t count, dups;
+    int drop_even;
+};
+
+static int visit(void *user, uint32_t slot, const kvt_key *key)
+{
+    struct seen *s = user;
+    if (slot >= s->nslots)
+        return 0;
+    if (s->present[slot])
+        s->dups++;
+    s->present[slot] = 1;
+    s->keys[slot] = *key;
+    s->count++;
+    return s->drop_even && slot % 2 == 0;
+}
+
+static struct seen seen_new(uint32_t nslots)
+{
+    struct seen s = {nslots, calloc(nslots, sizeof(kvt_key)), calloc(nslots, 1), 0, 0, 0};
+    return s;
+}
+
+static void seen_free(struct seen *s)
+{
+    free(s->keys);
+    free(s->present);
+}
+
+Test(nvme, recover_finds_exactly_the_written_blocks)
+{
+    uint64_t s = test_seed("recover_exact");
+    const uint32_t n = 300;
+    const uint64_t bb = 4 * KIB;
+    kvt_tier_params p = params(bb, 1, n);
+    kvt_tier_impl *t = open_ok(&p);
+    kvt_key *want = calloc(n, sizeof *want);
+    uint8_t *have = calloc(n, 1);
+    uint8_t *data = aligned_alloc(4096, bb * n);
+    fill_random(data, bb * n, &s);
+    /* Three passes: write random subsets (later writes replace the key),
+     * then discard some. */
+    for (int pass = 0; pass < 3; pass++) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (next_rand(&s) % 3)
+                continue;
+            void *fp = data + i * bb;
+            kvt_xfer x = {.slot = i, .nfrags = 1, .frags = &fp, .key = rand_key(&s)};
+            cr_assert_eq(nv->write(t, &x, 1, KVT_MEM_HOST), 0, "%s", kvt_last_error());
+            want[i] = x.key;
+            have[i] = 1;
+        }
+    }
+    uint32_t discarded = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (have[i] && next_rand(&s) % 4 == 0) {
+            cr_assert_eq(nv->discard(t, i), 0, "%s", kvt_last_error());
+            have[i] = 0;
+            discarded++;
+        }
+    cr_assert_gt(discarded, 0);
+    uint32_t expected = 0;
+    for (uint32_t i = 0; i < n; i++)
+        expected += have[i];
+
+    /* In the same open, then after a reopen. */
+    for (int reopen = 0; reopen < 2; reopen++) {
+        if (reopen) {
+            nv->close(t);
+            t = open_ok(&p);
+        }
+        struct seen sn = seen_new(n);
+        cr_assert_eq(nv->recover(t, visit, &sn), 0, "%s", kvt_last_error());
+        cr_expect_eq(sn.count, expected, "recovered %u blocks, wrote %u", sn.count, expected);
+        cr_expect_eq(sn.dups, 0);
+        for (uint32_t i = 0; i < n; i++) {
+            cr_assert_eq(sn.present[i], have[i], "slot %u: recovered %d, written %d", i,
+                         sn.present[i], have[i]);
+            if (have[i])
+                cr_assert(!memcmp(sn.keys[i].b, want[i].b, 16), "slot %u: wrong key", i);
+        }
+        cr_expect_eq(stat_of(t, "nvme.recovered"), expected);
+        seen_free(&sn);
+    }
+    /* Every recovered block reads back with its bytes. */
+    uint8_t *back = aligned_alloc(4096, bb);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!have[i])
+            continue;
+        void *fp = back;
+        kvt_xfer x = {.slot = i, .nfrags = 1, .frags = &fp, .key = want[i]};
+        cr_assert_eq(nv->read(t, &x, 1, KVT_MEM_HOST), 0, "slot %u: %s", i, kvt_last_error());
+        cr_assert(!memcmp(back, data + i * bb, bb), "slot %u bytes", i);
+    }
+    nv->close(t);
+    free(back);
+    free(want);
+    free(have);
+    free(data);
+}
+
+Test(nvme, recover_visitor_can_give_slots_up)
+{
+    const uint32_t n = 40;
+    const uint64_t bb = 64 * KIB;
+    kvt_tier_params p = params(bb, 1, n);
+    kvt_tier_impl *t = open_ok(&p);
+    uint8_t *data = aligned_alloc(4096, bb);
+    memset(data, 7, bb);
+    for (uint32_t i = 0; i < n; i++) {
+        void *fp = data;
+        kvt_xfer x = {.slot = i, .nfrags = 1, .frags = &fp};
+        memset(x.key.b, (int)i, 16);
+        cr_assert_eq(nv->write(t, &x, 1, KVT_MEM_HOST), 0);
+    }
+    struct seen sn = seen_new(n);
+    sn.drop_even = 1;
+    cr_assert_eq(nv->recover(t, visit, &sn), 0);
+    cr_expect_eq(sn.count, n);
+    cr_expect_eq(stat_of(t, "nvme.recovered"), n / 2);
+    seen_free(&sn);
+    nv->close(t);
+    t = open_ok(&p);
+    sn = seen_new(n);
+    cr_assert_eq(nv->recover(t, visit, &sn), 0);
+    cr_expect_eq(sn.count, n / 2);
+    for (uint32_t i = 0; i < n; i++)
+        cr_expect_eq(sn.present[i], i % 2, "slot %u", i);
+    seen_free(&sn);
+    nv->close(t);
+    free(data);
+}
+
+Test(nvme, recover_on_a_fresh_file_finds_nothing)
+{
+    kvt_tier_params p = params(4 * KIB, 1, 100);
+    kvt_tier_impl *t = open_ok(&p);
+    struct seen sn = seen_new(100);
+    cr_assert_eq(nv->recover(t, visit, &sn), 0);
+    cr_expect_eq(sn.count, 0);
+    seen_free(&sn);
+    nv->close(t);
+}
+
+/* Blocks whose write completed survive kill -9 of the writer. */
+Test(nvme, completed_writes_survive_sigkill)
+{
+    uint64_t seed = test_seed("sigkill");
+    const uint32_t n = 256;
+    const uint64_t bb = 16 * KIB;
+    kvt_tier_params p = params(bb, 1, n);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        kvt_tier_impl *t = NULL;
+        uint32_t ns;
+        if (nv->open(&p, &t, &ns))
+            _exit(2);
+        uint64_t s = seed;
+        uint8_t *data = aligned_alloc(4096, bb * 8);
+        for (uint32_t b = 0;; b = (b + 8) % n) {
+            kvt_xfer x[8];
+            void *fp[8];
+            fill_random(data, bb * 8, &s); /* the parent replays the same stream */
+            for (int i = 0; i < 8; i++) {
+                fp[i] = data + i * bb;
+                x[i] = (kvt_xfer){.slot = b + (uint32_t)i, .nfrags = 1, .frags = &fp[i]};
+                memcpy(x[i].key.b, data + i * bb, 16);
+            }
+            if (nv->write(t, x, 8, KVT_MEM_HOST))
+                _exit(3);
+            uint32_t done = b + 8; /* acknowledged up to here, in this lap */
+            if (write(fds[1], &done, sizeof done) != sizeof done)
+                _exit(4);
+        }
+    }
+    close(fds[1]);
+    /* Let it write for a while (several laps over the slots), then kill it. */
+    uint32_t acks = 0, last = 0;
+    while (acks < 150 && read(fds[0], &last, sizeof last) == sizeof last)
+        acks++;
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status), "writer exited with %d", WEXITSTATUS(status));
+    /* Drain acknowledgements the writer sent before dying. */
+    while (read(fds[0], &last, sizeof last) == sizeof last)
+        acks++;
+    close(fds[0]);
+
+    /* Replay the writer's random stream to know each slot's last
+     * acknowledged contents. */
+    uint8_t *expect = calloc(n, bb);
+    uint8_t *batch = malloc(bb * 8);
+    uint64_t s = seed;
+    for (uint32_t a = 0, b = 0; a < acks; a++, b = (b + 8) % n) {
+        fill_random(batch, bb * 8, &s);
+        memcpy(expect + (uint64_t)b * bb, batch, bb * 8);
+    }
+    uint32_t in_flight_first = (acks * 8) % n; /* the batch being written when killed */
+
+    kvt_tier_impl *t = open_ok(&p);
+    struct seen sn = seen_new(n);
+    cr_assert_eq(nv->recover(t, visit, &sn), 0);
+    uint8_t *back = aligned_alloc(4096, bb);
+    uint32_t checked = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int maybe_torn = i >= in_flight_first && i < in_flight_first + 8;
+        if (acks * 8 >= n || i < acks * 8)
+            cr_assert(sn.present[i] || maybe_torn, "slot %u acknowledged but not recovered", i);
+        if (!sn.present[i])
+            continue;
+        void *fp = back;
+        kvt_xfer x = {.slot = i, .nfrags = 1, .frags = &fp, .key = sn.keys[i]};
+        int rc = nv->read(t, &x, 1, KVT_MEM_HOST);
+        if (maybe_torn) {
+            /* Either the new block, whole, or a detected failure. */
+            cr_assert(rc == 0 || rc == KVT_ECORRUPT, "slot %u: %d", i, rc);
+            if (rc == 0)
+                cr_assert(!memcmp(back, sn.keys[i].b, 16));
+            continue;
+        }
+        cr_assert_eq(rc, 0, "slot %u: %s", i, kvt_last_error());
+        cr_assert(!memcmp(back, expect + (uint64_t)i * bb, bb), "slot %u: bytes differ", i);
+        checked++;
+    }
+    cr_assert_gt(checked, n / 2);
+    seen_free(&sn);
+    nv->close(t);
+    free(back);
+    free(batch);
+    free(expect);
+}
+
+/* ------------------------------------------------------------ verification */
+
+Test(nvme, wrong_key_or_empty_slot_is_corrupt_never_bytes)
+{
+    uint64_t s = test_seed("wrong_key");
+    const uint64_t sizes[] = {4 * KIB, 256 * KIB};
+    for (int z = 0; z < 2; z++) {
+        uint64_t bb = sizes[z];
+        unlink(path);
+        kvt_tier_params p = params(bb, 1, 4);
+        kvt_tier_impl *t = open_ok(&p);
+        uint8_t *src = aligned_alloc(4096, bb), *dst = aligned_alloc(4096, bb);
+        fill_random(src, bb, &s);
+        void *sp = src, *dp = dst;
+        kvt_key k = rand_key(&s), other = k;
+        other.b[15] ^= 1;
+        kvt_xfer w = {.slot = 1, .nfrags = 1, .frags = &sp, .key = k};
+        cr_assert_eq(nv->write(t, &w, 1, KVT_MEM_HOST), 0);
+
+        kvt_xfer r[3] = {
+            {.slot = 1, .nfrags = 1, .frags = &dp, .key = other}, /* wrong key */
+            {.slot = 2, .nfrags = 1, .frags = &dp, .key = k},     /* never written */
+            {.slot = 0, .nfrags = 1, .frags = &dp, .key = k},     /* never written */
+        };
+        memset(dst, POISON, bb);
+        cr_assert_eq(nv->read(t, r, 3, KVT_MEM_HOST), KVT_ECORRUPT);
+        expect_status(r, 3, KVT_ECORRUPT, "wrong key / empty");
+        if (bb == 4 * KIB) /* staged reads verify before copying out */
+            for (uint64_t i = 0; i < bb; i++)
+                cr_assert_eq(dst[i], POISON, "byte %llu written on a failed read",
+                             (unsigned long long)i);
+        cr_expect_eq(stat_of(t, "nvme.corrupt"), 3);
+        cr_expect_eq(stat_of(t, "nvme.reads"), 0);
+
+        kvt_xfer ok = {.slot = 1, .nfrags = 1, .frags = &dp, .key = k};
+        cr_assert_eq(nv->read(t, &ok, 1, KVT_MEM_HOST), 0);
+        cr_assert(!memcmp(src, dst, bb));
+        /* The slot belongs to the slot index it was written for. */
+        nv->close(t);
+        free(src);
+        free(dst);
+    }
+}
+
+Test(nvme, bad_xfers_get_their_status_others_complete)
+{
+    const uint64_t bb = 64 * KIB;
+    kvt_tier_params p = params(bb, 4, 8);
+    kvt_tier_impl *t = open_ok(&p);
+    uint8_t *a = aligned_alloc(4096, bb), *b = aligned_alloc(4096, bb);
+    memset(a, 0x3c, bb);
+    void *fa[4] = {a, a + bb / 4, a + bb / 2, a + 3 * bb / 4};
+    void *fnull[2] = {a, NULL};
+    void *fb = b;
+    kvt_xfer x[5] = {
+        {.slot = 0, .nfrags = 4, .frags = fa},
+        {.slot = 8, .nfrags = 4, .frags = fa},     /* out of range */
+        {.slot = 1, .nfrags = 3, .frags = fa},     /* does not divide */
+        {.slot = 2, .nfrags = 2, .frags = fnull},  /* NULL fragment */
+        {.slot = 3, .nfrags = 1, .frags = &fb},    /* another split of the same bytes */
+    };
+    memset(b, 0x3c, bb);
+    int rc = nv->write(t, x, 5, KVT_MEM_HOST);
+    cr_expect_eq(rc, KVT_EINVAL);
+    cr_expect_eq(x[0].status, 0);
+    cr_expect_eq(x[1].status, KVT_EINVAL);
+    cr_expect_eq(x[2].status, KVT_EFRAGS);
+    cr_expect_eq(x[3].status, KVT_ENULL);
+    cr_expect_eq(x[4].status, 0);
+    /* Read slot 0 (written in 4 fragments) as one fragment: same bytes. */
+    memset(b, 0, bb);
+    kvt_xfer r = {.slot = 0, .nfrags = 1, .frags = &fb};
+    cr_assert_eq(nv->read(t, &r, 1, KVT_MEM_HOST), 0);
+    cr_assert(!memcmp(a, b, bb));
+    kvt_xfer c = {.slot = 0, .nfrags = 1, .frags = &fb};
+    cr_expect_eq(nv->read(t, &c, 1, KVT_MEM_CUDA), KVT_EMEMKIND);
+    cr_expect_eq(c.status, KVT_EMEMKIND);
+    cr_expect_eq(nv->discard(t, 8), KVT_EINVAL);
+    cr_expect_eq(nv->write(t, x, 0, KVT_MEM_HOST), 0);
+    nv->close(t);
+    free(a);
+    free(b);
+}
+
+/* ---------------------------------------------------------- refused paths */
+
+Test(nvme, directory_is_refused)
+{
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    p.path = dir;
+    cr_expect_eq(open_rc(&p), KVT_EPATH, "%s", kvt_last_error());
+    p.path = "";
+    cr_expect_eq(open_rc(&p), KVT_EPATH);
+    p.path = NULL;
+    cr_expect_eq(open_rc(&p), KVT_EPATH);
+}
+
+Test(nvme, unwritable_path_is_refused)
+{
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    /* A path whose directory does not exist. */
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/no/such/dir/tier.kvt", dir);
+    p.path = missing;
+    cr_expect_eq(open_rc(&p), KVT_EPATH, "%s", kvt_last_error());
+
+    /* An existing file we may not write. Tests often run as root, which
+     * ignores permission bits; the immutable attribute stops root too. */
+    p.path = path;
+    write_file(path, "x", 1);
+    int fd = open(path, O_RDONLY);
+    int attr = 0;
+    int immutable = ioctl(fd, FS_IOC_GETFLAGS, &attr) == 0 &&
+                    (attr |= FS_IMMUTABLE_FL, ioctl(fd, FS_IOC_SETFLAGS, &attr) == 0);
+    close(fd);
+    if (!immutable) {
+        if (geteuid() == 0)
+            cr_skip_test("running as root on a filesystem without the immutable attribute "
+                         "(or without CAP_LINUX_IMMUTABLE): cannot make an unwritable file");
+        chmod(path, 0400);
+    }
+    size_t before_len, after_len;
+    uint8_t *before = file_bytes(path, &before_len);
+    cr_expect_eq(open_rc(&p), KVT_EPATH, "%s", kvt_last_error());
+    cr_expect(strstr(kvt_last_error(), "not writable") != NULL, "%s", kvt_last_error());
+    uint8_t *after = file_bytes(path, &after_len);
+    cr_expect(before_len == after_len && !memcmp(before, after, before_len));
+    free(before);
+    free(after);
+}
+
+Test(nvme, tmpfs_is_refused_and_left_clean)
+{
+    struct statfs fs;
+    if (statfs("/dev/shm", &fs) || fs.f_type != 0x01021994)
+        cr_skip_test("/dev/shm is not a tmpfs here");
+    char shm[128];
+    snprintf(shm, sizeof shm, "/dev/shm/kvtier-nvme-test-%d", (int)getpid());
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    p.path = shm;
+    cr_expect_eq(open_rc(&p), KVT_ENODIRECT, "%s", kvt_last_error());
+    cr_expect(access(shm, F_OK) != 0, "a refused open left %s behind", shm);
+    unlink(shm);
+}
+
+Test(nvme, file_smaller_than_superblock)
+{
+    char junk[100];
+    memset(junk, 'j', sizeof junk);
+    write_file(path, junk, sizeof junk);
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    cr_expect_eq(open_rc(&p), KVT_ETOOSMALL, "%s", kvt_last_error());
+    size_t len;
+    uint8_t *b = file_bytes(path, &len);
+    cr_expect(len == sizeof junk && !memcmp(b, junk, len), "file changed");
+    free(b);
+    p.recreate = 1;
+    cr_expect_eq(open_rc(&p), 0, "%s", kvt_last_error());
+}
+
+Test(nvme, other_format_is_refused_untouched)
+{
+    uint64_t s = test_seed("other_format");
+    size_t glen = 64 * KIB;
+    uint8_t *garbage = malloc(glen);
+    fill_random(garbage, glen, &s);
+    write_file(path, garbage, glen);
+    struct stat st0, st1;
+    stat(path, &st0);
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    cr_expect_eq(open_rc(&p), KVT_EFORMAT, "%s", kvt_last_error());
+    size_t len;
+    uint8_t *b = file_bytes(path, &len);
+    stat(path, &st1);
+    cr_expect(len == glen && !memcmp(b, garbage, glen), "file bytes changed");
+    cr_expect(st0.st_mtim.tv_sec == st1.st_mtim.tv_sec &&
+              st0.st_mtim.tv_nsec == st1.st_mtim.tv_nsec, "file modified");
+    free(b);
+    p.recreate = 1;
+    kvt_tier_impl *t = open_ok(&p);
+    struct seen sn = seen_new(4);
+    cr_expect_eq(nv->recover(t, visit, &sn), 0);
+    cr_expect_eq(sn.count, 0);
+    seen_free(&sn);
+    nv->close(t);
+    p.recreate = 0;
+    cr_expect_eq(open_rc(&p), 0, "a recreated file reopens: %s", kvt_last_error());
+    free(garbage);
+}
+
+/* A valid superblock of another version, or with a bad checksum: EFORMAT. */
+Test(nvme, other_version_or_bad_superblock_checksum)
+{
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    cr_assert_eq(open_rc(&p), 0);
+    size_t len;
+    uint8_t *orig = file_bytes(path, &len);
+    for (int variant = 0; variant < 2; variant++) {
+        uint8_t *b = malloc(len);
+        memcpy(b, orig, len);
+        if (variant == 0) {
+            b[8] = 2; /* format version 2, checksum recomputed */
+            uint64_t sum = XXH3_64bits(b, 120);
+            for (int i = 0; i < 8; i++)
+                b[120 + i] = (uint8_t)(sum >> (8 * i));
+        } else {
+            b[24] ^= 0x10; /* block_bytes, checksum left stale */
+        }
+        write_file(path, b, len);
+        cr_expect_eq(open_rc(&p), KVT_EFORMAT, "variant %d: %s", variant, kvt_last_error());
+        size_t l2;
+        uint8_t *after = file_bytes(path, &l2);
+        cr_expect(l2 == len && !memcmp(after, b, len), "variant %d: file changed", variant);
+        free(after);
+        free(b);
+    }
+    free(orig);
+}
+
+Test(nvme, other_geometry_is_refused_untouched)
+{
+    uint64_t s = test_seed("other_geometry");
+    kvt_tier_params p = params(4 * KIB, 1, 8);
+    kvt_tier_impl *t = open_ok(&p);
+    uint8_t *data = aligned_alloc(4096, 4 * KIB);
+    fill_random(data, 4 * KIB, &s);
+    void *fp = data;
+    kvt_xfer x = {.slot = 3, .nfrags = 1, .frags = &fp, .key = rand_key(&s)};
+    cr_assert_eq(nv->write(t, &x, 1, KVT_MEM_HOST), 0);
+    nv->close(t);
+    size_t len;
+    uint8_t *before = file_bytes(path, &len);
+
+    kvt_tier_params v[5] = {p, p, p, p, p};
+    v[0].block_bytes = 8 * KIB;
+    v[0].capacity = kvt__nvme_slot_bytes(8 * KIB) * 8;
+    v[1].frags = 2;
+    v[2].block_tokens = 32;
+    v[3].capacity = p.capacity * 2;
+    v[4].block_bytes = 4 * KIB - 512; /* same slot size, other block size */
+    for (int i = 0; i < 5; i++) {
+        int rc = open_rc(&v[i]);
+        cr_expect_eq(rc, KVT_EGEOMETRY, "variant %d: %d %s", i, rc, kvt_last_error());
+        size_t l2;
+        uint8_t *after = file_bytes(path, &l2);
+        cr_expect(l2 == len && !memcmp(after, before, len), "variant %d changed the file", i);
+        free(after);
+    }
+    cr_expect(strstr(kvt_last_error(), "recreate") != NULL, "%s", kvt_last_error());
+    /* The original geometry still opens and finds its block. */
+    t = open_ok(&p);
+    struct seen sn = seen_new(8);
+    cr_expect_eq(nv->recover(t, visit, &sn), 0);
+    cr_expect_eq(sn.count, 1);
+    seen_free(&sn);
+    nv->close(t);
+    /* recreate rebuilds for the new geometry; the old block is gone. */
+    v[0].recreate = 1;
+    t = open_ok(&v[0]);
+    sn = seen_new(8);
+    cr_expect_eq(nv->recover(t, visit, &sn), 0);
+    cr_expect_eq(sn.count, 0);
+    seen_free(&sn);
+    nv->close(t);
+    struct stat st;
+    stat(path, &st);
+    cr_expect_eq((uint64_t)st.st_size, kvt__nvme_file_bytes(8 * KIB, 8));
+    free(before);
+    free(data);
+}
+
+Test(nvme, second_open_is_locked_out)
+{
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    kvt_tier_impl *t = open_ok(&p);
+    cr_expect_eq(open_rc(&p), KVT_ELOCKED, "%s", kvt_last_error());
+    nv->close(t);
+    t = open_ok(&p);
+    nv->close(t);
+}
+
+Test(nvme, capacity_must_be_whole_slots)
+{
+    kvt_tier_params p = params(4 * KIB, 1, 10);
+    p.capacity += 4096;
+    cr_expect_eq(open_rc(&p), KVT_ECAPACITY);
+    char want[64];
+    snprintf(want, sizeof want, "%llu", (unsigned long long)kvt__nvme_slot_bytes(4 * KIB));
+    cr_expect(strstr(kvt_last_error(), want) != NULL, "message lacks the slot size: %s",
+              kvt_last_error());
+    p.capacity = kvt__nvme_slot_bytes(4 * KIB) - 1;
+    cr_expect_eq(open_rc(&p), KVT_ECAPACITY);
+    p.capacity = 0;
+    cr_expect_eq(open_rc(&p), KVT_ECAPACITY);
+    cr_expect(access(path, F_OK) != 0, "a refused open created the file");
+    cr_expect_eq(kvt__nvme_slot_bytes(4096), 8192);
+    cr_expect_eq(kvt__nvme_slot_bytes(4097), 12288);
+    cr_expect_eq(kvt__nvme_slot_bytes(2 * MIB), 2 * MIB + 4096);
+}
+
+Test(nvme, created_file_is_private_and_preallocated)
+{
+    kvt_tier_params p = params(64 * KIB, 1, 10);
+    kvt_tier_impl *t = open_ok(&p);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    cr_expect_eq((uint64_t)st.st_size, kvt__nvme_file_bytes(64 * KIB, 10));
+    cr_expect_geq((uint64_t)st.st_blocks * 512, kvt__nvme_file_bytes(64 * KIB, 10),
+                  "not preallocated");
+    cr_expect_eq(stat_of(t, "nvme.slots"), 10);
+    cr_expect_eq(stat_of(t, "nvme.slot_bytes"), 64 * KIB + 4096);
+    nv->close(t);
+}
+
+Test(nvme, empty_or_zeroed_file_is_formatted)
+{
+    write_file(path, "", 0);
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    cr_expect_eq(open_rc(&p), 0, "empty file: %s", kvt_last_error());
+    uint8_t *zeros = calloc(1, 64 * KIB);
+    write_file(path, zeros, 64 * KIB);
+    cr_expect_eq(open_rc(&p), 0, "zeroed file: %s", kvt_last_error());
+    free(zeros);
+}
+
+Test(nvme, symlink_rules)
+{
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    char link[700], target[700];
+    snprintf(link, sizeof link, "%s/link.kvt", dir);
+    snprintf(target, sizeof target, "%s/target.kvt", dir);
+
+    cr_assert_eq(symlink(target, link), 0);
+    p.path = link;
+    cr_expect_eq(open_rc(&p), KVT_EPATH, "dangling: %s", kvt_last_error());
+    cr_expect(access(target, F_OK) != 0, "created through a dangling symlink");
+
+    write_file(target, "", 0);
+    cr_expect_eq(open_rc(&p), 0, "own target: %s", kvt_last_error());
+
+    if (geteuid() != 0)
+        cr_skip_test("not root: cannot give the target to another user");
+    cr_assert_eq(chown(target, 65534, 65534), 0);
+    size_t len;
+    uint8_t *before = file_bytes(target, &len);
+    cr_expect_eq(open_rc(&p), KVT_EPATH, "foreign target: %s", kvt_last_error());
+    cr_expect(strstr(kvt_last_error(), "symlink") != NULL, "%s", kvt_last_error());
+    size_t l2;
+    uint8_t *after = file_bytes(target, &l2);
+    cr_expect(l2 == len && !memcmp(before, after, len));
+    free(before);
+    free(after);
+    /* The same file by its own name is fine: the rule is about links. */
+    p.path = target;
+    cr_expect_eq(open_rc(&p), 0, "%s", kvt_last_error());
+}
+
+Test(nvme, bad_parameters)
+{
+    kvt_tier_params p = params(4 * KIB, 1, 4);
+    p.faults = "eio=2";
+    cr_expect_eq(open_rc(&p), KVT_EINVAL);
+    cr_expect(access(path, F_OK) != 0, "a refused open created the file");
+    p.faults = NULL;
+    p.queue_depth = -1;
+    cr_expect_eq(open_rc(&p), KVT_EINVAL);
+    p.queue_depth = 0;
+    p.frags = 3;
+    cr_expect_eq(open_rc(&p), KVT_EFRAGS);
+    p.frags = 1;
+    p.block_bytes = 0;
+    cr_expect_eq(open_rc(&p), KVT_ESIZE);
+    cr_expect_eq(nv->open(NULL, NULL, NULL), KVT_ENULL);
+    nv->close(NULL);
+}
+
+Test(nvme, sqpoll_request_opens_with_or_without_it)
+{
+    uint64_t s = test_seed("sqpoll");
+    kvt_tier_params p = params(64 * KIB, 1, 4);
+    p.sqpoll = 1;
+    kvt_tier_impl *t = open_ok(&p);
+    fprintf(stderr, "sqpoll granted: %llu\n", (unsigned long long)stat_of(t, "nvme.sqpoll"));
+    uint8_t *a = aligned_alloc(4096, 64 * KIB), *b = aligned_alloc(4096, 64 * KIB);
+    fill_random(a, 64 * KIB, &s);
+    void *fa = a, *fb = b;
+    kvt_xfer w = {.slot = 2, .nfrags = 1, .frags = &fa}, r = {.slot = 2, .nfrags = 1, .frags = &fb};
+    cr_assert_eq(nv->write(t, &w, 1, KVT_MEM_HOST), 0);
+    cr_assert_eq(nv->read(t, &r, 1, KVT_MEM_HOST), 0);
+    cr_assert(!memcmp(a, b, 64 * KIB));
+    cr_expect_eq(kvt__nvme_sync(t), 0);
+    nv->close(t);
+    free(a);
+    free(b);
+}
