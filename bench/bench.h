@@ -64,12 +64,18 @@ const char *bench_fmt_bytes(uint64_t bytes, char *buf, size_t cap);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
+/* CPU time of the calling thread in nanoseconds: on a shared machine, what
+ * wall time minus the time other processes ran. */
+uint64_t bench_thread_cpu_ns(void);
 /* "2025-01-31T12:00:00Z" into buf. */
 const char *bench_utc_date(char *buf, size_t cap);
 /* The CPU model from /proc/cpuinfo ("unknown" if absent); static storage. */
 const char *bench_cpu_model(void);
 /* Online CPUs. */
 int bench_cpus(void);
+/* The 1-minute load average (/proc/loadavg), or -1: other work on the
+ * machine shows here, and in a benchmark's spread. */
+double bench_loadavg(void);
 
 /* Progress on stderr, only when stderr is a terminal, at most ~10 lines a
  * second, each overwriting the last. bench_progress_done() clears it. */
@@ -119,7 +125,7 @@ void bench_json_i64(bench_json *j, const char *key, int64_t value);
 void bench_json_num(bench_json *j, const char *key, double value);
 void bench_json_bool(bench_json *j, const char *key, int value);
 /* Writes the fields every subcommand's object begins with: bench, schema,
- * kvtier_version, date, cpu_model, cpus, buildtype. */
+ * kvtier_version, date, cpu_model, cpus, loadavg_1m, buildtype. */
 void bench_json_header(bench_json *j, const char *bench);
 
 /* ------------------------------------------------------------ table.c */

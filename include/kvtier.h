@@ -236,6 +236,12 @@ KVT_API int kvt_open(kvt_config *cfg, kvt_store **out);
  * KVT_ECLOSED (stores are tracked by address; nothing is dereferenced). */
 KVT_API int kvt_close(kvt_store *store);
 
+/* Bytes one block of block_bytes takes in the NVMe tier (header + payload
+ * rounded up; docs/nvme-format.md) into *out. The NVMe capacity must be a
+ * whole multiple of it. Pure. Errors: KVT_ENULL, KVT_ESIZE (0), KVT_ENOTSUP
+ * (built without io_uring). */
+KVT_API int kvt_nvme_slot_bytes(uint64_t block_bytes, uint64_t *out);
+
 /* Whether a tier is open in this store: 1 yes, 0 not configured, or
  * KVT_ENODEV when configured but unavailable here (e.g. HBM without a GPU). */
 KVT_API int kvt_tier_available(kvt_store *store, kvt_tier tier);

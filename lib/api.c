@@ -7,6 +7,9 @@
 #include "kvt_build_config.h"
 #include "store.h"
 #include "worker.h"
+#if KVT_HAVE_URING
+#include "tier/nvme.h"
+#endif
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -121,6 +124,22 @@ int kvt_close(kvt_store *s)
         sched_yield();
     kvt__store_close(s);
     return 0;
+}
+
+int kvt_nvme_slot_bytes(uint64_t block_bytes, uint64_t *out)
+{
+    kvt__err_clear();
+    if (!out)
+        return kvt__err(KVT_ENULL, "kvt_nvme_slot_bytes: out is NULL");
+    if (block_bytes == 0 || block_bytes > (1ull << 30))
+        return kvt__err(KVT_ESIZE, "kvt_nvme_slot_bytes: %llu block bytes",
+                        (unsigned long long)block_bytes);
+#if KVT_HAVE_URING
+    *out = kvt__nvme_slot_bytes(block_bytes);
+    return 0;
+#else
+    return kvt__err(KVT_ENOTSUP, "kvt_nvme_slot_bytes: built without the NVMe tier");
+#endif
 }
 
 int kvt_tier_available(kvt_store *s, kvt_tier tier)

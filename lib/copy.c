@@ -225,6 +225,17 @@ void kvt__copier_free(kvt__copier *c)
     free(c);
 }
 
+int kvt__copier_set_affinity(kvt__copier *c, const cpu_set_t *cpus)
+{
+    int first = 0;
+    for (unsigned i = 0; c && i < c->started; i++) {
+        int rc = pthread_setaffinity_np(c->helpers[i].thread, sizeof *cpus, cpus);
+        if (rc && !first)
+            first = rc;
+    }
+    return first;
+}
+
 unsigned kvt__copier_threads(const kvt__copier *c)
 {
     return c ? c->nthreads : 1;

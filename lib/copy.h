@@ -2,6 +2,7 @@
 #ifndef KVT_COPY_H
 #define KVT_COPY_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,10 @@ typedef struct {
 kvt__copier *kvt__copier_new(unsigned nthreads);
 /* Stops and joins the helpers. NULL is fine. No batch may be running. */
 void kvt__copier_free(kvt__copier *c);
+/* Restricts the helpers (not callers) to `cpus`, e.g. the CPUs of the node
+ * whose memory they copy to and from. 0, or the pthread error of the first
+ * helper that could not be moved (the copier works either way). */
+int kvt__copier_set_affinity(kvt__copier *c, const cpu_set_t *cpus);
 /* Participants, including the caller (>= 1). */
 unsigned kvt__copier_threads(const kvt__copier *c);
 

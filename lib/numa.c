@@ -30,9 +30,10 @@ static int read_int_file(const char *path, int fallback)
     return v;
 }
 
-/* Canonical sysfs name "dddd:bb:dd.f" (lowercase) of a PCI bus id, or -1.
+/* Canonical sysfs name "dddd:bb:dd.f" (lowercase; domains past 0xffff, as
+ * behind Intel VMD, print longer) of a PCI bus id, or -1.
  * Only hex digits, ':' and '.' are accepted, so the id cannot walk the tree. */
-static int pci_sysfs_name(const char *id, char out[16])
+static int pci_sysfs_name(const char *id, char out[24])
 {
     size_t len = strlen(id);
     if (len == 0 || len > 32)
@@ -49,9 +50,9 @@ static int pci_sysfs_name(const char *id, char out[16])
     } else if (sscanf(id, "%x:%x.%x%c", &bus, &dev, &fn, &tail) != 3) {
         return -1;
     }
-    if (domain > 0xffff || bus > 0xff || dev > 0x1f || fn > 7)
+    if (bus > 0xff || dev > 0x1f || fn > 7)
         return -1;
-    snprintf(out, 16, "%04x:%02x:%02x.%x", domain, bus, dev, fn);
+    snprintf(out, 24, "%04x:%02x:%02x.%x", domain, bus, dev, fn);
     return 0;
 }
 
@@ -59,7 +60,7 @@ static int pci_sysfs_name(const char *id, char out[16])
  * NUMA, where the file reads -1). */
 static int pci_node(const char *pci_bus_id)
 {
-    char name[16], path[96];
+    char name[24], path[96];
     if (!pci_bus_id || pci_sysfs_name(pci_bus_id, name) != 0)
         return -1;
     snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/numa_node", name);
@@ -158,4 +159,56 @@ int kvt__numa_bind(void *mem, size_t len, int node)
     (void)mem;
     return kvt__err(KVT_ENOTSUP, "NUMA binding to node %d: built without libnuma", node);
 #endif
+}
+
+int kvt__cpulist_parse(const char *text, cpu_set_t *set)
+{
+    CPU_ZERO(set);
+    const char *at = text;
+    while (*at && *at != '\n') {
+        char *end;
+        if (!isdigit((unsigned char)*at))
+            return kvt__err(KVT_EINVAL, "cpulist \"%s\": expected a CPU number", text);
+        unsigned long lo = strtoul(at, &end, 10), hi = lo;
+        at = end;
+        if (*at == '-') {
+            if (!isdigit((unsigned char)at[1]))
+                return kvt__err(KVT_EINVAL, "cpulist \"%s\": range without an end", text);
+            hi = strtoul(at + 1, &end, 10);
+            at = end;
+        }
+        if (hi < lo || hi >= CPU_SETSIZE)
+            return kvt__err(KVT_EINVAL, "cpulist \"%s\": bad range %lu-%lu", text, lo, hi);
+        for (unsigned long cpu = lo; cpu <= hi; cpu++)
+            CPU_SET(cpu, set);
+        if (*at == ',')
+            at++;
+        else if (*at && *at != '\n')
+            return kvt__err(KVT_EINVAL, "cpulist \"%s\": unexpected '%c'", text, *at);
+    }
+    return 0;
+}
+
+int kvt__numa_node_cpus(int node, cpu_set_t *set)
+{
+    char path[64], text[4096];
+    if (node < 0)
+        return kvt__err(KVT_EINVAL, "CPUs of NUMA node %d", node);
+    snprintf(path, sizeof path, "/sys/devices/system/node/node%d/cpulist", node);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return kvt__err_errno(KVT_EINVAL, errno, "CPUs of NUMA node %d: %s", node, path);
+    int ok = fgets(text, sizeof text, f) != NULL;
+    fclose(f);
+    if (!ok)
+        return kvt__err(KVT_EINVAL, "CPUs of NUMA node %d: %s is empty", node, path);
+    int rc = kvt__cpulist_parse(text, set);
+    if (rc < 0)
+        return rc;
+    /* Not narrowed to this thread's affinity: the caller may be pinned to
+     * one CPU, the helpers should not be. The kernel drops CPUs outside the
+     * process's cpuset when the set is applied. */
+    if (CPU_COUNT(set) == 0)
+        return kvt__err(KVT_EINVAL, "NUMA node %d has no CPUs", node);
+    return 0;
 }

@@ -3,6 +3,7 @@
 #ifndef KVT_NUMA_NODE_H
 #define KVT_NUMA_NODE_H
 
+#include <sched.h>
 #include <stddef.h>
 
 /* Puts into *node the node host memory should live on:
@@ -23,5 +24,14 @@ int kvt__numa_node_for(int configured, const char *pci_bus_id, int *node);
  * KVT_EINVAL / KVT_ESYS (KVT_ENOTSUP for a node >= 0 in a build without
  * libnuma, where kvt__numa_node_for never returns one). */
 int kvt__numa_bind(void *mem, size_t len, int node);
+
+/* The CPUs of a node, from sysfs, into *set. 0, or KVT_EINVAL for a node
+ * without CPUs or unknown to sysfs. */
+int kvt__numa_node_cpus(int node, cpu_set_t *set);
+
+/* Parses a sysfs cpulist ("0-3,8,10-11", newline optional) into *set
+ * (cleared first). 0 or KVT_EINVAL for malformed text or CPUs past
+ * CPU_SETSIZE. */
+int kvt__cpulist_parse(const char *text, cpu_set_t *set);
 
 #endif

@@ -1013,6 +1013,8 @@ static int recovered(void *user, uint32_t slot, const kvt_key *key)
 
 static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
 {
+    if (t < 0 || t >= KVT_TIER_COUNT)
+        return kvt__err(KVT_EINVAL, "tier %d", t);
     kvt_tier_rt *tr = &s->tier[t];
     const kvt_tier_cfg *tc = &s->cfg.tier[t];
     tr->ops = tier_ops(t);

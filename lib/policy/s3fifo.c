@@ -1,6 +1,7 @@
 /* s3fifo.c — S3-FIFO eviction (Yang et al., SOSP'23): small probation FIFO, main FIFO, ghost of evicted ids. */
 #include <stdlib.h>
 
+#include "policy/ghost.h"
 #include "policy/policy.h"
 
 /* Most blocks are used once; S3-FIFO lets them leave through a small FIFO
@@ -16,7 +17,6 @@ enum { FREQ_MAX = 3 };
  * The paper's pseudocode says freq > 1; its text and libCacheSim use >= 1,
  * which also tunes better on the Mooncake traces (docs/policies.md). */
 enum { PROMOTE_FREQ = 1 };
-enum { GHOST_WAYS = 4 };
 
 typedef struct fifo {
     uint32_t head; /* newest, or KVT_NO_SLOT */
@@ -24,89 +24,18 @@ typedef struct fifo {
     uint32_t size;
 } fifo;
 
-/* The ghost is a set-associative table of 32-bit fingerprints stamped with an
- * insertion sequence number: an entry is live while fewer than `window`
- * ghosts were added after it, which makes it a FIFO of `window` entries without
- * a queue. Collisions evict the oldest entry of a set, i.e. forget early. */
-typedef struct ghost_entry {
-    uint32_t fp; /* 0: empty */
-    uint32_t seq;
-} ghost_entry;
-
 struct kvt_policy {
     uint32_t nslots;
     uint32_t small_target;
+    uint32_t skips; /* skip() calls since the last insert or remove */
     fifo q[3];
     uint32_t *newer;
     uint32_t *older;
     uint8_t *queue; /* Q_* */
     uint8_t *freq;
     uint64_t *tag;
-    ghost_entry *ghost;
-    uint32_t ghost_mask; /* sets - 1 */
-    uint32_t ghost_window;
-    uint32_t ghost_seq;
-    uint32_t skips; /* skip() calls since the last insert or remove */
+    kvt__ghost ghost;
 };
-
-static uint64_t mix64(uint64_t x)
-{
-    /* splitmix64 finaliser: callers may pass small or sequential tags */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
-static ghost_entry *ghost_set(kvt_policy *p, uint64_t h)
-{
-    return &p->ghost[((uint32_t)h & p->ghost_mask) * GHOST_WAYS];
-}
-
-static uint32_t ghost_fp(uint64_t h)
-{
-    return (uint32_t)(h >> 32) | 1u;
-}
-
-static int ghost_live(const kvt_policy *p, const ghost_entry *e)
-{
-    return e->fp != 0 && p->ghost_seq - e->seq < p->ghost_window;
-}
-
-static void ghost_add(kvt_policy *p, uint64_t tag)
-{
-    uint64_t h = mix64(tag);
-    ghost_entry *set = ghost_set(p, h);
-    uint32_t fp = ghost_fp(h);
-    ghost_entry *slot = &set[0];
-    for (int i = 0; i < GHOST_WAYS; i++) {
-        if (set[i].fp == fp || !ghost_live(p, &set[i])) {
-            slot = &set[i];
-            break;
-        }
-        if (p->ghost_seq - set[i].seq > p->ghost_seq - slot->seq)
-            slot = &set[i];
-    }
-    slot->fp = fp;
-    slot->seq = p->ghost_seq++;
-}
-
-/* True when tag was in the ghost; the entry is consumed. */
-static int ghost_take(kvt_policy *p, uint64_t tag)
-{
-    uint64_t h = mix64(tag);
-    ghost_entry *set = ghost_set(p, h);
-    uint32_t fp = ghost_fp(h);
-    for (int i = 0; i < GHOST_WAYS; i++) {
-        if (set[i].fp == fp && ghost_live(p, &set[i])) {
-            set[i].fp = 0;
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static void fifo_push(kvt_policy *p, int qi, uint32_t s)
 {
@@ -151,7 +80,7 @@ static void s3_destroy(kvt_policy *p)
     free(p->queue);
     free(p->freq);
     free(p->tag);
-    free(p->ghost);
+    kvt__ghost_free(&p->ghost);
     free(p);
 }
 
@@ -166,19 +95,14 @@ static kvt_policy *s3_create(uint32_t nslots)
     p->small_target = nslots / 10 ? nslots / 10 : 1;
     for (int i = 0; i < 3; i++)
         p->q[i].head = p->q[i].tail = KVT_NO_SLOT;
-    p->ghost_window = nslots - p->small_target ? nslots - p->small_target : 1;
-    /* twice the window in entries keeps set conflicts from shortening it much */
-    uint32_t sets = 1;
-    while ((uint64_t)sets * GHOST_WAYS < 2ull * p->ghost_window)
-        sets <<= 1;
-    p->ghost_mask = sets - 1;
     p->newer = malloc((size_t)nslots * sizeof *p->newer);
     p->older = malloc((size_t)nslots * sizeof *p->older);
     p->queue = calloc(nslots, 1);
     p->freq = calloc(nslots, 1);
     p->tag = calloc(nslots, sizeof *p->tag);
-    p->ghost = calloc((size_t)sets * GHOST_WAYS, sizeof *p->ghost);
-    if (!p->newer || !p->older || !p->queue || !p->freq || !p->tag || !p->ghost) {
+    /* about as many ghosts as main holds blocks, as in the paper */
+    int ghost_ok = kvt__ghost_init(&p->ghost, nslots) == 0;
+    if (!p->newer || !p->older || !p->queue || !p->freq || !p->tag || !ghost_ok) {
         s3_destroy(p);
         return NULL;
     }
@@ -192,7 +116,7 @@ static void s3_remove(kvt_policy *p, uint32_t slot)
     /* Leaving probation unpromoted is what the ghost remembers, whatever
      * the reason (eviction, expiry): if it returns soon, it earned main. */
     if (p->queue[slot] == Q_SMALL && p->tag[slot] != 0)
-        ghost_add(p, p->tag[slot]);
+        kvt__ghost_add(&p->ghost, p->tag[slot]);
     fifo_unlink(p, slot);
     p->skips = 0;
 }
@@ -207,7 +131,7 @@ static void s3_insert(kvt_policy *p, uint32_t slot, uint32_t parent, uint64_t ta
     p->tag[slot] = tag;
     p->freq[slot] = 0;
     p->skips = 0;
-    fifo_push(p, tag != 0 && ghost_take(p, tag) ? Q_MAIN : Q_SMALL, slot);
+    fifo_push(p, tag != 0 && kvt__ghost_take(&p->ghost, tag) ? Q_MAIN : Q_SMALL, slot);
 }
 
 static void s3_touch(kvt_policy *p, uint32_t slot)
@@ -220,14 +144,18 @@ static void s3_touch(kvt_policy *p, uint32_t slot)
  * main spends one unit of a counter that only touch() raises. */
 static uint32_t s3_victim(kvt_policy *p)
 {
+    fifo *small = &p->q[Q_SMALL], *main = &p->q[Q_MAIN];
+    if (p->skips > 0) {
+        /* The store is hunting for any evictable slot among pinned ones:
+         * offer each slot once, in queue order (probation first, then main,
+         * where skipped slots went), without the second chances that would
+         * let a re-offered slot overtake one not offered yet. */
+        return small->size ? small->tail : main->tail;
+    }
     for (;;) {
-        fifo *small = &p->q[Q_SMALL], *main = &p->q[Q_MAIN];
         if (small->size == 0 && main->size == 0)
             return KVT_NO_SLOT;
-        /* While the store is skipping pinned slots, probation is drained
-         * whatever its size: a free slot stuck there would otherwise starve. */
-        if (small->size > 0 &&
-            (small->size >= p->small_target || main->size == 0 || p->skips > 0)) {
+        if (small->size > 0 && (small->size >= p->small_target || main->size == 0)) {
             uint32_t s = small->tail;
             if (p->freq[s] < PROMOTE_FREQ)
                 return s;
@@ -246,7 +174,7 @@ static uint32_t s3_victim(kvt_policy *p)
 }
 
 /* A pinned candidate is in use: it joins main at the new end, as a hit block
- * would. Each candidate is then offered once before any is offered again. */
+ * would, behind every slot not offered yet. */
 static void s3_skip(kvt_policy *p, uint32_t slot)
 {
     if (!present(p, slot))
@@ -254,7 +182,8 @@ static void s3_skip(kvt_policy *p, uint32_t slot)
     fifo_unlink(p, slot);
     p->freq[slot] = 0;
     fifo_push(p, Q_MAIN, slot);
-    p->skips++;
+    if (p->skips < UINT32_MAX)
+        p->skips++;
 }
 
 const kvt_policy_ops kvt__policy_s3fifo = {

@@ -117,10 +117,16 @@ static uint32_t sieve_victim(kvt_policy *p)
     return s;
 }
 
-/* Leave the skipped slot as it is and move the hand past it. */
+/* A skipped slot is in use: it counts as visited, and the hand moves past it.
+ * So the hand's next lap clears it instead of offering it again before the
+ * slots whose bits the last lap cleared: every slot is offered within nslots
+ * calls, which is what the store's search for an evictable slot relies on. */
 static void sieve_skip(kvt_policy *p, uint32_t slot)
 {
-    if (present(p, slot) && p->hand == slot)
+    if (!present(p, slot))
+        return;
+    p->visited[slot] = 1;
+    if (p->hand == slot)
         p->hand = after(p, slot);
 }
 

@@ -25,6 +25,7 @@ struct kvt_tier_impl {
     size_t block_bytes;
     uint32_t nslots;
     int node;           /* -1: not bound */
+    int helpers_on_node; /* the copier's helpers run on node's CPUs */
     int hugepages;      /* requested */
     uint64_t open_ns;
     uint64_t thp_bytes; /* arena bytes on transparent huge pages after the touch */
@@ -155,6 +156,13 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     }
     t->node = node;
 
+    /* Helpers on the arena's node: the touch zeroes local memory, and copies
+     * read or write it without crossing the socket interconnect. */
+    cpu_set_t cpus;
+    if (node >= 0 && kvt__numa_node_cpus(node, &cpus) == 0)
+        t->helpers_on_node = kvt__copier_set_affinity(t->copier, &cpus) == 0;
+    kvt__err_clear(); /* the open succeeds: no message from the optional steps */
+
     long page = sysconf(_SC_PAGESIZE);
     kvt__copier_touch(t->copier, t->arena, bytes, page > 0 ? (size_t)page : 4096);
     t->thp_bytes = thp_bytes_of(t->arena, bytes);
@@ -269,6 +277,7 @@ static void dram_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     fn("dram.slots", t->nslots, user);
     fn("dram.numa_node", t->node < 0 ? UINT64_MAX : (uint64_t)t->node, user);
     fn("dram.hugepages", (uint64_t)t->hugepages, user);
+    fn("dram.helpers_on_node", (uint64_t)t->helpers_on_node, user);
     fn("dram.thp_bytes", t->thp_bytes, user);
     fn("dram.open_ms", (t->open_ns + 500000) / 1000000, user);
     fn("dram.arena_bytes", t->arena_bytes, user);

@@ -216,7 +216,7 @@ struct kvt_tier_impl {
     size_t host_bytes;
     unsigned qd, nlanes, nbounce;
     uint64_t bounce_bytes;
-    bool sqpoll, fixed_host, fixed_staging, cloned;
+    bool sqpoll, fixed_host, fixed_staging, cloned, locked;
     lane *lanes;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -935,6 +935,11 @@ static void lanes_free(kvt_tier_impl *t)
 static void tier_free(kvt_tier_impl *t)
 {
     lanes_free(t);
+    /* Rings drop their reference to the registered file asynchronously, and
+     * the lock belongs to the open file, not the fd: release it explicitly
+     * so that a reopen right after close() is not refused. */
+    if (t->locked)
+        flock(t->fd, LOCK_UN);
     if (t->fd >= 0)
         close(t->fd);
     kvt__faults_free(t->faults);
@@ -1230,8 +1235,43 @@ static int format(kvt_tier_impl *t, uint8_t *buf, uint64_t size, bool shrink, co
     return sb_write(t, buf, path);
 }
 
-/* Reads the superblock and checks it against the geometry asked for, or
- * formats a new/blank/recreated file. */
+/* Checks a superblock against the geometry asked for: 0, or KVT_EFORMAT,
+ * KVT_EGEOMETRY or KVT_ETOOSMALL with the reason. */
+static int sb_check(kvt_tier_impl *t, const uint8_t *buf, uint64_t size, const char *path)
+{
+    if (memcmp(buf + SB_MAGIC, sb_magic, 8))
+        return kvt__err(KVT_EFORMAT, "nvme: %s is not a kvtier NVMe file (no superblock magic); "
+                                     "left untouched, set recreate to overwrite it", path);
+    if (get32(buf + SB_VERSION) != FORMAT_VERSION || get32(buf + SB_HDRBYTES) != HDR_BYTES ||
+        get32(buf + SB_UNIT) != UNIT || get64(buf + SB_SLOTS_OFF) != SLOTS_OFF)
+        return kvt__err(KVT_EFORMAT, "nvme: %s has format version %u; this build reads version "
+                                     "%u; left untouched, set recreate to overwrite it",
+                        path, get32(buf + SB_VERSION), FORMAT_VERSION);
+    if (get64(buf + SB_SUM) != XXH3_64bits(buf, HDR_SUMMED))
+        return kvt__err(KVT_EFORMAT, "nvme: %s: superblock checksum mismatch; left untouched, "
+                                     "set recreate to overwrite it", path);
+    uint64_t bb = get64(buf + SB_BLOCK_BYTES), sb_slot = get64(buf + SB_SLOT_BYTES),
+             count = get64(buf + SB_SLOT_COUNT);
+    uint32_t bt = get32(buf + SB_BLOCK_TOKENS), fr = get32(buf + SB_FRAGS);
+    if (bb != t->block_bytes || bt != t->block_tokens || fr != t->frags ||
+        sb_slot != t->slot_bytes || count != t->nslots)
+        return kvt__err(KVT_EGEOMETRY,
+                        "nvme: %s holds block_bytes=%llu block_tokens=%u frags=%u slot_bytes=%llu "
+                        "slots=%llu; asked block_bytes=%llu block_tokens=%u frags=%u "
+                        "slot_bytes=%llu slots=%u; left untouched, set recreate to rebuild it",
+                        path, (unsigned long long)bb, bt, fr, (unsigned long long)sb_slot,
+                        (unsigned long long)count, (unsigned long long)t->block_bytes,
+                        t->block_tokens, t->frags, (unsigned long long)t->slot_bytes, t->nslots);
+    uint64_t total = kvt__nvme_file_bytes(t->block_bytes, t->nslots);
+    if (size < total)
+        return kvt__err(KVT_ETOOSMALL, "nvme: %s has %llu bytes; its superblock says %llu",
+                        path, (unsigned long long)size, (unsigned long long)total);
+    memcpy(t->store_id, buf + SB_STORE_ID, 16);
+    return 0;
+}
+
+/* Opens what is on media, or formats a new, blank or (with recreate)
+ * incompatible file. A compatible file is kept even with recreate. */
 static int load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
 {
     const char *path = p->path;
@@ -1251,66 +1291,25 @@ static int load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
     int rc;
     if (created || (!t->blockdev && size == 0)) {
         rc = format(t, buf, size, false, path);
-        goto out;
+    } else if (size < SLOTS_OFF) {
+        rc = kvt__err(KVT_ETOOSMALL, "nvme: %s has %llu bytes, less than its %u-byte "
+                                     "superblock; left untouched, set recreate to overwrite it",
+                      path, (unsigned long long)size, SLOTS_OFF);
+    } else {
+        ssize_t r = pread(t->fd, buf, UNIT, 0);
+        if (r != (ssize_t)UNIT) {
+            rc = kvt__err_errno(r < 0 && errno == EINVAL ? KVT_ENODIRECT : KVT_EIO,
+                                r < 0 ? errno : 0, "nvme: reading the superblock of %s", path);
+            goto out;
+        }
+        bool blank = true;
+        for (unsigned i = 0; i < UNIT && blank; i++)
+            blank = buf[i] == 0;
+        /* A zeroed device, or a file we never got to format: nothing to lose. */
+        rc = blank ? format(t, buf, size, false, path) : sb_check(t, buf, size, path);
     }
-    if (size < SLOTS_OFF) {
-        rc = p->recreate ? format(t, buf, size, true, path)
-                         : kvt__err(KVT_ETOOSMALL, "nvme: %s has %llu bytes, less than its "
-                                                   "%u-byte superblock",
-                                    path, (unsigned long long)size, SLOTS_OFF);
-        goto out;
-    }
-    ssize_t r = pread(t->fd, buf, UNIT, 0);
-    if (r != (ssize_t)UNIT) {
-        rc = kvt__err_errno(r < 0 && errno == EINVAL ? KVT_ENODIRECT : KVT_EIO, r < 0 ? errno : 0,
-                            "nvme: reading the superblock of %s", path);
-        goto out;
-    }
-    bool blank = true;
-    for (unsigned i = 0; i < UNIT && blank; i++)
-        blank = buf[i] == 0;
-    if (blank || p->recreate) {
-        /* A zeroed device or a file we never got to format: nothing to lose. */
-        rc = format(t, buf, size, p->recreate, path);
-        goto out;
-    }
-    if (memcmp(buf + SB_MAGIC, sb_magic, 8)) {
-        rc = kvt__err(KVT_EFORMAT, "nvme: %s is not a kvtier NVMe file (no superblock magic); "
-                                   "left untouched, set recreate to overwrite it", path);
-        goto out;
-    }
-    if (get32(buf + SB_VERSION) != FORMAT_VERSION || get32(buf + SB_HDRBYTES) != HDR_BYTES ||
-        get32(buf + SB_UNIT) != UNIT || get64(buf + SB_SLOTS_OFF) != SLOTS_OFF) {
-        rc = kvt__err(KVT_EFORMAT, "nvme: %s has format version %u; this build reads version %u",
-                      path, get32(buf + SB_VERSION), FORMAT_VERSION);
-        goto out;
-    }
-    if (get64(buf + SB_SUM) != XXH3_64bits(buf, HDR_SUMMED)) {
-        rc = kvt__err(KVT_EFORMAT, "nvme: %s: superblock checksum mismatch", path);
-        goto out;
-    }
-    uint64_t bb = get64(buf + SB_BLOCK_BYTES), sb_slot = get64(buf + SB_SLOT_BYTES),
-             count = get64(buf + SB_SLOT_COUNT);
-    uint32_t bt = get32(buf + SB_BLOCK_TOKENS), fr = get32(buf + SB_FRAGS);
-    if (bb != t->block_bytes || bt != t->block_tokens || fr != t->frags ||
-        sb_slot != t->slot_bytes || count != t->nslots) {
-        rc = kvt__err(KVT_EGEOMETRY,
-                      "nvme: %s holds block_bytes=%llu block_tokens=%u frags=%u slot_bytes=%llu "
-                      "slots=%llu; asked block_bytes=%llu block_tokens=%u frags=%u "
-                      "slot_bytes=%llu slots=%u; left untouched, set recreate to rebuild it",
-                      path, (unsigned long long)bb, bt, fr, (unsigned long long)sb_slot,
-                      (unsigned long long)count, (unsigned long long)t->block_bytes,
-                      t->block_tokens, t->frags, (unsigned long long)t->slot_bytes, t->nslots);
-        goto out;
-    }
-    uint64_t total = kvt__nvme_file_bytes(t->block_bytes, t->nslots);
-    if (size < total) {
-        rc = kvt__err(KVT_ETOOSMALL, "nvme: %s has %llu bytes; its superblock says %llu",
-                      path, (unsigned long long)size, (unsigned long long)total);
-        goto out;
-    }
-    memcpy(t->store_id, buf + SB_STORE_ID, 16);
-    rc = 0;
+    if (p->recreate && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL))
+        rc = format(t, buf, size, true, path);
 out:
     free(buf);
     return rc;
@@ -1359,13 +1358,13 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     t->host_bytes = p->host_region_bytes;
     atomic_init(&t->seq, now_ns(CLOCK_REALTIME));
 
-    bool created = false, locked = false;
+    bool created = false;
     int rc = kvt__faults_new(p->faults, &t->faults);
     if (!rc)
         rc = open_path(t, p->path, &created);
     if (!rc) {
         if (flock(t->fd, LOCK_EX | LOCK_NB) == 0)
-            locked = true;
+            t->locked = true;
         else if (errno == EWOULDBLOCK)
             rc = kvt__err(KVT_ELOCKED, "nvme: %s is in use by another store", p->path);
         else
@@ -1380,7 +1379,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     if (rc) {
         /* A file we created is ours to remove, unless another store raced
          * in and holds it. */
-        if (created && (locked || rc != KVT_ELOCKED))
+        if (created && (t->locked || rc != KVT_ELOCKED))
             unlink(p->path);
         tier_free(t);
         return rc;
@@ -1435,6 +1434,7 @@ static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     fn("nvme.sqpoll", t->sqpoll, user);
     fn("nvme.fixed_host", t->fixed_host, user);
     fn("nvme.fixed_staging", t->fixed_staging, user);
+    fn("nvme.cloned_buffers", t->cloned, user);
     fn("nvme.dio_mem_align", t->mem_align, user);
     fn("nvme.dio_len_align", t->len_align, user);
     if (t->faults) {

@@ -70,6 +70,7 @@ PROTOTYPES = {
     "kvt_config_set_clock": (_i, [_p, CLOCK_FN, _p]),
     "kvt_open": (_i, [_p, ctypes.POINTER(_p)]),
     "kvt_close": (_i, [_p]),
+    "kvt_nvme_slot_bytes": (_i, [_u64, ctypes.POINTER(_u64)]),
     "kvt_tier_available": (_i, [_p, _i]),
     "kvt_clock_now": (_u64, [_p]),
     "kvt_clock_set": (_i, [_p, _u64]),
@@ -105,9 +106,13 @@ def candidates():
     found = []
     root = _source_root()
     if root:
-        libs = glob.glob(os.path.join(root, "build*", "lib", "libkvtier.so"))
-        libs.sort(key=lambda p: os.path.getmtime(p), reverse=True)
-        found += [("build directory", p) for p in libs]
+        libs = []
+        for p in glob.glob(os.path.join(root, "build*", "lib", "libkvtier.so")):
+            try:
+                libs.append((os.path.getmtime(p), p))
+            except OSError:  # a dangling link: that build is half done
+                pass
+        found += [("build directory", p) for _, p in sorted(libs, reverse=True)]
     name = ctypes.util.find_library("kvtier")
     if name:
         found.append(("system loader", name))

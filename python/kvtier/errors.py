@@ -82,5 +82,5 @@ def check(rc):
 
 
 def closed_error():
-    code = BY_NAME["ECLOSED"].code if "ECLOSED" in BY_NAME else -8
-    return error_class(code)(code, "store is closed (kvtier.Store.close() was called)")
+    cls = BY_NAME["ECLOSED"]
+    return cls(cls.code, f"{cls.description}: kvtier.Store.close() was called")

@@ -1041,6 +1041,24 @@ Test(nvme, other_geometry_is_refused_untouched)
     cr_expect_eq(sn.count, 1);
     seen_free(&sn);
     nv->close(t);
+    /* recreate keeps a compatible file as it is. */
+    kvt_tier_params keep = p;
+    keep.recreate = 1;
+    t = open_ok(&keep);
+    sn = seen_new(8);
+    cr_expect_eq(nv->recover(t, visit, &sn), 0);
+    cr_expect_eq(sn.count, 1, "recreate dropped a compatible file");
+    seen_free(&sn);
+    nv->close(t);
+    /* Recreated with more slots of the same size: the old header still sits
+     * where slot 3 is, but belongs to the old store. */
+    v[3].recreate = 1;
+    t = open_ok(&v[3]);
+    sn = seen_new(16);
+    cr_expect_eq(nv->recover(t, visit, &sn), 0);
+    cr_expect_eq(sn.count, 0, "a block of the previous store was recovered");
+    seen_free(&sn);
+    nv->close(t);
     /* recreate rebuilds for the new geometry; the old block is gone. */
     v[0].recreate = 1;
     t = open_ok(&v[0]);

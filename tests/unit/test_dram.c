@@ -800,3 +800,47 @@ Test(numa, bind_range)
     memset(m, 1, len);
     munmap(m, len);
 }
+
+Test(numa, cpulist_parse_exact)
+{
+    cpu_set_t set;
+    cr_assert_eq(kvt__cpulist_parse("0-3,8,10-11\n", &set), 0);
+    cr_assert_eq(CPU_COUNT(&set), 7);
+    for (int cpu = 0; cpu < 16; cpu++)
+        cr_assert_eq(CPU_ISSET(cpu, &set) != 0, cpu <= 3 || cpu == 8 || cpu == 10 || cpu == 11,
+                     "cpu %d", cpu);
+    cr_assert_eq(kvt__cpulist_parse("5", &set), 0);
+    cr_assert_eq(CPU_COUNT(&set), 1);
+    cr_assert(CPU_ISSET(5, &set));
+    cr_assert_eq(kvt__cpulist_parse("", &set), 0);
+    cr_assert_eq(CPU_COUNT(&set), 0);
+    cr_assert_eq(kvt__cpulist_parse("3-1", &set), KVT_EINVAL);
+    cr_assert_eq(kvt__cpulist_parse("1-", &set), KVT_EINVAL);
+    cr_assert_eq(kvt__cpulist_parse("a", &set), KVT_EINVAL);
+    cr_assert_eq(kvt__cpulist_parse("1;2", &set), KVT_EINVAL);
+    cr_assert_eq(kvt__cpulist_parse("0-100000", &set), KVT_EINVAL);
+}
+
+Test(numa, node_cpus_and_helper_affinity)
+{
+    int node = node_for(-1, NULL);
+    if (node < 0)
+        cr_skip_test("NUMA unavailable: no node to place helpers on");
+    cpu_set_t set, helper;
+    cr_assert_eq(kvt__numa_node_cpus(node, &set), 0, "%s", kvt_last_error());
+    cr_assert_gt(CPU_COUNT(&set), 0);
+    int cpu = sched_getcpu();
+    cr_assert(CPU_ISSET(cpu, &set), "the local node %d lacks the running CPU %d", node, cpu);
+    cr_assert_eq(kvt__numa_node_cpus(100000, &set), KVT_EINVAL);
+
+    /* The tier moves its helpers onto the arena's node. */
+    kvt_tier_impl *t = open_tier(2, 64 * KIB, 2);
+    cr_assert_eq(stat_of(t, "dram.helpers_on_node"), 1);
+    kvt__tier_dram.close(t);
+
+    kvt__copier *c = kvt__copier_new(2);
+    CPU_ZERO(&helper);
+    CPU_SET(cpu, &helper);
+    cr_assert_eq(kvt__copier_set_affinity(c, &helper), 0);
+    kvt__copier_free(c);
+}

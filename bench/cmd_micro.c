@@ -1,0 +1,321 @@
+/* cmd_micro.c — `kvtier-bench micro`: DRAM tier put/get GB/s per block size and copy threads, next to memcpy. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+static const char summary[] =
+    "DRAM tier put and get GB/s for each block size x copy-thread count, each next to\n"
+    "  a plain memcpy of the same bytes (same threads, same pieces) measured in the same\n"
+    "  run. Each run moves --total-bytes in calls of --batch-bytes; the median of --runs\n"
+    "  runs is reported. Before each run the previous run's blocks are removed (untimed),\n"
+    "  so puts measure the copy path and index inserts, not eviction (the default run,\n"
+    "  mixed, includes eviction).";
+
+typedef struct micro_row {
+    uint64_t block_bytes;
+    unsigned threads;
+    size_t per_call, calls;
+    double put, put_base, get, get_base;     /* medians, GB/s */
+    double put_lo, put_hi, get_lo, get_hi;   /* min and max over runs */
+    uint64_t pooled;                         /* batches the library split across threads */
+} micro_row;
+
+typedef struct micro_bufs {
+    char *src, *dst, *base;
+    size_t call_bytes, run_bytes;
+} micro_bufs;
+
+static double gbps(uint64_t bytes, uint64_t ns)
+{
+    return ns ? (double)bytes / (double)ns : 0; /* bytes per ns = GB/s */
+}
+
+/* One configuration: a store, a warm-up fill, then `runs` alternations of
+ * library and baseline, each over run_bytes. Returns 0 or BENCH_FAILED. */
+static int measure(micro_row *row, const micro_bufs *b, int runs, const char *policy)
+{
+    const size_t bb = row->block_bytes, n = row->per_call, calls = row->calls;
+    const size_t per_run = n * calls;
+    bench_store_cfg cfg = {.block_bytes = bb,
+                           .block_tokens = 16,
+                           .dram_bytes = (uint64_t)per_run * bb,
+                           .copy_threads = (int)row->threads,
+                           .policy = policy};
+    kvt_store *s = bench_open_dram(&cfg);
+    if (!s)
+        return BENCH_FAILED;
+    bench_copier *cp = bench_copier_new(row->threads);
+    kvt_key *keys = malloc((size_t)(runs + 1) * per_run * sizeof *keys);
+    void **sp = malloc(n * sizeof *sp), **dp = malloc(n * sizeof *dp);
+    bench_copy_op *ops = malloc(n * sizeof *ops);
+    bench_samples put = {0}, put_base = {0}, get = {0}, get_base = {0};
+    int rc = BENCH_FAILED;
+    if (!cp || !keys || !sp || !dp || !ops) {
+        fprintf(stderr, "kvtier-bench micro: out of memory\n");
+        goto out;
+    }
+    if (bench_keys(keys, (size_t)(runs + 1) * per_run, bb * 31 + row->threads))
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        sp[i] = b->src + i * bb;
+        dp[i] = b->dst + i * bb;
+    }
+
+    /* Warm-up: fill the store once (page tables, caches, copy threads). */
+    for (size_t c = 0; c < calls; c++) {
+        int got = kvt_put(s, keys + c * n, n, sp, NULL, NULL);
+        if (got != (int)n) {
+            fprintf(stderr, "kvtier-bench micro: warm-up put stored %d of %zu: %s\n", got, n,
+                    got < 0 ? kvt_last_error() : "blocks rejected");
+            goto out;
+        }
+    }
+    for (int r = 0; r < runs; r++) {
+        bench_progress("micro: %" PRIu64 " B blocks, %u copy threads, run %d/%d", row->block_bytes,
+                       row->threads, r + 1, runs);
+        const kvt_key *rk = keys + (size_t)(r + 1) * per_run;
+        /* Room for this run, so that no put waits on an eviction and no
+         * policy decides which of the measured blocks stay. */
+        int gone = kvt_remove(s, rk - per_run, per_run);
+        if (gone != (int)per_run) {
+            fprintf(stderr, "kvtier-bench micro: removed %d of %zu blocks of the last run%s%s\n",
+                    gone, per_run, gone < 0 ? ": " : "", gone < 0 ? kvt_last_error() : "");
+            goto out;
+        }
+        uint64_t t_put = 0, t_pbase = 0, t_get = 0, t_gbase = 0;
+        /* Library and baseline alternate call by call, so that both see the
+         * same moments of a noisy machine, and which goes first alternates
+         * too, so that neither always meets the caches the other left. */
+        for (size_t c = 0; c < calls; c++) {
+            for (int side = 0; side < 2; side++) {
+                int lib = (side + c + (size_t)r) % 2 == 0;
+                uint64_t t0 = bench_now_ns();
+                if (lib) {
+                    int got = kvt_put(s, rk + c * n, n, sp, NULL, NULL);
+                    t_put += bench_now_ns() - t0;
+                    if (got != (int)n) {
+                        fprintf(stderr, "kvtier-bench micro: put stored %d of %zu: %s\n", got,
+                                n, got < 0 ? kvt_last_error() : "blocks rejected");
+                        goto out;
+                    }
+                } else {
+                    for (size_t i = 0; i < n; i++)
+                        ops[i] = (bench_copy_op){b->base + (c * n + i) * bb, sp[i], bb};
+                    t0 = bench_now_ns();
+                    bench_copier_run(cp, ops, n);
+                    t_pbase += bench_now_ns() - t0;
+                }
+            }
+        }
+        for (size_t c = 0; c < calls; c++) {
+            for (int side = 0; side < 2; side++) {
+                int lib = (side + c + (size_t)r) % 2 == 0;
+                uint64_t t0 = bench_now_ns();
+                if (lib) {
+                    int got = kvt_get(s, rk + c * n, n, dp, NULL, NULL);
+                    t_get += bench_now_ns() - t0;
+                    if (got != (int)n) {
+                        fprintf(stderr, "kvtier-bench micro: get copied %d of %zu: %s\n", got,
+                                n, got < 0 ? kvt_last_error() : "blocks missing");
+                        goto out;
+                    }
+                } else {
+                    for (size_t i = 0; i < n; i++)
+                        ops[i] = (bench_copy_op){dp[i], b->base + (c * n + i) * bb, bb};
+                    t0 = bench_now_ns();
+                    bench_copier_run(cp, ops, n);
+                    t_gbase += bench_now_ns() - t0;
+                }
+            }
+        }
+        uint64_t bytes = (uint64_t)per_run * bb;
+        bench_samples_add(&put, gbps(bytes, t_put));
+        bench_samples_add(&put_base, gbps(bytes, t_pbase));
+        bench_samples_add(&get, gbps(bytes, t_get));
+        bench_samples_add(&get_base, gbps(bytes, t_gbase));
+    }
+    row->put = bench_median(&put);
+    row->put_base = bench_median(&put_base);
+    row->get = bench_median(&get);
+    row->get_base = bench_median(&get_base);
+    row->put_lo = bench_min(&put);
+    row->put_hi = bench_max(&put);
+    row->get_lo = bench_min(&get);
+    row->get_hi = bench_max(&get);
+    row->pooled = bench_stat(s, "dram.copy_batches_pooled");
+    rc = BENCH_OK;
+out:
+    bench_samples_free(&put);
+    bench_samples_free(&put_base);
+    bench_samples_free(&get);
+    bench_samples_free(&get_base);
+    free(ops);
+    free(sp);
+    free(dp);
+    free(keys);
+    bench_copier_free(cp);
+    kvt_close(s);
+    return rc;
+}
+
+static void report_json(const micro_row *rows, size_t nrows, uint64_t total, uint64_t batch,
+                        int runs)
+{
+    bench_json j;
+    bench_json_init(&j, stdout);
+    bench_json_object(&j, NULL);
+    bench_json_header(&j, "micro");
+    bench_json_object(&j, "config");
+    bench_json_str(&j, "tier", "dram");
+    bench_json_u64(&j, "total_bytes", total);
+    bench_json_u64(&j, "batch_bytes", batch);
+    bench_json_i64(&j, "runs", runs);
+    bench_json_str(&j, "statistic", "median");
+    bench_json_end_object(&j);
+    bench_json_array(&j, "results");
+    for (size_t i = 0; i < nrows; i++) {
+        const micro_row *r = &rows[i];
+        bench_json_object(&j, NULL);
+        bench_json_u64(&j, "block_bytes", r->block_bytes);
+        bench_json_u64(&j, "copy_threads", r->threads);
+        bench_json_u64(&j, "blocks_per_call", r->per_call);
+        bench_json_u64(&j, "calls_per_run", r->calls);
+        bench_json_u64(&j, "run_bytes", (uint64_t)(r->per_call * r->calls) * r->block_bytes);
+        bench_json_num(&j, "put_gb_per_s", r->put);
+        bench_json_num(&j, "put_memcpy_gb_per_s", r->put_base);
+        bench_json_num(&j, "put_ratio", r->put / r->put_base);
+        bench_json_num(&j, "get_gb_per_s", r->get);
+        bench_json_num(&j, "get_memcpy_gb_per_s", r->get_base);
+        bench_json_num(&j, "get_ratio", r->get / r->get_base);
+        bench_json_num(&j, "put_gb_per_s_min", r->put_lo);
+        bench_json_num(&j, "put_gb_per_s_max", r->put_hi);
+        bench_json_num(&j, "get_gb_per_s_min", r->get_lo);
+        bench_json_num(&j, "get_gb_per_s_max", r->get_hi);
+        bench_json_u64(&j, "pooled_batches", r->pooled);
+        bench_json_end_object(&j);
+    }
+    bench_json_end_array(&j);
+    bench_json_end_object(&j);
+}
+
+static void report_text(const micro_row *rows, size_t nrows, uint64_t total, uint64_t batch,
+                        int runs)
+{
+    char a[32], b[32];
+    bench_print_header(stdout, "DRAM tier put/get vs memcpy");
+    printf("  each run: %s in calls of up to %s; median of %d runs; GB = 1e9 bytes\n\n",
+           bench_fmt_bytes(total, a, sizeof a), bench_fmt_bytes(batch, b, sizeof b), runs);
+    static const char *const head[] = {"block",  "threads",     "blocks/call", "put GB/s",
+                                       "memcpy", "put/memcpy",  "get GB/s",    "memcpy",
+                                       "get/memcpy"};
+    bench_table t;
+    bench_table_init(&t, 9, head, "lrrrrrrrr");
+    for (size_t i = 0; i < nrows; i++) {
+        const micro_row *r = &rows[i];
+        bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
+        bench_table_cell(&t, "%u", r->threads);
+        bench_table_cell(&t, "%zu", r->per_call);
+        bench_table_cell(&t, "%.2f", r->put);
+        bench_table_cell(&t, "%.2f", r->put_base);
+        bench_table_cell(&t, "%.1f%%", 100 * r->put / r->put_base);
+        bench_table_cell(&t, "%.2f", r->get);
+        bench_table_cell(&t, "%.2f", r->get_base);
+        bench_table_cell(&t, "%.1f%%", 100 * r->get / r->get_base);
+    }
+    bench_table_print(&t, stdout, 2);
+    bench_table_free(&t);
+}
+
+int bench_micro(int argc, char **argv)
+{
+    const char *tier = "dram", *policy = NULL;
+    bench_list blocks = {{256u << 10, 2u << 20, 16u << 20}, 3};
+    bench_list threads = {{1, 2}, 2};
+    uint64_t total = 512u << 20, batch = 128u << 20;
+    int64_t runs = 5;
+    int json = 0;
+    const barg spec[] = {
+        {"tier", BARG_STR, &tier, "tier to measure: dram (nvme and hbm: not yet)"},
+        {"block-bytes", BARG_SIZE_LIST, &blocks, "block sizes (default 256K,2M,16M)"},
+        {"copy-threads", BARG_SIZE_LIST, &threads, "KVT_OPT_COPY_THREADS values (default 1,2)"},
+        {"total-bytes", BARG_SIZE, &total, "bytes per run, also the store's size (default 512M)"},
+        {"batch-bytes", BARG_SIZE, &batch, "bytes per put/get call (default 128M)"},
+        {"runs", BARG_INT, &runs, "runs per configuration; the median is reported (default 5)"},
+        {"policy", BARG_STR, &policy, "DRAM eviction policy (default: the library's)"},
+        {"json", BARG_BOOL, &json, "print one JSON object instead of a table"},
+        {0},
+    };
+    int rc = bench_parse_args("micro", summary, spec, argc, argv);
+    if (rc)
+        return rc < 0 ? BENCH_OK : rc;
+    if (strcmp(tier, "dram") != 0) {
+        fprintf(stderr, "kvtier-bench micro: --tier %s is not implemented yet (only dram)\n",
+                tier);
+        return BENCH_USAGE;
+    }
+    if (runs < 1 || runs > 1000) {
+        fprintf(stderr, "kvtier-bench micro: --runs must be 1..1000\n");
+        return BENCH_USAGE;
+    }
+    for (int i = 0; i < threads.n; i++) {
+        if (threads.v[i] < 1 || threads.v[i] > 64) {
+            fprintf(stderr, "kvtier-bench micro: --copy-threads values must be 1..64\n");
+            return BENCH_USAGE;
+        }
+    }
+    /* Buffers sized for the largest configuration, shared by all. */
+    micro_bufs b = {0};
+    for (int i = 0; i < blocks.n; i++) {
+        uint64_t bb = blocks.v[i];
+        if (bb < 64 || bb > (1u << 30) || bb % 64) {
+            fprintf(stderr, "kvtier-bench micro: block size %" PRIu64
+                            " must be a multiple of 64 in 64..1G\n", bb);
+            return BENCH_USAGE;
+        }
+        uint64_t per_call = batch / bb ? batch / bb : 1;
+        uint64_t calls = total / (per_call * bb) ? total / (per_call * bb) : 1;
+        if (per_call * bb > b.call_bytes)
+            b.call_bytes = per_call * bb;
+        if (calls * per_call * bb > b.run_bytes)
+            b.run_bytes = calls * per_call * bb;
+    }
+    b.src = bench_alloc(b.call_bytes);
+    b.dst = bench_alloc(b.call_bytes);
+    b.base = bench_alloc(b.run_bytes);
+    micro_row *rows = calloc((size_t)blocks.n * (size_t)threads.n, sizeof *rows);
+    size_t nrows = 0;
+    rc = BENCH_OK;
+    if (!b.src || !b.dst || !b.base || !rows) {
+        fprintf(stderr, "kvtier-bench micro: cannot allocate %zu + %zu + %zu bytes\n",
+                b.call_bytes, b.call_bytes, b.run_bytes);
+        rc = BENCH_FAILED;
+    }
+    for (int ti = 0; rc == BENCH_OK && ti < threads.n; ti++) {
+        for (int bi = 0; rc == BENCH_OK && bi < blocks.n; bi++) {
+            micro_row *r = &rows[nrows];
+            r->block_bytes = blocks.v[bi];
+            r->threads = (unsigned)threads.v[ti];
+            r->per_call = batch / r->block_bytes ? batch / r->block_bytes : 1;
+            r->calls = total / (r->per_call * r->block_bytes)
+                           ? total / (r->per_call * r->block_bytes)
+                           : 1;
+            rc = measure(r, &b, (int)runs, policy);
+            if (rc == BENCH_OK)
+                nrows++;
+        }
+    }
+    bench_progress_done();
+    if (rc == BENCH_OK) {
+        if (json)
+            report_json(rows, nrows, total, batch, (int)runs);
+        else
+            report_text(rows, nrows, total, batch, (int)runs);
+    }
+    free(rows);
+    bench_free(b.src, b.call_bytes);
+    bench_free(b.dst, b.call_bytes);
+    bench_free(b.base, b.run_bytes);
+    return rc;
+}

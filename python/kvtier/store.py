@@ -1,0 +1,460 @@
+"""store.py — Store (kvt_config_* + kvt_open and the store calls), Ticket (kvt_wait/kvt_poll), Tier, IoResult."""
+import ctypes
+import enum
+import weakref
+
+from . import _buffers
+from ._buffers import Holds, pointers
+from ._lib import CLOCK_FN, STAT_FN, IoOpts, lib
+from .errors import BY_NAME, KvtierError, check, closed_error, make_error
+from .keys import _one_key, pack
+
+
+class Tier(enum.IntEnum):
+    """kvt_tier. Store methods also take the names "hbm", "dram", "nvme"."""
+    HBM = 0
+    DRAM = 1
+    NVME = 2
+    NONE = 255  # lookup: not held
+
+
+_TIER_NAMES = {"hbm": Tier.HBM, "dram": Tier.DRAM, "nvme": Tier.NVME}
+
+# kvt_option
+_OPT_BLOCK_BYTES, _OPT_BLOCK_TOKENS, _OPT_FRAGS, _OPT_WORKERS = 1, 2, 3, 4
+_OPT_COPY_THREADS, _OPT_MAX_INFLIGHT, _OPT_MANUAL_CLOCK = 5, 6, 7
+# kvt_tier_option
+_TOPT_CAPACITY, _TOPT_TTL_MS, _TOPT_VICTIMS, _TOPT_ADMIT, _TOPT_ADMIT_AFTER = 1, 2, 3, 4, 5
+_TOPT_NUMA_NODE, _TOPT_QUEUE_DEPTH, _TOPT_SQPOLL, _TOPT_RECREATE = 6, 7, 8, 9
+_TOPT_DEVICE, _TOPT_HUGEPAGES = 10, 11
+# kvt_tier_str_option
+_TSTR_POLICY, _TSTR_PATH, _TSTR_FAULTS = 1, 2, 3
+
+VICTIMS = {"demote": 0, "drop": 1}                               # kvt_victims
+ADMIT = {"write_back": 0, "write_through": 1, "after_n": 2}     # kvt_admit
+IO_NO_PROMOTE = 1
+IO_STREAM_WAIT = 2
+
+_ETIMEDOUT = BY_NAME["ETIMEDOUT"].code
+_EINPROGRESS = BY_NAME["EINPROGRESS"].code
+_ENODEV = BY_NAME["ENODEV"].code
+_EBUSY = BY_NAME["EBUSY"].code
+
+
+def _tier(t):
+    if isinstance(t, str):
+        try:
+            return _TIER_NAMES[t.lower()]
+        except KeyError:
+            raise ValueError(f"unknown tier {t!r} (hbm, dram, nvme)") from None
+    return int(t)
+
+
+class IoResult(int):
+    """The count a call returns (blocks stored/copied/released), with
+    `status`: one int per block, 0 or a negative KVT_E* code (e.g.
+    kvtier.ENOENT.code for a block get did not find)."""
+
+    def __new__(cls, count, status):
+        self = super().__new__(cls, count)
+        self.status = status
+        return self
+
+    def __repr__(self):
+        return f"IoResult({int(self)}, status={self.status!r})"
+
+    __str__ = int.__repr__
+
+
+class Ticket:
+    """An asynchronous put or get. Its buffers stay held (and referenced)
+    until it completes and is collected by wait(), poll() or done."""
+
+    def __init__(self, store, tid, op, n, status, holds):
+        self._store = store
+        self._id = tid
+        self.op = op
+        self.n = n
+        self._status = status
+        self._holds = holds
+        self._finished = False
+        self._result = None
+        self._error = None
+
+    @property
+    def id(self):
+        """The kvt_ticket value."""
+        return self._id
+
+    def _finish(self, rc):
+        self._finished = True
+        self._store._pending.pop(self._id, None)
+        self._holds.release()
+        if rc < 0:
+            self._error = make_error(rc)
+        else:
+            self._result = IoResult(rc, list(self._status))
+
+    def _outcome(self):
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def _closed(self):
+        self._finished = True
+        self._error = closed_error()
+        self._error.message += (" before this ticket was waited for "
+                                "(its operation ran to completion)")
+
+    def wait(self, timeout_ms=-1):
+        """Waits for completion (-1: forever) and returns the IoResult; raises
+        the operation's error, or kvtier.ETIMEDOUT (still pending)."""
+        if not self._finished:
+            h = self._store._ptr
+            if h is None:
+                self._closed()
+            elif timeout_ms is None or timeout_ms < 0:
+                while True:  # in slices, so that Ctrl-C gets through
+                    rc = lib.kvt_wait(h, self._id, 200)
+                    if rc != _ETIMEDOUT:
+                        break
+                self._finish(rc)
+            else:
+                rc = lib.kvt_wait(h, self._id, int(timeout_ms))
+                if rc == _ETIMEDOUT:
+                    raise make_error(rc)
+                self._finish(rc)
+        return self._outcome()
+
+    def poll(self):
+        """The IoResult if complete (raising the operation's error), else None."""
+        if not self._finished:
+            h = self._store._ptr
+            if h is None:
+                self._closed()
+            else:
+                rc = lib.kvt_poll(h, self._id)
+                if rc == _EINPROGRESS:
+                    return None
+                self._finish(rc)
+        return self._outcome()
+
+    @property
+    def done(self):
+        """Whether the operation completed (polls; never raises)."""
+        if not self._finished:
+            try:
+                self.poll()
+            except KvtierError:
+                pass
+        return self._finished
+
+    def __del__(self):
+        store = getattr(self, "_store", None)
+        if store is not None and not self._finished and store._ptr is not None:
+            store._orphans.append(self._id)  # reaped by the store's next async call
+
+    def __repr__(self):
+        state = "done" if self._finished else "pending"
+        return f"<kvtier.Ticket {self._id:#x} {self.op} of {self.n} blocks, {state}>"
+
+
+def nvme_slot_bytes(block_bytes):
+    """Bytes one block takes in the NVMe tier (kvt_nvme_slot_bytes): the NVMe
+    capacity must be a whole multiple of it. kvtier.ENOTSUP without io_uring."""
+    out = ctypes.c_uint64()
+    check(lib.kvt_nvme_slot_bytes(int(block_bytes), ctypes.byref(out)))
+    return out.value
+
+
+def _close_store(ptr, pending, keep):
+    """Runs once per store: from Store.close(), garbage collection or exit."""
+    rc = lib.kvt_close(ptr)
+    for holds in list(pending.values()):
+        holds.release()
+    pending.clear()
+    keep.clear()
+    return rc
+
+
+class Store:
+    """An open kvtier store (kvt_open). Arguments map to the C setters:
+
+    block_bytes      KVT_OPT_BLOCK_BYTES (required)
+    frags            KVT_OPT_FRAGS (default 1)
+    block_tokens     KVT_OPT_BLOCK_TOKENS
+    workers, copy_threads, max_inflight    KVT_OPT_WORKERS, _COPY_THREADS, _MAX_INFLIGHT
+    manual_clock     KVT_OPT_MANUAL_CLOCK (time moves only by clock_set())
+    clock            kvt_config_set_clock: a callable returning monotonic ns
+                     (called from the library's threads, holding the GIL: slow)
+    hbm_bytes, dram_bytes, nvme_bytes      KVT_TOPT_CAPACITY of each tier
+    nvme_path        KVT_TSTR_PATH of the NVMe tier
+    policy           KVT_TSTR_POLICY ("lru", "sieve", "s3fifo", "prefix", "default")
+    ttl_ms           KVT_TOPT_TTL_MS
+    victims          KVT_TOPT_VICTIMS: "demote" or "drop"
+    admit            KVT_TOPT_ADMIT: "write_back", "write_through" or "after_n"
+    admit_after      KVT_TOPT_ADMIT_AFTER
+    faults           KVT_TSTR_FAULTS (test builds)
+    numa_node, hugepages                   KVT_TOPT_NUMA_NODE, _HUGEPAGES (DRAM)
+    queue_depth, sqpoll, recreate          KVT_TOPT_QUEUE_DEPTH, _SQPOLL, _RECREATE (NVMe)
+    device           KVT_TOPT_DEVICE (HBM)
+
+    policy, ttl_ms, victims, admit, admit_after and faults take one value for
+    every tier with a capacity, or a dict {"dram": v, "nvme": w} (Tier keys
+    work too). None leaves the library's default.
+    """
+
+    def __init__(self, block_bytes, *, frags=1, block_tokens=None, hbm_bytes=0, dram_bytes=0,
+                 nvme_bytes=0, nvme_path=None, policy=None, ttl_ms=None, victims=None,
+                 admit=None, admit_after=None, faults=None, numa_node=None, hugepages=None,
+                 queue_depth=None, sqpoll=None, recreate=None, device=None, workers=None,
+                 copy_threads=None, max_inflight=None, manual_clock=False, clock=None):
+        self._ptr = None
+        self._pending = {}   # ticket id -> Holds of its buffers
+        self._orphans = []   # ids of tickets collected while pending
+        self._keep = []      # the clock callback, alive until kvt_close
+        cfg = ctypes.c_void_p()
+        check(lib.kvt_config_new(ctypes.byref(cfg)))
+        try:
+            self._configure(cfg, locals())
+            ptr = ctypes.c_void_p()
+            check(lib.kvt_open(cfg, ctypes.byref(ptr)))
+        finally:
+            lib.kvt_config_free(cfg)
+        self._ptr = ptr.value
+        self.block_bytes = int(block_bytes)
+        self.frags = int(frags)
+        self.block_tokens = block_tokens
+        self._fin = weakref.finalize(self, _close_store, self._ptr, self._pending, self._keep)
+
+    def _configure(self, cfg, a):
+        def opt(o, v):
+            check(lib.kvt_config_set(cfg, o, int(v)))
+
+        opt(_OPT_BLOCK_BYTES, a["block_bytes"])
+        opt(_OPT_FRAGS, a["frags"])
+        for o, name in ((_OPT_BLOCK_TOKENS, "block_tokens"), (_OPT_WORKERS, "workers"),
+                        (_OPT_COPY_THREADS, "copy_threads"), (_OPT_MAX_INFLIGHT, "max_inflight")):
+            if a[name] is not None:
+                opt(o, a[name])
+        if a["manual_clock"]:
+            opt(_OPT_MANUAL_CLOCK, 1)
+        if a["clock"] is not None:
+            user_clock = a["clock"]
+            cb = CLOCK_FN(lambda _user: int(user_clock()))
+            self._keep.append(cb)
+            check(lib.kvt_config_set_clock(cfg, cb, None))
+
+        caps = {Tier.HBM: a["hbm_bytes"], Tier.DRAM: a["dram_bytes"], Tier.NVME: a["nvme_bytes"]}
+        on = [t for t, c in caps.items() if c]
+
+        def tier_int(t, o, v):
+            check(lib.kvt_config_set_tier(cfg, t, o, int(v)))
+
+        def tier_str(t, o, v):
+            check(lib.kvt_config_set_tier_str(cfg, t, o, str(v).encode("utf-8")))
+
+        def per_tier(value):
+            if value is None:
+                return {}
+            if isinstance(value, dict):
+                return {_tier(t): v for t, v in value.items()}
+            return {t: value for t in on}
+
+        for t, c in caps.items():
+            if c:
+                tier_int(t, _TOPT_CAPACITY, c)
+        if a["nvme_path"] is not None:
+            tier_str(Tier.NVME, _TSTR_PATH, a["nvme_path"])
+        for t, v in per_tier(a["policy"]).items():
+            tier_str(t, _TSTR_POLICY, v)
+        for t, v in per_tier(a["faults"]).items():
+            tier_str(t, _TSTR_FAULTS, v)
+        for t, v in per_tier(a["ttl_ms"]).items():
+            tier_int(t, _TOPT_TTL_MS, v)
+        for t, v in per_tier(a["victims"]).items():
+            tier_int(t, _TOPT_VICTIMS, VICTIMS[v] if isinstance(v, str) else v)
+        for t, v in per_tier(a["admit"]).items():
+            tier_int(t, _TOPT_ADMIT, ADMIT[v] if isinstance(v, str) else v)
+        for t, v in per_tier(a["admit_after"]).items():
+            tier_int(t, _TOPT_ADMIT_AFTER, v)
+        for t, o, name in ((Tier.DRAM, _TOPT_NUMA_NODE, "numa_node"),
+                           (Tier.DRAM, _TOPT_HUGEPAGES, "hugepages"),
+                           (Tier.NVME, _TOPT_QUEUE_DEPTH, "queue_depth"),
+                           (Tier.NVME, _TOPT_SQPOLL, "sqpoll"),
+                           (Tier.NVME, _TOPT_RECREATE, "recreate"),
+                           (Tier.HBM, _TOPT_DEVICE, "device")):
+            if a[name] is not None:
+                tier_int(t, o, a[name])
+
+    # ------------------------------------------------------------ lifetime
+
+    def close(self):
+        """Closes the store (kvt_close): waits for operations in flight. Safe
+        to call twice. Tickets not yet waited for then raise kvtier.ECLOSED."""
+        if self._ptr is None:
+            return
+        self._ptr = None
+        check(self._fin())
+
+    @property
+    def closed(self):
+        return self._ptr is None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self._ptr is None else f"at {self._ptr:#x}"
+        return f"<kvtier.Store block_bytes={self.block_bytes} frags={self.frags} {state}>"
+
+    def _h(self):
+        h = self._ptr
+        if h is None:
+            raise closed_error()
+        return h
+
+    # ------------------------------------------------------------ queries
+
+    def lookup(self, keys, lease_ms=0):
+        """(hits, tiers): how many leading keys are held, and for each key the
+        fastest Tier holding it (Tier.NONE from the first miss on). lease_ms > 0
+        pins the hits until release() or the lease ends."""
+        raw, n = pack(keys)
+        tiers = (ctypes.c_uint8 * max(n, 1))()
+        hits = check(lib.kvt_lookup(self._h(), raw, n, tiers, int(lease_ms)))
+        return hits, [Tier(t) for t in tiers[:n]]
+
+    def pin(self, keys, lease_ms):
+        """Pins present keys for lease_ms (all or nothing: kvtier.ENOENT)."""
+        raw, n = pack(keys)
+        return check(lib.kvt_pin(self._h(), raw, n, int(lease_ms)))
+
+    def release(self, keys):
+        """Releases one pin per key: IoResult(released, status), with
+        kvtier.ENOTPINNED.code for keys without a live pin."""
+        raw, n = pack(keys)
+        status = (ctypes.c_int32 * max(n, 1))()
+        rc = check(lib.kvt_release(self._h(), raw, n, status))
+        return IoResult(rc, list(status[:n]))
+
+    def remove(self, keys):
+        """Forgets keys in every tier; returns how many were held."""
+        raw, n = pack(keys)
+        return check(lib.kvt_remove(self._h(), raw, n))
+
+    def expire(self):
+        """Applies idle TTLs now; returns blocks that left a tier."""
+        return check(lib.kvt_expire(self._h()))
+
+    def now(self):
+        """The store's clock, ns."""
+        return lib.kvt_clock_now(self._h())
+
+    def clock_set(self, now_ns):
+        """Sets a manual clock (manual_clock=True); it may not go back."""
+        check(lib.kvt_clock_set(self._h(), int(now_ns)))
+
+    def tier_available(self, tier):
+        """True if the tier is open in this store; False if not configured or
+        configured but unavailable here (HBM without a GPU)."""
+        rc = lib.kvt_tier_available(self._h(), _tier(tier))
+        if rc == _ENODEV:
+            return False
+        return check(rc) == 1
+
+    def eventfd(self):
+        """An eventfd (owned by the store) readable when tickets complete."""
+        return check(lib.kvt_eventfd(self._h()))
+
+    def stats(self):
+        """{name: value} of every statistic (kvt_stats)."""
+        out = {}
+
+        def visit(name, value, _user):
+            out[name.decode("utf-8", "replace")] = value
+
+        check(lib.kvt_stats(self._h(), STAT_FN(visit), None))
+        return out
+
+    def stat(self, name):
+        """One statistic (kvtier.ENOENT for unknown names)."""
+        v = ctypes.c_uint64()
+        check(lib.kvt_stat(self._h(), name.encode("utf-8"), ctypes.byref(v)))
+        return v.value
+
+    # ------------------------------------------------------------ data
+
+    def put(self, keys, buffers, *, wait=True, retain_s=0, parent=None, stream=None):
+        """Stores blocks. buffers: one object of len(keys) * block_bytes, or a
+        list with one entry per key: an object of block_bytes or a list of
+        `frags` objects of block_bytes / frags. Objects: anything with the
+        buffer protocol (bytes, bytearray, memoryview, numpy) or a torch
+        tensor (CPU or CUDA). Returns IoResult(stored, status); wait=False
+        returns a Ticket instead. parent: the key before keys[0]."""
+        return self._io(lib.kvt_put, "put", keys, buffers, False, wait, 0, stream,
+                        retain_s, parent)
+
+    def get(self, keys, buffers, *, wait=True, no_promote=False, stream=None,
+            stream_wait=False):
+        """Copies blocks into writable buffers (laid out as for put). Returns
+        IoResult(copied, status); a missing block has kvtier.ENOENT.code in
+        status and its buffer is left as it was. wait=False returns a Ticket."""
+        flags = (IO_NO_PROMOTE if no_promote else 0) | (IO_STREAM_WAIT if stream_wait else 0)
+        return self._io(lib.kvt_get, "get", keys, buffers, True, wait, flags, stream, 0, None)
+
+    def _reap(self, block=False):
+        """Collects tickets that were dropped while pending: those complete
+        (all of them with block=True, waiting)."""
+        h = self._ptr
+        while self._orphans and h is not None:
+            tid = self._orphans.pop()
+            rc = lib.kvt_wait(h, tid, -1) if block else lib.kvt_poll(h, tid)
+            if rc == _EINPROGRESS:
+                self._orphans.insert(0, tid)
+                break
+            holds = self._pending.pop(tid, None)
+            if holds is not None:
+                holds.release()
+
+    def _io(self, fn, op, keys, buffers, writable, wait, flags, stream, retain_s, parent):
+        h = self._h()
+        if self._orphans:
+            self._reap()
+        raw, n = pack(keys)
+        holds = Holds()
+        try:
+            if n:
+                ptrs, kind, device = pointers(buffers, n, self.frags, self.block_bytes,
+                                              writable, holds)
+            else:
+                ptrs, kind, device = (ctypes.c_void_p * 1)(), _buffers.MEM_HOST, 0
+            status = (ctypes.c_int32 * max(n, 1))()
+            opts = IoOpts(size=ctypes.sizeof(IoOpts), mem_kind=kind, device=device, flags=flags,
+                          retain_s=int(retain_s), frags=0, status=ctypes.addressof(status))
+            if kind == _buffers.MEM_CUDA and stream is None:
+                stream = _buffers.current_stream(device)
+            opts.stream = _buffers.stream_handle(stream) or None
+            if parent is not None:
+                opts.parent = holds.buffer(_one_key(parent), False, "parent")[0]
+            holds.keep((raw, ptrs, status, opts))
+            if wait:
+                rc = check(fn(h, raw, n, ptrs, ctypes.byref(opts), None))
+                return IoResult(rc, list(status[:n]))
+            ticket = ctypes.c_uint64()
+            rc = fn(h, raw, n, ptrs, ctypes.byref(opts), ctypes.byref(ticket))
+            if rc == _EBUSY and self._orphans:  # our own dropped tickets fill the queue
+                self._reap(block=True)
+                rc = fn(h, raw, n, ptrs, ctypes.byref(opts), ctypes.byref(ticket))
+            check(rc)
+            self._pending[ticket.value] = holds
+        except BaseException:
+            holds.release()
+            raise
+        finally:
+            if wait:
+                holds.release()
+        return Ticket(self, ticket.value, op, n, status, holds)

@@ -1,0 +1,288 @@
+/*
+ * crashloop.c — SIGKILL a writer/reader of an NVMe-backed store at random
+ * times, reopen, verify: no wrong bytes ever, no acknowledged block missing.
+ *
+ *   crashloop [--kills N] [--seconds S] [--seed X] [--dir D]
+ *             [--min-ms A] [--max-ms B] [--block-bytes N] [--universe N]
+ *
+ * Each round forks a child that opens the store (recovering it), then puts
+ * random batches of blocks whose bytes derive from their key index, reporting
+ * each acknowledged index to the parent through a pipe, and reads random
+ * blocks back, checking them itself. The parent kills it after a uniform
+ * random delay in [A, B] ms, reopens the store, and checks every block of the
+ * universe: a present block must read back exactly (or be reported corrupt,
+ * if its put was never acknowledged), and every acknowledged block must be
+ * present (the file holds the whole universe, so nothing is ever evicted).
+ * Exit status 0 and a "N passed, 0 failed" line when all rounds verify.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvtier.h"
+
+static uint64_t block_bytes = 16384;
+static uint32_t universe = 3000;
+static char path[4096];
+
+static uint64_t rng(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static kvt_key key_of(uint32_t i)
+{
+    kvt_key ns, k;
+    kvt_ns_field f = {KVT_NS_CUSTOM, 9, "crashloop"};
+    kvt_ns_key(&f, 1, &ns);
+    uint32_t tok[2] = {i, ~i};
+    kvt_key_chain(&ns, tok, 2, 2, &k, 1);
+    return k;
+}
+
+static void fill(uint8_t *b, uint32_t i)
+{
+    uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull + 77;
+    for (uint64_t j = 0; j < block_bytes; j += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(b + j, &x, 8);
+    }
+}
+
+static double last_open_s; /* the successful attempt: the recovery time */
+
+static int open_store(kvt_store **s)
+{
+    uint64_t slot;
+    kvt_config *c;
+    if (kvt_nvme_slot_bytes(block_bytes, &slot) || kvt_config_new(&c))
+        return -1;
+    kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)block_bytes);
+    kvt_config_set(c, KVT_OPT_WORKERS, 1);
+    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(slot * (universe + 64)));
+    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 32);
+    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    /* A killed process's io_uring instance is torn down by the kernel a little
+     * after the process dies, and holds the file (and its lock) until then. */
+    int rc;
+    for (int tries = 0;; tries++) {
+        double t0 = now_s();
+        rc = kvt_open(c, s);
+        last_open_s = now_s() - t0;
+        if (rc != KVT_ELOCKED || tries == 300)
+            break;
+        usleep(10000);
+    }
+    kvt_config_free(c);
+    return rc;
+}
+
+/* The child: put and read until killed. Acknowledged indices go to fd. */
+static void child(int fd, uint64_t seed)
+{
+    kvt_store *s;
+    int rc = open_store(&s);
+    if (rc) {
+        fprintf(stderr, "child: open: %s\n", kvt_last_error());
+        _exit(3);
+    }
+    enum { MAXB = 16 };
+    uint8_t *buf = malloc(MAXB * block_bytes), *want = malloc(block_bytes);
+    void *ptrs[MAXB];
+    kvt_key keys[MAXB];
+    uint32_t idx[MAXB];
+    int32_t st[MAXB];
+    for (;;) {
+        uint32_t n = 1 + (uint32_t)(rng(&seed) % MAXB);
+        for (uint32_t i = 0; i < n; i++) {
+            idx[i] = (uint32_t)(rng(&seed) % universe);
+            keys[i] = key_of(idx[i]);
+            ptrs[i] = buf + i * block_bytes;
+        }
+        kvt_io_opts o = {.size = sizeof o, .status = st};
+        if (rng(&seed) % 3) {
+            for (uint32_t i = 0; i < n; i++)
+                fill(buf + i * block_bytes, idx[i]);
+            if (kvt_put(s, keys, n, ptrs, &o, NULL) < 0)
+                _exit(4);
+            for (uint32_t i = 0; i < n; i++)
+                if (st[i] == 0 && write(fd, &idx[i], sizeof idx[i]) != sizeof idx[i])
+                    _exit(5);
+        } else {
+            memset(buf, 0xA5, n * block_bytes);
+            if (kvt_get(s, keys, n, ptrs, &o, NULL) < 0)
+                _exit(4);
+            for (uint32_t i = 0; i < n; i++) {
+                if (st[i])
+                    continue;
+                fill(want, idx[i]);
+                if (memcmp(want, buf + i * block_bytes, block_bytes)) {
+                    fprintf(stderr, "child: WRONG BYTES for block %u\n", idx[i]);
+                    _exit(6);
+                }
+            }
+        }
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    long kills = 20;
+    double seconds = 0, min_ms = 100, max_ms = 600;
+    uint64_t seed = (uint64_t)time(NULL);
+    const char *dir = getenv("KVT_BUILD_ROOT") ? getenv("KVT_BUILD_ROOT") : ".";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "crashloop: %s needs a value\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--kills"))
+            kills = atol(v);
+        else if (!strcmp(a, "--seconds"))
+            seconds = atof(v);
+        else if (!strcmp(a, "--seed"))
+            seed = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--dir"))
+            dir = v;
+        else if (!strcmp(a, "--min-ms"))
+            min_ms = atof(v);
+        else if (!strcmp(a, "--max-ms"))
+            max_ms = atof(v);
+        else if (!strcmp(a, "--block-bytes"))
+            block_bytes = strtoull(v, NULL, 0);
+        else if (!strcmp(a, "--universe"))
+            universe = (uint32_t)atol(v);
+        else {
+            fprintf(stderr, "crashloop: unknown flag %s\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (block_bytes == 0 || block_bytes % 8 || universe == 0 || max_ms < min_ms) {
+        fprintf(stderr, "crashloop: bad sizes\n");
+        return 2;
+    }
+    if (seed == 0)
+        seed = 1;
+    snprintf(path, sizeof path, "%s/crashloop-%d.kvt", dir, (int)getpid());
+    unlink(path);
+    printf("crashloop: seed %llu, file %s, %s %g s / %ld kills, kill after %g..%g ms\n",
+           (unsigned long long)seed, path, seconds > 0 ? "for" : "up to", seconds, kills, min_ms,
+           max_ms);
+    fflush(stdout);
+
+    uint8_t *acked = calloc(universe, 1), *buf = malloc(block_bytes), *want = malloc(block_bytes);
+    size_t cap_rec = 1024, nrec = 0;
+    double *recovery = malloc(cap_rec * sizeof *recovery);
+    uint64_t wrong = 0, missing = 0, verified = 0, corrupt = 0;
+    long done = 0;
+    double start = now_s();
+    uint64_t r = seed;
+    while (seconds > 0 ? now_s() - start < seconds : done < kills) {
+        int fds[2];
+        if (pipe(fds)) {
+            perror("pipe");
+            return 1;
+        }
+        uint64_t child_seed = rng(&r);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fds[0]);
+            child(fds[1], child_seed);
+        }
+        close(fds[1]);
+        double delay = min_ms + (max_ms - min_ms) * (double)(rng(&r) % 1000001) / 1e6;
+        struct timespec ts = {(time_t)(delay / 1000), (long)((delay - 1000 * (time_t)(delay / 1000)) * 1e6)};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+            fprintf(stderr, "crashloop: child ended by itself (status %d) before the kill\n", status);
+            return 1;
+        }
+        uint32_t idx;
+        while (read(fds[0], &idx, sizeof idx) == sizeof idx)
+            if (idx < universe)
+                acked[idx] = 1;
+        close(fds[0]);
+        done++;
+
+        kvt_store *s;
+        if (open_store(&s)) {
+            fprintf(stderr, "crashloop: reopen after kill %ld: %s\n", done, kvt_last_error());
+            return 1;
+        }
+        if (nrec == cap_rec)
+            recovery = realloc(recovery, (cap_rec *= 2) * sizeof *recovery);
+        recovery[nrec++] = last_open_s;
+        for (uint32_t i = 0; i < universe; i++) {
+            kvt_key k = key_of(i);
+            void *p = buf;
+            int32_t st;
+            kvt_io_opts o = {.size = sizeof o, .status = &st, .flags = KVT_IO_NO_PROMOTE};
+            memset(buf, 0x5A, block_bytes);
+            int got = kvt_get(s, &k, 1, &p, &o, NULL);
+            if (got == 1) {
+                fill(want, i);
+                if (memcmp(want, buf, block_bytes)) {
+                    wrong++;
+                    fprintf(stderr, "crashloop: WRONG BYTES for block %u after kill %ld\n", i, done);
+                }
+                verified++;
+            } else if (st == KVT_ECORRUPT) {
+                corrupt++; /* a torn, never-acknowledged write, detected */
+                if (acked[i]) {
+                    missing++;
+                    fprintf(stderr, "crashloop: acknowledged block %u reads corrupt\n", i);
+                }
+            } else if (acked[i]) {
+                missing++;
+                fprintf(stderr, "crashloop: acknowledged block %u missing after kill %ld\n", i, done);
+            }
+        }
+        kvt_close(s);
+        if (wrong || missing)
+            break;
+    }
+    qsort(recovery, nrec, sizeof *recovery, cmp_double);
+    uint64_t nacked = 0;
+    for (uint32_t i = 0; i < universe; i++)
+        nacked += acked[i];
+    printf("crashloop: kills %ld, blocks verified %llu, wrong bytes %llu, acknowledged %llu, "
+           "acknowledged missing %llu, torn unacknowledged detected %llu, recovery p50 %.1f ms max %.1f ms\n",
+           done, (unsigned long long)verified, (unsigned long long)wrong,
+           (unsigned long long)nacked, (unsigned long long)missing, (unsigned long long)corrupt,
+           nrec ? recovery[nrec / 2] * 1e3 : 0.0, nrec ? recovery[nrec - 1] * 1e3 : 0.0);
+    unlink(path);
+    int ok = wrong == 0 && missing == 0 && done > 0;
+    printf("%d passed, %d failed\n", ok, !ok);
+    return ok ? 0 : 1;
+}

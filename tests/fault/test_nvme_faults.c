@@ -1,0 +1,601 @@
+/* test_nvme_faults.c — the NVMe tier under injected EIO, short, torn and ENOSPC transfers, and bit flips on media. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvt_build_config.h"
+#include "kvtier.h"
+#include "tier/faults.h"
+#include "tier/nvme.h"
+#include "tier/tier.h"
+
+#define KIB ((uint64_t)1 << 10)
+
+static const kvt_tier_ops *const nv = &kvt__tier_nvme;
+
+/* ------------------------------------------------------------- randomness */
+
+static uint64_t test_seed(const char *test)
+{
+    static uint64_t seed;
+    if (!seed) {
+        const char *env = getenv("KVT_TEST_SEED");
+        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+        if (!seed)
+            seed = 1;
+        fprintf(stderr, "test_nvme_faults %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", test,
+                (unsigned long long)seed, (unsigned long long)seed);
+    }
+    return seed;
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void fill_random(void *p, size_t len, uint64_t *s)
+{
+    unsigned char *b = p;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = next_rand(s);
+        memcpy(b + i, &v, 8);
+    }
+    uint64_t v = next_rand(s);
+    for (; i < len; i++, v >>= 8)
+        b[i] = (unsigned char)v;
+}
+
+/* ------------------------------------------------------- scratch directory */
+
+static char dir[512];
+static char path[640];
+
+static void setup(void)
+{
+    const char *root = getenv("KVT_BUILD_ROOT");
+    snprintf(dir, sizeof dir, "%s/nvme-fault-XXXXXX", root ? root : KVT_BUILD_ROOT);
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp %s: %s", dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/tier.kvt", dir);
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+static void teardown(void)
+{
+    if (dir[0])
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(nvme_faults, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ------------------------------------------------------------------ helpers */
+
+static kvt_tier_params params(uint64_t bb, uint32_t nslots, const char *faults)
+{
+    kvt_tier_params p;
+    memset(&p, 0, sizeof p);
+    p.id = KVT_TIER_NVME;
+    p.block_bytes = bb;
+    p.block_tokens = 16;
+    p.frags = 1;
+    p.path = path;
+    p.capacity = kvt__nvme_slot_bytes(bb) * nslots;
+    p.queue_depth = 16;
+    p.faults = faults;
+    return p;
+}
+
+static kvt_tier_impl *open_ok(const kvt_tier_params *p)
+{
+    kvt_tier_impl *t = NULL;
+    uint32_t n = 0;
+    int rc = nv->open(p, &t, &n);
+    cr_assert_eq(rc, 0, "open (faults '%s'): %d %s", p->faults ? p->faults : "", rc,
+                 kvt_last_error());
+    return t;
+}
+
+struct stat_probe {
+    const char *name;
+    uint64_t value;
+    int found;
+};
+
+static void probe_cb(const char *name, uint64_t value, void *user)
+{
+    struct stat_probe *p = user;
+    if (!strcmp(name, p->name)) {
+        p->value = value;
+        p->found = 1;
+    }
+}
+
+static uint64_t stat_of(kvt_tier_impl *t, const char *name)
+{
+    struct stat_probe p = {name, 0, 0};
+    nv->stats(t, probe_cb, &p);
+    cr_assert(p.found, "stat %s missing", name);
+    return p.value;
+}
+
+/* Writes or reads n blocks of `data` (block i at data + i*bb) in batches. */
+static void io_batches(kvt_tier_impl *t, int write, uint8_t *data, uint64_t bb,
+                       const kvt_key *keys, uint32_t n, int32_t *status)
+{
+    enum { BATCH = 16 };
+    for (uint32_t b = 0; b < n; b += BATCH) {
+        kvt_xfer x[BATCH];
+        void *fp[BATCH];
+        uint32_t k = n - b < BATCH ? n - b : BATCH;
+        for (uint32_t i = 0; i < k; i++) {
+            fp[i] = data + (uint64_t)(b + i) * bb;
+            x[i] = (kvt_xfer){.slot = b + i, .nfrags = 1, .frags = &fp[i], .key = keys[b + i]};
+            x[i].status = 999;
+        }
+        if (write)
+            nv->write(t, x, k, KVT_MEM_HOST);
+        else
+            nv->read(t, x, k, KVT_MEM_HOST);
+        for (uint32_t i = 0; i < k; i++)
+            status[b + i] = x[i].status;
+    }
+}
+
+/* What recovery found: the key in each slot. */
+struct found {
+    uint32_t n;
+    kvt_key *key;
+    uint8_t *present;
+};
+
+static int visit(void *user, uint32_t slot, const kvt_key *key)
+{
+    struct found *fd = user;
+    if (slot < fd->n) {
+        fd->present[slot] = 1;
+        fd->key[slot] = *key;
+    }
+    return 0;
+}
+
+static int write_code(kvt__fault f)
+{
+    switch (f) {
+    case KVT__FAULT_EIO:
+    case KVT__FAULT_SHORT:
+        return KVT_EIO;
+    case KVT__FAULT_ENOSPC:
+        return KVT_ENOSPC;
+    default:
+        return 0; /* torn writes report success; partial ones recover */
+    }
+}
+
+static const char *code(int rc)
+{
+    const char *n = kvt_error_name(rc);
+    return n ? n : "?";
+}
+
+/*
+ * Old blocks A in every slot (no faults), then new blocks B written and read
+ * under `spec`, whose draws the test replays with its own engine to know
+ * each operation's fault. Every status must be the one the fault implies,
+ * and every successful read must return exactly the bytes of the key asked
+ * for, before and after a reopen.
+ */
+static void fault_run(const char *spec, uint64_t bb, uint32_t n, uint64_t *s)
+{
+    unlink(path);
+    uint8_t *a = aligned_alloc(4096, bb * n), *b = aligned_alloc(4096, bb * n);
+    uint8_t *back = aligned_alloc(4096, bb * n);
+    kvt_key *ka = malloc(n * sizeof *ka), *kb = malloc(n * sizeof *kb);
+    int32_t *st = malloc(n * sizeof *st);
+    fill_random(a, bb * n, s);
+    fill_random(b, bb * n, s);
+    fill_random(ka, n * sizeof *ka, s);
+    fill_random(kb, n * sizeof *kb, s);
+
+    kvt_tier_params clean = params(bb, n, NULL), faulty = params(bb, n, spec);
+    kvt_tier_impl *t = open_ok(&clean);
+    io_batches(t, 1, a, bb, ka, n, st);
+    for (uint32_t i = 0; i < n; i++)
+        cr_assert_eq(st[i], 0, "clean write %u: %s", i, code(st[i]));
+    nv->close(t);
+
+    kvt__faults *replay;
+    cr_assert_eq(kvt__faults_new(spec, &replay), 0);
+    kvt__fault *wf = malloc(n * sizeof *wf), *rf = malloc(n * sizeof *rf);
+    for (uint32_t i = 0; i < n; i++)
+        wf[i] = kvt__faults_draw(replay, 1, NULL);
+    for (uint32_t i = 0; i < n; i++)
+        rf[i] = kvt__faults_draw(replay, 0, NULL);
+
+    t = open_ok(&faulty);
+    io_batches(t, 1, b, bb, kb, n, st);
+    uint64_t injected = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        injected += wf[i] != KVT__FAULT_NONE;
+        cr_assert_eq(st[i], write_code(wf[i]), "%s, %llu-byte blocks: write %u (%s): %s, want %s",
+                     spec, (unsigned long long)bb, i, kvt__fault_name(wf[i]), code(st[i]),
+                     code(write_code(wf[i])));
+    }
+    memset(back, 0xEE, bb * n);
+    io_batches(t, 0, back, bb, kb, n, st);
+    for (uint32_t i = 0; i < n; i++) {
+        injected += rf[i] != KVT__FAULT_NONE;
+        const char *what = kvt__fault_name(wf[i]);
+        int rc = st[i];
+        if (rf[i] == KVT__FAULT_EIO || rf[i] == KVT__FAULT_SHORT) {
+            cr_assert_eq(rc, KVT_EIO, "%s: read %u (%s read fault): %s", spec, i,
+                         kvt__fault_name(rf[i]), code(rc));
+            continue;
+        }
+        switch (wf[i]) {
+        case KVT__FAULT_NONE:
+        case KVT__FAULT_PARTIAL:
+            cr_assert_eq(rc, 0, "%s: read %u after a %s write: %s", spec, i, what, code(rc));
+            break;
+        case KVT__FAULT_TORN4K:
+        case KVT__FAULT_TORN512:
+        case KVT__FAULT_EIO:
+        case KVT__FAULT_ENOSPC:
+            /* torn: new header over the old payload; eio/enospc: the old block */
+            cr_assert_eq(rc, KVT_ECORRUPT, "%s: read %u after a %s write: %s", spec, i, what,
+                         code(rc));
+            break;
+        default: /* short: whatever reached media, never wrong bytes */
+            cr_assert(rc == 0 || rc == KVT_ECORRUPT, "%s: read %u after a short write: %s",
+                      spec, i, code(rc));
+        }
+        if (rc == 0)
+            cr_assert(!memcmp(back + i * bb, b + i * bb, bb), "%s: read %u: wrong bytes", spec,
+                      i);
+    }
+    cr_expect_eq(stat_of(t, "nvme.faults_injected"), injected);
+    nv->close(t);
+
+    /* After a reopen without faults, recovery finds old or new keys; a read
+     * of either gives exactly that key's bytes or KVT_ECORRUPT. */
+    t = open_ok(&clean);
+    struct found fd = {n, calloc(n, sizeof(kvt_key)), calloc(n, 1)};
+    cr_assert_eq(nv->recover(t, visit, &fd), 0);
+    memset(back, 0xEE, bb * n);
+    io_batches(t, 0, back, bb, fd.key, n, st);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *what = kvt__fault_name(wf[i]);
+        int is_new = fd.present[i] && !memcmp(fd.key[i].b, kb[i].b, 16);
+        int is_old = fd.present[i] && !memcmp(fd.key[i].b, ka[i].b, 16);
+        cr_assert(is_new || is_old, "%s: slot %u (%s write) recovered %s", spec, i, what,
+                  fd.present[i] ? "an unknown key" : "nothing");
+        switch (wf[i]) {
+        case KVT__FAULT_NONE:
+        case KVT__FAULT_PARTIAL:
+            cr_assert(is_new && st[i] == 0, "%s: slot %u (%s write): %s", spec, i, what,
+                      code(st[i]));
+            break;
+        case KVT__FAULT_TORN4K:
+        case KVT__FAULT_TORN512:
+            cr_assert(is_new && st[i] == KVT_ECORRUPT, "%s: slot %u torn: %s", spec, i,
+                      code(st[i]));
+            break;
+        case KVT__FAULT_EIO:
+        case KVT__FAULT_ENOSPC:
+            cr_assert(is_old && st[i] == 0, "%s: slot %u (%s write, nothing moved): %s", spec, i,
+                      what, code(st[i]));
+            break;
+        default:
+            cr_assert(st[i] == 0 || st[i] == KVT_ECORRUPT, "%s: slot %u: %s", spec, i,
+                      code(st[i]));
+        }
+        if (st[i] == 0)
+            cr_assert(!memcmp(back + i * bb, (is_new ? b : a) + i * bb, bb),
+                      "%s: slot %u: wrong bytes after reopen", spec, i);
+    }
+    nv->close(t);
+    kvt__faults_free(replay);
+    free(fd.key);
+    free(fd.present);
+    free(wf);
+    free(rf);
+    free(a);
+    free(b);
+    free(back);
+    free(ka);
+    free(kb);
+    free(st);
+}
+
+static void each_rate(const char *kind, const char *test)
+{
+    uint64_t s = test_seed(test);
+    static const char *const rates[] = {"0.05", "0.5"};
+    static const uint64_t sizes[] = {4 * KIB, 256 * KIB};
+    static const uint32_t counts[] = {96, 32};
+    for (int r = 0; r < 2; r++)
+        for (int z = 0; z < 2; z++) {
+            char spec[128];
+            snprintf(spec, sizeof spec, "%s=%s,seed=%llu", kind, rates[r],
+                     (unsigned long long)(next_rand(&s) % 1000000));
+            fault_run(spec, sizes[z], counts[z], &s);
+        }
+}
+
+/* ------------------------------------------------------------------- kinds */
+
+Test(nvme_faults, eio)
+{
+    each_rate("eio", "eio");
+}
+
+Test(nvme_faults, short_transfers)
+{
+    each_rate("short", "short");
+}
+
+Test(nvme_faults, torn4k)
+{
+    each_rate("torn4k", "torn4k");
+}
+
+Test(nvme_faults, torn512)
+{
+    each_rate("torn512", "torn512");
+}
+
+Test(nvme_faults, enospc)
+{
+    each_rate("enospc", "enospc");
+}
+
+Test(nvme_faults, partial_transfers_are_completed)
+{
+    each_rate("partial", "partial");
+}
+
+Test(nvme_faults, all_kinds_at_once)
+{
+    uint64_t s = test_seed("all_kinds");
+    char spec[160];
+    snprintf(spec, sizeof spec,
+             "eio=0.1,short=0.1,torn4k=0.1,torn512=0.1,enospc=0.1,partial=0.1,seed=%llu",
+             (unsigned long long)(next_rand(&s) % 1000000));
+    fault_run(spec, 4 * KIB, 128, &s);
+    fault_run(spec, 256 * KIB, 48, &s);
+    /* big and unaligned in size: staged in several pieces */
+    fault_run(spec, 2 * 1024 * KIB + 8, 12, &s);
+}
+
+Test(nvme_faults, nth_operation)
+{
+    uint64_t s = test_seed("nth");
+    /* 32 writes are operations 1..32, then 32 reads 33..64. */
+    const char *spec = "nth=3:torn4k,nth=5:eio,nth=8:short,nth=13:enospc,nth=21:torn512,"
+                       "nth=22:partial,nth=34:eio,nth=40:short,nth=41:partial,nth=50:torn4k";
+    fault_run(spec, 4 * KIB, 32, &s);
+    fault_run(spec, 256 * KIB, 32, &s);
+    fault_run("nth=1:torn", 64 * KIB, 4, &s);
+}
+
+Test(nvme_faults, stats_count_each_kind)
+{
+    kvt_tier_params p = params(4 * KIB, 8, "nth=1:eio,nth=2:torn4k,nth=3:enospc,nth=4:short");
+    kvt_tier_impl *t = open_ok(&p);
+    uint8_t *d = aligned_alloc(4096, 4 * KIB * 8);
+    memset(d, 1, 4 * KIB * 8);
+    kvt_key keys[8];
+    memset(keys, 9, sizeof keys);
+    int32_t st[8];
+    io_batches(t, 1, d, 4 * KIB, keys, 8, st);
+    cr_expect_eq(st[0], KVT_EIO);
+    cr_expect_eq(st[1], 0);
+    cr_expect_eq(st[2], KVT_ENOSPC);
+    cr_expect_eq(st[3], KVT_EIO);
+    for (int i = 4; i < 8; i++)
+        cr_expect_eq(st[i], 0);
+    cr_expect_eq(stat_of(t, "nvme.faults_injected"), 4);
+    cr_expect_eq(stat_of(t, "nvme.faults_injected.eio"), 1);
+    cr_expect_eq(stat_of(t, "nvme.faults_injected.torn4k"), 1);
+    cr_expect_eq(stat_of(t, "nvme.faults_injected.enospc"), 1);
+    cr_expect_eq(stat_of(t, "nvme.faults_injected.short"), 1);
+    cr_expect_eq(stat_of(t, "nvme.faults_injected.torn512"), 0);
+    cr_expect_eq(stat_of(t, "nvme.io_errors"), 3);
+    cr_expect_eq(stat_of(t, "nvme.writes"), 5);
+    io_batches(t, 0, d, 4 * KIB, keys, 8, st);
+    cr_expect_eq(stat_of(t, "nvme.corrupt"), 4, "the 3 failed writes and the torn one");
+    nv->close(t);
+    free(d);
+}
+
+Test(nvme_faults, bad_specs_are_refused_at_open)
+{
+    static const char *const bad[] = {
+        "eio", "eio=", "eio=1.5", "eio=-0.1", "eio=abc", "bogus=0.1", "eio=0.1,", ",eio=0.1",
+        "nth=0:eio", "nth=3", "nth=3:bogus", "nth=x:eio", "seed=-1", "seed=abc",
+        "eio=0.6,short=0.6", "torn4k=0.5,torn512=0.3,enospc=0.3", "eio=nan",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kvt_tier_params p = params(4 * KIB, 4, bad[i]);
+        kvt_tier_impl *t = NULL;
+        uint32_t n;
+        int rc = nv->open(&p, &t, &n);
+        cr_expect_eq(rc, KVT_EINVAL, "spec '%s': %d", bad[i], rc);
+        if (!rc)
+            nv->close(t);
+    }
+    cr_expect(access(path, F_OK) != 0, "a refused spec created the file");
+    /* Rates that apply to reads and writes apart may each sum to 1. */
+    kvt_tier_params p = params(4 * KIB, 4, "eio=0.5,short=0.5,torn4k=0,seed=0x10");
+    kvt_tier_impl *t = open_ok(&p);
+    nv->close(t);
+    p.faults = "";
+    t = open_ok(&p);
+    nv->close(t);
+}
+
+/* ------------------------------------------------------------- bit flips */
+
+static void flip_bits(int fd, uint64_t off, uint64_t span, uint64_t *s, uint64_t base)
+{
+    int flips = 1 + (int)(next_rand(s) % 4);
+    for (int k = 0; k < flips; k++) {
+        uint64_t at = base + off + next_rand(s) % span;
+        uint8_t byte;
+        cr_assert_eq(pread(fd, &byte, 1, (off_t)at), 1);
+        byte ^= (uint8_t)(1u << (next_rand(s) % 8));
+        cr_assert_eq(pwrite(fd, &byte, 1, (off_t)at), 1);
+    }
+}
+
+static void corruption_run(uint64_t bb, uint32_t n, uint64_t *s)
+{
+    unlink(path);
+    uint8_t *data = aligned_alloc(4096, bb * n), *back = aligned_alloc(4096, bb * n);
+    kvt_key *keys = malloc(n * sizeof *keys);
+    int32_t *st = malloc(n * sizeof *st);
+    fill_random(data, bb * n, s);
+    fill_random(keys, n * sizeof *keys, s);
+    kvt_tier_params p = params(bb, n, NULL);
+    kvt_tier_impl *t = open_ok(&p);
+    io_batches(t, 1, data, bb, keys, n, st);
+    for (uint32_t i = 0; i < n; i++)
+        cr_assert_eq(st[i], 0);
+    nv->close(t);
+
+    /* 1% of the slots (at least 4), half in the header, half in the payload. */
+    uint8_t *bad = calloc(n, 1);
+    uint32_t nbad = n / 100 < 4 ? 4 : n / 100, header_hits = 0;
+    int fd = open(path, O_RDWR);
+    cr_assert(fd >= 0);
+    for (uint32_t k = 0; k < nbad;) {
+        uint32_t i = (uint32_t)(next_rand(s) % n);
+        if (bad[i])
+            continue;
+        bad[i] = (uint8_t)(1 + k % 2); /* 1 header, 2 payload */
+        uint64_t base = KVT__NVME_SLOTS_OFFSET + (uint64_t)i * kvt__nvme_slot_bytes(bb);
+        if (bad[i] == 1) {
+            flip_bits(fd, 0, 128, s, base);
+            header_hits++;
+        } else {
+            flip_bits(fd, KVT__NVME_UNIT, bb, s, base);
+        }
+        k++;
+    }
+    fsync(fd);
+    close(fd);
+
+    t = open_ok(&p);
+    struct found fd2 = {n, calloc(n, sizeof(kvt_key)), calloc(n, 1)};
+    cr_assert_eq(nv->recover(t, visit, &fd2), 0);
+    /* Read every slot with the key it was written with: recovered or not. */
+    memset(back, 0xEE, bb * n);
+    io_batches(t, 0, back, bb, keys, n, st);
+    uint32_t detected = 0, wrong = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (fd2.present[i])
+            cr_assert(!memcmp(fd2.key[i].b, keys[i].b, 16), "slot %u: recovered a wrong key", i);
+        if (bad[i]) {
+            if (st[i] == KVT_ECORRUPT)
+                detected++;
+            if (bad[i] == 1)
+                cr_expect(!fd2.present[i], "slot %u: a damaged header was recovered", i);
+            else
+                cr_expect(fd2.present[i], "slot %u: intact header not recovered", i);
+        } else {
+            cr_assert(fd2.present[i], "slot %u: intact block not recovered", i);
+            cr_assert_eq(st[i], 0, "slot %u: intact block: %s", i, code(st[i]));
+        }
+        if (st[i] == 0 && memcmp(back + i * bb, data + i * bb, bb))
+            wrong++;
+        if (st[i] && bb <= 64 * KIB) /* staged reads verify before copying out */
+            for (uint64_t k = 0; k < bb; k++)
+                cr_assert_eq(back[i * bb + k], 0xEE, "slot %u: a failed read wrote its buffer", i);
+    }
+    fprintf(stderr, "%llu-byte blocks: %u of %u slots damaged (%u headers), %u detected, %u "
+            "wrong\n", (unsigned long long)bb, nbad, n, header_hits, detected, wrong);
+    cr_expect_eq(detected, nbad, "damage detected in %u of %u slots", detected, nbad);
+    cr_expect_eq(wrong, 0);
+    cr_expect_eq(stat_of(t, "nvme.corrupt"), nbad);
+    cr_expect_eq(stat_of(t, "nvme.recovered"), n - header_hits);
+    nv->close(t);
+    free(fd2.key);
+    free(fd2.present);
+    free(bad);
+    free(data);
+    free(back);
+    free(keys);
+    free(st);
+}
+
+Test(nvme_faults, bit_flips_on_media_are_always_detected)
+{
+    uint64_t s = test_seed("bit_flips");
+    corruption_run(4 * KIB, 1000, &s);   /* staged reads: verified before copying out */
+    corruption_run(256 * KIB, 400, &s);  /* direct reads: verified in place */
+}
+
+/* A block copied to another slot (a misdirected write) is not that slot's. */
+Test(nvme_faults, misdirected_block_is_rejected)
+{
+    uint64_t s = test_seed("misdirected");
+    const uint64_t bb = 64 * KIB;
+    const uint32_t n = 8;
+    uint8_t *data = aligned_alloc(4096, bb * n), *back = aligned_alloc(4096, bb * n);
+    kvt_key keys[8];
+    int32_t st[8];
+    fill_random(data, bb * n, &s);
+    fill_random(keys, sizeof keys, &s);
+    kvt_tier_params p = params(bb, n, NULL);
+    kvt_tier_impl *t = open_ok(&p);
+    io_batches(t, 1, data, bb, keys, 4, st); /* slots 0..3; 4..7 stay empty */
+    nv->close(t);
+
+    uint64_t slot = kvt__nvme_slot_bytes(bb);
+    uint8_t *copy = malloc(slot);
+    int fd = open(path, O_RDWR);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pread(fd, copy, slot, KVT__NVME_SLOTS_OFFSET + 2 * slot), (ssize_t)slot);
+    cr_assert_eq(pwrite(fd, copy, slot, KVT__NVME_SLOTS_OFFSET + 6 * slot), (ssize_t)slot);
+    fsync(fd);
+    close(fd);
+
+    t = open_ok(&p);
+    struct found fd2 = {n, calloc(n, sizeof(kvt_key)), calloc(n, 1)};
+    cr_assert_eq(nv->recover(t, visit, &fd2), 0);
+    for (uint32_t i = 0; i < n; i++)
+        cr_expect_eq(fd2.present[i], i < 4, "slot %u", i);
+    kvt_key k6[8];
+    memcpy(k6, keys, sizeof k6);
+    k6[6] = keys[2]; /* ask slot 6 for the block that was copied there */
+    memset(back, 0xEE, bb * n);
+    io_batches(t, 0, back, bb, k6, n, st);
+    for (uint32_t i = 0; i < n; i++)
+        cr_expect_eq(st[i], i < 4 ? 0 : KVT_ECORRUPT, "slot %u: %s", i, code(st[i]));
+    cr_expect(!memcmp(back, data, bb * 4));
+    nv->close(t);
+    free(fd2.key);
+    free(fd2.present);
+    free(copy);
+    free(data);
+    free(back);
+}

@@ -1,0 +1,218 @@
+/* test_tiering.c — DRAM + NVMe through the public API: demotion, promotion, restart, TTL demotion, write modes. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvtier.h"
+
+#define BLOCK 8192
+#define MS 1000000ull
+
+static char path[512];
+
+static void make_path(const char *name)
+{
+    const char *dir = getenv("KVT_BUILD_ROOT");
+    snprintf(path, sizeof path, "%s/tiering-%s-%d.kvt", dir ? dir : ".", name, (int)getpid());
+    unlink(path);
+}
+
+typedef struct opts {
+    uint64_t dram_blocks, nvme_blocks, dram_ttl_ms, nvme_ttl_ms;
+    int nvme_admit, dram_admit, manual;
+} opts;
+
+static kvt_store *open_two(opts o)
+{
+    uint64_t slot;
+    cr_assert_eq(kvt_nvme_slot_bytes(BLOCK, &slot), 0);
+    kvt_config *c;
+    kvt_store *s;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
+    kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, o.manual);
+    if (o.dram_blocks) {
+        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(o.dram_blocks * BLOCK));
+        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, (int64_t)o.dram_ttl_ms);
+        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_ADMIT, o.dram_admit);
+        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    }
+    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(o.nvme_blocks * slot));
+    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_TTL_MS, (int64_t)o.nvme_ttl_ms);
+    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT, o.nvme_admit);
+    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    int rc = kvt_open(c, &s);
+    cr_assert_eq(rc, 0, "open: %s", kvt_last_error());
+    kvt_config_free(c);
+    return s;
+}
+
+static kvt_key key_of(uint32_t i)
+{
+    kvt_key ns, k;
+    kvt_ns_key(NULL, 0, &ns);
+    uint32_t tok[1] = {i};
+    kvt_key_chain(&ns, tok, 1, 1, &k, 1);
+    return k;
+}
+
+static void fill(uint8_t *b, uint32_t i)
+{
+    for (int j = 0; j < BLOCK; j++)
+        b[j] = (uint8_t)(i * 131 + (uint32_t)j * 7 + (uint32_t)(j >> 8));
+}
+
+static void put(kvt_store *s, uint32_t i)
+{
+    static uint8_t b[BLOCK];
+    fill(b, i);
+    kvt_key k = key_of(i);
+    void *p = b;
+    cr_assert_eq(kvt_put(s, &k, 1, &p, NULL, NULL), 1, "put %u: %s", i, kvt_last_error());
+}
+
+/* The tier a block is found in, or -1. */
+static int where(kvt_store *s, uint32_t i)
+{
+    kvt_key k = key_of(i);
+    uint8_t t;
+    return kvt_lookup(s, &k, 1, &t, 0) == 1 ? t : -1;
+}
+
+static void check_get(kvt_store *s, uint32_t i, int flags)
+{
+    static uint8_t got[BLOCK], want[BLOCK];
+    memset(got, 0xA5, BLOCK);
+    kvt_key k = key_of(i);
+    void *p = got;
+    int32_t st;
+    kvt_io_opts o = {.size = sizeof o, .status = &st, .flags = (uint32_t)flags};
+    cr_assert_eq(kvt_get(s, &k, 1, &p, &o, NULL), 1, "get %u: status %d", i, st);
+    fill(want, i);
+    cr_assert_eq(memcmp(got, want, BLOCK), 0, "block %u bytes differ", i);
+}
+
+static uint64_t stat(kvt_store *s, const char *name)
+{
+    uint64_t v = 0;
+    cr_assert_eq(kvt_stat(s, name, &v), 0, "stat %s", name);
+    return v;
+}
+
+Test(tiering, dram_victims_demote_to_nvme_and_promote_back)
+{
+    make_path("demote");
+    kvt_store *s = open_two((opts){.dram_blocks = 4, .nvme_blocks = 64});
+    for (uint32_t i = 0; i < 20; i++)
+        put(s, i);
+    cr_assert_eq(stat(s, "dram.used_blocks"), 4);
+    cr_assert_eq(stat(s, "nvme.demotions_in"), 16);
+    for (uint32_t i = 0; i < 16; i++)
+        cr_assert_eq(where(s, i), KVT_TIER_NVME, "block %u", i);
+    for (uint32_t i = 16; i < 20; i++)
+        cr_assert_eq(where(s, i), KVT_TIER_DRAM);
+    check_get(s, 3, 0);
+    cr_assert_eq(where(s, 3), KVT_TIER_DRAM, "a get promotes into DRAM");
+    cr_assert_eq(stat(s, "dram.promotions_in"), 1);
+    check_get(s, 5, KVT_IO_NO_PROMOTE);
+    cr_assert_eq(where(s, 5), KVT_TIER_NVME);
+    /* every block still reads back exactly */
+    for (uint32_t i = 0; i < 20; i++)
+        check_get(s, i, 0);
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
+Test(tiering, nvme_only_round_trips_and_eviction)
+{
+    make_path("only");
+    kvt_store *s = open_two((opts){.nvme_blocks = 8});
+    for (uint32_t i = 0; i < 12; i++)
+        put(s, i);
+    cr_assert_eq(stat(s, "nvme.used_blocks"), 8);
+    cr_assert_eq(stat(s, "nvme.evictions"), 4);
+    for (uint32_t i = 4; i < 12; i++)
+        check_get(s, i, 0);
+    cr_assert_eq(where(s, 0), -1);
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
+Test(tiering, restart_after_clean_close_keeps_everything)
+{
+    make_path("restart");
+    kvt_store *s = open_two((opts){.dram_blocks = 4, .nvme_blocks = 64});
+    for (uint32_t i = 0; i < 30; i++)
+        put(s, i);
+    kvt_key gone = key_of(7);
+    cr_assert_eq(kvt_remove(s, &gone, 1), 1);
+    cr_assert_eq(kvt_close(s), 0);
+    /* DRAM is volatile: what was only in DRAM (the last 4) is gone; the rest
+     * was demoted to NVMe and comes back, except the removed block. */
+    s = open_two((opts){.dram_blocks = 4, .nvme_blocks = 64});
+    for (uint32_t i = 0; i < 26; i++) {
+        if (i == 7)
+            cr_assert_eq(where(s, i), -1, "a removed block stays removed");
+        else
+            check_get(s, i, KVT_IO_NO_PROMOTE);
+    }
+    cr_assert_eq(stat(s, "nvme.used_blocks"), 25);
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
+Test(tiering, ttl_expiry_demotes_to_next_tier)
+{
+    make_path("ttl");
+    kvt_store *s = open_two((opts){.dram_blocks = 8, .nvme_blocks = 16, .dram_ttl_ms = 100,
+                                   .nvme_ttl_ms = 1000, .manual = 1});
+    put(s, 1);
+    cr_assert_eq(kvt_clock_set(s, 100 * MS), 0);
+    cr_assert_eq(where(s, 1), KVT_TIER_DRAM);
+    cr_assert_eq(kvt_clock_set(s, 100 * MS + 1), 0);
+    cr_assert_eq(where(s, 1), KVT_TIER_NVME, "expired from DRAM into NVMe");
+    cr_assert_eq(stat(s, "dram.expirations"), 1);
+    /* NVMe's idle time counts from arrival there (100 ms + 1 ns) */
+    cr_assert_eq(kvt_clock_set(s, 1100 * MS + 1), 0);
+    cr_assert_eq(where(s, 1), KVT_TIER_NVME);
+    cr_assert_eq(kvt_clock_set(s, 1100 * MS + 2), 0);
+    cr_assert_eq(where(s, 1), -1, "then dropped from the last tier");
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
+Test(tiering, write_through_copies_to_nvme)
+{
+    make_path("wt");
+    kvt_store *s = open_two((opts){.dram_blocks = 8, .nvme_blocks = 16,
+                                   .nvme_admit = KVT_ADMIT_WRITE_THROUGH});
+    for (uint32_t i = 0; i < 6; i++)
+        put(s, i);
+    /* write-through is asynchronous: wait for the copies */
+    for (int tries = 0; tries < 500 && stat(s, "nvme.writethrough_in") < 6; tries++)
+        usleep(10000);
+    cr_assert_eq(stat(s, "nvme.writethrough_in"), 6);
+    cr_assert_eq(kvt_close(s), 0);
+    s = open_two((opts){.dram_blocks = 8, .nvme_blocks = 16});
+    for (uint32_t i = 0; i < 6; i++)
+        check_get(s, i, 0);
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
+Test(tiering, admit_after_n_accesses)
+{
+    make_path("admit");
+    kvt_store *s = open_two((opts){.dram_blocks = 8, .nvme_blocks = 16,
+                                   .dram_admit = KVT_ADMIT_AFTER_N});
+    put(s, 1);
+    cr_assert_eq(where(s, 1), KVT_TIER_NVME, "DRAM admits only after accesses: puts land below");
+    check_get(s, 1, 0);
+    cr_assert_eq(where(s, 1), KVT_TIER_NVME, "one access is not enough (default N = 2)");
+    check_get(s, 1, 0);
+    cr_assert_eq(where(s, 1), KVT_TIER_DRAM, "the second access promotes");
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
