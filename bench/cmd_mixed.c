@@ -407,7 +407,7 @@ int bench_mixed(int argc, char **argv)
     const barg spec[] = {
         {"quick", BARG_BOOL, &c.quick,
          "a seconds-long version: 64 KiB blocks, 32 MiB DRAM, 40 requests"},
-        {"requests", BARG_INT, &c.requests, "requests to run (default 150; --quick 40)"},
+        {"requests", BARG_INT, &c.requests, "requests to run (default 200; --quick 40)"},
         {"sessions", BARG_INT, &c.sessions, "interleaved sessions (default 6)"},
         {"system-tokens", BARG_INT, &c.system_tokens, "shared prefix tokens (default 1024)"},
         {"max-context-tokens", BARG_INT, &c.max_context,
@@ -429,7 +429,7 @@ int bench_mixed(int argc, char **argv)
         return rc < 0 ? BENCH_OK : rc;
     /* Unset flags take defaults; --quick only changes the unset ones. */
     if (!c.requests)
-        c.requests = c.quick ? 40 : 150;
+        c.requests = c.quick ? 40 : 200;
     if (!c.sessions)
         c.sessions = 6;
     if (!c.system_tokens)

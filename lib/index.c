@@ -86,6 +86,18 @@ uint32_t kvt__index_find(kvt_index *ix, kvt_shard *sh, const kvt_key *k)
     return KVT_NO_ENTRY;
 }
 
+uint32_t kvt__index_find_hash(kvt_index *ix, kvt_shard *sh, uint64_t h)
+{
+    uint32_t id = sh->buckets[h & ix->bucket_mask];
+    while (id != KVT_NO_ENTRY) {
+        const kvt_entry *e = &ix->entries[id];
+        if (kvt__key_hash(&e->key) == h)
+            return id;
+        id = e->next;
+    }
+    return KVT_NO_ENTRY;
+}
+
 void kvt__index_link(kvt_index *ix, kvt_shard *sh, uint32_t id)
 {
     kvt_entry *e = &ix->entries[id];
@@ -125,7 +137,6 @@ uint32_t kvt__index_alloc(kvt_index *ix, const kvt_key *k)
     memset(e, 0, sizeof *e);
     e->key = *k;
     e->next = KVT_NO_ENTRY;
-    e->parent = KVT_NO_ENTRY;
     for (int t = 0; t < KVT_TIER_COUNT; t++)
         e->slot[t] = UINT32_MAX;
     return id;

@@ -29,9 +29,9 @@ enum {
 /* 64 bytes: one cache line per block (see docs/architecture.md). */
 typedef struct kvt_entry {
     kvt_key key;
+    uint64_t parent;          /* hash of the previous block's key in its chain (kvt__key_hash), 0 = none */
     uint32_t slot[KVT_TIER_COUNT];
     uint32_t next;            /* hash chain, or the free list */
-    uint32_t parent;          /* entry id of the previous block in its chain, or KVT_NO_ENTRY */
     uint32_t pin_deadline_ms; /* store-relative ms; pins are live while now < deadline */
     uint32_t retain_until_s;  /* store-relative s; a soft pin from kvt_io_opts.retain_s */
     uint16_t refs[KVT_TIER_COUNT]; /* readers copying out of each tier's slot now */
@@ -85,6 +85,16 @@ static inline kvt_entry *kvt__index_entry(kvt_index *ix, uint32_t id)
 uint32_t kvt__index_find(kvt_index *ix, kvt_shard *sh, const kvt_key *k);
 void kvt__index_link(kvt_index *ix, kvt_shard *sh, uint32_t id);
 void kvt__index_unlink(kvt_index *ix, kvt_shard *sh, uint32_t id);
+
+/* The entry whose key hashes to h (kvt__key_hash), or KVT_NO_ENTRY. Shard
+ * lock of h held. 64-bit hashes of distinct keys meet with probability 2^-64;
+ * this serves only as a policy hint (prefix parents). */
+uint32_t kvt__index_find_hash(kvt_index *ix, kvt_shard *sh, uint64_t h);
+
+static inline kvt_shard *kvt__index_shard_of_hash(kvt_index *ix, uint64_t h)
+{
+    return &ix->shards[h >> ix->shard_shift];
+}
 
 /* A fresh entry for key k (residency none, no pins), or KVT_NO_ENTRY when the
  * index is full. Not linked. Takes the free-list lock only. */

@@ -1,6 +1,7 @@
 /* store.c — placement across tiers: puts, gets, eviction, demotion, promotion, TTL, pins. */
 #include "store.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,17 +194,24 @@ static int copy_between(kvt_store *s, int from, uint32_t fslot, int to, uint32_t
     return rc;
 }
 
-/* The slot in tier t of entry `parent`, when it is there. */
-static uint32_t parent_slot(kvt_store *s, uint32_t parent, int t)
+/* The slot in tier t of the block whose key hashes to `parent`, when it is
+ * READY there, and its entry id. */
+static uint32_t parent_slot(kvt_store *s, uint64_t parent, int t, uint32_t *pid)
 {
-    if (parent == KVT_NO_ENTRY)
+    *pid = KVT_NO_ENTRY;
+    if (!parent)
         return KVT_NO_SLOT;
-    kvt_entry *p = kvt__index_entry(&s->ix, parent);
-    kvt_shard *sh = kvt__index_shard(&s->ix, &p->key);
+    kvt_shard *sh = kvt__index_shard_of_hash(&s->ix, parent);
     uint32_t slot = KVT_NO_SLOT;
     pthread_mutex_lock(&sh->lock);
-    if (p->res[t] == KVT_RES_READY)
-        slot = p->slot[t];
+    uint32_t id = kvt__index_find_hash(&s->ix, sh, parent);
+    if (id != KVT_NO_ENTRY) {
+        kvt_entry *p = kvt__index_entry(&s->ix, id);
+        if (p->res[t] == KVT_RES_READY) {
+            slot = p->slot[t];
+            *pid = id;
+        }
+    }
     pthread_mutex_unlock(&sh->lock);
     return slot;
 }
@@ -217,13 +225,14 @@ static void publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t no
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
     pthread_mutex_lock(&sh->lock);
-    uint32_t parent = e->parent;
+    uint64_t parent = e->parent;
     e->slot[t] = slot;
     pthread_mutex_unlock(&sh->lock);
-    uint32_t pslot = parent_slot(s, parent, t);
+    uint32_t pid;
+    uint32_t pslot = parent_slot(s, parent, t, &pid);
 
     pthread_mutex_lock(&tr->lock);
-    if (pslot != KVT_NO_SLOT && tr->slot_entry[pslot] != parent)
+    if (pslot != KVT_NO_SLOT && tr->slot_entry[pslot] != pid)
         pslot = KVT_NO_SLOT; /* moved on since we looked */
     tr->slot_entry[slot] = id;
     tr->pol->insert(tr->pst, slot, pslot, kvt__key_hash(&e->key));
@@ -249,7 +258,7 @@ static void unfill(kvt_store *s, uint32_t id, int t)
         kvt__index_free(&s->ix, id);
 }
 
-static uint32_t take_slot(kvt_store *s, int t);
+static uint32_t take_slot(kvt_store *s, int t, int wait);
 
 /* Copies entry id's block from tier t (LEAVING, slot `from`) into tier n,
  * unless n already holds or is getting it. */
@@ -265,7 +274,7 @@ static void demote(kvt_store *s, uint32_t id, int t, uint32_t from, int n)
     if (!go)
         return;
     kvt_tier_rt *nr = &s->tier[n];
-    uint32_t slot = take_slot(s, n);
+    uint32_t slot = take_slot(s, n, 1);
     if (slot == KVT_NO_SLOT) {
         unfill(s, id, n);
         CNT(&s->tier[t].st, dropped);
@@ -319,11 +328,14 @@ static int evictable(kvt_store *s, kvt_entry *e, int t, uint64_t now)
 }
 
 /* A free slot of tier t, evicting (and demoting) a victim when the tier is
- * full, or KVT_NO_SLOT when every candidate is pinned, retained or busy. */
-static uint32_t take_slot(kvt_store *s, int t)
+ * full, or KVT_NO_SLOT when every candidate is pinned or retained. Blocks
+ * that are only busy for a moment (being read, or filled by another thread)
+ * are waited for when `wait` is set, so a burst of concurrent puts does not
+ * see a full tier that is merely in flight. */
+static uint32_t take_slot(kvt_store *s, int t, int wait)
 {
     kvt_tier_rt *tr = &s->tier[t];
-    for (int round = 0; round < 64; round++) {
+    for (int round = 0; round < 4096; round++) {
         pthread_mutex_lock(&tr->lock);
         if (tr->nfree) {
             uint32_t slot = tr->free_slots[--tr->nfree];
@@ -332,7 +344,8 @@ static uint32_t take_slot(kvt_store *s, int t)
         }
         uint64_t now = kvt__store_now(s);
         uint32_t victim = KVT_NO_SLOT, id = KVT_NO_ENTRY;
-        for (uint32_t tries = 0; tries <= tr->nslots; tries++) {
+        uint32_t tries = 0, busy = 0;
+        for (; tries <= tr->nslots; tries++) {
             uint32_t v = tr->pol->victim(tr->pst);
             if (v == KVT_NO_SLOT)
                 break;
@@ -343,6 +356,8 @@ static uint32_t take_slot(kvt_store *s, int t)
             int ok = evictable(s, e, t, now);
             if (ok)
                 e->res[t] = KVT_RES_LEAVING;
+            else if (e->refs[t] || e->res[t] != KVT_RES_READY)
+                busy++;
             pthread_mutex_unlock(&sh->lock);
             if (!ok) {
                 tr->pol->skip(tr->pst, v);
@@ -357,6 +372,12 @@ static uint32_t take_slot(kvt_store *s, int t)
         }
         pthread_mutex_unlock(&tr->lock);
         if (victim == KVT_NO_SLOT) {
+            /* Nothing in the policy at all means every slot is in flight. */
+            int transient = busy || tries == 0;
+            if (wait && transient) {
+                sched_yield();
+                continue;
+            }
             CNT(&tr->st, full);
             return KVT_NO_SLOT;
         }
@@ -540,7 +561,7 @@ typedef struct put_item {
 /* Finds or reserves keys[i] in tier p. Returns the entry id to fill, or
  * KVT_NO_ENTRY when the block is already held (or being stored) — then
  * *code is 0 — or can't be taken (*code < 0). */
-static uint32_t reserve(kvt_store *s, const kvt_key *key, uint32_t parent, int p,
+static uint32_t reserve(kvt_store *s, const kvt_key *key, uint64_t parent, int p,
                         uint32_t retain_until, int *code)
 {
     kvt_shard *sh = kvt__index_shard(&s->ix, key);
@@ -552,7 +573,7 @@ static uint32_t reserve(kvt_store *s, const kvt_key *key, uint32_t parent, int p
         int held = fastest(e) >= 0 || e->res[p] == KVT_RES_FILLING;
         if (!held && e->res[p] == KVT_RES_NONE) {
             e->res[p] = KVT_RES_FILLING;
-            if (parent != KVT_NO_ENTRY)
+            if (parent)
                 e->parent = parent;
             if (retain_until)
                 e->retain_until_s = retain_until;
@@ -589,15 +610,6 @@ static uint32_t reserve(kvt_store *s, const kvt_key *key, uint32_t parent, int p
     return fresh;
 }
 
-static uint32_t find_id(kvt_store *s, const kvt_key *key)
-{
-    kvt_shard *sh = kvt__index_shard(&s->ix, key);
-    pthread_mutex_lock(&sh->lock);
-    uint32_t id = kvt__index_find(&s->ix, sh, key);
-    pthread_mutex_unlock(&sh->lock);
-    return id;
-}
-
 /* Queues write-through copies of a freshly put block to the tiers below
  * that admit on put. The source slot is held by a ref until copied. */
 static void write_through(kvt_store *s, uint32_t id, int p)
@@ -630,7 +642,7 @@ void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst)
     uint32_t from = e->slot[src];
     kvt_key key = e->key;
     pthread_mutex_unlock(&sh->lock);
-    uint32_t slot = take_slot(s, dst);
+    uint32_t slot = take_slot(s, dst, 1);
     if (slot == KVT_NO_SLOT) {
         unfill(s, id, dst);
         CNT(&s->st, writethrough_dropped);
@@ -646,61 +658,16 @@ void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst)
     unref(s, id, src);
 }
 
-int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
-                   const kvt_io_opts *o)
+/* Writes the reserved blocks of a put in one batch and publishes them.
+ * Returns how many were stored. */
+static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m,
+                     kvt_mem_kind mem, int32_t *status)
 {
-    kvt__store_expire(s);
-    uint64_t now = kvt__store_now(s);
-    int p = s->put_tier;
     kvt_tier_rt *tr = &s->tier[p];
-    int32_t *status = o ? o->status : NULL;
-    kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
-    uint32_t retain_until = o && o->retain_s ? rel_s(s, now) + o->retain_s : 0;
-    put_item *items = malloc(n * sizeof *items);
-    kvt_xfer *x = calloc(n, sizeof *x);
-    if (!items || !x) {
-        free(items);
-        free(x);
-        return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
-    }
-    ADD(&s->st, put_blocks, n);
-
     int stored = 0;
-    size_t m = 0;
-    uint32_t parent = o && o->parent ? find_id(s, o->parent) : KVT_NO_ENTRY;
-    for (size_t i = 0; i < n; i++) {
-        int code;
-        uint32_t id = reserve(s, &keys[i], parent, p, retain_until, &code);
-        if (status)
-            status[i] = code;
-        if (id == KVT_NO_ENTRY) {
-            if (code == 0) {
-                stored++;
-                CNT(&s->st, put_present);
-            } else {
-                CNT(&s->st, put_rejected);
-            }
-            parent = find_id(s, &keys[i]);
-            continue;
-        }
-        parent = id;
-        uint32_t slot = take_slot(s, p);
-        if (slot == KVT_NO_SLOT) {
-            unfill(s, id, p);
-            if (status)
-                status[i] = KVT_EFULL;
-            CNT(&s->st, put_rejected);
-            continue;
-        }
-        items[m] = (put_item){.id = id, .slot = slot, .index = i};
-        x[m].slot = slot;
-        x[m].key = keys[i];
-        frag_ptrs(s, ptrs, i, &x[m]);
-        m++;
-    }
-
-    if (m)
-        tr->ops->write(tr->impl, x, m, mem);
+    if (!m)
+        return 0;
+    tr->ops->write(tr->impl, x, m, mem);
     uint64_t after = kvt__store_now(s);
     for (size_t j = 0; j < m; j++) {
         if (x[j].status) {
@@ -719,6 +686,67 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         stored++;
         write_through(s, items[j].id, p);
     }
+    return stored;
+}
+
+int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                   const kvt_io_opts *o)
+{
+    kvt__store_expire(s);
+    uint64_t now = kvt__store_now(s);
+    int p = s->put_tier;
+    int32_t *status = o ? o->status : NULL;
+    kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
+    uint32_t retain_until = o && o->retain_s ? rel_s(s, now) + o->retain_s : 0;
+    put_item *items = malloc(n * sizeof *items);
+    kvt_xfer *x = calloc(n, sizeof *x);
+    if (!items || !x) {
+        free(items);
+        free(x);
+        return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
+    }
+    ADD(&s->st, put_blocks, n);
+
+    int stored = 0;
+    size_t m = 0;
+    uint64_t parent = o && o->parent ? kvt__key_hash(o->parent) : 0;
+    for (size_t i = 0; i < n; i++) {
+        int code;
+        uint32_t id = reserve(s, &keys[i], parent, p, retain_until, &code);
+        if (status)
+            status[i] = code;
+        parent = kvt__key_hash(&keys[i]);
+        if (id == KVT_NO_ENTRY) {
+            if (code == 0) {
+                stored++;
+                CNT(&s->st, put_present);
+            } else {
+                CNT(&s->st, put_rejected);
+            }
+            continue;
+        }
+        /* A batch larger than the tier fills it with its own blocks in
+         * flight, which can't be evicted: write and publish those first,
+         * then ask again. */
+        uint32_t slot = take_slot(s, p, m == 0);
+        if (slot == KVT_NO_SLOT && m) {
+            stored += put_flush(s, p, items, x, m, mem, status);
+            m = 0;
+            slot = take_slot(s, p, 1);
+        }
+        if (slot == KVT_NO_SLOT) {
+            unfill(s, id, p);
+            if (status)
+                status[i] = KVT_EFULL;
+            CNT(&s->st, put_rejected);
+            continue;
+        }
+        items[m] = (put_item){.id = id, .slot = slot, .index = i};
+        x[m] = (kvt_xfer){.slot = slot, .key = keys[i]};
+        frag_ptrs(s, ptrs, i, &x[m]);
+        m++;
+    }
+    stored += put_flush(s, p, items, x, m, mem, status);
     free(items);
     free(x);
     return stored;
@@ -758,7 +786,7 @@ static void promote(kvt_store *s, const get_item *g, size_t n, const kvt_key *ke
         pthread_mutex_unlock(&sh->lock);
         if (!go)
             continue;
-        uint32_t slot = take_slot(s, u);
+        uint32_t slot = take_slot(s, u, 1);
         if (slot == KVT_NO_SLOT) {
             unfill(s, g[j].id, u);
             continue;
@@ -808,11 +836,12 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     int32_t *status = o ? o->status : NULL;
     kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
     int no_promote = o && (o->flags & KVT_IO_NO_PROMOTE);
-    get_item *g = malloc(n * sizeof *g);
+    get_item *g = malloc(n * sizeof *g), *up = malloc(n * sizeof *up);
     kvt_xfer *x = calloc(n, sizeof *x);
     uint32_t *ids = malloc(n * sizeof *ids), *slots = malloc(n * sizeof *slots);
-    if (!g || !x || !ids || !slots) {
+    if (!g || !up || !x || !ids || !slots) {
         free(g);
+        free(up);
         free(x);
         free(ids);
         free(slots);
@@ -881,15 +910,16 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
             CNT(&tr->st, hits);
             ADD(&tr->st, bytes_out, s->block_bytes);
             copied++;
-            if (!no_promote && t > 0)
-                g[promoted++] = g[j];
+            if (!no_promote && t > s->top_tier)
+                up[promoted++] = g[j];
         }
     }
     if (promoted)
-        promote(s, g, promoted, keys, ptrs, mem);
+        promote(s, up, promoted, keys, ptrs, mem);
     ADD(&s->st, get_hit_blocks, (uint64_t)copied);
     ADD(&s->st, get_miss_blocks, n - (size_t)copied);
     free(g);
+    free(up);
     free(x);
     free(ids);
     free(slots);
@@ -1147,11 +1177,14 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     }
     int prev = -1;
     s->put_tier = -1;
+    s->top_tier = -1;
     for (int t = 0; t < KVT_TIER_COUNT; t++) {
         if (!s->tier[t].on)
             continue;
         if (prev >= 0)
             s->tier[prev].below = t;
+        else
+            s->top_tier = t;
         prev = t;
         if (s->put_tier < 0 && s->tier[t].admit != KVT_ADMIT_AFTER_N)
             s->put_tier = t;

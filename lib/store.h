@@ -103,6 +103,7 @@ struct kvt_store {
     kvt_index ix;
     kvt_tier_rt tier[KVT_TIER_COUNT];
     int put_tier; /* where puts land: the top open tier that admits on put */
+    int top_tier; /* the fastest open tier */
     int tier_unavailable[KVT_TIER_COUNT];
 
     kvt_clock_fn clock;

@@ -122,7 +122,6 @@ def main():
     cfg = LlamaConfig(vocab_size=1024, hidden_size=256, intermediate_size=512,
                       num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=1024, attn_implementation="eager")
-    cfg._attn_implementation = "eager"
     model = LlamaForCausalLM(cfg).to(DEV, torch.float32).eval()
     layers = cfg.num_hidden_layers
     prompt = torch.randint(0, cfg.vocab_size, (1, PROMPT), device=DEV)

@@ -199,6 +199,8 @@ typedef struct lane {
     uint8_t *staging;  /* zero unit, qd+1 header units, bounce buffers */
     size_t staging_bytes;
     op *ops, *free_ops;
+    op *ready_head, *ready_tail; /* all pieces done; to verify and settle */
+    unsigned active;             /* ops started and not settled */
     piece *pieces, *free_pieces, *retry_head, *retry_tail;
     uint8_t **bounce_free;
     unsigned nbounce_free;
@@ -214,7 +216,7 @@ struct kvt_tier_impl {
     uint8_t store_id[16];
     uint8_t *host_base;
     size_t host_bytes;
-    unsigned qd, nlanes, nbounce;
+    unsigned qd, sq, nlanes, nbounce; /* sq: SQEs in flight per ring, 2 * qd */
     uint64_t bounce_bytes;
     bool sqpoll, fixed_host, fixed_staging, cloned, locked;
     lane *lanes;
@@ -343,7 +345,7 @@ static void lane_put(kvt_tier_impl *t, lane *l)
 static void prep_rw(lane *l, int dir, uint8_t *mem, uint32_t len, uint64_t off, int buf_index,
                     void *data)
 {
-    /* Never NULL: at most qd SQEs are unreaped and the SQ has qd entries. */
+    /* Never NULL: at most sq SQEs are in flight and the SQ has sq entries. */
     struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
     if (buf_index >= 0) {
         if (dir == DIR_WRITE)
@@ -427,6 +429,7 @@ static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir)
     }
     op *o = l->free_ops;
     l->free_ops = o->next;
+    l->active++;
     o->x = x;
     o->fs = t->block_bytes / x->nfrags;
     o->slot_off = SLOTS_OFF + (uint64_t)x->slot * t->slot_bytes;
@@ -619,12 +622,22 @@ static void op_finish(kvt_tier_impl *t, lane *l, op *o, int dir)
     }
     o->next = l->free_ops;
     l->free_ops = o;
+    l->active--;
 }
 
-static void maybe_finish(kvt_tier_impl *t, lane *l, op *o, int dir)
+/* Queues o for settling once nothing of it is left to plan or in flight;
+ * run() settles it after submitting more work, so that verifying a large
+ * block overlaps the device's work instead of starving its queue. */
+static void maybe_finish(lane *l, op *o)
 {
-    if (!o->planning && !o->inflight && o->cursor >= o->end)
-        op_finish(t, l, o, dir);
+    if (o->planning || o->inflight || o->cursor < o->end)
+        return;
+    o->next = NULL;
+    if (l->ready_tail)
+        l->ready_tail->next = o;
+    else
+        l->ready_head = o;
+    l->ready_tail = o;
 }
 
 static void retry_push(lane *l, piece *p)
@@ -676,17 +689,21 @@ static void piece_done(kvt_tier_impl *t, lane *l, piece *p, int res, int dir)
     p->next = l->free_pieces;
     l->free_pieces = p;
     o->inflight--;
-    maybe_finish(t, l, o, dir);
+    maybe_finish(l, o);
 }
 
-/* Moves a batch on one lane. */
+/* Moves a batch on one lane. Up to qd blocks and 2 * qd SQEs (a direct
+ * block is a header and a payload transfer) are in flight. */
 static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
 {
     size_t next = 0;
     unsigned inflight = 0;
     op *cur = NULL;
+    /* Hashing a large block before writing it takes a while: hand the
+     * device what is prepared first. */
+    bool early = dir == DIR_WRITE && t->block_bytes >= (128u << 10);
     for (;;) {
-        while (inflight < t->qd) {
+        while (inflight < t->sq) {
             if (l->retry_head) {
                 piece *p = l->retry_head;
                 l->retry_head = p->next;
@@ -698,18 +715,31 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
             }
             if (cur && cur->cursor >= cur->end) {
                 cur->planning = 0;
-                maybe_finish(t, l, cur, dir);
+                maybe_finish(l, cur);
                 cur = NULL;
             }
             if (!cur) {
-                if (next == n)
+                if (next == n || l->active >= t->qd)
                     break;
+                if (early && io_uring_sq_ready(&l->ring))
+                    io_uring_submit(&l->ring);
                 cur = op_start(t, l, &x[next++], dir);
                 continue;
             }
             if (!plan(t, l, cur, dir))
                 break;
             inflight++;
+        }
+        if (l->ready_head) {
+            if (io_uring_sq_ready(&l->ring))
+                io_uring_submit(&l->ring);
+            while (l->ready_head) {
+                op *o = l->ready_head;
+                l->ready_head = o->next;
+                op_finish(t, l, o, dir);
+            }
+            l->ready_tail = NULL;
+            continue;
         }
         if (!inflight)
             break; /* all settled: with nothing in flight every bounce is free */
@@ -957,7 +987,7 @@ static int ring_init(kvt_tier_impl *t, lane *l, const lane *first, bool want_sqp
             struct io_uring_params prm;
             memset(&prm, 0, sizeof prm);
             prm.flags = IORING_SETUP_CQSIZE | extra[e];
-            prm.cq_entries = 2 * t->qd;
+            prm.cq_entries = 2 * t->sq;
             if (sq) {
                 prm.flags |= IORING_SETUP_SQPOLL;
                 prm.sq_thread_idle = SQ_IDLE_MS;
@@ -966,7 +996,7 @@ static int ring_init(kvt_tier_impl *t, lane *l, const lane *first, bool want_sqp
                 prm.flags |= IORING_SETUP_ATTACH_WQ;
                 prm.wq_fd = (uint32_t)first->ring.ring_fd;
             }
-            rc = io_uring_queue_init_params(t->qd, &l->ring, &prm);
+            rc = io_uring_queue_init_params(t->sq, &l->ring, &prm);
             if (!rc) {
                 t->sqpoll = sq;
                 return 0;
@@ -1009,7 +1039,7 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
         void *m = mmap(NULL, l->staging_bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         l->ops = calloc(t->qd + 1, sizeof *l->ops);
-        l->pieces = calloc(t->qd, sizeof *l->pieces);
+        l->pieces = calloc(t->sq, sizeof *l->pieces);
         l->bounce_free = calloc(t->nbounce, sizeof *l->bounce_free);
         if (m == MAP_FAILED || !l->ops || !l->pieces || !l->bounce_free) {
             if (m != MAP_FAILED)
@@ -1024,8 +1054,8 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
             l->ops[o].next = o < t->qd ? &l->ops[o + 1] : NULL;
         }
         l->free_ops = &l->ops[0];
-        for (unsigned q = 0; q < t->qd; q++)
-            l->pieces[q].next = q + 1 < t->qd ? &l->pieces[q + 1] : NULL;
+        for (unsigned q = 0; q < t->sq; q++)
+            l->pieces[q].next = q + 1 < t->sq ? &l->pieces[q + 1] : NULL;
         l->free_pieces = &l->pieces[0];
         uint8_t *b0 = l->staging + (size_t)UNIT * (t->qd + 2);
         for (unsigned b = 0; b < t->nbounce; b++)
@@ -1354,6 +1384,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     t->slot_bytes = slot;
     t->nslots = (uint32_t)(p->capacity / slot);
     t->qd = p->queue_depth ? (unsigned)p->queue_depth : DEFAULT_QD;
+    t->sq = 2 * t->qd;
     t->host_base = p->host_region;
     t->host_bytes = p->host_region_bytes;
     atomic_init(&t->seq, now_ns(CLOCK_REALTIME));

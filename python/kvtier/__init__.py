@@ -31,4 +31,5 @@ globals().update(BY_NAME)  # kvtier.EINVAL, kvtier.ENOENT, ...
 __all__ = ["KvtierError", "error_class", "BY_CODE", "BY_NAME", "Namespace", "Keys", "keys",
            "ns_key", "key_hex", "Store", "Ticket", "Tier", "IoResult", "nvme_slot_bytes", "VICTIMS", "ADMIT",
            "KEY_BYTES", "NS_MODEL", "NS_LAYOUT", "NS_RANK", "NS_ADAPTER", "NS_SALT",
-           "NS_CUSTOM", "ABI_MAJOR", "library_path", "library_version"] + sorted(BY_NAME)
+           "NS_CUSTOM", "ABI_MAJOR", "library_path", "library_version"]
+__all__ += sorted(BY_NAME)

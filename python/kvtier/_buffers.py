@@ -1,12 +1,14 @@
 """_buffers.py — turns Python buffers and tensors into the pointer arrays kvt_put/kvt_get take, without copies.
 
 Objects with the buffer protocol (bytes, bytearray, memoryview, array.array,
-numpy arrays, mmap) are held through PyObject_GetBuffer until released, so
-their memory can neither move nor be freed while the library uses it (an
-exported bytearray refuses to resize). PyTorch tensors are recognised by their
-methods (data_ptr, element_size, numel, is_contiguous, device) without
-importing torch; the tensor objects themselves are kept referenced.
+mmap) are held through PyObject_GetBuffer until released, so their memory can
+neither move nor be freed while the library uses it (an exported bytearray
+refuses to resize). NumPy arrays (__array_interface__) and PyTorch tensors
+(recognised by data_ptr, element_size, numel, is_contiguous and device,
+without importing torch) give their address directly and are kept referenced,
+which keeps their memory in place; that is cheaper than an export.
 """
+import array
 import ctypes
 import sys
 
@@ -86,11 +88,28 @@ class Holds:
             self.release()
 
 
-def locate(obj, writable, holds, what):
-    """(address, nbytes, mem_kind, device) of one buffer or tensor."""
+def _what(i, f):
+    return f"block {i}" + ("" if f is None else f" fragment {f}") if i is not None else \
+        "the batch buffer"
+
+
+def locate(obj, writable, holds, i=None, f=None):
+    """(address, nbytes, mem_kind, device) of one buffer or tensor; i and f
+    name it in errors (block, fragment)."""
+    ai = getattr(obj, "__array_interface__", None)
+    if ai is not None and type(ai) is dict:
+        # numpy: read the address directly (cheaper than a buffer export) and
+        # keep the array referenced, which keeps its memory in place.
+        addr, readonly = ai["data"]
+        if ai.get("strides") is not None:
+            raise ValueError(f"{_what(i, f)}: array is not C-contiguous")
+        if writable and readonly:
+            raise TypeError(f"{_what(i, f)}: array is read-only; get needs writable memory")
+        holds.keep(obj)
+        return addr, obj.nbytes, MEM_HOST, 0
     if is_tensor(obj):
         if not obj.is_contiguous():
-            raise ValueError(f"{what}: tensor is not contiguous (call .contiguous())")
+            raise ValueError(f"{_what(i, f)}: tensor is not contiguous (call .contiguous())")
         holds.keep(obj)
         dev = obj.device
         if getattr(dev, "type", "cpu") == "cuda":
@@ -99,10 +118,14 @@ def locate(obj, writable, holds, what):
         elif getattr(dev, "type", "cpu") == "cpu":
             kind, device = MEM_HOST, 0
         else:
-            raise ValueError(f"{what}: tensors on {dev} are not supported (cpu or cuda only)")
+            raise ValueError(f"{_what(i, f)}: tensors on {dev} are not supported "
+                             "(cpu or cuda only)")
         return obj.data_ptr(), obj.numel() * obj.element_size(), kind, device
-    addr, nbytes = holds.buffer(obj, writable, what)
+    addr, nbytes = holds.buffer(obj, writable, _what(i, f))
     return addr, nbytes, MEM_HOST, 0
+
+
+_PTR_CODE = "Q" if ctypes.sizeof(ctypes.c_void_p) == 8 else "I"
 
 
 def pointers(buffers, n, frags, block_bytes, writable, holds):
@@ -112,13 +135,13 @@ def pointers(buffers, n, frags, block_bytes, writable, holds):
     back to back), or a list/tuple of n entries, each one object of block_bytes
     or a list/tuple of `frags` objects of block_bytes / frags each."""
     frag_bytes = block_bytes // frags
-    addrs = []
+    addrs = array.array(_PTR_CODE)
     kinds = set()
 
-    def one(obj, want, what):
-        addr, nbytes, kind, device = locate(obj, writable, holds, what)
+    def one(obj, want, i, f=None):
+        addr, nbytes, kind, device = locate(obj, writable, holds, i, f)
         if nbytes != want:
-            raise ValueError(f"{what}: {nbytes} bytes, expected {want}")
+            raise ValueError(f"{_what(i, f)}: {nbytes} bytes, expected {want}")
         kinds.add((kind, device))
         return addr
 
@@ -129,19 +152,20 @@ def pointers(buffers, n, frags, block_bytes, writable, holds):
             if isinstance(entry, (list, tuple)):
                 if len(entry) != frags:
                     raise ValueError(f"block {i}: {len(entry)} fragments, the store has {frags}")
-                for f, frag in enumerate(entry):
-                    addrs.append(one(frag, frag_bytes, f"block {i} fragment {f}"))
+                addrs.extend([one(frag, frag_bytes, i, f) for f, frag in enumerate(entry)])
             else:
-                base = one(entry, block_bytes, f"block {i}")
-                addrs.extend(base + f * frag_bytes for f in range(frags))
+                base = one(entry, block_bytes, i)
+                addrs.extend(range(base, base + block_bytes, frag_bytes))
     else:
-        base = one(buffers, n * block_bytes, f"buffer for {n} blocks")
-        addrs = [base + j * frag_bytes for j in range(n * frags)]
+        base = one(buffers, n * block_bytes, None)
+        addrs = array.array(_PTR_CODE, range(base, base + n * block_bytes, frag_bytes))
     if len(kinds) > 1:
         raise ValueError("all buffers of one call must be host memory or all on one CUDA "
                          f"device; got {sorted(kinds)}")
     kind, device = kinds.pop() if kinds else (MEM_HOST, 0)
-    return (ctypes.c_void_p * len(addrs))(*addrs), kind, device
+    if len(addrs) != n * frags:  # frag_bytes == 0 cannot happen: frags divides block_bytes
+        raise ValueError(f"{len(addrs)} fragment pointers for {n} x {frags}")
+    return (ctypes.c_void_p * len(addrs)).from_buffer(addrs), kind, device
 
 
 def current_stream(device):

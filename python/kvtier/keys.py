@@ -1,6 +1,7 @@
 """keys.py — namespaces and chained block keys (key spec v1, docs/key-spec.md), computed by the library."""
 import array
 import ctypes
+import operator
 from collections.abc import Sequence
 
 from ._buffers import Holds
@@ -172,7 +173,7 @@ def _tokens(tokens, holds):
         typestr = tokens.__array_interface__["typestr"]
         if typestr in ("<u4", "|u4") and tokens.flags["C_CONTIGUOUS"]:
             obj = tokens
-        elif typestr[1] in "iu" and typestr[0] in "<|=":
+        elif typestr[1] in "iu":
             flat = tokens.reshape(-1)
             if flat.size and (int(flat.min()) < 0 or int(flat.max()) > 0xFFFFFFFF):
                 raise ValueError("token ids must be 0 .. 2^32 - 1")
@@ -206,8 +207,9 @@ def keys(tokens, ns, block_tokens):
         parent = ns.key
     else:
         parent = _one_key(ns)
-    if not isinstance(block_tokens, int) or not 0 <= block_tokens <= 0xFFFFFFFF:
-        raise ValueError(f"block_tokens {block_tokens!r} must be an int 1 .. 2^32 - 1")
+    block_tokens = operator.index(block_tokens)
+    if not 0 <= block_tokens <= 0xFFFFFFFF:
+        raise ValueError(f"block_tokens {block_tokens!r} must be 1 .. 2^32 - 1")
     holds = Holds()
     try:
         addr, n = _tokens(tokens, holds)

@@ -58,6 +58,14 @@ static void fill_random(void *p, size_t len, uint64_t *s)
         b[i] = (unsigned char)v;
 }
 
+/* 4 KiB-aligned memory of at least len bytes (aligned_alloc wants a multiple). */
+static void *abuf(uint64_t len)
+{
+    void *p = aligned_alloc(4096, (len + 4095) / 4096 * 4096);
+    cr_assert_not_null(p);
+    return p;
+}
+
 /* ------------------------------------------------------- scratch directory */
 
 static char dir[512];
@@ -207,8 +215,8 @@ static const char *code(int rc)
 static void fault_run(const char *spec, uint64_t bb, uint32_t n, uint64_t *s)
 {
     unlink(path);
-    uint8_t *a = aligned_alloc(4096, bb * n), *b = aligned_alloc(4096, bb * n);
-    uint8_t *back = aligned_alloc(4096, bb * n);
+    uint8_t *a = abuf(bb * n), *b = abuf(bb * n);
+    uint8_t *back = abuf(bb * n);
     kvt_key *ka = malloc(n * sizeof *ka), *kb = malloc(n * sizeof *kb);
     int32_t *st = malloc(n * sizeof *st);
     fill_random(a, bb * n, s);
@@ -401,7 +409,7 @@ Test(nvme_faults, stats_count_each_kind)
 {
     kvt_tier_params p = params(4 * KIB, 8, "nth=1:eio,nth=2:torn4k,nth=3:enospc,nth=4:short");
     kvt_tier_impl *t = open_ok(&p);
-    uint8_t *d = aligned_alloc(4096, 4 * KIB * 8);
+    uint8_t *d = abuf(4 * KIB * 8);
     memset(d, 1, 4 * KIB * 8);
     kvt_key keys[8];
     memset(keys, 9, sizeof keys);
@@ -470,7 +478,7 @@ static void flip_bits(int fd, uint64_t off, uint64_t span, uint64_t *s, uint64_t
 static void corruption_run(uint64_t bb, uint32_t n, uint64_t *s)
 {
     unlink(path);
-    uint8_t *data = aligned_alloc(4096, bb * n), *back = aligned_alloc(4096, bb * n);
+    uint8_t *data = abuf(bb * n), *back = abuf(bb * n);
     kvt_key *keys = malloc(n * sizeof *keys);
     int32_t *st = malloc(n * sizeof *st);
     fill_random(data, bb * n, s);
@@ -560,7 +568,7 @@ Test(nvme_faults, misdirected_block_is_rejected)
     uint64_t s = test_seed("misdirected");
     const uint64_t bb = 64 * KIB;
     const uint32_t n = 8;
-    uint8_t *data = aligned_alloc(4096, bb * n), *back = aligned_alloc(4096, bb * n);
+    uint8_t *data = abuf(bb * n), *back = abuf(bb * n);
     kvt_key keys[8];
     int32_t st[8];
     fill_random(data, bb * n, &s);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kvtier.h"
 
@@ -118,8 +119,11 @@ static void *worker(void *p)
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int nvme = argc > 1 && strcmp(argv[1], "--nvme") == 0;
+    char path[512];
+    snprintf(path, sizeof path, "%s/stress-%d.kvt", getenv("KVT_BUILD_ROOT") ? getenv("KVT_BUILD_ROOT") : ".", (int)getpid());
     const char *env = getenv("KVT_STRESS_SECONDS");
     double secs = env ? atof(env) : 3.0;
     const char *seed_env = getenv("KVT_SEED");
@@ -141,12 +145,26 @@ int main(void)
     kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 64 * BLOCK);
     kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, 50);
     kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    if (nvme) {
+        /* DRAM in front of a bigger NVMe tier: demotion, promotion and NVMe
+         * eviction all run concurrently with everything else. */
+        uint64_t slot;
+        CHECK(kvt_nvme_slot_bytes(BLOCK, &slot) == 0, "%s", kvt_last_error());
+        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 16 * BLOCK);
+        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(128 * slot));
+        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_TTL_MS, 200);
+        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+        printf("stress: DRAM 16 blocks + NVMe 128 slots at %s\n", path);
+    }
     CHECK(kvt_open(c, &s) == 0, "%s", kvt_last_error());
     kvt_config_free(c);
 
-    enum { T = 8 };
-    pthread_t th[T];
-    worker_arg a[T];
+    enum { MAXT = 64 };
+    int T = getenv("KVT_STRESS_THREADS") ? atoi(getenv("KVT_STRESS_THREADS")) : 8;
+    if (T < 1 || T > MAXT)
+        T = 8;
+    pthread_t th[MAXT];
+    worker_arg a[MAXT];
     double until = seconds() + secs;
     for (int i = 0; i < T; i++) {
         a[i] = (worker_arg){.s = s, .seed = seed * 31 + (uint64_t)i + 1, .until = until};
@@ -163,6 +181,7 @@ int main(void)
     CHECK((atomic_load(&wrong_bytes)) == (0), "%s", "failed");
     CHECK((atomic_load(&blocks_verified)) > (0), "%s", "failed");
     CHECK((kvt_close(s)) == (0), "%s", "failed");
+    unlink(path);
     printf("1 passed, 0 failed\n");
     return 0;
 }

@@ -76,6 +76,14 @@ static kvt_key rand_key(uint64_t *s)
     return k;
 }
 
+/* 4 KiB-aligned memory of at least len bytes (aligned_alloc wants a multiple). */
+static void *abuf(uint64_t len)
+{
+    void *p = aligned_alloc(4096, (len + 4095) / 4096 * 4096);
+    cr_assert_not_null(p);
+    return p;
+}
+
 /* ------------------------------------------------------- scratch directory */
 
 static char dir[512];
@@ -233,7 +241,7 @@ static void bufs_init(struct bufs *b, enum mode m, uint64_t bb, uint32_t nfrags,
             switch (m) {
             case ALIGNED:
                 if (!b->mem)
-                    b->mem = aligned_alloc(4096, bb * n);
+                    b->mem = abuf(bb * n);
                 b->frags[k] = (uint8_t *)b->mem + i * bb + f * fs;
                 break;
             case HOST_REGION:
@@ -248,7 +256,7 @@ static void bufs_init(struct bufs *b, enum mode m, uint64_t bb, uint32_t nfrags,
             case SEPARATE:
                 if (!b->separate)
                     b->separate = calloc((size_t)n * nfrags, sizeof *b->separate);
-                b->separate[k] = aligned_alloc(4096, (fs + 4095) / 4096 * 4096);
+                b->separate[k] = abuf((fs + 4095) / 4096 * 4096);
                 b->frags[k] = b->separate[k];
                 break;
             default:
@@ -466,8 +474,8 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     uint64_t s = w->seed;
-    uint8_t *src = aligned_alloc(4096, w->bb * w->count);
-    uint8_t *dst = aligned_alloc(4096, w->bb * w->count);
+    uint8_t *src = abuf(w->bb * w->count);
+    uint8_t *dst = abuf(w->bb * w->count);
     kvt_xfer *x = calloc(w->count, sizeof *x);
     void **sp = calloc(w->count, sizeof *sp), **dp = calloc(w->count, sizeof *dp);
     kvt_key *keys = calloc(w->count, sizeof *keys);
@@ -586,7 +594,7 @@ Test(nvme, recover_finds_exactly_the_written_blocks)
     kvt_tier_impl *t = open_ok(&p);
     kvt_key *want = calloc(n, sizeof *want);
     uint8_t *have = calloc(n, 1);
-    uint8_t *data = aligned_alloc(4096, bb * n);
+    uint8_t *data = abuf(bb * n);
     fill_random(data, bb * n, &s);
     /* Three passes: write random subsets (later writes replace the key),
      * then discard some. */
@@ -633,7 +641,7 @@ Test(nvme, recover_finds_exactly_the_written_blocks)
         seen_free(&sn);
     }
     /* Every recovered block reads back with its bytes. */
-    uint8_t *back = aligned_alloc(4096, bb);
+    uint8_t *back = abuf(bb);
     for (uint32_t i = 0; i < n; i++) {
         if (!have[i])
             continue;
@@ -655,7 +663,7 @@ Test(nvme, recover_visitor_can_give_slots_up)
     const uint64_t bb = 64 * KIB;
     kvt_tier_params p = params(bb, 1, n);
     kvt_tier_impl *t = open_ok(&p);
-    uint8_t *data = aligned_alloc(4096, bb);
+    uint8_t *data = abuf(bb);
     memset(data, 7, bb);
     for (uint32_t i = 0; i < n; i++) {
         void *fp = data;
@@ -710,7 +718,7 @@ Test(nvme, completed_writes_survive_sigkill)
         if (nv->open(&p, &t, &ns))
             _exit(2);
         uint64_t s = seed;
-        uint8_t *data = aligned_alloc(4096, bb * 8);
+        uint8_t *data = abuf(bb * 8);
         for (uint32_t b = 0;; b = (b + 8) % n) {
             kvt_xfer x[8];
             void *fp[8];
@@ -755,7 +763,7 @@ Test(nvme, completed_writes_survive_sigkill)
     kvt_tier_impl *t = open_ok(&p);
     struct seen sn = seen_new(n);
     cr_assert_eq(nv->recover(t, visit, &sn), 0);
-    uint8_t *back = aligned_alloc(4096, bb);
+    uint8_t *back = abuf(bb);
     uint32_t checked = 0;
     for (uint32_t i = 0; i < n; i++) {
         int maybe_torn = i >= in_flight_first && i < in_flight_first + 8;
@@ -796,7 +804,7 @@ Test(nvme, wrong_key_or_empty_slot_is_corrupt_never_bytes)
         unlink(path);
         kvt_tier_params p = params(bb, 1, 4);
         kvt_tier_impl *t = open_ok(&p);
-        uint8_t *src = aligned_alloc(4096, bb), *dst = aligned_alloc(4096, bb);
+        uint8_t *src = abuf(bb), *dst = abuf(bb);
         fill_random(src, bb, &s);
         void *sp = src, *dp = dst;
         kvt_key k = rand_key(&s), other = k;
@@ -834,7 +842,7 @@ Test(nvme, bad_xfers_get_their_status_others_complete)
     const uint64_t bb = 64 * KIB;
     kvt_tier_params p = params(bb, 4, 8);
     kvt_tier_impl *t = open_ok(&p);
-    uint8_t *a = aligned_alloc(4096, bb), *b = aligned_alloc(4096, bb);
+    uint8_t *a = abuf(bb), *b = abuf(bb);
     memset(a, 0x3c, bb);
     void *fa[4] = {a, a + bb / 4, a + bb / 2, a + 3 * bb / 4};
     void *fnull[2] = {a, NULL};
@@ -1009,7 +1017,7 @@ Test(nvme, other_geometry_is_refused_untouched)
     uint64_t s = test_seed("other_geometry");
     kvt_tier_params p = params(4 * KIB, 1, 8);
     kvt_tier_impl *t = open_ok(&p);
-    uint8_t *data = aligned_alloc(4096, 4 * KIB);
+    uint8_t *data = abuf(4 * KIB);
     fill_random(data, 4 * KIB, &s);
     void *fp = data;
     kvt_xfer x = {.slot = 3, .nfrags = 1, .frags = &fp, .key = rand_key(&s)};
@@ -1187,7 +1195,7 @@ Test(nvme, sqpoll_request_opens_with_or_without_it)
     p.sqpoll = 1;
     kvt_tier_impl *t = open_ok(&p);
     fprintf(stderr, "sqpoll granted: %llu\n", (unsigned long long)stat_of(t, "nvme.sqpoll"));
-    uint8_t *a = aligned_alloc(4096, 64 * KIB), *b = aligned_alloc(4096, 64 * KIB);
+    uint8_t *a = abuf(64 * KIB), *b = abuf(64 * KIB);
     fill_random(a, 64 * KIB, &s);
     void *fa = a, *fb = b;
     kvt_xfer w = {.slot = 2, .nfrags = 1, .frags = &fa}, r = {.slot = 2, .nfrags = 1, .frags = &fb};

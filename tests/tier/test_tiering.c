@@ -216,3 +216,34 @@ Test(tiering, admit_after_n_accesses)
     cr_assert_eq(kvt_close(s), 0);
     unlink(path);
 }
+
+Test(tiering, batch_larger_than_the_put_tier)
+{
+    make_path("batch");
+    kvt_store *s = open_two((opts){.dram_blocks = 4, .nvme_blocks = 64});
+    enum { N = 20 };
+    static uint8_t b[N][BLOCK];
+    kvt_key k[N];
+    void *p[N];
+    for (uint32_t i = 0; i < N; i++) {
+        fill(b[i], i);
+        k[i] = key_of(i);
+        p[i] = b[i];
+    }
+    cr_assert_eq(kvt_put(s, k, N, p, NULL, NULL), N, "one batch bigger than DRAM is stored whole");
+    for (uint32_t i = 0; i < N; i++)
+        check_get(s, i, KVT_IO_NO_PROMOTE);
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
+Test(tiering, write_through_does_not_block_later_puts)
+{
+    make_path("wtburst");
+    kvt_store *s = open_two((opts){.dram_blocks = 4, .nvme_blocks = 64,
+                                   .nvme_admit = KVT_ADMIT_WRITE_THROUGH});
+    for (uint32_t i = 0; i < 40; i++)
+        put(s, i); /* asserts each put stores its block */
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
