@@ -13,6 +13,9 @@
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
+/* How long a slot request waits for blocks that are only in flight (being
+ * read, filled or copied by another thread) before calling the tier full. */
+#define MAX_SLOT_WAIT_NS (1000 * NS_PER_MS)
 
 static const char *const tier_names[KVT_TIER_COUNT] = {"hbm", "dram", "nvme"};
 
@@ -335,7 +338,8 @@ static int evictable(kvt_store *s, kvt_entry *e, int t, uint64_t now)
 static uint32_t take_slot(kvt_store *s, int t, int wait)
 {
     kvt_tier_rt *tr = &s->tier[t];
-    for (int round = 0; round < 4096; round++) {
+    uint64_t waited_ns = 0;
+    for (int round = 0;; round++) {
         pthread_mutex_lock(&tr->lock);
         if (tr->nfree) {
             uint32_t slot = tr->free_slots[--tr->nfree];
@@ -374,8 +378,13 @@ static uint32_t take_slot(kvt_store *s, int t, int wait)
         if (victim == KVT_NO_SLOT) {
             /* Nothing in the policy at all means every slot is in flight. */
             int transient = busy || tries == 0;
-            if (wait && transient) {
-                sched_yield();
+            if (wait && transient && waited_ns < MAX_SLOT_WAIT_NS) {
+                struct timespec nap = {0, round < 16 ? 0 : 50000};
+                if (nap.tv_nsec)
+                    nanosleep(&nap, NULL);
+                else
+                    sched_yield();
+                waited_ns += round < 16 ? 1000 : 50000;
                 continue;
             }
             CNT(&tr->st, full);
@@ -386,8 +395,6 @@ static uint32_t take_slot(kvt_store *s, int t, int wait)
             return victim;
         /* A reader still holds the victim's slot; it will free it. Go again. */
     }
-    CNT(&tr->st, full);
-    return KVT_NO_SLOT;
 }
 
 /* ---------------------------------------------------------------- expiry */
