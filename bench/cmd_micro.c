@@ -8,18 +8,20 @@
 static const char summary[] =
     "DRAM tier put and get GB/s for each block size x copy-thread count, each next to\n"
     "  a plain memcpy of the same bytes (same threads, same pieces) measured in the same\n"
-    "  run. Each run moves --total-bytes in calls of --batch-bytes; the median of --runs\n"
-    "  runs is reported. Before each run the previous run's blocks are removed (untimed),\n"
-    "  so puts measure the copy path and index inserts, not eviction (the default run,\n"
-    "  mixed, includes eviction).";
+    "  run. Each run moves --total-bytes each way in calls of --batch-bytes, library and\n"
+    "  memcpy calls alternating; medians over all calls and call pairs are reported.\n"
+    "  Before each run the previous run's blocks are removed (untimed), so puts measure\n"
+    "  the copy path and index inserts, not eviction (mixed, the default run, evicts).";
 
 typedef struct micro_row {
     uint64_t block_bytes;
     unsigned threads;
     size_t per_call, calls;
-    double put, put_base, get, get_base;     /* medians, GB/s */
-    double put_lo, put_hi, get_lo, get_hi;   /* min and max over runs */
-    uint64_t pooled;                         /* batches the library split across threads */
+    size_t pairs;                              /* library/memcpy call pairs per direction */
+    double put, put_base, get, get_base;       /* medians of per-call GB/s */
+    double put_ratio, get_ratio;               /* medians of per-pair library/memcpy */
+    double put_p10, put_p90, get_p10, get_p90; /* spread of the pair ratios */
+    uint64_t pooled;                           /* batches the library split across threads */
 } micro_row;
 
 typedef struct micro_bufs {
@@ -27,13 +29,60 @@ typedef struct micro_bufs {
     size_t call_bytes, run_bytes;
 } micro_bufs;
 
-static double gbps(uint64_t bytes, uint64_t ns)
+/* Per-direction samples: each call's GB/s for both sides, and the ratio of
+ * the two calls of a pair, which ran back to back. On a shared machine a
+ * preemption lands in one call of a pair; the median of the pair ratios
+ * shrugs it off where a ratio of totals would not. */
+typedef struct dir_samples {
+    bench_samples lib, base, ratio;
+} dir_samples;
+
+static void dir_free(dir_samples *d)
 {
-    return ns ? (double)bytes / (double)ns : 0; /* bytes per ns = GB/s */
+    bench_samples_free(&d->lib);
+    bench_samples_free(&d->base);
+    bench_samples_free(&d->ratio);
 }
 
-/* One configuration: a store, a warm-up fill, then `runs` alternations of
- * library and baseline, each over run_bytes. Returns 0 or BENCH_FAILED. */
+/* One call pair: the library moves n blocks (put: ptrs -> store, get: store
+ * -> ptrs), the baseline copies the same pieces to or from `base`. Which
+ * goes first alternates with `order`, so that neither always meets the
+ * caches the other left. Returns 0, or BENCH_FAILED (message printed). */
+static int pair(kvt_store *s, int is_put, const kvt_key *keys, size_t n, void **ptrs,
+                bench_copier *cp, bench_copy_op *ops, char *base, size_t bb, int order,
+                dir_samples *d)
+{
+    for (size_t i = 0; i < n; i++)
+        ops[i] = is_put ? (bench_copy_op){base + i * bb, ptrs[i], bb}
+                        : (bench_copy_op){ptrs[i], base + i * bb, bb};
+    uint64_t lib_ns = 1, base_ns = 1;
+    for (int side = 0; side < 2; side++) {
+        uint64_t t0 = bench_now_ns();
+        if ((side + order) % 2 == 0) {
+            int got = is_put ? kvt_put(s, keys, n, ptrs, NULL, NULL)
+                             : kvt_get(s, keys, n, ptrs, NULL, NULL);
+            lib_ns = bench_now_ns() - t0;
+            if (got != (int)n) {
+                fprintf(stderr, "kvtier-bench micro: %s moved %d of %zu blocks: %s\n",
+                        is_put ? "put" : "get", got, n,
+                        got < 0 ? kvt_last_error() : is_put ? "rejected" : "missing");
+                return BENCH_FAILED;
+            }
+        } else {
+            bench_copier_run(cp, ops, n);
+            base_ns = bench_now_ns() - t0;
+        }
+    }
+    double bytes = (double)n * (double)bb;
+    double lib = bytes / (double)lib_ns, bl = bytes / (double)base_ns; /* bytes/ns = GB/s */
+    bench_samples_add(&d->lib, lib);
+    bench_samples_add(&d->base, bl);
+    bench_samples_add(&d->ratio, lib / bl);
+    return 0;
+}
+
+/* One configuration: a store, a warm-up fill, then `runs` runs of `calls`
+ * put pairs and `calls` get pairs. Returns 0 or BENCH_FAILED. */
 static int measure(micro_row *row, const micro_bufs *b, int runs, const char *policy)
 {
     const size_t bb = row->block_bytes, n = row->per_call, calls = row->calls;
@@ -50,7 +99,7 @@ static int measure(micro_row *row, const micro_bufs *b, int runs, const char *po
     kvt_key *keys = malloc((size_t)(runs + 1) * per_run * sizeof *keys);
     void **sp = malloc(n * sizeof *sp), **dp = malloc(n * sizeof *dp);
     bench_copy_op *ops = malloc(n * sizeof *ops);
-    bench_samples put = {0}, put_base = {0}, get = {0}, get_base = {0};
+    dir_samples put = {0}, get = {0};
     int rc = BENCH_FAILED;
     if (!cp || !keys || !sp || !dp || !ops) {
         fprintf(stderr, "kvtier-bench micro: out of memory\n");
@@ -84,73 +133,31 @@ static int measure(micro_row *row, const micro_bufs *b, int runs, const char *po
                     gone, per_run, gone < 0 ? ": " : "", gone < 0 ? kvt_last_error() : "");
             goto out;
         }
-        uint64_t t_put = 0, t_pbase = 0, t_get = 0, t_gbase = 0;
-        /* Library and baseline alternate call by call, so that both see the
-         * same moments of a noisy machine, and which goes first alternates
-         * too, so that neither always meets the caches the other left. */
-        for (size_t c = 0; c < calls; c++) {
-            for (int side = 0; side < 2; side++) {
-                int lib = (side + c + (size_t)r) % 2 == 0;
-                uint64_t t0 = bench_now_ns();
-                if (lib) {
-                    int got = kvt_put(s, rk + c * n, n, sp, NULL, NULL);
-                    t_put += bench_now_ns() - t0;
-                    if (got != (int)n) {
-                        fprintf(stderr, "kvtier-bench micro: put stored %d of %zu: %s\n", got,
-                                n, got < 0 ? kvt_last_error() : "blocks rejected");
-                        goto out;
-                    }
-                } else {
-                    for (size_t i = 0; i < n; i++)
-                        ops[i] = (bench_copy_op){b->base + (c * n + i) * bb, sp[i], bb};
-                    t0 = bench_now_ns();
-                    bench_copier_run(cp, ops, n);
-                    t_pbase += bench_now_ns() - t0;
-                }
-            }
-        }
-        for (size_t c = 0; c < calls; c++) {
-            for (int side = 0; side < 2; side++) {
-                int lib = (side + c + (size_t)r) % 2 == 0;
-                uint64_t t0 = bench_now_ns();
-                if (lib) {
-                    int got = kvt_get(s, rk + c * n, n, dp, NULL, NULL);
-                    t_get += bench_now_ns() - t0;
-                    if (got != (int)n) {
-                        fprintf(stderr, "kvtier-bench micro: get copied %d of %zu: %s\n", got,
-                                n, got < 0 ? kvt_last_error() : "blocks missing");
-                        goto out;
-                    }
-                } else {
-                    for (size_t i = 0; i < n; i++)
-                        ops[i] = (bench_copy_op){dp[i], b->base + (c * n + i) * bb, bb};
-                    t0 = bench_now_ns();
-                    bench_copier_run(cp, ops, n);
-                    t_gbase += bench_now_ns() - t0;
-                }
-            }
-        }
-        uint64_t bytes = (uint64_t)per_run * bb;
-        bench_samples_add(&put, gbps(bytes, t_put));
-        bench_samples_add(&put_base, gbps(bytes, t_pbase));
-        bench_samples_add(&get, gbps(bytes, t_get));
-        bench_samples_add(&get_base, gbps(bytes, t_gbase));
+        for (size_t c = 0; c < calls; c++)
+            if (pair(s, 1, rk + c * n, n, sp, cp, ops, b->base + c * n * bb, bb,
+                     (int)((c + (size_t)r) % 2), &put))
+                goto out;
+        for (size_t c = 0; c < calls; c++)
+            if (pair(s, 0, rk + c * n, n, dp, cp, ops, b->base + c * n * bb, bb,
+                     (int)((c + (size_t)r) % 2), &get))
+                goto out;
     }
-    row->put = bench_median(&put);
-    row->put_base = bench_median(&put_base);
-    row->get = bench_median(&get);
-    row->get_base = bench_median(&get_base);
-    row->put_lo = bench_min(&put);
-    row->put_hi = bench_max(&put);
-    row->get_lo = bench_min(&get);
-    row->get_hi = bench_max(&get);
+    row->pairs = put.ratio.n;
+    row->put = bench_median(&put.lib);
+    row->put_base = bench_median(&put.base);
+    row->put_ratio = bench_median(&put.ratio);
+    row->put_p10 = bench_percentile(&put.ratio, 10);
+    row->put_p90 = bench_percentile(&put.ratio, 90);
+    row->get = bench_median(&get.lib);
+    row->get_base = bench_median(&get.base);
+    row->get_ratio = bench_median(&get.ratio);
+    row->get_p10 = bench_percentile(&get.ratio, 10);
+    row->get_p90 = bench_percentile(&get.ratio, 90);
     row->pooled = bench_stat(s, "dram.copy_batches_pooled");
     rc = BENCH_OK;
 out:
-    bench_samples_free(&put);
-    bench_samples_free(&put_base);
-    bench_samples_free(&get);
-    bench_samples_free(&get_base);
+    dir_free(&put);
+    dir_free(&get);
     free(ops);
     free(sp);
     free(dp);
@@ -172,7 +179,7 @@ static void report_json(const micro_row *rows, size_t nrows, uint64_t total, uin
     bench_json_u64(&j, "total_bytes", total);
     bench_json_u64(&j, "batch_bytes", batch);
     bench_json_i64(&j, "runs", runs);
-    bench_json_str(&j, "statistic", "median");
+    bench_json_str(&j, "statistic", "median over calls; ratio: median over call pairs");
     bench_json_end_object(&j);
     bench_json_array(&j, "results");
     for (size_t i = 0; i < nrows; i++) {
@@ -185,14 +192,15 @@ static void report_json(const micro_row *rows, size_t nrows, uint64_t total, uin
         bench_json_u64(&j, "run_bytes", (uint64_t)(r->per_call * r->calls) * r->block_bytes);
         bench_json_num(&j, "put_gb_per_s", r->put);
         bench_json_num(&j, "put_memcpy_gb_per_s", r->put_base);
-        bench_json_num(&j, "put_ratio", r->put / r->put_base);
+        bench_json_num(&j, "put_ratio", r->put_ratio);
+        bench_json_num(&j, "put_ratio_p10", r->put_p10);
+        bench_json_num(&j, "put_ratio_p90", r->put_p90);
         bench_json_num(&j, "get_gb_per_s", r->get);
         bench_json_num(&j, "get_memcpy_gb_per_s", r->get_base);
-        bench_json_num(&j, "get_ratio", r->get / r->get_base);
-        bench_json_num(&j, "put_gb_per_s_min", r->put_lo);
-        bench_json_num(&j, "put_gb_per_s_max", r->put_hi);
-        bench_json_num(&j, "get_gb_per_s_min", r->get_lo);
-        bench_json_num(&j, "get_gb_per_s_max", r->get_hi);
+        bench_json_num(&j, "get_ratio", r->get_ratio);
+        bench_json_num(&j, "get_ratio_p10", r->get_p10);
+        bench_json_num(&j, "get_ratio_p90", r->get_p90);
+        bench_json_u64(&j, "pairs", r->pairs);
         bench_json_u64(&j, "pooled_batches", r->pooled);
         bench_json_end_object(&j);
     }
@@ -205,8 +213,10 @@ static void report_text(const micro_row *rows, size_t nrows, uint64_t total, uin
 {
     char a[32], b[32];
     bench_print_header(stdout, "DRAM tier put/get vs memcpy");
-    printf("  each run: %s in calls of up to %s; median of %d runs; GB = 1e9 bytes\n\n",
-           bench_fmt_bytes(total, a, sizeof a), bench_fmt_bytes(batch, b, sizeof b), runs);
+    printf("  %d runs of %s each way, in calls of up to %s; library and memcpy calls\n"
+           "  alternate. GB/s: median over calls (GB = 1e9 bytes). Ratio: median over\n"
+           "  back-to-back call pairs of library/memcpy (10th-90th percentile).\n\n",
+           runs, bench_fmt_bytes(total, a, sizeof a), bench_fmt_bytes(batch, b, sizeof b));
     static const char *const head[] = {"block",  "threads",     "blocks/call", "put GB/s",
                                        "memcpy", "put/memcpy",  "get GB/s",    "memcpy",
                                        "get/memcpy"};
@@ -219,10 +229,12 @@ static void report_text(const micro_row *rows, size_t nrows, uint64_t total, uin
         bench_table_cell(&t, "%zu", r->per_call);
         bench_table_cell(&t, "%.2f", r->put);
         bench_table_cell(&t, "%.2f", r->put_base);
-        bench_table_cell(&t, "%.1f%%", 100 * r->put / r->put_base);
+        bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->put_ratio, 100 * r->put_p10,
+                         100 * r->put_p90);
         bench_table_cell(&t, "%.2f", r->get);
         bench_table_cell(&t, "%.2f", r->get_base);
-        bench_table_cell(&t, "%.1f%%", 100 * r->get / r->get_base);
+        bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->get_ratio, 100 * r->get_p10,
+                         100 * r->get_p90);
     }
     bench_table_print(&t, stdout, 2);
     bench_table_free(&t);
@@ -233,7 +245,7 @@ int bench_micro(int argc, char **argv)
     const char *tier = "dram", *policy = NULL;
     bench_list blocks = {{256u << 10, 2u << 20, 16u << 20}, 3};
     bench_list threads = {{1, 2}, 2};
-    uint64_t total = 512u << 20, batch = 128u << 20;
+    uint64_t total = 512u << 20, batch = 64u << 20;
     int64_t runs = 5;
     int json = 0;
     const barg spec[] = {
@@ -241,8 +253,8 @@ int bench_micro(int argc, char **argv)
         {"block-bytes", BARG_SIZE_LIST, &blocks, "block sizes (default 256K,2M,16M)"},
         {"copy-threads", BARG_SIZE_LIST, &threads, "KVT_OPT_COPY_THREADS values (default 1,2)"},
         {"total-bytes", BARG_SIZE, &total, "bytes per run, also the store's size (default 512M)"},
-        {"batch-bytes", BARG_SIZE, &batch, "bytes per put/get call (default 128M)"},
-        {"runs", BARG_INT, &runs, "runs per configuration; the median is reported (default 5)"},
+        {"batch-bytes", BARG_SIZE, &batch, "bytes per put/get call (default 64M)"},
+        {"runs", BARG_INT, &runs, "runs per configuration (default 5)"},
         {"policy", BARG_STR, &policy, "DRAM eviction policy (default: the library's)"},
         {"json", BARG_BOOL, &json, "print one JSON object instead of a table"},
         {0},

@@ -32,7 +32,8 @@ typedef struct mixed_cfg {
 typedef struct session {
     uint32_t *tok; /* the session's own tokens, after the shared prefix */
     size_t len;
-    size_t prev_blocks; /* full blocks of its last prompt; 0 before the first */
+    size_t prev_blocks; /* full blocks of its last prompt */
+    int started;        /* has sent a request */
 } session;
 
 /* One operation's totals: time in the library, time of the memcpy baseline
@@ -41,6 +42,9 @@ typedef struct op_acc {
     uint64_t calls, blocks, bytes, lib_ns;
     uint64_t base_bytes, base_ns; /* equal to bytes unless the library skipped some */
     bench_samples lat_us;
+    /* Per request: library GB/s over memcpy GB/s of the call right before or
+     * after it. A preemption hits one side of a pair; the median ignores it. */
+    bench_samples pair;
 } op_acc;
 
 typedef struct mixed_run {
@@ -55,11 +59,6 @@ static double rate(uint64_t bytes, uint64_t ns)
     return ns ? (double)bytes / (double)ns : 0; /* bytes per ns = GB/s */
 }
 
-static double ratio(const op_acc *o)
-{
-    double base = rate(o->base_bytes, o->base_ns);
-    return base > 0 ? rate(o->bytes, o->lib_ns) / base : 0;
-}
 
 static void json_op(bench_json *j, const char *name, op_acc *o, int copies)
 {
@@ -71,7 +70,9 @@ static void json_op(bench_json *j, const char *name, op_acc *o, int copies)
         bench_json_num(j, "seconds", (double)o->lib_ns / 1e9);
         bench_json_num(j, "gb_per_s", rate(o->bytes, o->lib_ns));
         bench_json_num(j, "memcpy_gb_per_s", rate(o->base_bytes, o->base_ns));
-        bench_json_num(j, "ratio", ratio(o));
+        bench_json_num(j, "ratio", bench_median(&o->pair));
+        bench_json_num(j, "ratio_p10", bench_percentile(&o->pair, 10));
+        bench_json_num(j, "ratio_p90", bench_percentile(&o->pair, 90));
     } else {
         bench_json_num(j, "seconds", (double)o->lib_ns / 1e9);
     }
@@ -140,7 +141,8 @@ static void text_op(bench_table *t, const char *name, op_acc *o, int copies)
     if (copies) {
         bench_table_cell(t, "%.2f", rate(o->bytes, o->lib_ns));
         bench_table_cell(t, "%.2f", rate(o->base_bytes, o->base_ns));
-        bench_table_cell(t, "%.1f%%", 100 * ratio(o));
+        bench_table_cell(t, "%.1f%% (%.0f-%.0f)", 100 * bench_median(&o->pair),
+                         100 * bench_percentile(&o->pair, 10), 100 * bench_percentile(&o->pair, 90));
     } else {
         bench_table_cell(t, "-");
         bench_table_cell(t, "-");
@@ -203,11 +205,12 @@ static void new_session(session *s, uint64_t *rnd)
     for (size_t i = 0; i < s->len; i++)
         s->tok[i] = (uint32_t)(bench_rand(rnd) % VOCAB);
     s->prev_blocks = 0;
+    s->started = 0;
 }
 
 /* Baseline copies of k blocks between the pool and the baseline region,
- * accounted to o; to_pool is the get direction. */
-static void baseline(op_acc *o, bench_copier *cp, bench_copy_op *ops, char *pool, char *base,
+ * accounted to o; to_pool is the get direction. Returns its time. */
+static uint64_t baseline(op_acc *o, bench_copier *cp, bench_copy_op *ops, char *pool, char *base,
                      size_t first, size_t k, uint64_t bb, int to_pool)
 {
     for (size_t i = 0; i < k; i++) {
@@ -216,8 +219,18 @@ static void baseline(op_acc *o, bench_copier *cp, bench_copy_op *ops, char *pool
     }
     uint64_t t0 = bench_now_ns();
     bench_copier_run(cp, ops, k);
-    o->base_ns += bench_now_ns() - t0;
+    uint64_t ns = bench_now_ns() - t0;
+    o->base_ns += ns;
     o->base_bytes += (uint64_t)k * bb;
+    return ns;
+}
+
+/* The ratio of one library call to its baseline neighbour. */
+static void add_pair(op_acc *o, uint64_t lib_bytes, uint64_t lib_ns, uint64_t base_bytes,
+                     uint64_t base_ns)
+{
+    if (lib_bytes && base_bytes && lib_ns && base_ns)
+        bench_samples_add(&o->pair, rate(lib_bytes, lib_ns) / rate(base_bytes, base_ns));
 }
 
 static int run(const mixed_cfg *c, mixed_run *r)
@@ -280,10 +293,12 @@ static int run(const mixed_cfg *c, mixed_run *r)
     int any_request = 0;
 
     for (int64_t q = 0; q < c->requests; q++) {
+        bench_progress("mixed: request %" PRId64 "/%" PRId64 ", hit ratio %.1f%%", q + 1,
+                       c->requests, r->blocks ? 100.0 * (double)r->hits / (double)r->blocks : 0);
         session *se = &ss[bench_rand(&rnd) % (uint64_t)c->sessions];
         /* A returning session appends a turn; one that would overflow the
          * context ends, and a new conversation takes its place. */
-        if (se->prev_blocks) {
+        if (se->started) {
             size_t add = (size_t)bench_rand_range(&rnd, APPEND_MIN, APPEND_MAX);
             if (sys + se->len + add > max_tokens) {
                 new_session(se, &rnd);
@@ -307,9 +322,10 @@ static int run(const mixed_cfg *c, mixed_run *r)
         r->blocks += (uint64_t)nb;
         /* What an unbounded cache would hold: the session's last prompt (its
          * prefix), or for a new session the shared prefix, once seen. */
-        size_t ideal = se->prev_blocks ? se->prev_blocks : any_request ? sys / bt : 0;
+        size_t ideal = se->started ? se->prev_blocks : any_request ? sys / bt : 0;
         r->ideal_hits += ideal < (size_t)nb ? ideal : (size_t)nb;
         se->prev_blocks = (size_t)nb;
+        se->started = 1;
         any_request = 1;
         if (nb == 0)
             continue;
@@ -329,8 +345,9 @@ static int run(const mixed_cfg *c, mixed_run *r)
          * neither always finds the caches the other left. */
         int lib_first = q % 2 == 0;
         if (h > 0) {
+            uint64_t base_ns = 0;
             if (!lib_first)
-                baseline(&r->get, cp, ops, pool, base, 0, (size_t)h, bb, 1);
+                base_ns = baseline(&r->get, cp, ops, pool, base, 0, (size_t)h, bb, 1);
             t0 = bench_now_ns();
             int got = kvt_get(s, keys, (size_t)h, ptrs, NULL, NULL);
             uint64_t ns_get = bench_now_ns() - t0;
@@ -341,7 +358,8 @@ static int run(const mixed_cfg *c, mixed_run *r)
             }
             op_add(&r->get, (uint64_t)h, (uint64_t)h * bb, ns_get);
             if (lib_first)
-                baseline(&r->get, cp, ops, pool, base, 0, (size_t)h, bb, 1);
+                base_ns = baseline(&r->get, cp, ops, pool, base, 0, (size_t)h, bb, 1);
+            add_pair(&r->get, (uint64_t)h * bb, ns_get, (uint64_t)h * bb, base_ns);
             if (c->lease_ms)
                 kvt_release(s, keys, (size_t)h, NULL);
         }
@@ -355,8 +373,9 @@ static int run(const mixed_cfg *c, mixed_run *r)
             memcpy(pool + (size_t)i * bb, &q, sizeof q);
             fresh += kvt_lookup(s, &keys[i], 1, NULL, 0) == 0;
         }
+        uint64_t base_ns = 0;
         if (!lib_first)
-            baseline(&r->put, cp, ops, pool, base, (size_t)h, fresh, bb, 0);
+            base_ns = baseline(&r->put, cp, ops, pool, base, (size_t)h, fresh, bb, 0);
         uint64_t stored0 = bench_stat(s, "put_stored");
         kvt_io_opts o = {.size = sizeof o, .parent = h ? &keys[h - 1] : NULL};
         t0 = bench_now_ns();
@@ -369,9 +388,8 @@ static int run(const mixed_cfg *c, mixed_run *r)
         uint64_t stored = bench_stat(s, "put_stored") - stored0;
         op_add(&r->put, (uint64_t)(nb - h), stored * bb, ns_put);
         if (lib_first)
-            baseline(&r->put, cp, ops, pool, base, (size_t)h, (size_t)stored, bb, 0);
-        bench_progress("mixed: request %" PRId64 "/%" PRId64 ", hit ratio %.1f%%", q + 1,
-                       c->requests, 100.0 * (double)r->hits / (double)r->blocks);
+            base_ns = baseline(&r->put, cp, ops, pool, base, (size_t)h, (size_t)stored, bb, 0);
+        add_pair(&r->put, stored * bb, ns_put, (lib_first ? stored : fresh) * bb, base_ns);
     }
     bench_progress_done();
     r->put_rejected = bench_stat(s, "put_rejected") - rejected0;
@@ -479,5 +497,7 @@ int bench_mixed(int argc, char **argv)
     bench_samples_free(&r.put.lat_us);
     bench_samples_free(&r.get.lat_us);
     bench_samples_free(&r.lookup.lat_us);
+    bench_samples_free(&r.put.pair);
+    bench_samples_free(&r.get.pair);
     return rc;
 }

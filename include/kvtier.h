@@ -140,6 +140,36 @@ KVT_API int kvt_key_chain(const kvt_key *parent, const uint32_t *tokens, size_t 
 /* 32 lowercase hex digits + NUL into out[33]. Errors: KVT_ENULL. */
 KVT_API int kvt_key_hex(const kvt_key *key, char out[33]);
 
+/* Key modes: which hash computes keys (docs/key-spec.md). A store holds keys
+ * of one mode (KVT_OPT_KEY_MODE). Keys of different modes never match: the
+ * namespace magic strings differ. */
+typedef enum kvt_key_mode {
+    KVT_KEY_XXH3_128 = 0,   /* key spec v1, the default: fast, no secret, not
+                               collision-resistant against chosen tokens */
+    KVT_KEY_BLAKE2B_128 = 1 /* BLAKE2b with a 16-byte digest, keyed with a
+                               per-deployment secret: for multi-tenant stores
+                               whose prompts may be adversarial (needs libb2) */
+} kvt_key_mode;
+
+/* Secret lengths of KVT_KEY_BLAKE2B_128, bytes (XXH3-128 takes none). */
+#define KVT_KEY_SECRET_MIN 16
+#define KVT_KEY_SECRET_MAX 64
+
+/* kvt_ns_key and kvt_key_chain in key mode `mode` (a kvt_key_mode), keyed
+ * with secret[0..secret_len) when the mode takes one. KVT_KEY_XXH3_128 with
+ * secret_len 0 gives exactly kvt_ns_key / kvt_key_chain. The secret is read
+ * during the call only; keep it secret (whoever has it can compute keys).
+ * Returns as kvt_ns_key / kvt_key_chain. Errors: theirs, and KVT_EINVAL
+ * (unknown mode), KVT_ENOTSUP (mode not built in: BLAKE2b without libb2),
+ * KVT_ENULL (secret NULL with secret_len > 0), KVT_ESIZE (secret_len outside
+ * KVT_KEY_SECRET_MIN..MAX for BLAKE2b, or not 0 for XXH3). Pure; no
+ * allocation; thread-safe. */
+KVT_API int kvt_ns_key_mode(uint32_t mode, const void *secret, size_t secret_len,
+                            const kvt_ns_field *fields, size_t n, kvt_key *out);
+KVT_API int kvt_key_chain_mode(uint32_t mode, const void *secret, size_t secret_len,
+                               const kvt_key *parent, const uint32_t *tokens, size_t ntokens,
+                               uint32_t block_tokens, kvt_key *out, size_t out_cap);
+
 /* ----------------------------------------------------------- configuration */
 
 typedef struct kvt_config kvt_config;
@@ -162,7 +192,12 @@ typedef enum kvt_option {
     KVT_OPT_WORKERS = 4,      /* background threads for async operations; default 2, 1..64 */
     KVT_OPT_COPY_THREADS = 5, /* threads that copy one large batch; default 2, 1..64 */
     KVT_OPT_MAX_INFLIGHT = 6, /* pending tickets before KVT_EBUSY; default 1024 */
-    KVT_OPT_MANUAL_CLOCK = 7  /* 1: time moves only by kvt_clock_set() (virtual time) */
+    KVT_OPT_MANUAL_CLOCK = 7, /* 1: time moves only by kvt_clock_set() (virtual time) */
+    KVT_OPT_KEY_MODE = 8      /* kvt_key_mode of the keys this store is given; default
+                                 KVT_KEY_XXH3_128. A declaration: the store never sees
+                                 tokens, so it cannot check a key's mode; persistent tiers
+                                 record it and refuse a file of another mode
+                                 (KVT_EGEOMETRY). Readable as the stat "key_mode". */
 } kvt_option;
 
 /* Per-tier options, set with kvt_config_set_tier(). */

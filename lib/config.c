@@ -107,6 +107,14 @@ int kvt_config_set(kvt_config *cfg, kvt_option opt, int64_t v)
             return rc;
         cfg->manual_clock = (int)v;
         return 0;
+    case KVT_OPT_KEY_MODE:
+        /* Any known mode, built in or not: the store never hashes, so keys
+         * computed elsewhere (an engine in Python) may be of a mode this
+         * build cannot compute. */
+        if (v != KVT_KEY_XXH3_128 && v != KVT_KEY_BLAKE2B_128)
+            return kvt__err(KVT_EINVAL, "key mode %lld is not a kvt_key_mode value", (long long)v);
+        cfg->key_mode = (uint32_t)v;
+        return 0;
     }
     return kvt__err(KVT_EINVAL, "kvt_config_set: unknown option %d", (int)opt);
 }

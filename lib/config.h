@@ -31,6 +31,7 @@ struct kvt_config {
     uint32_t copy_threads;
     uint32_t max_inflight;
     int manual_clock;
+    uint32_t key_mode; /* kvt_key_mode: declared, recorded by persistent tiers */
     kvt_clock_fn clock;
     void *clock_user;
     kvt_tier_cfg tier[KVT_TIER_COUNT];

@@ -983,7 +983,8 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
 #undef KVT_X_VISIT
     fn("tickets_pending", kvt__workers_pending(s->workers), user);
     fn("index_capacity", s->ix.capacity, user);
-    count += 2;
+    fn("key_mode", s->cfg.key_mode, user);
+    count += 3;
     for (int t = 0; t < KVT_TIER_COUNT; t++) {
         kvt_tier_rt *tr = &s->tier[t];
         if (!tr->on)
@@ -1064,6 +1065,7 @@ static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
         .block_bytes = s->block_bytes,
         .block_tokens = s->cfg.block_tokens,
         .frags = s->frags,
+        .key_mode = s->cfg.key_mode,
         .numa_node = tc->numa_node,
         .hugepages = tc->hugepages,
         .queue_depth = tc->queue_depth,

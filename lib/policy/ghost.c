@@ -5,10 +5,12 @@
 #include <string.h>
 
 /* A FIFO of tags would need a queue plus an index; two generations of a
- * bucketed fingerprint table give the same "forget the oldest" behaviour with
- * one memset per window/2 adds. A bucket is 8 fingerprints (16 bytes), so a
- * lookup reads one cache line per generation. */
-enum { WAYS = 8 };
+ * bucketed fingerprint table give the same "forget the oldest" behaviour for
+ * one sweep per window/2 adds. A bucket holds 8 fingerprints of each
+ * generation side by side (32 bytes), so add and take read one cache line:
+ * at millions of slots the table is far bigger than the caches, and a miss
+ * costs more than everything else the policy does. */
+enum { WAYS = 8, BUCKET = 2 * WAYS };
 
 static uint64_t mix64(uint64_t x)
 {
@@ -31,33 +33,31 @@ int kvt__ghost_init(kvt__ghost *g, uint32_t window)
 {
     memset(g, 0, sizeof *g);
     g->per_gen = window / 2 ? window / 2 : 1;
-    /* at most 5 of 8 ways in use on average: few buckets overflow */
+    /* at most 5 of 8 ways of a generation in use on average: few overflow */
     uint64_t buckets = 1;
     while (buckets * 5 < g->per_gen)
         buckets <<= 1;
     g->mask = (uint32_t)(buckets - 1);
-    for (int i = 0; i < 2; i++) {
-        g->gen[i] = calloc(buckets * WAYS, sizeof *g->gen[i]);
-        if (!g->gen[i]) {
-            kvt__ghost_free(g);
-            return -1;
-        }
-    }
-    return 0;
+    g->fp = calloc(buckets * BUCKET, sizeof *g->fp);
+    return g->fp ? 0 : -1;
 }
 
 void kvt__ghost_free(kvt__ghost *g)
 {
-    free(g->gen[0]);
-    free(g->gen[1]);
-    g->gen[0] = g->gen[1] = NULL;
+    free(g->fp);
+    g->fp = NULL;
+}
+
+static uint16_t *bucket_of(const kvt__ghost *g, uint64_t h)
+{
+    return g->fp + (size_t)(h & g->mask) * BUCKET;
 }
 
 void kvt__ghost_add(kvt__ghost *g, uint64_t tag)
 {
     uint64_t h = mix64(tag);
     uint16_t fp = fingerprint(h);
-    uint16_t *b = g->gen[g->cur] + (size_t)(h & g->mask) * WAYS;
+    uint16_t *b = bucket_of(g, h) + g->cur * WAYS;
     int way = -1;
     for (int i = 0; i < WAYS; i++) {
         if (b[i] == fp)
@@ -69,8 +69,10 @@ void kvt__ghost_add(kvt__ghost *g, uint64_t tag)
         way = (int)((h >> 32) & (WAYS - 1)); /* full: forget one early */
     b[way] = fp;
     if (++g->added >= g->per_gen) {
+        /* the older generation is forgotten and becomes the current one */
         g->cur ^= 1;
-        memset(g->gen[g->cur], 0, ((size_t)g->mask + 1) * WAYS * sizeof *g->gen[0]);
+        for (size_t i = 0; i <= g->mask; i++)
+            memset(g->fp + i * BUCKET + g->cur * WAYS, 0, WAYS * sizeof *g->fp);
         g->added = 0;
     }
 }
@@ -79,13 +81,11 @@ int kvt__ghost_take(kvt__ghost *g, uint64_t tag)
 {
     uint64_t h = mix64(tag);
     uint16_t fp = fingerprint(h);
-    for (int k = 0; k < 2; k++) {
-        uint16_t *b = g->gen[k] + (size_t)(h & g->mask) * WAYS;
-        for (int i = 0; i < WAYS; i++) {
-            if (b[i] == fp) {
-                b[i] = 0;
-                return 1;
-            }
+    uint16_t *b = bucket_of(g, h);
+    for (int i = 0; i < BUCKET; i++) {
+        if (b[i] == fp) {
+            b[i] = 0;
+            return 1;
         }
     }
     return 0;

@@ -5,15 +5,15 @@
 #include <stdint.h>
 
 /* Remembers the last window/2 to window tags added, in 3 to 7 bytes per tag
- * of window, with O(1) amortised add and take. It may forget a tag early
- * (a full bucket) and, rarely (< 1e-3 per take), report a tag it never saw:
- * callers use it as a hint, never for correctness. */
+ * of window, with O(1) amortised add and take (one cache line each). It may
+ * forget a tag early (a full bucket) and, rarely (< 1e-3 per take), report a
+ * tag it never saw: callers use it as a hint, never for correctness. */
 typedef struct kvt__ghost {
-    uint16_t *gen[2]; /* fingerprint buckets; gen[cur] receives adds */
-    uint32_t mask;    /* buckets per generation - 1 */
+    uint16_t *fp;     /* buckets of two generations' fingerprints */
+    uint32_t mask;    /* buckets - 1 */
     uint32_t per_gen; /* adds before the older generation is forgotten */
-    uint32_t added;   /* adds into gen[cur] so far */
-    int cur;
+    uint32_t added;   /* adds into the current generation so far */
+    uint32_t cur;     /* the current generation: 0 or 1 */
 } kvt__ghost;
 
 /* 0, or -1 when out of memory (g is then safe to free). */

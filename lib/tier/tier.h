@@ -38,6 +38,8 @@ typedef struct kvt_tier_params {
     uint64_t block_bytes;  /* payload bytes per slot */
     uint32_t block_tokens; /* geometry recorded by persistent tiers */
     uint32_t frags;        /* geometry recorded by persistent tiers */
+    uint32_t key_mode;     /* kvt_key_mode of the keys: recorded by persistent tiers,
+                              which refuse a file of another mode (KVT_EGEOMETRY) */
     int numa_node;         /* -1: choose */
     int hugepages;
     int queue_depth;

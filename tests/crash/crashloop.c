@@ -282,6 +282,10 @@ int main(int argc, char **argv)
            (unsigned long long)nacked, (unsigned long long)missing, (unsigned long long)corrupt,
            nrec ? recovery[nrec / 2] * 1e3 : 0.0, nrec ? recovery[nrec - 1] * 1e3 : 0.0);
     unlink(path);
+    free(acked);
+    free(buf);
+    free(want);
+    free(recovery);
     int ok = wrong == 0 && missing == 0 && done > 0;
     printf("%d passed, %d failed\n", ok, !ok);
     return ok ? 0 : 1;

@@ -741,13 +741,16 @@ Test(nvme, completed_writes_survive_sigkill)
     while (acks < 150 && read(fds[0], &last, sizeof last) == sizeof last)
         acks++;
     kill(pid, SIGKILL);
-    int status;
-    waitpid(pid, &status, 0);
-    cr_assert(WIFSIGNALED(status), "writer exited with %d", WEXITSTATUS(status));
     /* Drain acknowledgements the writer sent before dying. */
     while (read(fds[0], &last, sizeof last) == sizeof last)
         acks++;
     close(fds[0]);
+    /* Reopen before reaping it, as a supervisor restarting a store would:
+     * the open waits until the dead writer's I/O is over. */
+    kvt_tier_impl *t = open_ok(&p);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status), "writer exited with %d", WEXITSTATUS(status));
 
     /* Replay the writer's random stream to know each slot's last
      * acknowledged contents. */
@@ -760,7 +763,6 @@ Test(nvme, completed_writes_survive_sigkill)
     }
     uint32_t in_flight_first = (acks * 8) % n; /* the batch being written when killed */
 
-    kvt_tier_impl *t = open_ok(&p);
     struct seen sn = seen_new(n);
     cr_assert_eq(nv->recover(t, visit, &sn), 0);
     uint8_t *back = abuf(bb);

@@ -19,7 +19,8 @@ HEADER = {"bench": str, "schema": int, "kvtier_version": str, "date": str,
           "cpu_model": str, "cpus": int, "loadavg_1m": (int, float), "buildtype": str}
 NUM = (int, float)
 COPY_OP = {"calls": int, "blocks": int, "bytes": int, "seconds": NUM, "gb_per_s": NUM,
-           "memcpy_gb_per_s": NUM, "ratio": NUM, "p50_us": NUM, "p99_us": NUM}
+           "memcpy_gb_per_s": NUM, "ratio": NUM, "ratio_p10": NUM, "ratio_p90": NUM,
+           "p50_us": NUM, "p99_us": NUM}
 MIXED = {
     "config": {"block_bytes": int, "block_tokens": int, "dram_bytes": int, "copy_threads": int,
                "policy": str, "requests": int, "sessions": int, "system_tokens": int,
@@ -36,9 +37,9 @@ MIXED = {
 MICRO_ROW = {"block_bytes": int, "copy_threads": int, "blocks_per_call": int,
              "calls_per_run": int, "run_bytes": int,
              "put_gb_per_s": NUM, "put_memcpy_gb_per_s": NUM, "put_ratio": NUM,
+             "put_ratio_p10": NUM, "put_ratio_p90": NUM,
              "get_gb_per_s": NUM, "get_memcpy_gb_per_s": NUM, "get_ratio": NUM,
-             "put_gb_per_s_min": NUM, "put_gb_per_s_max": NUM,
-             "get_gb_per_s_min": NUM, "get_gb_per_s_max": NUM, "pooled_batches": int}
+             "get_ratio_p10": NUM, "get_ratio_p90": NUM, "pairs": int, "pooled_batches": int}
 MICRO = {"config": {"tier": str, "total_bytes": int, "batch_bytes": int, "runs": int,
                     "statistic": str},
          "results": list}
@@ -155,6 +156,10 @@ def test_micro():
                 fail(f"micro: {r['blocks_per_call']} blocks per 1 MiB call")
             positive(r, ("put_gb_per_s",))
             positive(r, ("get_memcpy_gb_per_s",))
+            if not r["put_ratio_p10"] <= r["put_ratio"] <= r["put_ratio_p90"]:
+                fail("micro: put ratio outside its own 10th-90th percentiles")
+            if r["pairs"] != 2 * r["calls_per_run"]:
+                fail(f"micro: {r['pairs']} pairs, wanted runs x calls = {2 * r['calls_per_run']}")
 
 
 def test_index():

@@ -1,0 +1,246 @@
+/* cuda.h — the CUDA access layer: runtime loaded at first use, device copies, pinned host memory, stream ordering. */
+#ifndef KVT_CUDA_H
+#define KVT_CUDA_H
+
+/*
+ * Everything kvtier does with CUDA goes through here, so that the same
+ * libkvtier binary loads and works on machines without the CUDA runtime:
+ * libcudart.so.<major of the headers built against> is dlopen()ed at first
+ * use (never linked), after a probe for the driver (libcuda.so.1), and the
+ * copy kernels are an embedded fatbin loaded with cudaLibraryLoadData.
+ * Builds without CUDA compile this file to stubs: kvt__cuda_load() says
+ * KVT_ENODEV, copies say KVT_EMEMKIND, ordering hooks do nothing.
+ *
+ * Environment (read once, at first use; docs/gpu.md):
+ *   KVTIER_CUDART=PATH|none   the runtime to load, or none: behave as without a GPU
+ *   KVTIER_CUDA_COPY=auto|ce|batch|kernel   force one small-fragment method
+ *   KVTIER_CUDA_CE_MIN=BYTES  fragments of at least this size use the copy engines
+ *
+ * Resources (streams, events, pinned staging, gate words) are created on
+ * first use, bounded per device, and live as long as the process, like the
+ * CUDA runtime's own: freeing pinned memory synchronizes the whole device,
+ * which must never happen while an engine's stream waits on a gate.
+ *
+ * No function here calls into the store. None prints.
+ */
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "copy.h"
+#include "kvt_build_config.h"
+#include "kvtier.h"
+#include "tier/tier.h"
+
+/* Fragments of at least this many bytes go to the copy engines, one
+ * cudaMemcpyAsync each; smaller ones to the gather/scatter kernel (or to
+ * cudaMemcpyBatchAsync where the kernel can't reach the memory).
+ * PROVISIONAL: DESIGN.md's H200 figures (16 KiB: kernel 51 GB/s, per-piece
+ * cudaMemcpyAsync 6; >= 4 MiB pieces: copy engines 55) put the crossover
+ * between 256 KiB and 4 MiB; `kvtier-bench micro --gpu --sweep` measures it
+ * on a GPU machine and this constant is to be set from that run. Until then
+ * KVTIER_CUDA_CE_MIN overrides it at run time. */
+#define KVT_CUDA_CE_MIN_BYTES ((size_t)1 << 20)
+
+/* The kernel copies pieces of at most this many bytes, one thread block
+ * each, so that a batch of a few large fragments still spreads over every
+ * SM. Provisional like the crossover. */
+#define KVT_CUDA_KERNEL_PIECE ((size_t)64 << 10)
+
+/* Pinned staging per lane for device <-> NVMe, in two halves that take
+ * turns (one being copied on the GPU while the other is written or read by
+ * the NVMe tier). Blocks larger than a half bounce through pageable memory. */
+#define KVT_CUDA_STAGING_BYTES ((size_t)64 << 20)
+
+/* The DRAM arena is pinned (cudaHostRegister) in chunks of about this size,
+ * rounded to whole slots, by this many background threads, so that opening
+ * a store does not wait for it; copies use the fast paths chunk by chunk as
+ * the chunks are pinned. */
+#define KVT_CUDA_PIN_CHUNK ((size_t)256 << 20)
+#define KVT_CUDA_PIN_THREADS 4
+
+/* Internal flag in a kvt_io_opts copy made by kvt__cuda_call_begin: its
+ * `stream` field then points to the call's context, not to a cudaStream_t.
+ * Callers may not set it (kvtier.h reserves bits 16..31). */
+#define KVT__IO_CALL (1u << 31)
+
+/* ------------------------------------------------------------------ loading */
+
+/* 0 when a CUDA runtime and at least one device are usable; else
+ * KVT_ENODEV with the reason as this thread's message (no driver, no
+ * runtime, no device, KVTIER_CUDART=none, built without CUDA). Loads on the
+ * first call; cheap afterwards. Thread-safe. */
+int kvt__cuda_load(void);
+/* Devices visible to this process; 0 when kvt__cuda_load() fails. */
+int kvt__cuda_device_count(void);
+/* 1 when some code already loaded the CUDA driver into this process (an
+ * inference engine): kvtier then follows the GPU (NUMA node, pinning) at
+ * store open without bringing CUDA into processes that don't use it. */
+int kvt__cuda_in_process(void);
+/* 0 when `device` is a usable ordinal; KVT_ENODEV otherwise (message). */
+int kvt__cuda_check_device(int device);
+/* The PCI bus id ("0000:3b:00.0") of a device into buf. 0 or KVT_ENODEV. */
+int kvt__cuda_pci_bus_id(int device, char *buf, size_t cap);
+/* The device of CUDA device or managed memory p into *device: 0, or
+ * KVT_EMEMKIND when p is host memory or unknown to CUDA (message). */
+int kvt__cuda_ptr_device(const void *p, int *device);
+
+/* ------------------------------------------------------ api.c: per call */
+
+/* Checks per-call options that concern CUDA: device pointers (mem kind
+ * CUDA: usable device, first and last pointer are memory of that device),
+ * the stream (usable runtime), flags. nptrs pointers at ptrs. 0, or
+ * KVT_ENODEV (no runtime/device, ordinal out of range), KVT_EMEMKIND
+ * (pointer is not device memory of opts->device; CUDA memory in a build
+ * without CUDA), KVT_ENOTSUP (stream in a build without CUDA), KVT_EINVAL
+ * (reserved flags). `fn` names the call in messages. */
+int kvt__cuda_check_io(const kvt_io_opts *o, void *const *ptrs, size_t nptrs, const char *fn);
+
+/* At an asynchronous kvt_put/kvt_get call with a stream, in the caller's
+ * thread: records an event on the stream now (so the operation is ordered
+ * after the work queued before the call, not whatever the worker finds
+ * later) and, with KVT_IO_STREAM_WAIT, gates the stream: work queued on it
+ * after the call waits until the library is done with the caller's memory.
+ * *copy gets o with the context in place of the stream (KVT__IO_CALL);
+ * pass `copy` on. The context is ended by kvt__cuda_io_end() in the store,
+ * or by kvt__cuda_call_abort() if the operation never runs.
+ * 0, KVT_EIO (CUDA error, message), KVT_ENOMEM. */
+int kvt__cuda_call_begin(const kvt_io_opts *o, int is_get, kvt_io_opts *copy);
+/* The operation begun will not run (queue full...): opens its gate, frees. */
+void kvt__cuda_call_abort(const kvt_io_opts *o);
+
+/* ----------------------------------------------- store.c: around a batch */
+
+/* First thing in a put or get: waits (host) until the work queued on the
+ * caller's stream before the call is done, so the source is complete (put)
+ * or the destination free to overwrite (get). Nothing without a stream.
+ * 0, or KVT_EIO when the stream's work failed (the call then fails). */
+int kvt__cuda_io_begin(const kvt_io_opts *o);
+/* Optional, in a get after the reads and before promotion: the caller's
+ * bytes are in place; opens the gate now so the engine's stream does not
+ * wait for promotion copies. */
+void kvt__cuda_io_ready(const kvt_io_opts *o);
+/* Last thing in a put or get, on every path: opens the gate (if any) and
+ * frees the call's context. Nothing without one. */
+void kvt__cuda_io_end(const kvt_io_opts *o);
+
+/* A tier's write/read, bouncing through pinned staging when mem is
+ * KVT_MEM_CUDA and the tier lacks KVT_TCAP_CUDA_MEM (NVMe): device
+ * fragments are copied into staging and the tier is called with host
+ * memory (and the read twin). Anything else calls the tier directly.
+ * block_bytes: bytes per block (the sum of an xfer's fragments). Returns
+ * and sets statuses as the tier's write/read. */
+int kvt__cuda_tier_write(const kvt_tier_ops *ops, kvt_tier_impl *t, kvt_xfer *x, size_t n,
+                         kvt_mem_kind mem, uint64_t block_bytes);
+int kvt__cuda_tier_read(const kvt_tier_ops *ops, kvt_tier_impl *t, kvt_xfer *x, size_t n,
+                        kvt_mem_kind mem, uint64_t block_bytes);
+
+/* --------------------------------------------------------- tiers: copies */
+
+typedef enum kvt__cuda_dir {
+    KVT__CUDA_H2D = 0, /* host src, device dst */
+    KVT__CUDA_D2H = 1, /* device src, host dst */
+    KVT__CUDA_D2D = 2  /* both on devices */
+} kvt__cuda_dir;
+
+/* What a tier moved, by method ("<tier>.cuda_ce_bytes"...). */
+#define KVT_CUDA_COUNTERS(X)                                                        \
+    X(ce_bytes)       /* copy engines, one cudaMemcpyAsync per fragment */          \
+    X(ce_copies)                                                                    \
+    X(batch_bytes)    /* cudaMemcpyBatchAsync */                                    \
+    X(batch_copies)                                                                 \
+    X(kernel_bytes)   /* gather/scatter kernel, 16-byte accesses */                 \
+    X(kernel_copies)                                                                \
+    X(kernel_launches)                                                              \
+    X(bounce_bytes)   /* device <-> NVMe through pinned staging */                  \
+    X(pageable_bytes) /* host side not pinned (yet): the slow path */               \
+    X(errors)
+
+typedef struct kvt__cuda_counters {
+#define KVT_X_FIELD(name) _Atomic uint64_t name;
+    KVT_CUDA_COUNTERS(KVT_X_FIELD)
+#undef KVT_X_FIELD
+} kvt__cuda_counters;
+
+/* Visits the counters as "<prefix>.cuda_<name>". */
+void kvt__cuda_counters_visit(kvt__cuda_counters *c, const char *prefix, kvt_stat_fn fn,
+                              void *user);
+
+/* Copies n pieces on `device` (the device whose copy engines and SMs do the
+ * work) and returns when every byte is in place. The method is chosen per
+ * piece: copy engines for large ones, the kernel for small ones whose host
+ * side is pinned (or, for D2D, when `kernel_d2d` says both sides are on
+ * `device`), cudaMemcpyBatchAsync for the other small ones. c may be NULL.
+ * 0 or KVT_EIO (with the CUDA error as message). Thread-safe. */
+int kvt__cuda_copy(int device, kvt__cuda_dir dir, int kernel_d2d, const kvt__copy_op *ops,
+                   size_t n, kvt__cuda_counters *c);
+
+/* Device memory for the HBM arena. 0, KVT_ENOMEM, KVT_ENODEV. */
+int kvt__cuda_malloc(int device, size_t bytes, void **out);
+void kvt__cuda_free(int device, void *p);
+
+/* -------------------------------------------- pinned host memory (DRAM) */
+
+typedef struct kvt__cuda_region kvt__cuda_region;
+
+/* Announces a host arena [base, base + bytes) of `unit`-byte slots that
+ * copies to and from `device` will use. No CUDA call; NULL without CUDA or
+ * memory (the arena then simply stays pageable). */
+kvt__cuda_region *kvt__cuda_region_add(void *base, size_t bytes, size_t unit, int device);
+/* Starts pinning the region in the background (cudaHostRegister by chunks).
+ * Idempotent; NULL is fine; does nothing without a usable device. */
+void kvt__cuda_region_pin(kvt__cuda_region *r);
+/* Same, for the region containing addr (the HBM tier is handed the DRAM
+ * arena by address). */
+void kvt__cuda_region_pin_at(const void *addr);
+/* Stops pinning, unpins, forgets. Before the memory is unmapped. NULL ok. */
+void kvt__cuda_region_remove(kvt__cuda_region *r);
+/* Pinned bytes so far, and milliseconds from the start of pinning to its
+ * end (0 while it runs). */
+void kvt__cuda_region_stats(kvt__cuda_region *r, uint64_t *pinned_bytes, uint64_t *pin_ms);
+/* 1 when [p, p + len) lies in a pinned chunk of a region or in staging the
+ * layer allocated. Lock-free read of the chunk flags. */
+int kvt__cuda_host_pinned(const void *p, size_t len);
+
+/* ------------------------------------------------------------------ tests */
+
+#if KVT_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+/* The runtime functions kvtier uses, as loaded. Tests and tools inside the
+ * tree use them to avoid linking libcudart themselves. Optional ones
+ * (marked) may be NULL with an older runtime. */
+#define KVT_CUDART_REQUIRED(X)                                                    \
+    X(cudaGetDeviceCount) X(cudaGetDevice) X(cudaSetDevice) X(cudaRuntimeGetVersion) \
+    X(cudaDriverGetVersion) X(cudaGetErrorString) X(cudaGetErrorName)              \
+    X(cudaGetLastError) X(cudaDeviceGetAttribute) X(cudaDeviceGetPCIBusId)         \
+    X(cudaDeviceSynchronize) X(cudaMalloc) X(cudaFree) X(cudaHostAlloc)            \
+    X(cudaFreeHost) X(cudaHostRegister) X(cudaHostUnregister) X(cudaMemcpy)        \
+    X(cudaMemcpyAsync) X(cudaMemset) X(cudaMemsetAsync) X(cudaStreamCreateWithFlags) \
+    X(cudaStreamDestroy) X(cudaStreamSynchronize) X(cudaStreamQuery)               \
+    X(cudaStreamWaitEvent) X(cudaEventCreateWithFlags) X(cudaEventDestroy)         \
+    X(cudaEventRecord) X(cudaEventSynchronize) X(cudaEventQuery)                   \
+    X(cudaEventElapsedTime) X(cudaPointerGetAttributes) X(cudaLaunchKernel)
+#define KVT_CUDART_OPTIONAL(X)                                                    \
+    X(cudaMemcpyBatchAsync) X(cudaLibraryLoadData) X(cudaLibraryUnload)            \
+    X(cudaLibraryGetKernel) X(cudaStreamGetDevice) X(cudaGetDriverEntryPointByVersion)
+
+typedef struct kvt__cudart {
+#define KVT_X_FN(name) __typeof__(name) *name;
+    KVT_CUDART_REQUIRED(KVT_X_FN)
+    KVT_CUDART_OPTIONAL(KVT_X_FN)
+#undef KVT_X_FN
+} kvt__cudart;
+
+/* The loaded table, or NULL when kvt__cuda_load() fails. */
+const kvt__cudart *kvt__cuda_rt(void);
+/* A kernel from a fatbin the caller embeds (tests' own kernels), loaded
+ * once per call site's `lib` slot. 0 or KVT_ENOTSUP / KVT_EIO. */
+int kvt__cuda_kernel(const void *fatbin, const char *name, cudaLibrary_t *lib, cudaKernel_t *out);
+/* Which small-fragment method the layer uses on `device` and why the
+ * others are off, for test skips and docs ("kernel", "batch", "ce"). */
+const char *kvt__cuda_small_method(int device, const char **why_not_kernel);
+#endif
+
+#endif
