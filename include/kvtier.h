@@ -141,8 +141,8 @@ KVT_API int kvt_key_chain(const kvt_key *parent, const uint32_t *tokens, size_t 
 KVT_API int kvt_key_hex(const kvt_key *key, char out[33]);
 
 /* Key modes: which hash computes keys (docs/key-spec.md). A store holds keys
- * of one mode (KVT_OPT_KEY_MODE). Keys of different modes never match: the
- * namespace magic strings differ. */
+ * of one mode (KVT_OPT_KEY_MODE). Keys of different modes match only by
+ * chance (2^-128): their namespace magic strings differ. */
 typedef enum kvt_key_mode {
     KVT_KEY_XXH3_128 = 0,   /* key spec v1, the default: fast, no secret, not
                                collision-resistant against chosen tokens */
@@ -211,13 +211,15 @@ typedef enum kvt_tier_option {
     KVT_TOPT_QUEUE_DEPTH = 7, /* NVMe: io_uring queue depth; default 64 */
     KVT_TOPT_SQPOLL = 8,     /* NVMe: 1 = kernel submission polling thread */
     KVT_TOPT_RECREATE = 9,   /* NVMe: 1 = overwrite a file of another format/geometry */
-    KVT_TOPT_DEVICE = 10,    /* HBM: CUDA device ordinal; default 0 */
+    KVT_TOPT_DEVICE = 10,    /* HBM: CUDA device ordinal; DRAM: the GPU whose NUMA node is the
+                                default one (in a process already using CUDA) and whose
+                                context pins the arena; default 0 */
     KVT_TOPT_HUGEPAGES = 11  /* DRAM: 1 (default) = ask for transparent huge pages */
 } kvt_tier_option;
 
 /* String per-tier options, set with kvt_config_set_tier_str(). */
 typedef enum kvt_tier_str_option {
-    KVT_TSTR_POLICY = 1, /* eviction policy name: "lru" (default), see docs/policies.md */
+    KVT_TSTR_POLICY = 1, /* eviction policy: "prefix" (default), "lru", "s3fifo", "sieve"; docs/policies.md */
     KVT_TSTR_PATH = 2,   /* NVMe: file or block device */
     KVT_TSTR_FAULTS = 3  /* test builds: fault-injection spec, e.g. "eio=0.01,torn=0.05" */
 } kvt_tier_str_option;
@@ -300,18 +302,46 @@ typedef enum kvt_mem_kind {
     KVT_MEM_CUDA = 1  /* CUDA device memory on kvt_io_opts.device */
 } kvt_mem_kind;
 
-/* Flags for kvt_io_opts.flags. */
+/* Flags for kvt_io_opts.flags. Other bits: KVT_EINVAL. */
 enum {
     KVT_IO_NO_PROMOTE = 1u << 0, /* get: do not copy lower-tier hits up into DRAM/HBM */
-    KVT_IO_STREAM_WAIT = 1u << 1 /* get with a stream: return at once; the engine's stream
-                                    waits on an event for the copy (CUDA builds) */
+    KVT_IO_STREAM_WAIT = 1u << 1 /* async call with a stream: the stream itself waits for
+                                    the library (see "CUDA" below) */
 };
+
+/* CUDA (CUDA builds; docs/gpu.md). The library loads the CUDA runtime at
+ * first use and runs without one.
+ *  - Device memory: mem_kind KVT_MEM_CUDA, every pointer device (or managed)
+ *    memory of `device`; the first and last pointers are checked. Any tier
+ *    takes it: DRAM and HBM directly, NVMe through pinned staging.
+ *  - No usable GPU (no driver, no runtime, no device, `device` out of
+ *    range): KVT_ENODEV. A library built without CUDA: KVT_EMEMKIND (and
+ *    KVT_ENOTSUP for a stream). Host memory labelled CUDA, memory of another
+ *    device, or device memory labelled HOST: KVT_EMEMKIND.
+ *  - stream (a cudaStream_t, also cudaStreamLegacy/cudaStreamPerThread;
+ *    host or device memory): the operation comes after the work queued on
+ *    the stream before the call: a put does not read the source, a get does
+ *    not write the destination, before that work is done. A synchronous call
+ *    waits for that work, then moves the bytes, then returns. An
+ *    asynchronous call returns at once and notes the point in the stream.
+ *  - KVT_IO_STREAM_WAIT, with a stream and a ticket: the stream is gated at
+ *    the call, so work the engine queues on it afterwards waits until the
+ *    library is done with the caller's memory (get: destination written;
+ *    put: source read) without the host waiting: queue the next kernels at
+ *    once, and consume the ticket later for the per-block results (a missed
+ *    block leaves its destination unwritten; the gate opens anyway). Without
+ *    a ticket the flag changes nothing: the call returns when done. A gated
+ *    stream waits on the library's worker threads; keep gated calls few
+ *    enough that workers are free (KVT_OPT_WORKERS).
+ *  - Without a stream, completion (return, or the ticket) means the bytes
+ *    are in place; the library never touches the caller's memory later. */
 
 /* Per-call options for kvt_put / kvt_get. May be NULL for all defaults. */
 typedef struct kvt_io_opts {
     uint32_t size;         /* sizeof(kvt_io_opts) */
     uint32_t mem_kind;     /* kvt_mem_kind of the caller's pointers; default HOST */
-    int32_t device;        /* CUDA device of the pointers when mem_kind == CUDA */
+    int32_t device;        /* CUDA device of the pointers when mem_kind == CUDA; the
+                              stream's device is its own */
     uint32_t flags;        /* KVT_IO_* */
     void *stream;          /* cudaStream_t the caller's work is ordered on, or NULL */
     uint32_t retain_s;     /* put: keep these blocks at least this long (soft pin) */
@@ -348,7 +378,8 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
  * status and reads the source until the ticket completes.
  * A block that can't be stored (everything pinned, I/O error) gets its code
  * in status and is not counted. Errors: KVT_ENULL, KVT_ESIZE, KVT_EMEMKIND,
- * KVT_EBUSY (too many tickets pending), KVT_ECLOSED. */
+ * KVT_ENODEV, KVT_ENOTSUP, KVT_EINVAL (see "CUDA" above), KVT_EBUSY (too many
+ * tickets pending), KVT_ECLOSED. */
 KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 

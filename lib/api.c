@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda.h"
 #include "error.h"
 #include "kvt_build_config.h"
 #include "store.h"
@@ -249,15 +250,13 @@ static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
                             fn, o->size);
         if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
             return kvt__err(KVT_EINVAL, "%s: unknown memory kind %u", fn, o->mem_kind);
-        if (o->mem_kind == KVT_MEM_CUDA && !KVT_HAVE_CUDA)
-            return kvt__err(KVT_EMEMKIND, "%s: device pointers need a CUDA build", fn);
-        if (o->mem_kind == KVT_MEM_CUDA)
-            return kvt__err(KVT_EMEMKIND, "%s: device pointers are not supported yet", fn);
         if (o->frags && o->frags != s->frags)
             return kvt__err(KVT_EFRAGS, "%s: %u fragments per block given, the store has %u", fn,
                             o->frags, s->frags);
     }
-    return 0;
+    /* kvtier-gpu: device pointers, streams, flags (lib/cuda.c); with no
+     * opts too, where device memory passed as host would crash a memcpy. */
+    return kvt__cuda_check_io(o, ptrs, n * s->frags, fn);
 }
 
 static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *ptrs,
@@ -268,12 +267,29 @@ static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *
         return rc;
     if ((rc = check_io(s, keys, n, ptrs, o, fn)))
         return leave_call(s, rc);
-    if (ticket)
+    /* kvtier-gpu: a call is ordered after the work queued on the caller's
+     * stream before it. An asynchronous one records that point now (not
+     * when a worker gets to it) and may gate the stream; the context travels
+     * in the copied options and the worker ends it (lib/cuda.h). */
+    kvt_io_opts call_opts;
+    if (ticket && o && o->stream) {
+        if (!kvt__workers_cuda_hooks)
+            return leave_call(s, kvt__err(KVT_ENOTSUP, "%s: asynchronous calls with a CUDA "
+                                                       "stream are not wired in this build yet",
+                                          fn));
+        if ((rc = kvt__cuda_call_begin(o, &call_opts)))
+            return leave_call(s, rc);
+        o = &call_opts;
+    }
+    if (ticket) {
         rc = kvt__workers_submit(s->workers, op, keys, n, ptrs, o, ticket);
-    else if (op == KVT_JOB_PUT)
-        rc = kvt__store_put(s, keys, n, ptrs, o);
-    else
-        rc = kvt__store_get(s, keys, n, ptrs, o);
+        if (rc < 0)
+            kvt__cuda_call_abort(o);
+    } else if ((rc = kvt__cuda_io_begin(o)) == 0) {
+        rc = op == KVT_JOB_PUT ? kvt__store_put(s, keys, n, ptrs, o)
+                               : kvt__store_get(s, keys, n, ptrs, o);
+        kvt__cuda_io_end(o);
+    }
     return leave_call(s, rc);
 }
 

@@ -72,6 +72,9 @@
  * runtime, no device, KVTIER_CUDART=none, built without CUDA). Loads on the
  * first call; cheap afterwards. Thread-safe. */
 int kvt__cuda_load(void);
+/* Why kvt__cuda_load() fails, without the error code's text ("no CUDA
+ * driver (libcuda.so.1: ...)"); "" when it does not. Static storage. */
+const char *kvt__cuda_why(void);
 /* Devices visible to this process; 0 when kvt__cuda_load() fails. */
 int kvt__cuda_device_count(void);
 /* 1 when some code already loaded the CUDA driver into this process (an
@@ -97,6 +100,11 @@ int kvt__cuda_ptr_device(const void *p, int *device);
  * (reserved flags). `fn` names the call in messages. */
 int kvt__cuda_check_io(const kvt_io_opts *o, void *const *ptrs, size_t nptrs, const char *fn);
 
+/* 1 once lib/worker.c calls kvt__cuda_io_begin/_end around the jobs it
+ * runs (it defines this as 1); until then asynchronous calls with a stream
+ * are refused (KVT_ENOTSUP) rather than leaving an engine's stream gated. */
+extern const int kvt__workers_cuda_hooks;
+
 /* At an asynchronous kvt_put/kvt_get call with a stream, in the caller's
  * thread: records an event on the stream now (so the operation is ordered
  * after the work queued before the call, not whatever the worker finds
@@ -106,23 +114,20 @@ int kvt__cuda_check_io(const kvt_io_opts *o, void *const *ptrs, size_t nptrs, co
  * pass `copy` on. The context is ended by kvt__cuda_io_end() in the store,
  * or by kvt__cuda_call_abort() if the operation never runs.
  * 0, KVT_EIO (CUDA error, message), KVT_ENOMEM. */
-int kvt__cuda_call_begin(const kvt_io_opts *o, int is_get, kvt_io_opts *copy);
+int kvt__cuda_call_begin(const kvt_io_opts *o, kvt_io_opts *copy);
 /* The operation begun will not run (queue full...): opens its gate, frees. */
 void kvt__cuda_call_abort(const kvt_io_opts *o);
 
-/* ----------------------------------------------- store.c: around a batch */
+/* ---------------------------- api.c, worker.c, store.c: around an operation */
 
-/* First thing in a put or get: waits (host) until the work queued on the
- * caller's stream before the call is done, so the source is complete (put)
- * or the destination free to overwrite (get). Nothing without a stream.
+/* Before a put or get runs (api.c for synchronous calls, the worker for
+ * queued ones): waits (host) until the work queued on the caller's stream
+ * before the call is done, so the source is complete (put) or the
+ * destination free to overwrite (get). Nothing without a stream.
  * 0, or KVT_EIO when the stream's work failed (the call then fails). */
 int kvt__cuda_io_begin(const kvt_io_opts *o);
-/* Optional, in a get after the reads and before promotion: the caller's
- * bytes are in place; opens the gate now so the engine's stream does not
- * wait for promotion copies. */
-void kvt__cuda_io_ready(const kvt_io_opts *o);
-/* Last thing in a put or get, on every path: opens the gate (if any) and
- * frees the call's context. Nothing without one. */
+/* After a put or get ran (or failed to), on every path: opens the gate (if
+ * any) and frees the call's context. Nothing without one. */
 void kvt__cuda_io_end(const kvt_io_opts *o);
 
 /* A tier's write/read, bouncing through pinned staging when mem is

@@ -2,15 +2,17 @@
  * policy.h — the eviction policy interface.
  *
  * A policy orders the occupied slots of one tier and proposes victims. It
- * sees slot numbers and events, never bytes or keys. The store calls every
- * function with the tier's lock held, so a policy needs no locking of its own;
- * `touch` is batched by the store (one lock per get batch).
+ * sees slot numbers, events and a 64-bit tag per block, never bytes or keys
+ * (docs/policies.md). The store calls every function with the tier's lock
+ * held, so a policy needs no locking of its own; `touch` is batched by the
+ * store (one lock per get batch).
  *
  * Contract for victim(): return a slot currently inserted, or UINT32_MAX when
  * empty. The store then either removes it (remove()) or, when it cannot evict
  * it now (pinned, busy), calls skip() and asks again; a policy must make
- * progress across skips (not return the same skipped slot forever while
- * others remain).
+ * progress across skips: with every slot skipped but one, that one comes up
+ * within nslots victim() calls (the store tries nslots + 1 before giving up).
+ * victim() alone changes nothing a second call would see.
  */
 #ifndef KVT_POLICY_H
 #define KVT_POLICY_H

@@ -1,4 +1,4 @@
-/* dram.c — the DRAM tier: one NUMA-bound, pre-faulted, huge-page arena of slots. */
+/* dram.c — the DRAM tier: one NUMA-bound, pre-faulted, huge-page arena of slots, pinned for CUDA. */
 #include "tier/dram.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "cuda.h"
 #include "error.h"
 #include "numa_node.h"
 
@@ -30,6 +31,11 @@ struct kvt_tier_impl {
     uint64_t open_ns;
     uint64_t thp_bytes; /* arena bytes on transparent huge pages after the touch */
     kvt__copier *copier;
+    /* CUDA (docs/gpu.md): the arena as a region the CUDA layer pins in the
+     * background, and what moved to and from GPU memory. */
+    kvt__cuda_region *cuda_region;
+    int gpu_node; /* the node came from the GPU's PCI device */
+    kvt__cuda_counters cuda;
     _Atomic uint64_t bytes_written;
     _Atomic uint64_t bytes_read;
 };
@@ -70,6 +76,7 @@ static void dram_close(kvt_tier_impl *t)
 {
     if (!t)
         return;
+    kvt__cuda_region_remove(t->cuda_region); /* unpinned before unmapped */
     if (t->arena)
         munmap(t->arena, t->arena_bytes);
     kvt__copier_free(t->copier);
@@ -114,7 +121,15 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
                         (unsigned long long)used);
     size_t bytes = ((size_t)used + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
 
-    int node, rc = kvt__numa_node_for(p->numa_node, NULL, &node);
+    /* In a process that already uses CUDA (an engine), the default node is
+     * the GPU's: copies to and from it then cross no socket link. CUDA is
+     * not brought into processes that don't use it for this. */
+    char bus[32];
+    const char *pci = NULL;
+    if (p->numa_node < 0 && kvt__cuda_in_process() &&
+        kvt__cuda_pci_bus_id(p->device, bus, sizeof bus) == 0)
+        pci = bus;
+    int node, rc = kvt__numa_node_for(p->numa_node, pci, &node);
     if (rc < 0)
         return rc;
 
@@ -123,6 +138,7 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         return kvt__err(KVT_ENOMEM, "dram tier: state");
     t->block_bytes = (size_t)p->block_bytes;
     t->nslots = (uint32_t)slots;
+    t->gpu_node = pci != NULL;
     t->hugepages = p->hugepages != 0;
     t->copier = kvt__copier_new(p->copy_threads);
     if (!t->copier) {
@@ -167,6 +183,15 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     kvt__copier_touch(t->copier, t->arena, bytes, page > 0 ? (size_t)page : 4096);
     t->thp_bytes = thp_bytes_of(t->arena, bytes);
 
+    /* Pinning 8 GiB takes seconds: it runs in the background, chunk by
+     * chunk, and copies use each chunk's fast paths once it is pinned. It
+     * starts now in a CUDA process, else at the first GPU copy or when the
+     * HBM tier opens. */
+    t->cuda_region = kvt__cuda_region_add(t->arena, bytes, t->block_bytes, p->device);
+    if (kvt__cuda_in_process())
+        kvt__cuda_region_pin(t->cuda_region);
+    kvt__err_clear();
+
     t->open_ns = now_ns() - started;
     *out = t;
     *nslots = t->nslots;
@@ -187,6 +212,21 @@ static int check_xfer(const kvt_tier_impl *t, const kvt_xfer *x)
     return 0;
 }
 
+/* Runs a batch of copies: host memory on the copier's threads, GPU memory
+ * (dev >= 0) by the CUDA layer. After a CUDA failure (rc) the rest of the
+ * batch is skipped and rc kept. */
+static int run_ops(kvt_tier_impl *t, const kvt__copy_op *ops, size_t k, int dev, int to_slots,
+                   int rc)
+{
+    if (dev < 0) {
+        kvt__copier_run(t->copier, ops, k);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    return kvt__cuda_copy(dev, to_slots ? KVT__CUDA_D2H : KVT__CUDA_H2D, 0, ops, k, &t->cuda);
+}
+
 /* Both directions: every fragment of every valid xfer goes into one batch,
  * so that the copier can split the whole transfer across its threads. */
 static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, int to_slots)
@@ -194,11 +234,11 @@ static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, 
     const char *what = to_slots ? "write" : "read";
     if (!t || (n && !x))
         return kvt__err(KVT_ENULL, "dram tier %s: %s is NULL", what, t ? "xfers" : "tier");
-    if (mem != KVT_MEM_HOST) {
+    if (mem != KVT_MEM_HOST && (mem != KVT_MEM_CUDA || !KVT_HAVE_CUDA)) {
         for (size_t i = 0; i < n; i++)
             x[i].status = KVT_EMEMKIND;
-        return kvt__err(KVT_EMEMKIND, "dram tier %s: memory kind %d (host memory only)", what,
-                        (int)mem);
+        return kvt__err(KVT_EMEMKIND, "dram tier %s: memory kind %d (host%s memory only)", what,
+                        (int)mem, KVT_HAVE_CUDA ? " or CUDA" : "");
     }
 
     int first = 0;
@@ -211,6 +251,22 @@ static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, 
             first = x[i].status;
             first_at = i;
         }
+    }
+
+    /* GPU memory: the device of the first fragment does the copies (a call
+     * is one device's memory, kvt_io_opts.device). */
+    int dev = -1, gpu_rc = 0;
+    if (mem == KVT_MEM_CUDA && want) {
+        for (size_t i = 0; i < n && dev < 0; i++)
+            if (!x[i].status && (gpu_rc = kvt__cuda_ptr_device(x[i].frags[0], &dev)) != 0)
+                break;
+        if (gpu_rc) {
+            for (size_t i = 0; i < n; i++)
+                if (!x[i].status)
+                    x[i].status = gpu_rc;
+            return gpu_rc;
+        }
+        kvt__cuda_region_pin(t->cuda_region);
     }
 
     kvt__copy_op stack[STACK_OPS], *ops = stack;
@@ -232,7 +288,7 @@ static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, 
         char *slot = t->arena + (size_t)x[i].slot * t->block_bytes;
         for (uint32_t f = 0; f < x[i].nfrags; f++) {
             if (k == cap) {
-                kvt__copier_run(t->copier, ops, k);
+                gpu_rc = run_ops(t, ops, k, dev, to_slots, gpu_rc);
                 k = 0;
             }
             char *at = slot + (size_t)f * frag;
@@ -242,9 +298,16 @@ static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, 
         moved += t->block_bytes;
     }
     if (k)
-        kvt__copier_run(t->copier, ops, k);
+        gpu_rc = run_ops(t, ops, k, dev, to_slots, gpu_rc);
     if (ops != stack)
         free(ops);
+    if (gpu_rc) {
+        /* A failed CUDA batch can't say which copies landed. */
+        for (size_t i = 0; i < n; i++)
+            if (!x[i].status)
+                x[i].status = KVT_EIO;
+        return gpu_rc;
+    }
     atomic_fetch_add_explicit(to_slots ? &t->bytes_written : &t->bytes_read, moved,
                               memory_order_relaxed);
     if (first)
@@ -288,6 +351,14 @@ static void dram_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     fn("dram.copy_batches_busy", busy, user);
     fn("dram.bytes_written", atomic_load_explicit(&t->bytes_written, memory_order_relaxed), user);
     fn("dram.bytes_read", atomic_load_explicit(&t->bytes_read, memory_order_relaxed), user);
+#if KVT_HAVE_CUDA
+    uint64_t pinned, pin_ms;
+    kvt__cuda_region_stats(t->cuda_region, &pinned, &pin_ms);
+    fn("dram.cuda_pinned_bytes", pinned, user);
+    fn("dram.cuda_pin_ms", pin_ms, user);
+    fn("dram.numa_from_gpu", (uint64_t)t->gpu_node, user);
+    kvt__cuda_counters_visit(&t->cuda, "dram", fn, user);
+#endif
 }
 
 void *kvt__dram_arena(kvt_tier_impl *t, size_t *bytes)
@@ -300,7 +371,7 @@ void *kvt__dram_arena(kvt_tier_impl *t, size_t *bytes)
 const kvt_tier_ops kvt__tier_dram = {
     .version = KVT_TIER_OPS_VERSION,
     .name = "dram",
-    .caps = KVT_TCAP_HOST_PTR,
+    .caps = KVT_TCAP_HOST_PTR | (KVT_HAVE_CUDA ? KVT_TCAP_CUDA_MEM : 0),
     .open = dram_open,
     .close = dram_close,
     .write = dram_write,

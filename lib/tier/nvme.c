@@ -161,6 +161,11 @@ uint64_t kvt__nvme_file_bytes(uint64_t block_bytes, uint64_t nslots)
  * Direct blocks move the header unit from staging and the payload straight
  * between the device and the caller's memory (READ_FIXED/WRITE_FIXED when it
  * lies in a registered region, contiguous fragments merged into one SQE).
+ * queue_depth bounds the blocks in flight per ring; a ring has twice as many
+ * SQEs so that direct blocks (two transfers) keep queue_depth payloads on
+ * the device, as a plain io_uring loop at that depth would. CPU work on a
+ * block (hashing before a write, verifying after a read) is done after the
+ * ring has been handed everything else it can take.
  */
 typedef struct op op;
 
@@ -878,8 +883,11 @@ static int nvme_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
     size_t ndrop = 0, capdrop = 0;
     uint64_t kept = 0;
     int rc = 0;
-    /* Each in-flight header read uses one op's header unit: up to qd + 1. */
-    unsigned depth = t->qd;
+    /* Header reads are small: go as deep as the ring allows, each into a
+     * unit of the lane's staging (header units, then bounce buffers; all
+     * idle while this lane is ours). */
+    size_t units = l->staging_bytes / UNIT - 1;
+    unsigned depth = t->sq < units ? t->sq : (unsigned)units;
     uint32_t *slot_of = calloc(depth, sizeof *slot_of);
     unsigned *free_units = calloc(depth, sizeof *free_units);
     if (!slot_of || !free_units) {
@@ -894,7 +902,7 @@ static int nvme_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
         while (next < t->nslots && nfree) {
             unsigned u = free_units[--nfree];
             slot_of[u] = next;
-            prep_rw(l, DIR_READ, l->ops[u].hdr, t->hdr_io,
+            prep_rw(l, DIR_READ, l->staging + (size_t)UNIT * (1 + u), t->hdr_io,
                     SLOTS_OFF + (uint64_t)next * t->slot_bytes, l->staging_idx,
                     (void *)(uintptr_t)u);
             next++;
@@ -909,7 +917,7 @@ static int nvme_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
             uint32_t slot = slot_of[u];
             seen++;
             if (cqe->res == -EAGAIN || cqe->res == -EINTR) {
-                prep_rw(l, DIR_READ, l->ops[u].hdr, t->hdr_io,
+                prep_rw(l, DIR_READ, l->staging + (size_t)UNIT * (1 + u), t->hdr_io,
                         SLOTS_OFF + (uint64_t)slot * t->slot_bytes, l->staging_idx,
                         (void *)(uintptr_t)u);
                 continue; /* stays in flight */
@@ -921,7 +929,7 @@ static int nvme_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
                 STAT_ADD(t, io_errors, 1); /* unreadable header: the slot is lost, not fatal */
                 continue;
             }
-            if (!hdr_valid(t, l->ops[u].hdr, slot, &key))
+            if (!hdr_valid(t, l->staging + (size_t)UNIT * (1 + u), slot, &key))
                 continue;
             if (!fn(user, slot, &key)) {
                 kept++;
@@ -997,30 +1005,31 @@ static void tier_free(kvt_tier_impl *t)
 
 static int ring_init(kvt_tier_impl *t, lane *l, const lane *first, bool want_sqpoll)
 {
-    unsigned extra[] = {IORING_SETUP_COOP_TASKRUN, 0};
+    /* From the most wanted setup down to the plainest: SQPOLL may be refused
+     * (privilege, resources), COOP_TASKRUN and ATTACH_WQ unknown to the
+     * kernel; each is an optimisation, none is needed. */
     int rc = -EINVAL;
-    for (int sq = want_sqpoll ? 1 : 0; sq >= 0; sq--) {
-        for (unsigned e = 0; e < sizeof extra / sizeof extra[0]; e++) {
-            struct io_uring_params prm;
-            memset(&prm, 0, sizeof prm);
-            prm.flags = IORING_SETUP_CQSIZE | extra[e];
-            prm.cq_entries = 2 * t->sq;
-            if (sq) {
-                prm.flags |= IORING_SETUP_SQPOLL;
-                prm.sq_thread_idle = SQ_IDLE_MS;
+    for (int sq = want_sqpoll ? 1 : 0; sq >= 0; sq--)
+        for (int coop = 1; coop >= 0; coop--)
+            for (int attach = first ? 1 : 0; attach >= 0; attach--) {
+                struct io_uring_params prm;
+                memset(&prm, 0, sizeof prm);
+                prm.flags = IORING_SETUP_CQSIZE | (coop ? IORING_SETUP_COOP_TASKRUN : 0);
+                prm.cq_entries = 2 * t->sq;
+                if (sq) {
+                    prm.flags |= IORING_SETUP_SQPOLL;
+                    prm.sq_thread_idle = SQ_IDLE_MS;
+                }
+                if (attach) {
+                    prm.flags |= IORING_SETUP_ATTACH_WQ;
+                    prm.wq_fd = (uint32_t)first->ring.ring_fd;
+                }
+                rc = io_uring_queue_init_params(t->sq, &l->ring, &prm);
+                if (!rc) {
+                    t->sqpoll = sq;
+                    return 0;
+                }
             }
-            if (first) {
-                prm.flags |= IORING_SETUP_ATTACH_WQ;
-                prm.wq_fd = (uint32_t)first->ring.ring_fd;
-            }
-            rc = io_uring_queue_init_params(t->sq, &l->ring, &prm);
-            if (!rc) {
-                t->sqpoll = sq;
-                return 0;
-            }
-        }
-        /* SQPOLL refused (privilege, resources): run without it. */
-    }
     return rc;
 }
 

@@ -26,7 +26,11 @@ enum {
     KVT_TCAP_HOST_PTR = 1u << 0,   /* slot_ptr() gives host-addressable memory */
     KVT_TCAP_PERSISTENT = 1u << 1, /* survives close/crash; has recover() */
     KVT_TCAP_DEVICE_PTR = 1u << 2, /* slot_ptr() gives CUDA device memory */
-    KVT_TCAP_VERIFIES = 1u << 3    /* read() may report KVT_ECORRUPT */
+    KVT_TCAP_VERIFIES = 1u << 3,   /* read() may report KVT_ECORRUPT */
+    /* read()/write() accept KVT_MEM_CUDA caller memory (DRAM, HBM). The
+     * store hands device memory to other tiers through kvt__cuda_tier_read/
+     * _write (lib/cuda.h), which bounce it through pinned host staging. */
+    KVT_TCAP_CUDA_MEM = 1u << 4
 };
 
 typedef struct kvt_tier_impl kvt_tier_impl; /* a tier's private state */

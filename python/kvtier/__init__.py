@@ -15,8 +15,9 @@ See docs/python.md.
 from . import _lib
 from ._lib import ABI_MAJOR
 from .errors import BY_CODE, BY_NAME, KvtierError, error_class
-from .keys import (KEY_BYTES, NS_ADAPTER, NS_CUSTOM, NS_LAYOUT, NS_MODEL, NS_RANK, NS_SALT,
-                   Keys, Namespace, key_hex, keys, ns_key)
+from .keys import (KEY_BLAKE2B_128, KEY_BYTES, KEY_MODES, KEY_SECRET_MAX, KEY_SECRET_MIN,
+                   KEY_XXH3_128, NS_ADAPTER, NS_CUSTOM, NS_LAYOUT, NS_MODEL, NS_RANK, NS_SALT,
+                   Keys, Namespace, key_hex, key_mode, keys, ns_key)
 from .store import ADMIT, VICTIMS, IoResult, Store, Ticket, Tier, nvme_slot_bytes
 
 __version__ = "0.1.0"
@@ -31,5 +32,6 @@ globals().update(BY_NAME)  # kvtier.EINVAL, kvtier.ENOENT, ...
 __all__ = ["KvtierError", "error_class", "BY_CODE", "BY_NAME", "Namespace", "Keys", "keys",
            "ns_key", "key_hex", "Store", "Ticket", "Tier", "IoResult", "nvme_slot_bytes", "VICTIMS", "ADMIT",
            "KEY_BYTES", "NS_MODEL", "NS_LAYOUT", "NS_RANK", "NS_ADAPTER", "NS_SALT",
-           "NS_CUSTOM", "ABI_MAJOR", "library_path", "library_version"]
+           "NS_CUSTOM", "KEY_XXH3_128", "KEY_BLAKE2B_128", "KEY_MODES", "KEY_SECRET_MIN",
+           "KEY_SECRET_MAX", "key_mode", "ABI_MAJOR", "library_path", "library_version"]
 __all__ += sorted(BY_NAME)

@@ -1,4 +1,4 @@
-"""keys.py — namespaces and chained block keys (key spec v1, docs/key-spec.md), computed by the library."""
+"""keys.py — namespaces and chained block keys (key spec v1 and the keyed mode, docs/key-spec.md), computed by the library."""
 import array
 import ctypes
 import operator
@@ -18,6 +18,44 @@ NS_ADAPTER = 4
 NS_SALT = 5
 NS_CUSTOM = 255
 
+# Key modes (kvt_key_mode in kvtier.h): how keys are computed.
+KEY_XXH3_128 = 0     # key spec v1, the default: fast, no secret
+KEY_BLAKE2B_128 = 1  # keyed BLAKE2b-128: collision-resistant, needs a secret
+KEY_MODES = {"xxh3-128": KEY_XXH3_128, "blake2b-128": KEY_BLAKE2B_128}
+KEY_SECRET_MIN = 16  # KVT_KEY_SECRET_MIN .. _MAX: blake2b-128 secret bytes
+KEY_SECRET_MAX = 64
+
+
+def key_mode(mode):
+    """The kvt_key_mode number of a mode: a name of KEY_MODES or a number
+    (passed on as it is: the library answers kvtier.EINVAL for unknown ones)."""
+    if mode is None:
+        return KEY_XXH3_128
+    if isinstance(mode, str):
+        try:
+            return KEY_MODES[mode]
+        except KeyError:
+            raise ValueError(f"key mode {mode!r}: one of {', '.join(KEY_MODES)}") from None
+    mode = operator.index(mode)
+    if not 0 <= mode <= 0xFFFFFFFF:
+        raise ValueError(f"key mode {mode} is out of range")
+    return mode
+
+
+def _mode_name(mode):
+    return next((name for name, m in KEY_MODES.items() if m == mode), str(mode))
+
+
+def _secret(secret):
+    """(bytes or None, length). Text is refused: is "00ff" two bytes or four?"""
+    if secret is None:
+        return None, 0
+    if isinstance(secret, (bytes, bytearray, memoryview)):
+        secret = bytes(secret)
+        return secret, len(secret)
+    raise TypeError(f"secret: {type(secret).__name__} (bytes expected; "
+                    "bytes.fromhex() for hex text)")
+
 
 def _value_bytes(value, what):
     if isinstance(value, str):
@@ -29,8 +67,12 @@ def _value_bytes(value, what):
     raise TypeError(f"namespace {what}: {type(value).__name__} (str, bytes or int expected)")
 
 
-def ns_key(fields):
-    """The namespace key (16 bytes) of [(tag, bytes-like), ...], in order."""
+def ns_key(fields, mode=None, secret=None):
+    """The namespace key (16 bytes) of [(tag, bytes-like), ...], in order, in
+    key mode `mode` (default xxh3-128) keyed with `secret` (bytes) if the mode
+    takes one."""
+    mode = key_mode(mode)
+    secret, secret_len = _secret(secret)
     fields = [(int(tag), _value_bytes(v, f"tag {tag}")) for tag, v in fields]
     arr = (NsField * max(len(fields), 1))()
     for i, (tag, value) in enumerate(fields):
@@ -42,7 +84,10 @@ def ns_key(fields):
         arr[i].len = len(value)
         arr[i].data = ctypes.cast(ctypes.c_char_p(value), ctypes.c_void_p).value if value else None
     out = ctypes.create_string_buffer(KEY_BYTES)
-    check(lib.kvt_ns_key(arr, len(fields), out))
+    if mode == KEY_XXH3_128 and secret is None:
+        check(lib.kvt_ns_key(arr, len(fields), out))
+    else:
+        check(lib.kvt_ns_key_mode(mode, secret, secret_len, arr, len(fields), out))
     return out.raw[:KEY_BYTES]
 
 
@@ -52,20 +97,27 @@ class Namespace:
     `fields` [(tag, value), ...] in the order given. Values: str (UTF-8),
     bytes, or int (its decimal text, e.g. rank=0 is b"0").
 
+    mode: the key mode ("xxh3-128", the default, or "blake2b-128"); secret:
+    the blake2b-128 secret (bytes, 16..64). The namespace keeps both, and
+    keys(tokens, ns, ...) chains in its mode with its secret.
+
     `key` is the 16-byte namespace key; bytes(ns) is the same."""
 
-    __slots__ = ("fields", "key")
+    __slots__ = ("fields", "key", "mode", "_secret")
 
-    def __init__(self, model=None, layout=None, rank=None, adapter=None, salt=None, fields=()):
+    def __init__(self, model=None, layout=None, rank=None, adapter=None, salt=None, fields=(),
+                 mode=None, secret=None):
         named = [(NS_MODEL, model), (NS_LAYOUT, layout), (NS_RANK, rank),
                  (NS_ADAPTER, adapter), (NS_SALT, salt)]
         flds = [(tag, _value_bytes(v, str(tag))) for tag, v in named if v is not None]
         flds += [(int(tag), _value_bytes(v, str(tag))) for tag, v in fields]
         self.fields = tuple(flds)
-        self.key = ns_key(flds)
+        self.mode = key_mode(mode)
+        self._secret = _secret(secret)[0]
+        self.key = ns_key(flds, self.mode, self._secret)
 
     def keys(self, tokens, block_tokens):
-        """keys(tokens, self, block_tokens)."""
+        """keys(tokens, self, block_tokens), in this namespace's mode."""
         return keys(tokens, self, block_tokens)
 
     def __bytes__(self):
@@ -77,8 +129,9 @@ class Namespace:
     def __hash__(self):
         return hash(self.key)
 
-    def __repr__(self):
-        return f"Namespace({list(self.fields)!r}, key={self.key.hex()})"
+    def __repr__(self):  # never the secret
+        mode = "" if self.mode == KEY_XXH3_128 else f", mode={_mode_name(self.mode)!r}"
+        return f"Namespace({list(self.fields)!r}{mode}, key={self.key.hex()})"
 
 
 class Keys(Sequence):
@@ -194,19 +247,26 @@ def _tokens(tokens, holds):
     return addr, nbytes // 4
 
 
-def keys(tokens, ns, block_tokens):
+def keys(tokens, ns, block_tokens, *, mode=None, secret=None):
     """The chained keys of every full block of `block_tokens` tokens, as Keys.
 
     tokens: list of ints, array.array('I'), numpy integer array (uint32
     C-contiguous is read in place), or a u32 memoryview. ns: a Namespace, a
     16-byte parent key (the key of the block before tokens[0], to continue a
-    chain), or None for the empty namespace."""
-    if ns is None:
-        parent = ns_key([])
-    elif isinstance(ns, Namespace):
+    chain), or None for the empty namespace.
+
+    A Namespace brings its key mode and secret. For a parent key or None,
+    `mode` and `secret` say them (default: xxh3-128, no secret)."""
+    if isinstance(ns, Namespace):
+        if mode is not None or secret is not None:
+            raise ValueError("keys(): a Namespace carries its own mode and secret")
+        mode, secret = ns.mode, ns._secret
         parent = ns.key
     else:
-        parent = _one_key(ns)
+        mode = key_mode(mode)
+        parent = ns_key([], mode, secret) if ns is None else _one_key(ns)
+    secret, secret_len = _secret(secret)
+    plain = mode == KEY_XXH3_128 and secret is None
     block_tokens = operator.index(block_tokens)
     if not 0 <= block_tokens <= 0xFFFFFFFF:
         raise ValueError(f"block_tokens {block_tokens!r} must be 1 .. 2^32 - 1")
@@ -215,7 +275,11 @@ def keys(tokens, ns, block_tokens):
         addr, n = _tokens(tokens, holds)
         nblocks = n // block_tokens if block_tokens else 0
         out = ctypes.create_string_buffer(max(nblocks, 1) * KEY_BYTES)
-        got = check(lib.kvt_key_chain(parent, addr, n, block_tokens, out, nblocks))
+        if plain:
+            got = check(lib.kvt_key_chain(parent, addr, n, block_tokens, out, nblocks))
+        else:
+            got = check(lib.kvt_key_chain_mode(mode, secret, secret_len, parent, addr, n,
+                                               block_tokens, out, nblocks))
     finally:
         holds.release()
     return Keys(out.raw[:got * KEY_BYTES])

@@ -7,7 +7,7 @@ from . import _buffers
 from ._buffers import Holds, pointers
 from ._lib import CLOCK_FN, STAT_FN, IoOpts, lib
 from .errors import BY_NAME, KvtierError, check, closed_error, make_error
-from .keys import _one_key, pack
+from .keys import _one_key, key_mode as _key_mode, pack
 
 
 class Tier(enum.IntEnum):
@@ -22,7 +22,7 @@ _TIER_NAMES = {"hbm": Tier.HBM, "dram": Tier.DRAM, "nvme": Tier.NVME}
 
 # kvt_option
 _OPT_BLOCK_BYTES, _OPT_BLOCK_TOKENS, _OPT_FRAGS, _OPT_WORKERS = 1, 2, 3, 4
-_OPT_COPY_THREADS, _OPT_MAX_INFLIGHT, _OPT_MANUAL_CLOCK = 5, 6, 7
+_OPT_COPY_THREADS, _OPT_MAX_INFLIGHT, _OPT_MANUAL_CLOCK, _OPT_KEY_MODE = 5, 6, 7, 8
 # kvt_tier_option
 _TOPT_CAPACITY, _TOPT_TTL_MS, _TOPT_VICTIMS, _TOPT_ADMIT, _TOPT_ADMIT_AFTER = 1, 2, 3, 4, 5
 _TOPT_NUMA_NODE, _TOPT_QUEUE_DEPTH, _TOPT_SQPOLL, _TOPT_RECREATE = 6, 7, 8, 9
@@ -185,6 +185,9 @@ class Store:
     block_tokens     KVT_OPT_BLOCK_TOKENS
     workers, copy_threads, max_inflight    KVT_OPT_WORKERS, _COPY_THREADS, _MAX_INFLIGHT
     manual_clock     KVT_OPT_MANUAL_CLOCK (time moves only by clock_set())
+    key_mode         KVT_OPT_KEY_MODE: "xxh3-128" (default) or "blake2b-128", the
+                     mode of the keys this store is given (a declaration: see
+                     docs/key-spec.md); the stat "key_mode" reads it back
     clock            kvt_config_set_clock: a callable returning monotonic ns
                      (called from the library's threads, holding the GIL: slow)
     hbm_bytes, dram_bytes, nvme_bytes      KVT_TOPT_CAPACITY of each tier
@@ -208,7 +211,8 @@ class Store:
                  nvme_bytes=0, nvme_path=None, policy=None, ttl_ms=None, victims=None,
                  admit=None, admit_after=None, faults=None, numa_node=None, hugepages=None,
                  queue_depth=None, sqpoll=None, recreate=None, device=None, workers=None,
-                 copy_threads=None, max_inflight=None, manual_clock=False, clock=None):
+                 copy_threads=None, max_inflight=None, manual_clock=False, clock=None,
+                 key_mode=None):
         self._ptr = None
         self._pending = {}   # ticket id -> Holds of its buffers
         self._orphans = []   # ids of tickets collected while pending
@@ -239,6 +243,8 @@ class Store:
                 opt(o, a[name])
         if a["manual_clock"]:
             opt(_OPT_MANUAL_CLOCK, 1)
+        if a["key_mode"] is not None:
+            opt(_OPT_KEY_MODE, _key_mode(a["key_mode"]))
         if a["clock"] is not None:
             user_clock = a["clock"]
             cb = CLOCK_FN(lambda _user: int(user_clock()))

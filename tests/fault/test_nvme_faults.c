@@ -19,6 +19,13 @@
 
 #define KIB ((uint64_t)1 << 10)
 
+#if !KVT_HAVE_URING
+Test(nvme_faults, unavailable)
+{
+    cr_skip_test("built without io_uring: there is no NVMe tier to test");
+}
+#else
+
 static const kvt_tier_ops *const nv = &kvt__tier_nvme;
 
 /* ------------------------------------------------------------- randomness */
@@ -73,6 +80,9 @@ static char path[640];
 
 static void setup(void)
 {
+#if !KVT_HAVE_FAULTS
+    cr_skip_test("built without fault injection (-Dfault_injection=false)");
+#endif
     const char *root = getenv("KVT_BUILD_ROOT");
     snprintf(dir, sizeof dir, "%s/nvme-fault-XXXXXX", root ? root : KVT_BUILD_ROOT);
     cr_assert_not_null(mkdtemp(dir), "mkdtemp %s: %s", dir, strerror(errno));
@@ -607,3 +617,5 @@ Test(nvme_faults, misdirected_block_is_rejected)
     free(data);
     free(back);
 }
+
+#endif /* KVT_HAVE_URING */
