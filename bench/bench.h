@@ -25,6 +25,8 @@ typedef int (*bench_cmd_fn)(int argc, char **argv);
 int bench_mixed(int argc, char **argv); /* cmd_mixed.c: the default run */
 int bench_micro(int argc, char **argv); /* cmd_micro.c */
 int bench_index(int argc, char **argv); /* cmd_index.c */
+int bench_replay(int argc, char **argv); /* cmd_replay.c */
+int bench_sweep(int argc, char **argv);  /* cmd_sweep.c */
 
 /* ------------------------------------------------------------- args.c */
 

@@ -17,6 +17,8 @@ static const struct {
      "agentic put/lookup/get mix on the DRAM tier, next to memcpy (the default)"},
     {"micro", bench_micro, "DRAM tier put/get GB/s per block size and copy threads, vs memcpy"},
     {"index", bench_index, "single-thread lookup rate on resident keys, bytes per block"},
+    {"replay", bench_replay, "request traces through a store on its manual clock: hit ratios per tier"},
+    {"sweep", bench_sweep, "replay over policy x capacity x NVMe size x TTL, as CSV (bench/plot.py)"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -115,6 +115,26 @@ void replay_expiry_count(const trace_set *ts, const uint32_t *h_ttl, const uint3
  * blocks that an earlier request referenced. Returns their sum. */
 uint64_t replay_seen(const trace_set *ts, uint32_t *h);
 
+/* Runs cfg and, when it has a TTL, counts the re-prefills due to expiry
+ * against a baseline: h_base when given (the same store without a TTL, run
+ * by the caller), else the seen-before hits when nothing can be evicted
+ * (one tier that holds every block: "seen"), else a second run without the
+ * TTL ("no-ttl run"). *baseline names the one used ("none" without TTL).
+ * h (optional) gets each request's hit. Returns as replay_run. */
+int replay_with_expiry(const trace_set *ts, const replay_cfg *cfg, replay_result *res,
+                       replay_expiry *exp, const char **baseline, const uint32_t *h_base,
+                       uint32_t *h);
+
+/* Removes every "--trace PATH" / "--trace=PATH" from argv (argc updated),
+ * collecting the paths, so the remaining flags parse with bench_parse_args.
+ * Returns 0 or BENCH_USAGE (message printed). */
+int replay_take_traces(const char *cmd, int *argc, char **argv, const char **paths, int *npaths,
+                       int max);
+/* Reads the paths into ts (trace_add, trace_finish). Returns 0, or
+ * BENCH_USAGE after printing why (no trace, unreadable or malformed). */
+int replay_load(const char *cmd, const char *const *paths, int npaths, trace_set *ts,
+                double *parse_s);
+
 /* "--ttl" text: seconds (decimals allowed), or 0 / "inf" / "none" for no
  * TTL. Returns 0 and *ms (0 = none), or -1. */
 int replay_parse_ttl(const char *text, uint64_t *ms);

@@ -802,6 +802,82 @@ Test(nvme, completed_writes_survive_sigkill)
     free(expect);
 }
 
+/* ------------------------------------------------------------ media format */
+
+static uint64_t le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Reads the file as docs/nvme-format.md describes it, independently of
+ * nvme.c: every field at its offset, both checksums, the payload in place. */
+Test(nvme, media_layout_matches_the_spec)
+{
+    uint64_t s = test_seed("media_layout");
+    const uint64_t sizes[] = {4 * KIB, 300 * KIB + 512};
+    for (int z = 0; z < 2; z++) {
+        uint64_t bb = sizes[z], slot = kvt__nvme_slot_bytes(bb);
+        unlink(path);
+        kvt_tier_params p = params(bb, 2, 5);
+        p.block_tokens = 32;
+        kvt_tier_impl *t = open_ok(&p);
+        uint8_t *data = abuf(bb);
+        fill_random(data, bb, &s);
+        void *fp[2] = {data, data + bb / 2};
+        kvt_xfer x = {.slot = 3, .nfrags = 2, .frags = fp, .key = rand_key(&s)};
+        cr_assert_eq(nv->write(t, &x, 1, KVT_MEM_HOST), 0);
+        kvt_xfer y = x;
+        y.slot = 4;
+        cr_assert_eq(nv->write(t, &y, 1, KVT_MEM_HOST), 0);
+        cr_assert_eq(nv->discard(t, 4), 0);
+        cr_expect_eq(stat_of(t, "nvme.fast_checksum") <= 1, 1);
+        nv->close(t);
+
+        size_t len;
+        uint8_t *f = file_bytes(path, &len);
+        cr_assert_eq(len, 4096 + 5 * slot);
+        cr_expect(!memcmp(f, "KVTIERSB", 8));
+        cr_expect_eq(le(f + 8, 4), 1);      /* format version */
+        cr_expect_eq(le(f + 12, 4), 128);   /* header bytes */
+        cr_expect_eq(le(f + 16, 4), 4096);  /* unit */
+        cr_expect_eq(le(f + 24, 8), bb);
+        cr_expect_eq(le(f + 32, 4), 32);    /* block_tokens */
+        cr_expect_eq(le(f + 36, 4), 2);     /* frags */
+        cr_expect_eq(le(f + 40, 8), slot);
+        cr_expect_eq(le(f + 48, 8), 5);     /* slot count */
+        cr_expect_eq(le(f + 56, 8), 4096);  /* slot 0 offset */
+        cr_expect_eq(le(f + 120, 8), XXH3_64bits(f, 120), "superblock checksum");
+        for (size_t i = 128; i < 4096; i++)
+            cr_assert_eq(f[i], 0, "superblock byte %zu", i);
+
+        const uint8_t *h = f + 4096 + 3 * slot;
+        cr_expect(!memcmp(h, "KVTBLOCK", 8));
+        cr_expect_eq(le(h + 8, 4), 1);
+        cr_expect_eq(le(h + 12, 4), 128);
+        cr_expect_eq(le(h + 16, 8), bb);
+        cr_expect_eq(le(h + 24, 4), 32);
+        cr_expect_eq(le(h + 28, 4), 2);
+        cr_expect(!memcmp(h + 32, f + 64, 16), "store id");
+        cr_expect(!memcmp(h + 48, x.key.b, 16), "key");
+        cr_expect_eq(le(h + 64, 8), bb);
+        cr_expect_eq(le(h + 72, 8), XXH3_64bits(data, bb), "payload checksum");
+        cr_expect_eq(le(h + 88, 4), 3, "slot index");
+        cr_expect_eq(le(h + 120, 8), XXH3_64bits(h, 120), "header checksum");
+        for (size_t i = 128; i < 4096; i++)
+            cr_assert_eq(h[i], 0, "header unit byte %zu", i);
+        cr_expect(!memcmp(h + 4096, data, bb), "payload in place");
+        /* The discarded slot's header no longer has its magic. */
+        const uint8_t *d = f + 4096 + 4 * slot;
+        for (size_t i = 0; i < 512; i++)
+            cr_assert_eq(d[i], 0, "discarded header byte %zu", i);
+        free(f);
+        free(data);
+    }
+}
+
 /* ------------------------------------------------------------ verification */
 
 Test(nvme, wrong_key_or_empty_slot_is_corrupt_never_bytes)
