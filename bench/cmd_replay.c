@@ -399,7 +399,11 @@ int replay_with_expiry(const trace_set *ts, const replay_cfg *cfg, replay_result
     } else if (unlimited) {
         /* Nothing is ever evicted: without a TTL a block stays from its
          * first reference on, so the no-TTL hits are the seen-before ones. */
-        replay_seen(ts, hb);
+        if (replay_seen(ts, hb) == UINT64_MAX) {
+            fprintf(stderr, "kvtier-bench replay: out of memory\n");
+            rc = BENCH_FAILED;
+            goto out;
+        }
         base = hb;
         *baseline = "seen";
     } else {

@@ -55,7 +55,8 @@ static const uint8_t blk_magic[8] = {'K', 'V', 'T', 'B', 'L', 'O', 'C', 'K'};
 enum { /* superblock field offsets */
     SB_MAGIC = 0, SB_VERSION = 8, SB_HDRBYTES = 12, SB_UNIT = 16, SB_FLAGS = 20,
     SB_BLOCK_BYTES = 24, SB_BLOCK_TOKENS = 32, SB_FRAGS = 36, SB_SLOT_BYTES = 40,
-    SB_SLOT_COUNT = 48, SB_SLOTS_OFF = 56, SB_STORE_ID = 64, SB_CREATED = 80, SB_SUM = 120
+    SB_SLOT_COUNT = 48, SB_SLOTS_OFF = 56, SB_STORE_ID = 64, SB_CREATED = 80, SB_KEY_MODE = 88,
+    SB_SUM = 120
 };
 enum { /* slot header field offsets */
     H_MAGIC = 0, H_VERSION = 8, H_HDRBYTES = 12, H_BLOCK_BYTES = 16, H_BLOCK_TOKENS = 24,
@@ -221,7 +222,7 @@ struct kvt_tier_impl {
     int fd;
     bool blockdev;
     uint64_t block_bytes, slot_bytes;
-    uint32_t block_tokens, frags, nslots;
+    uint32_t block_tokens, frags, nslots, key_mode;
     uint32_t mem_align, len_align, hdr_io;
     uint8_t store_id[16];
     uint8_t *host_base;
@@ -262,6 +263,7 @@ static void sb_encode(const kvt_tier_impl *t, uint8_t *b)
     put64(b + SB_SLOTS_OFF, SLOTS_OFF);
     memcpy(b + SB_STORE_ID, t->store_id, 16);
     put64(b + SB_CREATED, now_ns(CLOCK_REALTIME));
+    put32(b + SB_KEY_MODE, t->key_mode);
     put64(b + SB_SUM, XXH3_64bits(b, HDR_SUMMED));
 }
 
@@ -1340,6 +1342,13 @@ static int sb_check(kvt_tier_impl *t, const uint8_t *buf, uint64_t size, const c
                         path, (unsigned long long)bb, bt, fr, (unsigned long long)sb_slot,
                         (unsigned long long)count, (unsigned long long)t->block_bytes,
                         t->block_tokens, t->frags, (unsigned long long)t->slot_bytes, t->nslots);
+    /* Files from before the field was defined hold 0 there: xxh3-128. */
+    uint32_t km = get32(buf + SB_KEY_MODE);
+    if (km != t->key_mode)
+        return kvt__err(KVT_EGEOMETRY,
+                        "nvme: %s holds blocks under key mode %u; asked key mode %u "
+                        "(KVT_OPT_KEY_MODE); left untouched, set recreate to rebuild it",
+                        path, km, t->key_mode);
     uint64_t total = kvt__nvme_file_bytes(t->block_bytes, t->nslots);
     if (size < total)
         return kvt__err(KVT_ETOOSMALL, "nvme: %s has %llu bytes; its superblock says %llu",
@@ -1517,6 +1526,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     pthread_cond_init(&t->cv, NULL);
     t->block_bytes = p->block_bytes;
     t->block_tokens = p->block_tokens;
+    t->key_mode = p->key_mode;
     t->frags = frags;
     t->slot_bytes = slot;
     t->nslots = (uint32_t)(p->capacity / slot);

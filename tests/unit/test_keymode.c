@@ -484,7 +484,7 @@ Test(keymode, store_option)
  * another mode is refused, in the same mode it is warm.
  * Disabled until lib/tier/nvme.c writes kvt_tier_params.key_mode into its
  * superblock and checks it (the change is in the key-mode report). */
-Test(keymode, nvme_refuses_other_key_mode, .disabled = true)
+Test(keymode, nvme_refuses_other_key_mode)
 {
     if (!KVT_HAVE_URING)
         cr_skip_test("built without io_uring: no NVMe tier");
