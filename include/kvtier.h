@@ -283,7 +283,7 @@ KVT_API int kvt_nvme_slot_bytes(uint64_t block_bytes, uint64_t *out);
  * KVT_ENODEV when configured but unavailable here (e.g. HBM without a GPU). */
 KVT_API int kvt_tier_available(kvt_store *store, kvt_tier tier);
 
-/* The store's current time in nanoseconds. */
+/* The store's current time in nanoseconds (0 for a NULL or closed store). */
 KVT_API uint64_t kvt_clock_now(kvt_store *store);
 /* Manual clock only (KVT_OPT_MANUAL_CLOCK): set the time; it may not go back.
  * Errors: KVT_ENOTSUP without a manual clock, KVT_EINVAL going back. */
@@ -400,7 +400,8 @@ KVT_API int kvt_remove(kvt_store *store, const kvt_key *keys, size_t n);
 /* ---------------------------------------------------------------- tickets */
 
 /* Waits up to timeout_ms (-1 forever, 0 poll) for a ticket. On completion
- * returns the operation's result and consumes the ticket; KVT_ETIMEDOUT
+ * returns the operation's result and consumes the ticket (a failed
+ * operation's detail becomes this thread's kvt_last_error()); KVT_ETIMEDOUT
  * leaves it pending; KVT_ETICKET for unknown or consumed tickets. */
 KVT_API int kvt_wait(kvt_store *store, kvt_ticket ticket, int timeout_ms);
 /* kvt_wait with timeout 0, but KVT_EINPROGRESS while pending. */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -23,6 +24,7 @@ typedef struct ticket_slot {
     uint32_t gen;
     int state;
     int result;
+    char message[200]; /* the worker's kvt_last_error() when result < 0 */
 } ticket_slot;
 
 typedef struct job {
@@ -61,6 +63,9 @@ static void complete(kvt_workers *w, const job *j, int result)
     if (j->op) {
         w->tickets[j->ticket].state = T_DONE;
         w->tickets[j->ticket].result = result;
+        /* Errors are per thread: carry the detail over to the waiter. */
+        snprintf(w->tickets[j->ticket].message, sizeof w->tickets[j->ticket].message, "%s",
+                 result < 0 ? kvt_last_error() : "");
     } else {
         w->background--;
     }
@@ -302,6 +307,8 @@ int kvt__workers_wait(kvt_workers *w, kvt_ticket ticket, int timeout_ms)
         return KVT_ETIMEDOUT;
     }
     int result = t->result;
+    if (result < 0)
+        kvt__err(result, "asynchronous operation: %s", t->message);
     t->state = T_FREE;
     t->gen++;
     if (t->gen == 0)
