@@ -3,8 +3,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "alloc.h"
 #include "error.h"
+
+#define HUGE_PAGE (2u << 20)
 
 static uint32_t pow2_at_least(uint64_t v)
 {
@@ -30,13 +34,20 @@ int kvt__index_init(kvt_index *ix, uint32_t capacity)
     uint32_t per_shard = pow2_at_least((uint64_t)capacity / ix->nshards + 1);
     ix->bucket_mask = per_shard - 1;
 
-    ix->entries = aligned_alloc(64, (size_t)capacity * sizeof(kvt_entry));
-    ix->shards = aligned_alloc(64, ix->nshards * sizeof(kvt_shard));
+    /* Big indexes are read at random: huge pages save a TLB miss per lookup. */
+    size_t entry_bytes = (size_t)capacity * sizeof(kvt_entry);
+    size_t entry_align = entry_bytes >= HUGE_PAGE ? HUGE_PAGE : 64;
+    entry_bytes = (entry_bytes + entry_align - 1) / entry_align * entry_align;
+    ix->entries = kvt__aligned_alloc(entry_align, entry_bytes);
+    if (ix->entries && entry_align == HUGE_PAGE)
+        madvise(ix->entries, entry_bytes, MADV_HUGEPAGE);
+    ix->shards = kvt__aligned_alloc(64, ix->nshards * sizeof(kvt_shard));
+    if (ix->shards) /* before any goto: kvt__index_destroy reads every shard */
+        memset(ix->shards, 0, ix->nshards * sizeof(kvt_shard));
     if (!ix->entries || !ix->shards)
         goto nomem;
-    memset(ix->shards, 0, ix->nshards * sizeof(kvt_shard));
     for (uint32_t s = 0; s < ix->nshards; s++) {
-        ix->shards[s].buckets = malloc((size_t)per_shard * sizeof(uint32_t));
+        ix->shards[s].buckets = kvt__malloc((size_t)per_shard * sizeof(uint32_t));
         if (!ix->shards[s].buckets)
             goto nomem;
         memset(ix->shards[s].buckets, 0xff, (size_t)per_shard * sizeof(uint32_t));
@@ -58,14 +69,14 @@ void kvt__index_destroy(kvt_index *ix)
     if (ix->shards) {
         for (uint32_t s = 0; s < ix->nshards; s++) {
             if (ix->shards[s].buckets) {
-                free(ix->shards[s].buckets);
+                kvt__free(ix->shards[s].buckets);
                 pthread_mutex_destroy(&ix->shards[s].lock);
             }
         }
         pthread_mutex_destroy(&ix->free_lock);
     }
-    free(ix->shards);
-    free(ix->entries);
+    kvt__free(ix->shards);
+    kvt__free(ix->entries);
     memset(ix, 0, sizeof *ix);
 }
 
@@ -103,7 +114,8 @@ void kvt__index_link(kvt_index *ix, kvt_shard *sh, uint32_t id)
     kvt_entry *e = &ix->entries[id];
     uint32_t *b = bucket_of(ix, sh, &e->key);
     e->next = *b;
-    *b = id;
+    /* Atomic: kvt__index_prefetch reads bucket heads without the lock. */
+    __atomic_store_n(b, id, __ATOMIC_RELEASE);
     sh->entries++;
 }
 
@@ -113,7 +125,7 @@ void kvt__index_unlink(kvt_index *ix, kvt_shard *sh, uint32_t id)
     uint32_t *p = bucket_of(ix, sh, &e->key);
     while (*p != KVT_NO_ENTRY) {
         if (*p == id) {
-            *p = e->next;
+            __atomic_store_n(p, e->next, __ATOMIC_RELEASE);
             e->next = KVT_NO_ENTRY;
             sh->entries--;
             return;
@@ -153,6 +165,13 @@ void kvt__index_free(kvt_index *ix, uint32_t id)
 
 void kvt__index_prefetch(kvt_index *ix, const kvt_key *k)
 {
-    /* Only the bucket: reading it here would race with writers. */
     __builtin_prefetch(bucket_of(ix, kvt__index_shard(ix, k), k));
+}
+
+void kvt__index_prefetch_entry(kvt_index *ix, const kvt_key *k)
+{
+    /* A stale head only prefetches the wrong line; find() rereads it locked. */
+    uint32_t id = __atomic_load_n(bucket_of(ix, kvt__index_shard(ix, k), k), __ATOMIC_RELAXED);
+    if (id < ix->capacity)
+        __builtin_prefetch(&ix->entries[id]);
 }

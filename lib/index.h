@@ -101,8 +101,10 @@ static inline kvt_shard *kvt__index_shard_of_hash(kvt_index *ix, uint64_t h)
 uint32_t kvt__index_alloc(kvt_index *ix, const kvt_key *k);
 void kvt__index_free(kvt_index *ix, uint32_t id);
 
-/* Prefetches what a find of k will touch (for batched lookups). */
+/* Prefetch what a find of k will touch, for batched lookups: first the
+ * bucket head, a little later (once it is likely cached) the entry. */
 void kvt__index_prefetch(kvt_index *ix, const kvt_key *k);
+void kvt__index_prefetch_entry(kvt_index *ix, const kvt_key *k);
 
 static inline int kvt__entry_resident(const kvt_entry *e)
 {

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "error.h"
+#include "killpoint.h"
 #include "kvt_build_config.h"
 #include "worker.h"
 
@@ -185,7 +187,7 @@ static int copy_between(kvt_store *s, int from, uint32_t fslot, int to, uint32_t
         return a->ops->read(a->impl, &x, 1, KVT_MEM_HOST);
     }
     void *bounce = NULL;
-    if (posix_memalign(&bounce, 4096, s->block_bytes))
+    if (kvt__posix_memalign(&bounce, 4096, s->block_bytes))
         return KVT_ENOMEM;
     kvt_xfer x = {.slot = fslot, .nfrags = 1, .frags = &bounce, .key = *key};
     int rc = a->ops->read(a->impl, &x, 1, KVT_MEM_HOST);
@@ -193,7 +195,7 @@ static int copy_between(kvt_store *s, int from, uint32_t fslot, int to, uint32_t
         x.slot = tslot;
         rc = b->ops->write(b->impl, &x, 1, KVT_MEM_HOST);
     }
-    free(bounce);
+    kvt__free(bounce);
     return rc;
 }
 
@@ -224,6 +226,7 @@ static uint32_t parent_slot(kvt_store *s, uint64_t parent, int t, uint32_t *pid)
  * known to the policy, so whoever turns it LEAVING can always remove it. */
 static void publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now)
 {
+    KVT_KILLPOINT(KVT__KP_PUBLISH);
     kvt_tier_rt *tr = &s->tier[t];
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
@@ -457,11 +460,15 @@ int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tier
     size_t h = 0;
     CNT(&s->st, lookups);
     ADD(&s->st, lookup_blocks, n);
-    for (size_t i = 0; i < n && i < 8; i++)
+    for (size_t i = 0; i < n && i < 16; i++)
         kvt__index_prefetch(&s->ix, &keys[i]);
+    for (size_t i = 0; i < n && i < 8; i++)
+        kvt__index_prefetch_entry(&s->ix, &keys[i]);
     for (; h < n; h++) {
+        if (h + 16 < n)
+            kvt__index_prefetch(&s->ix, &keys[h + 16]);
         if (h + 8 < n)
-            kvt__index_prefetch(&s->ix, &keys[h + 8]);
+            kvt__index_prefetch_entry(&s->ix, &keys[h + 8]);
         kvt_shard *sh = kvt__index_shard(&s->ix, &keys[h]);
         pthread_mutex_lock(&sh->lock);
         uint32_t id = kvt__index_find(&s->ix, sh, &keys[h]);
@@ -705,11 +712,11 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     int32_t *status = o ? o->status : NULL;
     kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
     uint32_t retain_until = o && o->retain_s ? rel_s(s, now) + o->retain_s : 0;
-    put_item *items = malloc(n * sizeof *items);
-    kvt_xfer *x = calloc(n, sizeof *x);
+    put_item *items = kvt__malloc(n * sizeof *items);
+    kvt_xfer *x = kvt__calloc(n, sizeof *x);
     if (!items || !x) {
-        free(items);
-        free(x);
+        kvt__free(items);
+        kvt__free(x);
         return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
     }
     ADD(&s->st, put_blocks, n);
@@ -754,8 +761,8 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         m++;
     }
     stored += put_flush(s, p, items, x, m, mem, status);
-    free(items);
-    free(x);
+    kvt__free(items);
+    kvt__free(x);
     return stored;
 }
 
@@ -843,15 +850,15 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     int32_t *status = o ? o->status : NULL;
     kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
     int no_promote = o && (o->flags & KVT_IO_NO_PROMOTE);
-    get_item *g = malloc(n * sizeof *g), *up = malloc(n * sizeof *up);
-    kvt_xfer *x = calloc(n, sizeof *x);
-    uint32_t *ids = malloc(n * sizeof *ids), *slots = malloc(n * sizeof *slots);
+    get_item *g = kvt__malloc(n * sizeof *g), *up = kvt__malloc(n * sizeof *up);
+    kvt_xfer *x = kvt__calloc(n, sizeof *x);
+    uint32_t *ids = kvt__malloc(n * sizeof *ids), *slots = kvt__malloc(n * sizeof *slots);
     if (!g || !up || !x || !ids || !slots) {
-        free(g);
-        free(up);
-        free(x);
-        free(ids);
-        free(slots);
+        kvt__free(g);
+        kvt__free(up);
+        kvt__free(x);
+        kvt__free(ids);
+        kvt__free(slots);
         return kvt__err(KVT_ENOMEM, "kvt_get: %zu blocks", n);
     }
     ADD(&s->st, get_blocks, n);
@@ -925,11 +932,11 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         promote(s, up, promoted, keys, ptrs, mem);
     ADD(&s->st, get_hit_blocks, (uint64_t)copied);
     ADD(&s->st, get_miss_blocks, n - (size_t)copied);
-    free(g);
-    free(up);
-    free(x);
-    free(ids);
-    free(slots);
+    kvt__free(g);
+    kvt__free(up);
+    kvt__free(x);
+    kvt__free(ids);
+    kvt__free(slots);
     return copied;
 }
 
@@ -973,6 +980,20 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
 
 /* ----------------------------------------------------------------- stats */
 
+/* Passes a tier's own statistics on to the caller, counting them. */
+typedef struct stat_counter {
+    kvt_stat_fn fn;
+    void *user;
+    int count;
+} stat_counter;
+
+static void count_stat(const char *name, uint64_t value, void *user)
+{
+    stat_counter *c = user;
+    c->fn(name, value, c->user);
+    c->count++;
+}
+
 int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
 {
     int count = 0;
@@ -1004,8 +1025,12 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
         snprintf(name, sizeof name, "%s.used_blocks", tr->name);
         fn(name, used, user);
         count += 2;
-        if (tr->ops->stats)
-            tr->ops->stats(tr->impl, fn, user);
+        if (tr->ops->stats) {
+            /* kvt_stats returns the number visited: these too. */
+            stat_counter c = {.fn = fn, .user = user};
+            tr->ops->stats(tr->impl, count_stat, &c);
+            count += c.count;
+        }
     }
     return count;
 }
@@ -1086,8 +1111,8 @@ static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
     if (!tr->pol)
         return kvt__err(KVT_EPOLICY, "no policy named \"%s\"", tc->policy);
     tr->pst = tr->pol->create(tr->nslots);
-    tr->slot_entry = malloc((size_t)tr->nslots * sizeof(uint32_t));
-    tr->free_slots = malloc((size_t)tr->nslots * sizeof(uint32_t));
+    tr->slot_entry = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
+    tr->free_slots = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
     if (!tr->pst || !tr->slot_entry || !tr->free_slots)
         return kvt__err(KVT_ENOMEM, "%s tier bookkeeping for %u slots", tier_names[t],
                         tr->nslots);
@@ -1096,9 +1121,9 @@ static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
     tr->idle_head = tr->idle_tail = KVT_NO_SLOT;
     atomic_store(&tr->next_expiry, UINT64_MAX);
     if (tr->ttl_ns) {
-        tr->idle_prev = malloc((size_t)tr->nslots * sizeof(uint32_t));
-        tr->idle_next = malloc((size_t)tr->nslots * sizeof(uint32_t));
-        tr->idle_stamp = malloc((size_t)tr->nslots * sizeof(uint64_t));
+        tr->idle_prev = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
+        tr->idle_next = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
+        tr->idle_stamp = kvt__malloc((size_t)tr->nslots * sizeof(uint64_t));
         if (!tr->idle_prev || !tr->idle_next || !tr->idle_stamp)
             return kvt__err(KVT_ENOMEM, "%s idle list", tier_names[t]);
     }
@@ -1112,11 +1137,11 @@ static void close_tier(kvt_tier_rt *tr)
     if (tr->pol && tr->pst)
         tr->pol->destroy(tr->pst);
     pthread_mutex_destroy(&tr->lock);
-    free(tr->slot_entry);
-    free(tr->free_slots);
-    free(tr->idle_prev);
-    free(tr->idle_next);
-    free(tr->idle_stamp);
+    kvt__free(tr->slot_entry);
+    kvt__free(tr->free_slots);
+    kvt__free(tr->idle_prev);
+    kvt__free(tr->idle_next);
+    kvt__free(tr->idle_stamp);
     memset(tr, 0, sizeof *tr);
 }
 
@@ -1128,7 +1153,7 @@ static void free_store(kvt_store *s)
     kvt__index_destroy(&s->ix);
     kvt__config_clear(&s->cfg);
     s->magic = 0;
-    free(s);
+    kvt__free(s);
 }
 
 int kvt__store_open(const kvt_config *cfg, kvt_store **out)
@@ -1136,11 +1161,11 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     int rc = kvt__config_validate(cfg);
     if (rc)
         return rc;
-    kvt_store *s = calloc(1, sizeof *s);
+    kvt_store *s = kvt__calloc(1, sizeof *s);
     if (!s)
         return kvt__err(KVT_ENOMEM, "store");
     if (kvt__config_copy(&s->cfg, cfg)) {
-        free(s);
+        kvt__free(s);
         return kvt__err(KVT_ENOMEM, "config copy");
     }
     s->magic = KVT_STORE_MAGIC;
