@@ -22,9 +22,13 @@ enum {
 /* A subcommand: parses its own flags (argv[0] is its name) and returns an
  * exit code. One file per subcommand; main.c's table lists them. */
 typedef int (*bench_cmd_fn)(int argc, char **argv);
-int bench_mixed(int argc, char **argv); /* cmd_mixed.c: the default run */
+int bench_mixed(int argc, char **argv); /* cmd_mixed.c */
+int bench_default(int argc, char **argv); /* cmd_default.c: the default run (no command) */
+int bench_swarm(int argc, char **argv);   /* cmd_swarm.c */
 int bench_micro(int argc, char **argv); /* cmd_micro.c */
+int bench_micro_nvme(int argc, char **argv); /* cmd_micro_nvme.c: `micro --tier nvme` */
 int bench_index(int argc, char **argv); /* cmd_index.c */
+int bench_micro_gpu(int argc, char **argv); /* gpu.c: `micro --gpu` */
 int bench_replay(int argc, char **argv); /* cmd_replay.c */
 int bench_sweep(int argc, char **argv);  /* cmd_sweep.c */
 

@@ -11,7 +11,7 @@ static const char summary[] =
     "  run. Each run moves --total-bytes each way in calls of --batch-bytes, library and\n"
     "  memcpy calls alternating; medians over all calls and call pairs are reported.\n"
     "  Before each run the previous run's blocks are removed (untimed), so puts measure\n"
-    "  the copy path and index inserts, not eviction (mixed, the default run, evicts).";
+    "  the copy path and index inserts, not eviction (`mixed` evicts).";
 
 typedef struct micro_row {
     uint64_t block_bytes;
@@ -242,6 +242,11 @@ static void report_text(const micro_row *rows, size_t nrows, uint64_t total, uin
 
 int bench_micro(int argc, char **argv)
 {
+    /* `--tier nvme` is its own program with its own flags (cmd_micro_nvme.c). */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--tier=nvme") == 0 ||
+            (strcmp(argv[i], "--tier") == 0 && i + 1 < argc && strcmp(argv[i + 1], "nvme") == 0))
+            return bench_micro_nvme(argc, argv);
     const char *tier = "dram", *policy = NULL;
     bench_list blocks = {{256u << 10, 2u << 20, 16u << 20}, 3};
     bench_list threads = {{1, 2}, 2};
@@ -249,7 +254,7 @@ int bench_micro(int argc, char **argv)
     int64_t runs = 5;
     int json = 0;
     const barg spec[] = {
-        {"tier", BARG_STR, &tier, "tier to measure: dram (nvme and hbm: not yet)"},
+        {"tier", BARG_STR, &tier, "tier to measure: dram; nvme (own flags: micro --tier nvme --help)"},
         {"block-bytes", BARG_SIZE_LIST, &blocks, "block sizes (default 256K,2M,16M)"},
         {"copy-threads", BARG_SIZE_LIST, &threads, "KVT_OPT_COPY_THREADS values (default 1,2)"},
         {"total-bytes", BARG_SIZE, &total, "bytes per run, also the store's size (default 512M)"},
@@ -263,7 +268,7 @@ int bench_micro(int argc, char **argv)
     if (rc)
         return rc < 0 ? BENCH_OK : rc;
     if (strcmp(tier, "dram") != 0) {
-        fprintf(stderr, "kvtier-bench micro: --tier %s is not implemented yet (only dram)\n",
+        fprintf(stderr, "kvtier-bench micro: --tier %s is not implemented yet (dram, nvme)\n",
                 tier);
         return BENCH_USAGE;
     }

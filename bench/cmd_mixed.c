@@ -1,4 +1,4 @@
-/* cmd_mixed.c — the default run: an agentic put/lookup/get mix on the DRAM tier, next to memcpy. */
+/* cmd_mixed.c — `kvtier-bench mixed`: an agentic put/lookup/get mix on the DRAM tier, next to memcpy. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>

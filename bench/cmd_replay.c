@@ -183,7 +183,9 @@ static int open_store(const trace_set *ts, const replay_cfg *cfg, uint64_t dram_
         int o = kvt_open(c, out);
         if (o < 0) {
             fprintf(stderr, "kvtier-bench replay: kvt_open: %s\n", kvt_last_error());
-            rc = o == KVT_ECAPACITY || o == KVT_ESIZE || o == KVT_EPOLICY || o == KVT_EPATH
+            /* Sizes, names and --dir are the caller's to fix. */
+            rc = o == KVT_ECAPACITY || o == KVT_ESIZE || o == KVT_EPOLICY || o == KVT_EPATH ||
+                         o == KVT_ENODIRECT
                      ? BENCH_USAGE
                      : BENCH_FAILED;
         }
@@ -252,6 +254,9 @@ int replay_run(const trace_set *ts, const replay_cfg *cfg, replay_result *out, u
         chunk = 1;
     if (chunk > ts->max_n)
         chunk = ts->max_n ? ts->max_n : 1;
+    /* Smaller put batches (--put-batch) let a request's new blocks evict
+     * each other, as a policy simulation inserting block by block does. */
+    const uint64_t put_chunk = cfg->put_batch && cfg->put_batch < chunk ? cfg->put_batch : chunk;
     size_t maxn = ts->max_n ? ts->max_n : 1;
     kvt_key *keys = malloc(maxn * sizeof *keys);
     uint8_t *tiers = malloc(maxn);
@@ -321,8 +326,8 @@ int replay_run(const trace_set *ts, const replay_cfg *cfg, replay_result *out, u
                     out->verify_errors += !same(dst + i * bb, bb, &keys[off + i]);
         }
         /* The rest is "computed" and written, parent = the last hit. */
-        for (uint32_t off = h; off < n; off += (uint32_t)chunk) {
-            uint32_t m = n - off < chunk ? n - off : (uint32_t)chunk;
+        for (uint32_t off = h; off < n; off += (uint32_t)put_chunk) {
+            uint32_t m = n - off < put_chunk ? n - off : (uint32_t)put_chunk;
             for (uint32_t i = 0; i < m; i++)
                 fill(src + i * bb, bb, &keys[off + i]);
             kvt_io_opts o = {.size = sizeof o, .parent = off ? &keys[off - 1] : NULL};
@@ -473,6 +478,7 @@ static void report_json(const report *p)
     bench_json_u64(&j, "block_bytes", p->cfg->block_bytes);
     bench_json_bool(&j, "bytes_scaled", 1);
     bench_json_bool(&j, "verify", p->cfg->verify);
+    bench_json_u64(&j, "put_batch", p->cfg->put_batch);
     bench_json_str(&j, "clock", "manual: each request's trace time");
     bench_json_end_object(&j);
     bench_json_u64(&j, "requests", r->requests);
@@ -523,7 +529,7 @@ static void report_text(const report *p)
     if (r->nvme_blocks)
         printf(" + NVMe %" PRIu64 " blocks", r->nvme_blocks);
     if (p->cfg->ttl_ms)
-        printf("; TTL %.3g s per tier\n", (double)p->cfg->ttl_ms / 1e3);
+        printf("; TTL %g s per tier\n", (double)p->cfg->ttl_ms / 1e3);
     else
         printf("; no TTL\n");
     printf("  blocks of %" PRIu64 " bytes: scaled down, so hit ratios are real and byte rates "
@@ -580,7 +586,7 @@ int bench_replay(int argc, char **argv)
     int rc = replay_take_traces("replay", &argc, argv, paths, &npaths, MAX_TRACES);
     if (rc)
         return rc;
-    int64_t cap = -1, nvme = -1;
+    int64_t cap = -1, nvme = -1, put_batch = 0;
     uint64_t block_bytes = 64;
     const char *policy = NULL, *ttl = NULL, *tiers = NULL, *dir = NULL;
     int json = 0, no_verify = 0;
@@ -595,6 +601,7 @@ int bench_replay(int argc, char **argv)
         {"block-bytes", BARG_SIZE, &block_bytes, "bytes per block (default 64: hit ratios only)"},
         {"dir", BARG_STR, &dir, "directory for the NVMe tier's file, removed at exit (default $TMPDIR or /tmp)"},
         {"no-verify", BARG_BOOL, &no_verify, "do not check the bytes every get returns"},
+        {"put-batch", BARG_INT, &put_batch, "most blocks per kvt_put call (default 0: the request's whole miss)"},
         {"json", BARG_BOOL, &json, "print one JSON object instead of text"},
         {0},
     };
@@ -613,9 +620,13 @@ int bench_replay(int argc, char **argv)
             want_nvme = 0;
         else if (strcmp(tiers, "dram,nvme") == 0)
             want_nvme = 1;
-        else {
-            fprintf(stderr, "kvtier-bench replay: --tiers wants dram or dram,nvme, not '%s'%s\n",
-                    tiers, strcmp(tiers, "dram") == 0 ? " (with --nvme-capacity-blocks)" : "");
+        else if (strcmp(tiers, "dram") == 0) {
+            fprintf(stderr, "kvtier-bench replay: --tiers dram and --nvme-capacity-blocks "
+                            "contradict each other\n");
+            return BENCH_USAGE;
+        } else {
+            fprintf(stderr, "kvtier-bench replay: --tiers wants dram or dram,nvme, not '%s'\n",
+                    tiers);
             return BENCH_USAGE;
         }
     }
@@ -632,6 +643,11 @@ int bench_replay(int argc, char **argv)
         fprintf(stderr, "kvtier-bench replay: --block-bytes 1..1G\n");
         return BENCH_USAGE;
     }
+    if (put_batch < 0 || put_batch > UINT32_MAX) {
+        fprintf(stderr, "kvtier-bench replay: --put-batch 0..2^32-1 (0: whole requests)\n");
+        return BENCH_USAGE;
+    }
+    cfg.put_batch = (uint32_t)put_batch;
     cfg.dram_blocks = (uint64_t)cap;
     cfg.nvme_blocks = want_nvme ? (uint64_t)nvme : 0;
     cfg.dir = dir ? dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";

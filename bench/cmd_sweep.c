@@ -195,7 +195,7 @@ static void report_text(const char *label, const trace_set *ts, const row *rows,
         bench_table_cell(&t, "%" PRIu64 "%s", r->dram_blocks, w->cap ? "" : " (all)");
         bench_table_cell(&t, "%" PRIu64, r->nvme_blocks);
         if (w->ttl_ms)
-            bench_table_cell(&t, "%.3g", (double)w->ttl_ms / 1e3);
+            bench_table_cell(&t, "%g", (double)w->ttl_ms / 1e3);
         else
             bench_table_cell(&t, "inf");
         bench_table_cell(&t, "%.2f%%", 100.0 * (double)r->hit_blocks / tot);

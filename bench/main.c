@@ -13,9 +13,13 @@ static const struct {
     bench_cmd_fn run;
     const char *summary;
 } commands[] = {
-    {"mixed", bench_mixed,
-     "agentic put/lookup/get mix on the DRAM tier, next to memcpy (the default)"},
-    {"micro", bench_micro, "DRAM tier put/get GB/s per block size and copy threads, vs memcpy"},
+    {"default", bench_default,
+     "the default run: the agent swarm through DRAM + NVMe, tiers vs ceilings, TTL curve"},
+    {"swarm", bench_swarm,
+     "agent-swarm workload through a store (static N agents, or ramp to the TTFT SLO)"},
+    {"mixed", bench_mixed, "agentic put/lookup/get mix on the DRAM tier, next to memcpy"},
+    {"micro", bench_micro,
+     "DRAM tier put/get GB/s per block size and copy threads, vs memcpy (--gpu: GPU memory)"},
     {"index", bench_index, "single-thread lookup rate on resident keys, bytes per block"},
     {"replay", bench_replay, "request traces through a store on its manual clock: hit ratios per tier"},
     {"sweep", bench_sweep, "replay over policy x capacity x NVMe size x TTL, as CSV (bench/plot.py)"},
@@ -29,7 +33,8 @@ static void usage(FILE *f)
             "usage: kvtier-bench [COMMAND] [flags]\n"
             "\n"
             "Measures the kvtier library (%s) as an application links it.\n"
-            "With no command, runs 'mixed' (about 15-30 s, at most 2 GiB of memory).\n"
+            "With no command, runs 'default' (about 30-60 s, at most 2 GiB of memory\n"
+            "and a 2 GiB file in $TMPDIR or /tmp, removed at exit).\n"
             "\ncommands:\n",
             kvt_version_string());
     for (size_t i = 0; i < NCOMMANDS; i++)
@@ -56,7 +61,12 @@ int main(int argc, char **argv)
     }
     /* Flags without a command belong to the default run: `kvtier-bench --json`. */
     if (argc < 2 || argv[1][0] == '-')
-        return bench_mixed(argc, argv); /* subcommands parse from argv[1] */
+        return bench_default(argc, argv); /* subcommands parse from argv[1] */
+    /* `micro --gpu` is its own program (gpu.c): GPU memory, raw CUDA copies. */
+    if (strcmp(argv[1], "micro") == 0)
+        for (int i = 2; i < argc; i++)
+            if (strcmp(argv[i], "--gpu") == 0)
+                return bench_micro_gpu(argc - 1, argv + 1);
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);

@@ -68,7 +68,7 @@ def capacity_plot(trace, rows, path):
         ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=pol)
     unl = 100 * rows[0]["hit_ratio_unlimited"]
     ax.axhline(unl, color="gray", linestyle="--", linewidth=1)
-    ax.text(caps[0], unl, f" unlimited store {unl:.2f}%", va="bottom", color="gray", fontsize=8)
+    ax.text(caps[0], unl, f" unlimited store {unl:.2f}%", va="top", color="gray", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("DRAM capacity (blocks)")
     ax.set_ylabel("block hit ratio (%)")
@@ -99,6 +99,12 @@ def ttl_plot(trace, rows, path):
         cap = "unlimited" if r["capacity_unlimited"] else str(r["capacity_blocks"])
         by[(r["policy"], cap)].append((x_of(r["ttl"]), 100 * r["hit_ratio"],
                                        r["expiry_reprefills_per_session"]))
+    # Only points swept over TTL make a curve (a capacity sweep in the same
+    # CSVs adds single no-TTL points).
+    by = {k: v for k, v in by.items() if len({x for x, _, _ in v}) > 1}
+    if not by:
+        plt.close(fig)
+        return False
     multi_pol = len({p for p, _ in by}) > 1
     for (pol, cap) in sorted(by, key=lambda k: (policy_key(k[0]), k[1])):
         xy = sorted(by[(pol, cap)])
@@ -115,7 +121,7 @@ def ttl_plot(trace, rows, path):
         a.grid(True, alpha=0.3)
     ax.set_ylabel("block hit ratio (%)")
     ax.set_title(f"{trace}: hit ratio vs TTL")
-    ax2.set_ylabel("requests re-prefilled due to expiry, per session")
+    ax2.set_ylabel("requests re-prefilled due to expiry\nper session (= per trace file)")
     ax2.set_title("re-prefills due to expiry")
     ax.legend(fontsize=8)
     fig.tight_layout()

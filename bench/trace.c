@@ -451,6 +451,8 @@ static int weka_entry(ctx *c, uint32_t stream, int depth)
     if (!have_t)
         return jr_fail(r, "an entry without \"t\"");
     if (sub) {
+        if (t < 0 || t > 1e9)
+            return jr_fail(r, "a subagent start below 0 or above 1e9 s");
         uint64_t base = (uint64_t)llround(t * 1e9);
         for (size_t i = sub_from; i < sub_to; i++)
             ts->req[i].t_ns += base;
@@ -613,6 +615,8 @@ static int add_file(trace_set *ts, const char *path, char *err, size_t cap)
     ts->nfiles++;
     int rc = fmt == TRACE_MOONCAKE ? parse_mooncake(&c) : parse_weka(&c);
     if (rc) {
+        if (!c.r.errpos)
+            c.r.errpos = text;
         size_t line = 1, at = (size_t)(c.r.errpos - text);
         for (const char *q = text; q < c.r.errpos; q++)
             line += *q == '\n';

@@ -81,6 +81,7 @@ typedef struct replay_cfg {
     uint64_t block_bytes;
     const char *dir;        /* where the NVMe file goes */
     int verify;             /* check every block a get returns */
+    uint32_t put_batch;     /* most blocks per kvt_put call; 0 = the whole request */
 } replay_cfg;
 
 typedef struct replay_result {

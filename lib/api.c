@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cuda.h"
 #include "error.h"
 #include "kvt_build_config.h"
@@ -38,7 +39,7 @@ static int registry_add(kvt_store *s)
     pthread_mutex_lock(&registry_lock);
     if (registry_len == registry_cap) {
         size_t cap = registry_cap ? registry_cap * 2 : 8;
-        kvt_store **r = realloc(registry, cap * sizeof *r);
+        kvt_store **r = kvt__realloc(registry, cap * sizeof *r);
         if (!r) {
             pthread_mutex_unlock(&registry_lock);
             return KVT_ENOMEM;
@@ -63,7 +64,7 @@ static int registry_take(kvt_store *s)
         }
     }
     if (!registry_len) {
-        free(registry);
+        kvt__free(registry);
         registry = NULL;
         registry_cap = 0;
     }
@@ -80,8 +81,11 @@ static int enter(kvt_store *s, const char *fn)
         return kvt__err(KVT_ENULL, "%s: store is NULL", fn);
     if (s->magic != KVT_STORE_MAGIC)
         return kvt__err(KVT_ECLOSED, "%s: not an open store", fn);
-    atomic_fetch_add_explicit(&s->active, 1, memory_order_acq_rel);
-    if (atomic_load_explicit(&s->closing, memory_order_acquire)) {
+    /* seq_cst, with the two in kvt_close: a Dekker handshake (either this
+     * call sees `closing`, or close sees it in `active`); acquire/release
+     * alone would let both miss each other. */
+    atomic_fetch_add_explicit(&s->active, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&s->closing, memory_order_seq_cst)) {
         atomic_fetch_sub_explicit(&s->active, 1, memory_order_acq_rel);
         return kvt__err(KVT_ECLOSED, "%s: store is closing", fn);
     }
@@ -120,8 +124,8 @@ int kvt_close(kvt_store *s)
     if (!registry_take(s))
         return kvt__err(KVT_ECLOSED, "kvt_close: %p is not an open store (closed twice?)",
                         (void *)s);
-    atomic_store_explicit(&s->closing, 1, memory_order_release);
-    while (atomic_load_explicit(&s->active, memory_order_acquire))
+    atomic_store_explicit(&s->closing, 1, memory_order_seq_cst);
+    while (atomic_load_explicit(&s->active, memory_order_seq_cst))
         sched_yield();
     kvt__store_close(s);
     return 0;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "policy/policy.h"
 
@@ -21,7 +22,7 @@ int kvt_config_new(kvt_config **out)
 {
     if (!out)
         return kvt__err(KVT_ENULL, "kvt_config_new: out is NULL");
-    kvt_config *c = calloc(1, sizeof *c);
+    kvt_config *c = kvt__calloc(1, sizeof *c);
     if (!c)
         return kvt__err(KVT_ENOMEM, "kvt_config_new");
     c->block_tokens = 16;
@@ -46,7 +47,7 @@ void kvt_config_free(kvt_config *cfg)
     if (!cfg)
         return;
     kvt__config_clear(cfg);
-    free(cfg);
+    kvt__free(cfg);
 }
 
 static int check_open(const kvt_config *cfg, const char *fn)
@@ -190,9 +191,9 @@ int kvt_config_set_tier(kvt_config *cfg, kvt_tier tier, kvt_tier_option opt, int
 static int set_string(char **slot, const char *value)
 {
     char *copy = NULL;
-    if (value && !(copy = strdup(value)))
+    if (value && !(copy = kvt__strdup(value)))
         return kvt__err(KVT_ENOMEM, "copying a config string");
-    free(*slot);
+    kvt__free(*slot);
     *slot = copy;
     return 0;
 }
@@ -256,9 +257,9 @@ int kvt__config_copy(kvt_config *dst, const kvt_config *src)
 void kvt__config_clear(kvt_config *cfg)
 {
     for (int t = 0; t < KVT_TIER_COUNT; t++) {
-        free(cfg->tier[t].policy);
-        free(cfg->tier[t].path);
-        free(cfg->tier[t].faults);
+        kvt__free(cfg->tier[t].policy);
+        kvt__free(cfg->tier[t].path);
+        kvt__free(cfg->tier[t].faults);
         cfg->tier[t].policy = cfg->tier[t].path = cfg->tier[t].faults = NULL;
     }
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 /* A part smaller than this is not worth a helper's wake-up. */
 #define MIN_PART_BYTES ((size_t)256 << 10)
 #define TOUCH_UNIT ((size_t)2 << 20)
@@ -171,14 +173,14 @@ kvt__copier *kvt__copier_new(unsigned nthreads)
 {
     if (nthreads == 0)
         nthreads = 1;
-    kvt__copier *c = calloc(1, sizeof *c);
+    kvt__copier *c = kvt__calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->nthreads = nthreads;
     if (nthreads > 1) {
-        c->helpers = calloc(nthreads - 1, sizeof *c->helpers);
+        c->helpers = kvt__calloc(nthreads - 1, sizeof *c->helpers);
         if (!c->helpers) {
-            free(c);
+            kvt__free(c);
             return NULL;
         }
     }
@@ -221,8 +223,8 @@ void kvt__copier_free(kvt__copier *c)
     pthread_cond_destroy(&c->wake);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->busy);
-    free(c->helpers);
-    free(c);
+    kvt__free(c->helpers);
+    kvt__free(c);
 }
 
 int kvt__copier_set_affinity(kvt__copier *c, const cpu_set_t *cpus)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "error.h"
 
 static uint64_t now_ns(void)
@@ -29,8 +30,10 @@ void kvt__cuda_counters_visit(kvt__cuda_counters *c, const char *prefix, kvt_sta
 #undef KVT_X_VISIT
 }
 
-/* Overridden by the definition in lib/worker.c once it runs the hooks. */
+/* Overridden by the definitions in lib/worker.c and lib/store.c once they
+ * call this layer (docs/gpu.md, "Integration"). */
 __attribute__((weak)) const int kvt__workers_cuda_hooks = 0;
+__attribute__((weak)) const int kvt__store_cuda_tiers = 0;
 
 static int flags_ok(const kvt_io_opts *o, const char *fn)
 {
@@ -216,8 +219,6 @@ int kvt__cuda_host_pinned(const void *p, size_t len)
 extern const unsigned char kvt__hbm_fatbin[];
 extern const size_t kvt__hbm_fatbin_len;
 
-#define STR2(x) #x
-#define STR(x) STR2(x)
 /* The runtime's soname for the headers built against: 13000 -> 13. Only
  * that major is loaded: cudaMemcpyBatchAsync changed its signature between
  * 12 and 13, and a runtime of another major is another ABI. */
@@ -361,9 +362,13 @@ static void *open_runtime(void)
     const char *env = getenv("KVTIER_CUDART");
     if (env && *env)
         return dlopen(env, RTLD_NOW | RTLD_LOCAL);
-    void *h = dlopen("libcudart.so." STR(CUDART_MAJOR), RTLD_NOW | RTLD_LOCAL);
-    if (!h) /* not on the loader's path: the toolkit the library was built with */
-        h = dlopen(KVT_CUDA_HOME "/lib64/libcudart.so." STR(CUDART_MAJOR), RTLD_NOW | RTLD_LOCAL);
+    char name[64], path[sizeof KVT_CUDA_HOME + 80];
+    snprintf(name, sizeof name, "libcudart.so.%d", CUDART_MAJOR);
+    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (!h) { /* not on the loader's path: the toolkit the library was built with */
+        snprintf(path, sizeof path, "%s/lib64/%s", KVT_CUDA_HOME, name);
+        h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
     return h;
 }
 
@@ -384,7 +389,8 @@ static void load_once(void)
     }
     g.handle = open_runtime();
     if (!g.handle) {
-        set_why("no CUDA runtime libcudart.so." STR(CUDART_MAJOR) " (%s)%s", dlerror(), NULL);
+        snprintf(g.why, sizeof g.why, "no CUDA runtime libcudart.so.%d (%s)", CUDART_MAJOR,
+                 dlerror());
         return;
     }
 #define KVT_X_REQ(name)                                                              \
@@ -408,7 +414,7 @@ static void load_once(void)
         set_why("no CUDA device (%s)%s", detail, NULL);
         return;
     }
-    g.devs = calloc((size_t)n, sizeof *g.devs);
+    g.devs = kvt__calloc((size_t)n, sizeof *g.devs);
     if (!g.devs) {
         set_why("no memory for CUDA device state%s%s", NULL, NULL);
         return;
@@ -657,20 +663,17 @@ const char *kvt__cuda_small_method(int device, const char **why_not_kernel)
 
 /* ---------------------------------------------------------------- lanes */
 
+/* For a lane that failed half-way through creation. Its memory is left
+ * allocated: freeing device or pinned memory synchronizes the device, and
+ * this thread may be the one an engine's gated stream is waiting for. */
 static void lane_destroy(lane *l)
 {
-    /* Only for a lane that failed half-way through creation. */
-    for (int h = 0; h < 2; h++) {
+    for (int h = 0; h < 2; h++)
         if (l->ev[h])
             RT.cudaEventDestroy(l->ev[h]);
-        if (l->desc_host[h])
-            RT.cudaFreeHost(l->desc_host[h]);
-        if (l->desc_dev[h])
-            RT.cudaFree(l->desc_dev[h]);
-    }
     if (l->stream)
         RT.cudaStreamDestroy(l->stream);
-    free(l);
+    kvt__free(l);
 }
 
 /* A free lane of `device` (current device already set by the caller). */
@@ -689,7 +692,7 @@ static int lane_get(int device, lane **out)
     d->nlanes++;
     pthread_mutex_unlock(&d->lock);
 
-    lane *l = calloc(1, sizeof *l);
+    lane *l = kvt__calloc(1, sizeof *l);
     cudaError_t e = cudaErrorMemoryAllocation;
     const char *what = "lane";
     if (l) {
@@ -754,7 +757,7 @@ struct kvt__cuda_region {
     int device;
     _Atomic unsigned char *pinned; /* per chunk: 1 once registered */
     pthread_mutex_t lock;          /* start and stop */
-    int started;
+    _Atomic int started;
     _Atomic int stop;
     pthread_t threads[KVT_CUDA_PIN_THREADS];
     int nthreads;
@@ -780,7 +783,7 @@ static size_t gcd(size_t a, size_t b)
 
 static kvt__cuda_region *region_new(void *base, size_t bytes, size_t chunk, int device)
 {
-    kvt__cuda_region *r = calloc(1, sizeof *r);
+    kvt__cuda_region *r = kvt__calloc(1, sizeof *r);
     if (!r)
         return NULL;
     r->base = base;
@@ -788,9 +791,9 @@ static kvt__cuda_region *region_new(void *base, size_t bytes, size_t chunk, int 
     r->chunk = chunk;
     r->nchunks = (bytes + chunk - 1) / chunk;
     r->device = device;
-    r->pinned = calloc(r->nchunks, 1);
+    r->pinned = kvt__calloc(r->nchunks, 1);
     if (!r->pinned) {
-        free(r);
+        kvt__free(r);
         return NULL;
     }
     pthread_mutex_init(&r->lock, NULL);
@@ -843,7 +846,8 @@ static void *pin_main(void *arg)
 
 void kvt__cuda_region_pin(kvt__cuda_region *r)
 {
-    if (!r || load_quiet() || r->device < 0 || r->device >= g.ndev)
+    if (!r || atomic_load_explicit(&r->started, memory_order_acquire) || load_quiet() ||
+        r->device < 0 || r->device >= g.ndev)
         return;
     pthread_mutex_lock(&r->lock);
     if (!r->started) {
@@ -872,8 +876,8 @@ void kvt__cuda_region_pin_at(const void *addr)
         if ((const char *)addr >= r->base && (const char *)addr < r->base + r->bytes)
             hit = r;
     pthread_rwlock_unlock(&regions_lock);
-    /* The DRAM tier outlives the tiers that are handed its arena, so the
-     * region can't go away under this call. */
+    /* Called as the HBM tier opens, while the DRAM tier (which removes the
+     * region when it closes) is open: the region can't go away meanwhile. */
     kvt__cuda_region_pin(hit);
 }
 
@@ -906,8 +910,8 @@ void kvt__cuda_region_remove(kvt__cuda_region *r)
             guard_leave(&gd);
     }
     pthread_mutex_destroy(&r->lock);
-    free((void *)r->pinned);
-    free(r);
+    kvt__free((void *)r->pinned);
+    kvt__free(r);
 }
 
 void kvt__cuda_region_stats(kvt__cuda_region *r, uint64_t *pinned_bytes, uint64_t *pin_ms)
@@ -917,11 +921,11 @@ void kvt__cuda_region_stats(kvt__cuda_region *r, uint64_t *pinned_bytes, uint64_
     *pin_ms = ns ? (ns + 500000) / 1000000 : 0;
 }
 
-int kvt__cuda_host_pinned(const void *p, size_t len)
+/* regions_lock held (for reading). */
+static int host_pinned_locked(const void *p, size_t len)
 {
     const char *a = p;
     int yes = 0;
-    pthread_rwlock_rdlock(&regions_lock);
     for (kvt__cuda_region *r = regions; r; r = r->next) {
         if (a < r->base || a >= r->base + r->bytes)
             continue;
@@ -934,6 +938,13 @@ int kvt__cuda_host_pinned(const void *p, size_t len)
             yes = atomic_load_explicit(&r->pinned[c], memory_order_acquire);
         break;
     }
+    return yes;
+}
+
+int kvt__cuda_host_pinned(const void *p, size_t len)
+{
+    pthread_rwlock_rdlock(&regions_lock);
+    int yes = host_pinned_locked(p, len);
     pthread_rwlock_unlock(&regions_lock);
     return yes;
 }
@@ -956,12 +967,12 @@ static int aligned16(const void *a, const void *b)
     return (((uintptr_t)a | (uintptr_t)b) & 15) == 0;
 }
 
-/* The method for one piece (see kvt__cuda_copy). */
+/* The method for one piece (see kvt__cuda_copy). regions_lock held. */
 static int choose(const dev_state *d, kvt__cuda_dir dir, int kernel_d2d, const kvt__copy_op *op,
                   int kernels, int *pageable)
 {
     const void *host = dir == KVT__CUDA_H2D ? op->src : dir == KVT__CUDA_D2H ? op->dst : NULL;
-    int pinned = !host || kvt__cuda_host_pinned(host, op->len);
+    int pinned = !host || host_pinned_locked(host, op->len);
     *pageable = !pinned;
     int kernel_ok = kernels && aligned16(op->src, op->dst) &&
                     (dir == KVT__CUDA_D2D ? kernel_d2d : pinned && d->host_ptr_ok);
@@ -988,13 +999,13 @@ static int batch_grow(lane *l, size_t want)
     size_t cap = l->bcap ? l->bcap : 256;
     while (cap < want)
         cap *= 2;
-    void **d = realloc(l->bdst, cap * sizeof *d);
+    void **d = kvt__realloc(l->bdst, cap * sizeof *d);
     if (d)
         l->bdst = d;
-    const void **s = realloc(l->bsrc, cap * sizeof *s);
+    const void **s = kvt__realloc(l->bsrc, cap * sizeof *s);
     if (s)
         l->bsrc = s;
-    size_t *n = realloc(l->blen, cap * sizeof *n);
+    size_t *n = kvt__realloc(l->blen, cap * sizeof *n);
     if (n)
         l->blen = n;
     if (!d || !s || !n)
@@ -1051,6 +1062,9 @@ static int lane_enqueue(lane *l, kvt__cuda_dir dir, int kernel_d2d, const kvt__c
     unsigned nk = 0;
     size_t nb = 0;
     int rc = 0;
+    /* Once per batch, not per piece: regions only go away when their tier
+     * closes, never while it copies. */
+    pthread_rwlock_rdlock(&regions_lock);
     for (size_t i = 0; i < n && !rc; i++) {
         const kvt__copy_op *op = &ops[i];
         if (!op->len)
@@ -1101,6 +1115,7 @@ static int lane_enqueue(lane *l, kvt__cuda_dir dir, int kernel_d2d, const kvt__c
             CADD(c, kernel_copies, 1);
         }
     }
+    pthread_rwlock_unlock(&regions_lock);
     if (!rc && nb)
         rc = batch_flush(l, nb);
     if (!rc && nk) {
@@ -1179,7 +1194,7 @@ static int event_get(int device, cudaEvent_t *out)
     pthread_mutex_unlock(&d->lock);
     if (e) {
         *out = e->ev;
-        free(e);
+        kvt__free(e);
         return 0;
     }
     /* Timing off: recording and waiting are cheaper without it. */
@@ -1189,7 +1204,7 @@ static int event_get(int device, cudaEvent_t *out)
 
 static void event_put(int device, cudaEvent_t ev)
 {
-    ev_node *e = malloc(sizeof *e);
+    ev_node *e = kvt__malloc(sizeof *e);
     if (!e) {
         RT.cudaEventDestroy(ev);
         return;
@@ -1214,7 +1229,7 @@ static int gate_get(gate **out)
         _Atomic uint32_t *page = NULL;
         cudaError_t e = RT.cudaHostAlloc((void **)&page, GATE_WORDS * 64,
                                          cudaHostAllocPortable | cudaHostAllocMapped);
-        gate *gs = e == cudaSuccess ? calloc(GATE_WORDS, sizeof *gs) : NULL;
+        gate *gs = e == cudaSuccess ? kvt__calloc(GATE_WORDS, sizeof *gs) : NULL;
         if (!gs) {
             pthread_mutex_unlock(&g.lock);
             return e == cudaSuccess ? kvt__err(KVT_ENOMEM, "stream gates")
@@ -1353,14 +1368,14 @@ int kvt__cuda_call_begin(const kvt_io_opts *o, kvt_io_opts *copy)
     int dev, rc = stream_device((cudaStream_t)o->stream, o->device, &dev);
     if (rc)
         return rc;
-    call_ctx *c = calloc(1, sizeof *c);
+    call_ctx *c = kvt__calloc(1, sizeof *c);
     if (!c)
         return kvt__err(KVT_ENOMEM, "call context");
     c->magic = CALL_MAGIC;
     c->device = dev;
     guard gd;
     if ((rc = guard_enter(&gd, dev))) {
-        free(c);
+        kvt__free(c);
         return rc;
     }
     cudaStream_t s = (cudaStream_t)o->stream;
@@ -1381,7 +1396,7 @@ int kvt__cuda_call_begin(const kvt_io_opts *o, kvt_io_opts *copy)
     }
     guard_leave(&gd);
     if (rc) {
-        free(c);
+        kvt__free(c);
         return rc;
     }
     *copy = *o;
@@ -1440,7 +1455,7 @@ void kvt__cuda_io_end(const kvt_io_opts *o)
     }
     event_put(c->device, c->ev);
     c->magic = 0;
-    free(c);
+    kvt__free(c);
 }
 
 void kvt__cuda_call_abort(const kvt_io_opts *o)
@@ -1490,12 +1505,12 @@ static void bounce_pageable(lane *l, const kvt_tier_ops *ops, kvt_tier_impl *t, 
                             size_t n, uint64_t block_bytes, uint32_t maxf, int write)
 {
     void *buf = NULL;
-    kvt__copy_op *cops = malloc(maxf * sizeof *cops);
-    if (!cops || posix_memalign(&buf, 4096, block_bytes)) {
+    kvt__copy_op *cops = kvt__malloc(maxf * sizeof *cops);
+    if (!cops || kvt__posix_memalign(&buf, 4096, block_bytes)) {
         for (size_t i = 0; i < n; i++)
             if (!x[i].status)
                 x[i].status = KVT_ENOMEM;
-        free(cops);
+        kvt__free(cops);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -1521,8 +1536,8 @@ static void bounce_pageable(lane *l, const kvt_tier_ops *ops, kvt_tier_impl *t, 
             x[i].status = one.status;
         }
     }
-    free(cops);
-    free(buf);
+    kvt__free(cops);
+    kvt__free(buf);
 }
 
 /* A bounce in progress: chunks of up to `per` blocks take turns in the two
@@ -1685,10 +1700,10 @@ static int bounce(const kvt_tier_ops *ops, kvt_tier_impl *t, kvt_xfer *x, size_t
     }
     b.per = b.l->staging ? b.half / block_bytes : 0;
     if (b.per) {
-        b.sx = calloc(2 * b.per, sizeof *b.sx);
-        b.sp = calloc(2 * b.per, sizeof *b.sp);
-        b.orig = calloc(2 * b.per, sizeof *b.orig);
-        b.cops = malloc(b.per * maxf * sizeof *b.cops);
+        b.sx = kvt__calloc(2 * b.per, sizeof *b.sx);
+        b.sp = kvt__calloc(2 * b.per, sizeof *b.sp);
+        b.orig = kvt__calloc(2 * b.per, sizeof *b.orig);
+        b.cops = kvt__malloc(b.per * maxf * sizeof *b.cops);
     }
     if (!b.per)
         bounce_pageable(b.l, ops, t, x, n, block_bytes, maxf, write);
@@ -1702,10 +1717,10 @@ static int bounce(const kvt_tier_ops *ops, kvt_tier_impl *t, kvt_xfer *x, size_t
     lane_sync(b.l); /* nothing of this call may still touch the staging */
     lane_put(b.l);
     guard_leave(&gd);
-    free(b.sx);
-    free(b.sp);
-    free(b.orig);
-    free(b.cops);
+    kvt__free(b.sx);
+    kvt__free(b.sp);
+    kvt__free(b.orig);
+    kvt__free(b.cops);
     rc = first_status(x, n);
     return rc ? kvt__err(rc, "device memory %s the %s tier through pinned staging: %s",
                          write ? "to" : "from", ops->name, kvt_strerror(rc))

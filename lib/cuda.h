@@ -38,9 +38,10 @@
  * cudaMemcpyBatchAsync where the kernel can't reach the memory).
  * PROVISIONAL: DESIGN.md's H200 figures (16 KiB: kernel 51 GB/s, per-piece
  * cudaMemcpyAsync 6; >= 4 MiB pieces: copy engines 55) put the crossover
- * between 256 KiB and 4 MiB; `kvtier-bench micro --gpu --sweep` measures it
- * on a GPU machine and this constant is to be set from that run. Until then
- * KVTIER_CUDA_CE_MIN overrides it at run time. */
+ * between 256 KiB and 4 MiB; the sweeps of tests/gpu/run-device.sh
+ * (`kvtier-bench micro --gpu --sizes ...` once per KVTIER_CUDA_COPY method)
+ * measure it on a GPU machine, and this constant is to be set from that run
+ * (docs/gpu.md). Until then KVTIER_CUDA_CE_MIN overrides it at run time. */
 #define KVT_CUDA_CE_MIN_BYTES ((size_t)1 << 20)
 
 /* The kernel copies pieces of at most this many bytes, one thread block
@@ -104,6 +105,10 @@ int kvt__cuda_check_io(const kvt_io_opts *o, void *const *ptrs, size_t nptrs, co
  * runs (it defines this as 1); until then asynchronous calls with a stream
  * are refused (KVT_ENOTSUP) rather than leaving an engine's stream gated. */
 extern const int kvt__workers_cuda_hooks;
+/* 1 once lib/store.c moves tier data through kvt__cuda_tier_read/_write
+ * (it defines this as 1); until then device memory reaches only the tiers
+ * that take it directly (DRAM, HBM), and NVMe refuses it. Tests read it. */
+extern const int kvt__store_cuda_tiers;
 
 /* At an asynchronous kvt_put/kvt_get call with a stream, in the caller's
  * thread: records an event on the stream now (so the operation is ordered
@@ -158,7 +163,6 @@ typedef enum kvt__cuda_dir {
     X(kernel_bytes)   /* gather/scatter kernel, 16-byte accesses */                 \
     X(kernel_copies)                                                                \
     X(kernel_launches)                                                              \
-    X(bounce_bytes)   /* device <-> NVMe through pinned staging */                  \
     X(pageable_bytes) /* host side not pinned (yet): the slow path */               \
     X(errors)
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "store.h"
 
@@ -33,8 +34,10 @@ typedef struct job {
     const kvt_key *keys;
     size_t n;
     void *const *ptrs;
-    kvt_io_opts opts;
+    kvt_io_opts opts; /* opts.parent is NULL: the key is copied to `parent` */
     int has_opts;
+    int has_parent;
+    kvt_key parent; /* the caller's *opts->parent, read at the call (not kept) */
     uint32_t id;
     int src, dst;
 } job;
@@ -82,7 +85,14 @@ static void complete(kvt_workers *w, const job *j, int result)
 static void run(kvt_workers *w, const job *j)
 {
     kvt_store *s = w->store;
-    const kvt_io_opts *o = j->has_opts ? &j->opts : NULL;
+    kvt_io_opts opts;
+    const kvt_io_opts *o = NULL;
+    if (j->has_opts) {
+        opts = j->opts;
+        if (j->has_parent)
+            opts.parent = &j->parent;
+        o = &opts;
+    }
     int rc = 0;
     if (j->op == KVT_JOB_PUT)
         rc = kvt__store_put(s, j->keys, j->n, j->ptrs, o);
@@ -132,23 +142,23 @@ static void *worker_main(void *arg)
 
 int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned max_inflight, kvt_workers **out)
 {
-    kvt_workers *w = calloc(1, sizeof *w);
+    kvt_workers *w = kvt__calloc(1, sizeof *w);
     if (!w)
         return kvt__err(KVT_ENOMEM, "workers");
     w->store = s;
     w->efd = -1;
     w->ntickets = max_inflight;
     w->qcap = max_inflight + BACKGROUND_SLOTS;
-    w->queue = calloc(w->qcap, sizeof *w->queue);
-    w->tickets = calloc(w->ntickets, sizeof *w->tickets);
-    w->free_tickets = malloc(w->ntickets * sizeof *w->free_tickets);
-    w->threads = calloc(nthreads, sizeof *w->threads);
+    w->queue = kvt__calloc(w->qcap, sizeof *w->queue);
+    w->tickets = kvt__calloc(w->ntickets, sizeof *w->tickets);
+    w->free_tickets = kvt__malloc(w->ntickets * sizeof *w->free_tickets);
+    w->threads = kvt__calloc(nthreads, sizeof *w->threads);
     if (!w->queue || !w->tickets || !w->free_tickets || !w->threads) {
-        free(w->queue);
-        free(w->tickets);
-        free(w->free_tickets);
-        free(w->threads);
-        free(w);
+        kvt__free(w->queue);
+        kvt__free(w->tickets);
+        kvt__free(w->free_tickets);
+        kvt__free(w->threads);
+        kvt__free(w);
         return kvt__err(KVT_ENOMEM, "worker queues");
     }
     for (uint32_t i = 0; i < w->ntickets; i++) {
@@ -198,11 +208,11 @@ void kvt__workers_free(kvt_workers *w)
     pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->done);
     pthread_mutex_destroy(&w->lock);
-    free(w->queue);
-    free(w->tickets);
-    free(w->free_tickets);
-    free(w->threads);
-    free(w);
+    kvt__free(w->queue);
+    kvt__free(w->tickets);
+    kvt__free(w->free_tickets);
+    kvt__free(w->threads);
+    kvt__free(w);
 }
 
 static void enqueue(kvt_workers *w, const job *j)
@@ -221,6 +231,13 @@ int kvt__workers_submit(kvt_workers *w, int op, const kvt_key *keys, size_t n,
         memcpy(&j.opts, opts, sz);
         j.opts.size = sizeof j.opts;
         j.has_opts = 1;
+        /* The header keeps ptrs, keys and status until the ticket completes,
+         * nothing else: the parent key is read now, not when a worker runs. */
+        if (j.opts.parent) {
+            j.parent = *j.opts.parent;
+            j.has_parent = 1;
+            j.opts.parent = NULL;
+        }
     }
     pthread_mutex_lock(&w->lock);
     if (!w->nfree || w->qlen == w->qcap) {

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 /* A FIFO of tags would need a queue plus an index; two generations of a
  * bucketed fingerprint table give the same "forget the oldest" behaviour for
  * one sweep per window/2 adds. A bucket holds 8 fingerprints of each
@@ -38,13 +40,13 @@ int kvt__ghost_init(kvt__ghost *g, uint32_t window)
     while (buckets * 5 < g->per_gen)
         buckets <<= 1;
     g->mask = (uint32_t)(buckets - 1);
-    g->fp = calloc(buckets * BUCKET, sizeof *g->fp);
+    g->fp = kvt__calloc(buckets * BUCKET, sizeof *g->fp);
     return g->fp ? 0 : -1;
 }
 
 void kvt__ghost_free(kvt__ghost *g)
 {
-    free(g->fp);
+    kvt__free(g->fp);
     g->fp = NULL;
 }
 

@@ -1,6 +1,7 @@
 /* lru.c — exact least-recently-used eviction over an intrusive doubly linked list. */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "policy/policy.h"
 
 /* Slot n is the list's sentinel: next[n] is the most recently used slot,
@@ -36,16 +37,16 @@ static kvt_policy *lru_create(uint32_t nslots)
 {
     if (nslots == 0 || nslots == KVT_NO_SLOT)
         return NULL;
-    kvt_policy *p = calloc(1, sizeof *p);
+    kvt_policy *p = kvt__calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->nslots = nslots;
-    p->next = malloc(((size_t)nslots + 1) * sizeof *p->next);
-    p->prev = malloc(((size_t)nslots + 1) * sizeof *p->prev);
+    p->next = kvt__malloc(((size_t)nslots + 1) * sizeof *p->next);
+    p->prev = kvt__malloc(((size_t)nslots + 1) * sizeof *p->prev);
     if (!p->next || !p->prev) {
-        free(p->next);
-        free(p->prev);
-        free(p);
+        kvt__free(p->next);
+        kvt__free(p->prev);
+        kvt__free(p);
         return NULL;
     }
     for (uint32_t i = 0; i < nslots; i++)
@@ -58,9 +59,9 @@ static void lru_destroy(kvt_policy *p)
 {
     if (!p)
         return;
-    free(p->next);
-    free(p->prev);
-    free(p);
+    kvt__free(p->next);
+    kvt__free(p->prev);
+    kvt__free(p);
 }
 
 static void lru_insert(kvt_policy *p, uint32_t slot, uint32_t parent, uint64_t tag)

@@ -1,6 +1,7 @@
 /* prefix.c — prefix-aware eviction: orphans first, then leaves of the prefix tree by recency plus a reuse credit. */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "policy/ghost.h"
 #include "policy/policy.h"
 
@@ -189,23 +190,23 @@ static void prefix_destroy(kvt_policy *p)
 {
     if (!p)
         return;
-    free(p->n);
+    kvt__free(p->n);
     kvt__ghost_free(&p->ghost);
-    free(p);
+    kvt__free(p);
 }
 
 static kvt_policy *prefix_create(uint32_t nslots)
 {
     if (nslots == 0 || nslots > UINT32_MAX - 2 - NBUCKETS)
         return NULL;
-    kvt_policy *p = calloc(1, sizeof *p);
+    kvt_policy *p = kvt__calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->nslots = nslots;
     p->credit = (uint64_t)REUSE_CREDIT * nslots;
     p->width = ((uint64_t)(REUSE_CREDIT + RING_SLACK) * nslots) / NBUCKETS + 1;
     size_t nodes = (size_t)nslots + 2 + NBUCKETS;
-    p->n = calloc(nodes, sizeof *p->n); /* state 0 == S_NONE */
+    p->n = kvt__calloc(nodes, sizeof *p->n); /* state 0 == S_NONE */
     uint64_t window = (uint64_t)GHOST_WINDOW * nslots;
     int ghost_ok =
         kvt__ghost_init(&p->ghost, window > UINT32_MAX ? UINT32_MAX : (uint32_t)window) == 0;

@@ -1,6 +1,7 @@
 /* s3fifo.c — S3-FIFO eviction (Yang et al., SOSP'23): small probation FIFO, main FIFO, ghost of evicted ids. */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "policy/ghost.h"
 #include "policy/policy.h"
 
@@ -76,31 +77,31 @@ static void s3_destroy(kvt_policy *p)
 {
     if (!p)
         return;
-    free(p->newer);
-    free(p->older);
-    free(p->queue);
-    free(p->freq);
-    free(p->tag);
+    kvt__free(p->newer);
+    kvt__free(p->older);
+    kvt__free(p->queue);
+    kvt__free(p->freq);
+    kvt__free(p->tag);
     kvt__ghost_free(&p->ghost);
-    free(p);
+    kvt__free(p);
 }
 
 static kvt_policy *s3_create(uint32_t nslots)
 {
     if (nslots == 0 || nslots == KVT_NO_SLOT)
         return NULL;
-    kvt_policy *p = calloc(1, sizeof *p);
+    kvt_policy *p = kvt__calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->nslots = nslots;
     p->small_target = nslots / 10 ? nslots / 10 : 1;
     for (int i = 0; i < 3; i++)
         p->q[i].head = p->q[i].tail = KVT_NO_SLOT;
-    p->newer = malloc((size_t)nslots * sizeof *p->newer);
-    p->older = malloc((size_t)nslots * sizeof *p->older);
-    p->queue = calloc(nslots, 1);
-    p->freq = calloc(nslots, 1);
-    p->tag = calloc(nslots, sizeof *p->tag);
+    p->newer = kvt__malloc((size_t)nslots * sizeof *p->newer);
+    p->older = kvt__malloc((size_t)nslots * sizeof *p->older);
+    p->queue = kvt__calloc(nslots, 1);
+    p->freq = kvt__calloc(nslots, 1);
+    p->tag = kvt__calloc(nslots, sizeof *p->tag);
     /* remembers nslots/2..nslots tags: about main's size, as in the paper */
     int ghost_ok = kvt__ghost_init(&p->ghost, nslots) == 0;
     if (!p->newer || !p->older || !p->queue || !p->freq || !p->tag || !ghost_ok) {

@@ -1,6 +1,7 @@
 /* sieve.c — SIEVE eviction (Zhang et al., NSDI'24): a FIFO with a visited bit and a moving hand. */
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "policy/policy.h"
 
 /* Slots sit in insertion order; a hit only sets a bit, so touch never moves
@@ -41,19 +42,19 @@ static kvt_policy *sieve_create(uint32_t nslots)
 {
     if (nslots == 0 || nslots == KVT_NO_SLOT)
         return NULL;
-    kvt_policy *p = calloc(1, sizeof *p);
+    kvt_policy *p = kvt__calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->nslots = nslots;
     p->hand = KVT_NO_SLOT;
-    p->newer = malloc(((size_t)nslots + 1) * sizeof *p->newer);
-    p->older = malloc(((size_t)nslots + 1) * sizeof *p->older);
-    p->visited = calloc(nslots, 1);
+    p->newer = kvt__malloc(((size_t)nslots + 1) * sizeof *p->newer);
+    p->older = kvt__malloc(((size_t)nslots + 1) * sizeof *p->older);
+    p->visited = kvt__calloc(nslots, 1);
     if (!p->newer || !p->older || !p->visited) {
-        free(p->newer);
-        free(p->older);
-        free(p->visited);
-        free(p);
+        kvt__free(p->newer);
+        kvt__free(p->older);
+        kvt__free(p->visited);
+        kvt__free(p);
         return NULL;
     }
     for (uint32_t i = 0; i < nslots; i++)
@@ -66,10 +67,10 @@ static void sieve_destroy(kvt_policy *p)
 {
     if (!p)
         return;
-    free(p->newer);
-    free(p->older);
-    free(p->visited);
-    free(p);
+    kvt__free(p->newer);
+    kvt__free(p->older);
+    kvt__free(p->visited);
+    kvt__free(p);
 }
 
 static void sieve_insert(kvt_policy *p, uint32_t slot, uint32_t parent, uint64_t tag)

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "copy.h"
 #include "cuda.h"
 #include "error.h"
@@ -34,7 +35,7 @@ struct kvt_tier_impl {
     /* CUDA (docs/gpu.md): the arena as a region the CUDA layer pins in the
      * background, and what moved to and from GPU memory. */
     kvt__cuda_region *cuda_region;
-    int gpu_node; /* the node came from the GPU's PCI device */
+    int gpu_node; /* the default node was asked of the GPU's PCI device (sysfs) */
     kvt__cuda_counters cuda;
     _Atomic uint64_t bytes_written;
     _Atomic uint64_t bytes_read;
@@ -80,7 +81,7 @@ static void dram_close(kvt_tier_impl *t)
     if (t->arena)
         munmap(t->arena, t->arena_bytes);
     kvt__copier_free(t->copier);
-    free(t);
+    kvt__free(t);
 }
 
 /* An anonymous mapping of `bytes` (a multiple of HUGE_PAGE) starting on a
@@ -133,7 +134,7 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     if (rc < 0)
         return rc;
 
-    kvt_tier_impl *t = calloc(1, sizeof *t);
+    kvt_tier_impl *t = kvt__calloc(1, sizeof *t);
     if (!t)
         return kvt__err(KVT_ENOMEM, "dram tier: state");
     t->block_bytes = (size_t)p->block_bytes;
@@ -272,7 +273,7 @@ static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, 
     kvt__copy_op stack[STACK_OPS], *ops = stack;
     size_t cap = STACK_OPS;
     if (want > cap) {
-        kvt__copy_op *big = malloc(want * sizeof *big);
+        kvt__copy_op *big = kvt__malloc(want * sizeof *big);
         /* Without memory, the batch goes in stack-sized pieces instead. */
         if (big) {
             ops = big;
@@ -300,7 +301,7 @@ static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, 
     if (k)
         gpu_rc = run_ops(t, ops, k, dev, to_slots, gpu_rc);
     if (ops != stack)
-        free(ops);
+        kvt__free(ops);
     if (gpu_rc) {
         /* A failed CUDA batch can't say which copies landed. */
         for (size_t i = 0; i < n; i++)
@@ -356,7 +357,7 @@ static void dram_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     kvt__cuda_region_stats(t->cuda_region, &pinned, &pin_ms);
     fn("dram.cuda_pinned_bytes", pinned, user);
     fn("dram.cuda_pin_ms", pin_ms, user);
-    fn("dram.numa_from_gpu", (uint64_t)t->gpu_node, user);
+    fn("dram.numa_asked_gpu", (uint64_t)t->gpu_node, user);
     kvt__cuda_counters_visit(&t->cuda, "dram", fn, user);
 #endif
 }

@@ -1,6 +1,7 @@
 /* faults.c — the fault-injection engine behind faults.h (test builds: KVT_HAVE_FAULTS). */
 #include "kvt_build_config.h"
 
+#include "alloc.h"
 #include "tier/faults.h"
 
 #include <stddef.h>
@@ -134,7 +135,7 @@ int kvt__faults_new(const char *spec, kvt__faults **out)
         return 0;
     if (strlen(spec) > MAX_SPEC)
         return kvt__err(KVT_EINVAL, "fault spec longer than %d characters", MAX_SPEC);
-    kvt__faults *f = calloc(1, sizeof *f);
+    kvt__faults *f = kvt__calloc(1, sizeof *f);
     if (!f)
         return kvt__err(KVT_ENOMEM, "faults: allocating the engine");
     f->seed = 1;
@@ -144,7 +145,7 @@ int kvt__faults_new(const char *spec, kvt__faults **out)
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         int rc = parse_item(f, p, len);
         if (rc) {
-            free(f);
+            kvt__free(f);
             return rc;
         }
         if (!comma)
@@ -157,7 +158,7 @@ int kvt__faults_new(const char *spec, kvt__faults **out)
             if (applies((kvt__fault)k, w))
                 sum += f->rate[k];
         if (sum > 1.0 + 1e-12) {
-            free(f);
+            kvt__free(f);
             return kvt__err(KVT_EINVAL, "fault spec '%s': rates for %s sum to %g > 1", spec,
                             w ? "writes" : "reads", sum);
         }
@@ -168,7 +169,7 @@ int kvt__faults_new(const char *spec, kvt__faults **out)
 
 void kvt__faults_free(kvt__faults *f)
 {
-    free(f);
+    kvt__free(f);
 }
 
 static uint64_t splitmix64(uint64_t x)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cuda.h"
 #include "error.h"
 #include "tier/tier.h"
@@ -33,7 +34,7 @@ static void hbm_close(kvt_tier_impl *t)
     if (!t)
         return;
     kvt__cuda_free(t->device, t->arena);
-    free(t);
+    kvt__free(t);
 }
 
 static int hbm_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nslots)
@@ -60,7 +61,7 @@ static int hbm_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nsl
         return kvt__err(KVT_ECAPACITY, "hbm tier: %llu slots are too many",
                         (unsigned long long)slots);
 
-    kvt_tier_impl *t = calloc(1, sizeof *t);
+    kvt_tier_impl *t = kvt__calloc(1, sizeof *t);
     if (!t)
         return kvt__err(KVT_ENOMEM, "hbm tier: state");
     t->device = p->device;
@@ -71,7 +72,7 @@ static int hbm_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nsl
      * synchronizes the device). */
     int rc = kvt__cuda_malloc(t->device, (size_t)slots * t->block_bytes, (void **)&t->arena);
     if (rc) {
-        free(t);
+        kvt__free(t);
         return rc; /* the message names the allocation and the device */
     }
     /* Demotion to and promotion from DRAM go through the DRAM arena: pin
@@ -142,7 +143,7 @@ static int hbm_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, i
     }
 
     kvt__copy_op stack[STACK_OPS], *ops = stack;
-    if (want > STACK_OPS && !(ops = malloc(want * sizeof *ops))) {
+    if (want > STACK_OPS && !(ops = kvt__malloc(want * sizeof *ops))) {
         for (size_t i = 0; i < n; i++)
             if (!x[i].status)
                 x[i].status = KVT_ENOMEM;
@@ -167,7 +168,7 @@ static int hbm_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, i
                                             : KVT__CUDA_D2H;
     int rc = kvt__cuda_copy(t->device, dir, same, ops, k, &t->ctr);
     if (ops != stack)
-        free(ops);
+        kvt__free(ops);
     if (rc) {
         for (size_t i = 0; i < n; i++)
             if (!x[i].status)

@@ -31,7 +31,9 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "alloc.h"
 #include "error.h"
+#include "killpoint.h"
 #include "tier/faults.h"
 #include "tier/nvme.h"
 #include "tier/tier.h"
@@ -492,6 +494,7 @@ static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir)
     if (o->staged)
         STAT_ADD(t, staged, 1);
     if (dir == DIR_WRITE) {
+        KVT_KILLPOINT(KVT__KP_WRITE);
         uint64_t seq = atomic_fetch_add_explicit(&t->seq, 1, memory_order_relaxed);
         hdr_encode(t, o->hdr, x, frags_hash(x, o->fs), seq);
         if (fault == KVT__FAULT_TORN4K || fault == KVT__FAULT_TORN512) {
@@ -849,6 +852,7 @@ static int zero_headers(kvt_tier_impl *t, lane *l, const uint32_t *slots, size_t
     unsigned inflight = 0;
     int rc = 0;
     uint8_t *zero = l->staging; /* never written: the first unit of staging */
+    KVT_KILLPOINT(KVT__KP_META);
     while (next < n || inflight) {
         while (next < n && inflight < t->qd) {
             uint64_t off = SLOTS_OFF + (uint64_t)slots[next] * t->slot_bytes;
@@ -912,8 +916,8 @@ static int nvme_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
      * idle while this lane is ours). */
     size_t units = l->staging_bytes / UNIT - 1;
     unsigned depth = t->sq < units ? t->sq : (unsigned)units;
-    uint32_t *slot_of = calloc(depth, sizeof *slot_of);
-    unsigned *free_units = calloc(depth, sizeof *free_units);
+    uint32_t *slot_of = kvt__calloc(depth, sizeof *slot_of);
+    unsigned *free_units = kvt__calloc(depth, sizeof *free_units);
     if (!slot_of || !free_units) {
         rc = kvt__err(KVT_ENOMEM, "nvme: recover: allocating %u entries", depth);
         goto out;
@@ -961,7 +965,7 @@ static int nvme_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
             }
             if (ndrop == capdrop) {
                 size_t cap = capdrop ? capdrop * 2 : 64;
-                uint32_t *d = realloc(drop, cap * sizeof *d);
+                uint32_t *d = kvt__realloc(drop, cap * sizeof *d);
                 if (!d) {
                     rc = kvt__err(KVT_ENOMEM, "nvme: recover: list of dropped slots");
                     continue;
@@ -982,9 +986,9 @@ static int nvme_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
     }
 out:
     lane_put(t, l);
-    free(drop);
-    free(slot_of);
-    free(free_units);
+    kvt__free(drop);
+    kvt__free(slot_of);
+    kvt__free(free_units);
     atomic_store(&t->st.recovered, kept);
     atomic_store(&t->st.recovery_ms, (now_ns(CLOCK_MONOTONIC) - t0) / 1000000u);
     return rc;
@@ -1003,11 +1007,11 @@ static void lanes_free(kvt_tier_impl *t)
             io_uring_queue_exit(&l->ring);
         if (l->staging)
             munmap(l->staging, l->staging_bytes);
-        free(l->ops);
-        free(l->pieces);
-        free(l->bounce_free);
+        kvt__free(l->ops);
+        kvt__free(l->pieces);
+        kvt__free(l->bounce_free);
     }
-    free(t->lanes);
+    kvt__free(t->lanes);
     t->lanes = NULL;
 }
 
@@ -1024,7 +1028,7 @@ static void tier_free(kvt_tier_impl *t)
     kvt__faults_free(t->faults);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
-    free(t);
+    kvt__free(t);
 }
 
 static int ring_init(kvt_tier_impl *t, lane *l, const lane *first, bool want_sqpoll)
@@ -1066,7 +1070,7 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
         t->bounce_bytes = t->slot_bytes;
     uint64_t nb = BOUNCE_PER_LANE / t->bounce_bytes;
     t->nbounce = (unsigned)(nb < 2 ? 2 : nb > t->qd ? t->qd : nb);
-    t->lanes = calloc(t->nlanes, sizeof *t->lanes);
+    t->lanes = kvt__calloc(t->nlanes, sizeof *t->lanes);
     if (!t->lanes)
         return kvt__err(KVT_ENOMEM, "nvme: allocating %u rings", t->nlanes);
 
@@ -1074,7 +1078,7 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
      * chunks, then each lane's staging. */
     size_t host_chunks = t->host_base ? (t->host_bytes + REG_CHUNK - 1) / REG_CHUNK : 0;
     size_t niov = host_chunks + t->nlanes;
-    struct iovec *iov = calloc(niov, sizeof *iov);
+    struct iovec *iov = kvt__calloc(niov, sizeof *iov);
     if (!iov)
         return kvt__err(KVT_ENOMEM, "nvme: allocating the buffer table");
     for (size_t c = 0; c < host_chunks; c++) {
@@ -1088,9 +1092,9 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
         l->staging_bytes = (size_t)UNIT * (t->qd + 2) + (size_t)t->nbounce * t->bounce_bytes;
         void *m = mmap(NULL, l->staging_bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        l->ops = calloc(t->qd + 1, sizeof *l->ops);
-        l->pieces = calloc(t->sq, sizeof *l->pieces);
-        l->bounce_free = calloc(t->nbounce, sizeof *l->bounce_free);
+        l->ops = kvt__calloc(t->qd + 1, sizeof *l->ops);
+        l->pieces = kvt__calloc(t->sq, sizeof *l->pieces);
+        l->bounce_free = kvt__calloc(t->nbounce, sizeof *l->bounce_free);
         if (m == MAP_FAILED || !l->ops || !l->pieces || !l->bounce_free) {
             if (m != MAP_FAILED)
                 munmap(m, l->staging_bytes);
@@ -1128,7 +1132,7 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
         }
     }
     if (rc) {
-        free(iov);
+        kvt__free(iov);
         return rc;
     }
 
@@ -1167,7 +1171,7 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
             l->staging_idx = (int)(hoff < 0 ? i : host_chunks + i);
         }
     }
-    free(iov);
+    kvt__free(iov);
     for (unsigned i = t->nlanes; i-- > 0;) {
         t->lanes[i].next_free = t->free_lanes;
         t->free_lanes = &t->lanes[i];
@@ -1277,10 +1281,12 @@ static int probe_alignment(kvt_tier_impl *t, const char *path)
 static int sb_write(kvt_tier_impl *t, uint8_t *buf, const char *path)
 {
     sb_encode(t, buf);
+    KVT_KILLPOINT(KVT__KP_META);
     ssize_t w = pwrite(t->fd, buf, UNIT, 0);
     if (w != (ssize_t)UNIT)
         return kvt__err_errno(w < 0 && errno == EINVAL ? KVT_ENODIRECT : KVT_EIO,
                               w < 0 ? errno : 0, "nvme: writing the superblock of %s", path);
+    KVT_KILLPOINT(KVT__KP_FLUSH);
     if (fdatasync(t->fd))
         return kvt__err_errno(KVT_EIO, errno, "nvme: fdatasync %s", path);
     return 0;
@@ -1372,7 +1378,7 @@ static int load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
             return kvt__err_errno(KVT_ESYS, errno, "nvme: fstat %s", path);
         size = (uint64_t)st.st_size;
     }
-    uint8_t *buf = aligned_alloc(UNIT, UNIT);
+    uint8_t *buf = kvt__aligned_alloc(UNIT, UNIT);
     if (!buf)
         return kvt__err(KVT_ENOMEM, "nvme: superblock buffer");
     int rc;
@@ -1398,7 +1404,7 @@ static int load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
     if (p->recreate && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL))
         rc = format(t, buf, size, true, path);
 out:
-    free(buf);
+    kvt__free(buf);
     return rc;
 }
 
@@ -1518,7 +1524,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     if ((p->host_region == NULL) != (p->host_region_bytes == 0))
         return kvt__err(KVT_EINVAL, "nvme: host_region and host_region_bytes disagree");
 
-    kvt_tier_impl *t = calloc(1, sizeof *t);
+    kvt_tier_impl *t = kvt__calloc(1, sizeof *t);
     if (!t)
         return kvt__err(KVT_ENOMEM, "nvme: tier state");
     t->fd = -1;
@@ -1567,6 +1573,7 @@ int kvt__nvme_sync(kvt_tier_impl *t)
     if (!t)
         return kvt__err(KVT_ENULL, "nvme: tier is NULL");
     STAT_ADD(t, syncs, 1);
+    KVT_KILLPOINT(KVT__KP_FLUSH);
     if (fdatasync(t->fd))
         return kvt__err_errno(KVT_EIO, errno, "nvme: fdatasync");
     return 0;
@@ -1576,6 +1583,7 @@ static void nvme_close(kvt_tier_impl *t)
 {
     if (!t)
         return;
+    KVT_KILLPOINT(KVT__KP_FLUSH);
     fdatasync(t->fd); /* close() has nobody to report to; kvt__nvme_sync() does */
     tier_free(t);
 }

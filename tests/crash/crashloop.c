@@ -4,6 +4,7 @@
  *
  *   crashloop [--kills N] [--seconds S] [--seed X] [--dir D]
  *             [--min-ms A] [--max-ms B] [--block-bytes N] [--universe N]
+ *             [--whitebox R [--sites write,flush,meta,publish]]
  *
  * Each round forks a child that opens the store (recovering it), then puts
  * random batches of blocks whose bytes derive from their key index, reporting
@@ -14,6 +15,16 @@
  * if its put was never acknowledged), and every acknowledged block must be
  * present (the file holds the whole universe, so nothing is ever evicted).
  * Exit status 0 and a "N passed, 0 failed" line when all rounds verify.
+ *
+ * --whitebox R: instead of a SIGKILL from outside, the child (a fresh exec
+ * of this program, so the library reads its environment anew) runs with
+ * KVT_KILLPOINTS=rate=R,seed=S[,sites=...] (lib/killpoint.h) and exits with
+ * status 86 + site at a kill point inside the library: an NVMe block write
+ * submission, an fdatasync, a metadata update (superblock, slot discard) or
+ * an index publish. To pass all four kinds of site, the child also removes
+ * blocks (acknowledged removes must stay removed after the restart) and
+ * now and then closes and reopens its store. The parent counts the exits per
+ * site and verifies exactly as after a SIGKILL.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +43,21 @@
 static uint64_t block_bytes = 16384;
 static uint32_t universe = 3000;
 static char path[4096];
+static int whitebox; /* child: removes and reopens too, and reports intents */
+
+/* Records the child sends: an acknowledged put is the bare index; the top
+ * two bits mark the others. Intents come first, so that the parent knows
+ * what a kill in the middle of a call may have done. */
+#define REC_KIND 0xc0000000u
+#define REC_INTENT 0x40000000u        /* a put of this index is about to start */
+#define REC_REMOVED 0x80000000u       /* this index was removed (acknowledged) */
+#define REC_REMOVE_INTENT 0xc0000000u /* a remove of this index is about to start */
+#define REC_INDEX 0x3fffffffu
+
+/* Exit statuses of a child stopped at a kill point (lib/killpoint.h). */
+#define KP_EXIT_BASE 86
+#define KP_SITES 4
+static const char *const kp_names[KP_SITES] = {"write", "flush", "meta", "publish"};
 
 static uint64_t rng(uint64_t *s)
 {
@@ -97,6 +123,12 @@ static int open_store(kvt_store **s)
     return rc;
 }
 
+static void send(int fd, uint32_t rec)
+{
+    if (write(fd, &rec, sizeof rec) != sizeof rec)
+        _exit(5);
+}
+
 /* The child: put and read until killed. Acknowledged indices go to fd. */
 static void child(int fd, uint64_t seed)
 {
@@ -120,14 +152,34 @@ static void child(int fd, uint64_t seed)
             ptrs[i] = buf + i * block_bytes;
         }
         kvt_io_opts o = {.size = sizeof o, .status = st};
-        if (rng(&seed) % 3) {
-            for (uint32_t i = 0; i < n; i++)
+        uint64_t dice = rng(&seed);
+        if (whitebox && dice % 40 == 0) {
+            /* close (fdatasync) and reopen (recovery) */
+            if (kvt_close(s) != 0)
+                _exit(4);
+            if ((rc = open_store(&s)) != 0) {
+                fprintf(stderr, "child: reopen: %s\n", kvt_last_error());
+                _exit(3);
+            }
+        } else if (whitebox && dice % 10 == 1) {
+            uint32_t m = 1 + n % 4;
+            for (uint32_t i = 0; i < m; i++)
+                send(fd, idx[i] | REC_REMOVE_INTENT);
+            if (kvt_remove(s, keys, m) < 0)
+                _exit(4);
+            for (uint32_t i = 0; i < m; i++)
+                send(fd, idx[i] | REC_REMOVED);
+        } else if (dice % 3) {
+            for (uint32_t i = 0; i < n; i++) {
                 fill(buf + i * block_bytes, idx[i]);
+                if (whitebox)
+                    send(fd, idx[i] | REC_INTENT);
+            }
             if (kvt_put(s, keys, n, ptrs, &o, NULL) < 0)
                 _exit(4);
             for (uint32_t i = 0; i < n; i++)
-                if (st[i] == 0 && write(fd, &idx[i], sizeof idx[i]) != sizeof idx[i])
-                    _exit(5);
+                if (st[i] == 0)
+                    send(fd, idx[i]);
         } else {
             memset(buf, 0xA5, n * block_bytes);
             if (kvt_get(s, keys, n, ptrs, &o, NULL) < 0)
@@ -151,10 +203,45 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Whitebox child: a fresh exec, told what to do by the environment. */
+static void exec_child(int fd, uint64_t child_seed, const char *kp_spec)
+{
+    char spec[sizeof path + 128];
+    snprintf(spec, sizeof spec, "%d:%llu:%llu:%u:%s", fd, (unsigned long long)child_seed,
+             (unsigned long long)block_bytes, universe, path);
+    setenv("KVT_CRASHLOOP_CHILD", spec, 1);
+    setenv("KVT_KILLPOINTS", kp_spec, 1);
+    execl("/proc/self/exe", "crashloop-child", (char *)NULL);
+    perror("crashloop: exec");
+    _exit(7);
+}
+
+static void run_exec_child(const char *spec)
+{
+    int fd, off = 0;
+    unsigned long long sd, bb;
+    unsigned u;
+    if (sscanf(spec, "%d:%llu:%llu:%u:%n", &fd, &sd, &bb, &u, &off) != 4 || !off) {
+        fprintf(stderr, "crashloop child: bad KVT_CRASHLOOP_CHILD\n");
+        _exit(2);
+    }
+    block_bytes = bb;
+    universe = u;
+    snprintf(path, sizeof path, "%s", spec + off);
+    whitebox = 1;
+    child(fd, sd);
+}
+
 int main(int argc, char **argv)
 {
+    if (getenv("KVT_CRASHLOOP_CHILD"))
+        run_exec_child(getenv("KVT_CRASHLOOP_CHILD"));
+    /* The parent itself must never stop at a kill point. */
+    unsetenv("KVT_KILLPOINTS");
     long kills = 20;
-    double seconds = 0, min_ms = 100, max_ms = 600;
+    double seconds = 0, min_ms = 100, max_ms = 600, kp_rate = 0;
+    const char *kp_sites = NULL;
+    long trace = -1; /* --trace I: print every event of block I (debugging) */
     uint64_t seed = (uint64_t)time(NULL);
     const char *dir = getenv("KVT_BUILD_ROOT") ? getenv("KVT_BUILD_ROOT") : ".";
     for (int i = 1; i < argc; i++) {
@@ -179,13 +266,21 @@ int main(int argc, char **argv)
             block_bytes = strtoull(v, NULL, 0);
         else if (!strcmp(a, "--universe"))
             universe = (uint32_t)atol(v);
+        else if (!strcmp(a, "--whitebox"))
+            kp_rate = atof(v);
+        else if (!strcmp(a, "--sites"))
+            kp_sites = v;
+        else if (!strcmp(a, "--trace"))
+            trace = atol(v);
         else {
             fprintf(stderr, "crashloop: unknown flag %s\n", a);
             return 2;
         }
         i++;
     }
-    if (block_bytes == 0 || block_bytes % 8 || universe == 0 || max_ms < min_ms) {
+    whitebox = kp_rate > 0;
+    if (block_bytes == 0 || block_bytes % 8 || universe == 0 || universe > REC_INDEX ||
+        max_ms < min_ms || kp_rate < 0 || kp_rate > 1) {
         fprintf(stderr, "crashloop: bad sizes\n");
         return 2;
     }
@@ -193,12 +288,22 @@ int main(int argc, char **argv)
         seed = 1;
     snprintf(path, sizeof path, "%s/crashloop-%d.kvt", dir, (int)getpid());
     unlink(path);
-    printf("crashloop: seed %llu, file %s, %s %g s / %ld kills, kill after %g..%g ms\n",
-           (unsigned long long)seed, path, seconds > 0 ? "for" : "up to", seconds, kills, min_ms,
-           max_ms);
+    if (whitebox)
+        printf("crashloop: seed %llu, file %s, %s %g s / %ld kills, whitebox: kill points at "
+               "rate %g, sites %s\n",
+               (unsigned long long)seed, path, seconds > 0 ? "for" : "up to", seconds, kills,
+               kp_rate, kp_sites ? kp_sites : "write,flush,meta,publish");
+    else
+        printf("crashloop: seed %llu, file %s, %s %g s / %ld kills, kill after %g..%g ms\n",
+               (unsigned long long)seed, path, seconds > 0 ? "for" : "up to", seconds, kills,
+               min_ms, max_ms);
     fflush(stdout);
 
     uint8_t *acked = calloc(universe, 1), *buf = malloc(block_bytes), *want = malloc(block_bytes);
+    /* removed[i]: its last acknowledged event was a remove, with no put of
+     * it started since: it must not come back. */
+    uint8_t *removed = calloc(universe, 1);
+    uint64_t site_hits[KP_SITES] = {0}, resurrected = 0, nremoved = 0;
     size_t cap_rec = 1024, nrec = 0;
     double *recovery = malloc(cap_rec * sizeof *recovery);
     uint64_t wrong = 0, missing = 0, verified = 0, corrupt = 0;
@@ -212,26 +317,81 @@ int main(int argc, char **argv)
             return 1;
         }
         uint64_t child_seed = rng(&r);
+        char kp_spec[200];
+        if (whitebox)
+            snprintf(kp_spec, sizeof kp_spec, "rate=%.17g,seed=%llu%s%s", kp_rate,
+                     (unsigned long long)rng(&r), kp_sites ? ",sites=" : "",
+                     kp_sites ? kp_sites : "");
         pid_t pid = fork();
         if (pid == 0) {
             close(fds[0]);
+            if (whitebox)
+                exec_child(fds[1], child_seed, kp_spec);
             child(fds[1], child_seed);
         }
         close(fds[1]);
-        double delay = min_ms + (max_ms - min_ms) * (double)(rng(&r) % 1000001) / 1e6;
-        struct timespec ts = {(time_t)(delay / 1000), (long)((delay - 1000 * (time_t)(delay / 1000)) * 1e6)};
-        nanosleep(&ts, NULL);
-        kill(pid, SIGKILL);
         int status;
-        waitpid(pid, &status, 0);
-        if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
-            fprintf(stderr, "crashloop: child ended by itself (status %d) before the kill\n", status);
-            return 1;
+        if (whitebox) {
+            /* It stops itself; a child that runs 120 s without reaching a
+             * kill point is a failure (rate too low, or kill points off). */
+            double t0 = now_s();
+            while (waitpid(pid, &status, WNOHANG) == 0) {
+                if (now_s() - t0 > 120) {
+                    kill(pid, SIGKILL);
+                    waitpid(pid, &status, 0);
+                    fprintf(stderr, "crashloop: whitebox child reached no kill point in 120 s "
+                                    "(%s)\n", kp_spec);
+                    return 1;
+                }
+                struct timespec nap = {0, 2000000};
+                nanosleep(&nap, NULL);
+            }
+            int site = WIFEXITED(status) ? WEXITSTATUS(status) - KP_EXIT_BASE : -1;
+            if (site < 0 || site >= KP_SITES) {
+                fprintf(stderr, "crashloop: whitebox child ended with status %d, not at a kill "
+                                "point (%s)\n", status, kp_spec);
+                return 1;
+            }
+            site_hits[site]++;
+            if (trace >= 0)
+                fprintf(stderr, "crashloop: round %ld: child stopped at kill point '%s'\n",
+                        done + 1, kp_names[site]);
+        } else {
+            double delay = min_ms + (max_ms - min_ms) * (double)(rng(&r) % 1000001) / 1e6;
+            struct timespec ts = {(time_t)(delay / 1000), (long)((delay - 1000 * (time_t)(delay / 1000)) * 1e6)};
+            nanosleep(&ts, NULL);
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+                fprintf(stderr, "crashloop: child ended by itself (status %d) before the kill\n", status);
+                return 1;
+            }
         }
-        uint32_t idx;
-        while (read(fds[0], &idx, sizeof idx) == sizeof idx)
-            if (idx < universe)
+        uint32_t rec;
+        while (read(fds[0], &rec, sizeof rec) == sizeof rec) {
+            uint32_t idx = rec & REC_INDEX;
+            if (idx >= universe)
+                continue;
+            uint32_t kind = rec & REC_KIND;
+            if ((long)idx == trace)
+                fprintf(stderr, "crashloop: round %ld: block %u %s\n", done + 1, idx,
+                        kind == REC_REMOVED         ? "removed"
+                        : kind == REC_REMOVE_INTENT ? "remove starts"
+                        : kind == REC_INTENT        ? "put starts"
+                                                    : "put acknowledged");
+            if (kind == REC_REMOVED) {
+                removed[idx] = 1;
+                nremoved++;
+            } else if (kind == REC_REMOVE_INTENT) {
+                acked[idx] = 0; /* a remove started: the block may be gone or not */
+                removed[idx] = 0;
+            } else if (kind == REC_INTENT) {
+                removed[idx] = 0; /* a put started: it may or may not have landed */
+            } else {
                 acked[idx] = 1;
+                removed[idx] = 0;
+            }
+        }
         close(fds[0]);
         done++;
 
@@ -257,6 +417,11 @@ int main(int argc, char **argv)
                     fprintf(stderr, "crashloop: WRONG BYTES for block %u after kill %ld\n", i, done);
                 }
                 verified++;
+                if (removed[i]) {
+                    resurrected++;
+                    fprintf(stderr, "crashloop: block %u was removed (acknowledged) but is back "
+                                    "after kill %ld\n", i, done);
+                }
             } else if (st == KVT_ECORRUPT) {
                 corrupt++; /* a torn, never-acknowledged write, detected */
                 if (acked[i]) {
@@ -269,7 +434,7 @@ int main(int argc, char **argv)
             }
         }
         kvt_close(s);
-        if (wrong || missing)
+        if (wrong || missing || resurrected)
             break;
     }
     qsort(recovery, nrec, sizeof *recovery, cmp_double);
@@ -281,12 +446,21 @@ int main(int argc, char **argv)
            done, (unsigned long long)verified, (unsigned long long)wrong,
            (unsigned long long)nacked, (unsigned long long)missing, (unsigned long long)corrupt,
            nrec ? recovery[nrec / 2] * 1e3 : 0.0, nrec ? recovery[nrec - 1] * 1e3 : 0.0);
+    if (whitebox) {
+        printf("crashloop: whitebox kill points hit:");
+        for (int k = 0; k < KP_SITES; k++)
+            printf(" %s %llu%s", kp_names[k], (unsigned long long)site_hits[k],
+                   k + 1 < KP_SITES ? "," : ";");
+        printf(" removes acknowledged %llu, resurrected %llu\n", (unsigned long long)nremoved,
+               (unsigned long long)resurrected);
+    }
     unlink(path);
     free(acked);
+    free(removed);
     free(buf);
     free(want);
     free(recovery);
-    int ok = wrong == 0 && missing == 0 && done > 0;
+    int ok = wrong == 0 && missing == 0 && resurrected == 0 && done > 0;
     printf("%d passed, %d failed\n", ok, !ok);
     return ok ? 0 : 1;
 }

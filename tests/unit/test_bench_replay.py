@@ -25,7 +25,7 @@ NUM = (int, float)
 REPLAY = {
     "config": {"traces": list, "policy": str, "capacity_blocks": int, "capacity_unlimited": bool,
                "nvme_capacity_blocks": int, "tiers": str, "block_bytes": int,
-               "bytes_scaled": bool, "verify": bool, "clock": str},
+               "bytes_scaled": bool, "verify": bool, "put_batch": int, "clock": str},
     "requests": int, "sessions": int, "streams": int, "unique_blocks": int,
     "trace_seconds": NUM, "total_blocks": int, "hit_blocks": int, "hit_ratio": NUM,
     "seen_blocks": int, "hit_ratio_unlimited": NUM, "dram_hits": int, "nvme_hits": int,
@@ -212,6 +212,12 @@ def test_replay(d):
             if o.get("expiry_baseline") != "seen" or o.get("expiry_reprefill_blocks") != lost:
                 fail(f"unlimited + ttl: expiry {o.get('expiry_reprefill_blocks')} blocks via "
                      f"{o.get('expiry_baseline')}, reference {lost} blocks")
+
+    # One block per kvt_put: LRU can't tell (a request's new blocks are never its victims).
+    o = replay_json(["--trace", moon, "--capacity-blocks", "40", "--policy", "lru",
+                     "--put-batch", "1"])
+    if o is not None and o.get("hit_blocks") != reference(mreqs, 40, None)[0]:
+        fail(f"--put-batch 1: {o.get('hit_blocks')} hits, reference {reference(mreqs, 40, None)[0]}")
 
     # Two WEKA sessions with overlapping ids (namespaces), one subagent.
     w1, w2 = os.path.join(d, "w", "trace_a.json"), os.path.join(d, "w", "trace_b.json")

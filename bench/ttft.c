@@ -1,0 +1,134 @@
+/* ttft.c — the TTFT model: measured loads, then FIFO queueing for prefill on N servers in virtual time. */
+#include <stdlib.h>
+
+#include "ttft.h"
+
+int ttft_init(ttft_model *m, uint32_t gpus, double prefill_tps, double slo_ms, double load_scale,
+              uint32_t nwin)
+{
+    *m = (ttft_model){.gpus = gpus ? gpus : 1,
+                      .nwin = nwin,
+                      .prefill_tps = prefill_tps,
+                      .slo_ms = slo_ms,
+                      .load_scale = load_scale > 0 ? load_scale : 1};
+    m->free_at = calloc(m->gpus, sizeof *m->free_at);
+    if (nwin) {
+        m->win = calloc(nwin, sizeof *m->win);
+        m->win_pending = calloc(nwin, sizeof *m->win_pending);
+    }
+    if (!m->free_at || (nwin && (!m->win || !m->win_pending))) {
+        ttft_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+static int before(const ttft_pend *a, const ttft_pend *b)
+{
+    return a->ready < b->ready || (a->ready == b->ready && a->seq < b->seq);
+}
+
+static ttft_pend pop(ttft_model *m)
+{
+    ttft_pend top = m->pend[0], last = m->pend[--m->npend];
+    size_t i = 0, n = m->npend;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, best = i;
+        const ttft_pend *b = &last;
+        if (l < n && before(&m->pend[l], b))
+            best = l, b = &m->pend[l];
+        if (r < n && before(&m->pend[r], b))
+            best = r;
+        if (best == i)
+            break;
+        m->pend[i] = m->pend[best];
+        i = best;
+    }
+    if (n)
+        m->pend[i] = last;
+    return top;
+}
+
+/* The request takes the server that frees first, once loaded. */
+static void schedule(ttft_model *m, const ttft_pend *p)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < m->gpus; i++)
+        if (m->free_at[i] < m->free_at[best])
+            best = i;
+    double start = m->free_at[best] > p->ready ? m->free_at[best] : p->ready;
+    m->free_at[best] = start + p->prefill;
+    double ttft_ms = (m->free_at[best] - p->t) * 1e3;
+    bench_samples_add(&m->ttft_ms, ttft_ms);
+    bench_samples_add(&m->load_ms, p->load * 1e3);
+    bench_samples_add(&m->prefill_ms, p->prefill * 1e3);
+    bench_samples_add(&m->queue_ms, (start - p->ready) * 1e3);
+    if (p->window < m->nwin) {
+        bench_samples_add(&m->win[p->window], ttft_ms);
+        m->win_pending[p->window]--;
+    }
+    m->count++;
+    m->sum_ms += ttft_ms;
+    m->within += ttft_ms <= m->slo_ms;
+}
+
+int ttft_add(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t window)
+{
+    if (m->npend == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        ttft_pend *p = realloc(m->pend, cap * sizeof *p);
+        if (!p)
+            return -1;
+        m->pend = p;
+        m->cap = cap;
+    }
+    double load = load_s * m->load_scale;
+    ttft_pend p = {.ready = t_s + load,
+                   .t = t_s,
+                   .load = load,
+                   .prefill = m->prefill_tps > 0 ? (double)missed / m->prefill_tps : 0,
+                   .seq = m->seq++,
+                   .window = m->nwin ? window : UINT32_MAX};
+    if (p.window < m->nwin)
+        m->win_pending[p.window]++;
+    size_t i = m->npend++;
+    while (i && before(&p, &m->pend[(i - 1) / 2])) {
+        m->pend[i] = m->pend[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    m->pend[i] = p;
+    /* Every later arrival is ready at t_s or after: what is ready by now
+     * goes first, in ready order. */
+    while (m->npend && m->pend[0].ready <= t_s) {
+        ttft_pend q = pop(m);
+        schedule(m, &q);
+    }
+    return 0;
+}
+
+void ttft_finish(ttft_model *m)
+{
+    while (m->npend) {
+        ttft_pend q = pop(m);
+        schedule(m, &q);
+    }
+}
+
+void ttft_free(ttft_model *m)
+{
+    free(m->free_at);
+    free(m->pend);
+    bench_samples_free(&m->ttft_ms);
+    bench_samples_free(&m->load_ms);
+    bench_samples_free(&m->prefill_ms);
+    bench_samples_free(&m->queue_ms);
+    if (m->win)
+        for (uint32_t i = 0; i < m->nwin; i++)
+            bench_samples_free(&m->win[i]);
+    free(m->win);
+    free(m->win_pending);
+    m->free_at = NULL;
+    m->pend = NULL;
+    m->win = NULL;
+    m->win_pending = NULL;
+}

@@ -1,0 +1,95 @@
+#!/bin/bash
+# run-device.sh — on the GPU machine: build, run the gpu suite, again under compute-sanitizer (memcheck, racecheck), then the GPU benchmark; logs into LOGDIR.
+#
+#   tests/gpu/run-device.sh LOGDIR
+#
+# From the project root of a checkout carried to the GPU machine (with
+# .devdeps/ made by ../shared/device/prepare.sh; sourced when present).
+# Writes at most 8 files into LOGDIR (what the device tool brings back):
+#   summary.txt   GPU, versions, each step's status and time
+#   build.log     meson setup + ninja
+#   suite.log     meson test: the gpu and unit suites (full sizes)
+#   memcheck.log  the gpu suite under compute-sanitizer memcheck (KVT_GPU_TEST_SMALL=1)
+#   racecheck.log the same under racecheck
+#   bench.txt     kvtier-bench micro --gpu (table)
+#   bench.json    the same run as JSON, then one sweep per copy method (JSON lines)
+# Environment: KVT_GPU_BUILD (build dir, default build-gpu), KVT_DEVICE_QUICK=1
+# (smaller bench and sweeps, when device time is short).
+# Exit status: 0 when every step passed, else 1 (the logs say which).
+set -uo pipefail
+out=${1:?usage: tests/gpu/run-device.sh LOGDIR}
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root" || exit 1
+[ -f .devdeps/env.sh ] && source .devdeps/env.sh
+export PATH=/usr/local/cuda/bin:$PATH
+build=${KVT_GPU_BUILD:-build-gpu}
+quick=${KVT_DEVICE_QUICK:-0}
+summary=$out/summary.txt
+failed=0
+
+{
+    echo "kvtier GPU run, $(date -u +%FT%TZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    nvidia-smi --query-gpu=name,pci.bus_id,driver_version,memory.total --format=csv,noheader 2>&1
+    nvcc --version 2>&1 | tail -1
+    echo "cpus $(nproc), $(grep MemTotal /proc/meminfo)"
+    echo
+} >"$summary"
+
+# step NAME LOG TIMEOUT CMD...: runs CMD with its output appended to LOG.
+step() {
+    local name=$1 log=$2 limit=$3
+    shift 3
+    local t0=$SECONDS rc
+    echo "=== $name: $*" >>"$log"
+    timeout "$limit" "$@" >>"$log" 2>&1
+    rc=$?
+    printf '%-28s %s (%ds)\n' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED rc=$rc")" \
+        $((SECONDS - t0)) >>"$summary"
+    [ $rc = 0 ] || failed=1
+    return $rc
+}
+
+reconf=()
+[ -d "$build/meson-private" ] && reconf=(--reconfigure)
+step setup "$out/build.log" 300 meson setup "${reconf[@]}" "$build" -Dcuda=enabled \
+    -Dbuildtype=debugoptimized || { cat "$summary"; exit 1; }
+step build "$out/build.log" 600 ninja -C "$build" || { cat "$summary"; exit 1; }
+
+export KVT_BUILD_ROOT=$root/$build
+step gpu-suite "$out/suite.log" 900 meson test -C "$build" --suite gpu --print-errorlogs -v
+step unit-suite "$out/suite.log" 600 meson test -C "$build" --suite unit --suite gpu-mock \
+    --print-errorlogs
+# Criterion forks a process per test: the sanitizer follows them all.
+gpu_exe=$build/tests/gpu/test-gpu
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
+    /usr/local/cuda/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null |
+    head -1)
+for tool in memcheck racecheck; do
+    step "$tool" "$out/$tool.log" 900 env KVT_GPU_TEST_SMALL=1 "${sanitizer:-compute-sanitizer}" \
+        --tool "$tool" --target-processes all --error-exitcode 99 "$gpu_exe" --jobs 1
+done
+
+bench=$build/bench/kvtier-bench
+if [ "$quick" = 1 ]; then
+    args=(--total-bytes 1G --open-bytes 8G)
+    sweep=(--sizes 8K,16K,64K,256K,1M,4M,16M --total-bytes 512M)
+else
+    args=(--total-bytes 4G --open-bytes 8G)
+    sweep=(--sizes 4K,8K,16K,32K,64K,128K,256K,512K,1M,2M,4M,8M,16M --total-bytes 1G)
+fi
+nvme=(--nvme "$root/$build/bench-gpu.kvt")
+step bench "$out/bench.txt" 600 "$bench" micro --gpu "${args[@]}" "${nvme[@]}"
+step bench-json "$out/bench.json" 600 "$bench" micro --gpu "${args[@]}" "${nvme[@]}" --json
+# Crossover sweeps: the same sizes with each small-fragment method forced
+# (KVT_CUDA_CE_MIN_BYTES in lib/cuda.h is set from these; docs/gpu.md).
+for m in auto ce batch kernel; do
+    step "sweep-$m" "$out/bench.json" 600 env KVTIER_CUDA_COPY=$m "$bench" micro --gpu \
+        "${sweep[@]}" --no-nvme --open-bytes 0 --json
+done
+rm -f "$root/$build/bench-gpu.kvt"
+
+echo >>"$summary"
+[ $failed = 0 ] && echo "all steps passed" >>"$summary" || echo "SOME STEPS FAILED" >>"$summary"
+cat "$summary"
+exit $failed
