@@ -460,6 +460,12 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
         fprintf(stderr, "kvtier-bench swarm: kvt_ns_key: %s\n", kvt_last_error());
         return BENCH_FAILED;
     }
+    /* Before the buffers: a bad --dir is told at once. */
+    if (nvme_slots) {
+        int d = check_dir(tmpdir(c), 4096 + nvme_slots * slot);
+        if (d)
+            return d;
+    }
     char err[256];
     swarm_gen *g = swarm_new(&wl, &ns, err, sizeof err);
     if (!g) {
@@ -505,10 +511,6 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
         static unsigned run_counter;
         unsigned run_no = __atomic_fetch_add(&run_counter, 1, __ATOMIC_RELAXED);
         const char *dir = tmpdir(c);
-        rc = check_dir(dir, 4096 + nvme_slots * slot);
-        if (rc)
-            goto out;
-        rc = BENCH_FAILED;
         snprintf(path, sizeof r->nvme_path, "%s/kvtier-bench-swarm-%d-%u.kvt", dir, (int)getpid(),
                  run_no);
         r->nvme_temp = swarm_temp_register(path);
@@ -943,8 +945,8 @@ static void json_op(bench_json *j, const char *name, const swarm_op *o, int pair
     bench_json_u64(j, "bytes", o->bytes);
     bench_json_num(j, "seconds", (double)o->ns / 1e9);
     bench_json_num(j, "gb_per_s", rate(o->bytes, o->ns));
-    if (pairs) {
-        bench_json_num(j, "memcpy_gb_per_s", rate(o->base_bytes, o->base_ns));
+    if (pairs) { /* null when the run had no memcpy baseline */
+        bench_json_num(j, "memcpy_gb_per_s", o->base_ns ? rate(o->base_bytes, o->base_ns) : NAN);
         bench_json_num(j, "ratio", o->ratio);
         bench_json_num(j, "ratio_p10", o->ratio_p10);
         bench_json_num(j, "ratio_p90", o->ratio_p90);
@@ -1066,9 +1068,9 @@ void swarm_json_results(bench_json *j, const swarm_cfg *c, const swarm_result *r
     bench_json_num(j, "within_slo", r->within_slo);
     bench_json_num(j, "goodput_rps", r->goodput_rps);
     bench_json_end_object(j);
-    json_op(j, "put", &r->put, c->pairs);
+    json_op(j, "put", &r->put, 1);
     json_op(j, "get", &r->get, 0);
-    json_op(j, "get_dram", &r->get_dram, c->pairs);
+    json_op(j, "get_dram", &r->get_dram, 1);
     json_op(j, "get_nvme", &r->get_nvme, 0);
     bench_json_object(j, "lookup");
     bench_json_u64(j, "calls", r->lookup.calls);

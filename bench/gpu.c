@@ -21,7 +21,8 @@ int bench_micro_gpu(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    fprintf(stderr, "kvtier-bench micro --gpu: this kvtier-bench was built without CUDA\n");
+    fprintf(stderr, "kvtier-bench micro --gpu: this kvtier-bench was built without CUDA.\n%s\n",
+            summary);
     return BENCH_FAILED;
 }
 

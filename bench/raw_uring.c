@@ -139,6 +139,12 @@ static void prep(raw_uring *r, int write, const raw_io *io, unsigned t)
 
 int raw_uring_run(raw_uring *r, int write, const raw_io *ios, size_t n)
 {
+    return raw_uring_run_cb(r, write, ios, n, NULL, NULL);
+}
+
+int raw_uring_run_cb(raw_uring *r, int write, const raw_io *ios, size_t n,
+                     void (*done)(void *user, size_t index), void *user)
+{
     size_t next = 0, finished = 0;
     unsigned inflight = 0, nfree = r->qd;
     int err = 0;
@@ -177,6 +183,8 @@ int raw_uring_run(raw_uring *r, int write, const raw_io *ios, size_t n)
             }
             if (!err && g->done < io->len)
                 err = res < 0 ? res : -EIO;
+            else if (done && g->done == io->len)
+                done(user, g->index);
             inflight--;
             finished++;
             r->free_tags[nfree++] = t;
@@ -225,6 +233,12 @@ void raw_uring_free(raw_uring *r)
 int raw_uring_run(raw_uring *r, int write, const raw_io *ios, size_t n)
 {
     (void)r, (void)write, (void)ios, (void)n;
+    return -ENOSYS;
+}
+int raw_uring_run_cb(raw_uring *r, int write, const raw_io *ios, size_t n,
+                     void (*done)(void *user, size_t index), void *user)
+{
+    (void)r, (void)write, (void)ios, (void)n, (void)done, (void)user;
     return -ENOSYS;
 }
 uint64_t raw_uring_fixed(const raw_uring *r)

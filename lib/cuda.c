@@ -10,13 +10,6 @@
 #include "alloc.h"
 #include "error.h"
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void kvt__cuda_counters_visit(kvt__cuda_counters *c, const char *prefix, kvt_stat_fn fn,
                               void *user)
 {
@@ -172,13 +165,15 @@ void kvt__cuda_free(int device, void *p)
     (void)p;
 }
 
-kvt__cuda_region *kvt__cuda_region_add(void *base, size_t bytes, size_t unit, int device)
+int kvt__cuda_region_add(void *base, size_t bytes, size_t unit, int device,
+                         kvt__cuda_region **out)
 {
     (void)base;
     (void)bytes;
     (void)unit;
     (void)device;
-    return NULL;
+    *out = NULL;
+    return 0;
 }
 
 void kvt__cuda_region_pin(kvt__cuda_region *r)
@@ -214,6 +209,13 @@ int kvt__cuda_host_pinned(const void *p, size_t len)
 /* ========================================================== CUDA builds */
 
 #include <dlfcn.h>
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* The fatbin of lib/tier/hbm_kernels.cu, generated at build time. */
 extern const unsigned char kvt__hbm_fatbin[];
@@ -804,10 +806,12 @@ static kvt__cuda_region *region_new(void *base, size_t bytes, size_t chunk, int 
     return r;
 }
 
-kvt__cuda_region *kvt__cuda_region_add(void *base, size_t bytes, size_t unit, int device)
+int kvt__cuda_region_add(void *base, size_t bytes, size_t unit, int device,
+                         kvt__cuda_region **out)
 {
+    *out = NULL;
     if (!base || !bytes || !unit)
-        return NULL;
+        return kvt__err(KVT_EINVAL, "CUDA region: empty");
     /* Chunks hold whole slots (a fragment never spans two registrations)
      * and whole pages (registrations never share one). */
     size_t page = 4096, l = unit / gcd(unit, page);
@@ -815,7 +819,8 @@ kvt__cuda_region *kvt__cuda_region_add(void *base, size_t bytes, size_t unit, in
     size_t chunk = bytes;
     if (lcm && lcm < bytes)
         chunk = lcm * (KVT_CUDA_PIN_CHUNK > lcm ? KVT_CUDA_PIN_CHUNK / lcm : 1);
-    return region_new(base, bytes, chunk, device);
+    *out = region_new(base, bytes, chunk, device);
+    return *out ? 0 : kvt__err(KVT_ENOMEM, "CUDA region of %zu bytes", bytes);
 }
 
 static void *pin_main(void *arg)
@@ -1424,6 +1429,8 @@ int kvt__cuda_io_begin(const kvt_io_opts *o)
     }
     if (o->flags & KVT__IO_CALL)
         return 0;
+    if (load_quiet()) /* kvt__cuda_check_io() refuses such calls first */
+        return kvt__err(KVT_ENODEV, "a stream needs CUDA: %s", g.why);
     /* A synchronous call: the work queued before it is the work queued now. */
     int dev, rc = stream_device((cudaStream_t)o->stream, o->device, &dev);
     if (rc)

@@ -194,9 +194,11 @@ void kvt__cuda_free(int device, void *p);
 typedef struct kvt__cuda_region kvt__cuda_region;
 
 /* Announces a host arena [base, base + bytes) of `unit`-byte slots that
- * copies to and from `device` will use. No CUDA call; NULL without CUDA or
- * memory (the arena then simply stays pageable). */
-kvt__cuda_region *kvt__cuda_region_add(void *base, size_t bytes, size_t unit, int device);
+ * copies to and from `device` will use, into *out. No CUDA call. 0 (*out
+ * NULL in builds without CUDA, where there is nothing to pin) or
+ * KVT_ENOMEM. */
+int kvt__cuda_region_add(void *base, size_t bytes, size_t unit, int device,
+                         kvt__cuda_region **out);
 /* Starts pinning the region in the background (cudaHostRegister by chunks).
  * Idempotent; NULL is fine; does nothing without a usable device. */
 void kvt__cuda_region_pin(kvt__cuda_region *r);

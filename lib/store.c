@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "cuda.h"
 #include "error.h"
 #include "killpoint.h"
 #include "kvt_build_config.h"
@@ -18,6 +19,9 @@
 /* How long a slot request waits for blocks that are only in flight (being
  * read, filled or copied by another thread) before calling the tier full. */
 #define MAX_SLOT_WAIT_NS (1000 * NS_PER_MS)
+
+/* Tells lib/cuda.c that tier I/O goes through kvt__cuda_tier_read/write here. */
+const int kvt__store_cuda_tiers = 1;
 
 static const char *const tier_names[KVT_TIER_COUNT] = {"hbm", "dram", "nvme"};
 
@@ -681,7 +685,7 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
     int stored = 0;
     if (!m)
         return 0;
-    tr->ops->write(tr->impl, x, m, mem);
+    kvt__cuda_tier_write(tr->ops, tr->impl, x, m, mem, s->block_bytes);
     uint64_t after = kvt__store_now(s);
     for (size_t j = 0; j < m; j++) {
         if (x[j].status) {
@@ -807,7 +811,7 @@ static void promote(kvt_store *s, const get_item *g, size_t n, const kvt_key *ke
         }
         kvt_xfer x = {.slot = slot, .key = keys[g[j].index]};
         frag_ptrs(s, ptrs, g[j].index, &x);
-        if (ur->ops->write(ur->impl, &x, 1, mem)) {
+        if (kvt__cuda_tier_write(ur->ops, ur->impl, &x, 1, mem, s->block_bytes)) {
             CNT(&ur->st, io_errors);
             release_slot(s, u, slot, 1);
             unfill(s, g[j].id, u);
@@ -901,7 +905,7 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         }
         if (!k)
             continue;
-        tr->ops->read(tr->impl, x, k, mem);
+        kvt__cuda_tier_read(tr->ops, tr->impl, x, k, mem, s->block_bytes);
         touch_all(s, t, ids, slots, k, kvt__store_now(s));
         size_t c = 0;
         for (size_t j = 0; j < m; j++) {

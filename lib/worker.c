@@ -11,8 +11,12 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "cuda.h"
 #include "error.h"
 #include "store.h"
+
+/* Tells lib/cuda.c that async jobs run the stream-ordering hooks. */
+const int kvt__workers_cuda_hooks = 1;
 
 /* How often idle workers apply TTL expiry on a real clock. */
 #define REAP_INTERVAL_MS 100
@@ -94,11 +98,15 @@ static void run(kvt_workers *w, const job *j)
         o = &opts;
     }
     int rc = 0;
-    if (j->op == KVT_JOB_PUT)
-        rc = kvt__store_put(s, j->keys, j->n, j->ptrs, o);
-    else if (j->op == KVT_JOB_GET)
-        rc = kvt__store_get(s, j->keys, j->n, j->ptrs, o);
-    else
+    if (j->op == KVT_JOB_PUT || j->op == KVT_JOB_GET) {
+        /* Waits for the event recorded on the caller's stream at the call;
+         * io_end opens a KVT_IO_STREAM_WAIT gate on every path. */
+        rc = kvt__cuda_io_begin(o);
+        if (!rc)
+            rc = j->op == KVT_JOB_PUT ? kvt__store_put(s, j->keys, j->n, j->ptrs, o)
+                                      : kvt__store_get(s, j->keys, j->n, j->ptrs, o);
+        kvt__cuda_io_end(o);
+    } else
         kvt__store_writethrough(s, j->id, j->src, j->dst);
     complete(w, j, rc);
 }

@@ -188,7 +188,11 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
      * chunk, and copies use each chunk's fast paths once it is pinned. It
      * starts now in a CUDA process, else at the first GPU copy or when the
      * HBM tier opens. */
-    t->cuda_region = kvt__cuda_region_add(t->arena, bytes, t->block_bytes, p->device);
+    rc = kvt__cuda_region_add(t->arena, bytes, t->block_bytes, p->device, &t->cuda_region);
+    if (rc) {
+        dram_close(t);
+        return rc;
+    }
     if (kvt__cuda_in_process())
         kvt__cuda_region_pin(t->cuda_region);
     kvt__err_clear();

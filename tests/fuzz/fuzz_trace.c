@@ -20,6 +20,10 @@
 #include "trace.h"
 
 #define MAX_FILES 4
+/* Latest replay time a set can hold: a request's time is at most 1e9 s
+ * (trace.c refuses later ones), and a WEKA subagent adds its start to its
+ * requests' times, nested at most 8 deep under the session: 9 * 1e9 s. */
+#define MAX_T_NS 9000000000000000000ull
 #define MAX_INPUT (1u << 20)
 
 static char dir[512];
@@ -106,6 +110,8 @@ static void check_set(const trace_set *ts)
                    ts->nstreams);
         FUZZ_CHECK(q->session < ts->nfiles, "request %zu: session %u of %u files", i, q->session,
                    ts->nfiles);
+        FUZZ_CHECK(q->t_ns <= MAX_T_NS, "request %zu at %llu ns: a time no valid trace gives "
+                   "(a subagent's \"t\" below 0 or above 1e9 s?)", i, (unsigned long long)q->t_ns);
         if (i) {
             const trace_req *p = &ts->req[i - 1];
             FUZZ_CHECK(p->t_ns < q->t_ns || (p->t_ns == q->t_ns && p->stream <= q->stream),

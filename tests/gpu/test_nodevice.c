@@ -196,7 +196,8 @@ Test(nodevice, layer_without_gpu)
     kvt__cuda_io_end(&o);
     /* A region is announced but never pinned. */
     static char arena[1 << 16] __attribute__((aligned(4096)));
-    kvt__cuda_region *r = kvt__cuda_region_add(arena, sizeof arena, 4096, 0);
+    kvt__cuda_region *r;
+    cr_assert_eq(kvt__cuda_region_add(arena, sizeof arena, 4096, 0, &r), 0);
     kvt__cuda_region_pin(r);
     cr_assert_eq(kvt__cuda_host_pinned(arena, 4096), 0);
     uint64_t pinned, ms;

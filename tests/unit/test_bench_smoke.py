@@ -9,8 +9,11 @@ the documented field names (a rename must show up here and in the docs).
 """
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 BENCH = sys.argv[1] if len(sys.argv) > 1 else "kvtier-bench"
 FAILURES = []
@@ -43,6 +46,41 @@ MICRO_ROW = {"block_bytes": int, "copy_threads": int, "blocks_per_call": int,
 MICRO = {"config": {"tier": str, "total_bytes": int, "batch_bytes": int, "runs": int,
                     "statistic": str},
          "results": list}
+NVME_CONFIG = {"tier": str, "mode": str, "dir": str, "filesystem": str, "device": str,
+               "runs": int}
+NVME = {"config": dict(NVME_CONFIG, total_bytes=int, store=str, caller_buffers=str, raw=str,
+                       raw_fixed=bool, anchor_threads=int, page_touch_gb_per_s=NUM,
+                       big_queue_depth=int, demote_dram_bytes=int, statistic=str),
+        "results": list, "anchor": list, "demote": list, "overhead": list}
+NVME_ROW = {"block_bytes": int, "queue_depth": int, "slot_bytes": int, "blocks_per_run": int,
+            "run_bytes": int, "put_gb_per_s": NUM, "put_raw_gb_per_s": NUM,
+            "put_raw_fixed_gb_per_s": NUM, "put_ratio": NUM, "put_ratio_p10": NUM,
+            "put_ratio_p90": NUM, "put_ratio_fixed": NUM, "get_gb_per_s": NUM,
+            "get_raw_gb_per_s": NUM, "get_raw_fixed_gb_per_s": NUM, "get_ratio": NUM,
+            "get_ratio_p10": NUM, "get_ratio_p90": NUM, "get_ratio_fixed": NUM,
+            "put_cpu_s_per_gb": NUM, "put_raw_cpu_s_per_gb": NUM,
+            "put_raw_fixed_cpu_s_per_gb": NUM, "get_cpu_s_per_gb": NUM,
+            "get_raw_cpu_s_per_gb": NUM, "get_raw_fixed_cpu_s_per_gb": NUM, "pairs": int,
+            "staged_blocks": int, "fixed_host": int, "resubmits": int,
+            "raw_fixed_transfers": int, "raw_resubmits": int}
+NVME_ANCHOR = {"block_bytes": int, "threads": int, "queue_depth": int, "blocks_per_run": int,
+               "put_page_cache_gb_per_s": NUM, "put_writeback_gb_per_s": NUM,
+               "get_cold_gb_per_s": NUM, "get_warm_gb_per_s": NUM, "cold_resident_pages": int,
+               "kvtier_put_gb_per_s": NUM, "kvtier_get_gb_per_s": NUM, "get_vs_cold": NUM,
+               "get_vs_cold_p10": NUM, "get_vs_cold_p90": NUM, "get_vs_warm": NUM,
+               "put_vs_writeback": NUM, "pairs": int}
+NVME_DEMOTE = {"block_bytes": int, "dram_bytes": int, "queue_depth": int, "blocks_per_run": int,
+               "demotions_per_run": NUM, "put_gb_per_s": NUM, "raw_qd1_gb_per_s": NUM,
+               "raw_gb_per_s": NUM, "ratio_qd1": NUM, "ratio": NUM, "raw_registered": bool,
+               "pairs": int}
+NVME_OVERHEAD = {"block_bytes": int, "slot_bytes": int, "overhead": NUM}
+NVME_RECOVERY = {"config": dict(NVME_CONFIG, queue_depth=int, statistic=str),
+                 "recovery": list, "overhead": list}
+NVME_RECOVERY_ROW = {"blocks": int, "block_bytes": int, "slot_bytes": int, "file_bytes": int,
+                     "queue_depth": int, "create_ms": NUM, "fill_s": NUM,
+                     "fill_blocks_per_s": NUM, "close_ms": NUM, "open_ms": NUM,
+                     "open_ms_min": NUM, "open_ms_max": NUM, "recovery_ms": NUM,
+                     "headers_per_s": (int, float, type(None)), "recovered": int, "reopens": int}
 INDEX = {
     "config": {"keys": int, "batch": int, "runs": int, "block_bytes": int, "statistic": str},
     "lookup": {"keys_per_s": NUM, "keys_per_s_min": NUM, "keys_per_s_max": NUM,
@@ -181,23 +219,101 @@ def test_index():
         positive(o, ("lookup", "keys_per_s"))
 
 
+def nvme_unavailable(p):
+    """The reason the NVMe tier can't run here (no io_uring build, no
+    O_DIRECT), or None: then the bench must have worked."""
+    if p.returncode == 1 and any(w in p.stderr for w in ("not built", "O_DIRECT", "direct I/O",
+                                                          "memory filesystem")):
+        return p.stderr.strip().splitlines()[-1]
+    return None
+
+
+def test_micro_nvme():
+    # O_DIRECT needs a real filesystem: the build tree, never /tmp (tmpfs on some hosts).
+    root = os.environ.get("KVT_BUILD_ROOT", os.getcwd())
+    d = tempfile.mkdtemp(prefix="bench-smoke-nvme-", dir=root)
+    try:
+        args = ["micro", "--tier", "nvme", "--block-bytes", "256K", "--qd", "4",
+                "--total-bytes", "2M", "--runs", "2", "--anchor-threads", "2",
+                "--dram-bytes", "256K", "--dir", d, "--json"]
+        p = subprocess.run([BENCH] + args, capture_output=True, text=True, timeout=100)
+        why = nvme_unavailable(p)
+        if why:
+            print(f"skip test_micro_nvme: {why}")
+            return
+        if p.returncode != 0:
+            fail(f"{args}: exit {p.returncode}; stderr: {p.stderr.strip()}")
+        o = load_json(p, args)
+        if o is None:
+            return
+        check_fields(o, HEADER, "micro-nvme")
+        check_fields(o, NVME, "micro-nvme")
+        parts = {"results": NVME_ROW, "anchor": NVME_ANCHOR, "demote": NVME_DEMOTE,
+                 "overhead": NVME_OVERHEAD}
+        for part, spec in parts.items():
+            rows = o.get(part, [])
+            if len(rows) != 1:
+                fail(f"micro-nvme: {len(rows)} {part} rows, wanted 1")
+            for i, r in enumerate(rows):
+                if not o["config"].get("raw_fixed", True):
+                    spec = {k: v for k, v in spec.items() if "fixed" not in k}
+                check_fields(r, spec, f"micro-nvme.{part}[{i}]")
+        if not FAILURES:
+            r = o["results"][0]
+            if (r["block_bytes"], r["queue_depth"], r["blocks_per_run"]) != (262144, 4, 8):
+                fail(f"micro-nvme: row {r['block_bytes']}/{r['queue_depth']}/"
+                     f"{r['blocks_per_run']}, wanted 262144/4/8")
+            for f in ("put_gb_per_s", "put_raw_gb_per_s", "get_gb_per_s", "get_raw_gb_per_s"):
+                positive(r, (f,))
+            if r["pairs"] != 2 or not r["get_ratio_p10"] <= r["get_ratio"] <= r["get_ratio_p90"]:
+                fail("micro-nvme: pairs or get ratio percentiles inconsistent")
+            if o["overhead"][0]["slot_bytes"] != 262144 + 4096:
+                fail("micro-nvme: slot bytes are not block + one 4 KiB header unit")
+            a = o["anchor"][0]
+            if a["cold_resident_pages"] != 0:
+                fail(f"micro-nvme: {a['cold_resident_pages']} pages cached before a cold read")
+            positive(a, ("get_cold_gb_per_s",))
+            if o["demote"][0]["dram_bytes"] != 262144 or o["demote"][0]["demotions_per_run"] < 1:
+                fail("micro-nvme: the demotion row did not demote")
+        args = ["micro", "--tier", "nvme", "--recovery", "--recovery-blocks", "64",
+                "--runs", "2", "--dir", d, "--json"]
+        p = run(args)
+        o = load_json(p, args)
+        if o is not None:
+            check_fields(o, HEADER, "micro-nvme-recovery")
+            check_fields(o, NVME_RECOVERY, "micro-nvme-recovery")
+            rows = o.get("recovery", [])
+            for i, r in enumerate(rows):
+                check_fields(r, NVME_RECOVERY_ROW, f"micro-nvme-recovery.recovery[{i}]")
+            if len(rows) != 1 or rows[0].get("recovered") != 64 or rows[0].get("reopens") != 2:
+                fail("micro-nvme-recovery: wanted one row, 64 blocks recovered, 2 reopens")
+        left = os.listdir(d)
+        if left:
+            fail(f"micro-nvme: files left behind in --dir: {left}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_usage_errors():
     for args in (["--no-such-flag"], ["nosuchcommand"], ["mixed", "--no-such-flag"],
                  ["micro", "--tier", "tape"], ["micro", "--block-bytes", "12x"],
+                 ["micro", "--tier", "nvme", "--qd", "0"],
+                 ["micro", "--tier", "nvme", "--block-bytes", "1000"],
                  ["index", "--keys"], ["index", "--keys", "0"], ["mixed", "--quick=1"]):
         p = run(args, want_rc=2)
         if not p.stderr.strip():
             fail(f"{args}: no message on stderr")
         if p.stdout.strip():
             fail(f"{args}: wrote to stdout on a usage error")
-    for args in (["--help"], ["micro", "--help"], ["index", "--help"], ["mixed", "--help"]):
+    for args in (["--help"], ["micro", "--help"], ["micro", "--tier", "nvme", "--help"],
+                 ["index", "--help"], ["mixed", "--help"]):
         p = run(args)
         if "usage" not in p.stdout:
             fail(f"{args}: no usage text")
 
 
 def main():
-    for t in (test_usage_errors, test_mixed, test_micro, test_index):
+    for t in (test_usage_errors, test_mixed, test_micro, test_micro_nvme, test_index):
         before = len(FAILURES)
         t()
         print(("ok  " if len(FAILURES) == before else "FAIL") + " " + t.__name__)

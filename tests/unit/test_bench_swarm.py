@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+# test_bench_swarm.py — kvtier-bench swarm and the default run at tiny sizes: exit codes, the documented JSON fields, temp files removed (also on SIGINT).
+"""Usage: test_bench_swarm.py PATH/TO/kvtier-bench
+
+Seconds, not a benchmark: the numbers are checked for consistency (hits
+never exceed blocks, tiers add up, the same seed gives the same hits), and
+the JSON field names docs/bench.md documents are pinned down here.
+"""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH = sys.argv[1] if len(sys.argv) > 1 else "kvtier-bench"
+FAILURES = []
+NUM = (int, float)
+HEADER = {"bench": str, "schema": int, "kvtier_version": str, "date": str,
+          "cpu_model": str, "cpus": int, "loadavg_1m": NUM, "buildtype": str}
+OP = {"calls": int, "blocks": int, "bytes": int, "seconds": NUM, "gb_per_s": NUM,
+      "p50_us": NUM, "p99_us": NUM}
+PAIRED = dict(OP, memcpy_gb_per_s=NUM, ratio=NUM, ratio_p10=NUM, ratio_p90=NUM)
+WORKLOAD = {k: NUM for k in (
+    "duration_s", "stagger_s", "ramp_step_s", "first_tokens_median", "first_sigma",
+    "turns_median", "turns_sigma", "tool_share", "tool_append_median", "tool_append_sigma",
+    "user_append_median", "user_append_sigma", "reset_rate", "reset_keep_min", "reset_keep_max",
+    "output_median", "output_sigma", "tool_think_mu", "tool_think_sigma", "human_think_mu",
+    "human_think_sigma", "human_think_min_s", "decode_tokens_per_s", "spawn_share",
+    "sub_requests_median", "sub_requests_sigma", "sub_first_median", "sub_first_sigma")}
+WORKLOAD.update({k: int for k in (
+    "seed", "agents", "agent_types", "max_requests", "ramp_add", "prefix_tokens",
+    "max_context_tokens", "spawn_min", "spawn_max", "sub_prefix_min", "sub_prefix_max",
+    "sessions")})
+WORKLOAD["cycle"] = str
+CONFIG = {"mode": str, "model": str, "bytes_per_token": int, "block_tokens": int,
+          "block_bytes": int, "real_block_bytes": int, "bytes_scaled": bool, "byte_scale": NUM,
+          "dram_bytes": int, "dram_blocks": int, "nvme_bytes": int, "nvme_slots": int,
+          "nvme_slot_bytes": int, "policy": str, "dram_ttl_s": NUM, "nvme_ttl_s": NUM,
+          "lease_ms": int, "promote": bool, "gpus": int, "prefill_tokens_per_s": NUM,
+          "slo_ms": NUM, "workload": WORKLOAD}
+SWARM = {
+    "config": CONFIG,
+    "requests": int, "sessions": int, "subagents": int, "compactions": int,
+    "forced_compactions": int, "virtual_s": NUM, "wall_s": NUM, "blocks_requested": int,
+    "blocks_hit": int, "hit_ratio": NUM, "hit_ratio_dram": NUM, "hit_ratio_nvme": NUM,
+    "hit_ratio_unbounded": NUM,
+    "tokens": {"prompt": int, "from_cache": int, "prefilled": int, "avoided_ratio": NUM},
+    "ttft": {"model": str, "p50_ms": NUM, "p95_ms": NUM, "p99_ms": NUM, "mean_ms": NUM,
+             "load_p50_ms": NUM, "load_p99_ms": NUM, "prefill_p50_ms": NUM,
+             "queue_p50_ms": NUM, "queue_p95_ms": NUM, "load_scale": NUM, "slo_ms": NUM,
+             "within_slo": NUM, "goodput_rps": NUM},
+    "put": PAIRED, "get": OP, "get_dram": PAIRED, "get_nvme": OP,
+    "lookup": {"calls": int, "blocks": int, "seconds": NUM, "p50_us": NUM, "p99_us": NUM,
+               "keys": int, "lookups_per_s": NUM, "keys_per_s": NUM},
+    "tiers": {"dram": {"hit_blocks": int, "bytes_in": int, "bytes_out": int, "evictions": int,
+                       "expirations": int, "promotions_in": int},
+              "nvme": {"hit_blocks": int, "bytes_in": int, "bytes_out": int,
+                       "bytes_written": int, "bytes_read": int, "demotions_in": int,
+                       "evictions": int, "expirations": int,
+                       "demoting_put_write_gb_per_s": NUM}},
+    "store": {"put_rejected": int, "put_present": int, "get_short": int, "verify_errors": int},
+}
+RAW = {"queue_depth": int, "read_gb_per_s": NUM, "write_gb_per_s": NUM, "read_iops": NUM,
+       "write_iops": NUM}
+DEFAULT = dict(SWARM, quick=bool, total_wall_s=NUM,
+               ceilings={"dram_get_memcpy_gb_per_s": NUM, "dram_put_memcpy_gb_per_s": NUM,
+                         "nvme_slot_bytes": int, "nvme_raw": RAW, "nvme_raw_qd1": RAW,
+                         "nvme_get_blocks_per_s": NUM, "nvme_demote_blocks_per_s": NUM},
+               ttl={"block_bytes": int, "runs": list})
+TTL_ROW = {"dram_ttl_s": NUM, "nvme_ttl_s": NUM, "source": str, "hit_ratio": NUM,
+           "hit_ratio_dram": NUM, "hit_ratio_nvme": NUM, "prefill_avoided_ratio": NUM,
+           "dram_expirations": int, "nvme_expirations": int, "wall_s": NUM}
+# Statistics of an empty sample are null (e.g. no NVMe gets in a tiny run).
+MAY_BE_NULL = {"p50_us", "p99_us", "memcpy_gb_per_s", "ratio", "ratio_p10", "ratio_p90"}
+
+
+def fail(msg):
+    FAILURES.append(msg)
+    print("FAIL:", msg)
+
+
+def run(args, want_rc=0, timeout=100):
+    p = subprocess.run([BENCH] + args, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != want_rc:
+        fail(f"{args}: exit {p.returncode}, wanted {want_rc}; stderr: {p.stderr.strip()[-500:]}")
+    return p
+
+
+def check_fields(obj, spec, where):
+    for name, kind in spec.items():
+        if name not in obj:
+            fail(f"{where}: no field '{name}'")
+            continue
+        v = obj[name]
+        if isinstance(kind, dict):
+            if not isinstance(v, dict):
+                fail(f"{where}.{name}: not an object")
+            else:
+                check_fields(v, kind, f"{where}.{name}")
+            continue
+        if v is None and name in MAY_BE_NULL:
+            continue
+        ok = isinstance(v, bool) if kind is bool else \
+            not isinstance(v, bool) and isinstance(v, kind)
+        if not ok:
+            fail(f"{where}.{name}: {v!r} is not {kind}")
+        elif isinstance(v, float) and not math.isfinite(v):
+            fail(f"{where}.{name}: {v!r} is not finite")
+
+
+def load(p, args):
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError as e:
+        fail(f"{args}: stdout is not one JSON value: {e}; first bytes: {p.stdout[:200]!r}")
+        return None
+
+
+def consistent(o, where):
+    if o["blocks_hit"] > o["blocks_requested"]:
+        fail(f"{where}: more blocks hit than requested")
+    if not 0 <= o["hit_ratio"] <= o["hit_ratio_unbounded"] + 1e-12 <= 1 + 1e-12:
+        fail(f"{where}: hit ratio {o['hit_ratio']} above the unbounded {o['hit_ratio_unbounded']}")
+    tiers = o["tiers"]["dram"]["hit_blocks"] + o["tiers"]["nvme"]["hit_blocks"]
+    if tiers != o["blocks_hit"]:
+        fail(f"{where}: DRAM + NVMe hits {tiers} != blocks hit {o['blocks_hit']}")
+    if o["tokens"]["from_cache"] + o["tokens"]["prefilled"] != o["tokens"]["prompt"]:
+        fail(f"{where}: tokens from cache + prefilled != prompt tokens")
+    if o["store"]["verify_errors"] or o["store"]["get_short"]:
+        fail(f"{where}: {o['store']['verify_errors']} wrong blocks, "
+             f"{o['store']['get_short']} short gets")
+    if o["requests"] <= 0 or o["lookup"]["calls"] != o["requests"]:
+        fail(f"{where}: {o['requests']} requests, {o['lookup']['calls']} lookups")
+    t = o["ttft"]
+    if not t["p50_ms"] <= t["p95_ms"] <= t["p99_ms"]:
+        fail(f"{where}: TTFT percentiles out of order")
+
+
+TINY = ["--agents", "3", "--duration", "20m", "--block-tokens", "256",
+        "--scale-bytes", "1/4096", "--dram-bytes", "2M", "--nvme-bytes", "32M"]
+
+
+def leftovers(d):
+    return [f for f in os.listdir(d) if f.startswith("kvtier-bench-")]
+
+
+def test_swarm_json():
+    with tempfile.TemporaryDirectory() as d:
+        args = ["swarm"] + TINY + ["--dir", d, "--json"]
+        p = run(args)
+        o = load(p, args)
+        if o is None:
+            return
+        check_fields(o, HEADER, "swarm")
+        check_fields(o, SWARM, "swarm")
+        if FAILURES:
+            return
+        if o["bench"] != "swarm" or o["config"]["mode"] != "static":
+            fail(f"swarm: bench {o['bench']!r}, mode {o['config']['mode']!r}")
+        consistent(o, "swarm")
+        if not o["config"]["bytes_scaled"]:
+            fail("swarm: 1/4096 of the bytes is not reported as scaled")
+        if o["config"]["block_bytes"] != 256 * 128 * 1024 // 4096:
+            fail(f"swarm: block bytes {o['config']['block_bytes']}, wanted 8192")
+        if o["tiers"]["nvme"]["hit_blocks"] == 0:
+            fail("swarm: a 2 MiB DRAM tier and nothing from NVMe")
+        if leftovers(d):
+            fail(f"swarm: left {leftovers(d)} in --dir")
+        # The same seed gives the same hits; the time does not matter.
+        p2 = run(args)
+        o2 = load(p2, args)
+        if o2 and (o2["blocks_hit"], o2["hit_ratio_nvme"]) != (o["blocks_hit"], o["hit_ratio_nvme"]):
+            fail("swarm: the same seed gave other hit counts")
+    p = run(["swarm"] + TINY + ["--nvme-bytes", "0"])
+    for word in ("hit ratio", "TTFT", "prefill", "put", "get", "lookup", "memcpy"):
+        if word not in p.stdout:
+            fail(f"swarm text report lacks '{word}'")
+
+
+def test_ramp():
+    args = ["swarm", "--mode", "ramp", "--agents", "6", "--ramp-add", "2", "--ramp-step", "10m",
+            "--block-tokens", "256", "--scale-bytes", "1/4096", "--dram-bytes", "2M",
+            "--nvme-bytes", "0", "--no-memcpy", "--slo-ms", "1e9", "--json"]
+    p = run(args)
+    o = load(p, args)
+    if o is None:
+        return
+    check_fields(o, SWARM, "ramp")
+    r = o.get("ramp")
+    if not isinstance(r, dict):
+        fail("ramp: no 'ramp' object")
+        return
+    check_fields(r, {"max_agents": int, "exhausted": bool, "windows": list}, "ramp.ramp")
+    # With an SLO nobody misses, every step passes and the ramp runs out of agents.
+    if r.get("max_agents") != 6 or not r.get("exhausted") or len(r.get("windows", [])) != 3:
+        fail(f"ramp: {r.get('max_agents')} agents, exhausted {r.get('exhausted')}, "
+             f"{len(r.get('windows', []))} windows; wanted 6, true, 3")
+    for i, w in enumerate(r.get("windows", [])):
+        check_fields(w, {"agents": int, "requests": int, "hit_ratio": NUM, "within_slo": bool},
+                     f"ramp.windows[{i}]")
+
+
+def test_default_quick():
+    with tempfile.TemporaryDirectory() as d:
+        args = ["--quick", "--dir", d, "--json"]
+        p = run(args)
+        o = load(p, args)
+        if o is None:
+            return
+        check_fields(o, HEADER, "default")
+        check_fields(o, DEFAULT, "default")
+        if FAILURES:
+            return
+        if o["bench"] != "default" or not o["quick"]:
+            fail(f"default: bench {o['bench']!r}, quick {o['quick']!r}")
+        consistent(o, "default")
+        runs = o["ttl"]["runs"]
+        if [(r["dram_ttl_s"], r["nvme_ttl_s"]) for r in runs] != \
+                [(0, 0), (60, 60), (300, 300), (3600, 3600), (300, 3600)]:
+            fail(f"default: TTL rows {[(r['dram_ttl_s'], r['nvme_ttl_s']) for r in runs]}")
+        for i, r in enumerate(runs):
+            check_fields(r, TTL_ROW, f"default.ttl.runs[{i}]")
+        if len(runs) == 5 and not FAILURES:
+            if abs(runs[0]["hit_ratio"] - o["hit_ratio"]) > 1e-12:
+                fail("default: the no-TTL row is not the main run")
+            # A shorter idle TTL can only lose hits (same workload, same capacities).
+            h = [r["hit_ratio"] for r in runs[:4]]
+            if not h[1] <= h[2] <= h[3] <= h[0] + 1e-12:
+                fail(f"default: hit ratio not monotone in the TTL: {h}")
+        if leftovers(d):
+            fail(f"default: left {leftovers(d)} in --dir")
+        p = run(["--quick", "--dir", d, "--no-ttl"])
+        for word in ("hit ratio", "put", "get", "lookup", "memcpy", "ceiling", "TTFT"):
+            if word not in p.stdout:
+                fail(f"default text report lacks '{word}'")
+
+
+def test_sigint_removes_the_file():
+    with tempfile.TemporaryDirectory() as d:
+        # Long enough to be interrupted: ~10 virtual hours of 3 agents.
+        proc = subprocess.Popen([BENCH, "swarm", "--dir", d, "--duration", "200h"] + TINY[:2] +
+                                ["--scale-bytes", "1/4096", "--dram-bytes", "2M",
+                                 "--nvme-bytes", "32M", "--no-memcpy"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        t0 = time.time()
+        while not leftovers(d) and time.time() - t0 < 20 and proc.poll() is None:
+            time.sleep(0.01)
+        if not leftovers(d):
+            fail("sigint: the NVMe file never appeared")
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            fail("sigint: the run did not stop")
+        if proc.returncode != -signal.SIGINT:
+            fail(f"sigint: exit {proc.returncode}, wanted death by SIGINT")
+        if leftovers(d):
+            fail(f"sigint: left {leftovers(d)}")
+
+
+def test_usage_errors():
+    for args in (["swarm", "--mode", "fast"], ["swarm", "--tool-share", "2"],
+                 ["swarm", "--scale-bytes", "3/2"], ["swarm", "--model", "gpt-9"],
+                 ["swarm", "--duration", "soon"], ["swarm", "--cycle", "zigzag"],
+                 ["swarm", "--dir", "/nonexistent/kvtier"], ["--agents", "-1"],
+                 ["default", "--duration", "0"], ["--no-such-flag"]):
+        p = run(args, want_rc=2)
+        if not p.stderr.strip():
+            fail(f"{args}: no message on stderr")
+        if p.stdout.strip():
+            fail(f"{args}: wrote to stdout on a usage error")
+    for args in (["swarm", "--help"], ["default", "--help"]):
+        p = run(args)
+        if "usage" not in p.stdout:
+            fail(f"{args}: no usage text")
+
+
+def main():
+    for t in (test_usage_errors, test_swarm_json, test_ramp, test_default_quick,
+              test_sigint_removes_the_file):
+        before = len(FAILURES)
+        t0 = time.time()
+        t()
+        print(("ok  " if len(FAILURES) == before else "FAIL") +
+              f" {t.__name__} ({time.time() - t0:.1f} s)")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
