@@ -168,7 +168,6 @@ static void text_ceilings(const swarm_cfg *c, const swarm_result *r, const raw_r
                      100 * r->put.ratio_p90);
     bench_table_cell(&t, "memcpy, paired; puts include demotions to NVMe");
     if (r->nvme_blocks && raw->ok) {
-        double slot = (double)r->nvme_slot_bytes;
         double lib_rd = blocks_per_s(&r->get_nvme);
         bench_table_cell(&t, "NVMe -> engine (get)");
         bench_table_cell(&t, "%.0f blocks/s", lib_rd);
@@ -186,7 +185,6 @@ static void text_ceilings(const swarm_cfg *c, const swarm_result *r, const raw_r
         bench_table_cell(&t, "%.0f%%", raw->write_iops > 0 ? 100 * lib_wr / raw->write_iops : 0);
         bench_table_cell(&t, "raw write QD%u; library: demoted blocks / time of puts that demoted",
                          raw->qd);
-        (void)slot;
     }
     bench_table_print(&t, stdout, 2);
     bench_table_free(&t);

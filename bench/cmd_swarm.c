@@ -305,7 +305,7 @@ static int check_dir(const char *dir, uint64_t need)
             char a[32], b[32];
             fprintf(stderr,
                     "kvtier-bench: --dir %s has %s free; the NVMe file needs %s (plus 64 MiB "
-                    "to spare). Choose another --dir or a smaller --nvme-bytes.\n",
+                    "to spare). Choose another --dir (swarm: or a smaller --nvme-bytes).\n",
                     dir, bench_fmt_bytes(avail, a, sizeof a), bench_fmt_bytes(need, b, sizeof b));
             return BENCH_FAILED;
         }

@@ -289,9 +289,11 @@ KVT_API uint64_t kvt_clock_now(kvt_store *store);
  * Errors: KVT_ENOTSUP without a manual clock, KVT_EINVAL going back. */
 KVT_API int kvt_clock_set(kvt_store *store, uint64_t now_ns);
 
-/* Applies idle-TTL expiry at the current time now (every operation also does
- * this first, and a worker does it on a real clock). Returns blocks that left
- * a tier. Blocking if demotions need I/O. */
+/* Applies idle-TTL expiry at the current time now. Returns blocks that left
+ * a tier. Blocking if demotions need I/O. On a virtual clock (manual or the
+ * caller's kvt_clock_fn) every operation does this first, so expiry is exact;
+ * on the default real clock the workers do it every 100 ms instead, so
+ * operations never wait for it (a block may outlive its TTL by that much). */
 KVT_API int kvt_expire(kvt_store *store);
 
 /* ----------------------------------------------------------- data movement */
@@ -357,7 +359,8 @@ typedef uint64_t kvt_ticket;
  * tier holding it, or KVT_TIER_NONE from the first miss on. lease_ms > 0 pins
  * the held blocks against eviction and expiry until kvt_release() or the lease
  * runs out, whichever comes first. Does not count as an access (a get does).
- * Returns the hit count. Never blocks on I/O; takes no global lock.
+ * Returns the hit count. Takes no global lock; never blocks on I/O on the
+ * real clock (on a virtual clock it first applies due expiry: kvt_expire).
  * Errors: KVT_ENULL, KVT_ESIZE (n == 0), KVT_ECLOSED. */
 KVT_API int kvt_lookup(kvt_store *store, const kvt_key *keys, size_t n, uint8_t *tiers,
                        uint32_t lease_ms);

@@ -443,6 +443,16 @@ static int expire_tier(kvt_store *s, int t, uint64_t now)
     return n;
 }
 
+/* Expiry before an operation. On a virtual clock (manual, or the caller's
+ * own) it runs right here, so replays are exact. On the real clock it is
+ * the workers' job, every REAP interval: a lookup must not wait for the
+ * demotion writes of blocks that happened to expire just before it. */
+static void expire_due(kvt_store *s)
+{
+    if (s->manual_clock || s->clock)
+        kvt__store_expire(s);
+}
+
 int kvt__store_expire(kvt_store *s)
 {
     uint64_t now = kvt__store_now(s);
@@ -458,7 +468,7 @@ int kvt__store_expire(kvt_store *s)
 int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers,
                       uint32_t lease_ms)
 {
-    kvt__store_expire(s);
+    expire_due(s);
     uint64_t now = kvt__store_now(s);
     uint32_t deadline = rel_ms(s, now) + lease_ms;
     size_t h = 0;
@@ -504,7 +514,7 @@ int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tier
 
 int kvt__store_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms)
 {
-    kvt__store_expire(s);
+    expire_due(s);
     /* All or nothing: pin as we go, and undo on the first absent key. */
     int h = kvt__store_lookup(s, keys, n, NULL, lease_ms);
     if (h < 0 || (size_t)h == n)
@@ -710,7 +720,7 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
 int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                    const kvt_io_opts *o)
 {
-    kvt__store_expire(s);
+    expire_due(s);
     uint64_t now = kvt__store_now(s);
     int p = s->put_tier;
     int32_t *status = o ? o->status : NULL;
@@ -850,7 +860,7 @@ static void drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot)
 int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                    const kvt_io_opts *o)
 {
-    kvt__store_expire(s);
+    expire_due(s);
     int32_t *status = o ? o->status : NULL;
     kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
     int no_promote = o && (o->flags & KVT_IO_NO_PROMOTE);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ struct kvt_workers {
     uint32_t background; /* queued or running write-through copies */
     int stopping;
     int efd;
+    _Atomic uint64_t last_reap; /* store time of the last TTL pass */
     unsigned nthreads;
     pthread_t *threads;
 };
@@ -111,6 +113,21 @@ static void run(kvt_workers *w, const job *j)
     complete(w, j, rc);
 }
 
+/* Applies TTL expiry on a real clock at least every REAP_INTERVAL_MS, also
+ * while the queue never empties (operations themselves don't, see store.c). */
+static void reap_if_due(kvt_workers *w)
+{
+    kvt_store *s = w->store;
+    if (s->manual_clock || s->clock)
+        return;
+    uint64_t now = kvt__store_now(s);
+    uint64_t last = atomic_load_explicit(&w->last_reap, memory_order_relaxed);
+    if (now - last < REAP_INTERVAL_MS * 1000000ull ||
+        !atomic_compare_exchange_strong(&w->last_reap, &last, now))
+        return;
+    kvt__store_expire(s);
+}
+
 static void *worker_main(void *arg)
 {
     kvt_workers *w = arg;
@@ -122,6 +139,7 @@ static void *worker_main(void *arg)
             w->qlen--;
             pthread_mutex_unlock(&w->lock);
             run(w, &j);
+            reap_if_due(w);
             pthread_mutex_lock(&w->lock);
             continue;
         }
@@ -140,7 +158,7 @@ static void *worker_main(void *arg)
         }
         if (pthread_cond_timedwait(&w->work, &w->lock, &until) == ETIMEDOUT && !w->qlen) {
             pthread_mutex_unlock(&w->lock);
-            kvt__store_expire(w->store);
+            reap_if_due(w);
             pthread_mutex_lock(&w->lock);
         }
     }

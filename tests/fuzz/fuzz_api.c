@@ -96,7 +96,9 @@ static uint64_t u64(rd *r)
 
 typedef struct shadow_entry {
     kvt_key key;
-    uint8_t mask; /* bit v: variant v may be held under key */
+    uint8_t mask;    /* bit v: variant v may be held under key */
+    uint8_t durable; /* variants put while an NVMe tier was open: a later
+                        store on the same file may recover them */
 } shadow_entry;
 
 typedef struct cfg_shadow {
@@ -124,7 +126,7 @@ typedef struct state {
     kvt_store *stale; /* a closed store's address: only kvt_close may see it */
     uint64_t bb;      /* the open store's geometry */
     uint32_t frags;
-    bool manual, nvme_faults;
+    bool manual, nvme_faults, has_nvme;
     uint64_t manual_now;
     int opens;
     kvt_key keys[NKEYS];
@@ -187,12 +189,13 @@ static shadow_entry *shadow_of(state *s, const kvt_key *k, bool make)
 }
 
 /* The store said it does not hold k: forget its contents, unless an
- * asynchronous call still in flight may put one. */
+ * asynchronous call still in flight may put one, or an NVMe file may give
+ * it back to a later store. */
 static void shadow_absent(state *s, const kvt_key *k)
 {
     shadow_entry *e = shadow_of(s, k, false);
     if (e && s->npend == 0)
-        e->mask = 0;
+        e->mask = e->durable;
 }
 
 /* ------------------------------------------------------------- buffers */
@@ -577,6 +580,7 @@ static void op_open(state *s, rd *r)
     /* Injected faults may corrupt blocks on purpose (see check_block). */
     s->nvme_faults = kvt_stat(st, "nvme.faults_injected", &v) == 0;
     s->nstat_names = 0;
+    s->has_nvme = kvt_tier_available(st, KVT_TIER_NVME) == 1;
     /* The config is frozen now. */
     rc = kvt_config_set(s->cfg, KVT_OPT_WORKERS, 1);
     FUZZ_CHECK(rc == KVT_EFROZEN, "a setter on an opened config = %d", rc);
@@ -675,8 +679,12 @@ static void op_io(state *s, rd *r, bool is_get, bool async)
 
     /* A put may store any variant it names, whatever it returns. */
     if (!is_get && args_ok)
-        for (size_t i = 0; i < n; i++)
-            shadow_of(s, &keys[i], true)->mask |= (uint8_t)(1u << variant[i]);
+        for (size_t i = 0; i < n; i++) {
+            shadow_entry *e = shadow_of(s, &keys[i], true);
+            e->mask |= (uint8_t)(1u << variant[i]);
+            if (s->has_nvme)
+                e->durable |= (uint8_t)(1u << variant[i]);
+        }
 
     kvt_ticket ticket = 0;
     const kvt_key *kp = null_keys ? NULL : keys;
