@@ -162,7 +162,7 @@ static void child(int fd, uint64_t seed)
                 _exit(3);
             }
         } else if (whitebox && dice % 10 == 1) {
-            uint32_t m = 1 + n % 4;
+            uint32_t m = 1 + (uint32_t)(dice / 10 % n); /* 1..n: keys set this round */
             for (uint32_t i = 0; i < m; i++)
                 send(fd, idx[i] | REC_REMOVE_INTENT);
             if (kvt_remove(s, keys, m) < 0)
@@ -194,6 +194,34 @@ static void child(int fd, uint64_t seed)
                 }
             }
         }
+    }
+}
+
+/* Appends what the pipe holds now (all of it, to EOF, when `all`) to *buf.
+ * The parent drains the pipe while a whitebox child runs, so that a child
+ * that lives long never blocks on a full pipe (64 KiB) before its kill point. */
+static void drain(int fd, uint8_t **buf, size_t *len, size_t *cap, int all)
+{
+    for (;;) {
+        if (*cap - *len < 65536) {
+            *cap = *cap * 2 + 65536;
+            *buf = realloc(*buf, *cap);
+            if (!*buf) {
+                fprintf(stderr, "crashloop: out of memory for the child's records\n");
+                exit(1);
+            }
+        }
+        ssize_t r = read(fd, *buf + *len, *cap - *len);
+        if (r > 0) {
+            *len += (size_t)r;
+            continue;
+        }
+        if (r == 0 || !all)
+            return; /* EOF, or nothing more for now */
+        if (errno != EAGAIN && errno != EINTR)
+            return;
+        struct timespec nap = {0, 1000000};
+        nanosleep(&nap, NULL);
     }
 }
 
@@ -242,6 +270,9 @@ int main(int argc, char **argv)
     double seconds = 0, min_ms = 100, max_ms = 600, kp_rate = 0;
     const char *kp_sites = NULL;
     long trace = -1; /* --trace I: print every event of block I (debugging) */
+    /* The last HIST events of each block (round << 2 | kind), printed when
+     * a check fails on it. */
+    enum { HIST = 12 };
     uint64_t seed = (uint64_t)time(NULL);
     const char *dir = getenv("KVT_BUILD_ROOT") ? getenv("KVT_BUILD_ROOT") : ".";
     for (int i = 1; i < argc; i++) {
@@ -303,6 +334,13 @@ int main(int argc, char **argv)
     /* removed[i]: its last acknowledged event was a remove, with no put of
      * it started since: it must not come back. */
     uint8_t *removed = calloc(universe, 1);
+    uint32_t *hist = calloc((size_t)universe * HIST, sizeof *hist);
+    uint32_t *nev = calloc(universe, sizeof *nev); /* events seen per block */
+    static const char *const kind_names[4] = {"put acknowledged", "put starts", "removed",
+                                              "remove starts"};
+    const char *last_site = "SIGKILL";
+    uint8_t *recbuf = NULL;
+    size_t reclen = 0, reccap = 0;
     uint64_t site_hits[KP_SITES] = {0}, resurrected = 0, nremoved = 0;
     size_t cap_rec = 1024, nrec = 0;
     double *recovery = malloc(cap_rec * sizeof *recovery);
@@ -330,6 +368,8 @@ int main(int argc, char **argv)
             child(fds[1], child_seed);
         }
         close(fds[1]);
+        fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+        reclen = 0;
         int status;
         if (whitebox) {
             /* It stops itself; a child that runs 120 s without reaching a
@@ -343,6 +383,7 @@ int main(int argc, char **argv)
                                     "(%s)\n", kp_spec);
                     return 1;
                 }
+                drain(fds[0], &recbuf, &reclen, &reccap, 0);
                 struct timespec nap = {0, 2000000};
                 nanosleep(&nap, NULL);
             }
@@ -353,13 +394,21 @@ int main(int argc, char **argv)
                 return 1;
             }
             site_hits[site]++;
+            last_site = kp_names[site];
             if (trace >= 0)
                 fprintf(stderr, "crashloop: round %ld: child stopped at kill point '%s'\n",
                         done + 1, kp_names[site]);
         } else {
             double delay = min_ms + (max_ms - min_ms) * (double)(rng(&r) % 1000001) / 1e6;
-            struct timespec ts = {(time_t)(delay / 1000), (long)((delay - 1000 * (time_t)(delay / 1000)) * 1e6)};
-            nanosleep(&ts, NULL);
+            /* Sleep until the kill, draining the pipe meanwhile (a child
+             * blocked on a full pipe would stop doing I/O). */
+            double kill_at = now_s() + delay / 1e3;
+            for (double left; (left = kill_at - now_s()) > 0;) {
+                drain(fds[0], &recbuf, &reclen, &reccap, 0);
+                double nap_s = left < 0.002 ? left : 0.002;
+                struct timespec ts = {0, (long)(nap_s * 1e9)};
+                nanosleep(&ts, NULL);
+            }
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
@@ -367,12 +416,15 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        uint32_t rec;
-        while (read(fds[0], &rec, sizeof rec) == sizeof rec) {
+        drain(fds[0], &recbuf, &reclen, &reccap, 1);
+        for (size_t off = 0; off + sizeof(uint32_t) <= reclen; off += sizeof(uint32_t)) {
+            uint32_t rec;
+            memcpy(&rec, recbuf + off, sizeof rec);
             uint32_t idx = rec & REC_INDEX;
             if (idx >= universe)
                 continue;
             uint32_t kind = rec & REC_KIND;
+            hist[(size_t)idx * HIST + nev[idx]++ % HIST] = (uint32_t)(done + 1) << 2 | kind >> 30;
             if ((long)idx == trace)
                 fprintf(stderr, "crashloop: round %ld: block %u %s\n", done + 1, idx,
                         kind == REC_REMOVED         ? "removed"
@@ -409,6 +461,7 @@ int main(int argc, char **argv)
             int32_t st;
             kvt_io_opts o = {.size = sizeof o, .status = &st, .flags = KVT_IO_NO_PROMOTE};
             memset(buf, 0x5A, block_bytes);
+            uint64_t failures = wrong + missing + resurrected;
             int got = kvt_get(s, &k, 1, &p, &o, NULL);
             if (got == 1) {
                 fill(want, i);
@@ -431,6 +484,15 @@ int main(int argc, char **argv)
             } else if (acked[i]) {
                 missing++;
                 fprintf(stderr, "crashloop: acknowledged block %u missing after kill %ld\n", i, done);
+            }
+            if (wrong + missing + resurrected != failures) {
+                fprintf(stderr, "crashloop: block %u: the child stopped at %s; its last events "
+                                "(round: event):", i, last_site);
+                for (uint32_t e = nev[i] > HIST ? nev[i] - HIST : 0; e < nev[i]; e++) {
+                    uint32_t h = hist[(size_t)i * HIST + e % HIST];
+                    fprintf(stderr, " %u: %s;", h >> 2, kind_names[h & 3]);
+                }
+                fprintf(stderr, "\n");
             }
         }
         kvt_close(s);
@@ -457,6 +519,9 @@ int main(int argc, char **argv)
     unlink(path);
     free(acked);
     free(removed);
+    free(hist);
+    free(nev);
+    free(recbuf);
     free(buf);
     free(want);
     free(recovery);

@@ -278,7 +278,7 @@ static void *worker(void *p)
         } else {
             int visited = 0;
             int rc = kvt_stats(a->s, stat_visit, &visited);
-            CHECK(rc > 0 && visited >= rc, "stats: %d, %d visited", rc, visited);
+            CHECK(rc > 0 && visited == rc, "stats: %d, %d visited", rc, visited);
             uint64_t v;
             CHECK(kvt_stat(a->s, "put_blocks", &v) == 0, "%s", "stat");
             CHECK(v >= last_puts, "put_blocks went back: %llu < %llu", (unsigned long long)v,
