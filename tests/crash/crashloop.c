@@ -57,6 +57,7 @@ static int whitebox; /* child: removes and reopens too, and reports intents */
 /* Exit statuses of a child stopped at a kill point (lib/killpoint.h). */
 #define KP_EXIT_BASE 86
 #define KP_SITES 4
+#define VERIFY_BATCH 64
 static const char *const kp_names[KP_SITES] = {"write", "flush", "meta", "publish"};
 
 static uint64_t rng(uint64_t *s)
@@ -330,7 +331,7 @@ int main(int argc, char **argv)
                min_ms, max_ms);
     fflush(stdout);
 
-    uint8_t *acked = calloc(universe, 1), *buf = malloc(block_bytes), *want = malloc(block_bytes);
+    uint8_t *acked = calloc(universe, 1), *buf = malloc(VERIFY_BATCH * block_bytes), *want = malloc(block_bytes);
     /* removed[i]: its last acknowledged event was a remove, with no put of
      * it started since: it must not come back. */
     uint8_t *removed = calloc(universe, 1);
@@ -455,44 +456,58 @@ int main(int argc, char **argv)
         if (nrec == cap_rec)
             recovery = realloc(recovery, (cap_rec *= 2) * sizeof *recovery);
         recovery[nrec++] = last_open_s;
-        for (uint32_t i = 0; i < universe; i++) {
-            kvt_key k = key_of(i);
-            void *p = buf;
-            int32_t st;
-            kvt_io_opts o = {.size = sizeof o, .status = &st, .flags = KVT_IO_NO_PROMOTE};
-            memset(buf, 0x5A, block_bytes);
-            uint64_t failures = wrong + missing + resurrected;
-            int got = kvt_get(s, &k, 1, &p, &o, NULL);
-            if (got == 1) {
-                fill(want, i);
-                if (memcmp(want, buf, block_bytes)) {
-                    wrong++;
-                    fprintf(stderr, "crashloop: WRONG BYTES for block %u after kill %ld\n", i, done);
-                }
-                verified++;
-                if (removed[i]) {
-                    resurrected++;
-                    fprintf(stderr, "crashloop: block %u was removed (acknowledged) but is back "
-                                    "after kill %ld\n", i, done);
-                }
-            } else if (st == KVT_ECORRUPT) {
-                corrupt++; /* a torn, never-acknowledged write, detected */
-                if (acked[i]) {
-                    missing++;
-                    fprintf(stderr, "crashloop: acknowledged block %u reads corrupt\n", i);
-                }
-            } else if (acked[i]) {
-                missing++;
-                fprintf(stderr, "crashloop: acknowledged block %u missing after kill %ld\n", i, done);
+        /* Read back the whole universe, VERIFY_BATCH blocks per call (one
+         * call per block made verification most of a round's overhead). */
+        for (uint32_t base = 0; base < universe; base += VERIFY_BATCH) {
+            uint32_t nb = universe - base < VERIFY_BATCH ? universe - base : VERIFY_BATCH;
+            kvt_key keys[VERIFY_BATCH];
+            void *ptrs[VERIFY_BATCH];
+            int32_t sts[VERIFY_BATCH];
+            for (uint32_t j = 0; j < nb; j++) {
+                keys[j] = key_of(base + j);
+                ptrs[j] = buf + (size_t)j * block_bytes;
             }
-            if (wrong + missing + resurrected != failures) {
-                fprintf(stderr, "crashloop: block %u: the child stopped at %s; its last events "
-                                "(round: event):", i, last_site);
-                for (uint32_t e = nev[i] > HIST ? nev[i] - HIST : 0; e < nev[i]; e++) {
-                    uint32_t h = hist[(size_t)i * HIST + e % HIST];
-                    fprintf(stderr, " %u: %s;", h >> 2, kind_names[h & 3]);
+            memset(buf, 0x5A, (size_t)nb * block_bytes);
+            kvt_io_opts o = {.size = sizeof o, .status = sts, .flags = KVT_IO_NO_PROMOTE};
+            if (kvt_get(s, keys, nb, ptrs, &o, NULL) < 0) {
+                fprintf(stderr, "crashloop: get after kill %ld: %s\n", done, kvt_last_error());
+                return 1;
+            }
+            for (uint32_t j = 0; j < nb; j++) {
+                uint32_t i = base + j;
+                int32_t st = sts[j];
+                uint64_t failures = wrong + missing + resurrected;
+                if (st == 0) {
+                    fill(want, i);
+                    if (memcmp(want, ptrs[j], block_bytes)) {
+                        wrong++;
+                        fprintf(stderr, "crashloop: WRONG BYTES for block %u after kill %ld\n", i, done);
+                    }
+                    verified++;
+                    if (removed[i]) {
+                        resurrected++;
+                        fprintf(stderr, "crashloop: block %u was removed (acknowledged) but is back "
+                                        "after kill %ld\n", i, done);
+                    }
+                } else if (st == KVT_ECORRUPT) {
+                    corrupt++; /* a torn, never-acknowledged write, detected */
+                    if (acked[i]) {
+                        missing++;
+                        fprintf(stderr, "crashloop: acknowledged block %u reads corrupt\n", i);
+                    }
+                } else if (acked[i]) {
+                    missing++;
+                    fprintf(stderr, "crashloop: acknowledged block %u missing after kill %ld\n", i, done);
                 }
-                fprintf(stderr, "\n");
+                if (wrong + missing + resurrected != failures) {
+                    fprintf(stderr, "crashloop: block %u: the child stopped at %s; its last events "
+                                    "(round: event):", i, last_site);
+                    for (uint32_t e = nev[i] > HIST ? nev[i] - HIST : 0; e < nev[i]; e++) {
+                        uint32_t h = hist[(size_t)i * HIST + e % HIST];
+                        fprintf(stderr, " %u: %s;", h >> 2, kind_names[h & 3]);
+                    }
+                    fprintf(stderr, "\n");
+                }
             }
         }
         kvt_close(s);

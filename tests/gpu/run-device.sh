@@ -14,7 +14,10 @@
 #   bench.txt     kvtier-bench micro --gpu (table)
 #   bench.json    the same run as JSON, then one sweep per copy method (JSON lines)
 # Environment: KVT_GPU_BUILD (build dir, default build-gpu), KVT_DEVICE_QUICK=1
-# (smaller bench and sweeps, when device time is short).
+# (smaller bench and sweeps, when device time is short), KVT_DEVICE_BUDGET=S
+# (seconds for the whole script: each step's limit is cut to what is left, so
+# the steps run in order of what they prove: build, gpu suite, benchmark,
+# sanitizers, sweeps, then the CPU suites).
 # Exit status: 0 when every step passed, else 1 (the logs say which).
 set -uo pipefail
 out=${1:?usage: tests/gpu/run-device.sh LOGDIR}
@@ -25,6 +28,7 @@ cd "$root" || exit 1
 export PATH=/usr/local/cuda/bin:$PATH
 build=${KVT_GPU_BUILD:-build-gpu}
 quick=${KVT_DEVICE_QUICK:-0}
+deadline=$((SECONDS + ${KVT_DEVICE_BUDGET:-3600}))
 summary=$out/summary.txt
 failed=0
 
@@ -32,7 +36,7 @@ failed=0
     echo "kvtier GPU run, $(date -u +%FT%TZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     nvidia-smi --query-gpu=name,pci.bus_id,driver_version,memory.total --format=csv,noheader 2>&1
     nvcc --version 2>&1 | tail -1
-    echo "cpus $(nproc), $(grep MemTotal /proc/meminfo)"
+    echo "cpus $(nproc), $(grep MemTotal /proc/meminfo), kernel $(uname -r)"
     echo
 } >"$summary"
 
@@ -40,7 +44,13 @@ failed=0
 step() {
     local name=$1 log=$2 limit=$3
     shift 3
-    local t0=$SECONDS rc
+    local t0=$SECONDS rc left=$((deadline - SECONDS))
+    if [ $left -lt 10 ]; then
+        printf '%-28s %s\n' "$name" "not run (budget spent)" >>"$summary"
+        failed=1
+        return 1
+    fi
+    [ $limit -gt $left ] && limit=$left
     echo "=== $name: $*" >>"$log"
     timeout "$limit" "$@" >>"$log" 2>&1
     rc=$?
@@ -58,18 +68,6 @@ step build "$out/build.log" 600 ninja -C "$build" || { cat "$summary"; exit 1; }
 
 export KVT_BUILD_ROOT=$root/$build
 step gpu-suite "$out/suite.log" 900 meson test -C "$build" --suite gpu --print-errorlogs -v
-step unit-suite "$out/suite.log" 600 meson test -C "$build" --suite unit --suite gpu-mock \
-    --print-errorlogs
-# Criterion forks a process per test: the sanitizer follows them all.
-gpu_exe=$build/tests/gpu/test-gpu
-sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
-    /usr/local/cuda/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null |
-    head -1)
-for tool in memcheck racecheck; do
-    step "$tool" "$out/$tool.log" 900 env KVT_GPU_TEST_SMALL=1 "${sanitizer:-compute-sanitizer}" \
-        --tool "$tool" --target-processes all --error-exitcode 99 "$gpu_exe" --jobs 1
-done
-
 bench=$build/bench/kvtier-bench
 if [ "$quick" = 1 ]; then
     args=(--total-bytes 1G --open-bytes 8G)
@@ -80,7 +78,18 @@ else
 fi
 nvme=(--nvme "$root/$build/bench-gpu.kvt")
 step bench "$out/bench.txt" 600 "$bench" micro --gpu "${args[@]}" "${nvme[@]}"
-step bench-json "$out/bench.json" 600 "$bench" micro --gpu "${args[@]}" "${nvme[@]}" --json
+[ "$quick" = 1 ] ||
+    step bench-json "$out/bench.json" 600 "$bench" micro --gpu "${args[@]}" "${nvme[@]}" --json
+# Criterion forks a process per test: the sanitizer follows them all.
+gpu_exe=$build/tests/gpu/test-gpu
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
+    /usr/local/cuda/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null |
+    head -1)
+for tool in memcheck racecheck; do
+    step "$tool" "$out/$tool.log" 900 env KVT_GPU_TEST_SMALL=1 "${sanitizer:-compute-sanitizer}" \
+        --tool "$tool" --target-processes all --error-exitcode 99 "$gpu_exe" --jobs 1
+done
+
 # Crossover sweeps: the same sizes with each small-fragment method forced
 # (KVT_CUDA_CE_MIN_BYTES in lib/cuda.h is set from these; docs/gpu.md).
 for m in auto ce batch kernel; do
@@ -88,6 +97,8 @@ for m in auto ce batch kernel; do
         "${sweep[@]}" --no-nvme --open-bytes 0 --json
 done
 rm -f "$root/$build/bench-gpu.kvt"
+step unit-suite "$out/suite.log" 600 meson test -C "$build" --suite unit --suite gpu-mock \
+    --print-errorlogs
 
 echo >>"$summary"
 [ $failed = 0 ] && echo "all steps passed" >>"$summary" || echo "SOME STEPS FAILED" >>"$summary"
