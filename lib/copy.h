@@ -45,9 +45,10 @@ void kvt__copier_counts(const kvt__copier *c, uint64_t *pooled, uint64_t *busy);
 void kvt__copier_run(kvt__copier *c, const kvt__copy_op *ops, size_t n);
 
 /* Pre-faults [mem, mem + len) by writing a zero byte at every `page` bytes
- * (0: 4096), split across the participants at 2 MiB boundaries so that each
- * transparent huge page is faulted by one thread. Meant for fresh anonymous
- * memory: it overwrites those bytes. Waits for the helpers if they are busy. */
+ * (0: 4096), split at 2 MiB boundaries (each transparent huge page is
+ * faulted by one thread) across short-lived threads, one per online CPU up
+ * to 32: a one-off at open, bound by the kernel's page zeroing. Meant for
+ * fresh anonymous memory: it overwrites those bytes. c is not used. */
 void kvt__copier_touch(kvt__copier *c, void *mem, size_t len, size_t page);
 
 #endif

@@ -1041,7 +1041,11 @@ static int kernel_flush(lane *l, const dev_state *d, int half, unsigned k)
                                        l->stream);
     if (e != cudaSuccess)
         return cuda_err(KVT_EIO, e, "copy descriptors");
-    unsigned grid = (unsigned)d->sm_count * 4;
+    /* Two blocks of 512 threads per SM: half the threads an SM can hold, so
+     * that a put's kernel and a get's kernel (each on its own lane) run at
+     * the same time rather than one after the other; 64 KiB of loads in
+     * flight per SM is still far more than PCIe's latency needs. */
+    unsigned grid = (unsigned)d->sm_count * 2;
     if (grid > k)
         grid = k;
     dim3 gdim = {grid, 1, 1}, bdim = {512, 1, 1};
