@@ -189,7 +189,8 @@ typedef enum kvt_option {
     KVT_OPT_BLOCK_BYTES = 1,  /* bytes per block (required), 1 .. 1 GiB */
     KVT_OPT_BLOCK_TOKENS = 2, /* tokens per block, informative (bench, NVMe geometry); default 16 */
     KVT_OPT_FRAGS = 3,        /* fragments per block, must divide block bytes; default 1 */
-    KVT_OPT_WORKERS = 4,      /* background threads for async operations; default 2, 1..64 */
+    KVT_OPT_WORKERS = 4,      /* background threads for async operations; default 2, 1..64;
+                                 as many again for copies with a write-through tier */
     KVT_OPT_COPY_THREADS = 5, /* threads that copy one large batch; default 2, 1..64 */
     KVT_OPT_MAX_INFLIGHT = 6, /* pending tickets before KVT_EBUSY; default 1024 */
     KVT_OPT_MANUAL_CLOCK = 7, /* 1: time moves only by kvt_clock_set() (virtual time) */
@@ -375,7 +376,9 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
 
 /* Stores n blocks. ptrs holds n * frags pointers: fragment f of block i at
  * ptrs[i * frags + f], each block_bytes / frags long, of opts->mem_kind.
- * A block already held is left as it is and counts as stored.
+ * A block already held is left as it is and counts as stored. A block held
+ * only as an NVMe copy recovered at open and not read since is read back
+ * first (blocking): if it fails verification, these bytes are stored.
  * Sync (ticket NULL): returns blocks stored when the bytes are copied.
  * Async: returns 0 at once and *ticket; the library keeps ptrs, keys and
  * status and reads the source until the ticket completes.

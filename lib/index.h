@@ -38,7 +38,10 @@ typedef struct kvt_entry {
     uint16_t pins;
     uint16_t hits;            /* accesses, saturating; for admit-after-N */
     uint8_t res[KVT_TIER_COUNT];
-    uint8_t flags;
+    /* Bit 1 << tier: that tier's copy is not known to be good — recovered
+     * from media and not read back since, or it just failed verification.
+     * A put does not take such a copy for the block (store.c, reserve). */
+    uint8_t untrusted;
 } __attribute__((aligned(64))) kvt_entry;
 
 _Static_assert(sizeof(kvt_entry) == 64, "an index entry is one cache line");

@@ -30,15 +30,20 @@ static const char *const tier_names[KVT_TIER_COUNT] = {"hbm", "dram", "nvme"};
 
 /* ------------------------------------------------------------------ time */
 
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t kvt__store_now(kvt_store *s)
 {
     if (s->manual_clock)
         return atomic_load_explicit(&s->manual_now, memory_order_acquire);
     if (s->clock)
         return s->clock(s->clock_user);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+    return monotonic_ns();
 }
 
 /* Store-relative milliseconds and seconds, for the 32-bit deadlines in
@@ -152,15 +157,24 @@ static int entry_unused(kvt_index *ix, kvt_shard *sh, uint32_t id)
     return 1;
 }
 
+/* unref_read's `read` for a holder that did not read the copy. */
+#define NOT_READ 1
+
 /* Drops reader ref on tier t of entry id; the last reader of a zombie slot
- * frees it. */
-static void unref(kvt_store *s, uint32_t id, int t)
+ * frees it. `read` is what the holder found when it read the copy: 0 good,
+ * KVT_ECORRUPT bad (both settle whether a put can trust it), other errors
+ * or NOT_READ nothing. */
+static void unref_read(kvt_store *s, uint32_t id, int t, int32_t read)
 {
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
     uint32_t slot = KVT_NO_SLOT;
     int free_entry = 0;
     pthread_mutex_lock(&sh->lock);
+    if (read == 0)
+        e->untrusted &= (uint8_t)~(1u << t);
+    else if (read == KVT_ECORRUPT)
+        e->untrusted |= (uint8_t)(1u << t);
     if (--e->refs[t] == 0 && e->res[t] == KVT_RES_ZOMBIE) {
         slot = e->slot[t];
         e->slot[t] = KVT_NO_SLOT;
@@ -172,6 +186,11 @@ static void unref(kvt_store *s, uint32_t id, int t)
         kvt__index_free(&s->ix, id);
     if (slot != KVT_NO_SLOT)
         release_slot(s, t, slot, 1);
+}
+
+static void unref(kvt_store *s, uint32_t id, int t)
+{
+    unref_read(s, id, t, NOT_READ);
 }
 
 /* Copies a block between two tiers' slots: straight from host-addressable
@@ -251,6 +270,7 @@ static void publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t no
 
     pthread_mutex_lock(&sh->lock);
     e->res[t] = KVT_RES_READY;
+    e->untrusted &= (uint8_t)~(1u << t); /* written and acknowledged just now */
     pthread_mutex_unlock(&sh->lock);
 }
 
@@ -345,7 +365,7 @@ static int evictable(kvt_store *s, kvt_entry *e, int t, uint64_t now)
 static uint32_t take_slot(kvt_store *s, int t, int wait)
 {
     kvt_tier_rt *tr = &s->tier[t];
-    uint64_t waited_ns = 0;
+    uint64_t deadline = 0; /* CLOCK_MONOTONIC ns; set when the first wait starts */
     for (int round = 0;; round++) {
         pthread_mutex_lock(&tr->lock);
         if (tr->nfree) {
@@ -385,14 +405,22 @@ static uint32_t take_slot(kvt_store *s, int t, int wait)
         if (victim == KVT_NO_SLOT) {
             /* Nothing in the policy at all means every slot is in flight. */
             int transient = busy || tries == 0;
-            if (wait && transient && waited_ns < MAX_SLOT_WAIT_NS) {
-                struct timespec nap = {0, round < 16 ? 0 : 50000};
-                if (nap.tv_nsec)
-                    nanosleep(&nap, NULL);
-                else
-                    sched_yield();
-                waited_ns += round < 16 ? 1000 : 50000;
-                continue;
+            if (wait && transient) {
+                /* The budget is elapsed time, not the sum of our naps: on a
+                 * loaded machine a 50 us nap lasts far longer, and a thread
+                 * that is descheduled or stopped keeps no count at all. Real
+                 * time, not the store's clock: a virtual one need not move. */
+                uint64_t real = monotonic_ns();
+                if (!deadline)
+                    deadline = real + MAX_SLOT_WAIT_NS;
+                if (real < deadline) {
+                    struct timespec nap = {0, round < 16 ? 0 : 50000};
+                    if (nap.tv_nsec)
+                        nanosleep(&nap, NULL);
+                    else
+                        sched_yield();
+                    continue;
+                }
             }
             CNT(&tr->st, full);
             return KVT_NO_SLOT;
@@ -586,19 +614,79 @@ typedef struct put_item {
     size_t index; /* in the caller's arrays */
 } put_item;
 
+static void drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot);
+
+/* Whether entry e holds a copy a put can take for the block: a readable one
+ * not marked untrusted, or one being filled in tier p. Shard lock held. */
+static int held_for_put(const kvt_entry *e, int p)
+{
+    if (e->res[p] == KVT_RES_FILLING)
+        return 1;
+    for (int t = 0; t < KVT_TIER_COUNT; t++)
+        if (readable(e, t) && !(e->untrusted & (1u << t)))
+            return 1;
+    return 0;
+}
+
+/* Reads entry id's copy in tier t (slot; the caller holds a ref on it) to
+ * check it, and settles the verdict: 0 (now trusted), KVT_ECORRUPT (dropped)
+ * or another error. */
+static int32_t verify_copy(kvt_store *s, uint32_t id, int t, uint32_t slot, const kvt_key *key)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    void *buf = NULL;
+    int32_t st = KVT_ENOMEM;
+    if (!kvt__posix_memalign(&buf, 4096, s->block_bytes)) {
+        kvt_xfer x = {.slot = slot, .nfrags = 1, .frags = &buf, .key = *key};
+        tr->ops->read(tr->impl, &x, 1, KVT_MEM_HOST);
+        st = x.status;
+        kvt__free(buf);
+    }
+    unref_read(s, id, t, st);
+    if (st == KVT_ECORRUPT) {
+        CNT(&tr->st, corrupt);
+        drop_corrupt(s, id, t, slot);
+    } else if (st && st != KVT_ENOMEM) {
+        CNT(&tr->st, io_errors);
+    }
+    return st;
+}
+
 /* Finds or reserves keys[i] in tier p. Returns the entry id to fill, or
  * KVT_NO_ENTRY when the block is already held (or being stored) — then
- * *code is 0 — or can't be taken (*code < 0). */
+ * *code is 0 — or can't be taken (*code < 0).
+ *
+ * An untrusted copy (recovered from NVMe and not read since, e.g. a slot
+ * whose header reached media in a power cut but whose payload did not) is
+ * not taken on trust: acknowledging the put against a bad copy would lose
+ * the block. It is read back first: good, the put finds the block held as
+ * before; bad, it is dropped and the put stores its own bytes. Not dropped
+ * unread: the copy may be the only durable one of an earlier acknowledged
+ * put, and a crash between the drop and the new write would lose it. */
 static uint32_t reserve(kvt_store *s, const kvt_key *key, uint64_t parent, int p,
                         uint32_t retain_until, int *code)
 {
     kvt_shard *sh = kvt__index_shard(&s->ix, key);
     *code = 0;
+again:
     pthread_mutex_lock(&sh->lock);
     uint32_t id = kvt__index_find(&s->ix, sh, key);
     if (id != KVT_NO_ENTRY) {
         kvt_entry *e = kvt__index_entry(&s->ix, id);
-        int held = fastest(e) >= 0 || e->res[p] == KVT_RES_FILLING;
+        int held = held_for_put(e, p);
+        for (int t = 0; !held && t < KVT_TIER_COUNT; t++) {
+            if (e->res[t] == KVT_RES_READY && (e->untrusted & (1u << t))) {
+                uint32_t slot = e->slot[t];
+                e->refs[t]++; /* as a get: the slot stays put while we read it */
+                pthread_mutex_unlock(&sh->lock);
+                int32_t st = verify_copy(s, id, t, slot, key);
+                if (st && st != KVT_ECORRUPT) {
+                    *code = st;
+                    return KVT_NO_ENTRY;
+                }
+                goto again;
+            }
+        }
         if (!held && e->res[p] == KVT_RES_NONE) {
             e->res[p] = KVT_RES_FILLING;
             if (parent)
@@ -922,7 +1010,7 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
             if (g[j].tier != t)
                 continue;
             int32_t st = x[c++].status;
-            unref(s, g[j].id, t);
+            unref_read(s, g[j].id, t, st);
             if (st) {
                 if (st == KVT_ECORRUPT) {
                     CNT(&tr->st, corrupt);
@@ -1081,6 +1169,8 @@ static int recovered(void *user, uint32_t slot, const kvt_key *key)
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     e->slot[KVT_TIER_NVME] = slot;
     e->res[KVT_TIER_NVME] = KVT_RES_READY;
+    /* Recovery checks headers only: the payload is verified when first read. */
+    e->untrusted = 1u << KVT_TIER_NVME;
     kvt__index_link(&s->ix, sh, id);
     tr->slot_entry[slot] = id;
     tr->pol->insert(tr->pst, slot, KVT_NO_SLOT, kvt__key_hash(key));
@@ -1268,7 +1358,13 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
                 tr->free_slots[tr->nfree++] = slot;
     }
 
-    rc = kvt__workers_new(s, cfg->workers, cfg->max_inflight, &s->workers);
+    /* A tier below the put tier that is written through gets copier threads
+     * of its own, as many as the workers (see lib/worker.c for why). */
+    unsigned copiers = 0;
+    for (int t = s->tier[s->put_tier].below; t >= 0; t = s->tier[t].below)
+        if (s->tier[t].admit == KVT_ADMIT_WRITE_THROUGH)
+            copiers = cfg->workers;
+    rc = kvt__workers_new(s, cfg->workers, copiers, cfg->max_inflight, &s->workers);
     if (rc)
         goto fail;
     *out = s;

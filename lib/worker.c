@@ -21,7 +21,7 @@ const int kvt__workers_cuda_hooks = 1;
 
 /* How often idle workers apply TTL expiry on a real clock. */
 #define REAP_INTERVAL_MS 100
-/* Background copies queued beyond the tickets; more are dropped. */
+/* Write-through copies queued at most; more are dropped. */
 #define BACKGROUND_SLOTS 4096
 
 enum { T_FREE = 0, T_PENDING = 1, T_DONE = 2 };
@@ -47,23 +47,43 @@ typedef struct job {
     int src, dst;
 } job;
 
+/* A FIFO of jobs and the threads that serve it. */
+typedef struct jobq {
+    job *ring;
+    uint32_t cap, head, len;
+    pthread_cond_t work; /* jobs queued or stopping */
+    int stopping;
+} jobq;
+
+typedef struct worker {
+    pthread_t thread;
+    kvt_workers *w;
+    jobq *q;
+} worker;
+
+/*
+ * Two queues with their own threads: async puts and gets (tickets), and
+ * write-through copies. A copy holds a ref on its source slot until it runs,
+ * and a put may wait in take_slot (store.c) for exactly such a slot; were the
+ * copies queued behind the puts on the same threads, every thread could be
+ * waiting for a slot that only a copy queued behind it would free. Copier
+ * threads never run puts, so the copies always drain.
+ */
 struct kvt_workers {
     kvt_store *store;
     pthread_mutex_t lock;
-    pthread_cond_t work; /* jobs queued or stopping */
     pthread_cond_t done; /* a ticket completed, or a background job finished */
-    job *queue;
-    uint32_t qcap, qhead, qlen;
+    jobq ops;            /* puts and gets, one per ticket */
+    jobq copies;         /* write-through copies */
     ticket_slot *tickets;
     uint32_t ntickets;
     uint32_t *free_tickets;
     uint32_t nfree;
     uint32_t background; /* queued or running write-through copies */
-    int stopping;
     int efd;
     _Atomic uint64_t last_reap; /* store time of the last TTL pass */
-    unsigned nthreads;
-    pthread_t *threads;
+    unsigned nops, ncopiers;    /* threads started for each queue */
+    worker *threads;            /* nops for `ops`, then ncopiers for `copies` */
 };
 
 static void complete(kvt_workers *w, const job *j, int result)
@@ -128,25 +148,39 @@ static void reap_if_due(kvt_workers *w)
     kvt__store_expire(s);
 }
 
+/* Takes the oldest job of q into *j. Lock held. */
+static int dequeue(jobq *q, job *j)
+{
+    if (!q->len)
+        return 0;
+    *j = q->ring[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+    return 1;
+}
+
 static void *worker_main(void *arg)
 {
-    kvt_workers *w = arg;
+    worker *me = arg;
+    kvt_workers *w = me->w;
+    jobq *q = me->q;
+    /* TTL reaping is the ticket threads' job: copies may wait on I/O for long. */
+    int reaps = q == &w->ops;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        if (w->qlen) {
-            job j = w->queue[w->qhead];
-            w->qhead = (w->qhead + 1) % w->qcap;
-            w->qlen--;
+        job j;
+        if (dequeue(q, &j)) {
             pthread_mutex_unlock(&w->lock);
             run(w, &j);
-            reap_if_due(w);
+            if (reaps)
+                reap_if_due(w);
             pthread_mutex_lock(&w->lock);
             continue;
         }
-        if (w->stopping)
+        if (q->stopping)
             break;
-        if (w->store->manual_clock) {
-            pthread_cond_wait(&w->work, &w->lock);
+        if (!reaps || w->store->manual_clock) {
+            pthread_cond_wait(&q->work, &w->lock);
             continue;
         }
         struct timespec until;
@@ -156,7 +190,7 @@ static void *worker_main(void *arg)
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        if (pthread_cond_timedwait(&w->work, &w->lock, &until) == ETIMEDOUT && !w->qlen) {
+        if (pthread_cond_timedwait(&q->work, &w->lock, &until) == ETIMEDOUT && !q->len) {
             pthread_mutex_unlock(&w->lock);
             reap_if_due(w);
             pthread_mutex_lock(&w->lock);
@@ -166,7 +200,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned max_inflight, kvt_workers **out)
+int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned ncopiers, unsigned max_inflight,
+                     kvt_workers **out)
 {
     kvt_workers *w = kvt__calloc(1, sizeof *w);
     if (!w)
@@ -174,13 +209,17 @@ int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned max_inflight, kvt
     w->store = s;
     w->efd = -1;
     w->ntickets = max_inflight;
-    w->qcap = max_inflight + BACKGROUND_SLOTS;
-    w->queue = kvt__calloc(w->qcap, sizeof *w->queue);
+    w->ops.cap = max_inflight;
+    w->copies.cap = BACKGROUND_SLOTS;
+    w->ops.ring = kvt__calloc(w->ops.cap, sizeof *w->ops.ring);
+    w->copies.ring = ncopiers ? kvt__calloc(w->copies.cap, sizeof *w->copies.ring) : NULL;
     w->tickets = kvt__calloc(w->ntickets, sizeof *w->tickets);
     w->free_tickets = kvt__malloc(w->ntickets * sizeof *w->free_tickets);
-    w->threads = kvt__calloc(nthreads, sizeof *w->threads);
-    if (!w->queue || !w->tickets || !w->free_tickets || !w->threads) {
-        kvt__free(w->queue);
+    w->threads = kvt__calloc(nthreads + ncopiers, sizeof *w->threads);
+    if (!w->ops.ring || (ncopiers && !w->copies.ring) || !w->tickets || !w->free_tickets ||
+        !w->threads) {
+        kvt__free(w->ops.ring);
+        kvt__free(w->copies.ring);
         kvt__free(w->tickets);
         kvt__free(w->free_tickets);
         kvt__free(w->threads);
@@ -192,7 +231,8 @@ int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned max_inflight, kvt
         w->free_tickets[w->nfree++] = w->ntickets - 1 - i;
     }
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->work, NULL);
+    pthread_cond_init(&w->ops.work, NULL);
+    pthread_cond_init(&w->copies.work, NULL);
     pthread_cond_init(&w->done, NULL);
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->efd < 0) {
@@ -200,52 +240,69 @@ int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned max_inflight, kvt
         kvt__workers_free(w);
         return kvt__err_errno(KVT_ESYS, e, "eventfd");
     }
-    for (unsigned i = 0; i < nthreads; i++) {
-        int e = pthread_create(&w->threads[i], NULL, worker_main, w);
+    for (unsigned i = 0; i < nthreads + ncopiers; i++) {
+        worker *t = &w->threads[i];
+        int copier = i >= nthreads;
+        t->w = w;
+        t->q = copier ? &w->copies : &w->ops;
+        int e = pthread_create(&t->thread, NULL, worker_main, t);
         if (e) {
             kvt__workers_free(w);
-            return kvt__err_errno(KVT_ESYS, e, "starting worker thread %u", i);
+            return kvt__err_errno(KVT_ESYS, e, "starting %s thread %u",
+                                  copier ? "write-through" : "worker", i);
         }
-        w->nthreads++;
+        if (copier)
+            w->ncopiers++;
+        else
+            w->nops++;
     }
     *out = w;
     return 0;
+}
+
+/* Lets q's threads finish every queued job, then joins them. */
+static void stop(kvt_workers *w, jobq *q, unsigned first, unsigned n)
+{
+    pthread_mutex_lock(&w->lock);
+    q->stopping = 1;
+    pthread_cond_broadcast(&q->work);
+    pthread_mutex_unlock(&w->lock);
+    for (unsigned i = first; i < first + n; i++)
+        pthread_join(w->threads[i].thread, NULL);
 }
 
 void kvt__workers_free(kvt_workers *w)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&w->lock);
-    w->stopping = 1;
-    pthread_cond_broadcast(&w->work);
-    pthread_mutex_unlock(&w->lock);
-    for (unsigned i = 0; i < w->nthreads; i++)
-        pthread_join(w->threads[i], NULL);
+    /* Puts first: the copies they queue while draining still run. */
+    stop(w, &w->ops, 0, w->nops);
+    stop(w, &w->copies, w->nops, w->ncopiers);
     /* Jobs queued with no thread to run them (a failed start) are run here. */
-    while (w->qlen) {
-        job j = w->queue[w->qhead];
-        w->qhead = (w->qhead + 1) % w->qcap;
-        w->qlen--;
+    job j;
+    while (dequeue(&w->ops, &j))
         run(w, &j);
-    }
+    while (dequeue(&w->copies, &j))
+        run(w, &j);
     if (w->efd >= 0)
         close(w->efd);
-    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->ops.work);
+    pthread_cond_destroy(&w->copies.work);
     pthread_cond_destroy(&w->done);
     pthread_mutex_destroy(&w->lock);
-    kvt__free(w->queue);
+    kvt__free(w->ops.ring);
+    kvt__free(w->copies.ring);
     kvt__free(w->tickets);
     kvt__free(w->free_tickets);
     kvt__free(w->threads);
     kvt__free(w);
 }
 
-static void enqueue(kvt_workers *w, const job *j)
+static void enqueue(jobq *q, const job *j)
 {
-    w->queue[(w->qhead + w->qlen) % w->qcap] = *j;
-    w->qlen++;
-    pthread_cond_signal(&w->work);
+    q->ring[(q->head + q->len) % q->cap] = *j;
+    q->len++;
+    pthread_cond_signal(&q->work);
 }
 
 int kvt__workers_submit(kvt_workers *w, int op, const kvt_key *keys, size_t n,
@@ -266,14 +323,14 @@ int kvt__workers_submit(kvt_workers *w, int op, const kvt_key *keys, size_t n,
         }
     }
     pthread_mutex_lock(&w->lock);
-    if (!w->nfree || w->qlen == w->qcap) {
+    if (!w->nfree || w->ops.len == w->ops.cap) {
         pthread_mutex_unlock(&w->lock);
         return kvt__err(KVT_EBUSY, "%u tickets are pending", w->ntickets);
     }
     uint32_t t = w->free_tickets[--w->nfree];
     w->tickets[t].state = T_PENDING;
     j.ticket = t;
-    enqueue(w, &j);
+    enqueue(&w->ops, &j);
     *ticket = ((uint64_t)w->tickets[t].gen << 32) | (t + 1);
     pthread_mutex_unlock(&w->lock);
     return 0;
@@ -283,11 +340,10 @@ int kvt__workers_background(kvt_workers *w, uint32_t id, int src, int dst)
 {
     job j = {.op = 0, .id = id, .src = src, .dst = dst};
     pthread_mutex_lock(&w->lock);
-    /* Keep room for every ticket so background work can't starve them. */
-    int full = w->stopping || w->background >= BACKGROUND_SLOTS || w->qlen == w->qcap;
+    int full = !w->ncopiers || w->copies.stopping || w->copies.len == w->copies.cap;
     if (!full) {
         w->background++;
-        enqueue(w, &j);
+        enqueue(&w->copies, &j);
     }
     pthread_mutex_unlock(&w->lock);
     return full;

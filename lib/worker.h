@@ -11,7 +11,11 @@ typedef struct kvt_workers kvt_workers;
 
 enum { KVT_JOB_PUT = 1, KVT_JOB_GET = 2 };
 
-int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned max_inflight, kvt_workers **out);
+/* nthreads run async puts and gets; ncopiers (0 when no tier is written
+ * through) run only write-through copies, so that the copies a put may be
+ * waiting for never queue behind it. */
+int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned ncopiers, unsigned max_inflight,
+                     kvt_workers **out);
 /* Runs every queued job, then stops and joins the threads. NULL is fine. */
 void kvt__workers_free(kvt_workers *w);
 
@@ -24,8 +28,9 @@ int kvt__workers_wait(kvt_workers *w, kvt_ticket ticket, int timeout_ms);
 int kvt__workers_eventfd(kvt_workers *w);
 uint64_t kvt__workers_pending(kvt_workers *w);
 
-/* Queues a write-through copy (see kvt__store_writethrough). Non-zero when
- * the queue is full: the caller drops the copy (bounded memory). */
+/* Queues a write-through copy (see kvt__store_writethrough) for the copier
+ * threads. Non-zero when the queue is full or stopping, or there are no
+ * copiers: the caller drops the copy (bounded memory). */
 int kvt__workers_background(kvt_workers *w, uint32_t id, int src, int dst);
 /* Waits until no background copy is queued or running (tests, bench). */
 void kvt__workers_quiesce(kvt_workers *w);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvtier.h"
@@ -244,6 +245,57 @@ Test(tiering, write_through_does_not_block_later_puts)
                                    .nvme_admit = KVT_ADMIT_WRITE_THROUGH});
     for (uint32_t i = 0; i < 40; i++)
         put(s, i); /* asserts each put stores its block */
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Regression: write-through copies hold a ref on their DRAM source slot and
+ * used to run on the same workers as async puts. Once DRAM was full, every
+ * worker sat in take_slot waiting for a slot that only a write-through copy
+ * queued behind it would free: each put waited out the slot budget and failed
+ * with KVT_EFULL, so a burst of tickets took minutes and stored almost nothing. */
+Test(tiering, async_puts_with_write_through_and_full_dram_complete, .timeout = 60)
+{
+    make_path("wtasync");
+    kvt_store *s = open_two((opts){.dram_blocks = 4, .nvme_blocks = 256,
+                                   .nvme_admit = KVT_ADMIT_WRITE_THROUGH});
+    enum { N = 128 };
+    static uint8_t b[N][BLOCK];
+    static kvt_key k[N];
+    static void *p[N];
+    static int32_t st[N];
+    kvt_ticket t[N];
+    for (uint32_t i = 0; i < N; i++) {
+        fill(b[i], i);
+        k[i] = key_of(i);
+        p[i] = b[i];
+    }
+    uint64_t t0 = mono_ns();
+    for (uint32_t i = 0; i < N; i++) {
+        kvt_io_opts o = {.size = sizeof o, .status = &st[i]};
+        cr_assert_eq(kvt_put(s, &k[i], 1, &p[i], &o, &t[i]), 0, "put %u: %s", i,
+                     kvt_last_error());
+    }
+    /* Unloaded, the whole burst takes milliseconds; 10 s is far above any
+     * honest scheduling delay and far below the stall (~1 s per put). */
+    const uint64_t budget_ns = 10ull * 1000000000ull;
+    for (uint32_t i = 0; i < N; i++) {
+        uint64_t spent = mono_ns() - t0;
+        int left_ms = spent >= budget_ns ? 0 : (int)((budget_ns - spent) / 1000000ull);
+        int rc = kvt_wait(s, t[i], left_ms);
+        cr_assert_neq(rc, KVT_ETIMEDOUT, "ticket %u still pending after %.1f s", i,
+                      (double)(mono_ns() - t0) / 1e9);
+        cr_assert_eq(rc, 1, "put %u: %d (status %s)", i, rc, kvt_error_name(st[i]));
+    }
+    for (uint32_t i = 0; i < N; i++)
+        check_get(s, i, KVT_IO_NO_PROMOTE);
     cr_assert_eq(kvt_close(s), 0);
     unlink(path);
 }
