@@ -992,7 +992,7 @@ static int choose(const dev_state *d, kvt__cuda_dir dir, int kernel_d2d, const k
     }
     if (op->len >= g.ce_min)
         return METHOD_CE;
-    if (kernel_ok)
+    if (kernel_ok && (op->len < KVT_CUDA_BATCH_MIN_BYTES || !batch_ok))
         return METHOD_KERNEL;
     return batch_ok ? METHOD_BATCH : METHOD_CE;
 }
@@ -1062,10 +1062,21 @@ static int kernel_flush(lane *l, const dev_state *d, int half, unsigned k)
     } while (0)
 
 /* Queues the pieces on the lane's stream, using descriptor half `half`
- * (whose previous kernel must have completed). Returns without waiting. */
+ * (whose previous kernel must have completed), or with half < 0 both halves
+ * in turn (the caller owns the lane's events and waits for the stream after).
+ * Returns without waiting for the last launch. */
 static int lane_enqueue(lane *l, kvt__cuda_dir dir, int kernel_d2d, const kvt__copy_op *ops,
                         size_t n, int half, kvt__cuda_counters *c)
 {
+    /* More pieces than a half holds: with both halves, one half's launch
+     * runs while the other is filled (waiting only for that half's previous
+     * launch); with one, the stream is drained before the half is reused.
+     * The drain left the GPU idle between launches: 16 KiB fragments in
+     * 256 MiB calls (two launches) ran at 0.84 of the raw ceiling, 8 KiB
+     * (four) at 0.78, 64 KiB (one) at 0.91 (H200, docs/gpu.md). */
+    int alternate = half < 0, used[2] = {0, 0};
+    if (alternate)
+        half = 0;
     const dev_state *d = &g.devs[l->device];
     int kernels = (g.method == METHOD_AUTO || g.method == METHOD_KERNEL) && kernels_load();
     unsigned nk = 0;
@@ -1111,9 +1122,18 @@ static int lane_enqueue(lane *l, kvt__cuda_dir dir, int kernel_d2d, const kvt__c
                      * that reads it must have taken its copy first. */
                     rc = kernel_flush(l, d, half, nk);
                     CADD(c, kernel_launches, 1);
-                    if (!rc)
-                        rc = lane_sync(l);
                     nk = 0;
+                    if (!rc && alternate) {
+                        cudaError_t e = RT.cudaEventRecord(l->ev[half], l->stream);
+                        used[half] = 1;
+                        half ^= 1;
+                        if (e == cudaSuccess && used[half])
+                            e = RT.cudaEventSynchronize(l->ev[half]);
+                        if (e != cudaSuccess)
+                            rc = cuda_err(KVT_EIO, e, "descriptor half");
+                    } else if (!rc) {
+                        rc = lane_sync(l);
+                    }
                 }
                 size_t len = op->len - off < KVT_CUDA_KERNEL_PIECE ? op->len - off
                                                                    : KVT_CUDA_KERNEL_PIECE;
@@ -1148,7 +1168,7 @@ int kvt__cuda_copy(int device, kvt__cuda_dir dir, int kernel_d2d, const kvt__cop
     lane *l;
     rc = lane_get(device, &l);
     if (!rc) {
-        rc = lane_enqueue(l, dir, kernel_d2d, ops, n, 0, c);
+        rc = lane_enqueue(l, dir, kernel_d2d, ops, n, -1, c);
         /* Wait even after a failed enqueue: what was queued still reads
          * and writes memory the caller is about to reuse. */
         int rs = lane_sync(l);

@@ -33,20 +33,27 @@
 #include "kvtier.h"
 #include "tier/tier.h"
 
-/* Fragments of at least this many bytes go to the copy engines, one
- * cudaMemcpyAsync each; smaller ones to the gather/scatter kernel (or to
- * cudaMemcpyBatchAsync where the kernel can't reach the memory).
- * PROVISIONAL: DESIGN.md's H200 figures (16 KiB: kernel 51 GB/s, per-piece
- * cudaMemcpyAsync 6; >= 4 MiB pieces: copy engines 55) put the crossover
- * between 256 KiB and 4 MiB; the sweeps of tests/gpu/run-device.sh
- * (`kvtier-bench micro --gpu --sizes ...` once per KVTIER_CUDA_COPY method)
- * measure it on a GPU machine, and this constant is to be set from that run
- * (docs/gpu.md). Until then KVTIER_CUDA_CE_MIN overrides it at run time. */
-#define KVT_CUDA_CE_MIN_BYTES ((size_t)1 << 20)
+/* Which method copies a fragment, by its size (pinned host memory or one
+ * GPU; docs/gpu.md has the sweep these come from, H200, PCIe Gen5 x16,
+ * raw ceiling 54.6 GB/s each way):
+ *   < KVT_CUDA_BATCH_MIN_BYTES   the gather/scatter kernel (16 KiB: 45 GB/s,
+ *                                 256 KiB: 51; one cudaMemcpyAsync per piece
+ *                                 gave 6 and 38);
+ *   < KVT_CUDA_CE_MIN_BYTES      one cudaMemcpyBatchAsync for all of them
+ *                                 (1 MiB: 53.6 GB/s, against 50.8 for the
+ *                                 kernel and 48.3 for the copy engines);
+ *   otherwise                    one cudaMemcpyAsync each (2 MiB: 51 GB/s
+ *                                 each way and 90 both ways at once, where
+ *                                 batches reached 80-82).
+ * Fragments the kernel can't reach (host memory not pinned, unaligned) go
+ * to batches below the copy-engine size. KVTIER_CUDA_CE_MIN overrides the
+ * second at run time. */
+#define KVT_CUDA_BATCH_MIN_BYTES ((size_t)1 << 20)
+#define KVT_CUDA_CE_MIN_BYTES ((size_t)2 << 20)
 
 /* The kernel copies pieces of at most this many bytes, one thread block
  * each, so that a batch of a few large fragments still spreads over every
- * SM. Provisional like the crossover. */
+ * SM. */
 #define KVT_CUDA_KERNEL_PIECE ((size_t)64 << 10)
 
 /* Pinned staging per lane for device <-> NVMe, in two halves that take

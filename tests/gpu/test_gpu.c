@@ -412,6 +412,42 @@ Test(gpu, kernel_path_is_taken_for_small_fragments)
     close_store(s);
 }
 
+/* A call with more kernel pieces than one descriptor half holds (8192):
+ * the launches alternate between the lane's two halves, each refilled only
+ * after its previous launch is done. 4 KiB fragments, 64 per block, 300
+ * blocks = 19200 pieces = three launches, the third reusing the first half. */
+Test(gpu, kernel_launches_in_rounds)
+{
+    gpu_init("kernel_launches_in_rounds", "kernel");
+    size_t frag = 4 * KIB, frags = 64, n = 300;
+    tiers t = {.dram = n};
+    kvt_store *s = open_store(frag * frags, frags, t);
+    wait_pinned(s);
+    batch src, dst;
+    batch_new(&src, n, frags, frag, 1);
+    batch_new(&dst, n, frags, frag, 1);
+    batch_fill(&src, seed);
+    batch_poison(&dst);
+    kvt_key *keys = calloc(n, sizeof *keys);
+    int32_t *st = calloc(n, sizeof *st);
+    cr_assert(keys && st);
+    keys_of(keys, n, 7);
+    kvt_io_opts o = dev_opts(st);
+    cr_assert_eq(kvt_put(s, keys, n, src.ptrs, &o, NULL), (int)n, "%s", kvt_last_error());
+    all_ok(st, n, "put in rounds");
+    cr_assert_eq(kvt_get(s, keys, n, dst.ptrs, &o, NULL), (int)n, "%s", kvt_last_error());
+    all_ok(st, n, "get in rounds");
+    batch_check(&dst, &src, NULL, "kernel launches in rounds");
+    cr_assert_eq(stat_of(s, "dram.cuda_kernel_bytes"), 2 * n * frag * frags);
+    cr_assert_geq(stat_of(s, "dram.cuda_kernel_launches"), 6);
+    cr_assert_eq(stat_of(s, "dram.cuda_errors"), 0);
+    free(keys);
+    free(st);
+    batch_free(&src);
+    batch_free(&dst);
+    close_store(s);
+}
+
 Test(gpu, hbm_round_trips)
 {
     gpu_init("hbm_round_trips", NULL);
