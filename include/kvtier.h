@@ -392,9 +392,12 @@ KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const
 /* Copies n blocks into the caller's memory (ptrs laid out as for kvt_put).
  * Counts as an access (refreshes TTL and recency); lower-tier hits are
  * promoted unless KVT_IO_NO_PROMOTE. Returns blocks copied (sync) or 0 and a
- * ticket (async). A missing block gets KVT_ENOENT in status, a block that
- * failed verification KVT_ECORRUPT (then it is dropped); its destination is
- * left unwritten. Errors as kvt_put. */
+ * ticket (async). A missing block gets KVT_ENOENT in status and its
+ * destination is left unwritten. A block that failed verification gets
+ * KVT_ECORRUPT (and is dropped); its destination holds unspecified bytes,
+ * since a large NVMe block is read straight into aligned caller memory and
+ * verified there (docs/nvme-format.md): only a 0 status makes the bytes the
+ * block's. Errors as kvt_put. */
 KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 

@@ -7,12 +7,15 @@
 #include <linux/fs.h>
 #include <linux/magic.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -33,6 +36,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "jobpool.h"
 #include "killpoint.h"
 #include "tier/faults.h"
 #include "tier/nvme.h"
@@ -79,6 +83,11 @@ enum { /* slot header field offsets */
 #define MAX_RESUBMITS 16
 #define SQ_IDLE_MS 10
 #define LOCK_WAIT_MS 5000 /* longest wait for the lock of a store whose process died */
+/* Payloads at least this large are hashed by the tier's hashing threads
+ * (write checksums ahead of the ring, read verification behind it); smaller
+ * ones by the ring's thread, where a hand-over would cost more than the hash. */
+#define OFFLOAD_MIN (128u << 10)
+#define MAX_HASHERS 4
 
 /* IORING_REGISTER_CLONE_BUFFERS (Linux 6.12): liburing 2.3 predates it. */
 #define KVT_IORING_REGISTER_CLONE_BUFFERS 30
@@ -200,6 +209,13 @@ struct op {
     int status;
     uint8_t staged, single, planning, verified, fault;
     op *next;
+    /* Verification on a hashing thread: vjob runs verify() and sets vdone;
+     * the ring's thread settles the op when it sees vdone. */
+    kvt__job vjob;
+    struct kvt_tier_impl *t;
+    struct lane *lane;
+    _Atomic int vdone;
+    op *vnext;
 };
 
 typedef struct lane {
@@ -218,6 +234,14 @@ typedef struct lane {
     uint8_t **bounce_free;
     unsigned nbounce_free;
     struct lane *next_free;
+    /* Ops whose verification runs on a hashing thread. Each one, when done,
+     * adds 1 to efd; an eventfd read in the ring (armed while any are out)
+     * wakes this lane's thread for it. */
+    op *verifying;
+    unsigned nverifying;
+    int efd;
+    bool efd_armed;
+    uint64_t efd_val;
 } lane;
 
 struct kvt_tier_impl {
@@ -237,11 +261,12 @@ struct kvt_tier_impl {
     pthread_cond_t cv;
     lane *free_lanes;
     kvt__faults *faults;
+    kvt__jobpool *hashers; /* NULL: the rings' threads hash everything */
     _Atomic uint64_t seq;
     struct {
         _Atomic uint64_t bytes_written, bytes_read, reads, writes, corrupt, corrupt_header,
             corrupt_payload, io_errors, resubmits, staged, discards, recovered, recovery_ms,
-            syncs;
+            syncs, hashed_off_ring, verified_off_ring;
     } st;
 };
 
@@ -368,6 +393,119 @@ static void frags_copy(const kvt_xfer *x, uint64_t fs, uint64_t pos, uint8_t *bu
     }
 }
 
+/* --------------------------------------------------- hashing off the ring */
+
+/* Checksums of a write batch's payloads, computed ahead of the ring by the
+ * hashing threads while the ring's thread submits earlier blocks. Either
+ * side takes block i by moving state[i] from 0 (to do) to 1 (being hashed);
+ * 2 is done. The ring's thread hashes a block itself when no helper has
+ * taken it yet, and waits only for one a helper is hashing right then. */
+typedef struct hash_ahead hash_ahead;
+struct hash_ahead {
+    struct ahead_job {
+        kvt__job job;
+        hash_ahead *h;
+    } job[MAX_HASHERS];
+    unsigned posted;
+    kvt_tier_impl *t;
+    const kvt_xfer *x;
+    size_t n;
+    _Atomic size_t cursor;
+    _Atomic unsigned finished; /* jobs whose fn has returned */
+    _Atomic uint8_t *state;
+    uint64_t *sum;
+};
+
+/* check_xfer() without its message (a helper thread must not set the
+ * caller's): a helper skips what the ring's thread will refuse. */
+static bool xfer_ok(const kvt_tier_impl *t, const kvt_xfer *x)
+{
+    if (x->slot >= t->nslots || !x->nfrags || t->block_bytes % x->nfrags || !x->frags)
+        return false;
+    for (uint32_t f = 0; f < x->nfrags; f++)
+        if (!x->frags[f])
+            return false;
+    return true;
+}
+
+static void ahead_main(kvt__job *job)
+{
+    hash_ahead *h = ((struct ahead_job *)job)->h;
+    for (;;) {
+        size_t i = atomic_fetch_add_explicit(&h->cursor, 1, memory_order_relaxed);
+        if (i >= h->n)
+            break;
+        uint8_t todo = 0;
+        if (!atomic_compare_exchange_strong(&h->state[i], &todo, 1))
+            continue;
+        const kvt_xfer *x = &h->x[i];
+        if (xfer_ok(h->t, x)) {
+            h->sum[i] = frags_hash(x, h->t->block_bytes / x->nfrags);
+            STAT_ADD(h->t, hashed_off_ring, 1);
+        }
+        atomic_store_explicit(&h->state[i], 2, memory_order_release);
+    }
+    /* The last touch of h: the ring's thread may free it from here on. */
+    atomic_fetch_add_explicit(&h->finished, 1, memory_order_release);
+}
+
+/* Starts hashing x[0..n) ahead when it pays; h->posted stays 0 otherwise. */
+static void ahead_start(kvt_tier_impl *t, hash_ahead *h, const kvt_xfer *x, size_t n)
+{
+    memset(h, 0, sizeof *h);
+    if (!t->hashers || n < 2 || t->block_bytes < OFFLOAD_MIN)
+        return;
+    h->state = kvt__calloc(n, sizeof *h->state);
+    h->sum = kvt__malloc(n * sizeof *h->sum);
+    if (!h->state || !h->sum) {
+        kvt__free((void *)h->state);
+        kvt__free(h->sum);
+        h->state = NULL;
+        h->sum = NULL;
+        return; /* the ring's thread hashes everything: slower, not wrong */
+    }
+    h->t = t;
+    h->x = x;
+    h->n = n;
+    unsigned k = kvt__jobpool_threads(t->hashers);
+    h->posted = k < n - 1 ? k : (unsigned)(n - 1);
+    for (unsigned j = 0; j < h->posted; j++) {
+        h->job[j].job.fn = ahead_main;
+        h->job[j].h = h;
+        kvt__jobpool_post(t->hashers, &h->job[j].job);
+    }
+}
+
+/* Block i's checksum: from a helper, or hashed here. */
+static uint64_t ahead_sum(hash_ahead *h, size_t i, const kvt_xfer *x, uint64_t fs)
+{
+    if (!h || !h->posted)
+        return frags_hash(x, fs);
+    uint8_t todo = 0;
+    if (atomic_compare_exchange_strong(&h->state[i], &todo, 1))
+        return frags_hash(x, fs);
+    while (atomic_load_explicit(&h->state[i], memory_order_acquire) != 2)
+        sched_yield(); /* a helper is hashing this very block */
+    return h->sum[i];
+}
+
+/* Stops the helpers (a job not started is taken back; one running finishes
+ * its current block) and frees the state. */
+static void ahead_end(kvt_tier_impl *t, hash_ahead *h)
+{
+    if (!h->posted)
+        return;
+    atomic_store_explicit(&h->cursor, h->n, memory_order_relaxed);
+    unsigned expect = h->posted;
+    for (unsigned j = 0; j < h->posted; j++)
+        if (kvt__jobpool_cancel(t->hashers, &h->job[j].job))
+            expect--;
+    while (atomic_load_explicit(&h->finished, memory_order_acquire) < expect)
+        sched_yield();
+    kvt__free((void *)h->state);
+    kvt__free(h->sum);
+}
+
 /* ----------------------------------------------------------------- lanes */
 
 static lane *lane_get(kvt_tier_impl *t)
@@ -460,7 +598,7 @@ static bool direct_ok(const kvt_tier_impl *t, const kvt_xfer *x, uint64_t fs)
 
 /* Sets up the op for x, or settles x at once (bad xfer, injected failure)
  * and returns NULL. */
-static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir)
+static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir, hash_ahead *h, size_t i)
 {
     int rc = check_xfer(t, x);
     if (rc) {
@@ -496,7 +634,7 @@ static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir)
     if (dir == DIR_WRITE) {
         KVT_KILLPOINT(KVT__KP_WRITE);
         uint64_t seq = atomic_fetch_add_explicit(&t->seq, 1, memory_order_relaxed);
-        hdr_encode(t, o->hdr, x, frags_hash(x, o->fs), seq);
+        hdr_encode(t, o->hdr, x, ahead_sum(h, i, x, o->fs), seq);
         if (fault == KVT__FAULT_TORN4K || fault == KVT__FAULT_TORN512) {
             /* A crash mid-write: only the slot's first bytes reach media. */
             uint64_t torn = fault == KVT__FAULT_TORN4K ? 4096 : 512;
@@ -625,6 +763,69 @@ static int verify(kvt_tier_impl *t, const op *o, const uint8_t *h, const uint8_t
     return 0;
 }
 
+/* A hashing thread verifies o (a direct read, all its bytes in); the
+ * ring's thread settles it after seeing vdone. */
+static void verify_main(kvt__job *job)
+{
+    op *o = (op *)((char *)job - offsetof(op, vjob));
+    int efd = o->lane->efd; /* the lane outlives the pool (tier_free) */
+    o->status = verify(o->t, o, o->hdr, NULL);
+    STAT_ADD(o->t, verified_off_ring, 1);
+    atomic_store_explicit(&o->vdone, 1, memory_order_release);
+    uint64_t one = 1;
+    while (write(efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+/* Hands o's verification to a hashing thread when that pays. */
+static bool verify_off_ring(kvt_tier_impl *t, lane *l, op *o, int dir)
+{
+    if (dir != DIR_READ || !t->hashers || l->efd < 0 || o->status || o->verified ||
+        t->block_bytes < OFFLOAD_MIN)
+        return false;
+    o->t = t;
+    o->lane = l;
+    atomic_store_explicit(&o->vdone, 0, memory_order_relaxed);
+    o->vjob.fn = verify_main;
+    o->vnext = l->verifying;
+    l->verifying = o;
+    l->nverifying++;
+    kvt__jobpool_post(t->hashers, &o->vjob);
+    return true;
+}
+
+static void op_finish(kvt_tier_impl *t, lane *l, op *o, int dir);
+
+/* Settles the ops whose verification is done; returns how many. */
+static unsigned settle_verified(kvt_tier_impl *t, lane *l)
+{
+    unsigned done = 0;
+    for (op **pp = &l->verifying; *pp;) {
+        op *o = *pp;
+        if (!atomic_load_explicit(&o->vdone, memory_order_acquire)) {
+            pp = &o->vnext;
+            continue;
+        }
+        *pp = o->vnext;
+        l->nverifying--;
+        o->verified = 1;
+        op_finish(t, l, o, DIR_READ);
+        done++;
+    }
+    return done;
+}
+
+/* Tag of the eventfd read's completion (pieces carry their piece). */
+static char efd_tag;
+
+static void arm_efd(lane *l)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring); /* sq + 1 entries */
+    io_uring_prep_read(sqe, l->efd, &l->efd_val, sizeof l->efd_val, 0);
+    io_uring_sqe_set_data(sqe, &efd_tag);
+    l->efd_armed = true;
+}
+
 /* A staged read piece arrived: verify (single piece) or copy out. */
 static void bounce_drain(kvt_tier_impl *t, op *o, const piece *p)
 {
@@ -748,6 +949,8 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
     size_t next = 0;
     unsigned inflight = 0;
     op *cur = NULL;
+    hash_ahead ahead;
+    ahead_start(t, &ahead, x, dir == DIR_WRITE ? n : 0);
     /* Hashing a large block before writing it takes a while: hand the
      * device what is prepared first. */
     bool early = dir == DIR_WRITE && t->block_bytes >= (128u << 10);
@@ -768,11 +971,14 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
                 cur = NULL;
             }
             if (!cur) {
-                if (next == n || l->active >= t->qd)
+                /* Blocks being verified off the ring don't count against
+                 * the depth: the device is done with them. */
+                if (next == n || l->active - l->nverifying >= t->qd || !l->free_ops)
                     break;
                 if (early && io_uring_sq_ready(&l->ring))
                     io_uring_submit(&l->ring);
-                cur = op_start(t, l, &x[next++], dir);
+                cur = op_start(t, l, &x[next], dir, &ahead, next);
+                next++;
                 continue;
             }
             if (!plan(t, l, cur, dir))
@@ -785,24 +991,40 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
             while (l->ready_head) {
                 op *o = l->ready_head;
                 l->ready_head = o->next;
-                op_finish(t, l, o, dir);
+                if (!verify_off_ring(t, l, o, dir))
+                    op_finish(t, l, o, dir);
             }
             l->ready_tail = NULL;
             continue;
         }
-        if (!inflight)
-            break; /* all settled: with nothing in flight every bounce is free */
+        if (l->nverifying && settle_verified(t, l))
+            continue;
+        /* All settled: with nothing in flight every bounce is free, and no
+         * eventfd read is left in the ring for the next batch. */
+        if (!inflight && !l->nverifying && !l->efd_armed)
+            break;
+        if (l->nverifying && !l->efd_armed)
+            arm_efd(l);
         submit_wait(l);
         struct io_uring_cqe *cqe;
-        unsigned head, seen = 0;
+        unsigned head, seen = 0, pieces = 0;
         io_uring_for_each_cqe(&l->ring, head, cqe)
         {
-            piece_done(t, l, io_uring_cqe_get_data(cqe), cqe->res, dir);
+            void *data = io_uring_cqe_get_data(cqe);
             seen++;
+            if (data == &efd_tag) {
+                /* A failed read (never expected) is re-armed while ops are
+                 * out: each finished verification writes the eventfd. */
+                l->efd_armed = false;
+                continue;
+            }
+            piece_done(t, l, data, cqe->res, dir);
+            pieces++;
         }
         io_uring_cq_advance(&l->ring, seen);
-        inflight -= seen;
+        inflight -= pieces;
     }
+    ahead_end(t, &ahead);
 }
 
 static int batch(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, int dir)
@@ -1005,6 +1227,8 @@ static void lanes_free(kvt_tier_impl *t)
         lane *l = &t->lanes[i];
         if (l->ring_ok)
             io_uring_queue_exit(&l->ring);
+        if (l->efd >= 0)
+            close(l->efd);
         if (l->staging)
             munmap(l->staging, l->staging_bytes);
         kvt__free(l->ops);
@@ -1017,6 +1241,9 @@ static void lanes_free(kvt_tier_impl *t)
 
 static void tier_free(kvt_tier_impl *t)
 {
+    /* Before the lanes: a hashing thread may still write a lane's eventfd
+     * just after it marked its last op verified. */
+    kvt__jobpool_free(t->hashers);
     lanes_free(t);
     /* Rings drop their reference to the registered file asynchronously, and
      * the lock belongs to the open file, not the fd: release it explicitly
@@ -1043,7 +1270,7 @@ static int ring_init(kvt_tier_impl *t, lane *l, const lane *first, bool want_sqp
                 struct io_uring_params prm;
                 memset(&prm, 0, sizeof prm);
                 prm.flags = IORING_SETUP_CQSIZE | (coop ? IORING_SETUP_COOP_TASKRUN : 0);
-                prm.cq_entries = 2 * t->sq;
+                prm.cq_entries = 2 * (t->sq + 1);
                 if (sq) {
                     prm.flags |= IORING_SETUP_SQPOLL;
                     prm.sq_thread_idle = SQ_IDLE_MS;
@@ -1052,7 +1279,9 @@ static int ring_init(kvt_tier_impl *t, lane *l, const lane *first, bool want_sqp
                     prm.flags |= IORING_SETUP_ATTACH_WQ;
                     prm.wq_fd = (uint32_t)first->ring.ring_fd;
                 }
-                rc = io_uring_queue_init_params(t->sq, &l->ring, &prm);
+                /* One entry more than the pieces in flight: the eventfd
+                 * read that wakes the thread for verified blocks. */
+                rc = io_uring_queue_init_params(t->sq + 1, &l->ring, &prm);
                 if (!rc) {
                     t->sqpoll = sq;
                     return 0;
@@ -1073,6 +1302,11 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
     t->lanes = kvt__calloc(t->nlanes, sizeof *t->lanes);
     if (!t->lanes)
         return kvt__err(KVT_ENOMEM, "nvme: allocating %u rings", t->nlanes);
+    for (unsigned i = 0; i < t->nlanes; i++)
+        t->lanes[i].efd = -1;
+    /* Up to qd blocks in flight plus up to qd being verified off the ring:
+     * 2 * qd ops, each with a header unit in staging. */
+    unsigned nops = 2 * t->qd;
 
     /* Registered buffer table, identical in every ring: the host region in
      * chunks, then each lane's staging. */
@@ -1089,10 +1323,10 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
     for (unsigned i = 0; i < t->nlanes && !rc; i++) {
         lane *l = &t->lanes[i];
         l->host_idx = l->staging_idx = -1;
-        l->staging_bytes = (size_t)UNIT * (t->qd + 2) + (size_t)t->nbounce * t->bounce_bytes;
+        l->staging_bytes = (size_t)UNIT * (nops + 2) + (size_t)t->nbounce * t->bounce_bytes;
         void *m = mmap(NULL, l->staging_bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        l->ops = kvt__calloc(t->qd + 1, sizeof *l->ops);
+        l->ops = kvt__calloc(nops + 1, sizeof *l->ops);
         l->pieces = kvt__calloc(t->sq, sizeof *l->pieces);
         l->bounce_free = kvt__calloc(t->nbounce, sizeof *l->bounce_free);
         if (m == MAP_FAILED || !l->ops || !l->pieces || !l->bounce_free) {
@@ -1103,15 +1337,15 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
             break;
         }
         l->staging = m;
-        for (unsigned o = 0; o <= t->qd; o++) {
+        for (unsigned o = 0; o <= nops; o++) {
             l->ops[o].hdr = l->staging + (size_t)UNIT * (1 + o);
-            l->ops[o].next = o < t->qd ? &l->ops[o + 1] : NULL;
+            l->ops[o].next = o < nops ? &l->ops[o + 1] : NULL;
         }
         l->free_ops = &l->ops[0];
         for (unsigned q = 0; q < t->sq; q++)
             l->pieces[q].next = q + 1 < t->sq ? &l->pieces[q + 1] : NULL;
         l->free_pieces = &l->pieces[0];
-        uint8_t *b0 = l->staging + (size_t)UNIT * (t->qd + 2);
+        uint8_t *b0 = l->staging + (size_t)UNIT * (nops + 2);
         for (unsigned b = 0; b < t->nbounce; b++)
             l->bounce_free[b] = b0 + (size_t)b * t->bounce_bytes;
         l->nbounce_free = t->nbounce;
@@ -1124,6 +1358,8 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
             break;
         }
         l->ring_ok = true;
+        if (t->hashers && (l->efd = eventfd(0, EFD_CLOEXEC)) < 0)
+            l->efd = -1; /* this lane verifies on its own thread */
         if (io_uring_register_files(&l->ring, &t->fd, 1) == 0) {
             l->file = 0;
             l->sqe_flags = IOSQE_FIXED_FILE;
@@ -1553,6 +1789,13 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         rc = probe_alignment(t, p->path);
     if (!rc)
         rc = load(t, p, created);
+    if (!rc && t->block_bytes >= OFFLOAD_MIN) {
+        /* One core is the ring's; the others may hash (at most MAX_HASHERS).
+         * No pool (one CPU, or threads refused): the ring hashes. */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned k = cpus > 1 ? (unsigned)(cpus - 1) : 0;
+        t->hashers = kvt__jobpool_new(k < MAX_HASHERS ? k : MAX_HASHERS);
+    }
     if (!rc)
         rc = lanes_setup(t, p);
     if (rc) {
@@ -1607,6 +1850,8 @@ static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     S("recovered", recovered);
     S("recovery_ms", recovery_ms);
     S("syncs", syncs);
+    S("hashed_off_ring", hashed_off_ring);
+    S("verified_off_ring", verified_off_ring);
 #undef S
     fn("nvme.slots", t->nslots, user);
     fn("nvme.slot_bytes", t->slot_bytes, user);
