@@ -289,6 +289,7 @@ static void unfill(kvt_store *s, uint32_t id, int t)
 }
 
 static uint32_t take_slot(kvt_store *s, int t, int wait);
+static uint32_t take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending);
 
 /* Copies entry id's block from tier t (LEAVING, slot `from`) into tier n,
  * unless n already holds or is getting it. */
@@ -319,17 +320,20 @@ static void demote(kvt_store *s, uint32_t id, int t, uint32_t from, int n)
     }
     ADD(&nr->st, bytes_in, s->block_bytes);
     CNT(&nr->st, demotions_in);
+    CNT(&nr->st, demotion_writes);
     publish(s, id, n, slot, kvt__store_now(s));
 }
 
 /* Entry id leaves tier t, where it was LEAVING at `slot` (already out of the
- * policy and idle list): demoted when asked and possible, then detached.
- * Returns 1 when the slot is free for the caller, 0 when readers still hold
- * it (the last of them frees it). */
+ * policy and idle list): demoted when asked and possible (already, when
+ * `demote_it` is LEFT_DEMOTED: see demote_batch), then detached. Returns 1
+ * when the slot is free for the caller, 0 when readers still hold it (the
+ * last of them frees it). */
+#define LEFT_DEMOTED 2
 static int leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demote_it)
 {
     kvt_tier_rt *tr = &s->tier[t];
-    if (demote_it && tr->below >= 0)
+    if (demote_it == 1 && tr->below >= 0)
         demote(s, id, t, slot, tr->below);
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
@@ -350,6 +354,76 @@ static int leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demote_it)
     return freed;
 }
 
+/* Up to this many victims are evicted, and demoted in one write to the tier
+ * below, per round of take_slots. */
+#define VICTIM_BATCH 64
+
+/* demote() for k victims of tier t at once (entries ids, LEAVING at slots
+ * from): the tier below gets them in one batch, so an NVMe tier has them
+ * all in flight together instead of one synchronous write per eviction. */
+static void demote_batch(kvt_store *s, int t, const uint32_t *ids, const uint32_t *from,
+                         size_t k)
+{
+    int n = s->tier[t].below;
+    kvt_tier_rt *a = &s->tier[t], *b = &s->tier[n];
+    kvt_xfer x[VICTIM_BATCH];
+    void *ptr[VICTIM_BATCH];
+    uint32_t id[VICTIM_BATCH], to[VICTIM_BATCH];
+    size_t m = 0;
+    for (size_t j = 0; j < k; j++) {
+        kvt_entry *e = kvt__index_entry(&s->ix, ids[j]);
+        kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+        pthread_mutex_lock(&sh->lock);
+        int go = e->res[n] == KVT_RES_NONE;
+        if (go)
+            e->res[n] = KVT_RES_FILLING;
+        pthread_mutex_unlock(&sh->lock);
+        if (!go)
+            continue;
+        uint32_t slot = take_slot(s, n, 1);
+        if (slot == KVT_NO_SLOT) {
+            unfill(s, ids[j], n);
+            CNT(&a->st, dropped);
+            continue;
+        }
+        id[m] = ids[j];
+        to[m] = slot;
+        x[m] = (kvt_xfer){.nfrags = 1, .frags = &ptr[m], .key = e->key};
+        if (a->ops->caps & KVT_TCAP_HOST_PTR) { /* write the lower tier from our slot */
+            ptr[m] = a->ops->slot_ptr(a->impl, from[j]);
+            x[m].slot = slot;
+        } else if (b->ops->caps & KVT_TCAP_HOST_PTR) { /* read our slot into its slot */
+            ptr[m] = b->ops->slot_ptr(b->impl, slot);
+            x[m].slot = from[j];
+        } else {
+            /* Neither side addressable (no such pair of tiers today): one
+             * bounced copy at a time. */
+            x[m].status = copy_between(s, t, from[j], n, slot, &e->key) ? KVT_EIO : 0;
+            ptr[m] = NULL;
+        }
+        m++;
+    }
+    if (m && (a->ops->caps & KVT_TCAP_HOST_PTR))
+        b->ops->write(b->impl, x, m, KVT_MEM_HOST);
+    else if (m && (b->ops->caps & KVT_TCAP_HOST_PTR))
+        a->ops->read(a->impl, x, m, KVT_MEM_HOST);
+    if (m)
+        CNT(&b->st, demotion_writes);
+    uint64_t now = kvt__store_now(s);
+    for (size_t j = 0; j < m; j++) {
+        if (x[j].status) {
+            CNT(&b->st, io_errors);
+            CNT(&a->st, dropped);
+            release_slot(s, n, to[j], 1);
+            unfill(s, id[j], n);
+            continue;
+        }
+        ADD(&b->st, bytes_in, s->block_bytes);
+        CNT(&b->st, demotions_in);
+        publish(s, id[j], n, to[j], now);
+    }
+}
+
 /* Whether a block may be pushed out of tier t now. Shard lock held. */
 static int evictable(kvt_store *s, kvt_entry *e, int t, uint64_t now)
 {
@@ -361,9 +435,20 @@ static int evictable(kvt_store *s, kvt_entry *e, int t, uint64_t now)
  * full, or KVT_NO_SLOT when every candidate is pinned or retained. Blocks
  * that are only busy for a moment (being read, or filled by another thread)
  * are waited for when `wait` is set, so a burst of concurrent puts does not
- * see a full tier that is merely in flight. */
+ * see a full tier that is merely in flight.
+ * With `pending` (not NULL) and a tier that demotes its victims, a victim is
+ * not demoted here: its slot is returned still LEAVING, its entry id in
+ * *pending, for the caller to demote with others and then leave()
+ * (settle_victims); *pending is KVT_NO_ENTRY when the slot was free. */
 static uint32_t take_slot(kvt_store *s, int t, int wait)
 {
+    return take_slot_for(s, t, wait, NULL);
+}
+
+static uint32_t take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending)
+{
+    if (pending)
+        *pending = KVT_NO_ENTRY;
     kvt_tier_rt *tr = &s->tier[t];
     uint64_t deadline = 0; /* CLOCK_MONOTONIC ns; set when the first wait starts */
     for (int round = 0;; round++) {
@@ -426,6 +511,11 @@ static uint32_t take_slot(kvt_store *s, int t, int wait)
             return KVT_NO_SLOT;
         }
         CNT(&tr->st, evictions);
+        int demoting = tr->victims == KVT_VICTIM_DEMOTE && tr->below >= 0;
+        if (pending && demoting) {
+            *pending = id;
+            return victim;
+        }
         if (leave(s, id, t, victim, tr->victims == KVT_VICTIM_DEMOTE))
             return victim;
         /* A reader still holds the victim's slot; it will free it. Go again. */
@@ -611,7 +701,8 @@ static void touch_all(kvt_store *s, int t, const uint32_t *ids, const uint32_t *
 typedef struct put_item {
     uint32_t id;
     uint32_t slot;
-    size_t index; /* in the caller's arrays */
+    uint32_t victim; /* entry still LEAVING `slot`, to demote first, or KVT_NO_ENTRY */
+    size_t index;    /* in the caller's arrays */
 } put_item;
 
 static void drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot);
@@ -774,6 +865,52 @@ void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst)
     unref(s, id, src);
 }
 
+/* Demotes the victims whose slots items[0..m) took, in batches (one write
+ * to the tier below for up to VICTIM_BATCH of them, where one at a time made
+ * demotion a fifth of the NVMe tier's speed), and lets them leave. A victim
+ * slot that a reader took meanwhile stays with the reader; its block gets
+ * another slot, or KVT_EFULL. Returns the items left, in order. */
+static size_t settle_victims(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m,
+                             int32_t *status)
+{
+    uint32_t ids[VICTIM_BATCH], slots[VICTIM_BATCH];
+    size_t k = 0, out = 0;
+    for (size_t j = 0; j < m; j++) {
+        if (items[j].victim == KVT_NO_ENTRY)
+            continue;
+        ids[k] = items[j].victim;
+        slots[k++] = items[j].slot;
+        if (k == VICTIM_BATCH) {
+            demote_batch(s, p, ids, slots, k);
+            k = 0;
+        }
+    }
+    if (k)
+        demote_batch(s, p, ids, slots, k);
+    for (size_t j = 0; j < m; j++) {
+        put_item it = items[j];
+        if (it.victim != KVT_NO_ENTRY) {
+            uint32_t v = it.victim;
+            it.victim = KVT_NO_ENTRY;
+            if (!leave(s, v, p, it.slot, LEFT_DEMOTED)) {
+                it.slot = take_slot(s, p, 1);
+                if (it.slot == KVT_NO_SLOT) {
+                    unfill(s, it.id, p);
+                    if (status)
+                        status[it.index] = KVT_EFULL;
+                    CNT(&s->st, put_rejected);
+                    continue;
+                }
+            }
+        }
+        kvt_xfer xj = x[j];
+        xj.slot = it.slot;
+        items[out] = it;
+        x[out++] = xj;
+    }
+    return out;
+}
+
 /* Writes the reserved blocks of a put in one batch and publishes them.
  * Returns how many were stored. */
 static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m,
@@ -824,7 +961,7 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     ADD(&s->st, put_blocks, n);
 
     int stored = 0;
-    size_t m = 0;
+    size_t m = 0, pending = 0;
     uint64_t parent = o && o->parent ? kvt__key_hash(o->parent) : 0;
     for (size_t i = 0; i < n; i++) {
         int code;
@@ -844,11 +981,16 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         /* A batch larger than the tier fills it with its own blocks in
          * flight, which can't be evicted: write and publish those first,
          * then ask again. */
-        uint32_t slot = take_slot(s, p, m == 0);
+        /* Victims are chosen block by block, as without batching (a block
+         * of this put that is already held may itself be evicted by an
+         * earlier one, and then put anew), but demoted together. */
+        uint32_t victim;
+        uint32_t slot = take_slot_for(s, p, m == 0, &victim);
         if (slot == KVT_NO_SLOT && m) {
+            m = settle_victims(s, p, items, x, m, status);
             stored += put_flush(s, p, items, x, m, mem, status);
-            m = 0;
-            slot = take_slot(s, p, 1);
+            m = pending = 0;
+            slot = take_slot_for(s, p, 1, &victim);
         }
         if (slot == KVT_NO_SLOT) {
             unfill(s, id, p);
@@ -857,11 +999,16 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
             CNT(&s->st, put_rejected);
             continue;
         }
-        items[m] = (put_item){.id = id, .slot = slot, .index = i};
+        items[m] = (put_item){.id = id, .slot = slot, .victim = victim, .index = i};
         x[m] = (kvt_xfer){.slot = slot, .key = keys[i]};
         frag_ptrs(s, ptrs, i, &x[m]);
         m++;
+        if (victim != KVT_NO_ENTRY && ++pending == VICTIM_BATCH) {
+            m = settle_victims(s, p, items, x, m, status);
+            pending = 0;
+        }
     }
+    m = settle_victims(s, p, items, x, m, status);
     stored += put_flush(s, p, items, x, m, mem, status);
     kvt__free(items);
     kvt__free(x);

@@ -28,6 +28,7 @@ typedef struct kvt_workers kvt_workers;
     X(evictions)     /* blocks pushed out for room */                   \
     X(expirations)   /* blocks that passed the idle TTL */              \
     X(demotions_in)  /* blocks arriving from the tier above */          \
+    X(demotion_writes) /* tier writes that brought them (batches) */    \
     X(promotions_in) /* blocks copied up here on a get */               \
     X(writethrough_in) /* blocks written here by write-through */       \
     X(dropped)       /* blocks that left the store from this tier */    \

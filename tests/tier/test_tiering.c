@@ -102,6 +102,40 @@ static uint64_t stat(kvt_store *s, const char *name)
     return v;
 }
 
+/* A put that evicts many DRAM blocks demotes them in batches (one NVMe
+ * write per VICTIM_BATCH = 64), not one synchronous write per victim; with
+ * the same outcome as one by one: every block in its place, bytes intact. */
+Test(tiering, victims_of_one_put_are_demoted_in_batches)
+{
+    make_path("batch");
+    kvt_store *s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 256});
+    static uint8_t b[96][BLOCK];
+    kvt_key k[96];
+    void *p[96];
+    for (uint32_t i = 0; i < 96; i++) {
+        fill(b[i], i);
+        k[i] = key_of(i);
+        p[i] = b[i];
+    }
+    cr_assert_eq(kvt_put(s, k, 32, p, NULL, NULL), 32, "%s", kvt_last_error());
+    cr_assert_eq(stat(s, "nvme.demotions_in"), 0);
+    /* 64 more: the first 32 blocks make room for 32 of them (one batch of
+     * victims); the put's own blocks are evictable only once published, so
+     * it writes and publishes those 32, then evicts them for its last 32 (a
+     * second batch). */
+    cr_assert_eq(kvt_put(s, k + 32, 64, p + 32, NULL, NULL), 64, "%s", kvt_last_error());
+    cr_assert_eq(stat(s, "nvme.demotions_in"), 64);
+    cr_assert_eq(stat(s, "nvme.demotion_writes"), 2, "64 victims in %llu writes",
+                 (unsigned long long)stat(s, "nvme.demotion_writes"));
+    for (uint32_t i = 0; i < 64; i++)
+        cr_assert_eq(where(s, i), KVT_TIER_NVME, "block %u", i);
+    for (uint32_t i = 64; i < 96; i++)
+        cr_assert_eq(where(s, i), KVT_TIER_DRAM, "block %u", i);
+    for (uint32_t i = 0; i < 96; i++)
+        check_get(s, i, KVT_IO_NO_PROMOTE);
+    cr_assert_eq(kvt_close(s), 0);
+}
+
 Test(tiering, dram_victims_demote_to_nvme_and_promote_back)
 {
     make_path("demote");
