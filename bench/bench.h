@@ -73,6 +73,8 @@ uint64_t bench_now_ns(void);
 /* CPU time of the calling thread in nanoseconds: on a shared machine, what
  * wall time minus the time other processes ran. */
 uint64_t bench_thread_cpu_ns(void);
+/* CPU time of every thread of the process (the library's helpers too). */
+uint64_t bench_process_cpu_ns(void);
 /* "2025-01-31T12:00:00Z" into buf. */
 const char *bench_utc_date(char *buf, size_t cap);
 /* The CPU model from /proc/cpuinfo ("unknown" if absent); static storage. */
