@@ -291,38 +291,8 @@ static void unfill(kvt_store *s, uint32_t id, int t)
 static uint32_t take_slot(kvt_store *s, int t, int wait);
 static uint32_t take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending);
 
-/* Copies entry id's block from tier t (LEAVING, slot `from`) into tier n,
- * unless n already holds or is getting it. */
-static void demote(kvt_store *s, uint32_t id, int t, uint32_t from, int n)
-{
-    kvt_entry *e = kvt__index_entry(&s->ix, id);
-    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
-    pthread_mutex_lock(&sh->lock);
-    int go = e->res[n] == KVT_RES_NONE;
-    if (go)
-        e->res[n] = KVT_RES_FILLING;
-    pthread_mutex_unlock(&sh->lock);
-    if (!go)
-        return;
-    kvt_tier_rt *nr = &s->tier[n];
-    uint32_t slot = take_slot(s, n, 1);
-    if (slot == KVT_NO_SLOT) {
-        unfill(s, id, n);
-        CNT(&s->tier[t].st, dropped);
-        return;
-    }
-    if (copy_between(s, t, from, n, slot, &e->key)) {
-        CNT(&nr->st, io_errors);
-        CNT(&s->tier[t].st, dropped);
-        release_slot(s, n, slot, 1);
-        unfill(s, id, n);
-        return;
-    }
-    ADD(&nr->st, bytes_in, s->block_bytes);
-    CNT(&nr->st, demotions_in);
-    CNT(&nr->st, demotion_writes);
-    publish(s, id, n, slot, kvt__store_now(s));
-}
+static void demote_batch(kvt_store *s, int t, const uint32_t *ids, const uint32_t *from,
+                         size_t k);
 
 /* Entry id leaves tier t, where it was LEAVING at `slot` (already out of the
  * policy and idle list): demoted when asked and possible (already, when
@@ -334,7 +304,7 @@ static int leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demote_it)
 {
     kvt_tier_rt *tr = &s->tier[t];
     if (demote_it == 1 && tr->below >= 0)
-        demote(s, id, t, slot, tr->below);
+        demote_batch(s, t, &id, &slot, 1);
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
     pthread_mutex_lock(&sh->lock);
@@ -358,9 +328,10 @@ static int leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demote_it)
  * below, per round of take_slots. */
 #define VICTIM_BATCH 64
 
-/* demote() for k victims of tier t at once (entries ids, LEAVING at slots
- * from): the tier below gets them in one batch, so an NVMe tier has them
- * all in flight together instead of one synchronous write per eviction. */
+/* Copies k victims of tier t (entries ids, LEAVING at slots `from`) into
+ * the tier below, each unless that tier already holds or is getting it, in
+ * one batch: an NVMe tier has them all in flight together instead of one
+ * synchronous write per eviction. */
 static void demote_batch(kvt_store *s, int t, const uint32_t *ids, const uint32_t *from,
                          size_t k)
 {
