@@ -428,10 +428,22 @@ static bool xfer_ok(const kvt_tier_impl *t, const kvt_xfer *x)
     return true;
 }
 
+/* Blocks a helper hashes before it goes to the back of the pool's queue,
+ * so that verifications of other rings' reads are not stuck behind a long
+ * write batch. */
+#define AHEAD_TURN 16
+
 static void ahead_main(kvt__job *job)
 {
     hash_ahead *h = ((struct ahead_job *)job)->h;
-    for (;;) {
+    for (unsigned turn = 0;; turn++) {
+        if (turn == AHEAD_TURN &&
+            atomic_load_explicit(&h->cursor, memory_order_relaxed) < h->n) {
+            /* Not finished: ahead_end() either takes this job back from the
+             * queue or waits for it to run once more and see the end. */
+            kvt__jobpool_post(h->t->hashers, job);
+            return;
+        }
         size_t i = atomic_fetch_add_explicit(&h->cursor, 1, memory_order_relaxed);
         if (i >= h->n)
             break;
