@@ -314,9 +314,8 @@ static void *touch_main(void *arg)
     return NULL;
 }
 
-void kvt__copier_touch(kvt__copier *c, void *mem, size_t len, size_t page)
+void kvt__prefault(void *mem, size_t len, size_t page)
 {
-    (void)c;
     if (!mem || !len)
         return;
     job j = {.part = touch_part, .nparts = 1, .mem = mem, .len = len,

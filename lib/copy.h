@@ -48,7 +48,7 @@ void kvt__copier_run(kvt__copier *c, const kvt__copy_op *ops, size_t n);
  * (0: 4096), split at 2 MiB boundaries (each transparent huge page is
  * faulted by one thread) across short-lived threads, one per online CPU up
  * to 32: a one-off at open, bound by the kernel's page zeroing. Meant for
- * fresh anonymous memory: it overwrites those bytes. c is not used. */
-void kvt__copier_touch(kvt__copier *c, void *mem, size_t len, size_t page);
+ * fresh anonymous memory: it overwrites those bytes. */
+void kvt__prefault(void *mem, size_t len, size_t page);
 
 #endif

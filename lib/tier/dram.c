@@ -181,7 +181,7 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     kvt__err_clear(); /* the open succeeds: no message from the optional steps */
 
     long page = sysconf(_SC_PAGESIZE);
-    kvt__copier_touch(t->copier, t->arena, bytes, page > 0 ? (size_t)page : 4096);
+    kvt__prefault(t->arena, bytes, page > 0 ? (size_t)page : 4096);
     t->thp_bytes = thp_bytes_of(t->arena, bytes);
 
     /* Pinning 8 GiB takes seconds: it runs in the background, chunk by

@@ -416,16 +416,24 @@ struct hash_ahead {
     uint64_t *sum;
 };
 
-/* check_xfer() without its message (a helper thread must not set the
- * caller's): a helper skips what the ring's thread will refuse. */
-static bool xfer_ok(const kvt_tier_impl *t, const kvt_xfer *x)
+/* What is wrong with x (a KVT_E* code, or 0), without a message: a hashing
+ * thread must not set the caller's, and skips what check_xfer() will refuse.
+ * *bad_frag: the NULL fragment, for KVT_ENULL (UINT32_MAX: no array). */
+static int xfer_problem(const kvt_tier_impl *t, const kvt_xfer *x, uint32_t *bad_frag)
 {
-    if (x->slot >= t->nslots || !x->nfrags || t->block_bytes % x->nfrags || !x->frags)
-        return false;
+    *bad_frag = UINT32_MAX;
+    if (x->slot >= t->nslots)
+        return KVT_EINVAL;
+    if (!x->nfrags || t->block_bytes % x->nfrags)
+        return KVT_EFRAGS;
+    if (!x->frags)
+        return KVT_ENULL;
     for (uint32_t f = 0; f < x->nfrags; f++)
-        if (!x->frags[f])
-            return false;
-    return true;
+        if (!x->frags[f]) {
+            *bad_frag = f;
+            return KVT_ENULL;
+        }
+    return 0;
 }
 
 /* Blocks a helper hashes before it goes to the back of the pool's queue,
@@ -451,7 +459,8 @@ static void ahead_main(kvt__job *job)
         if (!atomic_compare_exchange_strong(&h->state[i], &todo, 1))
             continue;
         const kvt_xfer *x = &h->x[i];
-        if (xfer_ok(h->t, x)) {
+        uint32_t bad;
+        if (!xfer_problem(h->t, x, &bad)) {
             h->sum[i] = frags_hash(x, h->t->block_bytes / x->nfrags);
             STAT_ADD(h->t, hashed_off_ring, 1);
         }
@@ -585,17 +594,20 @@ static int errno_code(int neg)
 
 static int check_xfer(const kvt_tier_impl *t, const kvt_xfer *x)
 {
-    if (x->slot >= t->nslots)
+    uint32_t f;
+    switch (xfer_problem(t, x, &f)) {
+    case 0:
+        return 0;
+    case KVT_EINVAL:
         return kvt__err(KVT_EINVAL, "nvme: slot %u out of range (%u slots)", x->slot, t->nslots);
-    if (!x->nfrags || t->block_bytes % x->nfrags)
+    case KVT_EFRAGS:
         return kvt__err(KVT_EFRAGS, "nvme: %u fragments do not divide a %llu-byte block",
                         x->nfrags, (unsigned long long)t->block_bytes);
-    if (!x->frags)
-        return kvt__err(KVT_ENULL, "nvme: xfer for slot %u has no fragment array", x->slot);
-    for (uint32_t f = 0; f < x->nfrags; f++)
-        if (!x->frags[f])
-            return kvt__err(KVT_ENULL, "nvme: fragment %u of slot %u is NULL", f, x->slot);
-    return 0;
+    default:
+        if (f == UINT32_MAX)
+            return kvt__err(KVT_ENULL, "nvme: xfer for slot %u has no fragment array", x->slot);
+        return kvt__err(KVT_ENULL, "nvme: fragment %u of slot %u is NULL", f, x->slot);
+    }
 }
 
 static bool direct_ok(const kvt_tier_impl *t, const kvt_xfer *x, uint64_t fs)
