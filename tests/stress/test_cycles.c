@@ -27,6 +27,7 @@
 
 #include "kvt_build_config.h"
 #include "kvtier.h"
+#include "stress_util.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -39,15 +40,6 @@
 #define SANITIZED 0
 #endif
 
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fprintf(stderr, "\n");                                                   \
-            exit(1);                                                                 \
-        }                                                                            \
-    } while (0)
 
 #define BLOCK 8192
 #define NB 8
@@ -75,12 +67,6 @@ static uint64_t rss_kib(void)
     return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static kvt_key key_of(uint64_t i)
 {
@@ -91,16 +77,6 @@ static kvt_key key_of(uint64_t i)
     return k;
 }
 
-static void fill(uint8_t *b, uint64_t i)
-{
-    uint64_t x = i * 0x9e3779b97f4a7c15ull + 11;
-    for (size_t j = 0; j < BLOCK; j += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(b + j, &x, 8);
-    }
-}
 
 static kvt_config *config(const char *path, int nvme)
 {
@@ -137,7 +113,7 @@ static void cycle(const char *path, int nvme, long n, uint8_t *buf, uint8_t *wan
     for (int i = 0; i < NB; i++) {
         k[i] = key_of(base + (uint64_t)i);
         p[i] = buf + (size_t)i * BLOCK;
-        fill(buf + (size_t)i * BLOCK, base + (uint64_t)i);
+        stress_fill(buf + (size_t)i * BLOCK, BLOCK, base + (uint64_t)i, 11);
     }
     kvt_io_opts o = {.size = sizeof o, .status = st};
     kvt_ticket t;
@@ -148,7 +124,7 @@ static void cycle(const char *path, int nvme, long n, uint8_t *buf, uint8_t *wan
     CHECK(kvt_get(s, k, NB, p, &o, &t) == 0, "cycle %ld: async get", n);
     CHECK(kvt_wait(s, t, -1) == NB, "cycle %ld: get: %s", n, kvt_last_error());
     for (int i = 0; i < NB; i++) {
-        fill(want, base + (uint64_t)i);
+        stress_fill(want, BLOCK, base + (uint64_t)i, 11);
         CHECK(memcmp(want, buf + (size_t)i * BLOCK, BLOCK) == 0, "cycle %ld: block %d: wrong bytes",
               n, i);
     }
@@ -196,7 +172,7 @@ int main(int argc, char **argv)
     uint8_t *buf = malloc((size_t)NB * BLOCK), *want = malloc(BLOCK);
     int fd0 = count_fds(), fd_warm = -1, fd_max = fd0;
     uint64_t rss0 = rss_kib(), rss_warm = 0, rss_max = 0;
-    double t0 = now_s(), t_warm = 0;
+    double t0 = stress_seconds(), t_warm = 0;
     for (long n = 0; n < cycles; n++) {
         cycle(path, nvme, n, buf, want);
         int fds = count_fds();
@@ -204,7 +180,7 @@ int main(int argc, char **argv)
         if (n + 1 == warmup) {
             fd_warm = fds;
             rss_warm = rss;
-            t_warm = now_s();
+            t_warm = stress_seconds();
         } else if (n + 1 > warmup) {
             CHECK(fds == fd_warm, "cycle %ld: %d fds open, %d after warm-up: a leak", n, fds,
                   fd_warm);
@@ -214,7 +190,7 @@ int main(int argc, char **argv)
         if (fds > fd_max)
             fd_max = fds;
     }
-    double t1 = now_s();
+    double t1 = stress_seconds();
     uint64_t rss_end = rss_kib();
     int fd_end = count_fds();
     printf("cycles: fds before %d, after warm-up %d, at the end %d (max %d); RSS before %llu KiB, "

@@ -49,6 +49,7 @@
             exit(1);                                                                 \
         }                                                                            \
     } while (0)
+#include "stress_util.h" /* after CHECK: this program's names the seed */
 
 #define BLOCK 4096
 #define FRAGS 2
@@ -64,31 +65,8 @@ static uint64_t g_seed;
 static kvt_key keys[UNIVERSE + 4096];
 static atomic_ulong wrong_bytes, blocks_verified, ops, lease_pins, async_ops;
 
-static void fill(uint8_t *buf, uint64_t i)
-{
-    uint64_t x = i * 0x9e3779b97f4a7c15ull + 4242;
-    for (size_t j = 0; j < BLOCK; j += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(buf + j, &x, 8);
-    }
-}
 
-static uint64_t rng(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
-static double seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 typedef struct round_cfg {
     int manual;
@@ -149,7 +127,7 @@ static void check_read(const uint8_t *dst, const int32_t *st, const uint64_t *id
             CHECK(st[i] == KVT_ENOENT, "get status %s", kvt_error_name(st[i]));
             continue;
         }
-        fill(want, idx[i]);
+        stress_fill(want, BLOCK, idx[i], 4242);
         if (memcmp(want, dst + i * BLOCK, BLOCK) != 0)
             atomic_fetch_add(&wrong_bytes, 1);
         atomic_fetch_add(&blocks_verified, 1);
@@ -159,7 +137,7 @@ static void check_read(const uint8_t *dst, const int32_t *st, const uint64_t *id
 /* Waits for a ticket one of three ways: kvt_wait, polling, the eventfd. */
 static int finish_ticket(kvt_store *s, kvt_ticket t, uint64_t *r)
 {
-    switch (rng(r) % 3) {
+    switch (stress_rng(r) % 3) {
     case 0:
         return kvt_wait(s, t, -1);
     case 1:
@@ -200,9 +178,9 @@ static void *worker(void *p)
     uint64_t idx[MAXB];
     int32_t st[MAXB];
     uint64_t last_puts = 0;
-    while (seconds() < a->until) {
-        size_t n = 1 + rng(&r) % MAXB;
-        uint64_t base = rng(&r) % (rng(&r) % 4 ? HOT : UNIVERSE);
+    while (stress_seconds() < a->until) {
+        size_t n = 1 + stress_rng(&r) % MAXB;
+        uint64_t base = stress_rng(&r) % (stress_rng(&r) % 4 ? HOT : UNIVERSE);
         for (size_t i = 0; i < n; i++) {
             idx[i] = (base + i) % UNIVERSE;
             k[i] = keys[idx[i]];
@@ -212,14 +190,14 @@ static void *worker(void *p)
             }
         }
         kvt_io_opts o = {.size = sizeof o, .status = st};
-        int op = (int)(rng(&r) % 16);
+        int op = (int)(stress_rng(&r) % 16);
         if (op < 5) { /* put, sync or async */
             for (size_t i = 0; i < n; i++)
-                fill(src + i * BLOCK, idx[i]);
-            if (rng(&r) % 4 == 0)
+                stress_fill(src + i * BLOCK, BLOCK, idx[i], 4242);
+            if (stress_rng(&r) % 4 == 0)
                 o.retain_s = 1;
             kvt_ticket t;
-            int async = rng(&r) % 3 == 0;
+            int async = stress_rng(&r) % 3 == 0;
             int rc = kvt_put(a->s, k, n, sp, &o, async ? &t : NULL);
             if (async && rc == 0) {
                 rc = finish_ticket(a->s, t, &r);
@@ -232,8 +210,8 @@ static void *worker(void *p)
         } else if (op < 10) { /* get, sync or async */
             memset(dst, 0xA5, (size_t)MAXB * BLOCK);
             kvt_ticket t;
-            int async = rng(&r) % 3 == 0;
-            if (rng(&r) % 4 == 0)
+            int async = stress_rng(&r) % 3 == 0;
+            if (stress_rng(&r) % 4 == 0)
                 o.flags = KVT_IO_NO_PROMOTE;
             int rc = kvt_get(a->s, k, n, dp, &o, async ? &t : NULL);
             if (async && rc == 0) {
@@ -245,14 +223,14 @@ static void *worker(void *p)
                 check_read(dst, st, idx, n);
         } else if (op == 10) { /* lookup with a lease, sometimes released, mostly left to expire */
             uint8_t tiers[MAXB];
-            int h = kvt_lookup(a->s, k, n, tiers, 1 + (uint32_t)(rng(&r) % 20));
+            int h = kvt_lookup(a->s, k, n, tiers, 1 + (uint32_t)(stress_rng(&r) % 20));
             CHECK(h >= 0 && (size_t)h <= n, "lookup: %d", h);
             for (int i = 0; i < h; i++)
                 CHECK(tiers[i] == KVT_TIER_DRAM || tiers[i] == KVT_TIER_NVME, "tier %u", tiers[i]);
             if ((size_t)h < n)
                 CHECK(tiers[h] == KVT_TIER_NONE, "tier after the miss %u", tiers[h]);
             atomic_fetch_add(&lease_pins, (unsigned long)h);
-            if (h > 0 && rng(&r) % 3 == 0) {
+            if (h > 0 && stress_rng(&r) % 3 == 0) {
                 int32_t rs[MAXB];
                 int rel = kvt_release(a->s, k, (size_t)h, rs);
                 CHECK(rel >= 0 && rel <= h, "release: %d", rel);
@@ -267,12 +245,12 @@ static void *worker(void *p)
             int h = kvt_lookup(a->s, k, n, NULL, 0);
             CHECK(h >= 0, "lookup: %s", kvt_error_name(h));
         } else if (op == 12) { /* pin, all or nothing */
-            int rc = kvt_pin(a->s, k, n, 1 + (uint32_t)(rng(&r) % 10));
+            int rc = kvt_pin(a->s, k, n, 1 + (uint32_t)(stress_rng(&r) % 10));
             CHECK(rc == (int)n || rc == KVT_ENOENT, "pin: %s", kvt_error_name(rc));
-            if (rc == (int)n && rng(&r) % 2)
+            if (rc == (int)n && stress_rng(&r) % 2)
                 CHECK(kvt_release(a->s, k, n, NULL) >= 0, "%s", "release");
         } else if (op == 13) {
-            CHECK(kvt_remove(a->s, k, 1 + rng(&r) % n) >= 0, "%s", "remove");
+            CHECK(kvt_remove(a->s, k, 1 + stress_rng(&r) % n) >= 0, "%s", "remove");
         } else if (op == 14) {
             CHECK(kvt_expire(a->s) >= 0, "%s", "expire");
         } else {
@@ -303,9 +281,9 @@ static void *clock_thread(void *p)
 {
     clock_arg *a = p;
     uint64_t r = a->seed;
-    while (seconds() < a->until) {
+    while (stress_seconds() < a->until) {
         uint64_t now = kvt_clock_now(a->s);
-        CHECK(kvt_clock_set(a->s, now + (rng(&r) % 5000) * 1000) == 0, "clock_set: %s",
+        CHECK(kvt_clock_set(a->s, now + (stress_rng(&r) % 5000) * 1000) == 0, "clock_set: %s",
               kvt_last_error());
         usleep(200);
     }
@@ -333,7 +311,7 @@ static void check_no_leaked_pins(kvt_store *s, const round_cfg *rc)
     uint64_t stored = 0;
     for (uint64_t i = 0; i < DRAM_BLOCKS; i += MAXB) {
         for (size_t b = 0; b < MAXB; b++)
-            fill(src + b * BLOCK, UNIVERSE + i + b);
+            stress_fill(src + b * BLOCK, BLOCK, UNIVERSE + i + b, 4242);
         kvt_io_opts o = {.size = sizeof o, .status = st};
         int n = kvt_put(s, &keys[UNIVERSE + i], MAXB, sp, &o, NULL);
         CHECK(n == MAXB, "after every lease ran out, a put stored %d of %d (status %s): a pin "
@@ -396,7 +374,7 @@ static void *busy_thread(void *p)
         rc = kvt_put(a->s, &keys[a->first], a->n, ptrs, &o, NULL);
     else
         rc = kvt_get(a->s, &keys[a->first], a->n, ptrs, &o, NULL);
-    atomic_store(&a->returned, seconds());
+    atomic_store(&a->returned, stress_seconds());
     atomic_store(&a->result, rc);
     free(ptrs);
     free(st);
@@ -413,9 +391,9 @@ typedef struct closer_arg {
 static void *closer_thread(void *p)
 {
     closer_arg *c = p;
-    atomic_store(&c->started, seconds());
+    atomic_store(&c->started, stress_seconds());
     atomic_store(&c->rc, kvt_close(c->s));
-    atomic_store(&c->returned, seconds());
+    atomic_store(&c->returned, stress_seconds());
     atomic_store(&c->done, 1);
     return NULL;
 }
@@ -435,7 +413,7 @@ static void close_while_busy(const round_cfg *rcfg)
     uint8_t *gbuf = malloc((size_t)BATCH * BLOCK);
     void *gp[BATCH * FRAGS];
     for (int b = 0; b < BATCH; b++) {
-        fill(gbuf + (size_t)b * BLOCK, 900 + (uint64_t)b);
+        stress_fill(gbuf + (size_t)b * BLOCK, BLOCK, 900 + (uint64_t)b, 4242);
         for (int f = 0; f < FRAGS; f++)
             gp[b * FRAGS + f] = gbuf + (size_t)b * BLOCK + f * (BLOCK / FRAGS);
     }
@@ -450,7 +428,7 @@ static void close_while_busy(const round_cfg *rcfg)
     for (int j = 0; j < NT; j++) {
         for (int b = 0; b < BATCH; b++) {
             uint64_t id = (uint64_t)(j * BATCH + b);
-            fill(src + j * tb + (size_t)b * BLOCK, id);
+            stress_fill(src + j * tb + (size_t)b * BLOCK, BLOCK, id, 4242);
             for (int f = 0; f < FRAGS; f++)
                 ptrs[((size_t)j * BATCH + b) * FRAGS + f] =
                     src + j * tb + (size_t)b * BLOCK + f * (BLOCK / FRAGS);
@@ -474,13 +452,13 @@ static void close_while_busy(const round_cfg *rcfg)
             a[i].first = a[i].kind == 1 ? 600 + (uint64_t)(i - NWAIT) * BATCH : 900;
             if (a[i].kind == 1)
                 for (int b = 0; b < BATCH; b++)
-                    fill(a[i].buf + (size_t)b * BLOCK, a[i].first + (uint64_t)b);
+                    stress_fill(a[i].buf + (size_t)b * BLOCK, BLOCK, a[i].first + (uint64_t)b, 4242);
         }
         CHECK(pthread_create(&th[i], NULL, busy_thread, &a[i]) == 0, "%s", "thread");
     }
     /* Every busy thread inside its call (the call guard counts them). */
-    double t0 = seconds();
-    while (atomic_load(&s->active) < NWAIT + NSYNC && seconds() - t0 < 60)
+    double t0 = stress_seconds();
+    while (atomic_load(&s->active) < NWAIT + NSYNC && stress_seconds() - t0 < 60)
         usleep(1000);
     int inside = atomic_load(&s->active);
     CHECK(inside == NWAIT + NSYNC, "only %d of %d busy threads got inside a call in 60 s",
@@ -497,7 +475,7 @@ static void close_while_busy(const round_cfg *rcfg)
     for (int i = 0; i < NWAIT + NSYNC; i++)
         CHECK(atomic_load(&a[i].result) == 1000, "busy thread %d returned %s while held", i,
               kvt_error_name(atomic_load(&a[i].result)));
-    double opened = seconds();
+    double opened = stress_seconds();
     atomic_store(&gate_closed, 0);
     pthread_join(ct, NULL);
     for (int i = 0; i < NWAIT + NSYNC; i++)
@@ -513,7 +491,7 @@ static void close_while_busy(const round_cfg *rcfg)
         CHECK(atomic_load(&a[i].returned) >= opened, "busy thread %d returned through the gate", i);
         if (a[i].kind == 2)
             for (int b = 0; b < BATCH; b++) {
-                fill(want, 900 + (uint64_t)b);
+                stress_fill(want, BLOCK, 900 + (uint64_t)b, 4242);
                 CHECK(memcmp(want, a[i].buf + (size_t)b * BLOCK, BLOCK) == 0,
                       "sync get %d: wrong bytes in block %d", i, b);
             }
@@ -545,7 +523,7 @@ static void run_round(round_cfg *rcfg, int T, double secs, uint64_t seed)
     pthread_t th[MAXT + 1];
     worker_arg a[MAXT];
     clock_arg ca;
-    double until = seconds() + secs;
+    double until = stress_seconds() + secs;
     for (int i = 0; i < T; i++) {
         a[i] = (worker_arg){.s = s, .seed = seed * 31 + (uint64_t)i + 1, .until = until,
                             .manual = rcfg->manual};

@@ -33,16 +33,8 @@
 #include <unistd.h>
 
 #include "kvtier.h"
+#include "stress_util.h"
 
-#define CHECK(cond, ...)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fprintf(stderr, "\n");                                                   \
-            exit(1);                                                                 \
-        }                                                                            \
-    } while (0)
 
 #define BLOCK (64u << 10)
 #define FRAGS 16

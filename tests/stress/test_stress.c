@@ -10,16 +10,8 @@
 #include <unistd.h>
 
 #include "kvtier.h"
+#include "stress_util.h"
 
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fprintf(stderr, "\n");                                          \
-            exit(1);                                                        \
-        }                                                                   \
-    } while (0)
 
 /* Block bytes: 2 KiB, or 256 KiB with --big (the NVMe tier then hashes and
  * verifies on its helper threads: TSan sees those too). */
@@ -30,31 +22,8 @@ static size_t BLOCK = 2048;
 static kvt_key keys[UNIVERSE];
 static atomic_ulong wrong_bytes, blocks_verified, ops;
 
-static void fill(uint8_t *buf, uint64_t i)
-{
-    uint64_t x = i * 0x9e3779b97f4a7c15ull + 12345;
-    for (size_t j = 0; j < BLOCK; j += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(buf + j, &x, 8);
-    }
-}
 
-static uint64_t rng(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
-static double seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 typedef struct worker_arg {
     kvt_store *s;
@@ -80,9 +49,9 @@ static void *worker(void *p)
     kvt_key k[MAXB];
     uint64_t idx[MAXB];
     int32_t st[MAXB];
-    while (seconds() < a->until) {
-        size_t n = 1 + rng(&r) % MAXB;
-        uint64_t base = rng(&r) % UNIVERSE;
+    while (stress_seconds() < a->until) {
+        size_t n = 1 + stress_rng(&r) % MAXB;
+        uint64_t base = stress_rng(&r) % UNIVERSE;
         for (size_t i = 0; i < n; i++) {
             idx[i] = (base + i) % UNIVERSE; /* prefix-like runs of neighbours */
             k[i] = keys[idx[i]];
@@ -92,12 +61,12 @@ static void *worker(void *p)
             }
         }
         kvt_io_opts o = {.size = sizeof o, .status = st};
-        int op = (int)(rng(&r) % 10);
+        int op = (int)(stress_rng(&r) % 10);
         if (op < 4) {
             for (size_t i = 0; i < n; i++)
-                fill(src[i], idx[i]);
+                stress_fill(src[i], BLOCK, idx[i], 12345);
             kvt_ticket t;
-            int async = rng(&r) % 4 == 0;
+            int async = stress_rng(&r) % 4 == 0;
             int rc = kvt_put(a->s, k, n, sp, &o, async ? &t : NULL);
             if (async && rc == 0)
                 rc = kvt_wait(a->s, t, -1);
@@ -111,18 +80,18 @@ static void *worker(void *p)
                     CHECK((st[i]) == (KVT_ENOENT), "get status %d", st[i]);
                     continue;
                 }
-                fill(want, idx[i]);
+                stress_fill(want, BLOCK, idx[i], 12345);
                 if (memcmp(want, dst[i], BLOCK) != 0)
                     atomic_fetch_add(&wrong_bytes, 1);
                 atomic_fetch_add(&blocks_verified, 1);
             }
         } else if (op == 8) {
-            int h = kvt_lookup(a->s, k, n, NULL, rng(&r) % 2 ? 5 : 0);
+            int h = kvt_lookup(a->s, k, n, NULL, stress_rng(&r) % 2 ? 5 : 0);
             CHECK((h) >= (0), "%s", "failed");
-            if (h > 0 && rng(&r) % 2)
+            if (h > 0 && stress_rng(&r) % 2)
                 kvt_release(a->s, k, (size_t)h, NULL);
         } else {
-            CHECK(kvt_remove(a->s, k, 1 + rng(&r) % n) >= 0, "%s", "remove");
+            CHECK(kvt_remove(a->s, k, 1 + stress_rng(&r) % n) >= 0, "%s", "remove");
         }
         atomic_fetch_add(&ops, 1);
     }
@@ -182,7 +151,7 @@ int main(int argc, char **argv)
         T = 8;
     pthread_t th[MAXT];
     worker_arg a[MAXT];
-    double until = seconds() + secs;
+    double until = stress_seconds() + secs;
     for (int i = 0; i < T; i++) {
         a[i] = (worker_arg){.s = s, .seed = seed * 31 + (uint64_t)i + 1, .until = until};
         CHECK((pthread_create(&th[i], NULL, worker, &a[i])) == (0), "%s", "failed");
