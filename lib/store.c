@@ -1,7 +1,9 @@
 /* store.c — placement across tiers: puts, gets, eviction, demotion, promotion, TTL, pins. */
 #include "store.h"
 
+#include <errno.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include "alloc.h"
 #include "cuda.h"
 #include "error.h"
+#include "jobpool.h"
 #include "killpoint.h"
 #include "kvt_build_config.h"
 #include "worker.h"
@@ -856,28 +859,78 @@ void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst)
     unref(s, id, src);
 }
 
-/* Demotes the victims whose slots items[0..m) took, in batches (one write
+/* The victims of a run of a put's items, demoted in one batch (one write
  * to the tier below for up to VICTIM_BATCH of them, where one at a time made
- * demotion a fifth of the NVMe tier's speed), and lets them leave. A victim
- * slot that a reader took meanwhile stays with the reader; its block gets
- * another slot, or KVT_EFULL. Returns the items left, in order. */
+ * demotion a fifth of the NVMe tier's speed) on the store's demotion
+ * thread while the put copies its previous run, or on the put's thread. */
+typedef struct demotion {
+    kvt__job job;
+    kvt_store *s;
+    int tier;
+    size_t k, start, end; /* victims; the items [start, end) they make room for */
+    uint32_t ids[VICTIM_BATCH], slots[VICTIM_BATCH];
+    sem_t done; /* posted by the demotion thread */
+    int posted;
+} demotion;
+
+static void demotion_run(kvt__job *job)
+{
+    demotion *d = (demotion *)job;
+    demote_batch(d->s, d->tier, d->ids, d->slots, d->k);
+}
+
+static void demotion_thread_run(kvt__job *job)
+{
+    demotion_run(job);
+    sem_post(&((demotion *)job)->done);
+}
+
+/* Starts demoting the victims of items [start, end): on the demotion thread
+ * when the store has one, else here and now. */
+static void demotion_start(kvt_store *s, int p, demotion *d, const put_item *items, size_t start,
+                           size_t end)
+{
+    d->s = s;
+    d->tier = p;
+    d->start = start;
+    d->end = end;
+    d->k = 0;
+    for (size_t j = start; j < end; j++)
+        if (items[j].victim != KVT_NO_ENTRY) {
+            d->ids[d->k] = items[j].victim;
+            d->slots[d->k++] = items[j].slot;
+        }
+    d->posted = d->k && s->demoter && sem_init(&d->done, 0, 0) == 0;
+    if (d->posted) {
+        d->job.fn = demotion_thread_run;
+        kvt__jobpool_post(s->demoter, &d->job);
+    } else if (d->k) {
+        demotion_run(&d->job);
+    }
+}
+
+/* Waits for d's demotion (running it here if the thread has not taken it
+ * yet: it may be busy with another put's). */
+static void demotion_wait(kvt_store *s, demotion *d)
+{
+    if (!d->posted)
+        return;
+    d->posted = 0;
+    if (kvt__jobpool_cancel(s->demoter, &d->job))
+        demotion_run(&d->job);
+    else
+        while (sem_wait(&d->done) && errno == EINTR)
+            ;
+    sem_destroy(&d->done);
+}
+
+/* Lets the victims whose slots items[0..m) took leave, once demoted. A
+ * victim slot that a reader took meanwhile stays with the reader; its block
+ * gets another slot, or KVT_EFULL. Returns the items left, in order. */
 static size_t settle_victims(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m,
                              int32_t *status)
 {
-    uint32_t ids[VICTIM_BATCH], slots[VICTIM_BATCH];
-    size_t k = 0, out = 0;
-    for (size_t j = 0; j < m; j++) {
-        if (items[j].victim == KVT_NO_ENTRY)
-            continue;
-        ids[k] = items[j].victim;
-        slots[k++] = items[j].slot;
-        if (k == VICTIM_BATCH) {
-            demote_batch(s, p, ids, slots, k);
-            k = 0;
-        }
-    }
-    if (k)
-        demote_batch(s, p, ids, slots, k);
+    size_t out = 0;
     for (size_t j = 0; j < m; j++) {
         put_item it = items[j];
         if (it.victim != KVT_NO_ENTRY) {
@@ -933,6 +986,59 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
     return stored;
 }
 
+/* A put's items in runs: each run's victims are demoted while the put
+ * copies the previous run into the slots its victims left, so the copies
+ * and the tier below's writes overlap (docs/architecture.md). */
+typedef struct put_runs {
+    kvt_store *s;
+    int p;
+    put_item *items;
+    kvt_xfer *x;
+    kvt_mem_kind mem;
+    int32_t *status;
+    size_t per_run;   /* victims that close a run */
+    size_t start;     /* first item of the run being gathered */
+    size_t victims;   /* in it so far */
+    demotion d[2];    /* the run being demoted, and the one before it */
+    int cur;          /* d[cur] is the last run started */
+    int have_prev;    /* d[!cur] still to settle and copy */
+    int stored;
+} put_runs;
+
+static void run_finish(put_runs *r, demotion *d)
+{
+    demotion_wait(r->s, d);
+    size_t m = settle_victims(r->s, r->p, r->items + d->start, r->x + d->start,
+                              d->end - d->start, r->status);
+    r->stored += put_flush(r->s, r->p, r->items + d->start, r->x + d->start, m, r->mem,
+                           r->status);
+}
+
+/* Ends the run being gathered (items up to m): starts its demotion, then
+ * settles and copies the run before it. */
+static void run_close(put_runs *r, size_t m)
+{
+    if (m == r->start)
+        return;
+    int next = r->have_prev ? !r->cur : r->cur;
+    demotion_start(r->s, r->p, &r->d[next], r->items, r->start, m);
+    if (r->have_prev)
+        run_finish(r, &r->d[r->cur]);
+    r->cur = next;
+    r->have_prev = 1;
+    r->start = m;
+    r->victims = 0;
+}
+
+/* Everything gathered so far, demoted, settled and copied. */
+static void run_drain(put_runs *r, size_t m)
+{
+    run_close(r, m);
+    if (r->have_prev)
+        run_finish(r, &r->d[r->cur]);
+    r->have_prev = 0;
+}
+
 int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                    const kvt_io_opts *o)
 {
@@ -951,8 +1057,11 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     }
     ADD(&s->st, put_blocks, n);
 
-    int stored = 0;
-    size_t m = 0, pending = 0;
+    /* Two runs in flight take up to twice per_run slots: half the tier. */
+    uint32_t half = s->tier[p].nslots / 2;
+    put_runs r = {.s = s, .p = p, .items = items, .x = x, .mem = mem, .status = status,
+                  .per_run = half < 1 ? 1 : half < VICTIM_BATCH ? half : VICTIM_BATCH};
+    size_t m = 0;
     uint64_t parent = o && o->parent ? kvt__key_hash(o->parent) : 0;
     for (size_t i = 0; i < n; i++) {
         int code;
@@ -962,25 +1071,24 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         parent = kvt__key_hash(&keys[i]);
         if (id == KVT_NO_ENTRY) {
             if (code == 0) {
-                stored++;
+                r.stored++;
                 CNT(&s->st, put_present);
             } else {
                 CNT(&s->st, put_rejected);
             }
             continue;
         }
-        /* A batch larger than the tier fills it with its own blocks in
-         * flight, which can't be evicted: write and publish those first,
-         * then ask again. */
         /* Victims are chosen block by block, as without batching (a block
          * of this put that is already held may itself be evicted by an
-         * earlier one, and then put anew), but demoted together. */
+         * earlier one, and then put anew), but demoted together. A tier
+         * full of this put's own blocks in flight, which can't be evicted:
+         * write and publish those first, then ask again (waiting only when
+         * none of ours are in flight). */
         uint32_t victim;
         uint32_t slot = take_slot_for(s, p, m == 0, &victim);
         if (slot == KVT_NO_SLOT && m) {
-            m = settle_victims(s, p, items, x, m, status);
-            stored += put_flush(s, p, items, x, m, mem, status);
-            m = pending = 0;
+            run_drain(&r, m);
+            m = r.start = 0;
             slot = take_slot_for(s, p, 1, &victim);
         }
         if (slot == KVT_NO_SLOT) {
@@ -994,16 +1102,13 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         x[m] = (kvt_xfer){.slot = slot, .key = keys[i]};
         frag_ptrs(s, ptrs, i, &x[m]);
         m++;
-        if (victim != KVT_NO_ENTRY && ++pending == VICTIM_BATCH) {
-            m = settle_victims(s, p, items, x, m, status);
-            pending = 0;
-        }
+        if (victim != KVT_NO_ENTRY && ++r.victims == r.per_run)
+            run_close(&r, m);
     }
-    m = settle_victims(s, p, items, x, m, status);
-    stored += put_flush(s, p, items, x, m, mem, status);
+    run_drain(&r, m);
     kvt__free(items);
     kvt__free(x);
-    return stored;
+    return r.stored;
 }
 
 typedef struct get_item {
@@ -1390,6 +1495,7 @@ static void close_tier(kvt_tier_rt *tr)
 static void free_store(kvt_store *s)
 {
     kvt__workers_free(s->workers);
+    kvt__jobpool_free(s->demoter);
     for (int t = KVT_TIER_COUNT - 1; t >= 0; t--)
         close_tier(&s->tier[t]);
     kvt__index_destroy(&s->ix);
@@ -1505,6 +1611,13 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     rc = kvt__workers_new(s, cfg->workers, copiers, cfg->max_inflight, &s->workers);
     if (rc)
         goto fail;
+    /* Puts into a host tier that demotes its victims overlap the demotion
+     * writes with their copies (put_runs). Two threads, so that one run's
+     * write can start while the previous one drains. Without them (none
+     * could start) puts demote on their own thread. */
+    kvt_tier_rt *pt = &s->tier[s->put_tier];
+    if (pt->below >= 0 && pt->victims == KVT_VICTIM_DEMOTE && (pt->ops->caps & KVT_TCAP_HOST_PTR))
+        s->demoter = kvt__jobpool_new(2);
     *out = s;
     return 0;
 fail:

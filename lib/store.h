@@ -116,6 +116,7 @@ struct kvt_store {
     _Atomic int closing;
     _Atomic int active;
     kvt_workers *workers;
+    struct kvt__jobpool *demoter; /* runs puts' demotion writes; may be NULL */
     kvt_store_stats st;
 };
 
