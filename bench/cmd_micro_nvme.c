@@ -20,7 +20,7 @@
 
 static const char summary[] =
     "NVMe tier put and get GB/s for each block size x queue depth, each next to a raw\n"
-    "  liburing O_DIRECT loop over the same file, the same slot layout, the same bytes and\n"
+    "  liburing O_DIRECT loop over the store's own slots (taking turns), the same bytes and\n"
     "  the same depth, measured in the same run (passes alternate; medians reported).\n"
     "  Also: the anchors' one-file-per-block tier (buffered pwrite/pread from a thread\n"
     "  pool; cold and warm page cache), puts into a small DRAM tier demoting to NVMe, and\n"
@@ -310,11 +310,11 @@ static void row_series_free(row_series *rs)
 }
 
 /* One block size x queue depth: an NVMe-only store of exactly one run's
- * blocks, and the raw loop on a region of the same file past the store's
- * slots. Each run removes the last run's blocks (untimed), then puts a
- * fresh run's keys and gets them back, each pass next to the raw loop's
- * (plain buffers, then registered ones) and, when with_anchor, the
- * anchor's; who goes first rotates from run to run. */
+ * blocks, and the raw loop on the same slots. In each run every side writes
+ * the run's blocks and reads them back in turn: kvtier (a put and a get of
+ * fresh keys, then an untimed remove), the raw loop (plain buffers, then
+ * registered ones) and, when with_anchor, the anchor; who goes first
+ * rotates from run to run. */
 static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key *keys,
                        int with_anchor)
 {

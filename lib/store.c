@@ -900,7 +900,10 @@ static void demotion_start(kvt_store *s, int p, demotion *d, const put_item *ite
             d->ids[d->k] = items[j].victim;
             d->slots[d->k++] = items[j].slot;
         }
-    d->posted = d->k && s->demoter && sem_init(&d->done, 0, 0) == 0;
+    /* Only a host tier's victims go to the thread: a device tier's copies
+     * belong on the thread that set up its device. */
+    d->posted = d->k && s->demoter && (s->tier[p].ops->caps & KVT_TCAP_HOST_PTR) &&
+                sem_init(&d->done, 0, 0) == 0;
     if (d->posted) {
         d->job.fn = demotion_thread_run;
         kvt__jobpool_post(s->demoter, &d->job);
@@ -928,7 +931,7 @@ static void demotion_wait(kvt_store *s, demotion *d)
  * victim slot that a reader took meanwhile stays with the reader; its block
  * gets another slot, or KVT_EFULL. Returns the items left, in order. */
 static size_t settle_victims(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m,
-                             int32_t *status)
+                             int32_t *status, int promoting)
 {
     size_t out = 0;
     for (size_t j = 0; j < m; j++) {
@@ -942,7 +945,8 @@ static size_t settle_victims(kvt_store *s, int p, put_item *items, kvt_xfer *x, 
                     unfill(s, it.id, p);
                     if (status)
                         status[it.index] = KVT_EFULL;
-                    CNT(&s->st, put_rejected);
+                    if (!promoting)
+                        CNT(&s->st, put_rejected);
                     continue;
                 }
             }
@@ -955,10 +959,10 @@ static size_t settle_victims(kvt_store *s, int p, put_item *items, kvt_xfer *x, 
     return out;
 }
 
-/* Writes the reserved blocks of a put in one batch and publishes them.
- * Returns how many were stored. */
+/* Writes the reserved blocks of a put (or the blocks a get promotes) in
+ * one batch and publishes them. Returns how many were stored. */
 static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m,
-                     kvt_mem_kind mem, int32_t *status)
+                     kvt_mem_kind mem, int32_t *status, int promoting)
 {
     kvt_tier_rt *tr = &s->tier[p];
     int stored = 0;
@@ -969,7 +973,8 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
     for (size_t j = 0; j < m; j++) {
         if (x[j].status) {
             CNT(&tr->st, io_errors);
-            CNT(&s->st, put_rejected);
+            if (!promoting)
+                CNT(&s->st, put_rejected);
             release_slot(s, p, items[j].slot, 1);
             unfill(s, items[j].id, p);
             if (status)
@@ -977,10 +982,14 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
             continue;
         }
         publish(s, items[j].id, p, items[j].slot, after);
-        CNT(&tr->st, inserts);
         ADD(&tr->st, bytes_in, s->block_bytes);
-        CNT(&s->st, put_stored);
         stored++;
+        if (promoting) {
+            CNT(&tr->st, promotions_in);
+            continue;
+        }
+        CNT(&tr->st, inserts);
+        CNT(&s->st, put_stored);
         write_through(s, items[j].id, p);
     }
     return stored;
@@ -996,6 +1005,7 @@ typedef struct put_runs {
     kvt_xfer *x;
     kvt_mem_kind mem;
     int32_t *status;
+    int promoting;    /* a get's promotion, not a put */
     size_t per_run;   /* victims that close a run */
     size_t start;     /* first item of the run being gathered */
     size_t victims;   /* in it so far */
@@ -1009,9 +1019,9 @@ static void run_finish(put_runs *r, demotion *d)
 {
     demotion_wait(r->s, d);
     size_t m = settle_victims(r->s, r->p, r->items + d->start, r->x + d->start,
-                              d->end - d->start, r->status);
+                              d->end - d->start, r->status, r->promoting);
     r->stored += put_flush(r->s, r->p, r->items + d->start, r->x + d->start, m, r->mem,
-                           r->status);
+                           r->status, r->promoting);
 }
 
 /* Ends the run being gathered (items up to m): starts its demotion, then
@@ -1039,6 +1049,13 @@ static void run_drain(put_runs *r, size_t m)
     r->have_prev = 0;
 }
 
+/* Two runs in flight take up to twice this many slots: half the tier. */
+static size_t victims_per_run(const kvt_store *s, int p)
+{
+    uint32_t half = s->tier[p].nslots / 2;
+    return half < 1 ? 1 : half < VICTIM_BATCH ? half : VICTIM_BATCH;
+}
+
 int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                    const kvt_io_opts *o)
 {
@@ -1057,10 +1074,8 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     }
     ADD(&s->st, put_blocks, n);
 
-    /* Two runs in flight take up to twice per_run slots: half the tier. */
-    uint32_t half = s->tier[p].nslots / 2;
     put_runs r = {.s = s, .p = p, .items = items, .x = x, .mem = mem, .status = status,
-                  .per_run = half < 1 ? 1 : half < VICTIM_BATCH ? half : VICTIM_BATCH};
+                  .per_run = victims_per_run(s, p)};
     size_t m = 0;
     uint64_t parent = o && o->parent ? kvt__key_hash(o->parent) : 0;
     for (size_t i = 0; i < n; i++) {
@@ -1118,50 +1133,65 @@ typedef struct get_item {
     size_t index;
 } get_item;
 
-/* Copies blocks read from a lower tier up into the fastest tier that admits
- * them, straight from the caller's buffer (already verified). */
+/* Copies blocks read from a lower tier up into the fastest tier, straight
+ * from the caller's buffer (already verified). The fastest tier's victims
+ * are demoted in runs, as a put's are: one write per run, not one per
+ * promoted block. */
 static void promote(kvt_store *s, const get_item *g, size_t n, const kvt_key *keys,
                     void *const *ptrs, kvt_mem_kind mem)
 {
+    int u = s->top_tier;
+    kvt_tier_rt *ur = &s->tier[u];
+    size_t want = 0;
+    for (size_t j = 0; j < n; j++)
+        want += g[j].tier > u;
+    if (!want)
+        return;
+    put_item *items = kvt__malloc(want * sizeof *items);
+    kvt_xfer *x = kvt__calloc(want, sizeof *x);
+    if (!items || !x) { /* promotion is optional: the blocks stay where they are */
+        kvt__free(items);
+        kvt__free(x);
+        return;
+    }
+    put_runs r = {.s = s, .p = u, .items = items, .x = x, .mem = mem, .promoting = 1,
+                  .per_run = victims_per_run(s, u)};
+    size_t m = 0;
     for (size_t j = 0; j < n; j++) {
-        int u = -1;
-        for (int t = 0; t < g[j].tier; t++) {
-            if (s->tier[t].on) {
-                u = t;
-                break;
-            }
-        }
-        if (u < 0)
+        if (g[j].tier <= u)
             continue;
-        kvt_tier_rt *ur = &s->tier[u];
+        const kvt_key *key = &keys[g[j].index];
         kvt_entry *e = kvt__index_entry(&s->ix, g[j].id);
-        kvt_shard *sh = kvt__index_shard(&s->ix, &keys[g[j].index]);
+        kvt_shard *sh = kvt__index_shard(&s->ix, key);
         pthread_mutex_lock(&sh->lock);
-        int go = kvt__index_find(&s->ix, sh, &keys[g[j].index]) == g[j].id &&
-                 e->res[u] == KVT_RES_NONE &&
+        int go = kvt__index_find(&s->ix, sh, key) == g[j].id && e->res[u] == KVT_RES_NONE &&
                  (ur->admit != KVT_ADMIT_AFTER_N || e->hits >= ur->admit_after);
         if (go)
             e->res[u] = KVT_RES_FILLING;
         pthread_mutex_unlock(&sh->lock);
         if (!go)
             continue;
-        uint32_t slot = take_slot(s, u, 1);
+        uint32_t victim;
+        uint32_t slot = take_slot_for(s, u, m == 0, &victim);
+        if (slot == KVT_NO_SLOT && m) {
+            run_drain(&r, m);
+            m = r.start = 0;
+            slot = take_slot_for(s, u, 1, &victim);
+        }
         if (slot == KVT_NO_SLOT) {
             unfill(s, g[j].id, u);
             continue;
         }
-        kvt_xfer x = {.slot = slot, .key = keys[g[j].index]};
-        frag_ptrs(s, ptrs, g[j].index, &x);
-        if (kvt__cuda_tier_write(ur->ops, ur->impl, &x, 1, mem, s->block_bytes)) {
-            CNT(&ur->st, io_errors);
-            release_slot(s, u, slot, 1);
-            unfill(s, g[j].id, u);
-            continue;
-        }
-        CNT(&ur->st, promotions_in);
-        ADD(&ur->st, bytes_in, s->block_bytes);
-        publish(s, g[j].id, u, slot, kvt__store_now(s));
+        items[m] = (put_item){.id = g[j].id, .slot = slot, .victim = victim, .index = g[j].index};
+        x[m] = (kvt_xfer){.slot = slot, .key = *key};
+        frag_ptrs(s, ptrs, g[j].index, &x[m]);
+        m++;
+        if (victim != KVT_NO_ENTRY && ++r.victims == r.per_run)
+            run_close(&r, m);
     }
+    run_drain(&r, m);
+    kvt__free(items);
+    kvt__free(x);
 }
 
 /* A block that failed verification leaves that tier for good. */

@@ -181,7 +181,6 @@ uint64_t kvt__nvme_file_bytes(uint64_t block_bytes, uint64_t nslots)
  * ring has been handed everything else it can take.
  */
 typedef struct op op;
-typedef struct hash_ahead hash_ahead;
 
 typedef struct piece {
     op *op;
@@ -209,13 +208,6 @@ struct op {
     uint32_t inflight; /* pieces planned, not finished */
     int status;
     uint8_t staged, single, planning, verified, fault;
-    /* A direct write plans its header unit last, once the payload is on its
-     * way: the payload checksum the header carries is then computed (or
-     * waited for) while the device already moves the payload. */
-    uint8_t hdr_last;
-    hash_ahead *ah; /* where the checksum comes from, and the block's index */
-    size_t ai;
-    uint64_t seq;
     op *next;
     /* Verification on a hashing thread: vjob runs verify() and sets vdone;
      * the ring's thread settles the op when it sees vdone. */
@@ -408,6 +400,7 @@ static void frags_copy(const kvt_xfer *x, uint64_t fs, uint64_t pos, uint8_t *bu
  * side takes block i by moving state[i] from 0 (to do) to 1 (being hashed);
  * 2 is done. The ring's thread hashes a block itself when no helper has
  * taken it yet, and waits only for one a helper is hashing right then. */
+typedef struct hash_ahead hash_ahead;
 struct hash_ahead {
     struct ahead_job {
         kvt__job job;
@@ -504,12 +497,6 @@ static void ahead_start(kvt_tier_impl *t, hash_ahead *h, const kvt_xfer *x, size
     }
 }
 
-/* Whether a helper has finished block i's checksum. */
-static bool ahead_ready(hash_ahead *h, size_t i)
-{
-    return h && h->posted && atomic_load_explicit(&h->state[i], memory_order_acquire) == 2;
-}
-
 /* Block i's checksum: from a helper, or hashed here. */
 static uint64_t ahead_sum(hash_ahead *h, size_t i, const kvt_xfer *x, uint64_t fs)
 {
@@ -560,15 +547,6 @@ static void lane_put(kvt_tier_impl *t, lane *l)
     t->free_lanes = l;
     pthread_cond_signal(&t->cv);
     pthread_mutex_unlock(&t->mu);
-}
-
-/* Before the ring's thread hashes a large block itself, the device gets
- * what is already prepared: hashing 256 KiB takes about as long as the
- * device takes to write it. */
-static void submit_before_hashing(const kvt_tier_impl *t, lane *l, hash_ahead *h, size_t i)
-{
-    if (t->block_bytes >= OFFLOAD_MIN && !ahead_ready(h, i) && io_uring_sq_ready(&l->ring))
-        io_uring_submit(&l->ring);
 }
 
 static void prep_rw(lane *l, int dir, uint8_t *mem, uint32_t len, uint64_t off, int buf_index,
@@ -673,30 +651,18 @@ static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir, hash_ahead 
     o->single = o->staged && o->end <= t->bounce_bytes;
     o->planning = 1;
     o->verified = 0;
-    o->hdr_last = 0;
     o->fault = (uint8_t)fault;
     o->rnd = rnd;
     if (o->staged)
         STAT_ADD(t, staged, 1);
     if (dir == DIR_WRITE) {
         KVT_KILLPOINT(KVT__KP_WRITE);
-        o->seq = atomic_fetch_add_explicit(&t->seq, 1, memory_order_relaxed);
-        bool torn = fault == KVT__FAULT_TORN4K || fault == KVT__FAULT_TORN512;
-        if (!o->staged && !torn) {
-            o->hdr_last = 1;
-            o->ah = h;
-            o->ai = i;
-            o->cursor = UNIT;
-        } else {
-            /* A bounce buffer takes header and payload together; a torn
-             * write must put the header on media first. */
-            submit_before_hashing(t, l, h, i);
-            hdr_encode(t, o->hdr, x, ahead_sum(h, i, x, o->fs), o->seq);
-        }
-        if (torn) {
+        uint64_t seq = atomic_fetch_add_explicit(&t->seq, 1, memory_order_relaxed);
+        hdr_encode(t, o->hdr, x, ahead_sum(h, i, x, o->fs), seq);
+        if (fault == KVT__FAULT_TORN4K || fault == KVT__FAULT_TORN512) {
             /* A crash mid-write: only the slot's first bytes reach media. */
-            uint64_t torn_bytes = fault == KVT__FAULT_TORN4K ? 4096 : 512;
-            o->end = min64(o->end, round_up(torn_bytes, t->len_align));
+            uint64_t torn = fault == KVT__FAULT_TORN4K ? 4096 : 512;
+            o->end = min64(o->end, round_up(torn, t->len_align));
             o->fault = KVT__FAULT_NONE;
         }
     }
@@ -708,7 +674,6 @@ static void op_fail(op *o, int code)
     if (!o->status)
         o->status = code;
     o->cursor = o->end; /* plan nothing more */
-    o->hdr_last = 0;
 }
 
 /* Fills a bounce buffer with slot bytes [pos, pos+n) of the block being
@@ -756,16 +721,7 @@ static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
     uint64_t pos = o->cursor, left = o->end - pos, n;
     uint8_t *mem, *bounce = NULL;
     int idx;
-    bool header_now = o->hdr_last && pos >= o->end;
-    if (header_now) {
-        submit_before_hashing(t, l, o->ah, o->ai);
-        hdr_encode(t, o->hdr, o->x, ahead_sum(o->ah, o->ai, o->x, o->fs), o->seq);
-        o->hdr_last = 0;
-        pos = 0;
-        n = UNIT;
-        mem = o->hdr;
-        idx = l->staging_idx;
-    } else if (o->staged) {
+    if (o->staged) {
         if (!l->nbounce_free)
             return false;
         bounce = l->bounce_free[--l->nbounce_free];
@@ -808,8 +764,7 @@ static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
         p->asked = (uint32_t)((o->rnd % n) / t->len_align * t->len_align);
         o->fault = KVT__FAULT_NONE;
     }
-    if (!header_now)
-        o->cursor += n;
+    o->cursor += n;
     o->inflight++;
     prep_rw(l, dir, p->mem, p->asked, p->off, p->buf_index, p);
     return true;
@@ -1020,6 +975,9 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
     op *cur = NULL;
     hash_ahead ahead;
     ahead_start(t, &ahead, x, dir == DIR_WRITE ? n : 0);
+    /* Hashing a large block before writing it takes a while: hand the
+     * device what is prepared first. */
+    bool early = dir == DIR_WRITE && t->block_bytes >= (128u << 10);
     for (;;) {
         while (inflight < t->sq) {
             if (l->retry_head) {
@@ -1031,7 +989,7 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
                 inflight++;
                 continue;
             }
-            if (cur && cur->cursor >= cur->end && !cur->hdr_last) {
+            if (cur && cur->cursor >= cur->end) {
                 cur->planning = 0;
                 maybe_finish(l, cur);
                 cur = NULL;
@@ -1041,6 +999,8 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
                  * the depth: the device is done with them. */
                 if (next == n || l->active - l->nverifying >= t->qd || !l->free_ops)
                     break;
+                if (early && io_uring_sq_ready(&l->ring))
+                    io_uring_submit(&l->ring);
                 cur = op_start(t, l, &x[next], dir, &ahead, next);
                 next++;
                 continue;

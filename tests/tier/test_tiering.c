@@ -137,6 +137,48 @@ Test(tiering, victims_of_one_put_are_demoted_in_batches)
     cr_assert_eq(kvt_close(s), 0);
 }
 
+/* A get that promotes many NVMe blocks into a full DRAM tier demotes the
+ * DRAM blocks it pushes out in runs too (one NVMe write per run of 16 here),
+ * not one synchronous write per promoted block. */
+Test(tiering, promotions_demote_their_victims_in_runs)
+{
+    make_path("promote-runs");
+    kvt_store *s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 256});
+    static uint8_t b[96][BLOCK];
+    kvt_key k[96];
+    void *p[96];
+    for (uint32_t i = 0; i < 96; i++) {
+        fill(b[i], i);
+        k[i] = key_of(i);
+        p[i] = b[i];
+    }
+    /* 0..63 on NVMe only, 64..95 in DRAM only. */
+    cr_assert_eq(kvt_put(s, k, 96, p, NULL, NULL), 96, "%s", kvt_last_error());
+    for (uint32_t i = 0; i < 64; i++)
+        cr_assert_eq(where(s, i), KVT_TIER_NVME, "block %u", i);
+    uint64_t writes0 = stat(s, "nvme.demotion_writes"), in0 = stat(s, "nvme.demotions_in");
+    /* Get 0..63: each is promoted into DRAM. The first 32 push out 64..95,
+     * which NVMe does not hold: 32 demotions in two runs of 16. The last 32
+     * push out promoted blocks that NVMe still holds: nothing to write. */
+    static uint8_t got[64][BLOCK];
+    void *g[64];
+    for (uint32_t i = 0; i < 64; i++)
+        g[i] = got[i];
+    cr_assert_eq(kvt_get(s, k, 64, g, NULL, NULL), 64, "%s", kvt_last_error());
+    for (uint32_t i = 0; i < 64; i++)
+        cr_assert_eq(memcmp(got[i], b[i], BLOCK), 0, "block %u bytes differ", i);
+    cr_assert_eq(stat(s, "dram.promotions_in"), 64);
+    uint64_t in = stat(s, "nvme.demotions_in") - in0;
+    uint64_t writes = stat(s, "nvme.demotion_writes") - writes0;
+    cr_assert_eq(in, 32, "%llu blocks demoted", (unsigned long long)in);
+    cr_assert_eq(writes, 2, "32 victims in %llu writes", (unsigned long long)writes);
+    for (uint32_t i = 32; i < 64; i++)
+        cr_assert_eq(where(s, i), KVT_TIER_DRAM, "block %u", i);
+    for (uint32_t i = 0; i < 96; i++)
+        check_get(s, i, KVT_IO_NO_PROMOTE);
+    cr_assert_eq(kvt_close(s), 0);
+}
+
 /* More victims in one batch than the tier below has slots: the batch's own
  * demoted blocks fill NVMe and can't be evicted while in flight, so the
  * batch writes what it has and goes on (as a put does) rather than waiting
