@@ -140,14 +140,23 @@ static void idle_remove(kvt_tier_rt *tr, uint32_t slot)
 
 /* Gives a slot back to its tier. Persistent tiers forget it on media first,
  * so that a dropped or removed block does not come back after a restart. */
-static void release_slot(kvt_store *s, int t, uint32_t slot, int discard)
+static void release_slots(kvt_store *s, int t, const uint32_t *slots, size_t n, int discard)
 {
     kvt_tier_rt *tr = &s->tier[t];
+    if (!n)
+        return;
+    /* Forgotten on media before anyone can take the slot and write it. */
     if (discard && tr->ops->discard)
-        tr->ops->discard(tr->impl, slot);
+        tr->ops->discard(tr->impl, slots, n);
     pthread_mutex_lock(&tr->lock);
-    tr->free_slots[tr->nfree++] = slot;
+    for (size_t i = 0; i < n; i++)
+        tr->free_slots[tr->nfree++] = slots[i];
     pthread_mutex_unlock(&tr->lock);
+}
+
+static void release_slot(kvt_store *s, int t, uint32_t slot, int discard)
+{
+    release_slots(s, t, &slot, 1, discard);
 }
 
 /* Frees the entry when no tier holds or is filling it. Shard lock held. */
@@ -524,35 +533,48 @@ static int expire_tier(kvt_store *s, int t, uint64_t now)
     int n = 0;
     if (!tr->ttl_ns || now <= atomic_load_explicit(&tr->next_expiry, memory_order_acquire))
         return 0;
-    pthread_mutex_lock(&tr->lock);
-    while (tr->idle_head != KVT_NO_SLOT && now - tr->idle_stamp[tr->idle_head] > tr->ttl_ns) {
-        uint32_t v = tr->idle_head;
-        uint32_t id = tr->slot_entry[v];
-        kvt_entry *e = kvt__index_entry(&s->ix, id);
-        kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
-        pthread_mutex_lock(&sh->lock);
-        int ok = evictable(s, e, t, now);
-        if (ok)
-            e->res[t] = KVT_RES_LEAVING;
-        pthread_mutex_unlock(&sh->lock);
-        if (!ok) {
-            /* Pinned, retained or being read: its idle time starts again. */
-            idle_remove(tr, v);
-            idle_push(tr, v, now);
-            continue;
-        }
-        tr->pol->remove(tr->pst, v);
-        idle_remove(tr, v);
-        tr->slot_entry[v] = KVT_NO_ENTRY;
-        pthread_mutex_unlock(&tr->lock);
-        CNT(&tr->st, expirations);
-        n++;
-        if (leave(s, id, t, v, tr->victims == KVT_VICTIM_DEMOTE))
-            release_slot(s, t, v, 1);
+    int demote = tr->victims == KVT_VICTIM_DEMOTE && tr->below >= 0;
+    /* Expired blocks leave in batches: one demotion write, and one batch of
+     * discards on a persistent tier, per VICTIM_BATCH of them. */
+    for (;;) {
+        uint32_t ids[VICTIM_BATCH], slots[VICTIM_BATCH], freed[VICTIM_BATCH];
+        size_t k = 0, f = 0;
         pthread_mutex_lock(&tr->lock);
+        while (k < VICTIM_BATCH && tr->idle_head != KVT_NO_SLOT &&
+               now - tr->idle_stamp[tr->idle_head] > tr->ttl_ns) {
+            uint32_t v = tr->idle_head;
+            uint32_t id = tr->slot_entry[v];
+            kvt_entry *e = kvt__index_entry(&s->ix, id);
+            kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+            pthread_mutex_lock(&sh->lock);
+            int ok = evictable(s, e, t, now);
+            if (ok)
+                e->res[t] = KVT_RES_LEAVING;
+            pthread_mutex_unlock(&sh->lock);
+            if (!ok) {
+                /* Pinned, retained or being read: its idle time starts again. */
+                idle_remove(tr, v);
+                idle_push(tr, v, now);
+                continue;
+            }
+            tr->pol->remove(tr->pst, v);
+            idle_remove(tr, v);
+            tr->slot_entry[v] = KVT_NO_ENTRY;
+            CNT(&tr->st, expirations);
+            ids[k] = id;
+            slots[k++] = v;
+        }
+        pthread_mutex_unlock(&tr->lock);
+        if (!k)
+            return n;
+        n += (int)k;
+        if (demote)
+            demote_batch(s, t, ids, slots, k);
+        for (size_t j = 0; j < k; j++)
+            if (leave(s, ids[j], t, slots[j], demote ? LEFT_DEMOTED : 0))
+                freed[f++] = slots[j];
+        release_slots(s, t, freed, f, 1);
     }
-    pthread_mutex_unlock(&tr->lock);
-    return n;
 }
 
 /* Expiry before an operation. On a virtual clock (manual, or the caller's
@@ -1315,9 +1337,25 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     return copied;
 }
 
+/* Slots freed by a remove, per tier, discarded together (on the stack: a
+ * remove allocates nothing, so it works when memory is short). */
+#define REMOVE_BATCH 128
+typedef struct freed_slots {
+    uint32_t slot[KVT_TIER_COUNT][REMOVE_BATCH];
+    size_t n[KVT_TIER_COUNT];
+} freed_slots;
+
+static void freed_flush(kvt_store *s, freed_slots *f, int t)
+{
+    release_slots(s, t, f->slot[t], f->n[t], 1);
+    f->n[t] = 0;
+}
+
 int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
 {
     int removed = 0;
+    freed_slots fs, *f = &fs;
+    memset(fs.n, 0, sizeof fs.n);
     for (size_t i = 0; i < n; i++) {
         kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
         uint32_t slot[KVT_TIER_COUNT];
@@ -1344,11 +1382,16 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
             idle_remove(tr, slot[t]);
             tr->slot_entry[slot[t]] = KVT_NO_ENTRY;
             pthread_mutex_unlock(&tr->lock);
-            if (leave(s, id, t, slot[t], 0))
-                release_slot(s, t, slot[t], 1);
+            if (!leave(s, id, t, slot[t], 0))
+                continue;
+            f->slot[t][f->n[t]++] = slot[t];
+            if (f->n[t] == REMOVE_BATCH)
+                freed_flush(s, f, t);
         }
         removed += any;
     }
+    for (int t = 0; t < KVT_TIER_COUNT; t++)
+        freed_flush(s, f, t);
     ADD(&s->st, removed_blocks, (uint64_t)removed);
     return removed;
 }

@@ -265,7 +265,8 @@ struct kvt_tier_impl {
     _Atomic uint64_t seq;
     struct {
         _Atomic uint64_t bytes_written, bytes_read, reads, writes, corrupt, corrupt_header,
-            corrupt_payload, io_errors, resubmits, staged, discards, recovered, recovery_ms,
+            corrupt_payload, io_errors, resubmits, staged, discards, discard_batches, recovered,
+            recovery_ms,
             syncs, hashed_off_ring, verified_off_ring;
     } st;
 };
@@ -1133,17 +1134,24 @@ static int zero_headers(kvt_tier_impl *t, lane *l, const uint32_t *slots, size_t
     return rc;
 }
 
-static int nvme_discard(kvt_tier_impl *t, uint32_t slot)
+/* One batch of header writes, qd at a time, for all n slots. */
+static int nvme_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
 {
-    if (!t)
-        return kvt__err(KVT_ENULL, "nvme: tier is NULL");
-    if (slot >= t->nslots)
-        return kvt__err(KVT_EINVAL, "nvme: slot %u out of range (%u slots)", slot, t->nslots);
+    if (!t || (n && !slots))
+        return kvt__err(KVT_ENULL, "nvme: %s is NULL", t ? "slot array" : "tier");
+    for (size_t i = 0; i < n; i++)
+        if (slots[i] >= t->nslots)
+            return kvt__err(KVT_EINVAL, "nvme: slot %u out of range (%u slots)", slots[i],
+                            t->nslots);
+    if (!n)
+        return 0;
     lane *l = lane_get(t);
-    int rc = zero_headers(t, l, &slot, 1);
+    int rc = zero_headers(t, l, slots, n);
     lane_put(t, l);
-    if (!rc)
-        STAT_ADD(t, discards, 1);
+    if (!rc) {
+        STAT_ADD(t, discards, n);
+        STAT_ADD(t, discard_batches, 1);
+    }
     return rc;
 }
 
@@ -1871,6 +1879,7 @@ static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     S("resubmits", resubmits);
     S("staged", staged);
     S("discards", discards);
+    S("discard_batches", discard_batches);
     S("recovered", recovered);
     S("recovery_ms", recovery_ms);
     S("syncs", syncs);

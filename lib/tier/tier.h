@@ -90,9 +90,10 @@ typedef struct kvt_tier_ops {
     int (*write)(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem);
     int (*read)(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem);
 
-    /* Marks a slot empty (persistent tiers invalidate it on media so it is
-     * not recovered). May be NULL when nothing needs doing. */
-    int (*discard)(kvt_tier_impl *t, uint32_t slot);
+    /* Marks n slots empty (persistent tiers invalidate them on media so
+     * they are not recovered), all before returning. May be NULL when
+     * nothing needs doing. */
+    int (*discard)(kvt_tier_impl *t, const uint32_t *slots, size_t n);
 
     /* KVT_TCAP_HOST_PTR / DEVICE_PTR tiers: the slot's memory. Else NULL. */
     void *(*slot_ptr)(kvt_tier_impl *t, uint32_t slot);

@@ -622,14 +622,17 @@ Test(nvme, recover_finds_exactly_the_written_blocks)
             have[i] = 1;
         }
     }
-    uint32_t discarded = 0;
+    /* Discarded in one batch, as a remove does. */
+    uint32_t *gone = calloc(n, sizeof *gone), discarded = 0;
+    cr_assert_not_null(gone);
     for (uint32_t i = 0; i < n; i++)
         if (have[i] && next_rand(&s) % 4 == 0) {
-            cr_assert_eq(nv->discard(t, i), 0, "%s", kvt_last_error());
+            gone[discarded++] = i;
             have[i] = 0;
-            discarded++;
         }
     cr_assert_gt(discarded, 0);
+    cr_assert_eq(nv->discard(t, gone, discarded), 0, "%s", kvt_last_error());
+    free(gone);
     uint32_t expected = 0;
     for (uint32_t i = 0; i < n; i++)
         expected += have[i];
@@ -838,7 +841,8 @@ Test(nvme, media_layout_matches_the_spec)
         kvt_xfer y = x;
         y.slot = 4;
         cr_assert_eq(nv->write(t, &y, 1, KVT_MEM_HOST), 0);
-        cr_assert_eq(nv->discard(t, 4), 0);
+        uint32_t four = 4;
+        cr_assert_eq(nv->discard(t, &four, 1), 0);
         cr_expect_eq(stat_of(t, "nvme.fast_checksum") <= 1, 1);
         nv->close(t);
 
@@ -961,7 +965,8 @@ Test(nvme, bad_xfers_get_their_status_others_complete)
     kvt_xfer c = {.slot = 0, .nfrags = 1, .frags = &fb};
     cr_expect_eq(nv->read(t, &c, 1, KVT_MEM_CUDA), KVT_EMEMKIND);
     cr_expect_eq(c.status, KVT_EMEMKIND);
-    cr_expect_eq(nv->discard(t, 8), KVT_EINVAL);
+    uint32_t eight = 8;
+    cr_expect_eq(nv->discard(t, &eight, 1), KVT_EINVAL);
     cr_expect_eq(nv->write(t, x, 0, KVT_MEM_HOST), 0);
     nv->close(t);
     free(a);

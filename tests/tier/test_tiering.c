@@ -302,6 +302,72 @@ Test(tiering, ttl_expiry_demotes_to_next_tier)
     unlink(path);
 }
 
+/* Blocks that expire together leave together: one demotion write for the
+ * DRAM blocks, one batch of header discards for the NVMe ones. */
+Test(tiering, expiry_demotes_and_discards_in_batches)
+{
+    make_path("ttl-batch");
+    kvt_store *s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 64, .dram_ttl_ms = 100,
+                                   .nvme_ttl_ms = 1000, .manual = 1});
+    for (uint32_t i = 0; i < 32; i++)
+        put(s, i);
+    cr_assert_eq(kvt_clock_set(s, 100 * MS + 1), 0);
+    cr_assert_eq(kvt_expire(s), 32);
+    cr_assert_eq(stat(s, "dram.expirations"), 32);
+    cr_assert_eq(stat(s, "nvme.demotions_in"), 32);
+    cr_assert_eq(stat(s, "nvme.demotion_writes"), 1, "32 expired blocks in %llu writes",
+                 (unsigned long long)stat(s, "nvme.demotion_writes"));
+    for (uint32_t i = 0; i < 32; i++)
+        cr_assert_eq(where(s, i), KVT_TIER_NVME, "block %u", i);
+    for (uint32_t i = 0; i < 32; i++)
+        check_get(s, i, KVT_IO_NO_PROMOTE);
+    /* The gets above restarted their NVMe idle time at 100 ms + 1 ns. */
+    cr_assert_eq(kvt_clock_set(s, 1100 * MS + 2), 0);
+    cr_assert_eq(kvt_expire(s), 32);
+    cr_assert_eq(stat(s, "nvme.discards"), 32);
+    cr_assert_eq(stat(s, "nvme.discard_batches"), 1);
+    for (uint32_t i = 0; i < 32; i++)
+        cr_assert_eq(where(s, i), -1, "block %u", i);
+    cr_assert_eq(kvt_close(s), 0);
+    /* Discarded on media: a reopen finds none of them. */
+    s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 64});
+    cr_assert_eq(stat(s, "nvme.recovered"), 0);
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
+/* A remove of many NVMe blocks invalidates their headers in one batch of
+ * writes, not one synchronous write per block; a reopen finds none. */
+Test(tiering, remove_discards_in_one_batch)
+{
+    make_path("remove-batch");
+    kvt_store *s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 256});
+    static uint8_t b[96][BLOCK];
+    kvt_key k[96];
+    void *p[96];
+    for (uint32_t i = 0; i < 96; i++) {
+        fill(b[i], i);
+        k[i] = key_of(i);
+        p[i] = b[i];
+    }
+    cr_assert_eq(kvt_put(s, k, 96, p, NULL, NULL), 96, "%s", kvt_last_error());
+    cr_assert_eq(kvt_remove(s, k, 96), 96);
+    cr_assert_eq(stat(s, "nvme.discards"), 64);
+    cr_assert_eq(stat(s, "nvme.discard_batches"), 1);
+    for (uint32_t i = 0; i < 96; i++)
+        cr_assert_eq(where(s, i), -1, "block %u", i);
+    /* The slots are free again: all 96 fit once more. */
+    cr_assert_eq(kvt_put(s, k, 96, p, NULL, NULL), 96, "%s", kvt_last_error());
+    for (uint32_t i = 0; i < 96; i++)
+        check_get(s, i, KVT_IO_NO_PROMOTE);
+    cr_assert_eq(kvt_remove(s, k, 64), 64);
+    cr_assert_eq(kvt_close(s), 0);
+    s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 256});
+    cr_assert_eq(stat(s, "nvme.recovered"), 0, "removed blocks came back");
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
 Test(tiering, write_through_copies_to_nvme)
 {
     make_path("wt");
