@@ -1029,6 +1029,7 @@ typedef struct put_runs {
     int32_t *status;
     int promoting;    /* a get's promotion, not a put */
     size_t per_run;   /* victims that close a run */
+    size_t m;         /* items gathered */
     size_t start;     /* first item of the run being gathered */
     size_t victims;   /* in it so far */
     demotion d[2];    /* the run being demoted, and the one before it */
@@ -1046,10 +1047,11 @@ static void run_finish(put_runs *r, demotion *d)
                            r->status, r->promoting);
 }
 
-/* Ends the run being gathered (items up to m): starts its demotion, then
- * settles and copies the run before it. */
-static void run_close(put_runs *r, size_t m)
+/* Ends the run being gathered: starts its demotion, then settles and
+ * copies the run before it. */
+static void run_close(put_runs *r)
 {
+    size_t m = r->m;
     if (m == r->start)
         return;
     int next = r->have_prev ? !r->cur : r->cur;
@@ -1063,12 +1065,40 @@ static void run_close(put_runs *r, size_t m)
 }
 
 /* Everything gathered so far, demoted, settled and copied. */
-static void run_drain(put_runs *r, size_t m)
+static void run_drain(put_runs *r)
 {
-    run_close(r, m);
+    run_close(r);
     if (r->have_prev)
         run_finish(r, &r->d[r->cur]);
     r->have_prev = 0;
+    r->m = r->start = 0;
+}
+
+/* Gives entry id (FILLING in the runs' tier; the caller's block `index`) a
+ * slot and adds it to the run being gathered. Victims are chosen block by
+ * block, as without batching (a block of this put that is already held may
+ * itself be evicted by an earlier one, and then put anew), but demoted
+ * together. A tier full of our own blocks in flight, which can't be
+ * evicted: write and publish those first, then ask again (waiting only
+ * when none of ours are in flight). KVT_EFULL when no slot could be had. */
+static int run_add(put_runs *r, uint32_t id, size_t index, const kvt_key *key,
+                   void *const *ptrs)
+{
+    uint32_t victim;
+    uint32_t slot = take_slot_for(r->s, r->p, r->m == 0, &victim);
+    if (slot == KVT_NO_SLOT && r->m) {
+        run_drain(r);
+        slot = take_slot_for(r->s, r->p, 1, &victim);
+    }
+    if (slot == KVT_NO_SLOT)
+        return KVT_EFULL;
+    r->items[r->m] = (put_item){.id = id, .slot = slot, .victim = victim, .index = index};
+    r->x[r->m] = (kvt_xfer){.slot = slot, .key = *key};
+    frag_ptrs(r->s, ptrs, index, &r->x[r->m]);
+    r->m++;
+    if (victim != KVT_NO_ENTRY && ++r->victims == r->per_run)
+        run_close(r);
+    return 0;
 }
 
 /* Two runs in flight take up to twice this many slots: half the tier. */
@@ -1098,7 +1128,6 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
 
     put_runs r = {.s = s, .p = p, .items = items, .x = x, .mem = mem, .status = status,
                   .per_run = victims_per_run(s, p)};
-    size_t m = 0;
     uint64_t parent = o && o->parent ? kvt__key_hash(o->parent) : 0;
     for (size_t i = 0; i < n; i++) {
         int code;
@@ -1115,34 +1144,14 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
             }
             continue;
         }
-        /* Victims are chosen block by block, as without batching (a block
-         * of this put that is already held may itself be evicted by an
-         * earlier one, and then put anew), but demoted together. A tier
-         * full of this put's own blocks in flight, which can't be evicted:
-         * write and publish those first, then ask again (waiting only when
-         * none of ours are in flight). */
-        uint32_t victim;
-        uint32_t slot = take_slot_for(s, p, m == 0, &victim);
-        if (slot == KVT_NO_SLOT && m) {
-            run_drain(&r, m);
-            m = r.start = 0;
-            slot = take_slot_for(s, p, 1, &victim);
-        }
-        if (slot == KVT_NO_SLOT) {
+        if (run_add(&r, id, i, &keys[i], ptrs)) {
             unfill(s, id, p);
             if (status)
                 status[i] = KVT_EFULL;
             CNT(&s->st, put_rejected);
-            continue;
         }
-        items[m] = (put_item){.id = id, .slot = slot, .victim = victim, .index = i};
-        x[m] = (kvt_xfer){.slot = slot, .key = keys[i]};
-        frag_ptrs(s, ptrs, i, &x[m]);
-        m++;
-        if (victim != KVT_NO_ENTRY && ++r.victims == r.per_run)
-            run_close(&r, m);
     }
-    run_drain(&r, m);
+    run_drain(&r);
     kvt__free(items);
     kvt__free(x);
     return r.stored;
@@ -1178,7 +1187,6 @@ static void promote(kvt_store *s, const get_item *g, size_t n, const kvt_key *ke
     }
     put_runs r = {.s = s, .p = u, .items = items, .x = x, .mem = mem, .promoting = 1,
                   .per_run = victims_per_run(s, u)};
-    size_t m = 0;
     for (size_t j = 0; j < n; j++) {
         if (g[j].tier <= u)
             continue;
@@ -1193,25 +1201,10 @@ static void promote(kvt_store *s, const get_item *g, size_t n, const kvt_key *ke
         pthread_mutex_unlock(&sh->lock);
         if (!go)
             continue;
-        uint32_t victim;
-        uint32_t slot = take_slot_for(s, u, m == 0, &victim);
-        if (slot == KVT_NO_SLOT && m) {
-            run_drain(&r, m);
-            m = r.start = 0;
-            slot = take_slot_for(s, u, 1, &victim);
-        }
-        if (slot == KVT_NO_SLOT) {
+        if (run_add(&r, g[j].id, g[j].index, key, ptrs))
             unfill(s, g[j].id, u);
-            continue;
-        }
-        items[m] = (put_item){.id = g[j].id, .slot = slot, .victim = victim, .index = g[j].index};
-        x[m] = (kvt_xfer){.slot = slot, .key = *key};
-        frag_ptrs(s, ptrs, g[j].index, &x[m]);
-        m++;
-        if (victim != KVT_NO_ENTRY && ++r.victims == r.per_run)
-            run_close(&r, m);
     }
-    run_drain(&r, m);
+    run_drain(&r);
     kvt__free(items);
     kvt__free(x);
 }

@@ -74,6 +74,24 @@ static void put(kvt_store *s, uint32_t i)
     cr_assert_eq(kvt_put(s, &k, 1, &p, NULL, NULL), 1, "put %u: %s", i, kvt_last_error());
 }
 
+/* Blocks 0..95, their keys and pointers, for the batching tests. */
+typedef struct blocks96 {
+    uint8_t b[96][BLOCK];
+    kvt_key k[96];
+    void *p[96];
+} blocks96;
+
+static blocks96 *blocks96_make(void)
+{
+    static blocks96 bl;
+    for (uint32_t i = 0; i < 96; i++) {
+        fill(bl.b[i], i);
+        bl.k[i] = key_of(i);
+        bl.p[i] = bl.b[i];
+    }
+    return &bl;
+}
+
 /* The tier a block is found in, or -1. */
 static int where(kvt_store *s, uint32_t i)
 {
@@ -110,14 +128,9 @@ Test(tiering, victims_of_one_put_are_demoted_in_batches)
 {
     make_path("batch");
     kvt_store *s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 256});
-    static uint8_t b[96][BLOCK];
-    kvt_key k[96];
-    void *p[96];
-    for (uint32_t i = 0; i < 96; i++) {
-        fill(b[i], i);
-        k[i] = key_of(i);
-        p[i] = b[i];
-    }
+    blocks96 *bl = blocks96_make();
+    kvt_key *k = bl->k;
+    void **p = bl->p;
     cr_assert_eq(kvt_put(s, k, 32, p, NULL, NULL), 32, "%s", kvt_last_error());
     cr_assert_eq(stat(s, "nvme.demotions_in"), 0);
     /* 64 more: the first 32 blocks make room for 32 of them (two runs of 16
@@ -144,14 +157,10 @@ Test(tiering, promotions_demote_their_victims_in_runs)
 {
     make_path("promote-runs");
     kvt_store *s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 256});
-    static uint8_t b[96][BLOCK];
-    kvt_key k[96];
-    void *p[96];
-    for (uint32_t i = 0; i < 96; i++) {
-        fill(b[i], i);
-        k[i] = key_of(i);
-        p[i] = b[i];
-    }
+    blocks96 *bl = blocks96_make();
+    uint8_t(*b)[BLOCK] = bl->b;
+    kvt_key *k = bl->k;
+    void **p = bl->p;
     /* 0..63 on NVMe only, 64..95 in DRAM only. */
     cr_assert_eq(kvt_put(s, k, 96, p, NULL, NULL), 96, "%s", kvt_last_error());
     for (uint32_t i = 0; i < 64; i++)
@@ -342,14 +351,9 @@ Test(tiering, remove_discards_in_one_batch)
 {
     make_path("remove-batch");
     kvt_store *s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 256});
-    static uint8_t b[96][BLOCK];
-    kvt_key k[96];
-    void *p[96];
-    for (uint32_t i = 0; i < 96; i++) {
-        fill(b[i], i);
-        k[i] = key_of(i);
-        p[i] = b[i];
-    }
+    blocks96 *bl = blocks96_make();
+    kvt_key *k = bl->k;
+    void **p = bl->p;
     cr_assert_eq(kvt_put(s, k, 96, p, NULL, NULL), 96, "%s", kvt_last_error());
     cr_assert_eq(kvt_remove(s, k, 96), 96);
     cr_assert_eq(stat(s, "nvme.discards"), 64);
