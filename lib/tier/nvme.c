@@ -75,7 +75,6 @@ enum { /* slot header field offsets */
 #define MAX_QD 4096
 #define MIN_LANES 2
 #define MAX_LANES 8
-#define STAGE_SMALL (64u * 1024 + UNIT) /* slots this small always go through staging */
 #define BOUNCE_MAX (1u << 20)           /* largest staged piece */
 #define BOUNCE_PER_LANE (8u << 20)      /* staging bytes per ring for bounce pieces */
 #define MAX_PIECE (256u << 20)          /* largest single direct transfer */
@@ -85,8 +84,9 @@ enum { /* slot header field offsets */
 #define LOCK_WAIT_MS 5000 /* longest wait for the lock of a store whose process died */
 /* Payloads at least this large are hashed by the tier's hashing threads
  * (write checksums ahead of the ring, read verification behind it); smaller
- * ones by the ring's thread, where a hand-over would cost more than the hash. */
-#define OFFLOAD_MIN (128u << 10)
+ * ones by the ring's thread, where a hand-over would cost more than the hash
+ * (measured: 64 KiB gains from the hand-over, 16 KiB loses; docs/perf.md). */
+#define OFFLOAD_MIN (64u << 10)
 #define MAX_HASHERS 4
 
 /* IORING_REGISTER_CLONE_BUFFERS (Linux 6.12): liburing 2.3 predates it. */
@@ -647,7 +647,10 @@ static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir, hash_ahead 
     o->cursor = 0;
     o->inflight = 0;
     o->status = 0;
-    o->staged = t->slot_bytes <= STAGE_SMALL || !direct_ok(t, x, o->fs);
+    /* Staged only when the caller's memory can't do direct I/O: small
+     * blocks through a bounce buffer (one transfer, a copy) ran at half
+     * the speed of two direct transfers (docs/perf.md). */
+    o->staged = !direct_ok(t, x, o->fs);
     o->end = UNIT + (o->staged ? round_up(t->block_bytes, t->len_align) : t->block_bytes);
     o->single = o->staged && o->end <= t->bounce_bytes;
     o->planning = 1;

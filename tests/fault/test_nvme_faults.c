@@ -439,10 +439,25 @@ Test(nvme_faults, stats_count_each_kind)
     cr_expect_eq(stat_of(t, "nvme.faults_injected.torn512"), 0);
     cr_expect_eq(stat_of(t, "nvme.io_errors"), 3);
     cr_expect_eq(stat_of(t, "nvme.writes"), 5);
-    io_batches(t, 0, d, 4 * KIB, keys, 8, st);
-    cr_expect_eq(stat_of(t, "nvme.corrupt"), 4, "the 3 failed writes and the torn one");
+    /* Read back: the failed writes and the torn one are misses. The short
+     * write's first transfer (its header, the payload goes second) may have
+     * reached media whole: then the block is there, right, though its write
+     * reported KVT_EIO (the store forgets such a slot anyway). */
+    uint8_t *back = abuf(4 * KIB * 8);
+    memset(back, 0xEE, 4 * KIB * 8);
+    io_batches(t, 0, back, 4 * KIB, keys, 8, st);
+    uint64_t corrupt = stat_of(t, "nvme.corrupt");
+    cr_expect(corrupt == 3 || corrupt == 4, "%llu misses: the 3 failed writes and the torn one",
+              (unsigned long long)corrupt);
+    cr_expect_eq(st[0], KVT_ECORRUPT);
+    cr_expect_eq(st[1], KVT_ECORRUPT);
+    cr_expect_eq(st[2], KVT_ECORRUPT);
+    for (int i = 0; i < 8; i++)
+        if (st[i] == 0)
+            cr_expect(!memcmp(back + i * 4 * KIB, d + i * 4 * KIB, 4 * KIB), "block %d bytes", i);
     nv->close(t);
     free(d);
+    free(back);
 }
 
 Test(nvme_faults, bad_specs_are_refused_at_open)
@@ -545,9 +560,6 @@ static void corruption_run(uint64_t bb, uint32_t n, uint64_t *s)
         }
         if (st[i] == 0 && memcmp(back + i * bb, data + i * bb, bb))
             wrong++;
-        if (st[i] && bb <= 64 * KIB) /* staged reads verify before copying out */
-            for (uint64_t k = 0; k < bb; k++)
-                cr_assert_eq(back[i * bb + k], 0xEE, "slot %u: a failed read wrote its buffer", i);
     }
     fprintf(stderr, "%llu-byte blocks: %u of %u slots damaged (%u headers), %u detected, %u "
             "wrong\n", (unsigned long long)bb, nbad, n, header_hits, detected, wrong);
@@ -568,8 +580,8 @@ static void corruption_run(uint64_t bb, uint32_t n, uint64_t *s)
 Test(nvme_faults, bit_flips_on_media_are_always_detected)
 {
     uint64_t s = test_seed("bit_flips");
-    corruption_run(4 * KIB, 1000, &s);   /* staged reads: verified before copying out */
-    corruption_run(256 * KIB, 400, &s);  /* direct reads: verified in place */
+    corruption_run(4 * KIB, 1000, &s);   /* small blocks, hashed on the ring's thread */
+    corruption_run(256 * KIB, 400, &s);  /* large ones, verified on the hashing threads */
 }
 
 /* A block copied to another slot (a misdirected write) is not that slot's. */

@@ -57,7 +57,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #define MAX_SLOTS 8u          /* slots taken from a superblock, at most */
 #define MAX_FILE (1u << 20)   /* file size such a geometry may need, at most */
 #define MAX_FRAGS 256u
-#define STAGE_SMALL (64u * 1024 + UNIT) /* lib/tier/nvme.c: slots this small always bounce */
 #define POISON 0xEE
 
 typedef struct geom {
@@ -441,12 +440,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
                (unsigned long long)stat_of(s, "nvme.recovered"), nk);
 
     unsigned mode = (unsigned)(h % 3);
-    /* Slots over 68 KiB move straight into caller memory that meets the
-     * device's direct-I/O alignment (which malloc'd memory may well do). */
-    bool direct = slot_bytes(g.bb) > STAGE_SMALL;
     bufs b, b2;
     bufs_alloc(&b, &g, mode);
     bufs_alloc(&b2, &g, (mode + 1) % 3);
+    /* Blocks move straight into caller memory that meets the device's
+     * direct-I/O alignment (which malloc'd memory may well do); others
+     * bounce through staging. */
+    uint64_t mem_align = stat_of(s, "nvme.dio_mem_align"),
+             len_align = stat_of(s, "nvme.dio_len_align");
+    bool direct = len_align && b.fs % len_align == 0;
+    for (uint32_t f = 0; f < b.fr && direct; f++)
+        direct = mem_align && (uintptr_t)b.frag[f] % mem_align == 0;
 
     /* Session 1: every recovered block reads back right or reports corrupt. */
     for (unsigned k = 0; k < nk; k++) {
