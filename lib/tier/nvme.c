@@ -87,6 +87,9 @@ enum { /* slot header field offsets */
  * ones by the ring's thread, where a hand-over would cost more than the hash
  * (measured: 64 KiB gains from the hand-over, 16 KiB loses; docs/perf.md). */
 #define OFFLOAD_MIN (64u << 10)
+/* Write batches of blocks at least this large submit before each block's
+ * checksum (run()). */
+#define EARLY_MIN (1u << 20)
 #define MAX_HASHERS 4
 
 /* IORING_REGISTER_CLONE_BUFFERS (Linux 6.12): liburing 2.3 predates it. */
@@ -980,8 +983,11 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
     hash_ahead ahead;
     ahead_start(t, &ahead, x, dir == DIR_WRITE ? n : 0);
     /* Hashing a large block before writing it takes a while: hand the
-     * device what is prepared first. */
-    bool early = dir == DIR_WRITE && t->block_bytes >= (128u << 10);
+     * device what is prepared first. That costs a submission per block,
+     * which pays from about 1 MiB up (at least 40 us of hashing, when the
+     * ring's thread gets to hash one itself); at 256 KiB it cost puts about
+     * 2% and at 8 MiB dropping it cost 20% (docs/perf.md). */
+    bool early = dir == DIR_WRITE && t->block_bytes >= EARLY_MIN;
     for (;;) {
         while (inflight < t->sq) {
             if (l->retry_head) {
