@@ -148,6 +148,7 @@ Test(tiering, victims_of_one_put_are_demoted_in_batches)
     for (uint32_t i = 0; i < 96; i++)
         check_get(s, i, KVT_IO_NO_PROMOTE);
     cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
 }
 
 /* A get that promotes many NVMe blocks into a full DRAM tier demotes the
@@ -186,6 +187,7 @@ Test(tiering, promotions_demote_their_victims_in_runs)
     for (uint32_t i = 0; i < 96; i++)
         check_get(s, i, KVT_IO_NO_PROMOTE);
     cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
 }
 
 /* More victims in one batch than the tier below has slots: the batch's own
@@ -196,14 +198,9 @@ Test(tiering, more_victims_than_slots_below_do_not_wait)
 {
     make_path("overflow");
     kvt_store *s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 8});
-    static uint8_t b[64][BLOCK];
-    kvt_key k[64];
-    void *p[64];
-    for (uint32_t i = 0; i < 64; i++) {
-        fill(b[i], i);
-        k[i] = key_of(i);
-        p[i] = b[i];
-    }
+    blocks96 *bl = blocks96_make(); /* the first 64 */
+    kvt_key *k = bl->k;
+    void **p = bl->p;
     cr_assert_eq(kvt_put(s, k, 32, p, NULL, NULL), 32, "%s", kvt_last_error());
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -227,6 +224,7 @@ Test(tiering, more_victims_than_slots_below_do_not_wait)
     for (uint32_t i = 32; i < 64; i++)
         check_get(s, i, KVT_IO_NO_PROMOTE);
     cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
 }
 
 Test(tiering, dram_victims_demote_to_nvme_and_promote_back)
