@@ -136,6 +136,15 @@ static void idle_remove(kvt_tier_rt *tr, uint32_t slot)
         update_next_expiry(tr);
 }
 
+/* Takes the block at `slot` out of its tier's policy, idle list and slot
+ * map: nobody can pick it as a victim or expire it any more. Tier lock held. */
+static void forget_slot(kvt_tier_rt *tr, uint32_t slot)
+{
+    tr->pol->remove(tr->pst, slot);
+    idle_remove(tr, slot);
+    tr->slot_entry[slot] = KVT_NO_ENTRY;
+}
+
 /* --------------------------------------------------------- slots, moves */
 
 /* Gives a slot back to its tier. Persistent tiers forget it on media first,
@@ -482,9 +491,7 @@ static uint32_t take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending)
                 tr->pol->skip(tr->pst, v);
                 continue;
             }
-            tr->pol->remove(tr->pst, v);
-            idle_remove(tr, v);
-            tr->slot_entry[v] = KVT_NO_ENTRY;
+            forget_slot(tr, v);
             victim = v;
             id = vid;
             break;
@@ -557,9 +564,7 @@ static int expire_tier(kvt_store *s, int t, uint64_t now)
                 idle_push(tr, v, now);
                 continue;
             }
-            tr->pol->remove(tr->pst, v);
-            idle_remove(tr, v);
-            tr->slot_entry[v] = KVT_NO_ENTRY;
+            forget_slot(tr, v);
             CNT(&tr->st, expirations);
             ids[k] = id;
             slots[k++] = v;
@@ -1224,9 +1229,7 @@ static void drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot)
         return;
     pthread_mutex_lock(&tr->lock);
     if (tr->slot_entry[slot] == id) {
-        tr->pol->remove(tr->pst, slot);
-        idle_remove(tr, slot);
-        tr->slot_entry[slot] = KVT_NO_ENTRY;
+        forget_slot(tr, slot);
     }
     pthread_mutex_unlock(&tr->lock);
     if (leave(s, id, t, slot, 0))
@@ -1347,8 +1350,8 @@ static void freed_flush(kvt_store *s, freed_slots *f, int t)
 int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
 {
     int removed = 0;
-    freed_slots fs, *f = &fs;
-    memset(fs.n, 0, sizeof fs.n);
+    freed_slots f;
+    memset(f.n, 0, sizeof f.n);
     for (size_t i = 0; i < n; i++) {
         kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
         uint32_t slot[KVT_TIER_COUNT];
@@ -1371,20 +1374,18 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
                 continue;
             kvt_tier_rt *tr = &s->tier[t];
             pthread_mutex_lock(&tr->lock);
-            tr->pol->remove(tr->pst, slot[t]);
-            idle_remove(tr, slot[t]);
-            tr->slot_entry[slot[t]] = KVT_NO_ENTRY;
+            forget_slot(tr, slot[t]);
             pthread_mutex_unlock(&tr->lock);
             if (!leave(s, id, t, slot[t], 0))
                 continue;
-            f->slot[t][f->n[t]++] = slot[t];
-            if (f->n[t] == REMOVE_BATCH)
-                freed_flush(s, f, t);
+            f.slot[t][f.n[t]++] = slot[t];
+            if (f.n[t] == REMOVE_BATCH)
+                freed_flush(s, &f, t);
         }
         removed += any;
     }
     for (int t = 0; t < KVT_TIER_COUNT; t++)
-        freed_flush(s, f, t);
+        freed_flush(s, &f, t);
     ADD(&s->st, removed_blocks, (uint64_t)removed);
     return removed;
 }
