@@ -16,12 +16,14 @@
 
 #include "anchor_files.h"
 #include "bench.h"
+#include "raw_sum.h"
 #include "raw_uring.h"
 
 static const char summary[] =
     "NVMe tier put and get GB/s for each block size x queue depth, each next to a raw\n"
     "  liburing O_DIRECT loop over the store's own slots (taking turns), the same bytes and\n"
-    "  the same depth, measured in the same run (passes alternate; medians reported).\n"
+    "  the same depth, measured in the same run (passes alternate; medians reported), and\n"
+    "  next to that loop plus an XXH3-64 checksum of every block, hashed as the tier does.\n"
     "  Also: the anchors' one-file-per-block tier (buffered pwrite/pread from a thread\n"
     "  pool; cold and warm page cache), puts into a small DRAM tier demoting to NVMe, and\n"
     "  on-media overhead. --recovery instead fills a file with small blocks, reopens it,\n"
@@ -43,6 +45,8 @@ typedef struct nv_opts {
     uint64_t dram_bytes;
     uint8_t *src, *dst;   /* caller buffers: total bytes each */
     int fixed_ok;         /* whether the raw loop could register them */
+    int raw_sum;          /* also run the raw loop with checksums */
+    unsigned sum_helpers; /* its hashing threads: as many as the tier's */
     double touch_gbps;    /* page_touch_gbps() before the anchor rows */
 } nv_opts;
 
@@ -56,6 +60,9 @@ typedef struct nv_row {
     double put, put_raw, put_fixed, put_ratio, put_p10, put_p90, put_ratio_fixed;
     double get, get_raw, get_fixed, get_ratio, get_p10, get_p90, get_ratio_fixed;
     double put_cpu, put_raw_cpu, put_fixed_cpu, get_cpu, get_raw_cpu, get_fixed_cpu; /* s/GB */
+    /* The raw loop with checksums (raw_sum.h): GB/s, kvtier's ratio to it, CPU s/GB. */
+    double put_sum, put_ratio_sum, put_sum_p10, put_sum_p90, put_sum_cpu;
+    double get_sum, get_ratio_sum, get_sum_p10, get_sum_p90, get_sum_cpu;
     uint64_t staged, fixed_host, resubmits, raw_fixed_ios, raw_resubmits;
 } nv_row;
 
@@ -274,6 +281,21 @@ static int raw_pass(raw_uring *r, int write, const raw_io *ios, size_t n, uint64
     return rc ? sys_fail(write ? "raw write" : "raw read", rc) : 0;
 }
 
+static int sum_pass(raw_sum *h, raw_uring *r, int write, const raw_io *ios, size_t n,
+                    uint64_t *ns)
+{
+    uint64_t c0 = bench_process_cpu_ns(), t0 = bench_now_ns();
+    int rc = raw_sum_run(h, r, write, ios, n);
+    *ns = bench_now_ns() - t0;
+    last_cpu_ns = bench_process_cpu_ns() - c0;
+    if (rc == -EILSEQ) {
+        fprintf(stderr, "kvtier-bench micro --tier nvme: the raw loop with checksums read a "
+                        "block whose checksum differs from the one written\n");
+        return BENCH_FAILED;
+    }
+    return rc ? sys_fail(write ? "raw write with checksums" : "raw read with checksums", rc) : 0;
+}
+
 static int anchor_pass(anchor_pool *a, anchor_op op, const nv_opts *o, const kvt_key *keys,
                        size_t n, void **ptrs, uint64_t bb, uint64_t *ns)
 {
@@ -285,12 +307,12 @@ static int anchor_pass(anchor_pool *a, anchor_op op, const nv_opts *o, const kvt
 
 /* -------------------------------------------- kvtier vs raw (and anchors) */
 
-enum { P_KVT, P_RAW, P_FIXED, P_ANCHOR, NPASS };
+enum { P_KVT, P_RAW, P_FIXED, P_SUM, P_ANCHOR, NPASS };
 
 typedef struct row_series {
     series put[NPASS], get[NPASS];
     series put_cpu[NPASS], get_cpu[NPASS]; /* CPU seconds per GB */
-    series put_ratio, get_ratio, put_ratio_fixed, get_ratio_fixed;
+    series put_ratio, get_ratio, put_ratio_fixed, get_ratio_fixed, put_ratio_sum, get_ratio_sum;
     series anchor_wb, anchor_warm, get_vs_cold, get_vs_warm, put_vs_wb;
 } row_series;
 
@@ -298,7 +320,8 @@ static void row_series_free(row_series *rs)
 {
     series *all[] = {&rs->put_ratio,  &rs->get_ratio,   &rs->put_ratio_fixed,
                      &rs->get_ratio_fixed, &rs->anchor_wb, &rs->anchor_warm,
-                     &rs->get_vs_cold, &rs->get_vs_warm, &rs->put_vs_wb};
+                     &rs->get_vs_cold, &rs->get_vs_warm, &rs->put_vs_wb,
+                     &rs->put_ratio_sum, &rs->get_ratio_sum};
     for (int p = 0; p < NPASS; p++) {
         bench_samples_free(&rs->put[p]);
         bench_samples_free(&rs->get[p]);
@@ -330,6 +353,7 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
         return BENCH_FAILED;
     int rc = BENCH_FAILED, fd = -1;
     raw_uring *plain = NULL, *fixed = NULL;
+    raw_sum *summer = NULL;
     anchor_pool *ap = NULL;
     row_series rs;
     memset(&rs, 0, sizeof rs);
@@ -366,6 +390,10 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
             o->fixed_ok = 0;
         }
     }
+    if (o->raw_sum && (e = raw_sum_new(o->sum_helpers, n, &summer)) != 0) {
+        rc = sys_fail("starting the raw loop's hashing threads", e);
+        goto out;
+    }
     if (with_anchor && !(ap = anchor_pool_new(o->anchor_threads))) {
         fprintf(stderr, "kvtier-bench micro --tier nvme: cannot start %u anchor threads\n",
                 o->anchor_threads);
@@ -388,11 +416,13 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
     passes[np++] = P_RAW;
     if (fixed)
         passes[np++] = P_FIXED;
+    if (summer)
+        passes[np++] = P_SUM;
     if (ap)
         passes[np++] = P_ANCHOR;
     arow->cold_resident_pages = 0;
     static const char *const who[NPASS] = {"kvtier", "the raw loop", "the raw loop (registered)",
-                                            "the anchor"};
+                                            "the raw loop with checksums", "the anchor"};
     for (int r = 0; r < o->runs; r++) {
         bench_progress("micro nvme: %" PRIu64 " B blocks, QD %u, run %d/%d", bb, row->qd, r + 1,
                        o->runs);
@@ -410,6 +440,8 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
                 goto out;
             if (p == P_FIXED && raw_pass(fixed, 1, wio, n, &put_ns[p]))
                 goto out;
+            if (p == P_SUM && sum_pass(summer, plain, 1, wio, n, &put_ns[p]))
+                goto out;
             put_cpu[p] = last_cpu_ns;
             /* The anchor's put returns with the bytes in the page cache; its
              * writeback (and dropping the pages, for the cold read) is timed
@@ -423,6 +455,8 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
             if (p == P_RAW && raw_pass(plain, 0, rio, n, &get_ns[p]))
                 goto out;
             if (p == P_FIXED && raw_pass(fixed, 0, rio, n, &get_ns[p]))
+                goto out;
+            if (p == P_SUM && sum_pass(summer, plain, 0, rio, n, &get_ns[p]))
                 goto out;
             get_cpu[p] = last_cpu_ns;
             if (p == P_ANCHOR) {
@@ -458,6 +492,10 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
             bench_samples_add(&rs.put_ratio_fixed, (double)put_ns[P_FIXED] / (double)put_ns[P_KVT]);
             bench_samples_add(&rs.get_ratio_fixed, (double)get_ns[P_FIXED] / (double)get_ns[P_KVT]);
         }
+        if (summer) {
+            bench_samples_add(&rs.put_ratio_sum, (double)put_ns[P_SUM] / (double)put_ns[P_KVT]);
+            bench_samples_add(&rs.get_ratio_sum, (double)get_ns[P_SUM] / (double)get_ns[P_KVT]);
+        }
         if (ap) {
             bench_samples_add(&rs.anchor_wb, gbps(run_bytes, put_ns[P_ANCHOR] + wb_ns));
             bench_samples_add(&rs.anchor_warm, gbps(run_bytes, warm_ns));
@@ -488,6 +526,16 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
     row->get_cpu = med(&rs.get_cpu[P_KVT]);
     row->get_raw_cpu = med(&rs.get_cpu[P_RAW]);
     row->get_fixed_cpu = med(&rs.get_cpu[P_FIXED]);
+    row->put_sum = med(&rs.put[P_SUM]);
+    row->put_ratio_sum = med(&rs.put_ratio_sum);
+    row->put_sum_p10 = pct(&rs.put_ratio_sum, 10);
+    row->put_sum_p90 = pct(&rs.put_ratio_sum, 90);
+    row->put_sum_cpu = med(&rs.put_cpu[P_SUM]);
+    row->get_sum = med(&rs.get[P_SUM]);
+    row->get_ratio_sum = med(&rs.get_ratio_sum);
+    row->get_sum_p10 = pct(&rs.get_ratio_sum, 10);
+    row->get_sum_p90 = pct(&rs.get_ratio_sum, 90);
+    row->get_sum_cpu = med(&rs.get_cpu[P_SUM]);
     row->staged = bench_stat(s, "nvme.staged") - staged0;
     row->fixed_host = bench_stat(s, "nvme.fixed_host");
     row->resubmits = bench_stat(s, "nvme.resubmits") - resub0;
@@ -518,6 +566,7 @@ out:
         anchor_run(ap, ANCHOR_UNLINK, o->adir, keys, (size_t)(o->runs + 1) * n, NULL, bb);
         anchor_pool_free(ap);
     }
+    raw_sum_free(summer);
     raw_uring_free(plain);
     raw_uring_free(fixed);
     if (fd >= 0)
@@ -785,6 +834,11 @@ static void report_json(const nv_opts *o, const bench_list *blocks, const nv_row
                               "buffers (what the tier gets); raw_fixed_*: the same buffers "
                               "registered (READ_FIXED/WRITE_FIXED)");
     bench_json_bool(&j, "raw_fixed", o->fixed_ok);
+    bench_json_str(&j, "raw_sum", "the raw loop plus XXH3-64 of every block, as the tier "
+                                  "checksums: hashed ahead of each write and verified after "
+                                  "each read by raw_sum_helpers threads; raw_sum_*, *_ratio_sum");
+    bench_json_bool(&j, "raw_sum_run", o->raw_sum);
+    bench_json_u64(&j, "raw_sum_helpers", o->sum_helpers);
     bench_json_u64(&j, "anchor_threads", o->anchor_threads);
     bench_json_num(&j, "page_touch_gb_per_s", o->touch_gbps);
     bench_json_u64(&j, "big_queue_depth", o->big_qd);
@@ -821,6 +875,16 @@ static void report_json(const nv_opts *o, const bench_list *blocks, const nv_row
         bench_json_num(&j, "get_cpu_s_per_gb", r->get_cpu);
         bench_json_num(&j, "get_raw_cpu_s_per_gb", r->get_raw_cpu);
         bench_json_num(&j, "get_raw_fixed_cpu_s_per_gb", r->get_fixed_cpu);
+        bench_json_num(&j, "put_raw_sum_gb_per_s", r->put_sum);
+        bench_json_num(&j, "put_ratio_sum", r->put_ratio_sum);
+        bench_json_num(&j, "put_ratio_sum_p10", r->put_sum_p10);
+        bench_json_num(&j, "put_ratio_sum_p90", r->put_sum_p90);
+        bench_json_num(&j, "put_raw_sum_cpu_s_per_gb", r->put_sum_cpu);
+        bench_json_num(&j, "get_raw_sum_gb_per_s", r->get_sum);
+        bench_json_num(&j, "get_ratio_sum", r->get_ratio_sum);
+        bench_json_num(&j, "get_ratio_sum_p10", r->get_sum_p10);
+        bench_json_num(&j, "get_ratio_sum_p90", r->get_sum_p90);
+        bench_json_num(&j, "get_raw_sum_cpu_s_per_gb", r->get_sum_cpu);
         bench_json_u64(&j, "pairs", r->pairs);
         bench_json_u64(&j, "staged_blocks", r->staged);
         bench_json_u64(&j, "fixed_host", r->fixed_host);
@@ -912,11 +976,37 @@ static void report_text(const nv_opts *o, const bench_list *blocks, const nv_row
     bench_table_print(&t, stdout, 2);
     bench_table_free(&t);
 
+    if (o->raw_sum) {
+        printf("\n  kvtier next to the raw loop plus a checksum of every block (sum), XXH3-64 as the\n"
+               "  tier computes it: hashed ahead of each write and verified after each read by %u\n"
+               "  hashing thread%s, like the tier's. What kvtier/sum leaves out is what checksums\n"
+               "  cost on this machine; the rest is the tier's own work.\n",
+               o->sum_helpers, o->sum_helpers == 1 ? "" : "s");
+        static const char *const sh[] = {"block", "QD", "put GB/s", "sum", "put/sum",
+                                         "get GB/s", "sum", "get/sum"};
+        bench_table_init(&t, 8, sh, "lrrrrrrr");
+        for (size_t i = 0; i < nrows; i++) {
+            const nv_row *r = &rows[i];
+            bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
+            bench_table_cell(&t, "%u", r->qd);
+            bench_table_cell(&t, "%.2f", r->put);
+            bench_table_cell(&t, "%.2f", r->put_sum);
+            bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->put_ratio_sum,
+                             100 * r->put_sum_p10, 100 * r->put_sum_p90);
+            bench_table_cell(&t, "%.2f", r->get);
+            bench_table_cell(&t, "%.2f", r->get_sum);
+            bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->get_ratio_sum,
+                             100 * r->get_sum_p10, 100 * r->get_sum_p90);
+        }
+        bench_table_print(&t, stdout, 2);
+        bench_table_free(&t);
+    }
+
     printf("\n  CPU time of the process (all its threads), ms per GB moved (median over passes): what\n"
            "  each side costs whatever else runs on the machine.\n");
-    static const char *const ch[] = {"block", "QD", "put kvtier", "raw", "reg",
-                                     "get kvtier", "raw", "reg"};
-    bench_table_init(&t, 8, ch, "lrrrrrrr");
+    static const char *const ch[] = {"block", "QD", "put kvtier", "raw", "reg", "sum",
+                                     "get kvtier", "raw", "reg", "sum"};
+    bench_table_init(&t, 10, ch, "lrrrrrrrrr");
     for (size_t i = 0; i < nrows; i++) {
         const nv_row *r = &rows[i];
         bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
@@ -924,9 +1014,11 @@ static void report_text(const nv_opts *o, const bench_list *blocks, const nv_row
         bench_table_cell(&t, "%.0f", 1e3 * r->put_cpu);
         bench_table_cell(&t, "%.0f", 1e3 * r->put_raw_cpu);
         bench_table_cell(&t, "%.0f", 1e3 * r->put_fixed_cpu);
+        bench_table_cell(&t, "%.0f", 1e3 * r->put_sum_cpu);
         bench_table_cell(&t, "%.0f", 1e3 * r->get_cpu);
         bench_table_cell(&t, "%.0f", 1e3 * r->get_raw_cpu);
         bench_table_cell(&t, "%.0f", 1e3 * r->get_fixed_cpu);
+        bench_table_cell(&t, "%.0f", 1e3 * r->get_sum_cpu);
     }
     bench_table_print(&t, stdout, 2);
     bench_table_free(&t);
@@ -1067,7 +1159,7 @@ int bench_micro_nvme(int argc, char **argv)
     bench_list rec_blocks = {{10000, 100000}, 2};
     uint64_t total = 512u << 20, dram_bytes = 32u << 20, rec_bb = 4096;
     int64_t runs = 5, anchor_threads = 8;
-    int json = 0, recovery = 0, no_anchor = 0, no_demote = 0, no_fixed = 0;
+    int json = 0, recovery = 0, no_anchor = 0, no_demote = 0, no_fixed = 0, no_sum = 0;
     const barg spec[] = {
         {"tier", BARG_STR, &tier, "nvme (this command; `micro --tier dram` is the DRAM one)"},
         {"block-bytes", BARG_SIZE_LIST, &blocks,
@@ -1083,6 +1175,7 @@ int bench_micro_nvme(int argc, char **argv)
         {"no-anchor", BARG_BOOL, &no_anchor, "skip the one-file-per-block comparison"},
         {"no-demote", BARG_BOOL, &no_demote, "skip the DRAM -> NVMe demotion rows"},
         {"no-registered", BARG_BOOL, &no_fixed, "skip the raw loop with registered buffers"},
+        {"no-raw-sum", BARG_BOOL, &no_sum, "skip the raw loop with checksums"},
         {"dram-bytes", BARG_SIZE, &dram_bytes,
          "DRAM tier of the demotion rows: at most a quarter of a run, at least a block (default 32M)"},
         {"recovery", BARG_BOOL, &recovery,
@@ -1139,6 +1232,8 @@ int bench_micro_nvme(int argc, char **argv)
     o.demote = !no_demote;
     o.dram_bytes = dram_bytes;
     o.fixed_ok = !no_fixed;
+    o.raw_sum = !no_sum;
+    o.sum_helpers = raw_sum_tier_helpers();
     for (int i = 0; i < qds.n; i++)
         if (qds.v[i] > o.big_qd)
             o.big_qd = (unsigned)qds.v[i];

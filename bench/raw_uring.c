@@ -139,10 +139,11 @@ static void prep(raw_uring *r, int write, const raw_io *io, unsigned t)
 
 int raw_uring_run(raw_uring *r, int write, const raw_io *ios, size_t n)
 {
-    return raw_uring_run_cb(r, write, ios, n, NULL, NULL);
+    return raw_uring_run_cb(r, write, ios, n, NULL, NULL, NULL);
 }
 
 int raw_uring_run_cb(raw_uring *r, int write, const raw_io *ios, size_t n,
+                     void (*before)(void *user, size_t index),
                      void (*done)(void *user, size_t index), void *user)
 {
     size_t next = 0, finished = 0;
@@ -153,6 +154,8 @@ int raw_uring_run_cb(raw_uring *r, int write, const raw_io *ios, size_t n,
     while (finished < n) {
         while (nfree && next < n && !err) {
             unsigned t = r->free_tags[--nfree];
+            if (before)
+                before(user, next);
             r->tags[t] = (tag){.index = next++};
             prep(r, write, &ios[r->tags[t].index], t);
             inflight++;
@@ -236,9 +239,10 @@ int raw_uring_run(raw_uring *r, int write, const raw_io *ios, size_t n)
     return -ENOSYS;
 }
 int raw_uring_run_cb(raw_uring *r, int write, const raw_io *ios, size_t n,
+                     void (*before)(void *user, size_t index),
                      void (*done)(void *user, size_t index), void *user)
 {
-    (void)r, (void)write, (void)ios, (void)n, (void)done, (void)user;
+    (void)before, (void)r, (void)write, (void)ios, (void)n, (void)done, (void)user;
     return -ENOSYS;
 }
 uint64_t raw_uring_fixed(const raw_uring *r)

@@ -45,11 +45,13 @@ void raw_uring_free(raw_uring *r);
  * returns when all are done: 0, or the negative errno of the first failure
  * (-EIO for a transfer that made no progress). Blocking. */
 int raw_uring_run(raw_uring *r, int write, const raw_io *ios, size_t n);
-/* raw_uring_run() that calls done(user, i) on this thread as transfer i
- * completes in full, before the loop reaps or submits anything else: work
- * done there (say, checksumming a block just read) delays the ring as it
- * would in a real I/O loop. */
+/* raw_uring_run() with hooks, each called on this thread (either may be
+ * NULL): before(user, i) just before transfer i is prepared, and done(user,
+ * i) as it completes in full, before the loop reaps or submits anything
+ * else. Work done in either delays the ring as it would in a real I/O loop
+ * (raw_sum.c checksums blocks there). */
 int raw_uring_run_cb(raw_uring *r, int write, const raw_io *ios, size_t n,
+                     void (*before)(void *user, size_t index),
                      void (*done)(void *user, size_t index), void *user);
 
 /* Transfers that used a registered buffer, and resubmissions after short

@@ -49,7 +49,8 @@ MICRO = {"config": {"tier": str, "total_bytes": int, "batch_bytes": int, "runs":
 NVME_CONFIG = {"tier": str, "mode": str, "dir": str, "filesystem": str, "device": str,
                "runs": int}
 NVME = {"config": dict(NVME_CONFIG, total_bytes=int, store=str, caller_buffers=str, raw=str,
-                       raw_fixed=bool, anchor_threads=int, page_touch_gb_per_s=NUM,
+                       raw_fixed=bool, raw_sum=str, raw_sum_run=bool, raw_sum_helpers=int,
+                       anchor_threads=int, page_touch_gb_per_s=NUM,
                        big_queue_depth=int, demote_dram_bytes=int, statistic=str),
         "results": list, "anchor": list, "demote": list, "overhead": list}
 NVME_ROW = {"block_bytes": int, "queue_depth": int, "slot_bytes": int, "blocks_per_run": int,
@@ -62,7 +63,11 @@ NVME_ROW = {"block_bytes": int, "queue_depth": int, "slot_bytes": int, "blocks_p
             "put_raw_fixed_cpu_s_per_gb": NUM, "get_cpu_s_per_gb": NUM,
             "get_raw_cpu_s_per_gb": NUM, "get_raw_fixed_cpu_s_per_gb": NUM, "pairs": int,
             "staged_blocks": int, "fixed_host": int, "resubmits": int,
-            "raw_fixed_transfers": int, "raw_resubmits": int}
+            "raw_fixed_transfers": int, "raw_resubmits": int,
+            "put_raw_sum_gb_per_s": NUM, "put_ratio_sum": NUM, "put_ratio_sum_p10": NUM,
+            "put_ratio_sum_p90": NUM, "put_raw_sum_cpu_s_per_gb": NUM,
+            "get_raw_sum_gb_per_s": NUM, "get_ratio_sum": NUM, "get_ratio_sum_p10": NUM,
+            "get_ratio_sum_p90": NUM, "get_raw_sum_cpu_s_per_gb": NUM}
 NVME_ANCHOR = {"block_bytes": int, "threads": int, "queue_depth": int, "blocks_per_run": int,
                "put_page_cache_gb_per_s": NUM, "put_writeback_gb_per_s": NUM,
                "get_cold_gb_per_s": NUM, "get_warm_gb_per_s": NUM, "cold_resident_pages": int,
@@ -222,7 +227,7 @@ def test_index():
 def nvme_unavailable(p):
     """The reason the NVMe tier can't run here (no io_uring build, no
     O_DIRECT), or None: then the bench must have worked."""
-    if p.returncode == 1 and any(w in p.stderr for w in ("not built", "O_DIRECT", "direct I/O",
+    if p.returncode == 1 and any(w in p.stderr for w in ("not built", "built without", "O_DIRECT", "direct I/O",
                                                           "memory filesystem")):
         return p.stderr.strip().splitlines()[-1]
     return None
@@ -263,8 +268,11 @@ def test_micro_nvme():
             if (r["block_bytes"], r["queue_depth"], r["blocks_per_run"]) != (262144, 4, 8):
                 fail(f"micro-nvme: row {r['block_bytes']}/{r['queue_depth']}/"
                      f"{r['blocks_per_run']}, wanted 262144/4/8")
-            for f in ("put_gb_per_s", "put_raw_gb_per_s", "get_gb_per_s", "get_raw_gb_per_s"):
+            for f in ("put_gb_per_s", "put_raw_gb_per_s", "get_gb_per_s", "get_raw_gb_per_s",
+                      "put_raw_sum_gb_per_s", "get_raw_sum_gb_per_s"):
                 positive(r, (f,))
+            if not r["put_ratio_sum_p10"] <= r["put_ratio_sum"] <= r["put_ratio_sum_p90"]:
+                fail("micro-nvme: put ratio to the checksumming raw loop inconsistent")
             if r["pairs"] != 2 or not r["get_ratio_p10"] <= r["get_ratio"] <= r["get_ratio_p90"]:
                 fail("micro-nvme: pairs or get ratio percentiles inconsistent")
             if o["overhead"][0]["slot_bytes"] != 262144 + 4096:

@@ -1,0 +1,236 @@
+/* raw_sum.c — the raw io_uring loop plus payload checksums, done as the NVMe tier does them: what verifying costs, without the tier. */
+#include "raw_sum.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+#if KVT_BENCH_XXH_DISPATCH
+#include <xxh_x86dispatch.h> /* XXH3_64bits becomes the AVX2/AVX-512 dispatcher */
+#endif
+
+#define MAX_HELPERS 4 /* the tier's MAX_HASHERS */
+
+enum { TODO = 0, HASHING = 1, HASHED = 2 };
+
+struct raw_sum {
+    pthread_t threads[MAX_HELPERS];
+    unsigned nthreads;
+    size_t cap;
+    pthread_mutex_t mu;
+    pthread_cond_t start, items, idle;
+    uint64_t gen; /* bumped to start a pass */
+    int stop;
+    unsigned active; /* helpers inside the current pass */
+    /* The pass. */
+    int write;
+    const raw_io *ios;
+    size_t n;
+    _Atomic uint8_t *state; /* writes: TODO/HASHING/HASHED per block */
+    _Atomic size_t cursor;  /* writes: next block a helper may take */
+    uint64_t *sum;          /* per block, from its last write */
+    size_t *queue, qhead, qtail; /* reads: blocks read, to verify (under mu) */
+    int reads_done;
+    _Atomic int bad;
+};
+
+static void verify_one(raw_sum *h, size_t i)
+{
+    const raw_io *io = &h->ios[i];
+    if (XXH3_64bits(io->buf, io->len) != h->sum[i])
+        atomic_store_explicit(&h->bad, 1, memory_order_relaxed);
+}
+
+static void hash_ahead(raw_sum *h)
+{
+    for (;;) {
+        size_t i = atomic_fetch_add_explicit(&h->cursor, 1, memory_order_relaxed);
+        if (i >= h->n)
+            return;
+        uint8_t todo = TODO;
+        if (!atomic_compare_exchange_strong(&h->state[i], &todo, HASHING))
+            continue;
+        h->sum[i] = XXH3_64bits(h->ios[i].buf, h->ios[i].len);
+        atomic_store_explicit(&h->state[i], HASHED, memory_order_release);
+    }
+}
+
+/* Takes the next block read and not yet verified; false when the reads
+ * are over and none is left. Called with mu held. */
+static int take_read(raw_sum *h, size_t *i, int wait)
+{
+    while (h->qhead == h->qtail && !h->reads_done && wait)
+        pthread_cond_wait(&h->items, &h->mu);
+    if (h->qhead == h->qtail)
+        return 0;
+    *i = h->queue[h->qhead++];
+    return 1;
+}
+
+static void *helper_main(void *arg)
+{
+    raw_sum *h = arg;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->stop && h->gen == seen)
+            pthread_cond_wait(&h->start, &h->mu);
+        if (h->stop)
+            break;
+        seen = h->gen;
+        h->active++;
+        if (h->write) {
+            pthread_mutex_unlock(&h->mu);
+            hash_ahead(h);
+            pthread_mutex_lock(&h->mu);
+        } else {
+            size_t i;
+            while (take_read(h, &i, 1)) {
+                pthread_mutex_unlock(&h->mu);
+                verify_one(h, i);
+                pthread_mutex_lock(&h->mu);
+            }
+        }
+        if (--h->active == 0)
+            pthread_cond_signal(&h->idle);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+unsigned raw_sum_tier_helpers(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned k = cpus > 1 ? (unsigned)(cpus - 1) : 0;
+    return k < MAX_HELPERS ? k : MAX_HELPERS;
+}
+
+int raw_sum_new(unsigned helpers, size_t max_blocks, raw_sum **out)
+{
+    *out = NULL;
+    raw_sum *h = calloc(1, sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    h->cap = max_blocks;
+    h->state = calloc(max_blocks ? max_blocks : 1, sizeof *h->state);
+    h->sum = calloc(max_blocks ? max_blocks : 1, sizeof *h->sum);
+    h->queue = calloc(max_blocks ? max_blocks : 1, sizeof *h->queue);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->start, NULL);
+    pthread_cond_init(&h->items, NULL);
+    pthread_cond_init(&h->idle, NULL);
+    if (!h->state || !h->sum || !h->queue) {
+        raw_sum_free(h);
+        return -ENOMEM;
+    }
+    if (helpers > MAX_HELPERS)
+        helpers = MAX_HELPERS;
+    for (unsigned t = 0; t < helpers; t++) {
+        if (pthread_create(&h->threads[t], NULL, helper_main, h) != 0) {
+            raw_sum_free(h);
+            return -EAGAIN;
+        }
+        h->nthreads++;
+    }
+    *out = h;
+    return 0;
+}
+
+void raw_sum_free(raw_sum *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->stop = 1;
+    pthread_cond_broadcast(&h->start);
+    pthread_mutex_unlock(&h->mu);
+    for (unsigned t = 0; t < h->nthreads; t++)
+        pthread_join(h->threads[t], NULL);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->start);
+    pthread_cond_destroy(&h->items);
+    pthread_cond_destroy(&h->idle);
+    free((void *)h->state);
+    free(h->sum);
+    free(h->queue);
+    free(h);
+}
+
+/* Before block i's write: its checksum, from a helper or hashed here. */
+static void before_write(void *user, size_t i)
+{
+    raw_sum *h = user;
+    uint8_t todo = TODO;
+    if (atomic_compare_exchange_strong(&h->state[i], &todo, HASHING)) {
+        h->sum[i] = XXH3_64bits(h->ios[i].buf, h->ios[i].len);
+        atomic_store_explicit(&h->state[i], HASHED, memory_order_relaxed);
+        return;
+    }
+    while (atomic_load_explicit(&h->state[i], memory_order_acquire) != HASHED)
+        sched_yield(); /* a helper is hashing this very block */
+}
+
+/* Block i is read: queue it for a helper, or verify it here if none. */
+static void after_read(void *user, size_t i)
+{
+    raw_sum *h = user;
+    if (!h->nthreads) {
+        verify_one(h, i);
+        return;
+    }
+    pthread_mutex_lock(&h->mu);
+    h->queue[h->qtail++] = i;
+    pthread_cond_signal(&h->items);
+    pthread_mutex_unlock(&h->mu);
+}
+
+int raw_sum_run(raw_sum *h, raw_uring *r, int write, const raw_io *ios, size_t n)
+{
+    if (n > h->cap)
+        return -EINVAL;
+    pthread_mutex_lock(&h->mu);
+    while (h->active) /* a helper that woke late for the last pass */
+        pthread_cond_wait(&h->idle, &h->mu);
+    h->write = write;
+    h->ios = ios;
+    h->n = n;
+    memset((void *)h->state, 0, n * sizeof *h->state);
+    atomic_store(&h->cursor, 0);
+    h->qhead = h->qtail = 0;
+    h->reads_done = 0;
+    atomic_store(&h->bad, 0);
+    h->gen++;
+    pthread_cond_broadcast(&h->start);
+    pthread_mutex_unlock(&h->mu);
+
+    int rc = raw_uring_run_cb(r, write, ios, n, write ? before_write : NULL,
+                              write ? NULL : after_read, h);
+
+    pthread_mutex_lock(&h->mu);
+    if (write) {
+        atomic_store(&h->cursor, n); /* helpers stop taking blocks */
+    } else {
+        /* The reads are over: help verify what is left. */
+        h->reads_done = 1;
+        pthread_cond_broadcast(&h->items);
+        size_t i;
+        while (take_read(h, &i, 0)) {
+            pthread_mutex_unlock(&h->mu);
+            verify_one(h, i);
+            pthread_mutex_lock(&h->mu);
+        }
+    }
+    while (h->active)
+        pthread_cond_wait(&h->idle, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    if (rc)
+        return rc;
+    return atomic_load(&h->bad) ? -EILSEQ : 0;
+}
