@@ -31,6 +31,7 @@ struct raw_sum {
     unsigned active; /* helpers inside the current pass */
     /* The pass. */
     int write;
+    raw_uring *ring;
     const raw_io *ios;
     size_t n;
     _Atomic uint8_t *state; /* writes: TODO/HASHING/HASHED per block */
@@ -163,10 +164,15 @@ void raw_sum_free(raw_sum *h)
     free(h);
 }
 
-/* Before block i's write: its checksum, from a helper or hashed here. */
+/* Before block i's write: its checksum, from a helper or hashed here. When
+ * it is not ready, what is prepared goes to the device first, so that the
+ * wait (or the hashing) does not leave the device idle; with large blocks,
+ * a whole queue of them is a lot of hashing before the first submission. */
 static void before_write(void *user, size_t i)
 {
     raw_sum *h = user;
+    if (atomic_load_explicit(&h->state[i], memory_order_acquire) != HASHED)
+        raw_uring_submit(h->ring);
     uint8_t todo = TODO;
     if (atomic_compare_exchange_strong(&h->state[i], &todo, HASHING)) {
         h->sum[i] = XXH3_64bits(h->ios[i].buf, h->ios[i].len);
@@ -199,6 +205,7 @@ int raw_sum_run(raw_sum *h, raw_uring *r, int write, const raw_io *ios, size_t n
     while (h->active) /* a helper that woke late for the last pass */
         pthread_cond_wait(&h->idle, &h->mu);
     h->write = write;
+    h->ring = r;
     h->ios = ios;
     h->n = n;
     memset((void *)h->state, 0, n * sizeof *h->state);

@@ -197,6 +197,12 @@ int raw_uring_run_cb(raw_uring *r, int write, const raw_io *ios, size_t n,
     return err;
 }
 
+void raw_uring_submit(raw_uring *r)
+{
+    if (io_uring_sq_ready(&r->ring))
+        io_uring_submit(&r->ring);
+}
+
 uint64_t raw_uring_fixed(const raw_uring *r)
 {
     return r->fixed;
@@ -244,6 +250,10 @@ int raw_uring_run_cb(raw_uring *r, int write, const raw_io *ios, size_t n,
 {
     (void)before, (void)r, (void)write, (void)ios, (void)n, (void)done, (void)user;
     return -ENOSYS;
+}
+void raw_uring_submit(raw_uring *r)
+{
+    (void)r;
 }
 uint64_t raw_uring_fixed(const raw_uring *r)
 {

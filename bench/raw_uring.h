@@ -54,6 +54,10 @@ int raw_uring_run_cb(raw_uring *r, int write, const raw_io *ios, size_t n,
                      void (*before)(void *user, size_t index),
                      void (*done)(void *user, size_t index), void *user);
 
+/* Hands the kernel the transfers prepared so far, without waiting: for a
+ * before() hook about to block, so that the device is not kept idle. */
+void raw_uring_submit(raw_uring *r);
+
 /* Transfers that used a registered buffer, and resubmissions after short
  * transfers or -EAGAIN, since raw_uring_new(). */
 uint64_t raw_uring_fixed(const raw_uring *r);
