@@ -1,10 +1,11 @@
 /* anchor_files.c — the anchors' disk tier: one file per block, buffered pwrite/pread from a thread pool. */
 #include "anchor_files.h"
 
+#include "bench.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +18,7 @@
  * slow file does not hold a whole share back. The caller only waits.
  */
 struct anchor_pool {
-    unsigned nthreads;
-    pthread_t *threads;
-    pthread_mutex_t mu;
-    pthread_cond_t go, done;
-    uint64_t generation; /* bumped per batch; workers wait for a new one */
-    unsigned running;    /* workers still on this batch */
-    int stop;
+    bench_crew *crew;
     /* the batch */
     anchor_op op;
     const char *dir;
@@ -98,34 +93,20 @@ static int one_block(const anchor_pool *p, size_t i)
     return rc;
 }
 
-static void *worker(void *arg)
+/* One worker's part of a batch: blocks in order, until none is left. */
+static void worker(void *arg)
 {
     anchor_pool *p = arg;
-    uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->generation == seen)
-            pthread_cond_wait(&p->go, &p->mu);
-        if (p->stop)
-            break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
-        for (;;) {
-            size_t i = atomic_fetch_add(&p->next, 1);
-            if (i >= p->n)
-                break;
-            int rc = one_block(p, i);
-            if (rc) {
-                int zero = 0;
-                atomic_compare_exchange_strong(&p->err, &zero, rc);
-            }
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n)
+            return;
+        int rc = one_block(p, i);
+        if (rc) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&p->err, &zero, rc);
         }
-        pthread_mutex_lock(&p->mu);
-        if (--p->running == 0)
-            pthread_cond_signal(&p->done);
     }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
 }
 
 anchor_pool *anchor_pool_new(unsigned nthreads)
@@ -135,20 +116,9 @@ anchor_pool *anchor_pool_new(unsigned nthreads)
     anchor_pool *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->threads = calloc(nthreads, sizeof *p->threads);
-    if (!p->threads) {
+    if (!(p->crew = bench_crew_new(nthreads))) {
         free(p);
         return NULL;
-    }
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->go, NULL);
-    pthread_cond_init(&p->done, NULL);
-    for (unsigned i = 0; i < nthreads; i++) {
-        if (pthread_create(&p->threads[i], NULL, worker, p)) {
-            anchor_pool_free(p);
-            return NULL;
-        }
-        p->nthreads++;
     }
     return p;
 }
@@ -157,16 +127,7 @@ void anchor_pool_free(anchor_pool *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->mu);
-    p->stop = 1;
-    pthread_cond_broadcast(&p->go);
-    pthread_mutex_unlock(&p->mu);
-    for (unsigned i = 0; i < p->nthreads; i++)
-        pthread_join(p->threads[i], NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->go);
-    pthread_cond_destroy(&p->done);
-    free(p->threads);
+    bench_crew_free(p->crew);
     free(p);
 }
 
@@ -175,7 +136,6 @@ int anchor_run(anchor_pool *p, anchor_op op, const char *dir, const kvt_key *key
 {
     if (!n)
         return 0;
-    pthread_mutex_lock(&p->mu);
     p->op = op;
     p->dir = dir;
     p->keys = keys;
@@ -184,12 +144,8 @@ int anchor_run(anchor_pool *p, anchor_op op, const char *dir, const kvt_key *key
     p->len = len;
     atomic_store(&p->next, 0);
     atomic_store(&p->err, 0);
-    p->running = p->nthreads;
-    p->generation++;
-    pthread_cond_broadcast(&p->go);
-    while (p->running)
-        pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    bench_crew_start(p->crew, worker, p);
+    bench_crew_wait(p->crew);
     return atomic_load(&p->err);
 }
 

@@ -182,6 +182,19 @@ bench_copier *bench_copier_new(unsigned nthreads);
 void bench_copier_run(bench_copier *c, const bench_copy_op *ops, size_t n);
 void bench_copier_free(bench_copier *c);
 
+/* crew.c: nthreads persistent threads that each call fn(arg) once per
+ * round; the bench's baselines (the anchors' file pool, the raw loop's
+ * hashing threads) run on one. A crew is driven by one thread at a time;
+ * with 0 threads a round does nothing. NULL without memory or threads. */
+typedef struct bench_crew bench_crew;
+bench_crew *bench_crew_new(unsigned nthreads);
+void bench_crew_free(bench_crew *c);
+unsigned bench_crew_threads(const bench_crew *c);
+/* Starts a round and returns at once. */
+void bench_crew_start(bench_crew *c, void (*fn)(void *arg), void *arg);
+/* Returns when every thread is back from the round's fn. */
+void bench_crew_wait(bench_crew *c);
+
 /* ------------------------------------------------------------ store.c */
 
 typedef struct bench_store_cfg {

@@ -1,6 +1,8 @@
 /* raw_sum.c — the raw io_uring loop plus payload checksums, done as the NVMe tier does them: what verifying costs, without the tier. */
 #include "raw_sum.h"
 
+#include "bench.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -21,14 +23,10 @@
 enum { TODO = 0, HASHING = 1, HASHED = 2 };
 
 struct raw_sum {
-    pthread_t threads[MAX_HELPERS];
-    unsigned nthreads;
+    bench_crew *helpers;
     size_t cap;
-    pthread_mutex_t mu;
-    pthread_cond_t start, items, idle;
-    uint64_t gen; /* bumped to start a pass */
-    int stop;
-    unsigned active; /* helpers inside the current pass */
+    pthread_mutex_t mu;    /* the read queue */
+    pthread_cond_t items;  /* a block read, or the reads over */
     /* The pass. */
     int write;
     raw_uring *ring;
@@ -75,35 +73,23 @@ static int take_read(raw_sum *h, size_t *i, int wait)
     return 1;
 }
 
-static void *helper_main(void *arg)
+/* A helper's part of a pass: hash ahead of the writes, or verify reads as
+ * they arrive until they are over. */
+static void helper(void *arg)
 {
     raw_sum *h = arg;
-    uint64_t seen = 0;
+    if (h->write) {
+        hash_ahead(h);
+        return;
+    }
+    size_t i;
     pthread_mutex_lock(&h->mu);
-    for (;;) {
-        while (!h->stop && h->gen == seen)
-            pthread_cond_wait(&h->start, &h->mu);
-        if (h->stop)
-            break;
-        seen = h->gen;
-        h->active++;
-        if (h->write) {
-            pthread_mutex_unlock(&h->mu);
-            hash_ahead(h);
-            pthread_mutex_lock(&h->mu);
-        } else {
-            size_t i;
-            while (take_read(h, &i, 1)) {
-                pthread_mutex_unlock(&h->mu);
-                verify_one(h, i);
-                pthread_mutex_lock(&h->mu);
-            }
-        }
-        if (--h->active == 0)
-            pthread_cond_signal(&h->idle);
+    while (take_read(h, &i, 1)) {
+        pthread_mutex_unlock(&h->mu);
+        verify_one(h, i);
+        pthread_mutex_lock(&h->mu);
     }
     pthread_mutex_unlock(&h->mu);
-    return NULL;
 }
 
 unsigned raw_sum_tier_helpers(void)
@@ -124,21 +110,12 @@ int raw_sum_new(unsigned helpers, size_t max_blocks, raw_sum **out)
     h->sum = calloc(max_blocks ? max_blocks : 1, sizeof *h->sum);
     h->queue = calloc(max_blocks ? max_blocks : 1, sizeof *h->queue);
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->start, NULL);
     pthread_cond_init(&h->items, NULL);
-    pthread_cond_init(&h->idle, NULL);
-    if (!h->state || !h->sum || !h->queue) {
+    h->helpers = bench_crew_new(helpers < MAX_HELPERS ? helpers : MAX_HELPERS);
+    if (!h->state || !h->sum || !h->queue || !h->helpers) {
+        int rc = h->helpers ? -ENOMEM : -EAGAIN; /* no memory, or no threads */
         raw_sum_free(h);
-        return -ENOMEM;
-    }
-    if (helpers > MAX_HELPERS)
-        helpers = MAX_HELPERS;
-    for (unsigned t = 0; t < helpers; t++) {
-        if (pthread_create(&h->threads[t], NULL, helper_main, h) != 0) {
-            raw_sum_free(h);
-            return -EAGAIN;
-        }
-        h->nthreads++;
+        return rc;
     }
     *out = h;
     return 0;
@@ -148,16 +125,9 @@ void raw_sum_free(raw_sum *h)
 {
     if (!h)
         return;
-    pthread_mutex_lock(&h->mu);
-    h->stop = 1;
-    pthread_cond_broadcast(&h->start);
-    pthread_mutex_unlock(&h->mu);
-    for (unsigned t = 0; t < h->nthreads; t++)
-        pthread_join(h->threads[t], NULL);
+    bench_crew_free(h->helpers);
     pthread_mutex_destroy(&h->mu);
-    pthread_cond_destroy(&h->start);
     pthread_cond_destroy(&h->items);
-    pthread_cond_destroy(&h->idle);
     free((void *)h->state);
     free(h->sum);
     free(h->queue);
@@ -187,7 +157,7 @@ static void before_write(void *user, size_t i)
 static void after_read(void *user, size_t i)
 {
     raw_sum *h = user;
-    if (!h->nthreads) {
+    if (!bench_crew_threads(h->helpers)) {
         verify_one(h, i);
         return;
     }
@@ -202,8 +172,6 @@ int raw_sum_run(raw_sum *h, raw_uring *r, int write, const raw_io *ios, size_t n
     if (n > h->cap)
         return -EINVAL;
     pthread_mutex_lock(&h->mu);
-    while (h->active) /* a helper that woke late for the last pass */
-        pthread_cond_wait(&h->idle, &h->mu);
     h->write = write;
     h->ring = r;
     h->ios = ios;
@@ -213,9 +181,8 @@ int raw_sum_run(raw_sum *h, raw_uring *r, int write, const raw_io *ios, size_t n
     h->qhead = h->qtail = 0;
     h->reads_done = 0;
     atomic_store(&h->bad, 0);
-    h->gen++;
-    pthread_cond_broadcast(&h->start);
     pthread_mutex_unlock(&h->mu);
+    bench_crew_start(h->helpers, helper, h);
 
     int rc = raw_uring_run_cb(r, write, ios, n, write ? before_write : NULL,
                               write ? NULL : after_read, h);
@@ -234,9 +201,8 @@ int raw_sum_run(raw_sum *h, raw_uring *r, int write, const raw_io *ios, size_t n
             pthread_mutex_lock(&h->mu);
         }
     }
-    while (h->active)
-        pthread_cond_wait(&h->idle, &h->mu);
     pthread_mutex_unlock(&h->mu);
+    bench_crew_wait(h->helpers);
     if (rc)
         return rc;
     return atomic_load(&h->bad) ? -EILSEQ : 0;
