@@ -443,6 +443,23 @@ static int evictable(kvt_store *s, kvt_entry *e, int t, uint64_t now)
            !retained(s, e, now);
 }
 
+/* Marks entry id LEAVING tier t when it can go now (1), under its shard's
+ * lock. Otherwise 0, or -1 when it is only busy for a moment: being read
+ * or filled. */
+static int claim_leaving(kvt_store *s, uint32_t id, int t, uint64_t now)
+{
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    pthread_mutex_lock(&sh->lock);
+    int claim = 1;
+    if (evictable(s, e, t, now))
+        e->res[t] = KVT_RES_LEAVING;
+    else
+        claim = e->refs[t] || e->res[t] != KVT_RES_READY ? -1 : 0;
+    pthread_mutex_unlock(&sh->lock);
+    return claim;
+}
+
 /* A free slot of tier t, evicting (and demoting) a victim when the tier is
  * full, or KVT_NO_SLOT when every candidate is pinned or retained. Blocks
  * that are only busy for a moment (being read, or filled by another thread)
@@ -478,16 +495,10 @@ static uint32_t take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending)
             if (v == KVT_NO_SLOT)
                 break;
             uint32_t vid = tr->slot_entry[v];
-            kvt_entry *e = kvt__index_entry(&s->ix, vid);
-            kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
-            pthread_mutex_lock(&sh->lock);
-            int ok = evictable(s, e, t, now);
-            if (ok)
-                e->res[t] = KVT_RES_LEAVING;
-            else if (e->refs[t] || e->res[t] != KVT_RES_READY)
+            int claim = claim_leaving(s, vid, t, now);
+            if (claim < 0)
                 busy++;
-            pthread_mutex_unlock(&sh->lock);
-            if (!ok) {
+            if (claim <= 0) {
                 tr->pol->skip(tr->pst, v);
                 continue;
             }
@@ -551,14 +562,7 @@ static int expire_tier(kvt_store *s, int t, uint64_t now)
                now - tr->idle_stamp[tr->idle_head] > tr->ttl_ns) {
             uint32_t v = tr->idle_head;
             uint32_t id = tr->slot_entry[v];
-            kvt_entry *e = kvt__index_entry(&s->ix, id);
-            kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
-            pthread_mutex_lock(&sh->lock);
-            int ok = evictable(s, e, t, now);
-            if (ok)
-                e->res[t] = KVT_RES_LEAVING;
-            pthread_mutex_unlock(&sh->lock);
-            if (!ok) {
+            if (claim_leaving(s, id, t, now) <= 0) {
                 /* Pinned, retained or being read: its idle time starts again. */
                 idle_remove(tr, v);
                 idle_push(tr, v, now);
