@@ -175,8 +175,13 @@ uint64_t kvt__nvme_file_bytes(uint64_t block_bytes, uint64_t nslots)
  * O_DIRECT) go through bounce buffers in the lane's staging memory, header
  * unit and payload in one transfer when the slot fits one bounce buffer.
  * Direct blocks move the header unit from staging and the payload straight
- * between the device and the caller's memory (READ_FIXED/WRITE_FIXED when it
- * lies in a registered region, contiguous fragments merged into one SQE).
+ * between the device and the caller's memory: as two transfers
+ * (READ_FIXED/WRITE_FIXED, contiguous fragments merged into one SQE) when
+ * the payload lies in a registered region, else as one vectored transfer
+ * (READV/WRITEV of the header unit and the payload). The block layer merges
+ * the two fixed transfers into one request anyway; for unregistered memory
+ * the vectored SQE does the same with half the submission work (each SQE
+ * is a pass through the filesystem's direct-I/O path: docs/perf.md).
  * queue_depth bounds the blocks in flight per ring; a ring has twice as many
  * SQEs so that direct blocks (two transfers) keep queue_depth payloads on
  * the device, as a plain io_uring loop at that depth would. CPU work on a
@@ -197,6 +202,9 @@ typedef struct piece {
     int buf_index;    /* registered buffer, or -1 */
     uint8_t fault;    /* kvt__fault still to act on */
     uint8_t resubmits;
+    uint8_t nvec;         /* 0: linear at mem; else iov[0..nvec), iov[0] at mem */
+    struct iovec iov[2];  /* a vectored piece's header unit and payload */
+    struct iovec trim[2]; /* what an injected short transfer asks for */
     struct piece *next;
 } piece;
 
@@ -268,9 +276,8 @@ struct kvt_tier_impl {
     _Atomic uint64_t seq;
     struct {
         _Atomic uint64_t bytes_written, bytes_read, reads, writes, corrupt, corrupt_header,
-            corrupt_payload, io_errors, resubmits, staged, discards, discard_batches, recovered,
-            recovery_ms,
-            syncs, hashed_off_ring, verified_off_ring;
+            corrupt_payload, io_errors, resubmits, staged, vectored, discards, discard_batches,
+            recovered, recovery_ms, syncs, hashed_off_ring, verified_off_ring;
     } st;
 };
 
@@ -469,6 +476,10 @@ static void ahead_main(kvt__job *job)
             STAT_ADD(h->t, hashed_off_ring, 1);
         }
         atomic_store_explicit(&h->state[i], 2, memory_order_release);
+        /* The ring's thread, woken onto this CPU by completions, runs now
+         * rather than after our time slice: that wait, milliseconds per
+         * batch, idled the device (docs/perf.md, "run delay"). */
+        sched_yield();
     }
     /* The last touch of h: the ring's thread may free it from here on. */
     atomic_fetch_add_explicit(&h->finished, 1, memory_order_release);
@@ -571,6 +582,57 @@ static void prep_rw(lane *l, int dir, uint8_t *mem, uint32_t len, uint64_t off, 
     }
     sqe->flags |= l->sqe_flags;
     io_uring_sqe_set_data(sqe, data);
+}
+
+/* Prepares piece p's transfer of its next p->asked bytes. */
+static void prep_piece(lane *l, int dir, piece *p)
+{
+    if (!p->nvec) {
+        prep_rw(l, dir, p->mem, p->asked, p->off, p->buf_index, p);
+        return;
+    }
+    /* The kernel reads the iovecs at submission, from the piece. An
+     * injected short transfer asks for fewer bytes than they hold: it gets a
+     * trimmed copy. */
+    unsigned nv = p->asked <= p->iov[0].iov_len ? 1 : p->nvec;
+    struct iovec *v = p->iov;
+    if (p->asked < p->len) {
+        p->trim[0] = p->iov[0];
+        if (nv == 1)
+            p->trim[0].iov_len = p->asked;
+        else
+            p->trim[1] = (struct iovec){p->iov[1].iov_base, p->asked - p->iov[0].iov_len};
+        v = p->trim;
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    if (dir == DIR_WRITE)
+        io_uring_prep_writev(sqe, l->file, v, nv, p->off);
+    else
+        io_uring_prep_readv(sqe, l->file, v, nv, p->off);
+    sqe->flags |= l->sqe_flags;
+    io_uring_sqe_set_data(sqe, p);
+}
+
+/* Moves piece p past the `got` bytes of a short transfer, to resubmit the rest. */
+static void piece_advance(piece *p, uint32_t got)
+{
+    p->off += got;
+    p->len -= got;
+    if (!p->nvec) {
+        p->mem += got;
+        return;
+    }
+    while (got) {
+        if (got < p->iov[0].iov_len) {
+            p->iov[0].iov_base = (uint8_t *)p->iov[0].iov_base + got;
+            p->iov[0].iov_len -= got;
+            break;
+        }
+        got -= (uint32_t)p->iov[0].iov_len;
+        p->iov[0] = p->iov[1];
+        p->nvec--;
+    }
+    p->mem = p->iov[0].iov_base;
 }
 
 /* Submits what is queued and waits for at least one completion. */
@@ -721,12 +783,28 @@ static int host_index(const kvt_tier_impl *t, const lane *l, const uint8_t *mem,
     return l->host_idx + (int)chunk;
 }
 
+/* The payload of direct op o when it is one run of caller memory outside
+ * the registered regions, to move with its header unit in one vectored
+ * transfer; NULL when it goes as fixed or separate transfers. */
+static uint8_t *contiguous_payload(const kvt_tier_impl *t, const lane *l, const op *o)
+{
+    const kvt_xfer *x = o->x;
+    uint8_t *p = x->frags[0];
+    if (o->end != UNIT + t->block_bytes || t->block_bytes > MAX_PIECE)
+        return NULL;
+    for (uint32_t f = 1; f < x->nfrags; f++)
+        if ((uint8_t *)x->frags[f] != p + f * o->fs)
+            return NULL;
+    uint64_t len = t->block_bytes;
+    return host_index(t, l, p, &len) < 0 ? p : NULL;
+}
+
 /* Plans and prepares o's next piece; false when it must wait for a bounce
  * buffer. */
 static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
 {
     uint64_t pos = o->cursor, left = o->end - pos, n;
-    uint8_t *mem, *bounce = NULL;
+    uint8_t *mem, *bounce = NULL, *payload = NULL;
     int idx;
     if (o->staged) {
         if (!l->nbounce_free)
@@ -737,6 +815,10 @@ static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
             bounce_fill(t, o, bounce, pos, n);
         mem = bounce;
         idx = l->staging_idx;
+    } else if (pos == 0 && (payload = contiguous_payload(t, l, o))) {
+        n = left; /* the header unit and the whole payload, one transfer */
+        mem = o->hdr;
+        idx = -1;
     } else if (pos < UNIT) {
         n = min64(left, UNIT - pos);
         mem = o->hdr + pos;
@@ -765,6 +847,13 @@ static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
     p->buf_index = idx;
     p->resubmits = 0;
     p->fault = KVT__FAULT_NONE;
+    p->nvec = 0;
+    if (payload) {
+        p->nvec = 2;
+        p->iov[0] = (struct iovec){o->hdr, UNIT};
+        p->iov[1] = (struct iovec){payload, n - UNIT};
+        STAT_ADD(t, vectored, 1);
+    }
     if (o->fault == KVT__FAULT_SHORT || o->fault == KVT__FAULT_PARTIAL) {
         /* The device moves only an aligned part (maybe nothing) of this piece. */
         p->fault = o->fault;
@@ -773,7 +862,7 @@ static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
     }
     o->cursor += n;
     o->inflight++;
-    prep_rw(l, dir, p->mem, p->asked, p->off, p->buf_index, p);
+    prep_piece(l, dir, p);
     return true;
 }
 
@@ -954,9 +1043,7 @@ static void piece_done(kvt_tier_impl *t, lane *l, piece *p, int res, int dir)
             op_fail(o, KVT_EIO);
         } else {
             p->resubmits++;
-            p->mem += got;
-            p->off += got;
-            p->len -= got;
+            piece_advance(p, got);
             p->asked = p->len;
             STAT_ADD(t, resubmits, 1);
             retry_push(l, p);
@@ -995,7 +1082,7 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
                 l->retry_head = p->next;
                 if (!l->retry_head)
                     l->retry_tail = NULL;
-                prep_rw(l, dir, p->mem, p->asked, p->off, p->buf_index, p);
+                prep_piece(l, dir, p);
                 inflight++;
                 continue;
             }
@@ -1887,6 +1974,7 @@ static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     S("io_errors", io_errors);
     S("resubmits", resubmits);
     S("staged", staged);
+    S("vectored", vectored);
     S("discards", discards);
     S("discard_batches", discard_batches);
     S("recovered", recovered);
