@@ -75,6 +75,10 @@ uint64_t bench_now_ns(void);
 uint64_t bench_thread_cpu_ns(void);
 /* CPU time of every thread of the process (the library's helpers too). */
 uint64_t bench_process_cpu_ns(void);
+/* Time the calling thread spent runnable but waiting for a CPU (the
+ * scheduler's run delay, /proc/thread-self/schedstat), in nanoseconds;
+ * UINT64_MAX where the kernel does not say. */
+uint64_t bench_thread_run_delay_ns(void);
 /* "2025-01-31T12:00:00Z" into buf. */
 const char *bench_utc_date(char *buf, size_t cap);
 /* The CPU model from /proc/cpuinfo ("unknown" if absent); static storage. */

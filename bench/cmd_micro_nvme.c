@@ -63,6 +63,8 @@ typedef struct nv_row {
     /* The raw loop with checksums (raw_sum.h): GB/s, kvtier's ratio to it, CPU s/GB. */
     double put_sum, put_ratio_sum, put_sum_p10, put_sum_p90, put_sum_cpu;
     double get_sum, get_ratio_sum, get_sum_p10, get_sum_p90, get_sum_cpu;
+    /* The driving thread's run delay, ms per pass: kvtier, raw, sum. */
+    double put_delay, put_raw_delay, put_sum_delay, get_delay, get_raw_delay, get_sum_delay;
     uint64_t staged, fixed_host, resubmits, raw_fixed_ios, raw_resubmits;
 } nv_row;
 
@@ -256,13 +258,36 @@ static int check_read(const uint8_t *dst, const uint8_t *src, size_t n, uint64_t
  * charges each side all it costs, whatever other processes take. */
 static uint64_t last_cpu_ns;
 
+/* The calling thread's run delay in the last pass: the time it was ready
+ * to reap completions and submit more but waited for a CPU, which another
+ * of the process's threads may hold (the tier's hashing threads, or the
+ * checksumming loop's). On 2 vCPUs this wait idled the device for
+ * milliseconds per pass (docs/perf.md). */
+static uint64_t last_delay_ns;
+static uint64_t delay0;
+
+static void pass_begin(uint64_t *c0, uint64_t *t0)
+{
+    delay0 = bench_thread_run_delay_ns();
+    *c0 = bench_process_cpu_ns();
+    *t0 = bench_now_ns();
+}
+
+static void pass_end(uint64_t c0, uint64_t t0, uint64_t *ns)
+{
+    *ns = bench_now_ns() - t0;
+    last_cpu_ns = bench_process_cpu_ns() - c0;
+    uint64_t d = bench_thread_run_delay_ns();
+    last_delay_ns = d == UINT64_MAX || delay0 == UINT64_MAX ? UINT64_MAX : d - delay0;
+}
+
 static int kvt_pass(kvt_store *s, int put, const kvt_key *keys, size_t n, void **ptrs,
                     uint64_t *ns)
 {
-    uint64_t c0 = bench_process_cpu_ns(), t0 = bench_now_ns();
+    uint64_t c0, t0;
+    pass_begin(&c0, &t0);
     int got = put ? kvt_put(s, keys, n, ptrs, NULL, NULL) : kvt_get(s, keys, n, ptrs, NULL, NULL);
-    *ns = bench_now_ns() - t0;
-    last_cpu_ns = bench_process_cpu_ns() - c0;
+    pass_end(c0, t0, ns);
     if (got != (int)n) {
         fprintf(stderr, "kvtier-bench micro --tier nvme: %s moved %d of %zu blocks: %s\n",
                 put ? "kvt_put" : "kvt_get", got, n,
@@ -274,20 +299,20 @@ static int kvt_pass(kvt_store *s, int put, const kvt_key *keys, size_t n, void *
 
 static int raw_pass(raw_uring *r, int write, const raw_io *ios, size_t n, uint64_t *ns)
 {
-    uint64_t c0 = bench_process_cpu_ns(), t0 = bench_now_ns();
+    uint64_t c0, t0;
+    pass_begin(&c0, &t0);
     int rc = raw_uring_run(r, write, ios, n);
-    *ns = bench_now_ns() - t0;
-    last_cpu_ns = bench_process_cpu_ns() - c0;
+    pass_end(c0, t0, ns);
     return rc ? sys_fail(write ? "raw write" : "raw read", rc) : 0;
 }
 
 static int sum_pass(raw_sum *h, raw_uring *r, int write, const raw_io *ios, size_t n,
                     uint64_t *ns)
 {
-    uint64_t c0 = bench_process_cpu_ns(), t0 = bench_now_ns();
+    uint64_t c0, t0;
+    pass_begin(&c0, &t0);
     int rc = raw_sum_run(h, r, write, ios, n);
-    *ns = bench_now_ns() - t0;
-    last_cpu_ns = bench_process_cpu_ns() - c0;
+    pass_end(c0, t0, ns);
     if (rc == -EILSEQ) {
         fprintf(stderr, "kvtier-bench micro --tier nvme: the raw loop with checksums read a "
                         "block whose checksum differs from the one written\n");
@@ -311,7 +336,8 @@ enum { P_KVT, P_RAW, P_FIXED, P_SUM, P_ANCHOR, NPASS };
 
 typedef struct row_series {
     series put[NPASS], get[NPASS];
-    series put_cpu[NPASS], get_cpu[NPASS]; /* CPU seconds per GB */
+    series put_cpu[NPASS], get_cpu[NPASS];     /* CPU seconds per GB */
+    series put_delay[NPASS], get_delay[NPASS]; /* run delay, ms per pass */
     series put_ratio, get_ratio, put_ratio_fixed, get_ratio_fixed, put_ratio_sum, get_ratio_sum;
     series anchor_wb, anchor_warm, get_vs_cold, get_vs_warm, put_vs_wb;
 } row_series;
@@ -327,6 +353,8 @@ static void row_series_free(row_series *rs)
         bench_samples_free(&rs->get[p]);
         bench_samples_free(&rs->put_cpu[p]);
         bench_samples_free(&rs->get_cpu[p]);
+        bench_samples_free(&rs->put_delay[p]);
+        bench_samples_free(&rs->get_delay[p]);
     }
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         bench_samples_free(all[i]);
@@ -429,6 +457,7 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
         const kvt_key *rk = keys + (size_t)(r + 1) * n;
         uint64_t put_ns[NPASS] = {0}, get_ns[NPASS] = {0}, wb_ns = 0, warm_ns = 0;
         uint64_t put_cpu[NPASS] = {0}, get_cpu[NPASS] = {0};
+        uint64_t put_delay[NPASS] = {0}, get_delay[NPASS] = {0};
         /* Each side writes its blocks and reads them back before the next
          * side starts: kvtier and the raw loops take turns on the same
          * slots, so kvtier's blocks are removed (untimed) after its turn. */
@@ -443,6 +472,7 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
             if (p == P_SUM && sum_pass(summer, plain, 1, wio, n, &put_ns[p]))
                 goto out;
             put_cpu[p] = last_cpu_ns;
+            put_delay[p] = last_delay_ns;
             /* The anchor's put returns with the bytes in the page cache; its
              * writeback (and dropping the pages, for the cold read) is timed
              * on its own right after. */
@@ -459,6 +489,7 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
             if (p == P_SUM && sum_pass(summer, plain, 0, rio, n, &get_ns[p]))
                 goto out;
             get_cpu[p] = last_cpu_ns;
+            get_delay[p] = last_delay_ns;
             if (p == P_ANCHOR) {
                 int64_t res = anchor_resident_pages(o->adir, rk, n, bb);
                 if (res > arow->cold_resident_pages)
@@ -483,6 +514,10 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
             bench_samples_add(&rs.get[p], gbps(run_bytes, get_ns[p]));
             bench_samples_add(&rs.put_cpu[p], (double)put_cpu[p] / (double)run_bytes);
             bench_samples_add(&rs.get_cpu[p], (double)get_cpu[p] / (double)run_bytes);
+            if (put_delay[p] != UINT64_MAX && get_delay[p] != UINT64_MAX) {
+                bench_samples_add(&rs.put_delay[p], (double)put_delay[p] / 1e6);
+                bench_samples_add(&rs.get_delay[p], (double)get_delay[p] / 1e6);
+            }
         }
         /* Ratios of time: the two passes of a run ran seconds apart at most,
          * so a ratio per run shrugs off slow minutes of the shared disk. */
@@ -536,6 +571,12 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
     row->get_sum_p10 = pct(&rs.get_ratio_sum, 10);
     row->get_sum_p90 = pct(&rs.get_ratio_sum, 90);
     row->get_sum_cpu = med(&rs.get_cpu[P_SUM]);
+    row->put_delay = med(&rs.put_delay[P_KVT]);
+    row->put_raw_delay = med(&rs.put_delay[P_RAW]);
+    row->put_sum_delay = med(&rs.put_delay[P_SUM]);
+    row->get_delay = med(&rs.get_delay[P_KVT]);
+    row->get_raw_delay = med(&rs.get_delay[P_RAW]);
+    row->get_sum_delay = med(&rs.get_delay[P_SUM]);
     row->staged = bench_stat(s, "nvme.staged") - staged0;
     row->fixed_host = bench_stat(s, "nvme.fixed_host");
     row->resubmits = bench_stat(s, "nvme.resubmits") - resub0;
@@ -885,6 +926,12 @@ static void report_json(const nv_opts *o, const bench_list *blocks, const nv_row
         bench_json_num(&j, "get_ratio_sum_p10", r->get_sum_p10);
         bench_json_num(&j, "get_ratio_sum_p90", r->get_sum_p90);
         bench_json_num(&j, "get_raw_sum_cpu_s_per_gb", r->get_sum_cpu);
+        bench_json_num(&j, "put_run_delay_ms", r->put_delay);
+        bench_json_num(&j, "put_raw_run_delay_ms", r->put_raw_delay);
+        bench_json_num(&j, "put_raw_sum_run_delay_ms", r->put_sum_delay);
+        bench_json_num(&j, "get_run_delay_ms", r->get_delay);
+        bench_json_num(&j, "get_raw_run_delay_ms", r->get_raw_delay);
+        bench_json_num(&j, "get_raw_sum_run_delay_ms", r->get_sum_delay);
         bench_json_u64(&j, "pairs", r->pairs);
         bench_json_u64(&j, "staged_blocks", r->staged);
         bench_json_u64(&j, "fixed_host", r->fixed_host);
@@ -1019,6 +1066,25 @@ static void report_text(const nv_opts *o, const bench_list *blocks, const nv_row
         bench_table_cell(&t, "%.0f", 1e3 * r->get_raw_cpu);
         bench_table_cell(&t, "%.0f", 1e3 * r->get_fixed_cpu);
         bench_table_cell(&t, "%.0f", 1e3 * r->get_sum_cpu);
+    }
+    bench_table_print(&t, stdout, 2);
+    bench_table_free(&t);
+
+    printf("\n  run delay: ms per pass (median) that the thread driving the ring was ready to\n"
+           "  reap and submit but waited for a CPU, which the device spends idle.\n");
+    static const char *const dh[] = {"block", "QD", "put kvtier", "raw", "sum",
+                                     "get kvtier", "raw", "sum"};
+    bench_table_init(&t, 8, dh, "lrrrrrrr");
+    for (size_t i = 0; i < nrows; i++) {
+        const nv_row *r = &rows[i];
+        bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
+        bench_table_cell(&t, "%u", r->qd);
+        bench_table_cell(&t, "%.2f", r->put_delay);
+        bench_table_cell(&t, "%.2f", r->put_raw_delay);
+        bench_table_cell(&t, "%.2f", r->put_sum_delay);
+        bench_table_cell(&t, "%.2f", r->get_delay);
+        bench_table_cell(&t, "%.2f", r->get_raw_delay);
+        bench_table_cell(&t, "%.2f", r->get_sum_delay);
     }
     bench_table_print(&t, stdout, 2);
     bench_table_free(&t);

@@ -58,6 +58,7 @@ static void hash_ahead(raw_sum *h)
             continue;
         h->sum[i] = XXH3_64bits(h->ios[i].buf, h->ios[i].len);
         atomic_store_explicit(&h->state[i], HASHED, memory_order_release);
+        sched_yield(); /* as the tier's hashing threads: the ring's thread first */
     }
 }
 
@@ -87,6 +88,7 @@ static void helper(void *arg)
     while (take_read(h, &i, 1)) {
         pthread_mutex_unlock(&h->mu);
         verify_one(h, i);
+        sched_yield();
         pthread_mutex_lock(&h->mu);
     }
     pthread_mutex_unlock(&h->mu);

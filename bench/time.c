@@ -28,6 +28,16 @@ uint64_t bench_process_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t bench_thread_run_delay_ns(void)
+{
+    FILE *f = fopen("/proc/thread-self/schedstat", "re");
+    unsigned long long on_cpu, delay;
+    int ok = f && fscanf(f, "%llu %llu", &on_cpu, &delay) == 2;
+    if (f)
+        fclose(f);
+    return ok ? (uint64_t)delay : UINT64_MAX;
+}
+
 const char *bench_utc_date(char *buf, size_t cap)
 {
     time_t t = time(NULL);

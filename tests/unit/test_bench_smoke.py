@@ -67,7 +67,10 @@ NVME_ROW = {"block_bytes": int, "queue_depth": int, "slot_bytes": int, "blocks_p
             "put_raw_sum_gb_per_s": NUM, "put_ratio_sum": NUM, "put_ratio_sum_p10": NUM,
             "put_ratio_sum_p90": NUM, "put_raw_sum_cpu_s_per_gb": NUM,
             "get_raw_sum_gb_per_s": NUM, "get_ratio_sum": NUM, "get_ratio_sum_p10": NUM,
-            "get_ratio_sum_p90": NUM, "get_raw_sum_cpu_s_per_gb": NUM}
+            "get_ratio_sum_p90": NUM, "get_raw_sum_cpu_s_per_gb": NUM,
+            "put_run_delay_ms": NUM, "put_raw_run_delay_ms": NUM,
+            "put_raw_sum_run_delay_ms": NUM, "get_run_delay_ms": NUM,
+            "get_raw_run_delay_ms": NUM, "get_raw_sum_run_delay_ms": NUM}
 NVME_ANCHOR = {"block_bytes": int, "threads": int, "queue_depth": int, "blocks_per_run": int,
                "put_page_cache_gb_per_s": NUM, "put_writeback_gb_per_s": NUM,
                "get_cold_gb_per_s": NUM, "get_warm_gb_per_s": NUM, "cold_resident_pages": int,
@@ -271,6 +274,10 @@ def test_micro_nvme():
             for f in ("put_gb_per_s", "put_raw_gb_per_s", "get_gb_per_s", "get_raw_gb_per_s",
                       "put_raw_sum_gb_per_s", "get_raw_sum_gb_per_s"):
                 positive(r, (f,))
+            for f in ("put_run_delay_ms", "put_raw_run_delay_ms", "put_raw_sum_run_delay_ms",
+                      "get_run_delay_ms", "get_raw_run_delay_ms", "get_raw_sum_run_delay_ms"):
+                if r[f] is not None and not 0 <= r[f] < 60000:
+                    fail(f"micro-nvme: {f} = {r[f]} ms, not a wait within a pass")
             if not r["put_ratio_sum_p10"] <= r["put_ratio_sum"] <= r["put_ratio_sum_p90"]:
                 fail("micro-nvme: put ratio to the checksumming raw loop inconsistent")
             if r["pairs"] != 2 or not r["get_ratio_p10"] <= r["get_ratio"] <= r["get_ratio_p90"]:
