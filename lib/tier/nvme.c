@@ -512,6 +512,16 @@ static void ahead_start(kvt_tier_impl *t, hash_ahead *h, const kvt_xfer *x, size
     }
 }
 
+/* Whether a helper has block i's checksum ready, or none is hashing ahead
+ * (the ring's thread hashes everything itself). When the ring's thread is
+ * about to hash block i or wait for it, it first hands the device what is
+ * prepared: at the start of a batch no helper is ahead yet, and a batch of
+ * 32 blocks of 256 KiB waited 0.3 ms for its first submission. */
+static bool ahead_done(hash_ahead *h, size_t i)
+{
+    return !h->posted || atomic_load_explicit(&h->state[i], memory_order_acquire) == 2;
+}
+
 /* Block i's checksum: from a helper, or hashed here. */
 static uint64_t ahead_sum(hash_ahead *h, size_t i, const kvt_xfer *x, uint64_t fs)
 {
@@ -914,6 +924,23 @@ static bool verify_off_ring(kvt_tier_impl *t, lane *l, op *o, int dir)
     return true;
 }
 
+/* Runs here one verification still queued for a hashing thread, when the
+ * ring's thread has nothing left to submit: a get's blocks tend to arrive
+ * together at the end, and one hashing thread verifying a whole queue of
+ * them alone made gets of 8 MiB batches 20-35% slower than a raw loop.
+ * The newest is taken (the pool runs oldest first). False if none was
+ * queued. */
+static bool verify_here(kvt_tier_impl *t, lane *l)
+{
+    for (op *o = l->verifying; o; o = o->vnext)
+        if (!atomic_load_explicit(&o->vdone, memory_order_acquire) &&
+            kvt__jobpool_cancel(t->hashers, &o->vjob)) {
+            o->vjob.fn(&o->vjob); /* as the pool would: the eventfd counts it */
+            return true;
+        }
+    return false;
+}
+
 static void op_finish(kvt_tier_impl *t, lane *l, op *o, int dir);
 
 /* Settles the ops whose verification is done; returns how many. */
@@ -1096,7 +1123,7 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
                  * the depth: the device is done with them. */
                 if (next == n || l->active - l->nverifying >= t->qd || !l->free_ops)
                     break;
-                if (early && io_uring_sq_ready(&l->ring))
+                if ((early || !ahead_done(&ahead, next)) && io_uring_sq_ready(&l->ring))
                     io_uring_submit(&l->ring);
                 cur = op_start(t, l, &x[next], dir, &ahead, next);
                 next++;
@@ -1124,6 +1151,8 @@ static void run(kvt_tier_impl *t, lane *l, kvt_xfer *x, size_t n, int dir)
          * eventfd read is left in the ring for the next batch. */
         if (!inflight && !l->nverifying && !l->efd_armed)
             break;
+        if (l->nverifying && next == n && !cur && !l->retry_head && verify_here(t, l))
+            continue;
         if (l->nverifying && !l->efd_armed)
             arm_efd(l);
         submit_wait(l);
