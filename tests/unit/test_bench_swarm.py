@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+import build_has
+
 BENCH = sys.argv[1] if len(sys.argv) > 1 else "kvtier-bench"
 FAILURES = []
 NUM = (int, float)
@@ -280,6 +282,10 @@ def test_usage_errors():
 
 
 def main():
+    if not build_has.nvme_tier(BENCH):
+        print("skip: libkvtier was built without the NVMe tier, which swarm and the "
+              "default run need")
+        return 77
     for t in (test_usage_errors, test_swarm_json, test_ramp, test_default_quick,
               test_sigint_removes_the_file):
         before = len(FAILURES)
