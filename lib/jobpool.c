@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "alloc.h"
 
@@ -16,6 +18,30 @@ struct kvt__jobpool {
     unsigned nthreads;
     pthread_t *threads;
 };
+
+/* 20 us: a ring's thread waits at most about that for the CPU, a small
+ * part of the milliseconds a queue of transfers takes, and a pool thread
+ * hashing 64 KiB blocks makes one system call per eight blocks rather than
+ * one per block. */
+#define POOL_SLICE_NS 20000u
+
+static _Thread_local uint64_t last_pause_ns;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void kvt__jobpool_pause(void)
+{
+    uint64_t now = now_ns();
+    if (now - last_pause_ns < POOL_SLICE_NS)
+        return;
+    sched_yield();
+    last_pause_ns = now_ns();
+}
 
 static void *pool_main(void *arg)
 {
@@ -32,11 +58,7 @@ static void *pool_main(void *arg)
             p->tail = NULL;
         pthread_mutex_unlock(&p->mu);
         j->fn(j);
-        /* The jobs serve threads that drive I/O rings. One of those, woken
-         * by a completion onto this CPU, would otherwise wait out our time
-         * slice (milliseconds) while the device idles; a yield with no one
-         * waiting costs a system call. */
-        sched_yield();
+        kvt__jobpool_pause();
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);

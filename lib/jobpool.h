@@ -27,5 +27,11 @@ void kvt__jobpool_post(kvt__jobpool *p, kvt__job *job);
  * be called), false if it has started or finished. */
 bool kvt__jobpool_cancel(kvt__jobpool *p, kvt__job *job);
 unsigned kvt__jobpool_threads(const kvt__jobpool *p);
+/* Called by a pool thread between pieces of work: gives the CPU to whoever
+ * waits for it once this thread has worked POOL_SLICE_NS since it last
+ * did. The jobs serve threads that drive I/O rings; one of those, woken by
+ * completions onto this CPU, would otherwise wait out our whole time slice
+ * (milliseconds) while the device idles. */
+void kvt__jobpool_pause(void);
 
 #endif

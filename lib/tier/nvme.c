@@ -476,10 +476,10 @@ static void ahead_main(kvt__job *job)
             STAT_ADD(h->t, hashed_off_ring, 1);
         }
         atomic_store_explicit(&h->state[i], 2, memory_order_release);
-        /* The ring's thread, woken onto this CPU by completions, runs now
+        /* The ring's thread, woken onto this CPU by completions, runs soon
          * rather than after our time slice: that wait, milliseconds per
          * batch, idled the device (docs/perf.md, "run delay"). */
-        sched_yield();
+        kvt__jobpool_pause();
     }
     /* The last touch of h: the ring's thread may free it from here on. */
     atomic_fetch_add_explicit(&h->finished, 1, memory_order_release);
