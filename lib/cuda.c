@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "error.h"
 
 void kvt__cuda_counters_visit(kvt__cuda_counters *c, const char *prefix, kvt_stat_fn fn,
@@ -209,13 +210,6 @@ int kvt__cuda_host_pinned(const void *p, size_t len)
 /* ========================================================== CUDA builds */
 
 #include <dlfcn.h>
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* The fatbin of lib/tier/hbm_kernels.cu, generated at build time. */
 extern const unsigned char kvt__hbm_fatbin[];
@@ -845,7 +839,7 @@ static void *pin_main(void *arg)
         atomic_fetch_add(&r->pinned_bytes, len);
     }
     if (atomic_fetch_sub(&r->active, 1) == 1)
-        atomic_store(&r->pin_ns, now_ns() - r->t0 + 1);
+        atomic_store(&r->pin_ns, kvt__monotonic_ns() - r->t0 + 1);
     return NULL;
 }
 
@@ -857,14 +851,14 @@ void kvt__cuda_region_pin(kvt__cuda_region *r)
     pthread_mutex_lock(&r->lock);
     if (!r->started) {
         r->started = 1;
-        r->t0 = now_ns();
+        r->t0 = kvt__monotonic_ns();
         int want = r->nchunks < KVT_CUDA_PIN_THREADS ? (int)r->nchunks : KVT_CUDA_PIN_THREADS;
         atomic_store(&r->active, want);
         for (int i = 0; i < want; i++) {
             if (pthread_create(&r->threads[r->nthreads], NULL, pin_main, r) == 0) {
                 r->nthreads++;
             } else if (atomic_fetch_sub(&r->active, 1) == 1) {
-                atomic_store(&r->pin_ns, now_ns() - r->t0 + 1);
+                atomic_store(&r->pin_ns, kvt__monotonic_ns() - r->t0 + 1);
             }
         }
     }

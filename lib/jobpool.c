@@ -4,11 +4,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 
 struct kvt__jobpool {
     pthread_mutex_t mu;
@@ -27,20 +26,13 @@ struct kvt__jobpool {
 
 static _Thread_local uint64_t last_pause_ns;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void kvt__jobpool_pause(void)
 {
-    uint64_t now = now_ns();
+    uint64_t now = kvt__monotonic_ns();
     if (now - last_pause_ns < POOL_SLICE_NS)
         return;
     sched_yield();
-    last_pause_ns = now_ns();
+    last_pause_ns = kvt__monotonic_ns();
 }
 
 static void *pool_main(void *arg)

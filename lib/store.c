@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "cuda.h"
 #include "error.h"
 #include "jobpool.h"
@@ -33,20 +34,13 @@ static const char *const tier_names[KVT_TIER_COUNT] = {"hbm", "dram", "nvme"};
 
 /* ------------------------------------------------------------------ time */
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t kvt__store_now(kvt_store *s)
 {
     if (s->manual_clock)
         return atomic_load_explicit(&s->manual_now, memory_order_acquire);
     if (s->clock)
         return s->clock(s->clock_user);
-    return monotonic_ns();
+    return kvt__monotonic_ns();
 }
 
 /* Store-relative milliseconds and seconds, for the 32-bit deadlines in
@@ -516,7 +510,7 @@ static uint32_t take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending)
                  * loaded machine a 50 us nap lasts far longer, and a thread
                  * that is descheduled or stopped keeps no count at all. Real
                  * time, not the store's clock: a virtual one need not move. */
-                uint64_t real = monotonic_ns();
+                uint64_t real = kvt__monotonic_ns();
                 if (!deadline)
                     deadline = real + MAX_SLOT_WAIT_NS;
                 if (real < deadline) {

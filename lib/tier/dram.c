@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "copy.h"
 #include "cuda.h"
 #include "error.h"
@@ -40,13 +41,6 @@ struct kvt_tier_impl {
     _Atomic uint64_t bytes_written;
     _Atomic uint64_t bytes_read;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Bytes of [mem, mem + len) backed by transparent huge pages, from the
  * AnonHugePages lines of the mappings overlapping it. Huge pages are granted
@@ -101,7 +95,7 @@ static char *map_aligned(size_t bytes)
 
 static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nslots)
 {
-    uint64_t started = now_ns();
+    uint64_t started = kvt__monotonic_ns();
     if (!p || !out || !nslots)
         return kvt__err(KVT_ENULL, "dram tier open: %s is NULL",
                         !p ? "params" : !out ? "out" : "nslots");
@@ -197,7 +191,7 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         kvt__cuda_region_pin(t->cuda_region);
     kvt__err_clear();
 
-    t->open_ns = now_ns() - started;
+    t->open_ns = kvt__monotonic_ns() - started;
     *out = t;
     *nslots = t->nslots;
     return 0;

@@ -35,6 +35,7 @@
 #include <xxhash.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "error.h"
 #include "jobpool.h"
 #include "killpoint.h"
@@ -134,13 +135,6 @@ static uint64_t round_up(uint64_t v, uint64_t a)
 static uint64_t min64(uint64_t a, uint64_t b)
 {
     return a < b ? a : b;
-}
-
-static uint64_t now_ns(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t kvt__nvme_slot_bytes(uint64_t block_bytes)
@@ -300,7 +294,7 @@ static void sb_encode(const kvt_tier_impl *t, uint8_t *b)
     put64(b + SB_SLOT_COUNT, t->nslots);
     put64(b + SB_SLOTS_OFF, SLOTS_OFF);
     memcpy(b + SB_STORE_ID, t->store_id, 16);
-    put64(b + SB_CREATED, now_ns(CLOCK_REALTIME));
+    put64(b + SB_CREATED, kvt__clock_ns(CLOCK_REALTIME));
     put32(b + SB_KEY_MODE, t->key_mode);
     put64(b + SB_SUM, XXH3_64bits(b, HDR_SUMMED));
 }
@@ -372,12 +366,18 @@ static uint64_t payload_hash(const void *p, size_t n)
     return fast_hash ? fast_hash(p, n) : XXH3_64bits(p, n);
 }
 
+/* Whether x's fragments (fs bytes each) lie back to back: one linear payload. */
+static bool frags_contiguous(const kvt_xfer *x, uint64_t fs)
+{
+    for (uint32_t f = 1; f < x->nfrags; f++)
+        if ((const uint8_t *)x->frags[f] != (const uint8_t *)x->frags[0] + f * fs)
+            return false;
+    return true;
+}
+
 static uint64_t frags_hash(const kvt_xfer *x, uint64_t fs)
 {
-    uint32_t f = 1;
-    while (f < x->nfrags && (const uint8_t *)x->frags[f] == (const uint8_t *)x->frags[0] + f * fs)
-        f++;
-    if (f == x->nfrags) /* one contiguous payload */
+    if (frags_contiguous(x, fs))
         return payload_hash(x->frags[0], fs * x->nfrags);
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
@@ -798,13 +798,10 @@ static int host_index(const kvt_tier_impl *t, const lane *l, const uint8_t *mem,
  * transfer; NULL when it goes as fixed or separate transfers. */
 static uint8_t *contiguous_payload(const kvt_tier_impl *t, const lane *l, const op *o)
 {
-    const kvt_xfer *x = o->x;
-    uint8_t *p = x->frags[0];
-    if (o->end != UNIT + t->block_bytes || t->block_bytes > MAX_PIECE)
+    uint8_t *p = o->x->frags[0];
+    if (o->end != UNIT + t->block_bytes || t->block_bytes > MAX_PIECE ||
+        !frags_contiguous(o->x, o->fs))
         return NULL;
-    for (uint32_t f = 1; f < x->nfrags; f++)
-        if ((uint8_t *)x->frags[f] != p + f * o->fs)
-            return NULL;
     uint64_t len = t->block_bytes;
     return host_index(t, l, p, &len) < 0 ? p : NULL;
 }
@@ -1285,7 +1282,7 @@ static int nvme_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
 {
     if (!t || !fn)
         return kvt__err(KVT_ENULL, "nvme: recover: %s is NULL", t ? "fn" : "tier");
-    uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+    uint64_t t0 = kvt__clock_ns(CLOCK_MONOTONIC);
     lane *l = lane_get(t);
     uint32_t *drop = NULL;
     size_t ndrop = 0, capdrop = 0;
@@ -1370,7 +1367,7 @@ out:
     kvt__free(slot_of);
     kvt__free(free_units);
     atomic_store(&t->st.recovered, kept);
-    atomic_store(&t->st.recovery_ms, (now_ns(CLOCK_MONOTONIC) - t0) / 1000000u);
+    atomic_store(&t->st.recovery_ms, (kvt__clock_ns(CLOCK_MONOTONIC) - t0) / 1000000u);
     return rc;
 }
 
@@ -1690,7 +1687,7 @@ static int format(kvt_tier_impl *t, uint8_t *buf, uint64_t size, bool shrink, co
 {
     uint64_t total = kvt__nvme_file_bytes(t->block_bytes, t->nslots);
     if (getrandom(t->store_id, sizeof t->store_id, 0) != (ssize_t)sizeof t->store_id) {
-        uint64_t a = now_ns(CLOCK_REALTIME), b = now_ns(CLOCK_MONOTONIC) ^ (uint64_t)getpid();
+        uint64_t a = kvt__clock_ns(CLOCK_REALTIME), b = kvt__clock_ns(CLOCK_MONOTONIC) ^ (uint64_t)getpid();
         put64(t->store_id, XXH3_64bits(&a, sizeof a));
         put64(t->store_id + 8, XXH3_64bits(&b, sizeof b));
     }
@@ -1934,7 +1931,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     t->sq = 2 * t->qd;
     t->host_base = p->host_region;
     t->host_bytes = p->host_region_bytes;
-    atomic_init(&t->seq, now_ns(CLOCK_REALTIME));
+    atomic_init(&t->seq, kvt__clock_ns(CLOCK_REALTIME));
     pthread_once(&fast_hash_once, fast_hash_init);
 
     bool created = false;
