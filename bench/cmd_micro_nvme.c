@@ -265,30 +265,33 @@ static uint64_t last_cpu_ns;
  * checksumming loop's). On 2 vCPUs this wait idled the device for
  * milliseconds per pass (docs/perf.md). */
 static uint64_t last_delay_ns;
-static uint64_t delay0;
 
-static void pass_begin(uint64_t *c0, uint64_t *t0)
+/* The clocks at the start of a pass. */
+typedef struct pass_start {
+    uint64_t delay, cpu, wall;
+} pass_start;
+
+static pass_start pass_begin(void)
 {
-    delay0 = bench_thread_run_delay_ns();
-    *c0 = bench_process_cpu_ns();
-    *t0 = bench_now_ns();
+    return (pass_start){.delay = bench_thread_run_delay_ns(), .cpu = bench_process_cpu_ns(),
+                        .wall = bench_now_ns()};
 }
 
-static void pass_end(uint64_t c0, uint64_t t0, uint64_t *ns)
+/* The pass's wall time into *ns; its CPU and run delay into last_*. */
+static void pass_end(pass_start b, uint64_t *ns)
 {
-    *ns = bench_now_ns() - t0;
-    last_cpu_ns = bench_process_cpu_ns() - c0;
+    *ns = bench_now_ns() - b.wall;
+    last_cpu_ns = bench_process_cpu_ns() - b.cpu;
     uint64_t d = bench_thread_run_delay_ns();
-    last_delay_ns = d == UINT64_MAX || delay0 == UINT64_MAX ? UINT64_MAX : d - delay0;
+    last_delay_ns = d == UINT64_MAX || b.delay == UINT64_MAX ? UINT64_MAX : d - b.delay;
 }
 
 static int kvt_pass(kvt_store *s, int put, const kvt_key *keys, size_t n, void **ptrs,
                     uint64_t *ns)
 {
-    uint64_t c0, t0;
-    pass_begin(&c0, &t0);
+    pass_start b = pass_begin();
     int got = put ? kvt_put(s, keys, n, ptrs, NULL, NULL) : kvt_get(s, keys, n, ptrs, NULL, NULL);
-    pass_end(c0, t0, ns);
+    pass_end(b, ns);
     if (got != (int)n) {
         fprintf(stderr, "kvtier-bench micro --tier nvme: %s moved %d of %zu blocks: %s\n",
                 put ? "kvt_put" : "kvt_get", got, n,
@@ -300,20 +303,18 @@ static int kvt_pass(kvt_store *s, int put, const kvt_key *keys, size_t n, void *
 
 static int raw_pass(raw_uring *r, int write, const raw_io *ios, size_t n, uint64_t *ns)
 {
-    uint64_t c0, t0;
-    pass_begin(&c0, &t0);
+    pass_start b = pass_begin();
     int rc = raw_uring_run(r, write, ios, n);
-    pass_end(c0, t0, ns);
+    pass_end(b, ns);
     return rc ? sys_fail(write ? "raw write" : "raw read", rc) : 0;
 }
 
 static int sum_pass(raw_sum *h, raw_uring *r, int write, const raw_io *ios, size_t n,
                     uint64_t *ns)
 {
-    uint64_t c0, t0;
-    pass_begin(&c0, &t0);
+    pass_start b = pass_begin();
     int rc = raw_sum_run(h, r, write, ios, n);
-    pass_end(c0, t0, ns);
+    pass_end(b, ns);
     if (rc == -EILSEQ) {
         fprintf(stderr, "kvtier-bench micro --tier nvme: the raw loop with checksums read a "
                         "block whose checksum differs from the one written\n");
