@@ -194,11 +194,15 @@ typedef enum kvt_option {
     KVT_OPT_COPY_THREADS = 5, /* threads that copy one large batch; default 2, 1..64 */
     KVT_OPT_MAX_INFLIGHT = 6, /* pending tickets before KVT_EBUSY; default 1024 */
     KVT_OPT_MANUAL_CLOCK = 7, /* 1: time moves only by kvt_clock_set() (virtual time) */
-    KVT_OPT_KEY_MODE = 8      /* kvt_key_mode of the keys this store is given; default
+    KVT_OPT_KEY_MODE = 8,     /* kvt_key_mode of the keys this store is given; default
                                  KVT_KEY_XXH3_128. A declaration: the store never sees
                                  tokens, so it cannot check a key's mode; persistent tiers
                                  record it and refuse a file of another mode
                                  (KVT_EGEOMETRY). Readable as the stat "key_mode". */
+    KVT_OPT_CLOSE_FLUSH_MS = 9 /* kvt_close writes blocks held only in DRAM/HBM down to the
+                                 persistent tier (as kvt_flush of everything) for at most
+                                 this long, so that a reopen is warm; 0 skips it (close
+                                 drops them). Default 60000. 0..86400000. */
 } kvt_option;
 
 /* Per-tier options, set with kvt_config_set_tier(). */
@@ -269,7 +273,9 @@ KVT_API int kvt_open(kvt_config *cfg, kvt_store **out);
 
 /* Closes a store: waits for every operation in flight (queued async
  * operations still run; their tickets complete and are then discarded),
- * flushes persistent tiers, frees everything. NULL is fine (returns 0).
+ * writes blocks held only in DRAM/HBM down to the persistent tier for up to
+ * KVT_OPT_CLOSE_FLUSH_MS (so that the next kvt_open finds them), flushes
+ * persistent tiers (fdatasync), frees everything. NULL is fine (returns 0).
  * Closing a store twice, or a pointer that is not an open store, returns
  * KVT_ECLOSED (stores are tracked by address; nothing is dereferenced). */
 KVT_API int kvt_close(kvt_store *store);
@@ -308,8 +314,12 @@ typedef enum kvt_mem_kind {
 /* Flags for kvt_io_opts.flags. Other bits: KVT_EINVAL. */
 enum {
     KVT_IO_NO_PROMOTE = 1u << 0, /* get: do not copy lower-tier hits up into DRAM/HBM */
-    KVT_IO_STREAM_WAIT = 1u << 1 /* async call with a stream: the stream itself waits for
+    KVT_IO_STREAM_WAIT = 1u << 1, /* async call with a stream: the stream itself waits for
                                     the library (see "CUDA" below) */
+    KVT_IO_DURABLE = 1u << 2     /* put: complete (return, or the ticket) only once each
+                                    block is on the persistent tier and flushed, as
+                                    kvt_flush() of these keys; see "Durability" below.
+                                    KVT_ENOTSUP on a store without a persistent tier */
 };
 
 /* CUDA (CUDA builds; docs/gpu.md). The library loads the CUDA runtime at
@@ -401,10 +411,61 @@ KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const
 KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 
-/* Forgets n keys in every tier. Returns how many were held. Pinned blocks
- * are removed too once their readers finish (a pin protects from eviction,
- * not from explicit removal). */
+/* Forgets n keys in every tier. Returns how many were held (readable in some
+ * tier when the remove reached them, including blocks on their way out by
+ * eviction, expiry or demotion). Blocking: it waits for media writes of
+ * these keys already under way, and flushes (below).
+ *
+ * A remove is final. Once it returns, no lookup, pin, get or flush in this
+ * process finds these keys, nor does a store reopened on the same
+ * persistent tier, after a clean close or a SIGKILL at any moment — until a
+ * put issued after the remove started stores a key again. Everything in
+ * flight for a key when the remove reaches it is cancelled:
+ *  - a put of the key issued (called, for an asynchronous one) before the
+ *    remove started, and not yet complete: it ends without leaving the key
+ *    stored. Its status and count treat the block as stored, then removed
+ *    (it was ordered before the remove); the stat "put_cancelled" counts it;
+ *  - a put issued after the remove started may store the key again (the two
+ *    overlap; either order is a valid outcome);
+ *  - write-through copies, demotions and promotions of the key: dropped,
+ *    and their media writes invalidated;
+ *  - pinned blocks and blocks being read are removed too (a pin protects
+ *    from eviction, not from removal); a get running at the same time as
+ *    the remove may still return the bytes, or report KVT_ENOENT.
+ * On a persistent tier the block is invalidated on media and the tier
+ * flushed (fdatasync) before the remove returns, so it stays removed after
+ * power loss too, where the device honours flushes. */
 KVT_API int kvt_remove(kvt_store *store, const kvt_key *keys, size_t n);
+
+/* Durability. What survives what:
+ *  - DRAM and HBM hold blocks for the life of the process. Unless written
+ *    down (here, by KVT_IO_DURABLE, or by kvt_close: KVT_OPT_CLOSE_FLUSH_MS),
+ *    a block held only there is gone after the process exits or is killed.
+ *  - NVMe: a block whose write completed (an NVMe put returned, a
+ *    write-through copy or demotion finished) is on the device: it survives
+ *    SIGKILL of the process and is found by the next kvt_open. Writes are
+ *    O_DIRECT without FUA: the device may still hold them in a volatile
+ *    cache, and a fresh file's extents are recorded in filesystem metadata
+ *    not yet committed, so power loss or a kernel crash can lose blocks
+ *    written since the last flush (never return wrong bytes: every block is
+ *    verified on read).
+ *  - kvt_flush(), KVT_IO_DURABLE, kvt_remove and kvt_close flush the
+ *    persistent tier (fdatasync: device cache and metadata): what they
+ *    report durable survives power loss on a device that honours flushes.
+ *
+ * kvt_flush writes the given blocks down to the persistent tier (the first
+ * tier whose blocks survive a restart: NVMe) where they are not there yet,
+ * waits for such writes already under way, then flushes. keys == NULL with
+ * n == 0: every block held only in faster tiers. Returns the number of the
+ * given keys now durable (status, optional, n entries: 0, or KVT_ENOENT for
+ * a key not held, KVT_EFULL when the persistent tier had no room, KVT_EIO
+ * and the like when its write failed); with keys == NULL, the number of
+ * blocks it wrote down. A block evicted from the persistent tier later by
+ * its policy or TTL is gone like any other: durable means not lost to a
+ * crash, not kept forever. Blocking. Errors: KVT_ENULL (keys NULL with
+ * n > 0), KVT_ENOTSUP (no persistent tier), KVT_EIO (the flush failed: then
+ * nothing this call wrote is known durable), KVT_ECLOSED. */
+KVT_API int kvt_flush(kvt_store *store, const kvt_key *keys, size_t n, int32_t *status);
 
 /* ---------------------------------------------------------------- tickets */
 
