@@ -271,6 +271,9 @@ static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *
         return rc;
     if ((rc = check_io(s, keys, n, ptrs, o, fn)))
         return leave_call(s, rc);
+    if (op == KVT_JOB_PUT && o && (o->flags & KVT_IO_DURABLE) && s->durable_tier < 0)
+        return leave_call(s, kvt__err(KVT_ENOTSUP, "%s: KVT_IO_DURABLE, but the store has no "
+                                                   "persistent tier", fn));
     /* kvtier-gpu: a call is ordered after the work queued on the caller's
      * stream before it. An asynchronous one records that point now (not
      * when a worker gets to it) and may gate the stream; the context travels
@@ -285,14 +288,29 @@ static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *
             return leave_call(s, rc);
         o = &call_opts;
     }
-    if (ticket) {
-        rc = kvt__workers_submit(s->workers, op, keys, n, ptrs, o, ticket);
-        if (rc < 0)
+    /* A put is issued here, also when a worker runs it later: a remove that
+     * starts after this point does not cancel it (kvt_remove). */
+    uint64_t seq = 0;
+    if (op == KVT_JOB_PUT && (rc = kvt__store_put_begin(s, &seq))) {
+        if (o == &call_opts)
             kvt__cuda_call_abort(o);
-    } else if ((rc = kvt__cuda_io_begin(o)) == 0) {
-        rc = op == KVT_JOB_PUT ? kvt__store_put(s, keys, n, ptrs, o)
-                               : kvt__store_get(s, keys, n, ptrs, o);
-        kvt__cuda_io_end(o);
+        return leave_call(s, rc);
+    }
+    if (ticket) {
+        rc = kvt__workers_submit(s->workers, op, keys, n, ptrs, o, seq, ticket);
+        if (rc < 0) {
+            kvt__cuda_call_abort(o);
+            if (op == KVT_JOB_PUT)
+                kvt__store_put_end(s, seq);
+        }
+    } else {
+        if ((rc = kvt__cuda_io_begin(o)) == 0) {
+            rc = op == KVT_JOB_PUT ? kvt__store_put(s, keys, n, ptrs, o, seq)
+                                   : kvt__store_get(s, keys, n, ptrs, o);
+            kvt__cuda_io_end(o);
+        }
+        if (op == KVT_JOB_PUT)
+            kvt__store_put_end(s, seq);
     }
     return leave_call(s, rc);
 }
@@ -317,6 +335,18 @@ int kvt_remove(kvt_store *s, const kvt_key *keys, size_t n)
     if ((rc = check_keys(keys, n, "kvt_remove")))
         return leave_call(s, rc);
     return leave_call(s, kvt__store_remove(s, keys, n));
+}
+
+int kvt_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
+{
+    int rc = enter(s, "kvt_flush");
+    if (rc)
+        return rc;
+    if (keys && (rc = check_keys(keys, n, "kvt_flush")))
+        return leave_call(s, rc);
+    if (!keys && n)
+        return leave_call(s, kvt__err(KVT_ENULL, "kvt_flush: keys is NULL with n = %zu", n));
+    return leave_call(s, kvt__store_flush(s, keys, n, status));
 }
 
 int kvt_wait(kvt_store *s, kvt_ticket ticket, int timeout_ms)

@@ -30,6 +30,7 @@ int kvt_config_new(kvt_config **out)
     c->workers = 2;
     c->copy_threads = 2;
     c->max_inflight = 1024;
+    c->close_flush_ms = 60000;
     for (int t = 0; t < KVT_TIER_COUNT; t++) {
         c->tier[t].victims = KVT_VICTIM_DEMOTE;
         c->tier[t].admit = KVT_ADMIT_WRITE_BACK;
@@ -102,6 +103,11 @@ int kvt_config_set(kvt_config *cfg, kvt_option opt, int64_t v)
         if ((rc = in_range(v, 1, MAX_INFLIGHT, "max in-flight tickets")))
             return rc;
         cfg->max_inflight = (uint32_t)v;
+        return 0;
+    case KVT_OPT_CLOSE_FLUSH_MS:
+        if ((rc = in_range(v, 0, 86400000, "close flush ms")))
+            return rc;
+        cfg->close_flush_ms = (uint64_t)v;
         return 0;
     case KVT_OPT_MANUAL_CLOCK:
         if ((rc = in_range(v, 0, 1, "manual clock")))

@@ -30,6 +30,7 @@ struct kvt_config {
     uint32_t workers;
     uint32_t copy_threads;
     uint32_t max_inflight;
+    uint64_t close_flush_ms;
     int manual_clock;
     uint32_t key_mode; /* kvt_key_mode: declared, recorded by persistent tiers */
     kvt_clock_fn clock;

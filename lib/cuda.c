@@ -31,9 +31,9 @@ __attribute__((weak)) const int kvt__store_cuda_tiers = 0;
 
 static int flags_ok(const kvt_io_opts *o, const char *fn)
 {
-    if (o->flags & ~(uint32_t)(KVT_IO_NO_PROMOTE | KVT_IO_STREAM_WAIT))
-        return kvt__err(KVT_EINVAL, "%s: unknown or reserved flags 0x%x", fn,
-                        o->flags & ~(uint32_t)(KVT_IO_NO_PROMOTE | KVT_IO_STREAM_WAIT));
+    const uint32_t known = KVT_IO_NO_PROMOTE | KVT_IO_STREAM_WAIT | KVT_IO_DURABLE;
+    if (o->flags & ~known)
+        return kvt__err(KVT_EINVAL, "%s: unknown or reserved flags 0x%x", fn, o->flags & ~known);
     return 0;
 }
 

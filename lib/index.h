@@ -42,7 +42,31 @@ typedef struct kvt_entry {
      * from media and not read back since, or it just failed verification.
      * A put does not take such a copy for the block (store.c, reserve). */
     uint8_t untrusted;
+    /* KVT_ENTRY_* below, and in bits 3 + tier the epoch of the tier's fill
+     * in flight (store.c, fill_begin). */
+    uint8_t flags;
+    /* Bit 1 << tier: FILLING there for a write-through copy that no thread
+     * has started yet (it holds no slot and writes nothing until then).
+     * Bit 1 << (KVT_QUEUED_TAKEN_SHIFT + tier): a flush did that copy
+     * instead; the queued job only drops its ref when it runs. */
+    uint8_t queued;
 } __attribute__((aligned(64))) kvt_entry;
+
+/* kvt_entry.flags */
+enum {
+    /* kvt_remove took the key away: the entry is unlinked from the index;
+     * only the threads that hold its id (readers, fills in flight) still see
+     * it, and a fill that lands here is cancelled instead of published. */
+    KVT_ENTRY_REMOVED = 1u << 0,
+    /* A remove waits for a persistent copy of this removed entry that
+     * another thread is taking out: keeps the entry from being freed. */
+    KVT_ENTRY_REMOVE_WAIT = 1u << 1,
+    /* A tombstone (no residency): puts issued before the remove that left
+     * it must not store the key (seq of that remove in `parent`). */
+    KVT_ENTRY_TOMB = 1u << 2,
+    KVT_ENTRY_EPOCH_SHIFT = 3
+};
+#define KVT_QUEUED_TAKEN_SHIFT 4
 
 _Static_assert(sizeof(kvt_entry) == 64, "an index entry is one cache line");
 

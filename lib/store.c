@@ -86,6 +86,73 @@ static int fastest(const kvt_entry *e)
     return -1;
 }
 
+static int persistent(const kvt_store *s, int t)
+{
+    return s->tier[t].on && (s->tier[t].ops->caps & KVT_TCAP_PERSISTENT);
+}
+
+/* ---------------------------------------------------- fills and removes
+ *
+ * A remove must leave nothing on media that a reopen would find: neither the
+ * key's own copy, nor a copy still being written, nor the old header of a
+ * slot the key was just evicted from and whose new block is not written yet
+ * (which the index no longer knows about). Every fill of the persistent tier
+ * (a put, demotion, write-through or write-down reserving a slot there)
+ * counts itself under the current epoch from FILLING until it is published
+ * or undone; every slot taken from that tier is taken by such a fill. A
+ * remove flips the epoch and waits until the old epoch's fills are done
+ * (remove_barrier): by then every slot the key could have been in holds
+ * another block, or was invalidated. Fills of a removed key are cancelled
+ * where they land (publish), invalidating their slot first. Copies leaving
+ * the persistent tier (expiry, corruption, the last reader of a slot that
+ * left) invalidate it on media before they say NONE, so a remove that waits
+ * for NONE has nothing left to do. */
+
+/* Counts entry e's fill of tier t (FILLING there; shard lock held). */
+static void fill_begin(kvt_store *s, kvt_entry *e, int t)
+{
+    if (!persistent(s, t))
+        return;
+    unsigned p;
+    for (;;) { /* seq_cst, with remove_barrier's flip: either it sees us or we see it */
+        p = atomic_load(&s->fill_epoch) & 1;
+        atomic_fetch_add(&s->fills[p], 1);
+        if ((atomic_load(&s->fill_epoch) & 1) == p)
+            break;
+        atomic_fetch_sub(&s->fills[p], 1);
+    }
+    uint8_t bit = (uint8_t)(1u << (KVT_ENTRY_EPOCH_SHIFT + t));
+    e->flags = (uint8_t)(p ? e->flags | bit : e->flags & ~bit);
+}
+
+/* Ends it (the caller takes e out of FILLING in tier t; shard lock held).
+ * A write-through copy still queued was never counted. */
+static void fill_end(kvt_store *s, kvt_entry *e, int t)
+{
+    if (e->queued & (1u << t)) {
+        e->queued &= (uint8_t)~(1u << t);
+        return;
+    }
+    if (persistent(s, t))
+        atomic_fetch_sub(&s->fills[(e->flags >> (KVT_ENTRY_EPOCH_SHIFT + t)) & 1], 1);
+}
+
+/* Waits until every fill of the persistent tier that began before the call
+ * is published or undone. */
+static void remove_barrier(kvt_store *s)
+{
+    pthread_mutex_lock(&s->barrier_lock);
+    unsigned old = atomic_fetch_xor(&s->fill_epoch, 1) & 1;
+    for (int round = 0; atomic_load(&s->fills[old]); round++) {
+        struct timespec nap = {0, round < 16 ? 0 : 50000};
+        if (nap.tv_nsec)
+            nanosleep(&nap, NULL);
+        else
+            sched_yield();
+    }
+    pthread_mutex_unlock(&s->barrier_lock);
+}
+
 /* ------------------------------------------------------------ idle lists */
 
 static void update_next_expiry(kvt_tier_rt *tr)
@@ -168,8 +235,18 @@ static int entry_unused(kvt_index *ix, kvt_shard *sh, uint32_t id)
     kvt_entry *e = kvt__index_entry(ix, id);
     if (kvt__entry_resident(e))
         return 0;
+    if (e->flags & KVT_ENTRY_REMOVED) /* unlinked by the remove already */
+        return !(e->flags & KVT_ENTRY_REMOVE_WAIT);
     kvt__index_unlink(ix, sh, id);
     return 1;
+}
+
+/* Invalidates a slot of a persistent tier on media (nothing elsewhere). */
+static void discard_on_media(kvt_store *s, int t, const uint32_t *slots, size_t n)
+{
+    kvt_tier_rt *tr = &s->tier[t];
+    if (n && persistent(s, t) && tr->ops->discard)
+        tr->ops->discard(tr->impl, slots, n);
 }
 
 /* unref_read's `read` for a holder that did not read the copy. */
@@ -192,6 +269,13 @@ static void unref_read(kvt_store *s, uint32_t id, int t, int32_t read)
         e->untrusted |= (uint8_t)(1u << t);
     if (--e->refs[t] == 0 && e->res[t] == KVT_RES_ZOMBIE) {
         slot = e->slot[t];
+        if (persistent(s, t)) {
+            /* Off the media before NONE: a remove that finds NONE relies on
+             * it. Nobody else frees a zombie's slot, so it is ours here. */
+            pthread_mutex_unlock(&sh->lock);
+            discard_on_media(s, t, &slot, 1);
+            pthread_mutex_lock(&sh->lock);
+        }
         e->slot[t] = KVT_NO_SLOT;
         e->res[t] = KVT_RES_NONE;
         free_entry = entry_unused(&s->ix, sh, id);
@@ -200,7 +284,7 @@ static void unref_read(kvt_store *s, uint32_t id, int t, int32_t read)
     if (free_entry)
         kvt__index_free(&s->ix, id);
     if (slot != KVT_NO_SLOT)
-        release_slot(s, t, slot, 1);
+        release_slot(s, t, slot, !persistent(s, t));
 }
 
 static void unref(kvt_store *s, uint32_t id, int t)
@@ -261,8 +345,10 @@ static uint32_t parent_slot(kvt_store *s, uint64_t parent, int t, uint32_t *pid)
 
 /* Makes a filled slot visible: first to the tier's policy and idle list,
  * then to readers. In that order, a block is never READY without being
- * known to the policy, so whoever turns it LEAVING can always remove it. */
-static void publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now)
+ * known to the policy, so whoever turns it LEAVING can always remove it.
+ * Returns 1, or 0 when the key was removed meanwhile: then the fill is
+ * cancelled (its slot invalidated and freed) instead. */
+static int publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now)
 {
     KVT_KILLPOINT(KVT__KP_PUBLISH);
     kvt_tier_rt *tr = &s->tier[t];
@@ -284,9 +370,31 @@ static void publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t no
     pthread_mutex_unlock(&tr->lock);
 
     pthread_mutex_lock(&sh->lock);
-    e->res[t] = KVT_RES_READY;
-    e->untrusted &= (uint8_t)~(1u << t); /* written and acknowledged just now */
+    if (!(e->flags & KVT_ENTRY_REMOVED)) {
+        e->res[t] = KVT_RES_READY;
+        e->untrusted &= (uint8_t)~(1u << t); /* written and acknowledged just now */
+        fill_end(s, e, t);
+        pthread_mutex_unlock(&sh->lock);
+        return 1;
+    }
     pthread_mutex_unlock(&sh->lock);
+    /* Removed while we filled: still FILLING, so unseen by readers. */
+    pthread_mutex_lock(&tr->lock);
+    if (tr->slot_entry[slot] == id)
+        forget_slot(tr, slot);
+    pthread_mutex_unlock(&tr->lock);
+    discard_on_media(s, t, &slot, 1); /* before the remove's barrier lets it return */
+    pthread_mutex_lock(&sh->lock);
+    fill_end(s, e, t);
+    e->res[t] = KVT_RES_NONE;
+    e->slot[t] = KVT_NO_SLOT;
+    int free_entry = entry_unused(&s->ix, sh, id);
+    pthread_mutex_unlock(&sh->lock);
+    if (free_entry)
+        kvt__index_free(&s->ix, id);
+    release_slot(s, t, slot, 0);
+    CNT(&s->st, fills_cancelled);
+    return 0;
 }
 
 /* Undoes a FILLING reservation that never got its bytes. */
@@ -295,6 +403,7 @@ static void unfill(kvt_store *s, uint32_t id, int t)
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
     pthread_mutex_lock(&sh->lock);
+    fill_end(s, e, t);
     e->res[t] = KVT_RES_NONE;
     e->slot[t] = KVT_NO_SLOT;
     int free_entry = entry_unused(&s->ix, sh, id);
@@ -366,9 +475,10 @@ static void demote_write(kvt_store *s, int t, kvt_xfer *x, const uint32_t *id,
             unfill(s, id[j], n);
             continue;
         }
+        if (!publish(s, id[j], n, to[j], now))
+            continue;
         ADD(&b->st, bytes_in, s->block_bytes);
         CNT(&b->st, demotions_in);
-        publish(s, id[j], n, to[j], now);
     }
 }
 
@@ -389,9 +499,11 @@ static void demote_batch(kvt_store *s, int t, const uint32_t *ids, const uint32_
         kvt_entry *e = kvt__index_entry(&s->ix, ids[j]);
         kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
         pthread_mutex_lock(&sh->lock);
-        int go = e->res[n] == KVT_RES_NONE;
-        if (go)
+        int go = e->res[n] == KVT_RES_NONE && !(e->flags & KVT_ENTRY_REMOVED);
+        if (go) {
             e->res[n] = KVT_RES_FILLING;
+            fill_begin(s, e, n);
+        }
         pthread_mutex_unlock(&sh->lock);
         if (!go)
             continue;
@@ -573,10 +685,11 @@ static int expire_tier(kvt_store *s, int t, uint64_t now)
         n += (int)k;
         if (demote)
             demote_batch(s, t, ids, slots, k);
+        discard_on_media(s, t, slots, k); /* before NONE ("fills and removes") */
         for (size_t j = 0; j < k; j++)
             if (leave(s, ids[j], t, slots[j], demote ? LEFT_DEMOTED : 0))
                 freed[f++] = slots[j];
-        release_slots(s, t, freed, f, 1);
+        release_slots(s, t, freed, f, !persistent(s, t));
     }
 }
 
@@ -773,14 +886,35 @@ static int32_t verify_copy(kvt_store *s, uint32_t id, int t, uint32_t slot, cons
  * before; bad, it is dropped and the put stores its own bytes. Not dropped
  * unread: the copy may be the only durable one of an earlier acknowledged
  * put, and a crash between the drop and the new write would lose it. */
+/* reserve's *code for a put issued before a remove of the key: not stored,
+ * and reported as stored then removed (kvtier.h, kvt_remove). */
+#define PUT_CANCELLED 1
+
 static uint32_t reserve(kvt_store *s, const kvt_key *key, uint64_t parent, int p,
-                        uint32_t retain_until, int *code)
+                        uint32_t retain_until, uint64_t seq, int *code)
 {
     kvt_shard *sh = kvt__index_shard(&s->ix, key);
     *code = 0;
 again:
     pthread_mutex_lock(&sh->lock);
     uint32_t id = kvt__index_find(&s->ix, sh, key);
+    if (id != KVT_NO_ENTRY && (kvt__index_entry(&s->ix, id)->flags & KVT_ENTRY_TOMB)) {
+        kvt_entry *e = kvt__index_entry(&s->ix, id);
+        if (seq < e->parent) { /* the remove came after this put was issued */
+            pthread_mutex_unlock(&sh->lock);
+            *code = PUT_CANCELLED;
+            return KVT_NO_ENTRY;
+        }
+        /* The remove is older than this put: the tombstone becomes its entry
+         * (its key and shard stay the same, as tomb_gc expects). */
+        e->flags = 0;
+        e->parent = parent;
+        e->retain_until_s = retain_until;
+        e->res[p] = KVT_RES_FILLING;
+        fill_begin(s, e, p);
+        pthread_mutex_unlock(&sh->lock);
+        return id;
+    }
     if (id != KVT_NO_ENTRY) {
         kvt_entry *e = kvt__index_entry(&s->ix, id);
         int held = held_for_put(e, p);
@@ -799,6 +933,7 @@ again:
         }
         if (!held && e->res[p] == KVT_RES_NONE) {
             e->res[p] = KVT_RES_FILLING;
+            fill_begin(s, e, p);
             if (parent)
                 e->parent = parent;
             if (retain_until)
@@ -826,12 +961,14 @@ again:
     e->res[p] = KVT_RES_FILLING;
     pthread_mutex_lock(&sh->lock);
     id = kvt__index_find(&s->ix, sh, key);
-    if (id == KVT_NO_ENTRY)
+    if (id == KVT_NO_ENTRY) {
+        fill_begin(s, e, p);
         kvt__index_link(&s->ix, sh, fresh);
+    }
     pthread_mutex_unlock(&sh->lock);
-    if (id != KVT_NO_ENTRY) { /* another thread stored it meanwhile */
+    if (id != KVT_NO_ENTRY) { /* another thread stored it (or removed it) meanwhile */
         kvt__index_free(&s->ix, fresh);
-        return KVT_NO_ENTRY;
+        goto again;
     }
     return fresh;
 }
@@ -846,9 +983,10 @@ static void write_through(kvt_store *s, uint32_t id, int p)
         kvt_entry *e = kvt__index_entry(&s->ix, id);
         kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
         pthread_mutex_lock(&sh->lock);
-        int go = e->res[d] == KVT_RES_NONE && readable(e, p);
+        int go = e->res[d] == KVT_RES_NONE && readable(e, p) && !(e->flags & KVT_ENTRY_REMOVED);
         if (go) {
             e->res[d] = KVT_RES_FILLING;
+            e->queued |= (uint8_t)(1u << d); /* counted as a fill when it starts */
             e->refs[p]++;
         }
         pthread_mutex_unlock(&sh->lock);
@@ -865,6 +1003,22 @@ void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst)
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
     pthread_mutex_lock(&sh->lock);
+    if (!(e->queued & (1u << dst))) {
+        /* A flush took this copy over (down_claim): ours only to drop our ref. */
+        e->queued &= (uint8_t)~(1u << (KVT_QUEUED_TAKEN_SHIFT + dst));
+        pthread_mutex_unlock(&sh->lock);
+        unref(s, id, src);
+        return;
+    }
+    if (e->flags & KVT_ENTRY_REMOVED) { /* nothing written yet: nothing to undo on media */
+        pthread_mutex_unlock(&sh->lock);
+        unfill(s, id, dst); /* still queued: never counted as a fill */
+        unref(s, id, src);
+        CNT(&s->st, fills_cancelled);
+        return;
+    }
+    e->queued &= (uint8_t)~(1u << dst);
+    fill_begin(s, e, dst);
     uint32_t from = e->slot[src];
     kvt_key key = e->key;
     pthread_mutex_unlock(&sh->lock);
@@ -876,10 +1030,9 @@ void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst)
         CNT(&s->tier[dst].st, io_errors);
         release_slot(s, dst, slot, 1);
         unfill(s, id, dst);
-    } else {
+    } else if (publish(s, id, dst, slot, kvt__store_now(s))) {
         CNT(&s->tier[dst].st, writethrough_in);
         ADD(&s->tier[dst].st, bytes_in, s->block_bytes);
-        publish(s, id, dst, slot, kvt__store_now(s));
     }
     unref(s, id, src);
 }
@@ -1006,9 +1159,13 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
                 status[items[j].index] = x[j].status;
             continue;
         }
-        publish(s, items[j].id, p, items[j].slot, after);
+        stored++; /* a put cancelled by a remove counts as stored, then removed */
+        if (!publish(s, items[j].id, p, items[j].slot, after)) {
+            if (!promoting)
+                CNT(&s->st, put_cancelled);
+            continue;
+        }
         ADD(&tr->st, bytes_in, s->block_bytes);
-        stored++;
         if (promoting) {
             CNT(&tr->st, promotions_in);
             continue;
@@ -1111,22 +1268,45 @@ static size_t victims_per_run(const kvt_store *s, int p)
     return half < 1 ? 1 : half < VICTIM_BATCH ? half : VICTIM_BATCH;
 }
 
+/* KVT_IO_DURABLE: the blocks a put stored, written down and flushed; one
+ * that could not be (removed or evicted meanwhile, no room, I/O error) gets
+ * that code instead of 0 and does not count. */
+static int make_durable(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status, int stored)
+{
+    int32_t *got = kvt__malloc(n * sizeof *got);
+    if (!got)
+        return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
+    int rc = kvt__store_flush(s, keys, n, got);
+    for (size_t i = 0; rc >= 0 && i < n; i++)
+        if (!status[i] && got[i]) {
+            status[i] = got[i];
+            stored--;
+        }
+    kvt__free(got);
+    return rc < 0 ? rc : stored;
+}
+
 int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
-                   const kvt_io_opts *o)
+                   const kvt_io_opts *o, uint64_t seq)
 {
     expire_due(s);
     uint64_t now = kvt__store_now(s);
     int p = s->put_tier;
+    int durable = o && (o->flags & KVT_IO_DURABLE);
     int32_t *status = o ? o->status : NULL;
     kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
     uint32_t retain_until = o && o->retain_s ? rel_s(s, now) + o->retain_s : 0;
     put_item *items = kvt__malloc(n * sizeof *items);
     kvt_xfer *x = kvt__calloc(n, sizeof *x);
-    if (!items || !x) {
+    int32_t *own = durable && !status ? kvt__malloc(n * sizeof *own) : NULL;
+    if (!items || !x || (durable && !status && !own)) {
         kvt__free(items);
         kvt__free(x);
+        kvt__free(own);
         return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
     }
+    if (own)
+        status = own; /* a durable put needs each block's outcome */
     ADD(&s->st, put_blocks, n);
 
     put_runs r = {.s = s, .p = p, .items = items, .x = x, .mem = mem, .status = status,
@@ -1134,12 +1314,15 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     uint64_t parent = o && o->parent ? kvt__key_hash(o->parent) : 0;
     for (size_t i = 0; i < n; i++) {
         int code;
-        uint32_t id = reserve(s, &keys[i], parent, p, retain_until, &code);
+        uint32_t id = reserve(s, &keys[i], parent, p, retain_until, seq, &code);
         if (status)
-            status[i] = code;
+            status[i] = code == PUT_CANCELLED ? 0 : code;
         parent = kvt__key_hash(&keys[i]);
         if (id == KVT_NO_ENTRY) {
-            if (code == 0) {
+            if (code == PUT_CANCELLED) {
+                r.stored++;
+                CNT(&s->st, put_cancelled);
+            } else if (code == 0) {
                 r.stored++;
                 CNT(&s->st, put_present);
             } else {
@@ -1157,7 +1340,9 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     run_drain(&r);
     kvt__free(items);
     kvt__free(x);
-    return r.stored;
+    int stored = durable ? make_durable(s, keys, n, status, r.stored) : r.stored;
+    kvt__free(own);
+    return stored;
 }
 
 typedef struct get_item {
@@ -1199,8 +1384,10 @@ static void promote(kvt_store *s, const get_item *g, size_t n, const kvt_key *ke
         pthread_mutex_lock(&sh->lock);
         int go = kvt__index_find(&s->ix, sh, key) == g[j].id && e->res[u] == KVT_RES_NONE &&
                  (ur->admit != KVT_ADMIT_AFTER_N || e->hits >= ur->admit_after);
-        if (go)
+        if (go) {
             e->res[u] = KVT_RES_FILLING;
+            fill_begin(s, e, u);
+        }
         pthread_mutex_unlock(&sh->lock);
         if (!go)
             continue;
@@ -1230,8 +1417,21 @@ static void drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot)
         forget_slot(tr, slot);
     }
     pthread_mutex_unlock(&tr->lock);
+    discard_on_media(s, t, &slot, 1); /* before NONE ("fills and removes") */
     if (leave(s, id, t, slot, 0))
-        release_slot(s, t, slot, 1);
+        release_slot(s, t, slot, !persistent(s, t));
+}
+
+/* Whether entry id's copy in tier t, which the caller holds a ref on, has
+ * left or is leaving (removed, expired, evicted) since the caller found it. */
+static int leaving(kvt_store *s, uint32_t id, int t)
+{
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    pthread_mutex_lock(&sh->lock);
+    int gone = (e->flags & KVT_ENTRY_REMOVED) || e->res[t] != KVT_RES_READY;
+    pthread_mutex_unlock(&sh->lock);
+    return gone;
 }
 
 int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
@@ -1299,12 +1499,14 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
             if (g[j].tier != t)
                 continue;
             int32_t st = x[c++].status;
-            unref_read(s, g[j].id, t, st);
+            if (st == KVT_ECORRUPT && leaving(s, g[j].id, t))
+                st = KVT_ENOENT; /* invalidated on media as it left: a miss */
+            unref_read(s, g[j].id, t, st == KVT_ENOENT ? NOT_READ : st);
             if (st) {
                 if (st == KVT_ECORRUPT) {
                     CNT(&tr->st, corrupt);
                     drop_corrupt(s, g[j].id, t, g[j].slot);
-                } else {
+                } else if (st != KVT_ENOENT) {
                     CNT(&tr->st, io_errors);
                 }
                 if (status)
@@ -1331,61 +1533,544 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     return copied;
 }
 
-/* Slots freed by a remove, per tier, discarded together (on the stack: a
- * remove allocates nothing, so it works when memory is short). */
+/* ---------------------------------------------------------------- remove
+ *
+ * Puts carry the number of removes begun before they were issued (their
+ * seq); a remove that finds puts in progress leaves a tombstone entry for
+ * each of its keys, carrying its own seq, so that those puts, which may not
+ * have reached the key yet, find it and skip it (reserve). Tombstones go
+ * once no put older than them is in progress (tomb_gc). */
+
+typedef struct kvt__pending {
+    uint64_t seq;
+    uint64_t count;
+} kvt__pending;
+
+typedef struct kvt__tomb {
+    uint32_t id;
+    uint64_t seq;
+    kvt_key key;
+} kvt__tomb;
+
+/* Tombstones at most; a remove that would leave more waits for older puts. */
+#define TOMB_CAP 4096
+
+/* Frees the tombstones no put in progress can still meet. rm_lock held. */
+static void tomb_gc(kvt_store *s)
+{
+    uint64_t oldest = s->npending ? s->pending[s->pending_head].seq : UINT64_MAX;
+    while (s->ntombs && s->tombs[s->tomb_head].seq <= oldest) {
+        kvt__tomb tb = s->tombs[s->tomb_head];
+        s->tomb_head = (s->tomb_head + 1) % s->tomb_cap;
+        s->ntombs--;
+        kvt_shard *sh = kvt__index_shard(&s->ix, &tb.key);
+        pthread_mutex_lock(&sh->lock);
+        /* Found by key, so never an entry reused for another key since. */
+        int gone = kvt__index_find(&s->ix, sh, &tb.key) == tb.id &&
+                   (kvt__index_entry(&s->ix, tb.id)->flags & KVT_ENTRY_TOMB) &&
+                   kvt__index_entry(&s->ix, tb.id)->parent == tb.seq;
+        if (gone)
+            kvt__index_unlink(&s->ix, sh, tb.id);
+        pthread_mutex_unlock(&sh->lock);
+        if (gone)
+            kvt__index_free(&s->ix, tb.id);
+    }
+}
+
+static void nap_briefly(void)
+{
+    struct timespec nap = {0, 100000};
+    nanosleep(&nap, NULL);
+}
+
+int kvt__store_put_begin(kvt_store *s, uint64_t *seq)
+{
+    pthread_mutex_lock(&s->rm_lock);
+    *seq = s->remove_seq;
+    uint32_t end = s->pending_head + s->npending;
+    if (s->npending && s->pending[end - 1].seq == *seq) {
+        s->pending[end - 1].count++;
+        pthread_mutex_unlock(&s->rm_lock);
+        return 0;
+    }
+    if (end == s->pending_cap) {
+        if (s->pending_head) { /* slide down over the finished ones */
+            memmove(s->pending, s->pending + s->pending_head, s->npending * sizeof *s->pending);
+            s->pending_head = 0;
+        } else {
+            uint32_t cap = s->pending_cap ? 2 * s->pending_cap : 64;
+            kvt__pending *p = kvt__realloc(s->pending, cap * sizeof *p);
+            if (!p) {
+                pthread_mutex_unlock(&s->rm_lock);
+                return kvt__err(KVT_ENOMEM, "kvt_put: recording the put");
+            }
+            s->pending = p;
+            s->pending_cap = cap;
+        }
+        end = s->pending_head + s->npending;
+    }
+    s->pending[end] = (kvt__pending){.seq = *seq, .count = 1};
+    s->npending++;
+    pthread_mutex_unlock(&s->rm_lock);
+    return 0;
+}
+
+void kvt__store_put_end(kvt_store *s, uint64_t seq)
+{
+    pthread_mutex_lock(&s->rm_lock);
+    uint32_t lo = s->pending_head, hi = s->pending_head + s->npending;
+    while (lo < hi) { /* seqs ascend */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->pending[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->pending_head + s->npending && s->pending[lo].seq == seq)
+        s->pending[lo].count--;
+    while (s->npending && !s->pending[s->pending_head].count) {
+        s->pending_head++;
+        s->npending--;
+    }
+    if (!s->npending)
+        s->pending_head = 0;
+    if (s->ntombs)
+        tomb_gc(s);
+    pthread_mutex_unlock(&s->rm_lock);
+}
+
+/* Records tombstone id (key, seq) for tomb_gc, waiting for room. */
+static void tomb_push(kvt_store *s, uint32_t id, uint64_t seq, const kvt_key *key)
+{
+    pthread_mutex_lock(&s->rm_lock);
+    tomb_gc(s);
+    while (s->ntombs == s->tomb_cap) {
+        pthread_mutex_unlock(&s->rm_lock);
+        nap_briefly();
+        pthread_mutex_lock(&s->rm_lock);
+        tomb_gc(s);
+    }
+    s->tombs[(s->tomb_head + s->ntombs++) % s->tomb_cap] = (kvt__tomb){id, seq, *key};
+    pthread_mutex_unlock(&s->rm_lock);
+}
+
+/* A fresh entry for a tombstone of key, waiting while the index is full of
+ * them (tombstones are freed as older puts finish). */
+static uint32_t tomb_alloc(kvt_store *s, const kvt_key *key)
+{
+    for (;;) {
+        uint32_t id = kvt__index_alloc(&s->ix, key);
+        if (id != KVT_NO_ENTRY)
+            return id;
+        pthread_mutex_lock(&s->rm_lock);
+        tomb_gc(s);
+        pthread_mutex_unlock(&s->rm_lock);
+        nap_briefly();
+    }
+}
+
+/* Slots of a remove's own copies on their way out, per tier: invalidated on
+ * media together (on the stack: a remove allocates nothing, so it works
+ * when memory is short), then left. */
 #define REMOVE_BATCH 128
-typedef struct freed_slots {
+typedef struct leaving_batch {
+    uint32_t id[KVT_TIER_COUNT][REMOVE_BATCH];
     uint32_t slot[KVT_TIER_COUNT][REMOVE_BATCH];
     size_t n[KVT_TIER_COUNT];
-} freed_slots;
+} leaving_batch;
 
-static void freed_flush(kvt_store *s, freed_slots *f, int t)
+static void leaving_flush(kvt_store *s, leaving_batch *b, int t)
 {
-    release_slots(s, t, f->slot[t], f->n[t], 1);
-    f->n[t] = 0;
+    kvt_tier_rt *tr = &s->tier[t];
+    uint32_t freed[REMOVE_BATCH];
+    size_t f = 0;
+    pthread_mutex_lock(&tr->lock);
+    for (size_t j = 0; j < b->n[t]; j++)
+        forget_slot(tr, b->slot[t][j]);
+    pthread_mutex_unlock(&tr->lock);
+    discard_on_media(s, t, b->slot[t], b->n[t]); /* before NONE ("fills and removes") */
+    for (size_t j = 0; j < b->n[t]; j++)
+        if (leave(s, b->id[t][j], t, b->slot[t][j], 0))
+            freed[f++] = b->slot[t][j];
+    release_slots(s, t, freed, f, 0);
+    b->n[t] = 0;
+}
+
+/* A zombie copy's slot in tier t (readers still copying out of it, after it
+ * left), held with a ref of our own so that it is not freed and reused
+ * while we invalidate it; KVT_NO_SLOT if none. Shard lock held. */
+static uint32_t zombie_hold(kvt_entry *e, int t)
+{
+    if (e->res[t] != KVT_RES_ZOMBIE)
+        return KVT_NO_SLOT;
+    e->refs[t]++;
+    return e->slot[t];
+}
+
+/* Invalidates the zombie slots held by zombie_hold on media, then drops
+ * the refs (the last reader frees the slot, as always). */
+static void zombie_discard(kvt_store *s, uint32_t id, const uint32_t *zombie)
+{
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        if (zombie[t] == KVT_NO_SLOT)
+            continue;
+        discard_on_media(s, t, &zombie[t], 1);
+        unref(s, id, t);
+    }
+}
+
+/* Waits until a persistent copy that another thread is taking out (expiry,
+ * eviction, a corrupt read) is gone from media, then lets the entry go. A
+ * copy that became a zombie (readers still copying) is invalidated here:
+ * its slot is not reused before the last reader frees it. */
+static void remove_wait(kvt_store *s, uint32_t id, const int *waits)
+{
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+    for (int round = 0;; round++) {
+        uint32_t zombie[KVT_TIER_COUNT];
+        int busy = 0;
+        pthread_mutex_lock(&sh->lock);
+        for (int t = 0; t < KVT_TIER_COUNT; t++)
+            busy |= waits[t] && e->res[t] == KVT_RES_LEAVING;
+        int free_entry = 0;
+        if (!busy) {
+            for (int t = 0; t < KVT_TIER_COUNT; t++)
+                zombie[t] = waits[t] ? zombie_hold(e, t) : KVT_NO_SLOT;
+            e->flags &= (uint8_t)~KVT_ENTRY_REMOVE_WAIT;
+            free_entry = !kvt__entry_resident(e);
+        }
+        pthread_mutex_unlock(&sh->lock);
+        if (!busy) {
+            zombie_discard(s, id, zombie);
+            if (free_entry)
+                kvt__index_free(&s->ix, id);
+            return;
+        }
+        if (round < 16)
+            sched_yield();
+        else
+            nap_briefly();
+    }
 }
 
 int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
 {
     int removed = 0;
-    freed_slots f;
-    memset(f.n, 0, sizeof f.n);
+    leaving_batch b;
+    memset(b.n, 0, sizeof b.n);
+    pthread_mutex_lock(&s->rm_lock);
+    uint64_t seq = ++s->remove_seq;
+    int tombs = s->npending > 0; /* puts in progress, all issued before us */
+    pthread_mutex_unlock(&s->rm_lock);
     for (size_t i = 0; i < n; i++) {
         kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
-        uint32_t slot[KVT_TIER_COUNT];
-        int leaving[KVT_TIER_COUNT] = {0}, any = 0;
+        uint32_t fresh = tombs ? tomb_alloc(s, &keys[i]) : KVT_NO_ENTRY;
+        uint32_t tomb = KVT_NO_ENTRY, zombie[KVT_TIER_COUNT], slot[KVT_TIER_COUNT];
+        int mine[KVT_TIER_COUNT] = {0}, waits[KVT_TIER_COUNT] = {0}, any = 0, wait = 0;
         pthread_mutex_lock(&sh->lock);
         uint32_t id = kvt__index_find(&s->ix, sh, &keys[i]);
-        if (id != KVT_NO_ENTRY) {
-            kvt_entry *e = kvt__index_entry(&s->ix, id);
+        kvt_entry *e = id == KVT_NO_ENTRY ? NULL : kvt__index_entry(&s->ix, id);
+        if (e && (e->flags & KVT_ENTRY_TOMB)) {
+            if (tombs) { /* an older remove's: ours is younger */
+                e->parent = seq;
+                tomb = id;
+            }
+            e = NULL;
+        } else if (e) {
             for (int t = 0; t < KVT_TIER_COUNT; t++) {
-                if (e->res[t] == KVT_RES_READY) {
+                zombie[t] = KVT_NO_SLOT;
+                if (e->res[t] == KVT_RES_READY) { /* ours to take out */
                     e->res[t] = KVT_RES_LEAVING;
                     slot[t] = e->slot[t];
-                    leaving[t] = any = 1;
+                    mine[t] = any = 1;
+                } else if (e->res[t] == KVT_RES_LEAVING) { /* another thread's */
+                    any = 1;
+                    waits[t] = persistent(s, t);
+                    wait |= waits[t];
+                } else if (persistent(s, t)) {
+                    zombie[t] = zombie_hold(e, t);
                 }
+                /* FILLING: the fill is cancelled where it lands (publish). */
             }
+            e->flags |= KVT_ENTRY_REMOVED;
+            if (wait)
+                e->flags |= KVT_ENTRY_REMOVE_WAIT;
+            kvt__index_unlink(&s->ix, sh, id);
+        }
+        if (tombs && tomb == KVT_NO_ENTRY) {
+            kvt_entry *te = kvt__index_entry(&s->ix, fresh);
+            te->flags = KVT_ENTRY_TOMB;
+            te->parent = seq;
+            kvt__index_link(&s->ix, sh, fresh);
+            tomb = fresh;
+            fresh = KVT_NO_ENTRY;
         }
         pthread_mutex_unlock(&sh->lock);
-        for (int t = 0; t < KVT_TIER_COUNT; t++) {
-            if (!leaving[t])
-                continue;
-            kvt_tier_rt *tr = &s->tier[t];
-            pthread_mutex_lock(&tr->lock);
-            forget_slot(tr, slot[t]);
-            pthread_mutex_unlock(&tr->lock);
-            if (!leave(s, id, t, slot[t], 0))
-                continue;
-            f.slot[t][f.n[t]++] = slot[t];
-            if (f.n[t] == REMOVE_BATCH)
-                freed_flush(s, &f, t);
-        }
+        if (fresh != KVT_NO_ENTRY)
+            kvt__index_free(&s->ix, fresh);
+        if (tomb != KVT_NO_ENTRY)
+            tomb_push(s, tomb, seq, &keys[i]);
+        if (!e)
+            continue;
         removed += any;
+        zombie_discard(s, id, zombie); /* readers hold them: not reused before they finish */
+        for (int t = 0; t < KVT_TIER_COUNT; t++) {
+            if (!mine[t])
+                continue;
+            b.id[t][b.n[t]] = id;
+            b.slot[t][b.n[t]++] = slot[t];
+            if (b.n[t] == REMOVE_BATCH || wait)
+                leaving_flush(s, &b, t);
+        }
+        if (wait) /* our own copies left first: nobody waits on them meanwhile */
+            remove_wait(s, id, waits);
     }
     for (int t = 0; t < KVT_TIER_COUNT; t++)
-        freed_flush(s, &f, t);
+        if (b.n[t])
+            leaving_flush(s, &b, t);
     ADD(&s->st, removed_blocks, (uint64_t)removed);
+    if (s->durable_tier < 0)
+        return removed;
+    /* Fills of these keys, and slots they were evicted from whose new block
+     * is still being written: done. Then flushed, so that a power cut does
+     * not bring back an old header either. */
+    remove_barrier(s);
+    kvt_tier_rt *dr = &s->tier[s->durable_tier];
+    if (dr->ops->flush) {
+        CNT(&s->st, flushes);
+        if (dr->ops->flush(dr->impl))
+            return kvt__err(KVT_EIO, "kvt_remove: %d keys removed, but flushing the %s tier "
+                                     "failed: a power cut may bring them back", removed, dr->name);
+    }
     return removed;
+}
+
+/* ----------------------------------------------------------------- flush
+ *
+ * Writing blocks down to the persistent tier (durable_tier) where they are
+ * held only above it: kvt_flush, KVT_IO_DURABLE puts, and kvt_close. A copy
+ * down is a fill of that tier like a write-through copy, taken from the
+ * block's fastest copy (a ref held on it), in batches of one tier write. */
+
+typedef struct down_item {
+    uint32_t id;
+    int src;
+    uint32_t from;
+    size_t index; /* in the caller's keys, or SIZE_MAX */
+    kvt_key key;
+} down_item;
+
+#define DOWN_BATCH 128
+
+enum { DOWN_DONE, DOWN_WAIT, DOWN_COPY, DOWN_MISSING };
+
+/* What writing entry e down to tier d needs; on DOWN_COPY, e is FILLING in
+ * d and *src has a ref taken for the copy. Shard lock held. */
+static int down_claim(kvt_store *s, kvt_entry *e, int d, int *src)
+{
+    if (e->flags & (KVT_ENTRY_REMOVED | KVT_ENTRY_TOMB))
+        return DOWN_MISSING;
+    if (readable(e, d))
+        return DOWN_DONE;
+    int t = fastest(e);
+    if (e->res[d] == KVT_RES_FILLING && (e->queued & (1u << d)) && t >= 0) {
+        /* A write-through copy no thread has started: ours now. Its job
+         * still holds its ref (the entry can't go while it is queued) and
+         * only drops it when it runs (kvt__store_writethrough). */
+        e->queued &= (uint8_t)~(1u << d);
+        e->queued |= (uint8_t)(1u << (KVT_QUEUED_TAKEN_SHIFT + d));
+        fill_begin(s, e, d);
+        e->refs[t]++;
+        *src = t;
+        return DOWN_COPY;
+    }
+    if (e->res[d] != KVT_RES_NONE)
+        return DOWN_WAIT; /* being written there, or its old slot still read */
+    if (t < 0)
+        return DOWN_MISSING;
+    e->res[d] = KVT_RES_FILLING;
+    fill_begin(s, e, d);
+    e->refs[t]++;
+    *src = t;
+    return DOWN_COPY;
+}
+
+/* Writes k claimed items down to tier d in one batch and publishes them;
+ * status[it.index] gets each one's result. Returns how many landed. */
+static int copy_down(kvt_store *s, int d, down_item *it, size_t k, int32_t *status)
+{
+    kvt_tier_rt *dr = &s->tier[d];
+    kvt_xfer x[DOWN_BATCH];
+    void *ptr[DOWN_BATCH];
+    uint32_t to[DOWN_BATCH];
+    int32_t st[DOWN_BATCH];
+    size_t at[DOWN_BATCH], m = 0;
+    int landed = 0;
+    for (size_t j = 0; j < k; j++) {
+        kvt_tier_rt *sr = &s->tier[it[j].src];
+        to[j] = take_slot(s, d, 1);
+        st[j] = to[j] == KVT_NO_SLOT ? KVT_EFULL : 0;
+        if (st[j])
+            continue;
+        if (sr->ops->caps & KVT_TCAP_HOST_PTR) {
+            ptr[m] = sr->ops->slot_ptr(sr->impl, it[j].from);
+            x[m] = (kvt_xfer){.slot = to[j], .nfrags = 1, .frags = &ptr[m], .key = it[j].key};
+            at[m++] = j;
+        } else {
+            st[j] = copy_between(s, it[j].src, it[j].from, d, to[j], &it[j].key) ? KVT_EIO : 0;
+        }
+    }
+    if (m)
+        dr->ops->write(dr->impl, x, m, KVT_MEM_HOST);
+    for (size_t c = 0; c < m; c++)
+        st[at[c]] = x[c].status;
+    uint64_t now = kvt__store_now(s);
+    for (size_t j = 0; j < k; j++) {
+        if (st[j]) {
+            if (to[j] != KVT_NO_SLOT) {
+                CNT(&dr->st, io_errors);
+                release_slot(s, d, to[j], 1);
+            }
+            unfill(s, it[j].id, d);
+        } else if (!publish(s, it[j].id, d, to[j], now)) {
+            st[j] = KVT_ENOENT; /* removed meanwhile */
+        } else {
+            landed++;
+            CNT(&s->st, flush_written);
+            ADD(&dr->st, bytes_in, s->block_bytes);
+        }
+        unref(s, it[j].id, it[j].src);
+        if (status && it[j].index != SIZE_MAX)
+            status[it[j].index] = st[j];
+    }
+    return landed;
+}
+
+/* Blocks per copy_down: a batch of our own fills can't be evicted, so at
+ * most half the tier. */
+static size_t down_batch(const kvt_store *s, int d)
+{
+    uint32_t half = s->tier[d].nslots / 2;
+    return half < 1 ? 1 : half < DOWN_BATCH ? half : DOWN_BATCH;
+}
+
+static int sync_durable(kvt_store *s, const char *fn)
+{
+    kvt_tier_rt *dr = &s->tier[s->durable_tier];
+    if (!dr->ops->flush)
+        return 0;
+    CNT(&s->st, flushes);
+    int rc = dr->ops->flush(dr->impl);
+    return rc ? kvt__err(KVT_EIO, "%s: flushing the %s tier failed", fn, dr->name) : 0;
+}
+
+/* Every block held above the durable tier and not in it, written down
+ * until `deadline` (store clock... real time, CLOCK_MONOTONIC ns). Returns
+ * blocks written; *left counts those it had no time or room for. */
+static int flush_all(kvt_store *s, uint64_t deadline, uint64_t *left)
+{
+    int d = s->durable_tier, written = 0;
+    size_t batch = down_batch(s, d);
+    *left = 0;
+    for (int t = 0; t < d; t++) {
+        kvt_tier_rt *tr = &s->tier[t];
+        if (!tr->on)
+            continue;
+        for (uint32_t next = 0; next < tr->nslots;) {
+            down_item it[DOWN_BATCH];
+            size_t k = 0;
+            int late = kvt__monotonic_ns() > deadline;
+            pthread_mutex_lock(&tr->lock);
+            for (; next < tr->nslots && k < batch; next++) {
+                uint32_t id = tr->slot_entry[next];
+                if (id == KVT_NO_ENTRY)
+                    continue;
+                /* In this tier's map, so resident: its key can't change. */
+                kvt_entry *e = kvt__index_entry(&s->ix, id);
+                kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
+                pthread_mutex_lock(&sh->lock);
+                int src, c = late ? DOWN_MISSING : down_claim(s, e, d, &src);
+                if (late && !readable(e, d) && !(e->flags & KVT_ENTRY_REMOVED))
+                    (*left)++;
+                if (c == DOWN_COPY)
+                    it[k++] = (down_item){.id = id, .src = src, .from = e->slot[src],
+                                          .index = SIZE_MAX, .key = e->key};
+                pthread_mutex_unlock(&sh->lock);
+            }
+            pthread_mutex_unlock(&tr->lock);
+            int got = copy_down(s, d, it, k, NULL);
+            written += got;
+            *left += k - (size_t)got;
+        }
+    }
+    return written;
+}
+
+int kvt__store_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
+{
+    int d = s->durable_tier;
+    if (d < 0)
+        return kvt__err(KVT_ENOTSUP, "kvt_flush: the store has no persistent tier");
+    if (!keys) {
+        uint64_t left;
+        int written = flush_all(s, UINT64_MAX, &left);
+        remove_barrier(s); /* and what others were writing there: landed too */
+        int rc = sync_durable(s, "kvt_flush");
+        return rc ? rc : written;
+    }
+    int durable = 0;
+    size_t batch = down_batch(s, d), k = 0;
+    down_item it[DOWN_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
+        for (int round = 0;; round++) {
+            pthread_mutex_lock(&sh->lock);
+            uint32_t id = kvt__index_find(&s->ix, sh, &keys[i]);
+            int src = -1, c = DOWN_MISSING;
+            if (id != KVT_NO_ENTRY) {
+                kvt_entry *e = kvt__index_entry(&s->ix, id);
+                c = down_claim(s, e, d, &src);
+                if (c == DOWN_COPY)
+                    it[k++] = (down_item){.id = id, .src = src, .from = e->slot[src],
+                                          .index = i, .key = keys[i]};
+            }
+            pthread_mutex_unlock(&sh->lock);
+            if (c == DOWN_WAIT) { /* another thread's write there: let it land */
+                if (k) {
+                    durable += copy_down(s, d, it, k, status);
+                    k = 0;
+                }
+                if (round < 16)
+                    sched_yield();
+                else
+                    nap_briefly();
+                continue;
+            }
+            if (c != DOWN_COPY && status)
+                status[i] = c == DOWN_DONE ? 0 : KVT_ENOENT;
+            durable += c == DOWN_DONE;
+            break;
+        }
+        if (k == batch) {
+            durable += copy_down(s, d, it, k, status);
+            k = 0;
+        }
+    }
+    if (k)
+        durable += copy_down(s, d, it, k, status);
+    int rc = sync_durable(s, "kvt_flush");
+    return rc ? rc : durable;
+}
+
+void kvt__store_close_flush(kvt_store *s, uint64_t budget_ms)
+{
+    if (s->durable_tier < 0 || !budget_ms)
+        return;
+    uint64_t left;
+    flush_all(s, kvt__monotonic_ns() + budget_ms * NS_PER_MS, &left);
+    ADD(&s->st, close_unflushed, left);
+    sync_durable(s, "kvt_close");
 }
 
 /* ----------------------------------------------------------------- stats */
@@ -1564,6 +2249,10 @@ static void free_store(kvt_store *s)
     for (int t = KVT_TIER_COUNT - 1; t >= 0; t--)
         close_tier(&s->tier[t]);
     kvt__index_destroy(&s->ix);
+    kvt__free(s->pending);
+    kvt__free(s->tombs);
+    pthread_mutex_destroy(&s->rm_lock);
+    pthread_mutex_destroy(&s->barrier_lock);
     kvt__config_clear(&s->cfg);
     s->magic = 0;
     kvt__free(s);
@@ -1577,6 +2266,9 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     kvt_store *s = kvt__calloc(1, sizeof *s);
     if (!s)
         return kvt__err(KVT_ENOMEM, "store");
+    pthread_mutex_init(&s->rm_lock, NULL);
+    pthread_mutex_init(&s->barrier_lock, NULL);
+    s->durable_tier = -1;
     if (kvt__config_copy(&s->cfg, cfg)) {
         kvt__free(s);
         return kvt__err(KVT_ENOMEM, "config copy");
@@ -1640,6 +2332,15 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
         rc = kvt__err(KVT_ENODEV, "no configured tier is available on this machine");
         goto fail;
     }
+    for (int t = KVT_TIER_COUNT - 1; t >= 0; t--)
+        if (s->tier[t].on && persistent(s, t))
+            s->durable_tier = t; /* the first, fastest first */
+    s->tomb_cap = TOMB_CAP;
+    s->tombs = kvt__malloc(TOMB_CAP * sizeof *s->tombs);
+    if (!s->tombs) {
+        rc = kvt__err(KVT_ENOMEM, "tombstones");
+        goto fail;
+    }
     if (s->put_tier < 0)
         s->put_tier = prev; /* every tier admits after N: the bottom one takes puts */
 
@@ -1692,5 +2393,10 @@ fail:
 
 void kvt__store_close(kvt_store *s)
 {
+    /* Queued operations first (their write-through copies land too), then
+     * what is left only in DRAM/HBM goes down, then everything is freed. */
+    kvt__workers_free(s->workers);
+    s->workers = NULL;
+    kvt__store_close_flush(s, s->cfg.close_flush_ms);
     free_store(s);
 }

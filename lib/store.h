@@ -54,7 +54,13 @@ typedef struct kvt_workers kvt_workers;
     X(pins)                                                             \
     X(lease_expired)                                                    \
     X(tickets_completed)                                                \
-    X(writethrough_dropped)
+    X(writethrough_dropped)                                             \
+    X(put_cancelled)   /* blocks of puts issued before a remove of their key */ \
+    X(fills_cancelled) /* copies in flight (puts, demotions, promotions,   \
+                          write-through) of a key removed meanwhile */  \
+    X(flush_written)   /* blocks kvt_flush/KVT_IO_DURABLE/close wrote down */ \
+    X(flushes)         /* flushes of the persistent tier (fdatasync) */ \
+    X(close_unflushed) /* blocks close left unwritten: out of time or room */
 
 typedef struct kvt_tier_stats {
 #define KVT_X_FIELD(name) _Atomic uint64_t name;
@@ -117,6 +123,22 @@ struct kvt_store {
     _Atomic int active;
     kvt_workers *workers;
     struct kvt__jobpool *demoter; /* runs puts' demotion writes; may be NULL */
+    int durable_tier; /* the first persistent tier, or -1 */
+
+    /* Removes against fills in flight (store.c, "remove"). Fills of the
+     * persistent tier count themselves under an epoch; a remove flips the
+     * epoch and waits until the old one's fills are done. */
+    _Atomic unsigned fill_epoch;
+    _Atomic uint64_t fills[2];
+    pthread_mutex_t barrier_lock;
+    /* Puts in progress by issue sequence (the remove count when issued),
+     * and the tombstones removes leave for the older ones. */
+    pthread_mutex_t rm_lock;
+    uint64_t remove_seq;
+    struct kvt__pending *pending; /* ascending seqs with counts, a ring */
+    uint32_t npending, pending_head, pending_cap;
+    struct kvt__tomb *tombs;      /* in remove order, a ring */
+    uint32_t ntombs, tomb_head, tomb_cap;
     kvt_store_stats st;
 };
 
@@ -131,8 +153,20 @@ int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tier
                       uint32_t lease_ms);
 int kvt__store_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms);
 int kvt__store_release(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status);
+/* A put's issue point (sync: its call; async: kvt_put's call, before the
+ * ticket is returned): returns the sequence the put carries, to end with
+ * kvt__store_put_end once it is complete. KVT_ENOMEM when it can't be
+ * recorded. */
+int kvt__store_put_begin(kvt_store *s, uint64_t *seq);
+void kvt__store_put_end(kvt_store *s, uint64_t seq);
 int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
-                   const kvt_io_opts *o);
+                   const kvt_io_opts *o, uint64_t seq);
+/* kvt_flush: keys NULL (n 0) for every block held only above the
+ * persistent tier. */
+int kvt__store_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status);
+/* kvt_close's write-down: kvt__store_flush of everything, for at most
+ * budget_ms. */
+void kvt__store_close_flush(kvt_store *s, uint64_t budget_ms);
 int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                    const kvt_io_opts *o);
 int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n);

@@ -43,6 +43,7 @@ typedef struct job {
     int has_opts;
     int has_parent;
     kvt_key parent; /* the caller's *opts->parent, read at the call (not kept) */
+    uint64_t seq;   /* a put's issue sequence (kvt__store_put_begin) */
     uint32_t id;
     int src, dst;
 } job;
@@ -125,9 +126,11 @@ static void run(kvt_workers *w, const job *j)
          * io_end opens a KVT_IO_STREAM_WAIT gate on every path. */
         rc = kvt__cuda_io_begin(o);
         if (!rc)
-            rc = j->op == KVT_JOB_PUT ? kvt__store_put(s, j->keys, j->n, j->ptrs, o)
+            rc = j->op == KVT_JOB_PUT ? kvt__store_put(s, j->keys, j->n, j->ptrs, o, j->seq)
                                       : kvt__store_get(s, j->keys, j->n, j->ptrs, o);
         kvt__cuda_io_end(o);
+        if (j->op == KVT_JOB_PUT)
+            kvt__store_put_end(s, j->seq);
     } else
         kvt__store_writethrough(s, j->id, j->src, j->dst);
     complete(w, j, rc);
@@ -306,9 +309,10 @@ static void enqueue(jobq *q, const job *j)
 }
 
 int kvt__workers_submit(kvt_workers *w, int op, const kvt_key *keys, size_t n,
-                        void *const *ptrs, const kvt_io_opts *opts, kvt_ticket *ticket)
+                        void *const *ptrs, const kvt_io_opts *opts, uint64_t seq,
+                        kvt_ticket *ticket)
 {
-    job j = {.op = op, .keys = keys, .n = n, .ptrs = ptrs};
+    job j = {.op = op, .keys = keys, .n = n, .ptrs = ptrs, .seq = seq};
     if (opts) {
         size_t sz = opts->size < sizeof j.opts ? opts->size : sizeof j.opts;
         memcpy(&j.opts, opts, sz);

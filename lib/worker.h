@@ -22,8 +22,10 @@ void kvt__workers_free(kvt_workers *w);
 /* Queues a put or get; *ticket identifies it. The arrays stay the caller's
  * and must live until the ticket completes; opts is copied. KVT_EBUSY when
  * max_inflight tickets are pending. */
+/* seq: a put's issue sequence; the worker ends it (kvt__store_put_end). */
 int kvt__workers_submit(kvt_workers *w, int op, const kvt_key *keys, size_t n,
-                        void *const *ptrs, const kvt_io_opts *opts, kvt_ticket *ticket);
+                        void *const *ptrs, const kvt_io_opts *opts, uint64_t seq,
+                        kvt_ticket *ticket);
 int kvt__workers_wait(kvt_workers *w, kvt_ticket ticket, int timeout_ms);
 int kvt__workers_eventfd(kvt_workers *w);
 uint64_t kvt__workers_pending(kvt_workers *w);

@@ -2042,6 +2042,7 @@ const kvt_tier_ops kvt__tier_nvme = {
     .caps = KVT_TCAP_PERSISTENT | KVT_TCAP_VERIFIES,
     .open = nvme_open,
     .close = nvme_close,
+    .flush = kvt__nvme_sync,
     .write = nvme_write,
     .read = nvme_read,
     .discard = nvme_discard,

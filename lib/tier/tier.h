@@ -95,6 +95,11 @@ typedef struct kvt_tier_ops {
      * nothing needs doing. */
     int (*discard)(kvt_tier_impl *t, const uint32_t *slots, size_t n);
 
+    /* Persistent tiers: makes every completed write and discard durable
+     * across power loss (fdatasync: the device's volatile cache and the
+     * file's metadata). May be NULL when nothing needs doing. */
+    int (*flush)(kvt_tier_impl *t);
+
     /* KVT_TCAP_HOST_PTR / DEVICE_PTR tiers: the slot's memory. Else NULL. */
     void *(*slot_ptr)(kvt_tier_impl *t, uint32_t slot);
 

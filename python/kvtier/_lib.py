@@ -83,6 +83,7 @@ PROTOTYPES = {
     "kvt_put": (_i, [_p, _p, _sz, _p, ctypes.POINTER(IoOpts), ctypes.POINTER(_u64)]),
     "kvt_get": (_i, [_p, _p, _sz, _p, ctypes.POINTER(IoOpts), ctypes.POINTER(_u64)]),
     "kvt_remove": (_i, [_p, _p, _sz]),
+    "kvt_flush": (_i, [_p, _p, _sz, _p]),
     "kvt_wait": (_i, [_p, _u64, _i]),
     "kvt_poll": (_i, [_p, _u64]),
     "kvt_eventfd": (_i, [_p]),

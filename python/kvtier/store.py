@@ -23,6 +23,7 @@ _TIER_NAMES = {"hbm": Tier.HBM, "dram": Tier.DRAM, "nvme": Tier.NVME}
 # kvt_option
 _OPT_BLOCK_BYTES, _OPT_BLOCK_TOKENS, _OPT_FRAGS, _OPT_WORKERS = 1, 2, 3, 4
 _OPT_COPY_THREADS, _OPT_MAX_INFLIGHT, _OPT_MANUAL_CLOCK, _OPT_KEY_MODE = 5, 6, 7, 8
+_OPT_CLOSE_FLUSH_MS = 9
 # kvt_tier_option
 _TOPT_CAPACITY, _TOPT_TTL_MS, _TOPT_VICTIMS, _TOPT_ADMIT, _TOPT_ADMIT_AFTER = 1, 2, 3, 4, 5
 _TOPT_NUMA_NODE, _TOPT_QUEUE_DEPTH, _TOPT_SQPOLL, _TOPT_RECREATE = 6, 7, 8, 9
@@ -34,6 +35,7 @@ VICTIMS = {"demote": 0, "drop": 1}                               # kvt_victims
 ADMIT = {"write_back": 0, "write_through": 1, "after_n": 2}     # kvt_admit
 IO_NO_PROMOTE = 1
 IO_STREAM_WAIT = 2
+IO_DURABLE = 4
 
 _ETIMEDOUT = BY_NAME["ETIMEDOUT"].code
 _EINPROGRESS = BY_NAME["EINPROGRESS"].code
@@ -184,6 +186,7 @@ class Store:
     frags            KVT_OPT_FRAGS (default 1)
     block_tokens     KVT_OPT_BLOCK_TOKENS
     workers, copy_threads, max_inflight    KVT_OPT_WORKERS, _COPY_THREADS, _MAX_INFLIGHT
+    close_flush_ms   KVT_OPT_CLOSE_FLUSH_MS (0: close drops blocks only in DRAM/HBM)
     manual_clock     KVT_OPT_MANUAL_CLOCK (time moves only by clock_set())
     key_mode         KVT_OPT_KEY_MODE: "xxh3-128" (default) or "blake2b-128", the
                      mode of the keys this store is given (a declaration: see
@@ -212,7 +215,7 @@ class Store:
                  admit=None, admit_after=None, faults=None, numa_node=None, hugepages=None,
                  queue_depth=None, sqpoll=None, recreate=None, device=None, workers=None,
                  copy_threads=None, max_inflight=None, manual_clock=False, clock=None,
-                 key_mode=None):
+                 key_mode=None, close_flush_ms=None):
         self._ptr = None
         self._pending = {}   # ticket id -> Holds of its buffers
         self._orphans = []   # ids of tickets collected while pending
@@ -238,7 +241,8 @@ class Store:
         opt(_OPT_BLOCK_BYTES, a["block_bytes"])
         opt(_OPT_FRAGS, a["frags"])
         for o, name in ((_OPT_BLOCK_TOKENS, "block_tokens"), (_OPT_WORKERS, "workers"),
-                        (_OPT_COPY_THREADS, "copy_threads"), (_OPT_MAX_INFLIGHT, "max_inflight")):
+                        (_OPT_COPY_THREADS, "copy_threads"), (_OPT_MAX_INFLIGHT, "max_inflight"),
+                        (_OPT_CLOSE_FLUSH_MS, "close_flush_ms")):
             if a[name] is not None:
                 opt(o, a[name])
         if a["manual_clock"]:
@@ -352,6 +356,18 @@ class Store:
         raw, n = pack(keys)
         return check(lib.kvt_remove(self._h(), raw, n))
 
+    def flush(self, keys=None):
+        """Makes blocks durable (kvt_flush): written down to the persistent
+        tier where they are not there yet, then flushed. keys=None: every
+        block held only above it; returns the number written. With keys:
+        IoResult(durable, status), kvtier.ENOENT.code for a key not held."""
+        if keys is None:
+            return check(lib.kvt_flush(self._h(), None, 0, None))
+        raw, n = pack(keys)
+        status = (ctypes.c_int32 * max(n, 1))()
+        rc = check(lib.kvt_flush(self._h(), raw, n, status))
+        return IoResult(rc, list(status[:n]))
+
     def expire(self):
         """Applies idle TTLs now; returns blocks that left a tier."""
         return check(lib.kvt_expire(self._h()))
@@ -394,15 +410,17 @@ class Store:
 
     # ------------------------------------------------------------ data
 
-    def put(self, keys, buffers, *, wait=True, retain_s=0, parent=None, stream=None):
+    def put(self, keys, buffers, *, wait=True, retain_s=0, parent=None, stream=None,
+            durable=False):
         """Stores blocks. buffers: one object of len(keys) * block_bytes, or a
         list with one entry per key: an object of block_bytes or a list of
         `frags` objects of block_bytes / frags. Objects: anything with the
         buffer protocol (bytes, bytearray, memoryview, numpy) or a torch
         tensor (CPU or CUDA). Returns IoResult(stored, status); wait=False
-        returns a Ticket instead. parent: the key before keys[0]."""
-        return self._io(lib.kvt_put, "put", keys, buffers, False, wait, 0, stream,
-                        retain_s, parent)
+        returns a Ticket instead. parent: the key before keys[0]. durable:
+        KVT_IO_DURABLE (complete once on the persistent tier and flushed)."""
+        return self._io(lib.kvt_put, "put", keys, buffers, False, wait,
+                        IO_DURABLE if durable else 0, stream, retain_s, parent)
 
     def get(self, keys, buffers, *, wait=True, no_promote=False, stream=None,
             stream_wait=False):

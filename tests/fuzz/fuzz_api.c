@@ -434,6 +434,9 @@ static void op_config_set(state *s, rd *r)
     case KVT_OPT_MANUAL_CLOCK:
         s->cs.manual = v == 1;
         break;
+    case KVT_OPT_CLOSE_FLUSH_MS:
+        FUZZ_CHECK(v >= 0 && v <= 86400000, "close flush ms %lld accepted", (long long)v);
+        break;
     case KVT_OPT_BLOCK_TOKENS:
     case KVT_OPT_KEY_MODE:
         break;

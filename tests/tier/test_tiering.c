@@ -23,6 +23,7 @@ static void make_path(const char *name)
 typedef struct opts {
     uint64_t dram_blocks, nvme_blocks, dram_ttl_ms, nvme_ttl_ms;
     int nvme_admit, dram_admit, manual;
+    int no_close_flush; /* KVT_OPT_CLOSE_FLUSH_MS 0: close drops DRAM-only blocks */
 } opts;
 
 static kvt_store *open_two(opts o)
@@ -34,6 +35,8 @@ static kvt_store *open_two(opts o)
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, o.manual);
+    if (o.no_close_flush)
+        kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 0);
     if (o.dram_blocks) {
         kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(o.dram_blocks * BLOCK));
         kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, (int64_t)o.dram_ttl_ms);
@@ -275,9 +278,34 @@ Test(tiering, restart_after_clean_close_keeps_everything)
     kvt_key gone = key_of(7);
     cr_assert_eq(kvt_remove(s, &gone, 1), 1);
     cr_assert_eq(kvt_close(s), 0);
-    /* DRAM is volatile: what was only in DRAM (the last 4) is gone; the rest
-     * was demoted to NVMe and comes back, except the removed block. */
+    /* The close wrote the last 4, held only in DRAM, down to NVMe: every
+     * block comes back, except the removed one. */
     s = open_two((opts){.dram_blocks = 4, .nvme_blocks = 64});
+    for (uint32_t i = 0; i < 30; i++) {
+        if (i == 7)
+            cr_assert_eq(where(s, i), -1, "a removed block stays removed");
+        else
+            check_get(s, i, KVT_IO_NO_PROMOTE);
+    }
+    cr_assert_eq(stat(s, "nvme.used_blocks"), 29);
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
+/* KVT_OPT_CLOSE_FLUSH_MS 0: what was only in DRAM (the last 4) is gone; the
+ * rest was demoted to NVMe and comes back, except the removed block. */
+Test(tiering, restart_without_close_flush_keeps_what_was_on_nvme)
+{
+    make_path("restart-noflush");
+    kvt_store *s = open_two((opts){.dram_blocks = 4, .nvme_blocks = 64, .no_close_flush = 1});
+    for (uint32_t i = 0; i < 30; i++)
+        put(s, i);
+    kvt_key gone = key_of(7);
+    cr_assert_eq(kvt_remove(s, &gone, 1), 1);
+    cr_assert_eq(kvt_close(s), 0);
+    s = open_two((opts){.dram_blocks = 4, .nvme_blocks = 64});
+    for (uint32_t i = 26; i < 30; i++)
+        cr_assert_eq(where(s, i), -1, "block %u was only in DRAM", i);
     for (uint32_t i = 0; i < 26; i++) {
         if (i == 7)
             cr_assert_eq(where(s, i), -1, "a removed block stays removed");
@@ -364,8 +392,13 @@ Test(tiering, remove_discards_in_one_batch)
         check_get(s, i, KVT_IO_NO_PROMOTE);
     cr_assert_eq(kvt_remove(s, k, 64), 64);
     cr_assert_eq(kvt_close(s), 0);
+    /* The close wrote the 32 kept blocks down; none of the 64 came back. */
     s = open_two((opts){.dram_blocks = 32, .nvme_blocks = 256});
-    cr_assert_eq(stat(s, "nvme.recovered"), 0, "removed blocks came back");
+    cr_assert_eq(stat(s, "nvme.recovered"), 32);
+    for (uint32_t i = 0; i < 64; i++)
+        cr_assert_eq(where(s, i), -1, "removed block %u came back", i);
+    for (uint32_t i = 64; i < 96; i++)
+        check_get(s, i, KVT_IO_NO_PROMOTE);
     cr_assert_eq(kvt_close(s), 0);
     unlink(path);
 }
