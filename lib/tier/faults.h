@@ -24,7 +24,8 @@ typedef enum kvt__fault {
     KVT__FAULT_ENOSPC,  /* write: no space */
     KVT__FAULT_PARTIAL, /* one transfer comes back short; resubmitting the rest must succeed */
     /* At completion: the block's first transfer is submitted whole and really
-     * moves its bytes; then its completion's result is replaced. */
+     * moves its bytes; then its completion's result is replaced. Kept last:
+     * the NVMe tier tells them apart by kind >= KVT__FAULT_CQE_EIO. */
     KVT__FAULT_CQE_EIO,    /* ... by -EIO */
     KVT__FAULT_CQE_ENOSPC, /* ... by -ENOSPC (reads too: an errno they never expect) */
     KVT__FAULT_CQE_SHORT,  /* ... by a short count the tier can't resume from: 0, or
