@@ -226,7 +226,8 @@ typedef enum kvt_tier_option {
 typedef enum kvt_tier_str_option {
     KVT_TSTR_POLICY = 1, /* eviction policy: "prefix" (default), "lru", "s3fifo", "sieve"; docs/policies.md */
     KVT_TSTR_PATH = 2,   /* NVMe: file or block device */
-    KVT_TSTR_FAULTS = 3  /* test builds: fault-injection spec, e.g. "eio=0.01,torn=0.05" */
+    KVT_TSTR_FAULTS = 3  /* test builds: fault-injection spec, e.g. "eio=0.01,torn=0.05",
+                            "cqe_eio=0.01" (at completion); docs/nvme-format.md */
 } kvt_tier_str_option;
 
 typedef enum kvt_victims {
@@ -407,7 +408,9 @@ KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const
  * KVT_ECORRUPT (and is dropped); its destination holds unspecified bytes,
  * since a large NVMe block is read straight into aligned caller memory and
  * verified there (docs/nvme-format.md): only a 0 status makes the bytes the
- * block's. Errors as kvt_put. */
+ * block's. A block whose read fails with an I/O error gets KVT_EIO (or
+ * KVT_ENOSPC) and stays held: the copy was not found bad, a later get may
+ * return it. Errors as kvt_put. */
 KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 

@@ -12,7 +12,8 @@ static const char *const names[KVT__FAULT_KINDS] = {
     [KVT__FAULT_NONE] = "none",       [KVT__FAULT_EIO] = "eio",
     [KVT__FAULT_SHORT] = "short",     [KVT__FAULT_TORN4K] = "torn4k",
     [KVT__FAULT_TORN512] = "torn512", [KVT__FAULT_ENOSPC] = "enospc",
-    [KVT__FAULT_PARTIAL] = "partial",
+    [KVT__FAULT_PARTIAL] = "partial", [KVT__FAULT_CQE_EIO] = "cqe_eio",
+    [KVT__FAULT_CQE_ENOSPC] = "cqe_enospc", [KVT__FAULT_CQE_SHORT] = "cqe_short",
 };
 
 const char *kvt__fault_name(kvt__fault kind)
@@ -49,6 +50,9 @@ static int applies(kvt__fault kind, int is_write)
     case KVT__FAULT_EIO:
     case KVT__FAULT_SHORT:
     case KVT__FAULT_PARTIAL:
+    case KVT__FAULT_CQE_EIO:
+    case KVT__FAULT_CQE_ENOSPC:
+    case KVT__FAULT_CQE_SHORT:
         return 1;
     case KVT__FAULT_TORN4K:
     case KVT__FAULT_TORN512:
@@ -117,7 +121,7 @@ static int parse_item(kvt__faults *f, const char *item, size_t len)
     kvt__fault k = kind_named(key, strlen(key));
     if (k == KVT__FAULT_NONE)
         return bad(item, len, "unknown key (eio, short, torn4k, torn512, torn, enospc, partial, "
-                              "nth, seed)");
+                              "cqe_eio, cqe_enospc, cqe_short, nth, seed)");
     errno = 0;
     double r = strtod(val, &end);
     if (errno || *end || end == val || !isfinite(r) || r < 0.0 || r > 1.0)

@@ -7,11 +7,13 @@
 /*
  * Spec (docs/nvme-format.md, "Fault injection"): comma-separated items
  *   eio=R  short=R  torn4k=R  torn512=R  enospc=R  partial=R   (rates in [0,1])
+ *   cqe_eio=R  cqe_enospc=R  cqe_short=R          (at completion, rates in [0,1])
  *   torn=R                        (alias of torn4k)
  *   nth=N:KIND                    (the N-th block operation, 1-based; up to 16)
  *   seed=S                        (decimal or 0x hex; default 1)
  * Each block-level operation draws once; the rates that apply to its
- * direction must sum to at most 1. Reads draw only eio, short and partial.
+ * direction must sum to at most 1. Reads draw only eio, short, partial and
+ * the cqe_ kinds.
  */
 typedef enum kvt__fault {
     KVT__FAULT_NONE = 0,
@@ -21,6 +23,13 @@ typedef enum kvt__fault {
     KVT__FAULT_TORN512, /* write: only the first 512 B of the slot reach media; reports success */
     KVT__FAULT_ENOSPC,  /* write: no space */
     KVT__FAULT_PARTIAL, /* one transfer comes back short; resubmitting the rest must succeed */
+    /* At completion: the block's first transfer is submitted whole and really
+     * moves its bytes; then its completion's result is replaced. Kept last:
+     * the NVMe tier tells them apart by kind >= KVT__FAULT_CQE_EIO. */
+    KVT__FAULT_CQE_EIO,    /* ... by -EIO */
+    KVT__FAULT_CQE_ENOSPC, /* ... by -ENOSPC (reads too: an errno they never expect) */
+    KVT__FAULT_CQE_SHORT,  /* ... by a short count the tier can't resume from: 0, or
+                              one off the device's alignment */
     KVT__FAULT_KINDS
 } kvt__fault;
 

@@ -866,6 +866,9 @@ static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
         p->fault = o->fault;
         p->asked = (uint32_t)((o->rnd % n) / t->len_align * t->len_align);
         o->fault = KVT__FAULT_NONE;
+    } else if (o->fault >= KVT__FAULT_CQE_EIO) {
+        p->fault = o->fault; /* goes out whole; its completion is replaced */
+        o->fault = KVT__FAULT_NONE;
     }
     o->cursor += n;
     o->inflight++;
@@ -1045,6 +1048,23 @@ static void retry_push(lane *l, piece *p)
     l->retry_tail = p;
 }
 
+/* The result an injected completion fault reports for piece p, whose
+ * transfer moved all its bytes: an error, or a short count that the tier
+ * can't resume from (none, or one off the device's alignment). */
+static int cqe_fault(const kvt_tier_impl *t, piece *p)
+{
+    kvt__fault f = p->fault;
+    uint64_t r = p->op->rnd;
+    p->fault = KVT__FAULT_NONE;
+    if (f == KVT__FAULT_CQE_EIO)
+        return -EIO;
+    if (f == KVT__FAULT_CQE_ENOSPC)
+        return -ENOSPC;
+    if ((r & 1) || t->len_align < 2)
+        return 0;
+    return (int)(((r >> 1) % p->asked) | 1); /* odd: below asked (even), off alignment */
+}
+
 static void piece_done(kvt_tier_impl *t, lane *l, piece *p, int res, int dir)
 {
     op *o = p->op;
@@ -1054,6 +1074,8 @@ static void piece_done(kvt_tier_impl *t, lane *l, piece *p, int res, int dir)
         retry_push(l, p);
         return;
     }
+    if (p->fault >= KVT__FAULT_CQE_EIO && res >= 0)
+        res = cqe_fault(t, p);
     if (res < 0) {
         op_fail(o, errno_code(res));
     } else if (p->fault == KVT__FAULT_SHORT) {
@@ -2030,6 +2052,9 @@ static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
             [KVT__FAULT_TORN512] = "nvme.faults_injected.torn512",
             [KVT__FAULT_ENOSPC] = "nvme.faults_injected.enospc",
             [KVT__FAULT_PARTIAL] = "nvme.faults_injected.partial",
+            [KVT__FAULT_CQE_EIO] = "nvme.faults_injected.cqe_eio",
+            [KVT__FAULT_CQE_ENOSPC] = "nvme.faults_injected.cqe_enospc",
+            [KVT__FAULT_CQE_SHORT] = "nvme.faults_injected.cqe_short",
         };
         for (int k = 1; k < KVT__FAULT_KINDS; k++)
             fn(names[k], kvt__faults_injected(t->faults, (kvt__fault)k), user);

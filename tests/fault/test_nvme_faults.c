@@ -471,6 +471,7 @@ Test(nvme_faults, bad_specs_are_refused_at_open)
         "eio", "eio=", "eio=1.5", "eio=-0.1", "eio=abc", "bogus=0.1", "eio=0.1,", ",eio=0.1",
         "nth=0:eio", "nth=3", "nth=3:bogus", "nth=x:eio", "seed=-1", "seed=abc",
         "eio=0.6,short=0.6", "torn4k=0.5,torn512=0.3,enospc=0.3", "eio=nan",
+        "cqe_eio=2", "nth=1:cqe", "cqe=0.1", "eio=0.5,cqe_enospc=0.6", /* reads draw cqe_enospc */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kvt_tier_params p = params(4 * KIB, 4, bad[i]);
@@ -485,6 +486,9 @@ Test(nvme_faults, bad_specs_are_refused_at_open)
     /* Rates that apply to reads and writes apart may each sum to 1. */
     kvt_tier_params p = params(4 * KIB, 4, "eio=0.5,short=0.5,torn4k=0,seed=0x10");
     kvt_tier_impl *t = open_ok(&p);
+    nv->close(t);
+    p.faults = "cqe_eio=0.2,cqe_enospc=0.2,cqe_short=0.2,nth=3:cqe_short";
+    t = open_ok(&p);
     nv->close(t);
     p.faults = "";
     t = open_ok(&p);
@@ -814,6 +818,460 @@ Test(nvme_faults, put_after_a_corrupt_get_stores_it)
     cr_assert_eq(st, 0);
     cr_assert_eq(sget(s, 0), 0);
     cr_assert_eq(kvt_close(s), 0);
+}
+
+/* ------------------------------------------------ faults at completion */
+
+/*
+ * The cqe_ kinds submit a block's first transfer whole and replace its
+ * completion's result: -EIO, -ENOSPC, or a short count the tier can't
+ * resume from. The device really moved the bytes, so only the completion
+ * path tells the block failed. (The kinds above fail a block before its
+ * transfer is submitted, and never reach that path.)
+ */
+static const struct cqe_kind {
+    const char *name; /* spec kind, and nvme.faults_injected.<name> */
+    int code;         /* the block's status */
+} cqe_kinds[] = {
+    {"cqe_eio", KVT_EIO},
+    {"cqe_enospc", KVT_ENOSPC},
+    {"cqe_short", KVT_EIO},
+};
+#define NKINDS (sizeof cqe_kinds / sizeof cqe_kinds[0])
+
+static uint64_t tstat(kvt_tier_impl *t, const char *kind)
+{
+    char name[96];
+    snprintf(name, sizeof name, "nvme.faults_injected.%s", kind);
+    return stat_of(t, name);
+}
+
+/* How a tier-level test lays out its blocks' memory, so that they take one
+ * path through the tier. */
+enum cqe_path {
+    PATH_VECTORED, /* aligned, unregistered: header unit and payload in one READV/WRITEV */
+    PATH_FIXED,    /* aligned, in the registered host region: READ/WRITE_FIXED */
+    PATH_SPLIT,    /* aligned, two fragments apart: header, then each fragment */
+    PATH_STAGED,   /* unaligned: one bounce buffer */
+    PATH_STAGED_PIECES, /* unaligned, larger than a bounce buffer: several */
+    NPATHS
+};
+static const char *const path_names[NPATHS] = {"vectored", "fixed", "split", "staged",
+                                               "staged in pieces"};
+
+enum { TN = 4, TBAD = 2 }; /* blocks per batch; the one whose completion fails */
+
+struct tier_run {
+    uint64_t bb;
+    uint32_t frags;
+    uint8_t *region; /* all blocks' memory */
+    size_t region_bytes;
+    void *fp[TN * 2];
+    uint8_t want[TN][2 * 1024 * 1024 + 8];
+};
+
+/* Opens the tier for `path` with spec and points r->fp at each block's
+ * fragments, laid out for path pa. */
+static kvt_tier_impl *path_open(struct tier_run *r, enum cqe_path pa, const char *spec)
+{
+    r->bb = pa == PATH_STAGED_PIECES ? 2 * 1024 * KIB + 8 : 64 * KIB;
+    r->frags = pa == PATH_SPLIT ? 2 : 1;
+    uint64_t stride = (r->bb + 8 + 4095) / 4096 * 4096 + 4096;
+    r->region_bytes = stride * TN * r->frags;
+    r->region = abuf(r->region_bytes);
+    for (uint32_t i = 0; i < TN; i++)
+        for (uint32_t f = 0; f < r->frags; f++)
+            /* split: fragment 1 ahead of fragment 0, so they are never contiguous */
+            r->fp[i * r->frags + f] =
+                r->region + stride * (i * r->frags + (r->frags - 1 - f)) +
+                (pa == PATH_STAGED || pa == PATH_STAGED_PIECES ? 8 : 0);
+    kvt_tier_params p = params(r->bb, TN, spec);
+    p.frags = r->frags;
+    if (pa == PATH_FIXED) {
+        p.host_region = r->region;
+        p.host_region_bytes = r->region_bytes;
+    }
+    kvt_tier_impl *t = open_ok(&p);
+    if (pa == PATH_FIXED && !stat_of(t, "nvme.fixed_host")) {
+        nv->close(t);
+        cr_skip_test("the host region could not be registered (RLIMIT_MEMLOCK?): no fixed "
+                     "transfers to fault");
+    }
+    return t;
+}
+
+static void block_bytes(const struct tier_run *r, uint32_t i, uint8_t *out, int gen)
+{
+    for (uint64_t j = 0; j < r->bb; j++)
+        out[j] = (uint8_t)(i * 71 + gen * 13 + j * 7 + (j >> 12));
+}
+
+static void path_fill(struct tier_run *r, int gen)
+{
+    for (uint32_t i = 0; i < TN; i++) {
+        block_bytes(r, i, r->want[i], gen);
+        uint64_t fs = r->bb / r->frags;
+        for (uint32_t f = 0; f < r->frags; f++)
+            memcpy(r->fp[i * r->frags + f], r->want[i] + f * fs, fs);
+    }
+}
+
+static int path_io(kvt_tier_impl *t, struct tier_run *r, int write, int32_t *st)
+{
+    kvt_xfer x[TN];
+    for (uint32_t i = 0; i < TN; i++) {
+        x[i] = (kvt_xfer){.slot = i, .nfrags = r->frags, .frags = &r->fp[i * r->frags]};
+        memset(&x[i].key, 0, sizeof x[i].key);
+        x[i].key.b[0] = (uint8_t)(i + 1);
+        x[i].status = 999;
+    }
+    if (!write)
+        for (uint32_t i = 0; i < TN; i++)
+            for (uint32_t f = 0; f < r->frags; f++)
+                memset(r->fp[i * r->frags + f], 0xEE, r->bb / r->frags);
+    int rc = write ? nv->write(t, x, TN, KVT_MEM_HOST) : nv->read(t, x, TN, KVT_MEM_HOST);
+    for (uint32_t i = 0; i < TN; i++)
+        st[i] = x[i].status;
+    return rc;
+}
+
+static int path_bytes_ok(const struct tier_run *r, uint32_t i)
+{
+    uint64_t fs = r->bb / r->frags;
+    for (uint32_t f = 0; f < r->frags; f++)
+        if (memcmp(r->fp[i * r->frags + f], r->want[i] + f * fs, fs))
+            return 0;
+    return 1;
+}
+
+static void path_expect_taken(kvt_tier_impl *t, enum cqe_path pa, const char *what)
+{
+    const char *name = pa == PATH_VECTORED ? "nvme.vectored"
+                       : pa == PATH_STAGED || pa == PATH_STAGED_PIECES ? "nvme.staged"
+                                                                       : NULL;
+    if (name)
+        cr_assert_gt(stat_of(t, name), 0, "%s: %s is 0", what, name);
+    else
+        cr_assert_eq(stat_of(t, "nvme.vectored") + stat_of(t, "nvme.staged"), 0, "%s", what);
+}
+
+/* One batch of TN blocks on path `pa`; the TBAD-th block's write (write)
+ * or read (!write) gets `kind` at completion. */
+static void path_case(enum cqe_path pa, int write, const struct cqe_kind *k)
+{
+    static struct tier_run r;
+    char spec[64], what[128];
+    /* Writes are operations 1..TN, reads TN+1..2*TN. */
+    snprintf(spec, sizeof spec, "nth=%u:%s", (write ? 0 : TN) + TBAD + 1, k->name);
+    snprintf(what, sizeof what, "%s %s, %s", path_names[pa], write ? "write" : "read", k->name);
+    unlink(path);
+    kvt_tier_impl *t = path_open(&r, pa, spec);
+    int32_t st[TN];
+    path_fill(&r, 1);
+    int rc = path_io(t, &r, 1, st);
+    for (uint32_t i = 0; i < TN; i++)
+        cr_assert_eq(st[i], write && i == TBAD ? k->code : 0, "%s: write %u: %s", what, i,
+                     code(st[i]));
+    cr_assert_eq(rc, write ? k->code : 0, "%s: write returned %s", what, code(rc));
+    cr_assert_eq(stat_of(t, "nvme.writes"), write ? TN - 1 : TN, "%s", what);
+    int rrc = path_io(t, &r, 0, st);
+    for (uint32_t i = 0; i < TN; i++) {
+        if (write && i == TBAD) {
+            /* The tier does not undo what reached media (the store discards
+             * the slot): the block may be there, never wrong. */
+            cr_assert(st[i] == 0 || st[i] == KVT_ECORRUPT, "%s: read of the failed write: %s",
+                      what, code(st[i]));
+            if (st[i] == 0)
+                cr_assert(path_bytes_ok(&r, i), "%s: block %u: wrong bytes", what, i);
+            continue;
+        }
+        cr_assert_eq(st[i], !write && i == TBAD ? k->code : 0, "%s: read %u: %s", what, i,
+                     code(st[i]));
+        if (!st[i])
+            cr_assert(path_bytes_ok(&r, i), "%s: block %u: wrong bytes", what, i);
+    }
+    if (!write)
+        cr_assert_eq(rrc, k->code, "%s: read returned %s", what, code(rrc));
+    cr_assert_eq(tstat(t, k->name), 1, "%s", what);
+    cr_assert_eq(stat_of(t, "nvme.faults_injected"), 1, "%s", what);
+    cr_assert_eq(stat_of(t, "nvme.io_errors"), 1, "%s", what);
+    if (!write)
+        cr_assert_eq(stat_of(t, "nvme.reads"), TN - 1, "%s", what);
+    path_expect_taken(t, pa, what);
+
+    /* The tier keeps serving: new bytes in every slot, the failed one too,
+     * all read back exactly (a failed read was not the block's fault). */
+    path_fill(&r, 2);
+    cr_assert_eq(path_io(t, &r, 1, st), 0, "%s: second write", what);
+    cr_assert_eq(path_io(t, &r, 0, st), 0, "%s: second read", what);
+    for (uint32_t i = 0; i < TN; i++)
+        cr_assert(st[i] == 0 && path_bytes_ok(&r, i), "%s: block %u after: %s", what, i,
+                  code(st[i]));
+    nv->close(t);
+    free(r.region);
+}
+
+static void each_cqe_case(enum cqe_path pa)
+{
+    for (int write = 1; write >= 0; write--)
+        for (size_t k = 0; k < NKINDS; k++)
+            path_case(pa, write, &cqe_kinds[k]);
+}
+
+Test(nvme_faults, completion_faults_vectored)
+{
+    each_cqe_case(PATH_VECTORED);
+}
+
+Test(nvme_faults, completion_faults_fixed)
+{
+    each_cqe_case(PATH_FIXED);
+}
+
+Test(nvme_faults, completion_faults_split_fragments)
+{
+    each_cqe_case(PATH_SPLIT);
+}
+
+Test(nvme_faults, completion_faults_staged)
+{
+    each_cqe_case(PATH_STAGED);
+}
+
+Test(nvme_faults, completion_faults_staged_in_pieces)
+{
+    each_cqe_case(PATH_STAGED_PIECES);
+}
+
+/* ---------------------------- faults at completion, through the store */
+
+enum { SN = 4, SBAD = 1 }; /* blocks per call; the one whose completion fails */
+
+/* SN blocks' memory: 4 KiB-aligned (direct: one vectored transfer each), or
+ * 8 bytes past it (staged through a bounce buffer). */
+static uint8_t *smem(int staged, void **ptrs)
+{
+    uint8_t *m = abuf((SBB + 4096) * SN);
+    for (uint32_t i = 0; i < SN; i++)
+        ptrs[i] = m + (SBB + 4096) * i + (staged ? 8 : 0);
+    return m;
+}
+
+/* Puts keys first..first+SN-1 in one call from ptrs; statuses in st. */
+static int sput_n(kvt_store *s, uint32_t first, void **ptrs, int32_t *st)
+{
+    kvt_key k[SN];
+    for (uint32_t i = 0; i < SN; i++) {
+        k[i] = skey(first + i);
+        sfill(ptrs[i], first + i);
+        st[i] = 999;
+    }
+    kvt_io_opts o = {.size = sizeof o, .status = st};
+    return kvt_put(s, k, SN, ptrs, &o, NULL);
+}
+
+/* Gets keys first..first+SN-1 in one call into ptrs (no promotion);
+ * asserts exact bytes for each status 0. */
+static int sget_n(kvt_store *s, uint32_t first, void **ptrs, int32_t *st)
+{
+    kvt_key k[SN];
+    static uint8_t want[SBB];
+    for (uint32_t i = 0; i < SN; i++) {
+        k[i] = skey(first + i);
+        memset(ptrs[i], 0xEE, SBB);
+        st[i] = 999;
+    }
+    kvt_io_opts o = {.size = sizeof o, .status = st, .flags = KVT_IO_NO_PROMOTE};
+    int rc = kvt_get(s, k, SN, ptrs, &o, NULL);
+    for (uint32_t i = 0; i < SN; i++)
+        if (st[i] == 0) {
+            sfill(want, first + i);
+            cr_assert(!memcmp(ptrs[i], want, SBB), "get %u: wrong bytes", first + i);
+        }
+    return rc;
+}
+
+static int held(kvt_store *s, uint32_t i)
+{
+    kvt_key k = skey(i);
+    uint8_t t;
+    return kvt_lookup(s, &k, 1, &t, 0);
+}
+
+/* A put whose NVMe write fails at completion stores nothing: its status is
+ * the error, the put's count leaves it out, the key is not held (a get is
+ * KVT_ENOENT, before and after a reopen: the slot was discarded, though the
+ * bytes did reach media), and the store goes on storing and serving. */
+Test(nvme_faults, put_failed_at_completion_is_not_held)
+{
+    for (int staged = 0; staged <= 1; staged++)
+        for (size_t k = 0; k < NKINDS; k++) {
+            const struct cqe_kind *ck = &cqe_kinds[k];
+            char spec[64];
+            snprintf(spec, sizeof spec, "nth=%u:%s", SBAD + 1, ck->name); /* puts: ops 1..SN */
+            unlink(path);
+            void *ptrs[SN];
+            uint8_t *mem = smem(staged, ptrs);
+            int32_t st[SN];
+            kvt_store *s = store_open(0, spec);
+            int rc = sput_n(s, 0, ptrs, st);
+            cr_assert_eq(rc, SN - 1, "%s, staged %d: put returned %d", ck->name, staged, rc);
+            for (uint32_t i = 0; i < SN; i++)
+                cr_assert_eq(st[i], i == SBAD ? ck->code : 0, "%s, staged %d: put %u: %s",
+                             ck->name, staged, i, code(st[i]));
+            cr_assert_eq(sstat(s, "nvme.faults_injected"), 1);
+            char name[96];
+            snprintf(name, sizeof name, "nvme.faults_injected.%s", ck->name);
+            cr_assert_eq(sstat(s, name), 1);
+            cr_assert_eq(sstat(s, "nvme.io_errors"), 1, "%s", ck->name);
+            cr_assert_eq(sstat(s, "put_rejected"), 1, "%s", ck->name);
+            cr_assert_eq(sstat(s, "put_stored"), SN - 1, "%s", ck->name);
+            cr_assert_eq(sstat(s, staged ? "nvme.staged" : "nvme.vectored"), SN,
+                         "%s, staged %d: not the path meant", ck->name, staged);
+            cr_assert_eq(held(s, SBAD), 0, "%s, staged %d: the failed put is held", ck->name,
+                         staged);
+            rc = sget_n(s, 0, ptrs, st);
+            cr_assert_eq(rc, SN - 1, "%s, staged %d: get returned %d", ck->name, staged, rc);
+            for (uint32_t i = 0; i < SN; i++)
+                cr_assert_eq(st[i], i == SBAD ? KVT_ENOENT : 0, "%s, staged %d: get %u: %s",
+                             ck->name, staged, i, code(st[i]));
+            /* It keeps serving: more puts, and the failed key again. */
+            cr_assert_eq(sput_n(s, SN, ptrs, st), SN, "%s: second put", ck->name);
+            cr_assert_eq(sget_n(s, SN, ptrs, st), SN, "%s: second get", ck->name);
+            cr_assert_eq(kvt_close(s), 0);
+
+            s = store_open(0, NULL);
+            cr_assert_eq(held(s, SBAD), 0, "%s, staged %d: resurrected by recovery", ck->name,
+                         staged);
+            cr_assert_eq(sget_n(s, 0, ptrs, st), SN - 1, "%s: after a reopen", ck->name);
+            cr_assert_eq(st[SBAD], KVT_ENOENT, "%s: after a reopen: %s", ck->name,
+                         code(st[SBAD]));
+            cr_assert_eq(sget_n(s, SN, ptrs, st), SN, "%s: after a reopen", ck->name);
+            int32_t one;
+            cr_assert_eq(sput(s, SBAD, &one), 1, "%s: put again: %s", ck->name, code(one));
+            cr_assert_eq(sget(s, SBAD), 0, "%s", ck->name);
+            cr_assert_eq(kvt_close(s), 0);
+            free(mem);
+        }
+}
+
+/*
+ * A get whose NVMe read fails at completion is a miss for that block: its
+ * status is the error, the get's count leaves it out, the others arrive
+ * exactly. The block stays held (an I/O error says nothing against the
+ * copy on media, unlike KVT_ECORRUPT, which drops it): the same get again,
+ * without the fault, returns its exact bytes, and so it does after a reopen.
+ */
+Test(nvme_faults, get_failed_at_completion_is_a_miss)
+{
+    for (int staged = 0; staged <= 1; staged++)
+        for (size_t k = 0; k < NKINDS; k++) {
+            const struct cqe_kind *ck = &cqe_kinds[k];
+            char spec[64];
+            /* puts: ops 1..SN; the get's reads: SN+1..2*SN */
+            snprintf(spec, sizeof spec, "nth=%u:%s", SN + SBAD + 1, ck->name);
+            unlink(path);
+            void *ptrs[SN];
+            uint8_t *mem = smem(staged, ptrs);
+            int32_t st[SN];
+            kvt_store *s = store_open(0, spec);
+            cr_assert_eq(sput_n(s, 0, ptrs, st), SN, "%s: put", ck->name);
+            int rc = sget_n(s, 0, ptrs, st);
+            cr_assert_eq(rc, SN - 1, "%s, staged %d: get returned %d", ck->name, staged, rc);
+            for (uint32_t i = 0; i < SN; i++)
+                cr_assert_eq(st[i], i == SBAD ? ck->code : 0, "%s, staged %d: get %u: %s",
+                             ck->name, staged, i, code(st[i]));
+            char name[96];
+            snprintf(name, sizeof name, "nvme.faults_injected.%s", ck->name);
+            cr_assert_eq(sstat(s, name), 1);
+            cr_assert_eq(sstat(s, "nvme.faults_injected"), 1);
+            cr_assert_eq(sstat(s, "nvme.io_errors"), 1, "%s", ck->name);
+            cr_assert_eq(sstat(s, "nvme.hits"), SN - 1, "%s", ck->name);
+            cr_assert_eq(sstat(s, "nvme.corrupt"), 0, "%s", ck->name);
+            cr_assert_eq(sstat(s, staged ? "nvme.staged" : "nvme.vectored"), 2 * SN,
+                         "%s, staged %d: not the path meant", ck->name, staged);
+            cr_assert_eq(held(s, SBAD), 1, "%s: a read error dropped the block", ck->name);
+            cr_assert_eq(sget_n(s, 0, ptrs, st), SN, "%s, staged %d: get again: %s", ck->name,
+                         staged, code(st[SBAD]));
+            cr_assert_eq(sput_n(s, SN, ptrs, st), SN, "%s: more puts", ck->name);
+            cr_assert_eq(sget_n(s, SN, ptrs, st), SN, "%s: more gets", ck->name);
+            cr_assert_eq(kvt_close(s), 0);
+            s = store_open(0, NULL);
+            cr_assert_eq(sget_n(s, 0, ptrs, st), SN, "%s: after a reopen", ck->name);
+            cr_assert_eq(kvt_close(s), 0);
+            free(mem);
+        }
+}
+
+/*
+ * A DRAM tier of 4 blocks above NVMe: the fifth put pushes a victim down,
+ * and that demotion write (from the DRAM arena, registered with the rings
+ * when the system allows) fails at completion. The victim is dropped — it
+ * is in neither tier, a get is KVT_ENOENT, and a reopen does not bring it
+ * back — while every other block reads back exactly, and later demotions
+ * succeed.
+ */
+Test(nvme_faults, demotion_failed_at_completion_drops_the_block)
+{
+    enum { PUTS = 12 };
+    for (size_t k = 0; k < NKINDS; k++) {
+        const struct cqe_kind *ck = &cqe_kinds[k];
+        char spec[64];
+        snprintf(spec, sizeof spec, "nth=1:%s", ck->name); /* the first NVMe write */
+        unlink(path);
+        kvt_store *s = store_open(1, spec);
+        int32_t st;
+        for (uint32_t i = 0; i < 4; i++)
+            cr_assert_eq(sput(s, i, &st), 1, "%s: put %u: %s", ck->name, i, code(st));
+        cr_assert_eq(sstat(s, "nvme.demotion_writes"), 0);
+        cr_assert_eq(sput(s, 4, &st), 1, "%s: put 4: %s", ck->name, code(st));
+        cr_assert_eq(st, 0);
+        cr_assert_eq(sstat(s, "nvme.demotion_writes"), 1, "%s", ck->name);
+        char name[96];
+        snprintf(name, sizeof name, "nvme.faults_injected.%s", ck->name);
+        cr_assert_eq(sstat(s, name), 1, "%s", ck->name);
+        cr_assert_eq(sstat(s, "nvme.io_errors"), 1, "%s", ck->name);
+        cr_assert_eq(sstat(s, "nvme.demotions_in"), 0, "%s", ck->name);
+        /* At least once: demote_write() and leave() in lib/store.c each
+         * count this one block today (2), a double count left to the
+         * store's owners. */
+        cr_assert_geq(sstat(s, "dram.dropped"), 1, "%s", ck->name);
+        cr_assert_eq(sstat(s, "nvme.used_blocks"), 0, "%s: the failed slot is kept", ck->name);
+        if (sstat(s, "nvme.fixed_host")) /* from the registered DRAM arena: fixed writes */
+            cr_assert_eq(sstat(s, "nvme.vectored") + sstat(s, "nvme.staged"), 0);
+        uint32_t lost = UINT32_MAX, n_held = 0;
+        for (uint32_t i = 0; i <= 4; i++) {
+            if (held(s, i)) {
+                n_held++;
+                cr_assert_eq(sget(s, i), 0, "%s: block %u", ck->name, i);
+            } else {
+                lost = i;
+            }
+        }
+        cr_assert_eq(n_held, 4, "%s: %u of 5 held", ck->name, n_held);
+        cr_assert_eq(sget(s, lost), KVT_ENOENT, "%s: the dropped block %u", ck->name, lost);
+        /* Later demotions go through. */
+        for (uint32_t i = 5; i < PUTS; i++)
+            cr_assert_eq(sput(s, i, &st), 1, "%s: put %u: %s", ck->name, i, code(st));
+        cr_assert_eq(sstat(s, "nvme.demotions_in"), PUTS - 5, "%s", ck->name);
+        cr_assert_eq(sstat(s, "nvme.io_errors"), 1, "%s", ck->name);
+        for (uint32_t i = 0; i < PUTS; i++)
+            cr_assert_eq(sget(s, i), i == lost ? KVT_ENOENT : 0, "%s: block %u", ck->name, i);
+        cr_assert_eq(kvt_close(s), 0);
+
+        /* What reached NVMe comes back; the dropped block does not. */
+        s = store_open(1, NULL);
+        cr_assert_eq(held(s, lost), 0, "%s: block %u resurrected", ck->name, lost);
+        cr_assert_eq(sget(s, lost), KVT_ENOENT);
+        uint32_t back = 0;
+        for (uint32_t i = 0; i < PUTS; i++)
+            if (i != lost && held(s, i)) {
+                cr_assert_eq(sget(s, i), 0, "%s: block %u after a reopen", ck->name, i);
+                back++;
+            }
+        cr_assert_geq(back, PUTS - 5, "%s: the demoted blocks", ck->name);
+        cr_assert_eq(kvt_close(s), 0);
+    }
 }
 
 #endif /* KVT_HAVE_URING */
