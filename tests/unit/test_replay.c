@@ -254,8 +254,8 @@ static void load_subset(trace *t)
     const char *dir = getenv("KVT_TRACES_SUBSET");
     char path[4096];
     snprintf(path, sizeof path, "%s/conversation_head1000.jsonl", dir ? dir : "tests/data/traces");
-    cr_assert_eq(load(t, path), 0, "%s missing: it is part of the repository (set KVT_TRACES_SUBSET)",
-                 path);
+    cr_assert_eq(load(t, path), 0,
+                 "%s missing: it is part of the repository (set KVT_TRACES_SUBSET)", path);
     cr_assert_eq(t->nreq, 1000, "%s: %zu requests, wanted 1000", path, t->nreq);
 }
 
@@ -652,8 +652,9 @@ static double compare_model(const trace *t, const model_ops *o, uint32_t cap, co
                      what, o->name, cap, i, got_held[i] ? "held" : "gone",
                      want_held[i] ? "held" : "gone");
     double pct = 100.0 * (double)lib / (double)total_blocks(t);
-    fprintf(stderr, "%s, %s @%u: %llu / %llu blocks = %.2f%%, %llu evictions (equal to the model)\n",
-            what, o->name, cap, (unsigned long long)lib, (unsigned long long)total_blocks(t), pct,
+    fprintf(stderr,
+            "%s, %s @%u: %llu / %llu blocks = %.2f%%, %llu evictions (equal to the model)\n", what,
+            o->name, cap, (unsigned long long)lib, (unsigned long long)total_blocks(t), pct,
             (unsigned long long)got_ev);
     free(want);
     free(got);
