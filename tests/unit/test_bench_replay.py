@@ -3,7 +3,8 @@
 """Usage: test_bench_replay.py PATH/TO/kvtier-bench [PATH/TO/plot.py]
 
 Writes its own traces (a Mooncake JSONL of a few hundred requests and two
-WEKA sessions, one with a subagent) into a temporary directory, so it runs
+WEKA sessions, one with a subagent) into a temporary directory, and replays
+the subset of the real traces shipped in tests/data/traces, so it runs
 without ../shared/traces. The hit counts are checked exactly against a
 reference written here (an LRU of hash ids with an idle TTL, the replay
 semantics of docs/bench.md), which shares nothing with the bench.
@@ -270,6 +271,47 @@ def test_replay(d):
     return moon, mreqs
 
 
+def test_shipped():
+    """The subset of the real traces in tests/data/traces (always present):
+    the first 1,000 Mooncake conversation requests and four WEKA sessions,
+    replayed by the bench and by the reference above."""
+    sub = os.environ.get("KVT_TRACES_SUBSET") or os.path.join(
+        os.environ.get("KVT_SOURCE_ROOT", "."), "tests", "data", "traces")
+    moon = os.path.join(sub, "conversation_head1000.jsonl")
+    wdir = os.path.join(sub, "weka")
+    if not os.path.isfile(moon) or not os.path.isdir(wdir):
+        fail(f"{sub}: the shipped trace subset is missing (it is part of the repository)")
+        return
+    with open(moon) as f:
+        mreqs = [(r["timestamp"] * 1000000, 0, r["hash_ids"]) for r in map(json.loads, f)]
+    for cap, ttl in ((1000, None), (4000, None), (1000, 30)):
+        args = ["--trace", moon, "--capacity-blocks", str(cap), "--policy", "lru"]
+        if ttl:
+            args += ["--ttl", str(ttl)]
+        o = replay_json(args)
+        want = reference(mreqs, cap, ttl)
+        if o is not None and (o.get("hit_blocks"), o.get("total_blocks")) != want:
+            fail(f"shipped conversation cap {cap} ttl {ttl}: {o.get('hit_blocks')}/"
+                 f"{o.get('total_blocks')} hits, reference {want[0]}/{want[1]}")
+    docs = []
+    for name in sorted(os.listdir(wdir)):
+        with open(os.path.join(wdir, name)) as f:
+            docs.append(json.load(f)["requests"])
+    wreqs = weka_streams(docs)
+    for cap, ttl in ((0, None), (2000, None), (0, 60)):
+        args = ["--trace", wdir, "--capacity-blocks", str(cap), "--policy", "lru"]
+        if ttl:
+            args += ["--ttl", str(ttl)]
+        o = replay_json(args)
+        want = reference(wreqs, cap, ttl)
+        if o is not None and (o.get("hit_blocks"), o.get("total_blocks")) != want:
+            fail(f"shipped weka cap {cap} ttl {ttl}: {o.get('hit_blocks')}/"
+                 f"{o.get('total_blocks')} hits, reference {want[0]}/{want[1]}")
+        if o is not None and (o.get("sessions"), o.get("requests")) != (len(docs), len(wreqs)):
+            fail(f"shipped weka: {o.get('sessions')} sessions, {o.get('requests')} requests, "
+                 f"wanted {len(docs)}, {len(wreqs)}")
+
+
 def test_sweep(d, moon, mreqs):
     out = os.path.join(d, "sweep.csv")
     args = ["sweep", "--trace", moon, "--policy", "lru,prefix", "--capacity-blocks", "40,150",
@@ -373,6 +415,9 @@ def main():
         before = len(FAILURES)
         moon, mreqs = test_replay(d)
         print(("ok  " if len(FAILURES) == before else "FAIL") + " test_replay")
+        before = len(FAILURES)
+        test_shipped()
+        print(("ok  " if len(FAILURES) == before else "FAIL") + " test_shipped")
         before = len(FAILURES)
         csv_path = test_sweep(d, moon, mreqs)
         print(("ok  " if len(FAILURES) == before else "FAIL") + " test_sweep")

@@ -71,6 +71,28 @@ Test(ttl, expires_exactly_after_ttl)
     cr_assert_eq(kvt_close(s), 0);
 }
 
+/* The same boundary behind a block that is past it: the store skips the
+ * idle list while its oldest block is within the TTL, so a lone block at
+ * exactly TTL cannot tell ">" from ">="; here the walk runs and must stop
+ * at the block that is exactly TTL old. */
+Test(ttl, exactly_ttl_stays_behind_an_expired_block)
+{
+    kvt_store *s = open_ttl(1000, 8);
+    cr_assert_eq(kvt_clock_set(s, 5 * MS), 0);
+    put_at(s, 1, 0);
+    cr_assert_eq(kvt_clock_set(s, 6 * MS), 0);
+    put_at(s, 2, 0);
+    cr_assert_eq(kvt_clock_set(s, 1006 * MS), 0);
+    cr_assert_eq(held(s, 1), 0, "idle 1001 ms: gone");
+    cr_assert_eq(held(s, 2), 1, "idle exactly 1000 ms: present");
+    uint64_t v;
+    cr_assert_eq(kvt_stat(s, "dram.expirations", &v), 0);
+    cr_assert_eq(v, 1);
+    cr_assert_eq(kvt_clock_set(s, 1006 * MS + 1), 0);
+    cr_assert_eq(held(s, 2), 0, "idle 1000 ms + 1 ns: gone");
+    cr_assert_eq(kvt_close(s), 0);
+}
+
 Test(ttl, hits_refresh_lookups_do_not)
 {
     kvt_store *s = open_ttl(1000, 8);
