@@ -264,7 +264,12 @@ KVT_API int kvt_config_set_clock(kvt_config *cfg, kvt_clock_fn fn, void *user);
  * Errors: KVT_ENULL, KVT_ESIZE, KVT_EFRAGS, KVT_ECAPACITY, KVT_EPOLICY,
  * KVT_ENOTIER, KVT_ENOMEM, KVT_ENODEV, and the NVMe file errors
  * (KVT_EFORMAT, KVT_EGEOMETRY, KVT_ELOCKED, KVT_EPATH, KVT_ENODIRECT,
- * KVT_ETOOSMALL, KVT_EIO). */
+ * KVT_ETOOSMALL, KVT_EIO).
+ * KVT_ELOCKED comes at once when an open store holds the NVMe file, in this
+ * process or another (kvt_last_error() names its pid). A store whose process
+ * died holds nothing: its file opens at once (a process still exiting is
+ * waited for, up to 5 s). A child of fork() cannot use its parent's stores
+ * and does not keep their files locked. */
 KVT_API int kvt_open(kvt_config *cfg, kvt_store **out);
 
 /* Closes a store: waits for every operation in flight (queued async
