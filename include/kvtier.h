@@ -16,7 +16,14 @@
  *    except where "kept" is written (asynchronous operations keep their buffers
  *    until their ticket completes).
  *  - Structs that cross the ABI begin with `uint32_t size`: set it to
- *    sizeof(the struct) so that later versions can add fields.
+ *    sizeof(the struct) so that later versions can add fields. The library
+ *    checks it as Linux's copy_struct_from_user() does: smaller than the
+ *    first version of the struct: KVT_EINVAL; larger than the library's own
+ *    (a caller built against a newer header): accepted if every byte past
+ *    the library's struct is zero (no field it lacks is set), else
+ *    KVT_ESIZE, as is any size over 4096 (nothing past it is read). The
+ *    message names the field and the first non-zero byte. On KVT_ESIZE a
+ *    caller may retry with the older size, leaving out the new fields.
  */
 #ifndef KVTIER_H
 #define KVTIER_H
@@ -346,7 +353,7 @@ enum {
 
 /* Per-call options for kvt_put / kvt_get. May be NULL for all defaults. */
 typedef struct kvt_io_opts {
-    uint32_t size;         /* sizeof(kvt_io_opts) */
+    uint32_t size;         /* sizeof(kvt_io_opts) (checked: see the top of this file) */
     uint32_t mem_kind;     /* kvt_mem_kind of the caller's pointers; default HOST */
     int32_t device;        /* CUDA device of the pointers when mem_kind == CUDA; the
                               stream's device is its own */
@@ -355,7 +362,9 @@ typedef struct kvt_io_opts {
     uint32_t retain_s;     /* put: keep these blocks at least this long (soft pin) */
     uint32_t frags;        /* fragments per block in ptrs: 0 = the store's; else must equal it */
     const kvt_key *parent; /* put: key of the block before keys[0] (prefix policies) */
-    int32_t *status;       /* optional, n entries: per-block result (0 or KVT_E*) */
+    int32_t *status;       /* optional, n entries: per-block result (0 or KVT_E*), see
+                              kvt_put and kvt_get for the codes; written only when the
+                              call (or its ticket) succeeds, unspecified when it fails */
 } kvt_io_opts;
 
 typedef uint64_t kvt_ticket;
@@ -387,10 +396,28 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
  * Sync (ticket NULL): returns blocks stored when the bytes are copied.
  * Async: returns 0 at once and *ticket; the library keeps ptrs, keys and
  * status and reads the source until the ticket completes.
- * A block that can't be stored (everything pinned, I/O error) gets its code
- * in status and is not counted. Errors: KVT_ENULL, KVT_ESIZE, KVT_EMEMKIND,
- * KVT_ENODEV, KVT_ENOTSUP, KVT_EINVAL (see "CUDA" above), KVT_EBUSY (too many
- * tickets pending), KVT_ECLOSED. */
+ * A block that can't be stored gets its code in status and is not counted;
+ * it is not stored, and what the store held under its key before is as it
+ * was. The codes (status[i]):
+ *  0              stored, or already held;
+ *  KVT_EFULL      no slot: every candidate for eviction in the tier a put
+ *                 enters is pinned, retained or in use for over 1 s, or
+ *                 the index is full;
+ *  KVT_EBUSY      the key's copy is leaving that tier (removed or evicted)
+ *                 while a reader still copies out of it, and no other copy
+ *                 is readable: retry once that read is done. Not the call's
+ *                 KVT_EBUSY (too many tickets), which fails the whole call;
+ *  KVT_EIO        the tier's write failed (the slot stays free), or reading
+ *                 back a recovered copy not yet trusted (above) failed;
+ *  KVT_ENOSPC     the NVMe tier's filesystem is full (or over quota);
+ *  KVT_ENOMEM     no memory for that read-back, or (CUDA builds) for the
+ *                 staging of device memory or the HBM tier's copy list;
+ *  KVT_EMEMKIND, KVT_ENODEV, KVT_EIO  device memory (CUDA builds): a
+ *                 fragment that is not device memory of opts->device, the
+ *                 device lost, a failed CUDA copy.
+ * Errors: KVT_ENULL, KVT_ESIZE, KVT_EMEMKIND, KVT_ENODEV, KVT_ENOTSUP,
+ * KVT_EINVAL (see "CUDA" above), KVT_EBUSY (too many tickets pending),
+ * KVT_ECLOSED; KVT_EINVAL, KVT_ESIZE also for opts->size (top of file). */
 KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 
@@ -402,7 +429,17 @@ KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const
  * KVT_ECORRUPT (and is dropped); its destination holds unspecified bytes,
  * since a large NVMe block is read straight into aligned caller memory and
  * verified there (docs/nvme-format.md): only a 0 status makes the bytes the
- * block's. Errors as kvt_put. */
+ * block's. The codes (status[i]):
+ *  0              copied: the destination holds the block;
+ *  KVT_ENOENT     not held; destination unwritten;
+ *  KVT_ECORRUPT   failed verification and dropped from that tier;
+ *                 destination unspecified;
+ *  KVT_EIO        the tier's read failed (or, with device memory, a CUDA
+ *                 copy); the block stays held; destination unspecified;
+ *  KVT_ENOMEM, KVT_EMEMKIND, KVT_ENODEV  device memory (CUDA builds), as
+ *                 for kvt_put; destination unspecified.
+ * A failed promotion (KVT_IO_NO_PROMOTE unset) changes no status: the bytes
+ * were copied, the block stays where it was. Errors as kvt_put. */
 KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 
