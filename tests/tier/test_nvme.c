@@ -762,7 +762,8 @@ Test(nvme, completed_writes_survive_sigkill)
         acks++;
     close(fds[0]);
     /* Reopen before reaping it, as a supervisor restarting a store would:
-     * the open waits until the dead writer's I/O is over. */
+     * the open waits while the writer is still exiting (its lock descriptor
+     * not closed yet). */
     kvt_tier_impl *t = open_ok(&p);
     int status;
     waitpid(pid, &status, 0);
