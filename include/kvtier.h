@@ -16,7 +16,14 @@
  *    except where "kept" is written (asynchronous operations keep their buffers
  *    until their ticket completes).
  *  - Structs that cross the ABI begin with `uint32_t size`: set it to
- *    sizeof(the struct) so that later versions can add fields.
+ *    sizeof(the struct) so that later versions can add fields. The library
+ *    checks it as Linux's copy_struct_from_user() does: smaller than the
+ *    first version of the struct: KVT_EINVAL; larger than the library's own
+ *    (a caller built against a newer header): accepted if every byte past
+ *    the library's struct is zero (no field it lacks is set), else
+ *    KVT_ESIZE, as is any size over 4096 (nothing past it is read). The
+ *    message names the field and the first non-zero byte. On KVT_ESIZE a
+ *    caller may retry with the older size, leaving out the new fields.
  */
 #ifndef KVTIER_H
 #define KVTIER_H
@@ -269,7 +276,12 @@ KVT_API int kvt_config_set_clock(kvt_config *cfg, kvt_clock_fn fn, void *user);
  * Errors: KVT_ENULL, KVT_ESIZE, KVT_EFRAGS, KVT_ECAPACITY, KVT_EPOLICY,
  * KVT_ENOTIER, KVT_ENOMEM, KVT_ENODEV, and the NVMe file errors
  * (KVT_EFORMAT, KVT_EGEOMETRY, KVT_ELOCKED, KVT_EPATH, KVT_ENODIRECT,
- * KVT_ETOOSMALL, KVT_EIO). */
+ * KVT_ETOOSMALL, KVT_EIO).
+ * KVT_ELOCKED comes at once when an open store holds the NVMe file, in this
+ * process or another (kvt_last_error() names its pid). A store whose process
+ * died holds nothing: its file opens at once (a process still exiting is
+ * waited for, up to 5 s). A child of fork() cannot use its parent's stores
+ * and does not keep their files locked. */
 KVT_API int kvt_open(kvt_config *cfg, kvt_store **out);
 
 /* Closes a store: waits for every operation in flight (queued async
@@ -352,7 +364,7 @@ enum {
 
 /* Per-call options for kvt_put / kvt_get. May be NULL for all defaults. */
 typedef struct kvt_io_opts {
-    uint32_t size;         /* sizeof(kvt_io_opts) */
+    uint32_t size;         /* sizeof(kvt_io_opts) (checked: see the top of this file) */
     uint32_t mem_kind;     /* kvt_mem_kind of the caller's pointers; default HOST */
     int32_t device;        /* CUDA device of the pointers when mem_kind == CUDA; the
                               stream's device is its own */
@@ -361,7 +373,9 @@ typedef struct kvt_io_opts {
     uint32_t retain_s;     /* put: keep these blocks at least this long (soft pin) */
     uint32_t frags;        /* fragments per block in ptrs: 0 = the store's; else must equal it */
     const kvt_key *parent; /* put: key of the block before keys[0] (prefix policies) */
-    int32_t *status;       /* optional, n entries: per-block result (0 or KVT_E*) */
+    int32_t *status;       /* optional, n entries: per-block result (0 or KVT_E*), see
+                              kvt_put and kvt_get for the codes; written only when the
+                              call (or its ticket) succeeds, unspecified when it fails */
 } kvt_io_opts;
 
 typedef uint64_t kvt_ticket;
@@ -393,10 +407,34 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
  * Sync (ticket NULL): returns blocks stored when the bytes are copied.
  * Async: returns 0 at once and *ticket; the library keeps ptrs, keys and
  * status and reads the source until the ticket completes.
- * A block that can't be stored (everything pinned, I/O error) gets its code
- * in status and is not counted. Errors: KVT_ENULL, KVT_ESIZE, KVT_EMEMKIND,
- * KVT_ENODEV, KVT_ENOTSUP, KVT_EINVAL (see "CUDA" above), KVT_EBUSY (too many
- * tickets pending), KVT_ECLOSED. */
+ * A block that can't be stored gets its code in status and is not counted;
+ * it is not stored, and what the store held under its key before is as it
+ * was. The codes (status[i]):
+ *  0              stored, or already held, or stored and then removed by a
+ *                 kvt_remove that started after this put was issued;
+ *  KVT_EFULL      no slot: every candidate for eviction in the tier a put
+ *                 enters is pinned, retained or in use for over 1 s, or
+ *                 the index is full;
+ *  KVT_EBUSY      the key's copy is leaving that tier (removed or evicted)
+ *                 while a reader still copies out of it, and no other copy
+ *                 is readable: retry once that read is done. Not the call's
+ *                 KVT_EBUSY (too many tickets), which fails the whole call;
+ *  KVT_EIO        the tier's write failed (the slot stays free), or reading
+ *                 back a recovered copy not yet trusted (above) failed;
+ *  KVT_ENOSPC     the NVMe tier's filesystem is full (or over quota);
+ *  KVT_ENOMEM     no memory for that read-back, or (CUDA builds) for the
+ *                 staging of device memory or the HBM tier's copy list;
+ *  KVT_EMEMKIND, KVT_ENODEV, KVT_EIO  device memory (CUDA builds): a
+ *                 fragment that is not device memory of opts->device, the
+ *                 device lost, a failed CUDA copy.
+ * With KVT_IO_DURABLE a block counts only once it is on the persistent tier
+ * and flushed; one stored but not made durable gets kvt_flush's code
+ * (KVT_ENOENT: removed or evicted before it was written down; KVT_EFULL:
+ * no room there; KVT_EIO...) and stays where it was stored. The call
+ * returns KVT_EIO when the flush itself failed.
+ * Errors: KVT_ENULL, KVT_ESIZE, KVT_EMEMKIND, KVT_ENODEV, KVT_ENOTSUP,
+ * KVT_EINVAL (see "CUDA" above), KVT_EBUSY (too many tickets pending),
+ * KVT_ECLOSED; KVT_EINVAL, KVT_ESIZE also for opts->size (top of file). */
 KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 
@@ -408,9 +446,20 @@ KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const
  * KVT_ECORRUPT (and is dropped); its destination holds unspecified bytes,
  * since a large NVMe block is read straight into aligned caller memory and
  * verified there (docs/nvme-format.md): only a 0 status makes the bytes the
- * block's. A block whose read fails with an I/O error gets KVT_EIO (or
- * KVT_ENOSPC) and stays held: the copy was not found bad, a later get may
- * return it. Errors as kvt_put. */
+ * block's. The codes (status[i]):
+ *  0              copied: the destination holds the block;
+ *  KVT_ENOENT     not held; destination unwritten; or removed, expired or
+ *                 evicted while this get read it (destination unspecified);
+ *  KVT_ECORRUPT   failed verification and dropped from that tier;
+ *                 destination unspecified;
+ *  KVT_EIO        the tier's read failed (or, with device memory, a CUDA
+ *                 copy), KVT_ENOSPC likewise (a device's completion); the
+ *                 block stays held (it was not found bad, a later get may
+ *                 return it); destination unspecified;
+ *  KVT_ENOMEM, KVT_EMEMKIND, KVT_ENODEV  device memory (CUDA builds), as
+ *                 for kvt_put; destination unspecified.
+ * A failed promotion (KVT_IO_NO_PROMOTE unset) changes no status: the bytes
+ * were copied, the block stays where it was. Errors as kvt_put. */
 KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 

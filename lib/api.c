@@ -234,6 +234,43 @@ int kvt_release(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
     return leave_call(s, kvt__store_release(s, keys, n, status));
 }
 
+/* The largest `size` a struct crossing the ABI may claim: bigger ones are
+ * refused unread (0xFFFFFFFF would have us scan 4 GiB of the caller's). */
+#define STRUCT_SIZE_MAX 4096
+
+/* The `size` of a struct that crosses the ABI (it begins with uint32_t
+ * size), by the rules of Linux's copy_struct_from_user(), so that callers
+ * built against another version of the header meet this library safely:
+ *  - size < min (the first version's size; no shorter version exists):
+ *    KVT_EINVAL — size not set, or not this struct;
+ *  - min <= size <= known (this library's sizeof): fine; fields past size
+ *    would read as zero (none yet: min == known);
+ *  - known < size <= STRUCT_SIZE_MAX: a newer caller's struct, fine only if
+ *    every byte past `known` is zero (it sets nothing this library lacks),
+ *    else KVT_ESIZE naming the first such byte; the caller's struct really is
+ *    size bytes long, that is its contract (as with the kernel);
+ *  - size > STRUCT_SIZE_MAX: KVT_ESIZE, nothing read.
+ * KVT_ESIZE thus says "this library is older than your header": retry with
+ * size = the library's sizeof and the new fields left out. */
+static int check_struct_size(const void *p, uint32_t size, size_t min, size_t known,
+                             const char *fn, const char *arg, const char *type)
+{
+    if (size < min)
+        return kvt__err(KVT_EINVAL, "%s: %s->size %u is less than %zu, the size of the first "
+                                    "%s (set it to sizeof(%s))", fn, arg, size, min, type, type);
+    if (size > STRUCT_SIZE_MAX)
+        return kvt__err(KVT_ESIZE, "%s: %s->size %u is more than %u: not a %s size", fn, arg,
+                        size, STRUCT_SIZE_MAX, type);
+    const unsigned char *b = p;
+    for (size_t i = known; i < size; i++)
+        if (b[i])
+            return kvt__err(KVT_ESIZE, "%s: %s->size %u, and byte %zu of it is not zero: this "
+                                       "library's %s has %zu bytes and knows no field there "
+                                       "(built against a newer kvtier.h?)",
+                            fn, arg, size, i, type, known);
+    return 0;
+}
+
 static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *o, const char *fn)
 {
@@ -249,9 +286,8 @@ static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu (block %zu, fragment %zu) is NULL",
                             fn, i, i / s->frags, i % s->frags);
     if (o) {
-        if (o->size < offsetof(kvt_io_opts, status) + sizeof o->status)
-            return kvt__err(KVT_EINVAL, "%s: opts->size %u is too small (set it to sizeof(kvt_io_opts))",
-                            fn, o->size);
+        if ((rc = check_struct_size(o, o->size, sizeof *o, sizeof *o, fn, "opts", "kvt_io_opts")))
+            return rc;
         if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
             return kvt__err(KVT_EINVAL, "%s: unknown memory kind %u", fn, o->mem_kind);
         if (o->frags && o->frags != s->frags)

@@ -82,7 +82,7 @@ enum { /* slot header field offsets */
 #define REG_CHUNK (1ull << 30)          /* io_uring's limit for one registered buffer */
 #define MAX_RESUBMITS 16
 #define SQ_IDLE_MS 10
-#define LOCK_WAIT_MS 5000 /* longest wait for the lock of a store whose process died */
+#define LOCK_WAIT_MS 5000 /* longest wait for the lock of a store whose process is exiting */
 /* Payloads at least this large are hashed by the tier's hashing threads
  * (write checksums ahead of the ring, read verification behind it); smaller
  * ones by the ring's thread, where a hand-over would cost more than the hash
@@ -251,6 +251,8 @@ typedef struct lane {
 
 struct kvt_tier_impl {
     int fd;
+    int lock_fd;                 /* holds the store's flock ("file lock") */
+    kvt_tier_impl *lock_next;    /* in `lockers`, under lockers_mu */
     bool blockdev;
     uint64_t block_bytes, slot_bytes;
     uint32_t block_tokens, frags, nslots, key_mode;
@@ -1416,17 +1418,16 @@ static void lanes_free(kvt_tier_impl *t)
     t->lanes = NULL;
 }
 
+static void lock_release(kvt_tier_impl *t);
+
 static void tier_free(kvt_tier_impl *t)
 {
     /* Before the lanes: a hashing thread may still write a lane's eventfd
      * just after it marked its last op verified. */
     kvt__jobpool_free(t->hashers);
     lanes_free(t);
-    /* Rings drop their reference to the registered file asynchronously, and
-     * the lock belongs to the open file, not the fd: release it explicitly
-     * so that a reopen right after close() is not refused. */
-    if (t->locked)
-        flock(t->fd, LOCK_UN);
+    /* After the rings: nothing of ours is in flight once the lock goes. */
+    lock_release(t);
     if (t->fd >= 0)
         close(t->fd);
     kvt__faults_free(t->faults);
@@ -1821,45 +1822,139 @@ out:
     return rc;
 }
 
-/* Whether process pid is exiting: a zombie, PF_EXITING, or SIGKILL pending. */
-static bool process_exiting(int pid)
+/* ------------------------------------------------------------- file lock
+ *
+ * A store owns its file by an exclusive flock() on a descriptor of its own,
+ * opened only for that (`lock_fd`), never on the descriptor it does I/O
+ * with. A flock belongs to the open file and lasts until its last reference
+ * goes, and the I/O descriptor's open file is referenced by the store's
+ * io_uring instances too: after kill -9 the kernel tears those down a while
+ * later (tens of milliseconds, seconds on a loaded machine), so a lock on it
+ * outlived its process and the next open waited up to 5 s for it. The lock
+ * descriptor is referenced by nothing but the process's descriptor table,
+ * which the kernel closes when the last of the process's threads has exited:
+ * the lock of a dead store is gone by the time its process can be reaped.
+ *
+ * A forked child would inherit the lock descriptor, and with it the lock
+ * after its parent died (the store is not usable in the child: its threads
+ * were not copied). A fork handler closes the child's copies: the lock stays
+ * the parent's, and goes with it. One lock kind only (flock, as before, so
+ * older builds still exclude this one): where a network filesystem maps
+ * flock onto fcntl locks, a second kind held by the same store would collide
+ * with the first.
+ *
+ * Trade-off: a dead store's writes already submitted to the device when it
+ * was killed may complete after the next store has taken the file (the old
+ * lock waited for them as a side effect). They are whole-slot writes of
+ * blocks never acknowledged, each header naming its key: reading such a slot
+ * under another key fails verification (KVT_ECORRUPT), never returns wrong
+ * bytes; only a new write to the very same slot before the old one lands,
+ * i.e. a device slower than the whole open and recovery, could be undone. */
+
+static pthread_mutex_t lockers_mu = PTHREAD_MUTEX_INITIALIZER;
+static kvt_tier_impl *lockers; /* tiers with a lock_fd, through lock_next */
+static pthread_once_t lockers_once = PTHREAD_ONCE_INIT;
+
+static void lockers_fork_prepare(void)
+{
+    pthread_mutex_lock(&lockers_mu);
+}
+
+static void lockers_fork_parent(void)
+{
+    pthread_mutex_unlock(&lockers_mu);
+}
+
+/* The child: close its copies of the lock descriptors (the parent's keep
+ * the locks; close() is async-signal-safe). */
+static void lockers_fork_child(void)
+{
+    for (kvt_tier_impl *t = lockers; t; t = t->lock_next) {
+        close(t->lock_fd);
+        t->lock_fd = -1;
+        t->locked = false;
+    }
+    lockers = NULL;
+    pthread_mutex_unlock(&lockers_mu);
+}
+
+static void lockers_init(void)
+{
+    /* Without the handler (ENOMEM), a forked child keeps a dead parent's
+     * store locked until it exits: KVT_ELOCKED meanwhile, nothing worse. */
+    (void)pthread_atfork(lockers_fork_prepare, lockers_fork_parent, lockers_fork_child);
+}
+
+/* Releases and closes t's lock descriptor, if any. */
+static void lock_release(kvt_tier_impl *t)
+{
+    pthread_mutex_lock(&lockers_mu);
+    if (t->lock_fd >= 0) {
+        for (kvt_tier_impl **p = &lockers; *p; p = &(*p)->lock_next) {
+            if (*p == t) {
+                *p = t->lock_next;
+                break;
+            }
+        }
+        if (t->locked)
+            flock(t->lock_fd, LOCK_UN); /* also for a copy some process got another way */
+        close(t->lock_fd);
+        t->lock_fd = -1;
+    }
+    t->locked = false;
+    pthread_mutex_unlock(&lockers_mu);
+}
+
+/* How the process that took a lock stands. */
+enum proc_state { PROC_ALIVE, PROC_EXITING, PROC_GONE };
+
+static enum proc_state proc_state(int pid)
 {
     char p[64], buf[1024];
-    bool exiting = false;
+    enum proc_state st = PROC_ALIVE;
     snprintf(p, sizeof p, "/proc/%d/stat", pid);
     FILE *f = fopen(p, "re");
     if (!f)
-        return true; /* gone already */
+        return PROC_GONE;
     if (fgets(buf, sizeof buf, f)) {
         const char *rp = strrchr(buf, ')');
         char state;
         int ppid, pgrp, session, tty, tpgid;
         unsigned flags;
         if (rp && sscanf(rp + 1, " %c %d %d %d %d %d %u", &state, &ppid, &pgrp, &session, &tty,
-                         &tpgid, &flags) == 7)
-            exiting = state == 'Z' || state == 'X' || (flags & 0x4 /* PF_EXITING */);
+                         &tpgid, &flags) == 7) {
+            if (state == 'Z' || state == 'X')
+                st = PROC_GONE; /* its descriptors are closed */
+            else if (flags & 0x4 /* PF_EXITING */)
+                st = PROC_EXITING;
+        }
     }
     fclose(f);
     snprintf(p, sizeof p, "/proc/%d/status", pid);
-    if (!exiting && (f = fopen(p, "re"))) {
-        while (!exiting && fgets(buf, sizeof buf, f)) {
+    if (st == PROC_ALIVE && (f = fopen(p, "re"))) {
+        while (st == PROC_ALIVE && fgets(buf, sizeof buf, f)) {
             unsigned long long mask;
             if ((sscanf(buf, "SigPnd: %llx", &mask) == 1 ||
                  sscanf(buf, "ShdPnd: %llx", &mask) == 1) &&
                 (mask & (1ull << (SIGKILL - 1))))
-                exiting = true;
+                st = PROC_EXITING;
         }
         fclose(f);
     }
-    return exiting;
+    return st;
 }
 
-/* Who holds the flock on st's file, from /proc/locks: a live process (also
- * when nothing can be told), only exiting ones, or nobody any more. */
+/* Who holds the flock on st's file, from /proc/locks (*pid: the process that
+ * took it, 0 if not visible from here): a live holder (also when nothing can
+ * be told), a process still exiting (its descriptors not closed yet), or
+ * nobody any more. A lock whose taker is gone is held by a process that got
+ * the descriptor from it (fork without our handler, SCM_RIGHTS, an older
+ * build's lock on its I/O descriptor): live. */
 enum holder { HOLDER_LIVE, HOLDER_EXITING, HOLDER_NONE };
 
-static enum holder lock_holder(const struct stat *st)
+static enum holder lock_holder(const struct stat *st, int *pid_out)
 {
+    *pid_out = 0;
     FILE *f = fopen("/proc/locks", "re");
     if (!f)
         return HOLDER_LIVE;
@@ -1878,34 +1973,67 @@ static enum holder lock_holder(const struct stat *st)
             ino != (unsigned long long)st->st_ino)
             continue;
         seen = true;
-        if (pid <= 0 || pid == getpid() || !process_exiting(pid))
+        if (pid > 0)
+            *pid_out = pid;
+        if (pid <= 0 || pid == getpid() || proc_state(pid) != PROC_EXITING)
             alive = true;
     }
     fclose(f);
     return alive ? HOLDER_LIVE : seen ? HOLDER_EXITING : HOLDER_NONE;
 }
 
-/* Takes the store's lock on the open file. A store killed with I/O in
- * flight keeps its lock until the kernel has finished that I/O (tens of
- * milliseconds): wait for it rather than refuse a restart, but refuse at
- * once when a live process holds the file. */
+/* Takes the store's lock (above). A live holder, in another process or this
+ * one, is refused at once; a holder that is still exiting is waited for
+ * (its descriptors close once its last thread is gone), at most
+ * LOCK_WAIT_MS in case it is stuck exiting. */
 static int lock_file(kvt_tier_impl *t, const char *path)
 {
-    struct stat st;
-    for (unsigned waited = 0;; waited += 2) {
-        if (flock(t->fd, LOCK_EX | LOCK_NB) == 0) {
+    struct stat st, lst;
+    if (fstat(t->fd, &st))
+        return kvt__err_errno(KVT_ESYS, errno, "nvme: fstat %s", path);
+    pthread_once(&lockers_once, lockers_init);
+    /* Under the mutex, so that a fork in another thread sees it listed. */
+    pthread_mutex_lock(&lockers_mu);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0) {
+        t->lock_fd = fd;
+        t->lock_next = lockers;
+        lockers = t;
+    }
+    pthread_mutex_unlock(&lockers_mu);
+    if (fd < 0)
+        return kvt__err_errno(KVT_EPATH, errno, "nvme: opening %s for its lock", path);
+    if (fstat(fd, &lst))
+        return kvt__err_errno(KVT_ESYS, errno, "nvme: fstat %s", path);
+    if (lst.st_dev != st.st_dev || lst.st_ino != st.st_ino)
+        return kvt__err(KVT_EPATH, "nvme: %s was replaced while being opened", path);
+    for (unsigned waited = 0;; waited++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
             t->locked = true;
             return 0;
         }
         if (errno != EWOULDBLOCK)
             return kvt__err_errno(KVT_ESYS, errno, "nvme: locking %s", path);
-        /* HOLDER_NONE: released since flock() failed; try again. */
-        if (fstat(t->fd, &st) || lock_holder(&st) == HOLDER_LIVE)
+        int pid;
+        enum holder h = lock_holder(&st, &pid);
+        if (h == HOLDER_LIVE) {
+            if (pid == getpid())
+                return kvt__err(KVT_ELOCKED, "nvme: %s is in use by another store of this "
+                                             "process (pid %d)", path, pid);
+            if (pid > 0 && proc_state(pid) == PROC_GONE)
+                return kvt__err(KVT_ELOCKED, "nvme: %s is in use: its lock was taken by pid %d, "
+                                             "which has exited, and is held by a process that "
+                                             "got the descriptor from it", path, pid);
+            if (pid > 0)
+                return kvt__err(KVT_ELOCKED, "nvme: %s is in use by another store (pid %d)",
+                                path, pid);
             return kvt__err(KVT_ELOCKED, "nvme: %s is in use by another store", path);
-        if (waited >= LOCK_WAIT_MS)
-            return kvt__err(KVT_ELOCKED, "nvme: %s is still locked by an exited store after "
-                                         "%u ms", path, LOCK_WAIT_MS);
-        struct timespec ts = {0, 2000000};
+        }
+        if (h == HOLDER_EXITING && waited >= LOCK_WAIT_MS)
+            return kvt__err(KVT_ELOCKED, "nvme: %s is locked by pid %d, still exiting after "
+                                         "%u ms", path, pid, LOCK_WAIT_MS);
+        /* HOLDER_NONE: released since flock() failed; try again. */
+        struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
 }
@@ -1941,6 +2069,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     if (!t)
         return kvt__err(KVT_ENOMEM, "nvme: tier state");
     t->fd = -1;
+    t->lock_fd = -1;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     t->block_bytes = p->block_bytes;

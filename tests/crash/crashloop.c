@@ -109,8 +109,9 @@ static int open_store(kvt_store **s)
     kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(slot * (universe + 64)));
     kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 32);
     kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
-    /* A killed process's io_uring instance is torn down by the kernel a little
-     * after the process dies, and holds the file (and its lock) until then. */
+    /* The file's lock goes with the killed process's descriptors (an open
+     * waits for a holder still exiting, up to 5 s); retried all the same,
+     * as a supervisor would, should that ever not suffice. */
     int rc;
     for (int tries = 0;; tries++) {
         double t0 = now_s();

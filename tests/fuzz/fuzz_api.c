@@ -606,11 +606,25 @@ static void op_close(state *s, rd *r)
 
 /* ----------------------------------------------------------- put / get */
 
-static void fill_opts(state *s, rd *r, kvt_io_opts *o, int32_t *status, kvt_key *parent)
+/* A caller's kvt_io_opts of a claimed size up to sizeof + 255: the library
+ * reads every byte the size claims (kvtier.h, top), so they must exist. */
+typedef union opts_buf {
+    kvt_io_opts o;
+    unsigned char bytes[sizeof(kvt_io_opts) + 256];
+} opts_buf;
+
+/* *tail_set: a byte past sizeof(kvt_io_opts), within size, is not zero. */
+static void fill_opts(state *s, rd *r, opts_buf *ob, int32_t *status, kvt_key *parent,
+                      bool *tail_set)
 {
-    memset(o, 0, sizeof *o);
+    kvt_io_opts *o = &ob->o;
+    memset(ob, 0, sizeof *ob);
     uint8_t a = u8(r), b = u8(r);
     o->size = a & 1 ? sizeof *o : a & 2 ? u8(r) : (uint32_t)(sizeof *o + u8(r));
+    /* From bits of `a` no other field uses, so older inputs decode as before. */
+    *tail_set = o->size > sizeof *o && (a & 8);
+    if (*tail_set)
+        ob->bytes[sizeof *o + (a >> 4) % (o->size - sizeof *o)] = (uint8_t)(a | 1);
     o->mem_kind = b & 1 ? (b & 2 ? KVT_MEM_CUDA : u8(r)) : KVT_MEM_HOST;
     o->device = b & 4 ? (int32_t)u32(r) : 0;
     o->flags = b & 8 ? (b & 16 ? u32(r) : KVT_IO_NO_PROMOTE) : 0;
@@ -668,9 +682,10 @@ static void op_io(state *s, rd *r, bool is_get, bool async)
      * pointer beyond it unless it says "kept"; parent is not). */
     kvt_key *parent = malloc(sizeof *parent);
     FUZZ_CHECK(parent != NULL, "malloc");
-    kvt_io_opts o;
+    opts_buf o;
+    bool tail_set = false;
     if (want_opts)
-        fill_opts(s, r, &o, status, parent);
+        fill_opts(s, r, &o, status, parent, &tail_set);
     size_t null_at = 0;
     void *saved = NULL;
     if (null_frag && n) {
@@ -692,7 +707,7 @@ static void op_io(state *s, rd *r, bool is_get, bool async)
     kvt_ticket ticket = 0;
     const kvt_key *kp = null_keys ? NULL : keys;
     void *const *pp = null_ptrs ? NULL : b.ptrs;
-    const kvt_io_opts *op = want_opts ? &o : NULL;
+    const kvt_io_opts *op = want_opts ? &o.o : NULL;
     int rc = is_get ? kvt_get(s->store, kp, n, pp, op, async ? &ticket : NULL)
                     : kvt_put(s->store, kp, n, pp, op, async ? &ticket : NULL);
     check_rc(rc, is_get ? "kvt_get" : "kvt_put");
@@ -707,6 +722,9 @@ static void op_io(state *s, rd *r, bool is_get, bool async)
         if (!args_ok)
             FUZZ_CHECK(rc == (null_keys || n ? KVT_ENULL : KVT_ESIZE),
                        "%s with bad arguments = %d", is_get ? "kvt_get" : "kvt_put", rc);
+        else if (tail_set)
+            FUZZ_CHECK(rc == KVT_ESIZE, "%s with opts->size %u and a non-zero byte past "
+                       "the struct = %d", is_get ? "kvt_get" : "kvt_put", o.o.size, rc);
         if (rc >= 0) {
             FUZZ_CHECK(!async || rc == 0, "async call returned %d", rc);
             pending p = {.is_get = is_get, .n = n, .keys = keys, .ptrs = b.ptrs,

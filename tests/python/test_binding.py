@@ -631,6 +631,36 @@ def test_io_opts_layout_matches_header():
     assert ctypes.sizeof(_lib.NsField) == 16 and _lib.NsField.data.offset == 8
 
 
+def test_io_opts_size_from_a_newer_header():
+    # A caller built against a newer kvtier.h passes a bigger kvt_io_opts:
+    # accepted while every byte this library does not know is zero, else
+    # KVT_ESIZE naming the byte (copy_struct_from_user rules); > 4096 unread.
+    class Newer(ctypes.Structure):
+        _fields_ = [("o", _lib.IoOpts), ("extra", ctypes.c_uint64)]
+
+    s = dram_store(4)
+    block = (ctypes.c_char * BLOCK)()
+    ptrs = (ctypes.c_void_p * 1)(ctypes.addressof(block))
+    key = (ctypes.c_uint8 * 16)(*range(16))
+    status = (ctypes.c_int32 * 1)(7)
+    n = Newer()
+    n.o.size = ctypes.sizeof(Newer)
+    n.o.status = ctypes.addressof(status)
+    opts = ctypes.cast(ctypes.pointer(n), ctypes.POINTER(_lib.IoOpts))
+    put = _lib.lib.kvt_put
+    assert put(s._h(), key, 1, ptrs, opts, None) == 1, _lib.last_error()
+    assert status[0] == 0
+    n.extra = 1 << 40
+    assert put(s._h(), key, 1, ptrs, opts, None) == kvtier.ESIZE.code
+    assert "opts->size" in _lib.last_error() and "byte 53" in _lib.last_error()
+    n.extra = 0
+    for size, cls in ((0, kvtier.EINVAL), (ctypes.sizeof(_lib.IoOpts) - 1, kvtier.EINVAL),
+                      (4097, kvtier.ESIZE), (0xFFFFFFFF, kvtier.ESIZE)):
+        n.o.size = size
+        assert put(s._h(), key, 1, ptrs, opts, None) == cls.code, size
+    s.close()
+
+
 # ------------------------------------------------------------------ examples
 
 def run_ok(cmd, **kw):

@@ -762,7 +762,8 @@ Test(nvme, completed_writes_survive_sigkill)
         acks++;
     close(fds[0]);
     /* Reopen before reaping it, as a supervisor restarting a store would:
-     * the open waits until the dead writer's I/O is over. */
+     * the open waits while the writer is still exiting (its lock descriptor
+     * not closed yet). */
     kvt_tier_impl *t = open_ok(&p);
     int status;
     waitpid(pid, &status, 0);
@@ -1181,12 +1182,148 @@ Test(nvme, other_geometry_is_refused_untouched)
     free(data);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Opens p, timing it: the return code into *rc, the seconds taken back. */
+static double timed_open(const kvt_tier_params *p, kvt_tier_impl **t, int *rc)
+{
+    uint32_t n;
+    *t = NULL;
+    double t0 = mono_s();
+    *rc = nv->open(p, t, &n);
+    return mono_s() - t0;
+}
+
+/* The lock tests bound an open by this many seconds: far above what an open
+ * of a small file takes, far below the 5 s the lock used to be waited for. */
+#define LOCK_PROMPT_S 1.0
+
 Test(nvme, second_open_is_locked_out)
 {
     kvt_tier_params p = params(4 * KIB, 1, 4);
-    kvt_tier_impl *t = open_ok(&p);
-    cr_expect_eq(open_rc(&p), KVT_ELOCKED, "%s", kvt_last_error());
+    kvt_tier_impl *t = open_ok(&p), *u;
+    int rc;
+    double took = timed_open(&p, &u, &rc);
+    cr_expect_eq(rc, KVT_ELOCKED, "%s", kvt_last_error());
+    cr_expect_lt(took, LOCK_PROMPT_S, "a second open in the same process took %.2f s", took);
+    if (!rc)
+        nv->close(u);
     nv->close(t);
+    t = open_ok(&p);
+    nv->close(t);
+}
+
+/* A child that opens p, writes to it without end (so that it dies with I/O
+ * in flight), and tells *ready once open. With fork_holder it first forks a
+ * grandchild that inherits every descriptor and sleeps: its pid is sent. */
+static pid_t writer_child(const kvt_tier_params *p, int fork_holder, pid_t *holder)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        kvt_tier_impl *t = NULL;
+        uint32_t ns;
+        if (nv->open(p, &t, &ns))
+            _exit(2);
+        pid_t g = 0;
+        if (fork_holder) {
+            g = fork();
+            if (g == 0) {
+                for (;;)
+                    pause();
+            }
+        }
+        if (write(fds[1], &g, sizeof g) != sizeof g)
+            _exit(4);
+        uint8_t *data = abuf(p->block_bytes * 8);
+        memset(data, 7, p->block_bytes * 8);
+        for (uint32_t b = 0;; b = (b + 8) % 64) {
+            kvt_xfer x[8];
+            void *fp[8];
+            for (int i = 0; i < 8; i++) {
+                fp[i] = data + i * p->block_bytes;
+                x[i] = (kvt_xfer){.slot = b + (uint32_t)i, .nfrags = 1, .frags = &fp[i]};
+                x[i].key.b[0] = (uint8_t)(b + i);
+            }
+            nv->write(t, x, 8, KVT_MEM_HOST);
+        }
+    }
+    close(fds[1]);
+    pid_t g = -1;
+    cr_assert_eq(read(fds[0], &g, sizeof g), (ssize_t)sizeof g, "the writer did not open");
+    close(fds[0]);
+    if (holder)
+        *holder = g;
+    usleep(20000); /* let it get I/O in flight */
+    return pid;
+}
+
+/* kill -9 of the store's process frees the file at once: the next open
+ * neither waits out a timeout nor finds it locked (it used to wait for the
+ * dead process's io_uring teardown, up to 5 s). */
+Test(nvme, dead_owner_lock_is_free_at_once)
+{
+    kvt_tier_params p = params(64 * KIB, 1, 64);
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = writer_child(&p, 0, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFSIGNALED(status), "writer exited with %d", WEXITSTATUS(status));
+        kvt_tier_impl *t;
+        int rc;
+        double took = timed_open(&p, &t, &rc);
+        cr_assert_eq(rc, 0, "round %d: open after kill -9: %d %s", round, rc, kvt_last_error());
+        cr_expect_lt(took, LOCK_PROMPT_S, "round %d: open after kill -9 took %.2f s", round, took);
+        nv->close(t);
+    }
+}
+
+/* A process forked by the store's process inherits its descriptors; it must
+ * not keep the store locked once the store's process is gone. */
+Test(nvme, lock_is_not_kept_by_a_forked_child)
+{
+    kvt_tier_params p = params(64 * KIB, 1, 64);
+    pid_t holder = 0;
+    pid_t pid = writer_child(&p, 1, &holder);
+    cr_assert_gt(holder, 0);
+    kill(pid, SIGKILL);
+    cr_assert_eq(waitpid(pid, NULL, 0), pid);
+    cr_assert_eq(kill(holder, 0), 0, "the inheriting child is gone too early");
+    kvt_tier_impl *t;
+    int rc;
+    double took = timed_open(&p, &t, &rc);
+    kill(holder, SIGKILL);
+    cr_assert_eq(rc, 0, "open with the dead owner's child alive: %d %s", rc, kvt_last_error());
+    cr_expect_lt(took, LOCK_PROMPT_S, "open took %.2f s", took);
+    nv->close(t);
+}
+
+/* A live store in another process: KVT_ELOCKED, at once, naming the holder. */
+Test(nvme, live_owner_is_refused_at_once)
+{
+    kvt_tier_params p = params(64 * KIB, 1, 64);
+    pid_t pid = writer_child(&p, 0, NULL);
+    kvt_tier_impl *t;
+    int rc;
+    double took = timed_open(&p, &t, &rc);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", kvt_last_error());
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert_eq(rc, KVT_ELOCKED, "open beside a live store: %d %s", rc, msg);
+    cr_expect_lt(took, LOCK_PROMPT_S, "refusal took %.2f s", took);
+    char want[32];
+    snprintf(want, sizeof want, "pid %d", (int)pid);
+    cr_expect(strstr(msg, want) != NULL, "message does not name the holder (%s): %s", want, msg);
     t = open_ok(&p);
     nv->close(t);
 }
