@@ -115,6 +115,7 @@ typedef struct swarm_model {
 const swarm_model *swarm_find_model(const char *name);
 
 /* A run of the workload through a store. */
+struct swarm_result;
 typedef struct swarm_cfg {
     swarm_params wl;
     const char *model;
@@ -130,6 +131,11 @@ typedef struct swarm_cfg {
     int no_promote;           /* KVT_IO_NO_PROMOTE on gets */
     int pairs;                /* pair DRAM gets and puts with memcpy (else hit ratios only) */
     int keep_file;            /* leave the NVMe file for the caller (cmd_default's raw loop) */
+    /* Called once after the workload, its counters taken, before the store
+     * closes (cmd_default measures its NVMe rows there); NULL: none. A
+     * non-zero return is the run's result. */
+    int (*at_end)(kvt_store *s, const struct swarm_cfg *c, struct swarm_result *r, void *user);
+    void *at_end_user;
     /* TTFT model */
     uint32_t gpus;
     double prefill_tps, slo_ms;
@@ -162,6 +168,7 @@ typedef struct swarm_result {
     uint64_t prompt_tokens, hit_tokens;
     double virtual_s, wall_s;
     swarm_op put, get, lookup;
+    swarm_op put_dram;            /* the puts that demoted nothing: DRAM work only */
     uint64_t lookup_keys;
     swarm_op get_dram, get_nvme;  /* gets split by the tier lookup placed the blocks in */
     uint64_t nvme_demote_put_ns;  /* time of put calls that demoted blocks to NVMe */

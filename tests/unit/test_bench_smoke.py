@@ -80,7 +80,7 @@ NVME_ANCHOR = {"block_bytes": int, "threads": int, "queue_depth": int, "blocks_p
 NVME_DEMOTE = {"block_bytes": int, "dram_bytes": int, "queue_depth": int, "blocks_per_run": int,
                "demotions_per_run": NUM, "put_gb_per_s": NUM, "raw_qd1_gb_per_s": NUM,
                "raw_gb_per_s": NUM, "ratio_qd1": NUM, "ratio": NUM, "raw_registered": bool,
-               "pairs": int}
+               "pairs": int, "raw_writes": int}
 NVME_OVERHEAD = {"block_bytes": int, "slot_bytes": int, "overhead": NUM}
 NVME_RECOVERY = {"config": dict(NVME_CONFIG, queue_depth=int, statistic=str),
                  "recovery": list, "overhead": list}
@@ -290,6 +290,11 @@ def test_micro_nvme():
             positive(a, ("get_cold_gb_per_s",))
             if o["demote"][0]["dram_bytes"] != 262144 or o["demote"][0]["demotions_per_run"] < 1:
                 fail("micro-nvme: the demotion row did not demote")
+            # like with like: the raw side writes as many blocks as kvtier demoted
+            dm = o["demote"][0]
+            if dm["raw_writes"] != round(dm["demotions_per_run"]):
+                fail(f"micro-nvme: the raw side wrote {dm['raw_writes']} blocks per pass, "
+                     f"kvtier demoted {dm['demotions_per_run']}")
         args = ["micro", "--tier", "nvme", "--recovery", "--recovery-blocks", "64",
                 "--runs", "2", "--dir", d, "--json"]
         p = run(args)

@@ -65,13 +65,18 @@ SWARM = {
                        "demoting_put_write_gb_per_s": NUM}},
     "store": {"put_rejected": int, "put_present": int, "get_short": int, "verify_errors": int},
 }
-RAW = {"queue_depth": int, "read_gb_per_s": NUM, "write_gb_per_s": NUM, "read_iops": NUM,
-       "write_iops": NUM}
 DEFAULT = dict(SWARM, quick=bool, total_wall_s=NUM,
-               ceilings={"dram_get_memcpy_gb_per_s": NUM, "dram_put_memcpy_gb_per_s": NUM,
-                         "nvme_slot_bytes": int, "nvme_raw": RAW, "nvme_raw_qd1": RAW,
-                         "nvme_get_blocks_per_s": NUM, "nvme_demote_blocks_per_s": NUM},
+               ceilings={"machine": {"memcpy_gb_per_s": NUM, "nvme_read_gb_per_s": NUM},
+                         "nvme": {"measured": bool, "why_not": str, "slot_bytes": int,
+                                  "slots": int, "slots_written": int, "slots_resident": int,
+                                  "slots_resident_after_promotion": int},
+                         "rows": list},
                ttl={"block_bytes": int, "runs": list})
+SIDE = {"work": str, "block_bytes": int, "rate": NUM, "calls": int, "blocks": int,
+        "blocks_per_call": NUM, "seconds": NUM}
+NVME_SIDE = dict(SIDE, slot_bytes=int, queue_depth=int, reads_per_block=NUM,
+                 writes_per_block=NUM)
+ROW = {"row": str, "path": str, "ceiling_is": str, "unit": str, "ratio": NUM, "ratio_is": str}
 TTL_ROW = {"dram_ttl_s": NUM, "nvme_ttl_s": NUM, "source": str, "hit_ratio": NUM,
            "hit_ratio_dram": NUM, "hit_ratio_nvme": NUM, "prefill_avoided_ratio": NUM,
            "dram_expirations": int, "nvme_expirations": int, "wall_s": NUM}
@@ -232,12 +237,86 @@ def test_default_quick():
             h = [r["hit_ratio"] for r in runs[:4]]
             if not h[1] <= h[2] <= h[3] <= h[0] + 1e-12:
                 fail(f"default: hit ratio not monotone in the TTL: {h}")
+        like_with_like(o)
         if leftovers(d):
             fail(f"default: left {leftovers(d)} in --dir")
         p = run(["--quick", "--dir", d, "--no-ttl"])
         for word in ("hit ratio", "put", "get", "lookup", "memcpy", "ceiling", "TTFT"):
             if word not in p.stdout:
                 fail(f"default text report lacks '{word}'")
+
+
+def close(a, b, rel):
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
+
+
+def like_with_like(o):
+    """Each ceiling row does the library's work on the library's data: the
+    same work, block size, blocks per call (and, for NVMe, queue depth and
+    whole-slot reads and writes per block); the raw NVMe loop reads only
+    slots kvtier wrote (each read finds kvtier's header and key for that
+    slot) and no more distinct slots than the store holds in NVMe."""
+    c = o["ceilings"]
+    rows = c["rows"]
+    bb = o["config"]["block_bytes"]
+    if [r.get("row") for r in rows] != ["dram_get", "dram_put", "nvme_get", "nvme_get_promote"]:
+        fail(f"default: ceiling rows {[r.get('row') for r in rows]}")
+        return
+    n = c["nvme"]
+    if not n["measured"]:
+        fail(f"default: NVMe rows not measured: {n['why_not']}")
+        return
+    if not 0 < n["slots_resident"] <= n["slots_written"] <= n["slots"]:
+        fail(f"default: slots resident {n['slots_resident']}, written {n['slots_written']}, "
+             f"in the file {n['slots']}")
+    for r in rows:
+        w = f"default.ceilings.{r['row']}"
+        check_fields(r, ROW, w)
+        nv = r["row"].startswith("nvme")
+        for k in ("kvtier", "ceiling"):
+            check_fields(r.get(k, {}), NVME_SIDE if nv else SIDE, f"{w}.{k}")
+        if FAILURES:
+            return
+        lib, top = r["kvtier"], r["ceiling"]
+        if lib["work"] != top["work"]:
+            fail(f"{w}: kvtier does {lib['work']!r}, the ceiling {top['work']!r}")
+        if not lib["block_bytes"] == top["block_bytes"] == bb:
+            fail(f"{w}: block bytes {lib['block_bytes']} vs {top['block_bytes']} (run: {bb})")
+        if lib["blocks"] <= 0 or top["blocks"] <= 0:
+            fail(f"{w}: no blocks measured ({lib['blocks']}, {top['blocks']})")
+            continue
+        if not close(lib["blocks_per_call"], top["blocks_per_call"], 0.05):
+            fail(f"{w}: {lib['blocks_per_call']} blocks per call vs {top['blocks_per_call']}")
+        if not nv:
+            # memcpy pairs: the same calls over the same blocks
+            if lib["calls"] != top["calls"]:
+                fail(f"{w}: {lib['calls']} calls paired with {top['calls']}")
+            continue
+        for k in ("slot_bytes", "queue_depth"):
+            if lib[k] != top[k]:
+                fail(f"{w}: {k} {lib[k]} vs {top[k]}")
+        if lib["slot_bytes"] != n["slot_bytes"]:
+            fail(f"{w}: slot bytes {lib['slot_bytes']} vs the file's {n['slot_bytes']}")
+        # whole-slot transfers per block: kvtier's (its nvme.reads / writes) and the raw loop's
+        for k in ("reads_per_block", "writes_per_block"):
+            if abs(lib[k] - top[k]) > 0.02:
+                fail(f"{w}: kvtier {lib[k]} {k}, the raw loop {top[k]}")
+        if not 0.98 <= lib["reads_per_block"] <= 1.02:
+            fail(f"{w}: kvtier read {lib['reads_per_block']} slots per block, not one")
+        if top["reads_verified"] != top["blocks"]:
+            fail(f"{w}: {top['blocks'] - top['reads_verified']} of {top['blocks']} raw reads "
+                 "did not find the block header kvtier wrote there (an unwritten slot?)")
+        if lib["blocks_returned"] != lib["blocks"]:
+            fail(f"{w}: kvtier returned {lib['blocks_returned']} of {lib['blocks']} blocks")
+        limit = n["slots_resident"] if r["row"] == "nvme_get" else \
+            n["slots_resident_after_promotion"]
+        if not 0 < top["distinct_slots_read"] <= limit:
+            fail(f"{w}: raw loop read {top['distinct_slots_read']} distinct slots, "
+                 f"{limit} hold blocks in NVMe")
+        if r["row"] == "nvme_get" and lib["writes_per_block"] != 0:
+            fail(f"{w}: a get without promotion wrote {lib['writes_per_block']} slots per block")
+        if top["rate"] > 0 and not close(r["ratio"], lib["rate"] / top["rate"], 1e-3):
+            fail(f"{w}: ratio {r['ratio']} is not {lib['rate']} / {top['rate']}")
 
 
 def test_sigint_removes_the_file():
