@@ -415,10 +415,6 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
  *  KVT_EFULL      no slot: every candidate for eviction in the tier a put
  *                 enters is pinned, retained or in use for over 1 s, or
  *                 the index is full;
- *  KVT_EBUSY      the key's copy is leaving that tier (removed or evicted)
- *                 while a reader still copies out of it, and no other copy
- *                 is readable: retry once that read is done. Not the call's
- *                 KVT_EBUSY (too many tickets), which fails the whole call;
  *  KVT_EIO        the tier's write failed (the slot stays free), or reading
  *                 back a recovered copy not yet trusted (above) failed;
  *  KVT_ENOSPC     the NVMe tier's filesystem is full (or over quota);

@@ -271,7 +271,8 @@ static void unref_read(kvt_store *s, uint32_t id, int t, int32_t read)
         slot = e->slot[t];
         if (persistent(s, t)) {
             /* Off the media before NONE: a remove that finds NONE relies on
-             * it. Nobody else frees a zombie's slot, so it is ours here. */
+             * it. A zombie without a slot is being freed (zombie_hold). */
+            e->slot[t] = KVT_NO_SLOT;
             pthread_mutex_unlock(&sh->lock);
             discard_on_media(s, t, &slot, 1);
             pthread_mutex_lock(&sh->lock);
@@ -941,11 +942,18 @@ again:
             pthread_mutex_unlock(&sh->lock);
             return id;
         }
-        if (held && retain_until && (int32_t)(retain_until - e->retain_until_s) > 0)
+        if (!held) {
+            /* Its only copy here left while a reader still copies out of
+             * it: that entry is done with the key, a new one takes it (as
+             * after a remove; the last reader frees the old slot). */
+            e->flags |= KVT_ENTRY_REMOVED;
+            kvt__index_unlink(&s->ix, sh, id);
+            pthread_mutex_unlock(&sh->lock);
+            goto again;
+        }
+        if (retain_until && (int32_t)(retain_until - e->retain_until_s) > 0)
             e->retain_until_s = retain_until;
         pthread_mutex_unlock(&sh->lock);
-        if (!held)
-            *code = KVT_EBUSY; /* its old slot is still being read; rare */
         return KVT_NO_ENTRY;
     }
     pthread_mutex_unlock(&sh->lock);
@@ -1701,7 +1709,7 @@ static void leaving_flush(kvt_store *s, leaving_batch *b, int t)
  * while we invalidate it; KVT_NO_SLOT if none. Shard lock held. */
 static uint32_t zombie_hold(kvt_entry *e, int t)
 {
-    if (e->res[t] != KVT_RES_ZOMBIE)
+    if (e->res[t] != KVT_RES_ZOMBIE || e->slot[t] == KVT_NO_SLOT)
         return KVT_NO_SLOT;
     e->refs[t]++;
     return e->slot[t];
@@ -1731,8 +1739,9 @@ static void remove_wait(kvt_store *s, uint32_t id, const int *waits)
         uint32_t zombie[KVT_TIER_COUNT];
         int busy = 0;
         pthread_mutex_lock(&sh->lock);
-        for (int t = 0; t < KVT_TIER_COUNT; t++)
-            busy |= waits[t] && e->res[t] == KVT_RES_LEAVING;
+        for (int t = 0; t < KVT_TIER_COUNT; t++) /* leaving, or its last reader freeing it */
+            busy |= waits[t] && (e->res[t] == KVT_RES_LEAVING ||
+                                 (e->res[t] == KVT_RES_ZOMBIE && e->slot[t] == KVT_NO_SLOT));
         int free_entry = 0;
         if (!busy) {
             for (int t = 0; t < KVT_TIER_COUNT; t++)
@@ -1788,8 +1797,10 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
                     any = 1;
                     waits[t] = persistent(s, t);
                     wait |= waits[t];
-                } else if (persistent(s, t)) {
+                } else if (persistent(s, t) && e->res[t] == KVT_RES_ZOMBIE) {
                     zombie[t] = zombie_hold(e, t);
+                    waits[t] = zombie[t] == KVT_NO_SLOT; /* its last reader is freeing it */
+                    wait |= waits[t];
                 }
                 /* FILLING: the fill is cancelled where it lands (publish). */
             }
