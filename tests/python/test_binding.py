@@ -176,6 +176,40 @@ def test_nvme_demotion_and_warm_reopen(rng, nvme_path, admit):
             assert bytes(dst[i]) == (blocks[i] if on_media[i] else b"\xa5" * BLOCK), f"block {i}"
 
 
+def test_flush_and_durable_puts(rng, nvme_path):
+    n = 12
+    blocks = [rand_bytes(rng, BLOCK) for _ in range(n)]
+    keys = some_keys(n, salt=b"durable")
+    with open_nvme(nvme_path, 64, dram_blocks=32, close_flush_ms=0) as s:
+        assert s.put(keys[:4], blocks[:4]).status == [0] * 4
+        assert s.stat("nvme.used_blocks") == 0  # write-back: in DRAM only
+        r = s.flush(keys[:5])
+        assert (int(r), r.status) == (4, [0] * 4 + [kvtier.ENOENT.code])
+        r = s.put(keys[4:8], blocks[4:8], durable=True)
+        assert (int(r), r.status) == (4, [0] * 4)
+        t = s.put(keys[8:10], blocks[8:10], durable=True, wait=False)
+        assert int(t.wait()) == 2
+        assert s.put(keys[10:], blocks[10:]).status == [0, 0]
+        assert s.flush() == 2  # everything else: the last two
+        assert s.stat("flush_written") == 12 and s.stat("nvme.used_blocks") == 12
+        assert s.remove(keys[:2]) == 2
+    # close_flush_ms=0 wrote nothing more at close: what was flushed is back.
+    with open_nvme(nvme_path, 64, dram_blocks=32) as s:
+        hits, _ = s.lookup(keys[2:])
+        assert hits == n - 2 and s.lookup(keys[:2])[0] == 0
+        dst = [bytearray(BLOCK) for _ in range(n - 2)]
+        assert s.get(keys[2:], dst, no_promote=True) == n - 2
+        assert [bytes(d) for d in dst] == blocks[2:]
+
+
+def test_durable_needs_a_persistent_tier(rng):
+    with dram_store() as s:
+        with pytest.raises(kvtier.ENOTSUP):
+            s.put(some_keys(1), [b"x" * BLOCK], durable=True)
+        with pytest.raises(kvtier.ENOTSUP):
+            s.flush()
+
+
 def test_poisoned_destinations_stay_for_missing_blocks(rng):
     with dram_store() as s:
         keys = some_keys(5, salt=b"poison")
