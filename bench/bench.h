@@ -31,6 +31,7 @@ int bench_index(int argc, char **argv); /* cmd_index.c */
 int bench_micro_gpu(int argc, char **argv); /* gpu.c: `micro --gpu` */
 int bench_replay(int argc, char **argv); /* cmd_replay.c */
 int bench_sweep(int argc, char **argv);  /* cmd_sweep.c */
+int bench_close(int argc, char **argv);  /* cmd_close.c */
 
 /* ------------------------------------------------------------- args.c */
 

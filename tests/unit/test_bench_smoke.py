@@ -314,6 +314,39 @@ def test_micro_nvme():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_close():
+    """kvtier-bench close: every block written down at close comes back."""
+    root = os.environ.get("KVT_BUILD_ROOT", os.getcwd())
+    d = tempfile.mkdtemp(prefix="bench-smoke-close-", dir=root)
+    try:
+        args = ["close", "--dram", "4M", "--block-bytes", "64K", "--runs", "2", "--qd", "8",
+                "--dir", d, "--json"]
+        p = subprocess.run([BENCH] + args, capture_output=True, text=True, timeout=100)
+        why = nvme_unavailable(p)
+        if why:
+            print(f"skip test_close: {why}")
+            return
+        if p.returncode != 0:
+            fail(f"{args}: exit {p.returncode}; stderr: {p.stderr.strip()}")
+            return
+        o = load_json(p, args)
+        if o is None:
+            return
+        check_fields(o, HEADER, "close")
+        check_fields(o, {"config": {"blocks": int, "block_bytes": int}, "close_s": float,
+                         "raw_write_sync_s": float, "ratio": float, "reopen_s": float,
+                         "recovered_last_run": int, "missing": int, "wrong": int}, "close")
+        if not FAILURES:
+            if o["config"]["blocks"] != 64 or o["recovered_last_run"] != 64:
+                fail(f"close: {o['recovered_last_run']} of {o['config']['blocks']} recovered, wanted 64")
+            if o["missing"] or o["wrong"]:
+                fail(f"close: {o['missing']} missing, {o['wrong']} wrong")
+        if os.listdir(d):
+            fail(f"close: left files behind: {os.listdir(d)}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_usage_errors():
     for args in (["--no-such-flag"], ["nosuchcommand"], ["mixed", "--no-such-flag"],
                  ["micro", "--tier", "tape"], ["micro", "--block-bytes", "12x"],
@@ -333,7 +366,7 @@ def test_usage_errors():
 
 
 def main():
-    for t in (test_usage_errors, test_mixed, test_micro, test_micro_nvme, test_index):
+    for t in (test_usage_errors, test_mixed, test_micro, test_micro_nvme, test_index, test_close):
         before = len(FAILURES)
         t()
         print(("ok  " if len(FAILURES) == before else "FAIL") + " " + t.__name__)
