@@ -190,6 +190,7 @@ static kvt_store *open_store(const char *path, uint64_t bb, uint64_t nvme_slots,
     }
     int bad = kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)bb) ||
               kvt_config_set(c, KVT_OPT_BLOCK_TOKENS, 16) ||
+              kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 0) || /* its files are deleted */
               kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
                                   (int64_t)(nvme_slots * slot)) ||
               kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, qd) ||

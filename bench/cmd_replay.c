@@ -153,6 +153,8 @@ static int open_store(const trace_set *ts, const replay_cfg *cfg, uint64_t dram_
         rc = refused(kvt_config_set(c, KVT_OPT_BLOCK_TOKENS, bt), "block tokens");
     if (!rc)
         rc = refused(kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1), "manual clock");
+    if (!rc) /* the replay deletes its NVMe file: a warm close would write for nothing */
+        rc = refused(kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 0), "close flush");
     if (!rc)
         rc = refused(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
                                          (int64_t)(dram_blocks * cfg->block_bytes)),

@@ -326,6 +326,8 @@ static int open_store(const swarm_cfg *c, const char *path, uint64_t dram_blocks
         rc = refused(kvt_config_set(k, KVT_OPT_BLOCK_TOKENS, c->wl.block_tokens), "block tokens");
     if (!rc)
         rc = refused(kvt_config_set(k, KVT_OPT_MANUAL_CLOCK, 1), "manual clock");
+    if (!rc) /* the run deletes its NVMe file: a warm close would write for nothing */
+        rc = refused(kvt_config_set(k, KVT_OPT_CLOSE_FLUSH_MS, 0), "close flush");
     if (!rc && c->copy_threads)
         rc = refused(kvt_config_set(k, KVT_OPT_COPY_THREADS, c->copy_threads), "--copy-threads");
     if (!rc)
