@@ -278,10 +278,11 @@ KVT_API int kvt_config_set_clock(kvt_config *cfg, kvt_clock_fn fn, void *user);
  * (KVT_EFORMAT, KVT_EGEOMETRY, KVT_ELOCKED, KVT_EPATH, KVT_ENODIRECT,
  * KVT_ETOOSMALL, KVT_EIO).
  * KVT_ELOCKED comes at once when an open store holds the NVMe file, in this
- * process or another (kvt_last_error() names its pid). A store whose process
- * died holds nothing: its file opens at once (a process still exiting is
- * waited for, up to 5 s). A child of fork() cannot use its parent's stores
- * and does not keep their files locked. */
+ * process or another. A store whose process died holds nothing once its
+ * process is reaped, except that its I/O still in flight is waited for (up
+ * to 5 s, then KVT_ELOCKED) before the file is read or written. A child of
+ * fork() cannot use its parent's stores and does not keep their files
+ * locked. */
 KVT_API int kvt_open(kvt_config *cfg, kvt_store **out);
 
 /* Closes a store: waits for every operation in flight (queued async

@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -23,7 +22,6 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -82,7 +80,7 @@ enum { /* slot header field offsets */
 #define REG_CHUNK (1ull << 30)          /* io_uring's limit for one registered buffer */
 #define MAX_RESUBMITS 16
 #define SQ_IDLE_MS 10
-#define LOCK_WAIT_MS 5000 /* longest wait for the lock of a store whose process is exiting */
+#define LOCK_WAIT_MS 5000 /* longest wait for a previous store's I/O to drain ("file lock") */
 /* Payloads at least this large are hashed by the tier's hashing threads
  * (write checksums ahead of the ring, read verification behind it); smaller
  * ones by the ring's thread, where a hand-over would cost more than the hash
@@ -251,7 +249,7 @@ typedef struct lane {
 
 struct kvt_tier_impl {
     int fd;
-    int lock_fd;                 /* holds the store's flock ("file lock") */
+    int lock_fd;                 /* holds the owner lock ("file lock") */
     kvt_tier_impl *lock_next;    /* in `lockers`, under lockers_mu */
     bool blockdev;
     uint64_t block_bytes, slot_bytes;
@@ -1418,6 +1416,7 @@ static void lanes_free(kvt_tier_impl *t)
     t->lanes = NULL;
 }
 
+static void lock_unlist(kvt_tier_impl *t);
 static void lock_release(kvt_tier_impl *t);
 
 static void tier_free(kvt_tier_impl *t)
@@ -1425,6 +1424,7 @@ static void tier_free(kvt_tier_impl *t)
     /* Before the lanes: a hashing thread may still write a lane's eventfd
      * just after it marked its last op verified. */
     kvt__jobpool_free(t->hashers);
+    lock_unlist(t); /* a fork from now on must not touch the rings */
     lanes_free(t);
     /* After the rings: nothing of ours is in flight once the lock goes. */
     lock_release(t);
@@ -1824,32 +1824,41 @@ out:
 
 /* ------------------------------------------------------------- file lock
  *
- * A store owns its file by an exclusive flock() on a descriptor of its own,
- * opened only for that (`lock_fd`), never on the descriptor it does I/O
- * with. A flock belongs to the open file and lasts until its last reference
- * goes, and the I/O descriptor's open file is referenced by the store's
- * io_uring instances too: after kill -9 the kernel tears those down a while
- * later (tens of milliseconds, seconds on a loaded machine), so a lock on it
- * outlived its process and the next open waited up to 5 s for it. The lock
- * descriptor is referenced by nothing but the process's descriptor table,
- * which the kernel closes when the last of the process's threads has exited:
- * the lock of a dead store is gone by the time its process can be reaped.
+ * Two open-file-description locks (fcntl F_OFD_SETLK): byte-range locks that
+ * belong to an open file description, conflict with those of any other
+ * description (in this process too) and last until unlocked or until the
+ * description's last reference goes. Two, because after kill -9 "a store owns
+ * the file" and "a store's I/O may still land on it" end at different times:
  *
- * A forked child would inherit the lock descriptor, and with it the lock
- * after its parent died (the store is not usable in the child: its threads
- * were not copied). A fork handler closes the child's copies: the lock stays
- * the parent's, and goes with it. One lock kind only (flock, as before, so
- * older builds still exclude this one): where a network filesystem maps
- * flock onto fcntl locks, a second kind held by the same store would collide
- * with the first.
+ * A, the owner: a write lock on byte 0 through `lock_fd`, a descriptor
+ * opened only for it. Only the process's descriptor table references that
+ * description, and the kernel closes the table when the last of the
+ * process's threads has exited: a dead store's A is gone by the time its
+ * process can be reaped. Held by anyone else: KVT_ELOCKED at once. (The
+ * holder's pid can't be named: /proc/locks shows OFD locks with pid -1.)
  *
- * Trade-off: a dead store's writes already submitted to the device when it
- * was killed may complete after the next store has taken the file (the old
- * lock waited for them as a side effect). They are whole-slot writes of
- * blocks never acknowledged, each header naming its key: reading such a slot
- * under another key fails verification (KVT_ECORRUPT), never returns wrong
- * bytes; only a new write to the very same slot before the old one lands,
- * i.e. a device slower than the whole open and recovery, could be undone. */
+ * B, I/O drained: a write lock on byte 1 through the I/O descriptor `t->fd`.
+ * Its description is referenced by every ring (a registered file) and every
+ * request in flight, so a dead store's B lasts until the kernel has torn its
+ * rings down, after its last submitted write completed (tens of ms, seconds
+ * on a loaded machine). The next store, holding A, waits for B (polling, at
+ * most LOCK_WAIT_MS, then KVT_ELOCKED) before it reads or writes a byte: a
+ * late write of the dead store can't land over a block the new store wrote
+ * and acknowledged. B stays a write lock (nothing else takes byte 1, so a
+ * read lock would add nothing). A clean close unlocks B explicitly: every
+ * operation has reaped its own completions, nothing of ours is in flight.
+ * (A flock on the I/O descriptor did both jobs once, but a live store could
+ * then not be told from a dead one's rings, and forked children kept it.)
+ *
+ * A forked child shares the parent's descriptions: its copies of lock_fd,
+ * t->fd and the rings (their descriptors and mappings) would keep A and B
+ * for as long as it lives once the parent died. A fork handler drops them
+ * (closing never unlocks what another reference holds: the parent keeps
+ * both); the store is unusable in the child anyway, its threads were not
+ * copied. A fork that races the store's open or close may leave the child a
+ * copy: KVT_ELOCKED while that child lives, nothing worse. Only OFD locks
+ * (no flock beside them): a network filesystem that maps flock onto byte
+ * ranges would see a store's two kinds collide. */
 
 static pthread_mutex_t lockers_mu = PTHREAD_MUTEX_INITIALIZER;
 static kvt_tier_impl *lockers; /* tiers with a lock_fd, through lock_next */
@@ -1865,13 +1874,19 @@ static void lockers_fork_parent(void)
     pthread_mutex_unlock(&lockers_mu);
 }
 
-/* The child: close its copies of the lock descriptors (the parent's keep
- * the locks; close() is async-signal-safe). */
+/* The child: drop its references to the locked descriptions (above). Only
+ * syscalls: io_uring_queue_exit() is munmap() and close(). */
 static void lockers_fork_child(void)
 {
     for (kvt_tier_impl *t = lockers; t; t = t->lock_next) {
+        for (unsigned i = 0; t->lanes && i < t->nlanes; i++) {
+            if (t->lanes[i].ring_ok)
+                io_uring_queue_exit(&t->lanes[i].ring);
+            t->lanes[i].ring_ok = false;
+        }
         close(t->lock_fd);
-        t->lock_fd = -1;
+        close(t->fd);
+        t->lock_fd = t->fd = -1;
         t->locked = false;
     }
     lockers = NULL;
@@ -1885,116 +1900,65 @@ static void lockers_init(void)
     (void)pthread_atfork(lockers_fork_prepare, lockers_fork_parent, lockers_fork_child);
 }
 
-/* Releases and closes t's lock descriptor, if any. */
-static void lock_release(kvt_tier_impl *t)
+static int ofd_lock(int fd, short type, off_t byte)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/* Takes t off the list the fork handler walks: before its rings go. */
+static void lock_unlist(kvt_tier_impl *t)
 {
     pthread_mutex_lock(&lockers_mu);
-    if (t->lock_fd >= 0) {
-        for (kvt_tier_impl **p = &lockers; *p; p = &(*p)->lock_next) {
-            if (*p == t) {
-                *p = t->lock_next;
-                break;
-            }
+    for (kvt_tier_impl **p = &lockers; *p; p = &(*p)->lock_next) {
+        if (*p == t) {
+            *p = t->lock_next;
+            break;
         }
-        if (t->locked)
-            flock(t->lock_fd, LOCK_UN); /* also for a copy some process got another way */
+    }
+    pthread_mutex_unlock(&lockers_mu);
+}
+
+/* After the rings: unlocks A and B (explicitly, for any copy of the
+ * descriptors elsewhere; a lock not held is a no-op) and closes lock_fd. */
+static void lock_release(kvt_tier_impl *t)
+{
+    lock_unlist(t);
+    if (t->lock_fd >= 0) {
+        if (t->fd >= 0)
+            ofd_lock(t->fd, F_UNLCK, 1);
+        ofd_lock(t->lock_fd, F_UNLCK, 0);
         close(t->lock_fd);
         t->lock_fd = -1;
     }
     t->locked = false;
+}
+
+/* Whether another store of this process has st's file open for its lock. */
+static bool locked_here(const kvt_tier_impl *self, const struct stat *st)
+{
+    bool here = false;
+    pthread_mutex_lock(&lockers_mu);
+    for (const kvt_tier_impl *t = lockers; t && !here; t = t->lock_next) {
+        struct stat ts;
+        here = t != self && fstat(t->lock_fd, &ts) == 0 && ts.st_dev == st->st_dev &&
+               ts.st_ino == st->st_ino;
+    }
     pthread_mutex_unlock(&lockers_mu);
+    return here;
 }
 
-/* How the process that took a lock stands. */
-enum proc_state { PROC_ALIVE, PROC_EXITING, PROC_GONE };
-
-static enum proc_state proc_state(int pid)
-{
-    char p[64], buf[1024];
-    enum proc_state st = PROC_ALIVE;
-    snprintf(p, sizeof p, "/proc/%d/stat", pid);
-    FILE *f = fopen(p, "re");
-    if (!f)
-        return PROC_GONE;
-    if (fgets(buf, sizeof buf, f)) {
-        const char *rp = strrchr(buf, ')');
-        char state;
-        int ppid, pgrp, session, tty, tpgid;
-        unsigned flags;
-        if (rp && sscanf(rp + 1, " %c %d %d %d %d %d %u", &state, &ppid, &pgrp, &session, &tty,
-                         &tpgid, &flags) == 7) {
-            if (state == 'Z' || state == 'X')
-                st = PROC_GONE; /* its descriptors are closed */
-            else if (flags & 0x4 /* PF_EXITING */)
-                st = PROC_EXITING;
-        }
-    }
-    fclose(f);
-    snprintf(p, sizeof p, "/proc/%d/status", pid);
-    if (st == PROC_ALIVE && (f = fopen(p, "re"))) {
-        while (st == PROC_ALIVE && fgets(buf, sizeof buf, f)) {
-            unsigned long long mask;
-            if ((sscanf(buf, "SigPnd: %llx", &mask) == 1 ||
-                 sscanf(buf, "ShdPnd: %llx", &mask) == 1) &&
-                (mask & (1ull << (SIGKILL - 1))))
-                st = PROC_EXITING;
-        }
-        fclose(f);
-    }
-    return st;
-}
-
-/* Who holds the flock on st's file, from /proc/locks (*pid: the process that
- * took it, 0 if not visible from here): a live holder (also when nothing can
- * be told), a process still exiting (its descriptors not closed yet), or
- * nobody any more. A lock whose taker is gone is held by a process that got
- * the descriptor from it (fork without our handler, SCM_RIGHTS, an older
- * build's lock on its I/O descriptor): live. */
-enum holder { HOLDER_LIVE, HOLDER_EXITING, HOLDER_NONE };
-
-static enum holder lock_holder(const struct stat *st, int *pid_out)
-{
-    *pid_out = 0;
-    FILE *f = fopen("/proc/locks", "re");
-    if (!f)
-        return HOLDER_LIVE;
-    char line[256];
-    bool seen = false, alive = false;
-    while (fgets(line, sizeof line, f)) {
-        char type[16], mode[16], rw[16];
-        int pid;
-        unsigned maj, min;
-        unsigned long long ino;
-        const char *c = strchr(line, ':');
-        if (!c || strstr(line, "->") ||
-            sscanf(c + 1, "%15s %15s %15s %d %x:%x:%llu", type, mode, rw, &pid, &maj, &min,
-                   &ino) != 7 ||
-            strcmp(type, "FLOCK") || maj != major(st->st_dev) || min != minor(st->st_dev) ||
-            ino != (unsigned long long)st->st_ino)
-            continue;
-        seen = true;
-        if (pid > 0)
-            *pid_out = pid;
-        if (pid <= 0 || pid == getpid() || proc_state(pid) != PROC_EXITING)
-            alive = true;
-    }
-    fclose(f);
-    return alive ? HOLDER_LIVE : seen ? HOLDER_EXITING : HOLDER_NONE;
-}
-
-/* Takes the store's lock (above). A live holder, in another process or this
- * one, is refused at once; a holder that is still exiting is waited for
- * (its descriptors close once its last thread is gone), at most
- * LOCK_WAIT_MS in case it is stuck exiting. */
+/* Takes A, then waits for B (above). */
 static int lock_file(kvt_tier_impl *t, const char *path)
 {
     struct stat st, lst;
     if (fstat(t->fd, &st))
         return kvt__err_errno(KVT_ESYS, errno, "nvme: fstat %s", path);
     pthread_once(&lockers_once, lockers_init);
-    /* Under the mutex, so that a fork in another thread sees it listed. */
+    /* Under the mutex, so that a fork in another thread sees it listed. A
+     * write lock needs a descriptor open for writing. */
     pthread_mutex_lock(&lockers_mu);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
     if (fd >= 0) {
         t->lock_fd = fd;
         t->lock_next = lockers;
@@ -2007,35 +1971,29 @@ static int lock_file(kvt_tier_impl *t, const char *path)
         return kvt__err_errno(KVT_ESYS, errno, "nvme: fstat %s", path);
     if (lst.st_dev != st.st_dev || lst.st_ino != st.st_ino)
         return kvt__err(KVT_EPATH, "nvme: %s was replaced while being opened", path);
-    for (unsigned waited = 0;; waited++) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            t->locked = true;
-            return 0;
-        }
-        if (errno != EWOULDBLOCK)
+    if (ofd_lock(fd, F_WRLCK, 0)) {
+        if (errno != EAGAIN && errno != EACCES)
             return kvt__err_errno(KVT_ESYS, errno, "nvme: locking %s", path);
-        int pid;
-        enum holder h = lock_holder(&st, &pid);
-        if (h == HOLDER_LIVE) {
-            if (pid == getpid())
-                return kvt__err(KVT_ELOCKED, "nvme: %s is in use by another store of this "
-                                             "process (pid %d)", path, pid);
-            if (pid > 0 && proc_state(pid) == PROC_GONE)
-                return kvt__err(KVT_ELOCKED, "nvme: %s is in use: its lock was taken by pid %d, "
-                                             "which has exited, and is held by a process that "
-                                             "got the descriptor from it", path, pid);
-            if (pid > 0)
-                return kvt__err(KVT_ELOCKED, "nvme: %s is in use by another store (pid %d)",
-                                path, pid);
-            return kvt__err(KVT_ELOCKED, "nvme: %s is in use by another store", path);
-        }
-        if (h == HOLDER_EXITING && waited >= LOCK_WAIT_MS)
-            return kvt__err(KVT_ELOCKED, "nvme: %s is locked by pid %d, still exiting after "
-                                         "%u ms", path, pid, LOCK_WAIT_MS);
-        /* HOLDER_NONE: released since flock() failed; try again. */
+        if (locked_here(t, &st))
+            return kvt__err(KVT_ELOCKED, "nvme: %s is in use by another store of this process",
+                            path);
+        return kvt__err(KVT_ELOCKED, "nvme: %s is in use by another store (another process, or "
+                                     "one that got its descriptor from one)", path);
+    }
+    t->locked = true;
+    uint64_t t0 = kvt__clock_ns(CLOCK_MONOTONIC);
+    while (ofd_lock(t->fd, F_WRLCK, 1)) {
+        if (errno != EAGAIN && errno != EACCES)
+            return kvt__err_errno(KVT_ESYS, errno, "nvme: locking %s", path);
+        if (kvt__clock_ns(CLOCK_MONOTONIC) - t0 >= LOCK_WAIT_MS * 1000000ull)
+            return kvt__err(KVT_ELOCKED, "nvme: %s: the I/O of its previous store has not "
+                                         "drained after %u ms (its io_uring instances, or a "
+                                         "process that inherited them, still hold the file)",
+                            path, LOCK_WAIT_MS);
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
+    return 0;
 }
 
 static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nslots)
