@@ -210,14 +210,17 @@ static void forget_slot(kvt_tier_rt *tr, uint32_t slot)
 
 /* Gives a slot back to its tier. Persistent tiers forget it on media first,
  * so that a dropped or removed block does not come back after a restart. */
+static int discard_on_media(kvt_store *s, int t, const uint32_t *slots, size_t n);
+
 static void release_slots(kvt_store *s, int t, const uint32_t *slots, size_t n, int discard)
 {
     kvt_tier_rt *tr = &s->tier[t];
     if (!n)
         return;
-    /* Forgotten on media before anyone can take the slot and write it. */
-    if (discard && tr->ops->discard)
-        tr->ops->discard(tr->impl, slots, n);
+    /* Forgotten on media before anyone can take the slot and write it; a
+     * slot that could not be is not taken again (discard_on_media). */
+    if (discard && discard_on_media(s, t, slots, n))
+        return;
     pthread_mutex_lock(&tr->lock);
     for (size_t i = 0; i < n; i++)
         tr->free_slots[tr->nfree++] = slots[i];
@@ -241,12 +244,19 @@ static int entry_unused(kvt_index *ix, kvt_shard *sh, uint32_t id)
     return 1;
 }
 
-/* Invalidates a slot of a persistent tier on media (nothing elsewhere). */
-static void discard_on_media(kvt_store *s, int t, const uint32_t *slots, size_t n)
+/* Invalidates slots of a persistent tier on media (nothing elsewhere).
+ * When that fails the blocks may still be found on media after a restart:
+ * the caller keeps the slots out of use (their old headers stay until the
+ * next open), and the store counts the failure, which a remove in progress
+ * reports (KVT_EIO). */
+static int discard_on_media(kvt_store *s, int t, const uint32_t *slots, size_t n)
 {
     kvt_tier_rt *tr = &s->tier[t];
-    if (n && persistent(s, t) && tr->ops->discard)
-        tr->ops->discard(tr->impl, slots, n);
+    if (!n || !persistent(s, t) || !tr->ops->discard || !tr->ops->discard(tr->impl, slots, n))
+        return 0;
+    ADD(&tr->st, io_errors, 1);
+    atomic_fetch_add(&s->discard_failures, 1);
+    return KVT_EIO;
 }
 
 /* unref_read's `read` for a holder that did not read the copy. */
@@ -261,7 +271,7 @@ static void unref_read(kvt_store *s, uint32_t id, int t, int32_t read)
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
     uint32_t slot = KVT_NO_SLOT;
-    int free_entry = 0;
+    int free_entry = 0, lost = 0;
     pthread_mutex_lock(&sh->lock);
     if (read == 0)
         e->untrusted &= (uint8_t)~(1u << t);
@@ -274,7 +284,8 @@ static void unref_read(kvt_store *s, uint32_t id, int t, int32_t read)
              * it. A zombie without a slot is being freed (zombie_hold). */
             e->slot[t] = KVT_NO_SLOT;
             pthread_mutex_unlock(&sh->lock);
-            discard_on_media(s, t, &slot, 1);
+            if (discard_on_media(s, t, &slot, 1))
+                lost = 1;
             pthread_mutex_lock(&sh->lock);
         }
         e->slot[t] = KVT_NO_SLOT;
@@ -284,7 +295,7 @@ static void unref_read(kvt_store *s, uint32_t id, int t, int32_t read)
     pthread_mutex_unlock(&sh->lock);
     if (free_entry)
         kvt__index_free(&s->ix, id);
-    if (slot != KVT_NO_SLOT)
+    if (slot != KVT_NO_SLOT && !lost)
         release_slot(s, t, slot, !persistent(s, t));
 }
 
@@ -292,6 +303,36 @@ static void unref(kvt_store *s, uint32_t id, int t)
 {
     unref_read(s, id, t, NOT_READ);
 }
+
+static void nap_briefly(void)
+{
+    struct timespec nap = {0, 100000};
+    nanosleep(&nap, NULL);
+}
+
+/* A zombie copy's slot in tier t (readers still copying out of it, after it
+ * left), held with a ref of our own so that it is not freed and reused
+ * while we invalidate it; KVT_NO_SLOT if none. Shard lock held. */
+static uint32_t zombie_hold(kvt_entry *e, int t)
+{
+    if (e->res[t] != KVT_RES_ZOMBIE || e->slot[t] == KVT_NO_SLOT)
+        return KVT_NO_SLOT;
+    e->refs[t]++;
+    return e->slot[t];
+}
+
+/* Invalidates the zombie slots held by zombie_hold on media, then drops
+ * the refs (the last reader frees the slot, as always). */
+static void zombie_discard(kvt_store *s, uint32_t id, const uint32_t *zombie)
+{
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        if (zombie[t] == KVT_NO_SLOT)
+            continue;
+        discard_on_media(s, t, &zombie[t], 1);
+        unref(s, id, t);
+    }
+}
+
 
 /* Copies a block between two tiers' slots: straight from host-addressable
  * slot memory when either side has it, else through a bounce buffer. */
@@ -384,7 +425,7 @@ static int publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now
     if (tr->slot_entry[slot] == id)
         forget_slot(tr, slot);
     pthread_mutex_unlock(&tr->lock);
-    discard_on_media(s, t, &slot, 1); /* before the remove's barrier lets it return */
+    int lost = discard_on_media(s, t, &slot, 1); /* before the remove's barrier lets it return */
     pthread_mutex_lock(&sh->lock);
     fill_end(s, e, t);
     e->res[t] = KVT_RES_NONE;
@@ -393,7 +434,8 @@ static int publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now
     pthread_mutex_unlock(&sh->lock);
     if (free_entry)
         kvt__index_free(&s->ix, id);
-    release_slot(s, t, slot, 0);
+    if (!lost)
+        release_slot(s, t, slot, 0);
     CNT(&s->st, fills_cancelled);
     return 0;
 }
@@ -686,9 +728,9 @@ static int expire_tier(kvt_store *s, int t, uint64_t now)
         n += (int)k;
         if (demote)
             demote_batch(s, t, ids, slots, k);
-        discard_on_media(s, t, slots, k); /* before NONE ("fills and removes") */
+        int lost = discard_on_media(s, t, slots, k); /* before NONE ("fills and removes") */
         for (size_t j = 0; j < k; j++)
-            if (leave(s, ids[j], t, slots[j], demote ? LEFT_DEMOTED : 0))
+            if (leave(s, ids[j], t, slots[j], demote ? LEFT_DEMOTED : 0) && !lost)
                 freed[f++] = slots[j];
         release_slots(s, t, freed, f, !persistent(s, t));
     }
@@ -945,10 +987,27 @@ again:
         if (!held) {
             /* Its only copy here left while a reader still copies out of
              * it: that entry is done with the key, a new one takes it (as
-             * after a remove; the last reader frees the old slot). */
+             * after a remove; the last reader frees the old slot). Not
+             * while a persistent copy is still on its way out, and not
+             * before its zombies are off the media: a remove would only
+             * see the new entry. */
+            uint32_t zombie[KVT_TIER_COUNT];
+            int busy = 0;
+            for (int t = 0; t < KVT_TIER_COUNT; t++)
+                busy |= persistent(s, t) &&
+                        (e->res[t] == KVT_RES_LEAVING ||
+                         (e->res[t] == KVT_RES_ZOMBIE && e->slot[t] == KVT_NO_SLOT));
+            if (busy) {
+                pthread_mutex_unlock(&sh->lock);
+                nap_briefly();
+                goto again;
+            }
+            for (int t = 0; t < KVT_TIER_COUNT; t++)
+                zombie[t] = persistent(s, t) ? zombie_hold(e, t) : KVT_NO_SLOT;
             e->flags |= KVT_ENTRY_REMOVED;
             kvt__index_unlink(&s->ix, sh, id);
             pthread_mutex_unlock(&sh->lock);
+            zombie_discard(s, id, zombie);
             goto again;
         }
         if (retain_until && (int32_t)(retain_until - e->retain_until_s) > 0)
@@ -999,9 +1058,23 @@ static void write_through(kvt_store *s, uint32_t id, int p)
         }
         pthread_mutex_unlock(&sh->lock);
         if (go && kvt__workers_background(s->workers, id, p, d) != 0) {
-            unfill(s, id, d);
+            /* Not queued after all. A flush may have taken the copy over
+             * meanwhile (down_claim): then it is the flush's to finish. */
+            pthread_mutex_lock(&sh->lock);
+            int free_entry = 0;
+            if (e->queued & (1u << d)) {
+                e->queued &= (uint8_t)~(1u << d);
+                e->res[d] = KVT_RES_NONE;
+                e->slot[d] = KVT_NO_SLOT;
+                free_entry = entry_unused(&s->ix, sh, id);
+                CNT(&s->st, writethrough_dropped);
+            } else {
+                e->queued &= (uint8_t)~(1u << (KVT_QUEUED_TAKEN_SHIFT + d));
+            }
+            pthread_mutex_unlock(&sh->lock);
+            if (free_entry)
+                kvt__index_free(&s->ix, id);
             unref(s, id, p);
-            CNT(&s->st, writethrough_dropped);
         }
     }
 }
@@ -1425,8 +1498,8 @@ static void drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot)
         forget_slot(tr, slot);
     }
     pthread_mutex_unlock(&tr->lock);
-    discard_on_media(s, t, &slot, 1); /* before NONE ("fills and removes") */
-    if (leave(s, id, t, slot, 0))
+    int lost = discard_on_media(s, t, &slot, 1); /* before NONE ("fills and removes") */
+    if (leave(s, id, t, slot, 0) && !lost)
         release_slot(s, t, slot, !persistent(s, t));
 }
 
@@ -1585,12 +1658,6 @@ static void tomb_gc(kvt_store *s)
     }
 }
 
-static void nap_briefly(void)
-{
-    struct timespec nap = {0, 100000};
-    nanosleep(&nap, NULL);
-}
-
 int kvt__store_put_begin(kvt_store *s, uint64_t *seq)
 {
     pthread_mutex_lock(&s->rm_lock);
@@ -1647,11 +1714,36 @@ void kvt__store_put_end(kvt_store *s, uint64_t seq)
     pthread_mutex_unlock(&s->rm_lock);
 }
 
+/* Slots of a remove's own copies on their way out, per tier: invalidated on
+ * media together (on the stack), then left. Before a remove waits for
+ * anything, it lets them go: puts would otherwise wait for them as busy. */
+#define REMOVE_BATCH 128
+typedef struct leaving_batch {
+    uint32_t id[KVT_TIER_COUNT][REMOVE_BATCH];
+    uint32_t slot[KVT_TIER_COUNT][REMOVE_BATCH];
+    size_t n[KVT_TIER_COUNT];
+} leaving_batch;
+
+static void leaving_flush(kvt_store *s, leaving_batch *b, int t);
+
+static void leaving_flush_all(kvt_store *s, leaving_batch *b)
+{
+    for (int t = 0; t < KVT_TIER_COUNT; t++)
+        if (b->n[t])
+            leaving_flush(s, b, t);
+}
+
 /* Records tombstone id (key, seq) for tomb_gc, waiting for room. */
-static void tomb_push(kvt_store *s, uint32_t id, uint64_t seq, const kvt_key *key)
+static void tomb_push(kvt_store *s, leaving_batch *b, uint32_t id, uint64_t seq,
+                      const kvt_key *key)
 {
     pthread_mutex_lock(&s->rm_lock);
     tomb_gc(s);
+    if (s->ntombs == s->tomb_cap) {
+        pthread_mutex_unlock(&s->rm_lock);
+        leaving_flush_all(s, b);
+        pthread_mutex_lock(&s->rm_lock);
+    }
     while (s->ntombs == s->tomb_cap) {
         pthread_mutex_unlock(&s->rm_lock);
         nap_briefly();
@@ -1664,28 +1756,19 @@ static void tomb_push(kvt_store *s, uint32_t id, uint64_t seq, const kvt_key *ke
 
 /* A fresh entry for a tombstone of key, waiting while the index is full of
  * them (tombstones are freed as older puts finish). */
-static uint32_t tomb_alloc(kvt_store *s, const kvt_key *key)
+static uint32_t tomb_alloc(kvt_store *s, leaving_batch *b, const kvt_key *key)
 {
     for (;;) {
         uint32_t id = kvt__index_alloc(&s->ix, key);
         if (id != KVT_NO_ENTRY)
             return id;
+        leaving_flush_all(s, b);
         pthread_mutex_lock(&s->rm_lock);
         tomb_gc(s);
         pthread_mutex_unlock(&s->rm_lock);
         nap_briefly();
     }
 }
-
-/* Slots of a remove's own copies on their way out, per tier: invalidated on
- * media together (on the stack: a remove allocates nothing, so it works
- * when memory is short), then left. */
-#define REMOVE_BATCH 128
-typedef struct leaving_batch {
-    uint32_t id[KVT_TIER_COUNT][REMOVE_BATCH];
-    uint32_t slot[KVT_TIER_COUNT][REMOVE_BATCH];
-    size_t n[KVT_TIER_COUNT];
-} leaving_batch;
 
 static void leaving_flush(kvt_store *s, leaving_batch *b, int t)
 {
@@ -1696,35 +1779,12 @@ static void leaving_flush(kvt_store *s, leaving_batch *b, int t)
     for (size_t j = 0; j < b->n[t]; j++)
         forget_slot(tr, b->slot[t][j]);
     pthread_mutex_unlock(&tr->lock);
-    discard_on_media(s, t, b->slot[t], b->n[t]); /* before NONE ("fills and removes") */
+    int lost = discard_on_media(s, t, b->slot[t], b->n[t]); /* before NONE ("fills and removes") */
     for (size_t j = 0; j < b->n[t]; j++)
-        if (leave(s, b->id[t][j], t, b->slot[t][j], 0))
+        if (leave(s, b->id[t][j], t, b->slot[t][j], 0) && !lost)
             freed[f++] = b->slot[t][j];
     release_slots(s, t, freed, f, 0);
     b->n[t] = 0;
-}
-
-/* A zombie copy's slot in tier t (readers still copying out of it, after it
- * left), held with a ref of our own so that it is not freed and reused
- * while we invalidate it; KVT_NO_SLOT if none. Shard lock held. */
-static uint32_t zombie_hold(kvt_entry *e, int t)
-{
-    if (e->res[t] != KVT_RES_ZOMBIE || e->slot[t] == KVT_NO_SLOT)
-        return KVT_NO_SLOT;
-    e->refs[t]++;
-    return e->slot[t];
-}
-
-/* Invalidates the zombie slots held by zombie_hold on media, then drops
- * the refs (the last reader frees the slot, as always). */
-static void zombie_discard(kvt_store *s, uint32_t id, const uint32_t *zombie)
-{
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
-        if (zombie[t] == KVT_NO_SLOT)
-            continue;
-        discard_on_media(s, t, &zombie[t], 1);
-        unref(s, id, t);
-    }
 }
 
 /* Waits until a persistent copy that another thread is taking out (expiry,
@@ -1768,13 +1828,14 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
     int removed = 0;
     leaving_batch b;
     memset(b.n, 0, sizeof b.n);
+    uint64_t failures = atomic_load(&s->discard_failures);
     pthread_mutex_lock(&s->rm_lock);
     uint64_t seq = ++s->remove_seq;
     int tombs = s->npending > 0; /* puts in progress, all issued before us */
     pthread_mutex_unlock(&s->rm_lock);
     for (size_t i = 0; i < n; i++) {
         kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
-        uint32_t fresh = tombs ? tomb_alloc(s, &keys[i]) : KVT_NO_ENTRY;
+        uint32_t fresh = tombs ? tomb_alloc(s, &b, &keys[i]) : KVT_NO_ENTRY;
         uint32_t tomb = KVT_NO_ENTRY, zombie[KVT_TIER_COUNT], slot[KVT_TIER_COUNT];
         int mine[KVT_TIER_COUNT] = {0}, waits[KVT_TIER_COUNT] = {0}, any = 0, wait = 0;
         pthread_mutex_lock(&sh->lock);
@@ -1821,7 +1882,7 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
         if (fresh != KVT_NO_ENTRY)
             kvt__index_free(&s->ix, fresh);
         if (tomb != KVT_NO_ENTRY)
-            tomb_push(s, tomb, seq, &keys[i]);
+            tomb_push(s, &b, tomb, seq, &keys[i]);
         if (!e)
             continue;
         removed += any;
@@ -1831,15 +1892,15 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
                 continue;
             b.id[t][b.n[t]] = id;
             b.slot[t][b.n[t]++] = slot[t];
-            if (b.n[t] == REMOVE_BATCH || wait)
+            if (b.n[t] == REMOVE_BATCH)
                 leaving_flush(s, &b, t);
         }
-        if (wait) /* our own copies left first: nobody waits on them meanwhile */
+        if (wait) {
+            leaving_flush_all(s, &b);
             remove_wait(s, id, waits);
+        }
     }
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
-        if (b.n[t])
-            leaving_flush(s, &b, t);
+    leaving_flush_all(s, &b);
     ADD(&s->st, removed_blocks, (uint64_t)removed);
     if (s->durable_tier < 0)
         return removed;
@@ -1854,6 +1915,9 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
             return kvt__err(KVT_EIO, "kvt_remove: %d keys removed, but flushing the %s tier "
                                      "failed: a power cut may bring them back", removed, dr->name);
     }
+    if (atomic_load(&s->discard_failures) != failures)
+        return kvt__err(KVT_EIO, "kvt_remove: %d keys removed, but invalidating a slot on media "
+                                 "failed: a restart may bring a key back", removed);
     return removed;
 }
 
@@ -1882,8 +1946,10 @@ static int down_claim(kvt_store *s, kvt_entry *e, int d, int *src)
 {
     if (e->flags & (KVT_ENTRY_REMOVED | KVT_ENTRY_TOMB))
         return DOWN_MISSING;
-    if (readable(e, d))
+    if (e->res[d] == KVT_RES_READY)
         return DOWN_DONE;
+    if (e->res[d] == KVT_RES_LEAVING)
+        return DOWN_WAIT; /* leaving there (expiry, eviction): write it down anew after */
     int t = fastest(e);
     if (e->res[d] == KVT_RES_FILLING && (e->queued & (1u << d)) && t >= 0) {
         /* A write-through copy no thread has started: ours now. Its job
@@ -2355,8 +2421,9 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     if (s->put_tier < 0)
         s->put_tier = prev; /* every tier admits after N: the bottom one takes puts */
 
-    /* Room for every slot to hold a distinct block, plus blocks in flight. */
-    uint64_t cap = slots + slots / 8 + 1024;
+    /* Room for every slot to hold a distinct block, plus blocks in flight,
+     * plus the tombstones removes may leave (TOMB_CAP). */
+    uint64_t cap = slots + slots / 8 + 1024 + TOMB_CAP;
     if (cap >= KVT_NO_ENTRY) {
         rc = kvt__err(KVT_ESIZE, "%llu slots are more than one store can index",
                       (unsigned long long)slots);

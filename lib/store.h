@@ -131,6 +131,7 @@ struct kvt_store {
     _Atomic unsigned fill_epoch;
     _Atomic uint64_t fills[2];
     pthread_mutex_t barrier_lock;
+    _Atomic uint64_t discard_failures; /* invalidations on media that failed */
     /* Puts in progress by issue sequence (the remove count when issued),
      * and the tombstones removes leave for the older ones. */
     pthread_mutex_t rm_lock;
