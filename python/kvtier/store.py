@@ -1,5 +1,4 @@
 """store.py — Store (kvt_config_* + kvt_open and the store calls), Ticket (kvt_wait/kvt_poll, futures, await), Tier, IoResult."""
-import asyncio
 import concurrent.futures
 import ctypes
 import enum
@@ -204,6 +203,7 @@ class Ticket:
         """`await ticket` (asyncio): the IoResult, or the operation's error.
         Cancelling the awaiting task leaves the operation running and its
         buffers held until it completes."""
+        import asyncio  # only for await: keeps `import kvtier` light
         return asyncio.wrap_future(self.future()).__await__()
 
     @property
