@@ -207,7 +207,8 @@ def test_layers_errors_are_clear_and_reach_nothing():
 
 def test_future_put_get_and_wait_poll_agree(rng):
     frags, pages, n = 2, 32, 16
-    with store(frags) as s:
+    s = store(frags)
+    with s:
         src = paged(rng, frags, pages)
         keys = some_keys(n, b"future")
         t = s.put(keys, kvtier.Layers(src, np.arange(n)), wait=False)
@@ -228,7 +229,8 @@ def test_future_put_get_and_wait_poll_agree(rng):
         missing = s.get(some_keys(2, b"none"), [bytearray(BLOCK)] * 2, wait=False).future()
         assert missing.result(10).status == [kvtier.ENOENT.code] * 2
         assert s.stat("tickets_pending") == 0
-    assert not [th for th in threading.enumerate() if th.name == "kvtier-watcher"], \
+    watcher = s._watcher[0]._thread
+    assert watcher.name == "kvtier-watcher" and not watcher.is_alive(), \
         "close must stop the watcher thread"
 
 
@@ -304,6 +306,9 @@ def test_cancelled_future_keeps_buffers_until_completion(rng):
         f = t.future()
         assert gate.blocked.wait(10), "the operation never reached the gate"
         assert not f.cancel() and not f.cancelled(), "an issued operation cannot be cancelled"
+        with pytest.raises(kvtier.ETIMEDOUT):
+            t.wait(timeout_ms=50)
+        assert t.poll() is None and not f.done()
         del dst
         gc.collect()
         assert alive() is not None, "a pending get's arrays were freed"
