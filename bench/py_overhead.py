@@ -15,8 +15,9 @@ The source is one [pages, frag_bytes] array per fragment position (pages =
 2 x blocks) and the blocks sit at scattered engine pages. Each put is
 preceded (untimed) by a remove of its keys, so that every put copies. The
 paths run in rotating order each round; the script prints each path's
-median and its ratio to raw's, then the median time of building the pointer
-table alone (no C call).
+median and its ratio to raw's, then the median of whole gets of absent keys
+(the same binding work, no copy) and of building the pointer table alone
+(no C call).
 
     PYTHONPATH=python /usr/bin/python3 bench/py_overhead.py [--frag-kib 16] [--rounds 9]
 
@@ -123,6 +124,29 @@ def main():
             m = statistics.median(ts)
             print(f"{op:3} {p:8} median {m * 1e3:8.2f} ms   x{m / base:.3f} of raw   "
                   f"(+{(m - base) * 1e3:.2f} ms)")
+
+    # whole calls that copy nothing: a get of keys not held (every block
+    # KVT_ENOENT) costs the same binding work, without the copy's noise
+    missing = kvtier.keys(np.arange(n * 16, dtype=np.uint32), kvtier.Namespace(salt=b"absent"),
+                          16)
+    mraw = missing.raw
+
+    def raw_miss():
+        rc = lib.kvt_get(h, mraw, n, raw_dst, ctypes.byref(opts), None)
+        assert rc == 0, rc
+
+    miss = {"raw": raw_miss,
+            "layers": lambda: store.get(missing, dst_cache.at(idx)),
+            "layers+": lambda: store.get(missing, kvtier.Layers(dst, idx)),
+            "lists": lambda: store.get(missing, dst_lists)}
+    mtimes = {p: [] for p in miss}
+    for r in range(a.rounds * 5):
+        for p in miss:
+            t0 = time.perf_counter()
+            miss[p]()
+            mtimes[p].append(time.perf_counter() - t0)
+    for p, ts in mtimes.items():
+        print(f"get of absent keys {p:8} median {statistics.median(ts) * 1e3:8.3f} ms")
 
     # the pointer table alone, no C call
     def table_layers():
