@@ -339,3 +339,49 @@ def test_cancelled_future_keeps_buffers_until_completion(rng):
             assert bytes(out[:-1]) == b"".join(block_bytes(src, np.arange(n)))
 
         asyncio.run(cancelled_task())
+
+
+def test_racing_collectors_agree(rng):
+    """wait(), poll() and the watcher on the same tickets from several threads:
+    exactly one collects each (kvt_wait consumes it), all see its result."""
+    n = 64
+    with store(1, blocks=2 * n) as s:
+        keys = some_keys(n, b"race")
+        tickets = [s.put(keys[i:i + 1], [bytes([i]) * BLOCK], wait=False) for i in range(n)]
+        errors, results = [], {}
+
+        def worker(k):
+            try:
+                for i, t in enumerate(tickets):
+                    if (i + k) % 3 == 0:
+                        r = t.future().result(10)
+                    elif (i + k) % 3 == 1:
+                        r = t.wait()
+                    else:
+                        while (r := t.poll()) is None:
+                            pass
+                    results.setdefault(i, set()).add(id(r))
+            except BaseException as e:  # noqa: B036 (reported below)
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        assert not errors, errors
+        assert all(len(ids) == 1 for ids in results.values()) and len(results) == n
+        assert all(t.future().result(0) == 1 for t in tickets)
+        assert s.stat("tickets_pending") == 0
+
+
+def test_a_collected_store_stops_its_watcher():
+    s = store(1)
+    t = s.put(some_keys(1, b"gc"), [bytearray(BLOCK)], wait=False)
+    assert t.future().result(10) == 1
+    thread = s._watcher[0]._thread
+    assert thread.is_alive()
+    del s, t
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive(), "the finalizer of a collected store must stop its watcher"
