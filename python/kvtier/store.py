@@ -121,10 +121,13 @@ class Ticket:
         f = self._future
         if f is None or f.done() or not self._finished:
             return
-        if self._error is not None:
-            f.set_exception(self._error)
-        else:
-            f.set_result(self._result)
+        try:
+            if self._error is not None:
+                f.set_exception(self._error)
+            else:
+                f.set_result(self._result)
+        except concurrent.futures.InvalidStateError:
+            pass  # another thread resolved it first, with the same outcome
 
     @staticmethod
     def _timed_out():
