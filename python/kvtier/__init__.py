@@ -34,7 +34,8 @@ library_version = _lib.lib.kvt_version_string().decode()
 globals().update(BY_NAME)  # kvtier.EINVAL, kvtier.ENOENT, ...
 
 __all__ = ["KvtierError", "error_class", "BY_CODE", "BY_NAME", "Namespace", "Keys", "keys",
-           "ns_key", "key_hex", "Store", "Ticket", "Layers", "Tier", "IoResult", "nvme_slot_bytes", "VICTIMS", "ADMIT",
+           "ns_key", "key_hex", "Store", "Ticket", "Layers", "Tier", "IoResult",
+           "nvme_slot_bytes", "VICTIMS", "ADMIT",
            "KEY_BYTES", "NS_MODEL", "NS_LAYOUT", "NS_RANK", "NS_ADAPTER", "NS_SALT",
            "NS_CUSTOM", "KEY_XXH3_128", "KEY_BLAKE2B_128", "KEY_MODES", "KEY_SECRET_MIN",
            "KEY_SECRET_MAX", "key_mode", "ABI_MAJOR", "library_path", "library_version"]

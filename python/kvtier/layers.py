@@ -168,7 +168,8 @@ class Layers:
         if self.page_bytes * frags != block_bytes:
             raise ValueError(f"a page is {self.page_bytes} bytes ({self._page}), the store's "
                              f"fragments are "
-                             f"{block_bytes // frags} bytes (block_bytes {block_bytes} / frags {frags})")
+                             f"{block_bytes // frags} bytes (block_bytes {block_bytes} / "
+                             f"frags {frags})")
         if writable and self.readonly:
             raise TypeError("a layer array is read-only; get needs writable memory")
         table = self.block_indices[:, None] * self._strides[None, :]
