@@ -7,6 +7,9 @@
         store.put(keys, blocks)
         hits, tiers = store.lookup(keys)
         store.get(keys[:hits], buffers)
+        # a paged cache: one array per layer and K/V, engine page indices
+        store.put(keys, kvtier.Layers(kv_arrays, page_indices))
+        result = await store.aget(keys, kvtier.Layers(kv_arrays, page_indices))
 
 Errors raise kvtier.KvtierError subclasses named after the C codes
 (kvtier.ENOENT, kvtier.ESIZE, ...), generated from the library's own table.
@@ -18,6 +21,7 @@ from .errors import BY_CODE, BY_NAME, KvtierError, error_class
 from .keys import (KEY_BLAKE2B_128, KEY_BYTES, KEY_MODES, KEY_SECRET_MAX, KEY_SECRET_MIN,
                    KEY_XXH3_128, NS_ADAPTER, NS_CUSTOM, NS_LAYOUT, NS_MODEL, NS_RANK, NS_SALT,
                    Keys, Namespace, key_hex, key_mode, keys, ns_key)
+from .layers import Layers
 from .store import ADMIT, VICTIMS, IoResult, Store, Ticket, Tier, nvme_slot_bytes
 
 __version__ = "0.1.0"
@@ -30,7 +34,8 @@ library_version = _lib.lib.kvt_version_string().decode()
 globals().update(BY_NAME)  # kvtier.EINVAL, kvtier.ENOENT, ...
 
 __all__ = ["KvtierError", "error_class", "BY_CODE", "BY_NAME", "Namespace", "Keys", "keys",
-           "ns_key", "key_hex", "Store", "Ticket", "Tier", "IoResult", "nvme_slot_bytes", "VICTIMS", "ADMIT",
+           "ns_key", "key_hex", "Store", "Ticket", "Layers", "Tier", "IoResult",
+           "nvme_slot_bytes", "VICTIMS", "ADMIT",
            "KEY_BYTES", "NS_MODEL", "NS_LAYOUT", "NS_RANK", "NS_ADAPTER", "NS_SALT",
            "NS_CUSTOM", "KEY_XXH3_128", "KEY_BLAKE2B_128", "KEY_MODES", "KEY_SECRET_MIN",
            "KEY_SECRET_MAX", "key_mode", "ABI_MAJOR", "library_path", "library_version"]

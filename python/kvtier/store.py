@@ -1,10 +1,15 @@
-"""store.py — Store (kvt_config_* + kvt_open and the store calls), Ticket (kvt_wait/kvt_poll), Tier, IoResult."""
+"""store.py — Store (kvt_config_* + kvt_open and the store calls), Ticket (kvt_wait/kvt_poll, futures, await), Tier, IoResult."""
+import concurrent.futures
 import ctypes
 import enum
+import threading
+import time
 import weakref
 
 from . import _buffers
 from ._buffers import Holds, pointers
+from ._watch import Watcher
+from .layers import Layers
 from ._lib import CLOCK_FN, STAT_FN, IoOpts, lib
 from .errors import BY_NAME, KvtierError, check, closed_error, make_error
 from .keys import _one_key, key_mode as _key_mode, pack
@@ -70,7 +75,8 @@ class IoResult(int):
 
 class Ticket:
     """An asynchronous put or get. Its buffers stay held (and referenced)
-    until it completes and is collected by wait(), poll() or done."""
+    until it completes and is collected by wait(), poll(), done, or the
+    store's watcher thread (future(), await)."""
 
     def __init__(self, store, tid, op, n, status, holds):
         self._store = store
@@ -82,6 +88,8 @@ class Ticket:
         self._finished = False
         self._result = None
         self._error = None
+        self._lock = threading.Lock()  # one collector at a time (kvt_wait consumes)
+        self._future = None
 
     @property
     def id(self):
@@ -108,38 +116,98 @@ class Ticket:
         self._error.message += (" before this ticket was waited for "
                                 "(its operation ran to completion)")
 
+    def _resolve(self):
+        """Hands a finished ticket's outcome to its future, if it has one."""
+        f = self._future
+        if f is None or f.done() or not self._finished:
+            return
+        try:
+            if self._error is not None:
+                f.set_exception(self._error)
+            else:
+                f.set_result(self._result)
+        except concurrent.futures.InvalidStateError:
+            pass  # another thread resolved it first, with the same outcome
+
+    @staticmethod
+    def _timed_out():
+        return make_error(_ETIMEDOUT, BY_NAME["ETIMEDOUT"].description)
+
     def wait(self, timeout_ms=-1):
         """Waits for completion (-1: forever) and returns the IoResult; raises
         the operation's error, or kvtier.ETIMEDOUT (still pending)."""
-        if not self._finished:
-            h = self._store._ptr
-            if h is None:
-                self._closed()
-            elif timeout_ms is None or timeout_ms < 0:
-                while True:  # in slices, so that Ctrl-C gets through
-                    rc = lib.kvt_wait(h, self._id, 200)
-                    if rc != _ETIMEDOUT:
+        forever = timeout_ms is None or timeout_ms < 0
+        deadline = None if forever else time.monotonic() + int(timeout_ms) / 1000
+        while True:  # in slices, so that Ctrl-C gets through
+            with self._lock:
+                if self._finished:
+                    break
+                future = self._future
+                if future is None:
+                    h = self._store._ptr
+                    if h is None:
+                        self._closed()
                         break
-                self._finish(rc)
-            else:
-                rc = lib.kvt_wait(h, self._id, int(timeout_ms))
-                if rc == _ETIMEDOUT:
-                    raise make_error(rc)
-                self._finish(rc)
+                    left = 200 if forever else \
+                        max(0, min(200, round((deadline - time.monotonic()) * 1000)))
+                    rc = lib.kvt_wait(h, self._id, left)
+                    if rc != _ETIMEDOUT:
+                        self._finish(rc)
+                        break
+            if future is not None:  # the watcher thread collects it
+                try:
+                    future.result(None if forever else max(0.0, deadline - time.monotonic()))
+                except concurrent.futures.TimeoutError:
+                    raise self._timed_out() from None
+                except KvtierError:
+                    pass  # raised below, by _outcome()
+                break
+            if not forever and time.monotonic() >= deadline:
+                raise self._timed_out()
+        self._resolve()
         return self._outcome()
 
     def poll(self):
         """The IoResult if complete (raising the operation's error), else None."""
-        if not self._finished:
-            h = self._store._ptr
-            if h is None:
-                self._closed()
-            else:
-                rc = lib.kvt_poll(h, self._id)
-                if rc == _EINPROGRESS:
-                    return None
-                self._finish(rc)
+        with self._lock:
+            if not self._finished:
+                h = self._store._ptr
+                if h is None:
+                    self._closed()
+                else:
+                    rc = lib.kvt_poll(h, self._id)
+                    if rc == _EINPROGRESS:
+                        return None
+                    self._finish(rc)
+        self._resolve()
         return self._outcome()
+
+    def future(self):
+        """A concurrent.futures.Future of this ticket's IoResult (the same one
+        on every call), resolved by the store's watcher thread (started on
+        first use, one per store) or by whichever of wait()/poll() sees
+        completion first; its exception is the operation's kvtier error. It
+        is running from the start: cancel() returns False, since an issued
+        operation cannot be called back; the buffers stay held until the
+        operation completes, whatever happens to the future."""
+        with self._lock:
+            if self._future is None:
+                f = concurrent.futures.Future()
+                f.set_running_or_notify_cancel()
+                self._future = f
+                if not self._finished:
+                    store = self._store
+                    if store._ptr is None or not store._watch().add(self):
+                        self._closed()
+        self._resolve()
+        return self._future
+
+    def __await__(self):
+        """`await ticket` (asyncio): the IoResult, or the operation's error.
+        Cancelling the awaiting task leaves the operation running and its
+        buffers held until it completes."""
+        import asyncio  # only for await: keeps `import kvtier` light
+        return asyncio.wrap_future(self.future()).__await__()
 
     @property
     def done(self):
@@ -169,8 +237,12 @@ def nvme_slot_bytes(block_bytes):
     return out.value
 
 
-def _close_store(ptr, pending, keep):
-    """Runs once per store: from Store.close(), garbage collection or exit."""
+def _close_store(ptr, pending, keep, watch):
+    """Runs once per store: from Store.close(), garbage collection or exit.
+    Tickets with a future are waited for first, so that their futures get
+    their real outcome."""
+    if watch:
+        watch[0].stop(drain=True)
     rc = lib.kvt_close(ptr)
     for holds in list(pending.values()):
         holds.release()
@@ -220,6 +292,8 @@ class Store:
         self._pending = {}   # ticket id -> Holds of its buffers
         self._orphans = []   # ids of tickets collected while pending
         self._keep = []      # the clock callback, alive until kvt_close
+        self._watcher = []   # [Watcher] once a ticket's future() was asked for
+        self._watch_lock = threading.Lock()
         cfg = ctypes.c_void_p()
         check(lib.kvt_config_new(ctypes.byref(cfg)))
         try:
@@ -232,7 +306,8 @@ class Store:
         self.block_bytes = int(block_bytes)
         self.frags = int(frags)
         self.block_tokens = block_tokens
-        self._fin = weakref.finalize(self, _close_store, self._ptr, self._pending, self._keep)
+        self._fin = weakref.finalize(self, _close_store, self._ptr, self._pending, self._keep,
+                                     self._watcher)
 
     def _configure(self, cfg, a):
         def opt(o, v):
@@ -327,6 +402,13 @@ class Store:
             raise closed_error()
         return h
 
+    def _watch(self):
+        """The store's watcher thread (Ticket.future()), started on first use."""
+        with self._watch_lock:
+            if not self._watcher:
+                self._watcher.append(Watcher(self._h(), _EINPROGRESS))
+            return self._watcher[0]
+
     # ------------------------------------------------------------ queries
 
     def lookup(self, keys, lease_ms=0):
@@ -412,13 +494,15 @@ class Store:
 
     def put(self, keys, buffers, *, wait=True, retain_s=0, parent=None, stream=None,
             durable=False):
-        """Stores blocks. buffers: one object of len(keys) * block_bytes, or a
-        list with one entry per key: an object of block_bytes or a list of
-        `frags` objects of block_bytes / frags. Objects: anything with the
-        buffer protocol (bytes, bytearray, memoryview, numpy) or a torch
-        tensor (CPU or CUDA). Returns IoResult(stored, status); wait=False
-        returns a Ticket instead. parent: the key before keys[0]. durable:
-        KVT_IO_DURABLE (complete once on the persistent tier and flushed)."""
+        """Stores blocks. buffers: a kvtier.Layers with one block index per
+        key (one array per fragment position; the fast path), one object of
+        len(keys) * block_bytes, or a list with one entry per key: an object
+        of block_bytes or a list of `frags` objects of block_bytes / frags.
+        Objects: anything with the buffer protocol (bytes, bytearray,
+        memoryview, numpy) or a torch tensor (CPU or CUDA). Returns
+        IoResult(stored, status); wait=False returns a Ticket instead.
+        parent: the key before keys[0]. durable: KVT_IO_DURABLE (complete
+        once on the persistent tier and flushed)."""
         return self._io(lib.kvt_put, "put", keys, buffers, False, wait,
                         IO_DURABLE if durable else 0, stream, retain_s, parent)
 
@@ -429,6 +513,14 @@ class Store:
         status and its buffer is left as it was. wait=False returns a Ticket."""
         flags = (IO_NO_PROMOTE if no_promote else 0) | (IO_STREAM_WAIT if stream_wait else 0)
         return self._io(lib.kvt_get, "get", keys, buffers, True, wait, flags, stream, 0, None)
+
+    async def aput(self, keys, buffers, **kw):
+        """put() for asyncio: issues the put at once and awaits its ticket."""
+        return await self.put(keys, buffers, wait=False, **kw)
+
+    async def aget(self, keys, buffers, **kw):
+        """get() for asyncio: issues the get at once and awaits its ticket."""
+        return await self.get(keys, buffers, wait=False, **kw)
 
     def _reap(self, block=False):
         """Collects tickets that were dropped while pending: those complete
@@ -451,7 +543,12 @@ class Store:
         raw, n = pack(keys)
         holds = Holds()
         try:
-            if n:
+            if isinstance(buffers, Layers):
+                table, kind, device = buffers.pointers(n, self.frags, self.block_bytes,
+                                                       writable)
+                holds.keep((buffers, table))
+                ptrs = table.ctypes.data if n else (ctypes.c_void_p * 1)()
+            elif n:
                 ptrs, kind, device = pointers(buffers, n, self.frags, self.block_bytes,
                                               writable, holds)
             else:
