@@ -883,15 +883,15 @@ typedef struct put_item {
 static void drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot);
 
 /* Whether entry e holds a copy a put can take for the block: a readable one
- * not marked untrusted, or one being filled in tier p. Shard lock held. */
+ * not marked untrusted (1), or one another put is still filling in tier p
+ * (HELD_WHEN_FILLED). Shard lock held. */
+#define HELD_WHEN_FILLED 2
 static int held_for_put(const kvt_entry *e, int p)
 {
-    if (e->res[p] == KVT_RES_FILLING)
-        return 1;
     for (int t = 0; t < KVT_TIER_COUNT; t++)
         if (readable(e, t) && !(e->untrusted & (1u << t)))
             return 1;
-    return 0;
+    return e->res[p] == KVT_RES_FILLING ? HELD_WHEN_FILLED : 0;
 }
 
 /* Reads entry id's copy in tier t (slot; the caller holds a ref on it) to
@@ -932,6 +932,10 @@ static int32_t verify_copy(kvt_store *s, uint32_t id, int t, uint32_t slot, cons
 /* reserve's *code for a put issued before a remove of the key: not stored,
  * and reported as stored then removed (kvtier.h, kvt_remove). */
 #define PUT_CANCELLED 1
+/* reserve's *code for a key another put is still writing: this put may
+ * only count it once that write has landed (kvt__store_put waits for it
+ * after its own blocks, which may be that other write, are done). */
+#define PUT_PENDING 2
 
 static uint32_t reserve(kvt_store *s, const kvt_key *key, uint64_t parent, int p,
                         uint32_t retain_until, uint64_t seq, int *code)
@@ -1013,6 +1017,8 @@ again:
         if (retain_until && (int32_t)(retain_until - e->retain_until_s) > 0)
             e->retain_until_s = retain_until;
         pthread_mutex_unlock(&sh->lock);
+        if (held == HELD_WHEN_FILLED)
+            *code = PUT_PENDING;
         return KVT_NO_ENTRY;
     }
     pthread_mutex_unlock(&sh->lock);
@@ -1380,10 +1386,12 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     put_item *items = kvt__malloc(n * sizeof *items);
     kvt_xfer *x = kvt__calloc(n, sizeof *x);
     int32_t *own = durable && !status ? kvt__malloc(n * sizeof *own) : NULL;
-    if (!items || !x || (durable && !status && !own)) {
+    size_t *pending = kvt__malloc(n * sizeof *pending), npending = 0;
+    if (!items || !x || !pending || (durable && !status && !own)) {
         kvt__free(items);
         kvt__free(x);
         kvt__free(own);
+        kvt__free(pending);
         return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
     }
     if (own)
@@ -1397,10 +1405,12 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         int code;
         uint32_t id = reserve(s, &keys[i], parent, p, retain_until, seq, &code);
         if (status)
-            status[i] = code == PUT_CANCELLED ? 0 : code;
+            status[i] = code > 0 ? 0 : code;
         parent = kvt__key_hash(&keys[i]);
         if (id == KVT_NO_ENTRY) {
-            if (code == PUT_CANCELLED) {
+            if (code == PUT_PENDING) {
+                pending[npending++] = i;
+            } else if (code == PUT_CANCELLED) {
                 r.stored++;
                 CNT(&s->st, put_cancelled);
             } else if (code == 0) {
@@ -1419,8 +1429,45 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         }
     }
     run_drain(&r);
+    /* Keys another put was writing: once that write has landed (or failed),
+     * they are held, or this put stores them itself. */
+    for (size_t j = 0; j < npending; j++) {
+        size_t i = pending[j];
+        uint64_t up = i ? kvt__key_hash(&keys[i - 1]) : o && o->parent ? kvt__key_hash(o->parent) : 0;
+        for (int round = 0;; round++) {
+            int code;
+            uint32_t id = reserve(s, &keys[i], up, p, retain_until, seq, &code);
+            if (status)
+                status[i] = code > 0 ? 0 : code;
+            if (id != KVT_NO_ENTRY) {
+                if (run_add(&r, id, i, &keys[i], ptrs)) {
+                    unfill(s, id, p);
+                    if (status)
+                        status[i] = KVT_EFULL;
+                    CNT(&s->st, put_rejected);
+                }
+                run_drain(&r);
+            } else if (code == PUT_PENDING) {
+                if (round < 16)
+                    sched_yield();
+                else
+                    nap_briefly();
+                continue;
+            } else if (code == 0 || code == PUT_CANCELLED) {
+                r.stored++;
+                if (code)
+                    CNT(&s->st, put_cancelled);
+                else
+                    CNT(&s->st, put_present);
+            } else {
+                CNT(&s->st, put_rejected);
+            }
+            break;
+        }
+    }
     kvt__free(items);
     kvt__free(x);
+    kvt__free(pending);
     int stored = durable ? make_durable(s, keys, n, status, r.stored) : r.stored;
     kvt__free(own);
     return stored;
