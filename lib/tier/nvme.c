@@ -1855,8 +1855,14 @@ out:
  * for as long as it lives once the parent died. A fork handler drops them
  * (closing never unlocks what another reference holds: the parent keeps
  * both); the store is unusable in the child anyway, its threads were not
- * copied. A fork that races the store's open or close may leave the child a
- * copy: KVT_ELOCKED while that child lives, nothing worse. Only OFD locks
+ * copied. The handler runs in the child, when the child first runs: fork()
+ * returns in the parent before that (by default the parent runs on), so a
+ * child holds both locks until it is first scheduled, milliseconds, tens of
+ * them on a loaded machine. A store killed inside that window leaves its file
+ * KVT_ELOCKED until then (not waited for: A's refusal stays immediate, and the
+ * parent is not made to wait in fork() for its child). A fork that races the
+ * store's open or close may leave the child a copy: KVT_ELOCKED while that
+ * child lives, nothing worse. Only OFD locks
  * (no flock beside them): a network filesystem that maps flock onto byte
  * ranges would see a store's two kinds collide. */
 

@@ -1248,11 +1248,24 @@ static pid_t writer_child(const kvt_tier_params *p, enum holder_kind kind, pid_t
             _exit(2);
         pid_t g = 0;
         if (kind == FORKED_HOLDER) {
+            /* fork() returns here before the grandchild has run at all, and
+             * its fork handlers run only when it does: on a loaded machine
+             * that can be after the writer was killed, and the grandchild
+             * still holds the store's descriptions meanwhile. Wait until it
+             * is out of fork(): its handlers have run. */
+            int ready[2];
+            char c = 0;
+            if (pipe(ready))
+                _exit(3);
             g = fork();
             if (g == 0) {
+                if (write(ready[1], &c, 1) != 1)
+                    _exit(4);
                 for (;;)
                     pause();
             }
+            if (g < 0 || read(ready[0], &c, 1) != 1)
+                _exit(5);
         } else if (kind == RING_HOLDER) {
             struct stat st;
             int ready[2];
@@ -1327,9 +1340,9 @@ Test(nvme, dead_owner_lock_is_free_at_once)
 }
 
 /* A process forked by the store's process inherits its descriptors and
- * rings; it must not keep the store locked once the store's process is gone
- * (neither lock: KVT_ELOCKED at once for the owner lock, after 5 s for the
- * I/O lock). */
+ * rings; once it has run (its fork handlers with it), it must not keep the
+ * store locked after the store's process is gone (neither lock: KVT_ELOCKED
+ * at once for the owner lock, after 5 s for the I/O lock). */
 Test(nvme, lock_is_not_kept_by_a_forked_child)
 {
     kvt_tier_params p = params(64 * KIB, 1, 64);
