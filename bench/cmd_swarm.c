@@ -1443,7 +1443,7 @@ int bench_swarm(int argc, char **argv)
     swarm_params *p = &c.wl;
     const char *mode = "static", *model = "llama-3.1-8b", *scale = NULL, *cycle = "rr";
     const char *duration = NULL, *dram_ttl = NULL, *nvme_ttl = NULL, *ttl = NULL;
-    const char *stagger = NULL, *ramp_step = NULL, *ramp_warm = NULL;
+    const char *stagger = NULL, *ramp_step = NULL, *ramp_warm = NULL, *ramp_wall = NULL;
     const char *ptexts[16] = {0};
     int64_t agents = -1, types = -1, max_req = 0, seed = -1, block_tokens = -1, prefix = -1,
             max_ctx = -1, spawn_min = -1, spawn_max = -1, sub_pmin = -1, sub_pmax = -1,
@@ -1486,7 +1486,7 @@ int bench_swarm(int argc, char **argv)
     barg spec[96];
     int ns = 0;
     spec[ns++] = (barg){"mode", BARG_STR, &mode, "static (default) or ramp"};
-    spec[ns++] = (barg){"agents", BARG_INT, &agents, "agents (static; default 32) or the most a ramp tries (default 1024)"};
+    spec[ns++] = (barg){"agents", BARG_INT, &agents, "agents (static; default 32) or the most a ramp tries (default 256)"};
     spec[ns++] = (barg){"agent-types", BARG_INT, &types, "agent types, each with its own prefix (default 1)"};
     spec[ns++] = (barg){"duration", BARG_STR, &duration, "virtual time of arrivals, s (or 30m, 2h; default 1h; ramp: the steps)"};
     spec[ns++] = (barg){"requests", BARG_INT, &max_req, "stop after this many requests (default: no limit)"};
@@ -1495,6 +1495,7 @@ int bench_swarm(int argc, char **argv)
     spec[ns++] = (barg){"ramp-warm", BARG_STR, &ramp_warm, "ramp: requests before this are not judged (default 10m)"};
     spec[ns++] = (barg){"ramp-start", BARG_INT, &ramp_start, "ramp: agents of the first step (default 8)"};
     spec[ns++] = (barg){"ramp-steps", BARG_INT, &ramp_steps, "ramp: at most this many steps (default 16)"};
+    spec[ns++] = (barg){"ramp-wall", BARG_STR, &ramp_wall, "ramp: no step starts after this much wall time, s (default none)"};
     spec[ns++] = (barg){"seed", BARG_INT, &seed, "workload seed (default 1)"};
     spec[ns++] = (barg){"sessions", BARG_INT, &sessions, "session scripts in a pool that agents cycle through (default 0: every session new)"};
     spec[ns++] = (barg){"cycle", BARG_STR, &cycle, "rr (round-robin, default) or random: how agents pick pool scripts"};
@@ -1576,7 +1577,7 @@ int bench_swarm(int argc, char **argv)
     }
     c.ramp = strcmp(mode, "ramp") == 0;
     const swarm_model *mdl = swarm_find_model(model);
-    double sc = 1.0 / 256, dsec = 0, rwarm = 0;
+    double sc = 1.0 / 256, dsec = 0, rwarm = 0, rwall = 0;
     if (!bad && !c.ramp && strcmp(mode, "static") != 0)
         bad = "--mode must be static or ramp";
     else if (!bad && !mdl && !bpt)
@@ -1592,8 +1593,9 @@ int bench_swarm(int argc, char **argv)
         } secs[] = {{"--duration", duration, &p->duration_s},
                     {"--stagger", stagger, &p->stagger_s},
                     {"--ramp-step", ramp_step, &dsec},
-                    {"--ramp-warm", ramp_warm, &rwarm}};
-        for (size_t i = 0; i < 4 && !bad; i++) {
+                    {"--ramp-warm", ramp_warm, &rwarm},
+                    {"--ramp-wall", ramp_wall, &rwall}};
+        for (size_t i = 0; i < 5 && !bad; i++) {
             if (secs[i].text && swarm_parse_seconds(secs[i].text, secs[i].out)) {
                 snprintf(msg, sizeof msg, "%s wants seconds (or 30m, 2h), not '%s'", secs[i].name,
                          secs[i].text);
@@ -1619,7 +1621,7 @@ int bench_swarm(int argc, char **argv)
         if (agents >= 0)
             p->agents = (uint32_t)(agents > 1000000 ? 1000001 : agents);
         else if (c.ramp)
-            p->agents = 1024;
+            p->agents = 256;
         if (types >= 0)
             p->agent_types = (uint32_t)(types > 1000000 ? 0 : types);
         if (seed >= 0)
@@ -1672,7 +1674,8 @@ int bench_swarm(int argc, char **argv)
                           .max = p->agents,
                           .growth = growth,
                           .resolution = resolution,
-                          .max_steps = (int)ramp_steps};
+                          .max_steps = (int)ramp_steps,
+                          .wall_budget_s = rwall};
     c.lease_ms = (uint32_t)lease;
     c.copy_threads = (int)copy_threads;
     c.no_promote = no_promote;
