@@ -19,12 +19,10 @@
 /* ---------------------------------------------------------------- models */
 
 /* Bytes per token: 2 (K, V) x layers x KV heads x head dim x 2 bytes (bf16).
- * Prefill rates are assumptions (docs/bench.md): 8B ~ 2 x 8e9 FLOP per token
- * at ~16% of an H100's 989 dense bf16 TFLOP/s, the attention of long
- * contexts included; 70B scaled by the parameter ratio. */
+ * Prefill rates are the hardware profile's (profile.c). */
 static const swarm_model models[] = {
-    {"llama-3.1-8b", 2ull * 32 * 8 * 128 * 2, 10000},  /* 128 KiB */
-    {"llama-3.1-70b", 2ull * 80 * 8 * 128 * 2, 1150}, /* 320 KiB */
+    {"llama-3.1-8b", 2ull * 32 * 8 * 128 * 2},  /* 128 KiB */
+    {"llama-3.1-70b", 2ull * 80 * 8 * 128 * 2}, /* 320 KiB */
 };
 
 const swarm_model *swarm_find_model(const char *name)

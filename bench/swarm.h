@@ -112,7 +112,6 @@ uint32_t swarm_token(uint64_t segment, uint64_t pos, uint32_t vocab);
 typedef struct swarm_model {
     const char *name;
     uint64_t bytes_per_token; /* K and V, all layers, bf16 */
-    double prefill_tps;       /* default --prefill-tokens-per-s (assumed) */
 } swarm_model;
 const swarm_model *swarm_find_model(const char *name);
 
