@@ -768,10 +768,10 @@ static void text_story(const swarm_cfg *c, const swarm_result *r, const nvme_row
     const hw_profile *p = &r->prof;
     uint64_t real_block = (uint64_t)c->wl.block_tokens * c->bytes_per_token;
     char a[32], b[32], k1[32], k2[32];
-    printf("\n  the answer   (modelled, profile %s: %u GPUs, %.3g GB/s host <-> GPU each, %.3g GB/s "
-           "of NVMe per node,\n"
+    printf("\n  the answer   (modelled, profile %s: %u GPU%s, %.3g GB/s host <-> GPU each, %.3g "
+           "GB/s of NVMe per node,\n"
            "               %.0f prefill tok/s per GPU; TTFT p95 <= %.0f ms)\n",
-           p->name, c->gpus, p->f[HW_GPU_GBPS].v, p->f[HW_NVME_GBPS].v, c->prefill_tps,
+           p->name, c->gpus, c->gpus == 1 ? "" : "s", p->f[HW_GPU_GBPS].v, p->f[HW_NVME_GBPS].v, c->prefill_tps,
            c->slo_ms);
     printf("               DRAM alone (%s of KV) sustains %s agents at the SLO; DRAM + NVMe (%s "
            "more) sustains %s",

@@ -51,8 +51,8 @@ static const hw_profile profiles[] = {
            [HW_NVME_GBPS] = {-1, "measured in this run"},
            [HW_CLUSTER_GBPS] = {0, "none: no cluster tier here"},
            [HW_GPUS] = {1, "assumed: one GPU (this machine has none)"},
-           [HW_PREFILL_8B] = {10000, "assumed, as h100-pcie5 (no GPU here to measure): " SRC_PREFILL_H},
-           [HW_PREFILL_70B] = {1150, "assumed, as h100-pcie5 (no GPU here to measure): " SRC_PREFILL_H}}},
+           [HW_PREFILL_8B] = {10000, "no GPU here to measure; as h100-pcie5, " SRC_PREFILL_H},
+           [HW_PREFILL_70B] = {1150, "no GPU here to measure; as h100-pcie5, " SRC_PREFILL_H}}},
 };
 #define NPROFILES (sizeof profiles / sizeof profiles[0])
 
