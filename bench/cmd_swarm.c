@@ -1278,7 +1278,8 @@ typedef struct ramp_ctx {
     const swarm_ramp_opts *o;
     swarm_result *r;      /* scratch */
     swarm_result *keep;   /* the knee's run */
-    uint32_t kept;        /* agents of the run in keep; 0: none */
+    uint32_t kept;        /* agents of the run in keep if it met the SLO, else 0 */
+    int have;             /* keep holds a run */
     uint64_t t0;          /* the ramp's start, for wall_budget_s */
     double last_wall;     /* the last step's wall seconds and agents: the next */
     uint32_t last_agents; /* step's time is predicted in proportion */
@@ -1320,9 +1321,10 @@ static int ramp_step(uint32_t agents, void *user, knee_step *st)
     x->last_wall = r->wall_s;
     x->last_agents = agents;
     st->met = r->judged > 0 && !(r->judged_p95_ms > c.slo_ms);
-    if (x->keep && ((st->met && agents > x->kept) || !x->kept)) {
+    if (x->keep && ((st->met && agents > x->kept) || !x->have)) {
         *x->keep = *r;
         x->kept = st->met ? agents : 0;
+        x->have = 1;
     }
     return 0;
 }
