@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "knee.h"
 #include "raw_uring.h"
 #include "swarm.h"
 
@@ -32,6 +33,13 @@ typedef struct dflt_size {
 static const dflt_size full_size = {6, 256, 7200, 1.0 / 512, 0.5, 64u << 20, 2ull << 30};
 static const dflt_size quick_size = {3, 1024, 1200, 1.0 / 4096, 0.1, 4u << 20, 64u << 20};
 
+/* The ramps' wall budget: what is left of RUN_WALL_S after the main run
+ * and the TTL reruns, within [RAMP_WALL_MIN_S, RAMP_WALL_MAX_S], so the
+ * default run stays within a minute. */
+#define RUN_WALL_S 55
+#define RAMP_WALL_MIN_S 8
+#define RAMP_WALL_MAX_S 35
+
 #define TTL_BLOCK_BYTES 64 /* hit ratios only: the smallest block the tiers take */
 
 typedef struct ttl_row {
@@ -48,6 +56,24 @@ static void *ttl_thread(void *arg)
 {
     ttl_row *w = arg;
     w->rc = swarm_run(&w->c, &w->r);
+    return NULL;
+}
+
+/* The story's two ramps (DRAM alone, DRAM + NVMe): hit-ratio runs with tiny
+ * blocks, side by side, the TTFT model at the main run's profile, measured
+ * rates and efficiencies. */
+typedef struct ramp_job {
+    const char *what;
+    swarm_cfg c;
+    swarm_ramp_opts o;
+    knee_result k;
+    int rc;
+} ramp_job;
+
+static void *ramp_thread(void *arg)
+{
+    ramp_job *w = arg;
+    w->rc = swarm_ramp(&w->c, &w->o, &w->k, NULL);
     return NULL;
 }
 
@@ -373,6 +399,13 @@ static int measure_nvme_rows(kvt_store *s, const swarm_cfg *c, swarm_result *r, 
     if ((e = raw_batches(ring, mem, &w2, slot, per_call, wpr, n->seconds, job->seed + 2, &n->raw_rw)) < 0)
         goto out;
     n->ok = w.n > 0 && w2.n > 0;
+    if (w.n && n->get.ns && n->raw_read.ns && n->raw_read.blocks) {
+        /* The TTFT model's NVMe efficiency and the measured profile's rate. */
+        double lib = (double)n->get.blocks / (double)n->get.ns;
+        double raw = (double)n->raw_read.blocks / (double)n->raw_read.ns;
+        r->nvme_lib_vs_raw = lib / raw;
+        r->nvme_raw_gbps = raw * (double)slot;
+    }
     if (!n->ok)
         snprintf(n->why, sizeof n->why, "no blocks in NVMe at the end of the workload");
     e = 0;
@@ -663,23 +696,168 @@ static void text_ttl(const ttl_row *rows, int n)
     bench_table_free(&t);
 }
 
+/* ------------------------------------------------------ the story: knees */
+
+static int run_ramps(const swarm_cfg *c, const swarm_result *r, double step_s, double budget_s,
+                     ramp_job *job)
+{
+    swarm_cfg t = *c;
+    t.block_bytes = TTL_BLOCK_BYTES; /* hits only: the model loads the real bytes */
+    t.pairs = 0;
+    t.keep_file = 0;
+    t.at_end = NULL;
+    t.label = NULL;
+    t.dram_bytes = r->dram_blocks * TTL_BLOCK_BYTES;
+    /* The main run's profile, its measured fields filled, and efficiencies. */
+    t.prof = r->prof;
+    t.dram_eff = r->rates.dram_eff;
+    t.nvme_eff = r->rates.nvme_eff;
+    snprintf(t.dram_eff_src, sizeof t.dram_eff_src, "the main run's: %.140s", r->dram_eff_src);
+    snprintf(t.nvme_eff_src, sizeof t.nvme_eff_src, "the main run's: %.140s", r->nvme_eff_src);
+    uint64_t slot = 0;
+    if (!r->nvme_blocks || kvt_nvme_slot_bytes(TTL_BLOCK_BYTES, &slot) < 0) {
+        fprintf(stderr, "kvtier-bench: the ramps need the main run's NVMe tier\n");
+        return BENCH_FAILED;
+    }
+    swarm_ramp_opts o = {.step_s = step_s,
+                         .warm_s = step_s / 6,
+                         .start = 2,
+                         .max = 1024,
+                         .growth = 2,
+                         .resolution = 0.1,
+                         .max_steps = 10,
+                         .wall_budget_s = budget_s};
+    for (int i = 0; i < 2; i++) {
+        job[i].what = i ? "DRAM + NVMe" : "DRAM alone";
+        job[i].c = t;
+        job[i].c.wl.duration_s = step_s;
+        job[i].c.nvme_bytes = i ? r->nvme_blocks * slot : 0;
+        job[i].c.ramp = 1;
+        job[i].o = o;
+    }
+    pthread_t th[2];
+    int started[2];
+    bench_progress("default: two ramps side by side (DRAM alone, DRAM + NVMe; 64-byte blocks)");
+    for (int i = 0; i < 2; i++) {
+        started[i] = pthread_create(&th[i], NULL, ramp_thread, &job[i]) == 0;
+        if (!started[i])
+            ramp_thread(&job[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        if (started[i])
+            pthread_join(th[i], NULL);
+    bench_progress_done();
+    return job[0].rc ? job[0].rc : job[1].rc;
+}
+
+/* "12", ">= 1024" (exhausted) or "0" */
+static const char *knee_text(const knee_result *k, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%u", k->exhausted ? ">= " : "", k->knee);
+    return buf;
+}
+
+static void text_story(const swarm_cfg *c, const swarm_result *r, const nvme_rows *n,
+                       const ramp_job *job)
+{
+    for (int i = 0; i < 2; i++) {
+        printf("\n  %s:", job[i].what);
+        swarm_text_ramp(&job[i].c, &job[i].o, &job[i].k);
+    }
+    const knee_result *d = &job[0].k, *dn = &job[1].k;
+    const hw_profile *p = &r->prof;
+    uint64_t real_block = (uint64_t)c->wl.block_tokens * c->bytes_per_token;
+    char a[32], b[32], k1[32], k2[32];
+    printf("\n  the answer   (modelled, profile %s: %u GPU%s, %.3g GB/s host <-> GPU each, %.3g "
+           "GB/s of NVMe per node,\n"
+           "               %.0f prefill tok/s per GPU; TTFT p95 <= %.0f ms)\n",
+           p->name, c->gpus, c->gpus == 1 ? "" : "s", p->f[HW_GPU_GBPS].v, p->f[HW_NVME_GBPS].v, c->prefill_tps,
+           c->slo_ms);
+    printf("               DRAM alone (%s of KV) sustains %s agents at the SLO; DRAM + NVMe (%s "
+           "more) sustains %s",
+           bench_fmt_bytes(r->dram_blocks * real_block, a, sizeof a), knee_text(d, k1, sizeof k1),
+           bench_fmt_bytes(r->nvme_blocks * real_block, b, sizeof b), knee_text(dn, k2, sizeof k2));
+    if (dn->knee >= d->knee && d->knee)
+        printf(": %s%u more agents (x%.1f).\n", dn->exhausted ? ">= " : "", dn->knee - d->knee,
+               (double)dn->knee / (double)d->knee);
+    else if (dn->knee >= d->knee)
+        printf(": %s%u more agents.\n", dn->exhausted ? ">= " : "", dn->knee - d->knee);
+    else
+        printf(": %u fewer agents.\n", d->knee - dn->knee);
+    printf("               measured here (this machine, this run): kvtier's DRAM gets at %.0f%% of "
+           "memcpy (%.2f GB/s)",
+           100 * r->rates.dram_eff,
+           r->get_dram.base_ns ? (double)r->get_dram.base_bytes / (double)r->get_dram.base_ns : 0);
+    if (n->ok && r->nvme_raw_gbps > 0)
+        printf(", its NVMe gets at %.0f%% of raw O_DIRECT reads (%.2f GB/s)", 100 * r->nvme_lib_vs_raw,
+               r->nvme_raw_gbps);
+    printf(";\n               the load times use the profile's rates divided by these "
+           "efficiencies (capped at 100%%); hit ratios are the store's, measured on the "
+           "workload.\n");
+    if (d->capped || dn->capped)
+        printf("               (reduced ramp: its step or %.0f s wall budget ran out before its "
+               "resolution; each knee is the most agents a step met the SLO with, a lower "
+               "bound)\n",
+               job[0].o.wall_budget_s);
+}
+
+static void json_story(bench_json *j, const swarm_cfg *c, const swarm_result *r,
+                       const nvme_rows *n, const ramp_job *job)
+{
+    (void)n;
+    bench_json_object(j, "story");
+    bench_json_str(j, "kind", "modelled TTFT on measured hit ratios and efficiencies");
+    bench_json_str(j, "profile", r->prof.name);
+    bench_json_num(j, "slo_ms", c->slo_ms);
+    uint64_t real_block = (uint64_t)c->wl.block_tokens * c->bytes_per_token;
+    bench_json_u64(j, "dram_real_bytes", r->dram_blocks * real_block);
+    bench_json_u64(j, "nvme_real_bytes", r->nvme_blocks * real_block);
+    bench_json_u64(j, "knee_dram", job[0].k.knee);
+    bench_json_u64(j, "knee_dram_nvme", job[1].k.knee);
+    bench_json_num(j, "more_agents", (double)job[1].k.knee - (double)job[0].k.knee);
+    bench_json_object(j, "measured");
+    bench_json_num(j, "dram_efficiency", r->rates.dram_eff);
+    bench_json_num(j, "memcpy_gb_per_s",
+                   r->get_dram.base_ns ? (double)r->get_dram.base_bytes / (double)r->get_dram.base_ns
+                                       : NAN);
+    bench_json_num(j, "nvme_efficiency", r->nvme_lib_vs_raw > 0 ? r->nvme_lib_vs_raw : NAN);
+    bench_json_num(j, "nvme_raw_read_gb_per_s", r->nvme_raw_gbps > 0 ? r->nvme_raw_gbps : NAN);
+    bench_json_end_object(j);
+    bench_json_array(j, "ramps");
+    for (int i = 0; i < 2; i++) {
+        bench_json_object(j, NULL);
+        bench_json_str(j, "tiers", job[i].what);
+        swarm_json_ramp(j, &job[i].c, &job[i].o, &job[i].k);
+        bench_json_end_object(j);
+    }
+    bench_json_end_array(j);
+    bench_json_end_object(j);
+}
+
 /* ----------------------------------------------------------- the command */
 
 int bench_default(int argc, char **argv)
 {
-    int quick = 0, json = 0, no_ttl = 0;
+    int quick = 0, json = 0, no_ttl = 0, no_ramp = 0;
     int64_t seed = 1, agents = 0;
-    const char *dir = NULL, *duration = NULL;
-    const barg spec[] = {
+    const char *dir = NULL, *duration = NULL, *ramp_step = NULL;
+    const char *ptexts[16] = {0};
+    barg spec[32] = {
         {"quick", BARG_BOOL, &quick, "a seconds-long version for tests (3 agents, 20 virtual min, tiny blocks)"},
         {"agents", BARG_INT, &agents, "agents (default 6; --quick 3)"},
         {"duration", BARG_STR, &duration, "virtual time, s (or 30m, 2h; default 2h; --quick 20m)"},
         {"seed", BARG_INT, &seed, "workload seed (default 1)"},
         {"dir", BARG_STR, &dir, "directory for the NVMe file, removed at exit (default $TMPDIR or /tmp)"},
         {"no-ttl", BARG_BOOL, &no_ttl, "skip the TTL reruns"},
+        {"no-ramp", BARG_BOOL, &no_ramp, "skip the two ramps (DRAM alone, DRAM + NVMe) and the answer"},
+        {"ramp-step", BARG_STR, &ramp_step, "each ramp step's virtual time (default 1h; --quick 20m)"},
         {"json", BARG_BOOL, &json, "print one JSON object instead of tables"},
-        {0},
     };
+    int nspec = 0;
+    while (spec[nspec].name)
+        nspec++;
+    nspec = swarm_profile_flags(spec, nspec, ptexts);
+    spec[nspec] = (barg){0};
     /* argv[0] is the program when no command was given: parse from argv[1]. */
     int rc = bench_parse_args("default", summary, spec, argc, argv);
     if (rc)
@@ -698,6 +876,9 @@ int bench_default(int argc, char **argv)
         bad = "--seed must be >= 0";
     else if (duration && (swarm_parse_seconds(duration, &c.wl.duration_s) || !(c.wl.duration_s > 0)))
         bad = "--duration wants seconds above 0 (or 30m, 2h)";
+    double step_s = quick ? 1200 : 3600;
+    if (!bad && ramp_step && (swarm_parse_seconds(ramp_step, &step_s) || !(step_s > 0)))
+        bad = "--ramp-step wants seconds above 0 (or 30m, 2h)";
     if (bad) {
         fprintf(stderr, "kvtier-bench: %s\nTry 'kvtier-bench default --help'.\n",
                 bad);
@@ -718,23 +899,28 @@ int bench_default(int argc, char **argv)
     c.buffer_bytes = 256u << 20;
     c.pairs = 1;
     c.keep_file = 1;
-    c.gpus = 1;
-    c.prefill_tps = mdl->prefill_tps;
     c.slo_ms = 2000;
+    char msg[200];
+    if (swarm_profile_resolve(ptexts, &c, msg, sizeof msg)) {
+        fprintf(stderr, "kvtier-bench: %s\nTry 'kvtier-bench default --help'.\n", msg);
+        return BENCH_USAGE;
+    }
     c.label = "default: swarm";
 
     uint64_t t0 = bench_now_ns();
     swarm_result *r = calloc(1, sizeof *r);
     ttl_row *rows = calloc(8, sizeof *rows);
+    ramp_job *ramps = calloc(2, sizeof *ramps);
     nvme_rows nrow;
     memset(&nrow, 0, sizeof nrow);
     nrow.seconds = z->raw_s;
     nvme_job job = {&nrow, (uint64_t)seed};
     int nrows = 0;
-    if (!r || !rows) {
+    if (!r || !rows || !ramps) {
         fprintf(stderr, "kvtier-bench: out of memory\n");
         free(r);
         free(rows);
+        free(ramps);
         return BENCH_FAILED;
     }
     c.at_end = measure_nvme_rows;
@@ -791,6 +977,16 @@ int bench_default(int argc, char **argv)
                 goto out;
             }
     }
+    if (!no_ramp) {
+        double left = RUN_WALL_S - (double)(bench_now_ns() - t0) / 1e9;
+        rc = run_ramps(&c, r, step_s,
+                       left < RAMP_WALL_MIN_S   ? RAMP_WALL_MIN_S
+                       : left > RAMP_WALL_MAX_S ? RAMP_WALL_MAX_S
+                                                : left,
+                       ramps);
+        if (rc)
+            goto out;
+    }
     double wall = (double)(bench_now_ns() - t0) / 1e9;
     if (json) {
         bench_json j;
@@ -821,6 +1017,8 @@ int bench_default(int argc, char **argv)
         }
         bench_json_end_array(&j);
         bench_json_end_object(&j);
+        if (!no_ramp)
+            json_story(&j, &c, r, &nrow, ramps);
         bench_json_num(&j, "total_wall_s", wall);
         bench_json_end_object(&j);
     } else {
@@ -830,6 +1028,8 @@ int bench_default(int argc, char **argv)
         text_ceilings(&c, r, &nrow);
         if (nrows)
             text_ttl(rows, nrows);
+        if (!no_ramp)
+            text_story(&c, r, &nrow, ramps);
         printf("\n  total        %.1f s wall; GB = 1e9 bytes; TTFT is a model (docs/bench.md); "
                "%s\n",
                wall, quick ? "--quick sizes" : "kvtier-bench swarm --help for every knob");
@@ -842,5 +1042,6 @@ out:
     }
     free(r);
     free(rows);
+    free(ramps);
     return rc;
 }

@@ -13,17 +13,16 @@
 
 #include "bench.h"
 #include "swarm.h"
+#include "knee.h"
 #include "ttft.h"
 
 /* ---------------------------------------------------------------- models */
 
 /* Bytes per token: 2 (K, V) x layers x KV heads x head dim x 2 bytes (bf16).
- * Prefill rates are assumptions (docs/bench.md): 8B ~ 2 x 8e9 FLOP per token
- * at ~16% of an H100's 989 dense bf16 TFLOP/s, the attention of long
- * contexts included; 70B scaled by the parameter ratio. */
+ * Prefill rates are the hardware profile's (profile.c). */
 static const swarm_model models[] = {
-    {"llama-3.1-8b", 2ull * 32 * 8 * 128 * 2, 10000},  /* 128 KiB */
-    {"llama-3.1-70b", 2ull * 80 * 8 * 128 * 2, 1150}, /* 320 KiB */
+    {"llama-3.1-8b", 2ull * 32 * 8 * 128 * 2},  /* 128 KiB */
+    {"llama-3.1-70b", 2ull * 80 * 8 * 128 * 2}, /* 320 KiB */
 };
 
 const swarm_model *swarm_find_model(const char *name)
@@ -387,25 +386,123 @@ static void snap(kvt_store *s, stat_snap *o)
         o->v[i] = bench_stat(s, snap_names[i]);
 }
 
-/* Judges ramp window k (all its requests scheduled); returns 1 when the
- * ramp must stop there. */
-static int judge_window(const swarm_cfg *c, ttft_model *tm, swarm_result *r, uint32_t k,
-                        const uint64_t *hits, const uint64_t *blocks)
+/* A request as the TTFT model takes it, once the run's rates are known. */
+typedef struct req_rec {
+    double t;
+    uint64_t dram_bytes, nvme_bytes, missed; /* real bytes loaded per tier; tokens to prefill */
+    uint32_t window;                         /* 1: judged */
+} req_rec;
+
+typedef struct rec_vec {
+    req_rec *v;
+    size_t n, cap;
+} rec_vec;
+
+static int rec_push(rec_vec *a, const req_rec *x)
 {
-    if (r->nsteps >= SWARM_MAX_STEPS)
-        return 1;
-    uint64_t want = (uint64_t)(k + 1) * c->wl.ramp_add;
-    swarm_step *st = &r->step[r->nsteps++];
-    st->agents = (uint32_t)(want < c->wl.agents ? want : c->wl.agents);
-    st->requests = tm->win[k].n;
-    st->hit_ratio = blocks[k] ? (double)hits[k] / (double)blocks[k] : 0;
-    st->ttft_p50_ms = bench_percentile(&tm->win[k], 50);
-    st->ttft_p95_ms = bench_percentile(&tm->win[k], 95);
-    /* An empty window (no arrivals yet) breaks nothing. */
-    st->within_slo = !(st->ttft_p95_ms > c->slo_ms);
-    if (!st->within_slo)
-        return 1;
-    r->max_agents = st->agents;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 1024;
+        req_rec *v = realloc(a->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = *x;
+    return 0;
+}
+
+/* Fills the profile's measured fields, the efficiencies and the rates. */
+static void resolve_rates(const swarm_cfg *c, swarm_result *r)
+{
+    hw_profile *p = &r->prof;
+    *p = c->prof;
+    if (p->f[HW_GPU_GBPS].v < 0) {
+        double v = 0;
+        const char *how = "not measured: no DRAM gets or puts in this run";
+        if (r->get_dram.base_ns)
+            v = rate(r->get_dram.base_bytes, r->get_dram.base_ns),
+            how = "measured in this run: memcpy of the DRAM gets' blocks";
+        else if (r->put.base_ns)
+            v = rate(r->put.base_bytes, r->put.base_ns),
+            how = "measured in this run: memcpy of the puts' blocks";
+        else if (r->get_dram.ns)
+            v = rate(r->get_dram.bytes, r->get_dram.ns),
+            how = "measured in this run: kvtier's DRAM gets (no memcpy pairs)";
+        hw_set(p, HW_GPU_GBPS, v, how);
+    }
+    if (p->f[HW_NVME_GBPS].v < 0) {
+        double v = 0;
+        const char *how = "not measured: no NVMe reads in this run";
+        if (r->nvme_raw_gbps > 0)
+            v = r->nvme_raw_gbps,
+            how = "measured in this run: raw O_DIRECT reads of the slots kvtier wrote";
+        else if (r->get_nvme.ns)
+            v = rate(r->get_nvme.bytes, r->get_nvme.ns),
+            how = "measured in this run: kvtier's NVMe gets (swarm has no raw NVMe path)";
+        hw_set(p, HW_NVME_DRIVES, 1, "this machine's disk");
+        hw_set(p, HW_NVME_DRIVE_GBPS, v, how);
+        hw_set(p, HW_NVME_GBPS, v, how);
+    }
+    double de = c->dram_eff, ne = c->nvme_eff;
+    if (de > 0) {
+        snprintf(r->dram_eff_src, sizeof r->dram_eff_src, "%s", c->dram_eff_src);
+    } else if (r->get_dram.base_ns && r->get_dram.ratio > 0) {
+        de = r->get_dram.ratio;
+        snprintf(r->dram_eff_src, sizeof r->dram_eff_src,
+                 "measured in this run: kvt_get from DRAM / memcpy of the same blocks, median "
+                 "of %" PRIu64 " pairs",
+                 r->get_dram.calls);
+    } else {
+        de = 1;
+        snprintf(r->dram_eff_src, sizeof r->dram_eff_src,
+                 "not measured (no memcpy pairs of DRAM gets): 1");
+    }
+    if (ne > 0) {
+        snprintf(r->nvme_eff_src, sizeof r->nvme_eff_src, "%s", c->nvme_eff_src);
+    } else if (r->nvme_lib_vs_raw > 0) {
+        ne = r->nvme_lib_vs_raw;
+        snprintf(r->nvme_eff_src, sizeof r->nvme_eff_src,
+                 "measured in this run: kvt_get from NVMe / raw O_DIRECT reads of the same "
+                 "slots");
+    } else {
+        ne = 1;
+        snprintf(r->nvme_eff_src, sizeof r->nvme_eff_src,
+                 "not measured (swarm has no raw NVMe path; the default run measures it): 1");
+    }
+    ttft_rates_from(&r->rates, p->f[HW_GPU_GBPS].v, p->f[HW_NVME_GBPS].v, c->gpus, de, ne);
+}
+
+/* The TTFT model over the run's requests, at the resolved rates. */
+static int model_ttft(const swarm_cfg *c, swarm_result *r, const rec_vec *a)
+{
+    ttft_model tm;
+    if (ttft_init(&tm, c->gpus, c->prefill_tps, c->slo_ms, 2))
+        return -1;
+    for (size_t i = 0; i < a->n; i++) {
+        const req_rec *q = &a->v[i];
+        if (ttft_add(&tm, q->t, ttft_load_s(&r->rates, q->dram_bytes, q->nvme_bytes), q->missed,
+                     q->window)) {
+            ttft_free(&tm);
+            return -1;
+        }
+    }
+    ttft_finish(&tm);
+    r->ttft_p50_ms = bench_percentile(&tm.ttft_ms, 50);
+    r->ttft_p95_ms = bench_percentile(&tm.ttft_ms, 95);
+    r->ttft_p99_ms = bench_percentile(&tm.ttft_ms, 99);
+    r->ttft_mean_ms = tm.count ? tm.sum_ms / (double)tm.count : NAN;
+    r->load_p50_ms = bench_percentile(&tm.load_ms, 50);
+    r->load_p99_ms = bench_percentile(&tm.load_ms, 99);
+    r->prefill_p50_ms = bench_percentile(&tm.prefill_ms, 50);
+    r->queue_p50_ms = bench_percentile(&tm.queue_ms, 50);
+    r->queue_p95_ms = bench_percentile(&tm.queue_ms, 95);
+    r->within_slo = tm.count ? (double)tm.within / (double)tm.count : 0;
+    r->goodput_rps = r->virtual_s > 0 ? (double)tm.within / r->virtual_s : 0;
+    r->judged = tm.win[1].n;
+    r->judged_p50_ms = bench_percentile(&tm.win[1], 50);
+    r->judged_p95_ms = bench_percentile(&tm.win[1], 95);
+    ttft_free(&tm);
     return 0;
 }
 
@@ -416,17 +513,6 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
     const uint64_t bb = c->block_bytes;
     const uint32_t bt = c->wl.block_tokens;
     swarm_params wl = c->wl;
-    uint32_t nwin = 0;
-    if (c->ramp) {
-        nwin = (wl.agents + wl.ramp_add - 1) / wl.ramp_add;
-        if (nwin > SWARM_MAX_STEPS || !(wl.ramp_step_s > 0)) {
-            fprintf(stderr, "kvtier-bench swarm: a ramp takes 1..%d steps of --ramp-step > 0 "
-                            "(--agents / --ramp-add)\n",
-                    SWARM_MAX_STEPS);
-            return BENCH_USAGE;
-        }
-        wl.duration_s = nwin * wl.ramp_step_s;
-    }
     uint64_t dram_blocks = c->dram_bytes / bb;
     if (dram_blocks == 0) {
         fprintf(stderr, "kvtier-bench swarm: --dram-bytes must hold at least one block of %" PRIu64
@@ -490,17 +576,14 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
     uint8_t *tiers = malloc(max_blocks);
     seen_set seen = {0};
     op_acc put = {0}, putd = {0}, get = {0}, lookup = {0}, gdram = {0}, gnvme = {0};
-    ttft_model tm;
-    int rc = BENCH_FAILED, tm_ok = 0;
-    if (ttft_init(&tm, c->gpus, c->prefill_tps, c->slo_ms,
-                  c->load_scale > 0 ? c->load_scale
-                                    : (double)bt * (double)c->bytes_per_token / (double)bb,
-                  nwin) == 0)
-        tm_ok = 1;
+    rec_vec recs = {0};
+    int rc = BENCH_FAILED;
+    const uint64_t real_block = (uint64_t)bt * c->bytes_per_token;
+    uint64_t judged_hits = 0, judged_blocks = 0;
     buf = bench_alloc(chunk * bb);
     if (c->pairs)
         base = bench_alloc(chunk * bb);
-    if (!tm_ok || !ptrs || !ops || !tiers || !buf || (c->pairs && !base)) {
+    if (!ptrs || !ops || !tiers || !buf || (c->pairs && !base)) {
         char b1[32];
         fprintf(stderr, "kvtier-bench swarm: out of memory for the engine's buffer (%s)\n",
                 bench_fmt_bytes(chunk * bb * (c->pairs ? 2 : 1), b1, sizeof b1));
@@ -534,30 +617,15 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
     snap(s, &s0);
     kvt_io_opts gopt = {.size = sizeof gopt, .flags = c->no_promote ? KVT_IO_NO_PROMOTE : 0};
     const double dur = wl.duration_s;
-    uint64_t win_hits[SWARM_MAX_STEPS] = {0}, win_blocks[SWARM_MAX_STEPS] = {0};
-    uint32_t window = 0, judged = 0;
-    int stop = 0;
     swarm_req q;
     int more;
-    uint64_t nreq = 0, last_t = 0;
-    while (!stop && (more = swarm_next(g, &q)) == 1) {
+    uint64_t nreq = 0;
+    while ((more = swarm_next(g, &q)) == 1) {
         nreq++;
-        last_t = q.t_ns;
         if ((nreq & 63) == 1 && c->label)
             bench_progress("%s: %.0f/%.0f virtual s, %" PRIu64 " requests, hit ratio %.1f%%",
                            c->label ? c->label : "swarm", (double)q.t_ns / 1e9, dur, nreq,
                            r->blocks ? 100.0 * (double)r->hit_blocks / (double)r->blocks : 0);
-        if (c->ramp) {
-            /* A window is judged once every request that arrived in it has
-             * its TTFT (its load ended by now), in window order. */
-            window = (uint32_t)((double)q.t_ns / 1e9 / wl.ramp_step_s);
-            if (window >= nwin)
-                window = nwin - 1;
-            while (!stop && judged < window && tm.win_pending[judged] == 0)
-                stop = judge_window(c, &tm, r, judged++, win_hits, win_blocks);
-            if (stop)
-                break;
-        }
         if (kvt_clock_set(s, q.t_ns) < 0) {
             fprintf(stderr, "kvtier-bench swarm: kvt_clock_set: %s\n", kvt_last_error());
             goto out;
@@ -576,7 +644,7 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
                 goto out;
             }
         uint32_t h = 0;
-        uint64_t load_ns = 0;
+        req_rec rec = {.t = (double)q.t_ns / 1e9};
         if (n) {
             uint64_t t0 = bench_now_ns();
             int got = kvt_lookup(s, q.keys, n, tiers, c->lease_ms);
@@ -615,7 +683,6 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
                     r->verify_errors += !stamped(buf + (size_t)i * bb, bb, &q.keys[a + i]);
             if (dram && cp && lib_first)
                 base_ns = baseline(cp, ops, buf, base, m, bb, 1);
-            load_ns += dt;
             r->get_short += m - (uint32_t)got;
             op_call(&get, m, (uint64_t)got * bb, dt);
             op_acc *tier_op = dram ? &gdram : &gnvme;
@@ -623,9 +690,9 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
             if (dram && cp)
                 add_pair(&gdram, (uint64_t)got * bb, dt, (uint64_t)m * bb, base_ns);
             if (dram)
-                r->hit_dram += m;
+                r->hit_dram += m, rec.dram_bytes += (uint64_t)got * real_block;
             else
-                r->hit_nvme += m;
+                r->hit_nvme += m, rec.nvme_bytes += (uint64_t)got * real_block;
             a = e;
         }
         if (h && c->lease_ms)
@@ -673,36 +740,26 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
         r->hit_blocks += h;
         uint64_t hit_tokens = (uint64_t)h * bt;
         r->hit_tokens += hit_tokens;
-        win_hits[window] += h;
-        win_blocks[window] += n;
-        /* The new agents' first requests, all within the stagger after a
-         * step begins, are a burst no steady state has: not judged. */
-        uint32_t judge = window;
-        double warm = wl.stagger_s < wl.ramp_step_s / 2 ? wl.stagger_s : wl.ramp_step_s / 2;
-        if (c->ramp && (double)q.t_ns / 1e9 - window * wl.ramp_step_s < warm)
-            judge = UINT32_MAX;
-        if (ttft_add(&tm, (double)q.t_ns / 1e9, (double)load_ns / 1e9,
-                     q.prompt_tokens - hit_tokens, judge)) {
+        rec.missed = q.prompt_tokens - hit_tokens;
+        rec.window = rec.t >= c->judge_after_s;
+        if (rec.window)
+            judged_hits += h, judged_blocks += n;
+        r->load_dram_bytes += rec.dram_bytes;
+        r->load_nvme_bytes += rec.nvme_bytes;
+        if (rec_push(&recs, &rec)) {
             fprintf(stderr, "kvtier-bench swarm: out of memory\n");
             goto out;
         }
     }
-    if (!stop && more < 0) {
+    if (more < 0) {
         fprintf(stderr, "kvtier-bench swarm: workload: %s\n", swarm_error(g));
         goto out;
     }
-    ttft_finish(&tm);
-    if (c->ramp) {
-        /* The windows left, up to where the ramp stopped or ended. */
-        uint32_t end = stop ? window : nwin;
-        while (judged < end && !stop)
-            stop = judge_window(c, &tm, r, judged++, win_hits, win_blocks);
-        r->ramp_exhausted = !stop;
-    }
+    r->judged_hit_ratio = judged_blocks ? (double)judged_hits / (double)judged_blocks : 0;
     if (c->label)
         bench_progress_done();
     snap(s, &s1);
-    r->virtual_s = c->ramp ? (double)last_t / 1e9 : dur;
+    r->virtual_s = dur;
     swarm_get_counts(g, &r->gen);
     r->dram_bytes_in = s1.v[0] - s0.v[0];
     r->dram_bytes_out = s1.v[1] - s0.v[1];
@@ -731,18 +788,6 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
     }
     s = NULL;
     r->wall_s = (double)(bench_now_ns() - t_open) / 1e9;
-    r->ttft_p50_ms = bench_percentile(&tm.ttft_ms, 50);
-    r->ttft_p95_ms = bench_percentile(&tm.ttft_ms, 95);
-    r->ttft_p99_ms = bench_percentile(&tm.ttft_ms, 99);
-    r->ttft_mean_ms = tm.count ? tm.sum_ms / (double)tm.count : NAN;
-    r->load_p50_ms = bench_percentile(&tm.load_ms, 50);
-    r->load_p99_ms = bench_percentile(&tm.load_ms, 99);
-    r->prefill_p50_ms = bench_percentile(&tm.prefill_ms, 50);
-    r->queue_p50_ms = bench_percentile(&tm.queue_ms, 50);
-    r->queue_p95_ms = bench_percentile(&tm.queue_ms, 95);
-    r->within_slo = tm.count ? (double)tm.within / (double)tm.count : 0;
-    r->goodput_rps = r->virtual_s > 0 ? (double)tm.within / r->virtual_s : 0;
-    r->load_scale = tm.load_scale;
     rc = BENCH_OK;
 out:
     if (c->label)
@@ -760,9 +805,15 @@ out:
     op_done(&lookup, &r->lookup);
     op_done(&gdram, &r->get_dram);
     op_done(&gnvme, &r->get_nvme);
+    if (rc == BENCH_OK) {
+        resolve_rates(c, r);
+        if (model_ttft(c, r, &recs)) {
+            fprintf(stderr, "kvtier-bench swarm: out of memory\n");
+            rc = BENCH_FAILED;
+        }
+    }
+    free(recs.v);
     swarm_free(g);
-    if (tm_ok)
-        ttft_free(&tm);
     free(seen.v);
     free(ptrs);
     free(ops);
@@ -798,8 +849,9 @@ void swarm_text_workload(const swarm_cfg *c, const swarm_result *r)
     const swarm_params *p = &c->wl;
     char a[32], b[32], d[32], e[32], t1[32], t2[32];
     if (c->ramp)
-        printf("  ramp: %u agents more every %.0f virtual s (up to %u) while TTFT p95 <= %.0f ms\n",
-               p->ramp_add, p->ramp_step_s, p->agents, c->slo_ms);
+        printf("  ramp: runs of N agents (1 type), %.0f virtual s each, seed %" PRIu64
+               ", N searched up to the knee at TTFT p95 <= %.0f ms\n",
+               p->duration_s, p->seed, c->slo_ms);
     else
         printf("  %u agents (%u type%s), %.0f virtual s (%.2f h), seed %" PRIu64 "%s\n", p->agents,
                p->agent_types, p->agent_types == 1 ? "" : "s", p->duration_s,
@@ -879,18 +931,17 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
            "computed)\n",
            100 * ratio_of(r->hit_tokens, r->prompt_tokens), (double)r->prompt_tokens / 1e6,
            (double)r->hit_tokens / 1e6, (double)(r->prompt_tokens - r->hit_tokens) / 1e6);
-    printf("  TTFT model   p50 %.0f ms, p95 %.0f ms, p99 %.0f ms; %.1f%% within the %.0f ms SLO; "
-           "goodput %.3f req/s\n",
-           r->ttft_p50_ms, r->ttft_p95_ms, r->ttft_p99_ms, 100 * r->within_slo, c->slo_ms,
-           r->goodput_rps);
-    printf("               = load (measured");
-    if (r->load_scale != 1)
-        printf(" x%.4g for the scaled bytes", r->load_scale);
-    printf("; p50 %.1f ms, p99 %.1f ms) + FIFO wait for 1 of %u GPU%s (p50 %.0f ms, p95 %.0f "
-           "ms)\n"
-           "               + missed tokens / %.0f tok/s (assumed prefill rate; p50 %.0f ms)\n",
+    printf("  TTFT model   (modelled, profile %s) p50 %.0f ms, p95 %.0f ms, p99 %.0f ms; %.1f%% "
+           "within the %.0f ms SLO; goodput %.3f req/s\n",
+           r->prof.name, r->ttft_p50_ms, r->ttft_p95_ms, r->ttft_p99_ms, 100 * r->within_slo,
+           c->slo_ms, r->goodput_rps);
+    printf("               = load (real bytes per tier / the profile's rate / kvtier's measured "
+           "efficiency; p50 %.1f ms, p99 %.1f ms)\n"
+           "               + FIFO wait for 1 of %u GPU%s (p50 %.0f ms, p95 %.0f ms)"
+           " + missed tokens / %.0f tok/s (p50 %.0f ms)\n",
            r->load_p50_ms, r->load_p99_ms, c->gpus, c->gpus == 1 ? "" : "s", r->queue_p50_ms,
            r->queue_p95_ms, c->prefill_tps, r->prefill_p50_ms);
+    swarm_text_profile(c, r);
     printf("\n");
     static const char *const head[] = {"op",          "calls",     "blocks/call", "GB/s",
                                        "memcpy GB/s", "vs memcpy", "p50 us",      "p99 us"};
@@ -926,30 +977,6 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
     printf("  checks       %" PRIu64 " puts rejected, %" PRIu64 " already held, %" PRIu64
            " short gets, %" PRIu64 " blocks with wrong bytes\n",
            r->put_rejected, r->put_present, r->get_short, r->verify_errors);
-    if (c->ramp) {
-        printf("\n  ramp         ");
-        if (r->max_agents == 0)
-            printf("no window met the SLO\n");
-        else
-            printf("%s%u agents within TTFT p95 <= %.0f ms\n", r->ramp_exhausted ? ">= " : "",
-                   r->max_agents, c->slo_ms);
-        static const char *const rh[] = {"window", "agents", "requests", "hit ratio",
-                                         "TTFT p50 ms", "TTFT p95 ms", "SLO"};
-        bench_table rt;
-        bench_table_init(&rt, 7, rh, "rrrrrrl");
-        for (int i = 0; i < r->nsteps; i++) {
-            const swarm_step *st = &r->step[i];
-            bench_table_cell(&rt, "%d", i);
-            bench_table_cell(&rt, "%u", st->agents);
-            bench_table_cell(&rt, "%" PRIu64, st->requests);
-            bench_table_cell(&rt, "%.1f%%", 100 * st->hit_ratio);
-            bench_table_cell(&rt, "%.0f", st->ttft_p50_ms);
-            bench_table_cell(&rt, "%.0f", st->ttft_p95_ms);
-            bench_table_cell(&rt, "%s", st->within_slo ? "met" : "MISSED");
-        }
-        bench_table_print(&rt, stdout, 2);
-        bench_table_free(&rt);
-    }
 }
 
 static void json_op(bench_json *j, const char *name, const swarm_op *o, int pairs)
@@ -997,15 +1024,16 @@ void swarm_json_config(bench_json *j, const swarm_cfg *c, const swarm_result *r)
     bench_json_u64(j, "gpus", c->gpus);
     bench_json_num(j, "prefill_tokens_per_s", c->prefill_tps);
     bench_json_num(j, "slo_ms", c->slo_ms);
+    swarm_json_profile(j, r);
     bench_json_object(j, "workload");
     bench_json_u64(j, "seed", p->seed);
     bench_json_u64(j, "agents", p->agents);
     bench_json_u64(j, "agent_types", p->agent_types);
-    bench_json_num(j, "duration_s", c->ramp ? r->virtual_s : p->duration_s);
+    bench_json_num(j, "duration_s", p->duration_s);
     bench_json_u64(j, "max_requests", p->max_requests);
     bench_json_num(j, "stagger_s", p->stagger_s);
-    bench_json_num(j, "ramp_step_s", c->ramp ? p->ramp_step_s : 0);
-    bench_json_u64(j, "ramp_add", c->ramp ? p->ramp_add : 0);
+    bench_json_num(j, "ramp_step_s", c->ramp ? p->duration_s : 0);
+    bench_json_u64(j, "ramp_add", 0); /* kept: the ramp now searches (ramp.search) */
     bench_json_u64(j, "prefix_tokens", p->prefix_tokens);
     bench_json_num(j, "first_tokens_median", p->first_median);
     bench_json_num(j, "first_sigma", p->first_sigma);
@@ -1066,9 +1094,20 @@ void swarm_json_results(bench_json *j, const swarm_cfg *c, const swarm_result *r
     bench_json_end_object(j);
     bench_json_object(j, "ttft");
     bench_json_str(j, "model",
-                   "load (measured get time x load_scale) + wait (FIFO in arrival order for "
-                   "the first of gpus servers, virtual time) + missed tokens / "
+                   "load (real bytes from DRAM / (dram_gbps x dram_efficiency) + real bytes "
+                   "from NVMe / (nvme_gbps x nvme_efficiency)) + wait (FIFO in the order "
+                   "loads end for the first of gpus servers, virtual time) + missed tokens / "
                    "prefill_tokens_per_s");
+    bench_json_str(j, "kind", "modelled");
+    bench_json_str(j, "profile", r->prof.name);
+    bench_json_num(j, "dram_gbps", r->rates.dram_gbps);
+    bench_json_num(j, "nvme_gbps", r->rates.nvme_gbps);
+    bench_json_num(j, "dram_efficiency", r->rates.dram_eff);
+    bench_json_str(j, "dram_efficiency_source", r->dram_eff_src);
+    bench_json_num(j, "nvme_efficiency", r->rates.nvme_eff);
+    bench_json_str(j, "nvme_efficiency_source", r->nvme_eff_src);
+    bench_json_u64(j, "load_dram_bytes", r->load_dram_bytes);
+    bench_json_u64(j, "load_nvme_bytes", r->load_nvme_bytes);
     bench_json_num(j, "p50_ms", r->ttft_p50_ms);
     bench_json_num(j, "p95_ms", r->ttft_p95_ms);
     bench_json_num(j, "p99_ms", r->ttft_p99_ms);
@@ -1078,7 +1117,6 @@ void swarm_json_results(bench_json *j, const swarm_cfg *c, const swarm_result *r
     bench_json_num(j, "prefill_p50_ms", r->prefill_p50_ms);
     bench_json_num(j, "queue_p50_ms", r->queue_p50_ms);
     bench_json_num(j, "queue_p95_ms", r->queue_p95_ms);
-    bench_json_num(j, "load_scale", r->load_scale);
     bench_json_num(j, "slo_ms", c->slo_ms);
     bench_json_num(j, "within_slo", r->within_slo);
     bench_json_num(j, "goodput_rps", r->goodput_rps);
@@ -1126,25 +1164,270 @@ void swarm_json_results(bench_json *j, const swarm_cfg *c, const swarm_result *r
     bench_json_u64(j, "get_short", r->get_short);
     bench_json_u64(j, "verify_errors", r->verify_errors);
     bench_json_end_object(j);
-    if (c->ramp) {
-        bench_json_object(j, "ramp");
-        bench_json_u64(j, "max_agents", r->max_agents);
-        bench_json_bool(j, "exhausted", r->ramp_exhausted);
-        bench_json_array(j, "windows");
-        for (int i = 0; i < r->nsteps; i++) {
-            const swarm_step *st = &r->step[i];
-            bench_json_object(j, NULL);
-            bench_json_u64(j, "agents", st->agents);
-            bench_json_u64(j, "requests", st->requests);
-            bench_json_num(j, "hit_ratio", st->hit_ratio);
-            bench_json_num(j, "ttft_p50_ms", st->ttft_p50_ms);
-            bench_json_num(j, "ttft_p95_ms", st->ttft_p95_ms);
-            bench_json_bool(j, "within_slo", st->within_slo);
-            bench_json_end_object(j);
+}
+
+/* ------------------------------------------------- profiles and the ramp */
+
+static const hw_key flag_keys[] = {HW_GPU_GBPS,        HW_NVME_DRIVES,  HW_NVME_DRIVE_GBPS,
+                                   HW_NVME_GBPS,       HW_CLUSTER_GBPS, HW_GPUS};
+#define NFLAG_KEYS (sizeof flag_keys / sizeof flag_keys[0])
+/* texts[]: one per flag_keys entry, then the prefill rate, then --profile. */
+#define T_PREFILL NFLAG_KEYS
+#define T_PROFILE (NFLAG_KEYS + 1)
+
+int swarm_profile_flags(barg *spec, int ns, const char **texts)
+{
+    static const char *const help[] = {
+        "TTFT model: host <-> GPU GB/s per GPU (default: the profile's)",
+        "TTFT model: NVMe drives per node (default: the profile's)",
+        "TTFT model: NVMe read GB/s per drive (default: the profile's)",
+        "TTFT model: NVMe read GB/s per node (default: drives x rate)",
+        "cluster tier GB/s per node (printed; the swarm has no cluster tier)",
+        "TTFT model: GPUs per node, the prefill servers (default: the profile's)",
+    };
+    for (size_t i = 0; i < NFLAG_KEYS; i++)
+        spec[ns++] = (barg){hw_flag(flag_keys[i]), BARG_STR, &texts[i], help[i]};
+    spec[ns++] = (barg){"prefill-tokens-per-s", BARG_STR, &texts[T_PREFILL],
+                        "TTFT model: prefill tok/s per GPU (default: the profile's for the model)"};
+    spec[ns++] = (barg){"profile", BARG_STR, &texts[T_PROFILE],
+                        "TTFT model's hardware: h100-pcie5, h200-pcie5 (default), gb200, measured"};
+    return ns;
+}
+
+int swarm_profile_resolve(const char *const *texts, swarm_cfg *c, char *msg, size_t cap)
+{
+    const char *name = texts[T_PROFILE] ? texts[T_PROFILE] : HW_DEFAULT_PROFILE;
+    if (hw_profile_get(name, &c->prof)) {
+        snprintf(msg, cap, "--profile must be one of %s, not '%s'", hw_profile_names(), name);
+        return -1;
+    }
+    hw_key pk = hw_prefill_key(c->model);
+    for (size_t i = 0; i <= NFLAG_KEYS; i++) {
+        const char *t = texts[i];
+        if (!t)
+            continue;
+        hw_key k = i < NFLAG_KEYS ? flag_keys[i] : pk;
+        const char *flag = i < NFLAG_KEYS ? hw_flag(k) : "prefill-tokens-per-s";
+        char *end;
+        errno = 0;
+        double v = strtod(t, &end);
+        int whole = k == HW_GPUS || k == HW_NVME_DRIVES;
+        int ok = (v > 0 || (k == HW_CLUSTER_GBPS && v == 0)) && v <= 1e9;
+        if (errno || end == t || *end || !ok || (whole && (v != floor(v) || v > 100000))) {
+            snprintf(msg, cap, "--%s wants a number above 0%s, not '%s'", flag,
+                     whole ? " (whole, <= 100000)" : "", t);
+            return -1;
         }
-        bench_json_end_array(j);
+        char why[64];
+        snprintf(why, sizeof why, "--%s", flag);
+        hw_set(&c->prof, k, v, why);
+    }
+    c->gpus = (uint32_t)c->prof.f[HW_GPUS].v;
+    c->prefill_tps = c->prof.f[pk].v;
+    return 0;
+}
+
+static void text_figure(const hw_profile *p, hw_key k, const char *value)
+{
+    printf("    %-44s %-18s %s\n", hw_label(k), value, hw_src(p, k));
+}
+
+void swarm_text_profile(const swarm_cfg *c, const swarm_result *r)
+{
+    const hw_profile *p = &r->prof;
+    char v[48];
+    printf("  profile      %s%s: %s (--profile: %s)\n", p->name,
+           strcmp(p->name, HW_DEFAULT_PROFILE) == 0 ? " (the default)" : "", p->what,
+           hw_profile_names());
+    for (int k = 0; k < HW_NKEYS; k++) {
+        if (k == HW_PREFILL_8B || k == HW_PREFILL_70B) {
+            if (k != (int)hw_prefill_key(c->model))
+                continue;
+            snprintf(v, sizeof v, "%.0f tok/s", p->f[k].v);
+        } else if (k == HW_GPUS || k == HW_NVME_DRIVES) {
+            snprintf(v, sizeof v, "%.0f", p->f[k].v);
+        } else {
+            snprintf(v, sizeof v, "%.3g GB/s", p->f[k].v);
+        }
+        text_figure(p, (hw_key)k, v);
+    }
+    printf("    %-44s %-18s %s\n", "kvtier efficiency, DRAM loads", "", r->dram_eff_src);
+    printf("    %-44s %-18s %s\n", "kvtier efficiency, NVMe loads", "", r->nvme_eff_src);
+    printf("    loads: DRAM bytes at %.3g GB/s x %.2f; NVMe bytes at min(link, node NVMe / %u GPUs) "
+           "= %.3g GB/s x %.2f\n",
+           r->rates.dram_gbps, r->rates.dram_eff, c->gpus, r->rates.nvme_gbps, r->rates.nvme_eff);
+}
+
+void swarm_json_profile(bench_json *j, const swarm_result *r)
+{
+    const hw_profile *p = &r->prof;
+    bench_json_object(j, "profile");
+    bench_json_str(j, "name", p->name);
+    bench_json_str(j, "what", p->what);
+    for (int k = 0; k < HW_NKEYS; k++) {
+        bench_json_object(j, hw_json_key((hw_key)k));
+        bench_json_num(j, "value", p->f[k].v);
+        bench_json_str(j, "source", hw_src(p, (hw_key)k));
         bench_json_end_object(j);
     }
+    bench_json_end_object(j);
+}
+
+typedef struct ramp_ctx {
+    const swarm_cfg *c;
+    const swarm_ramp_opts *o;
+    swarm_result *r;      /* scratch */
+    swarm_result *keep;   /* the knee's run */
+    uint32_t kept;        /* agents of the run in keep if it met the SLO, else 0 */
+    int have;             /* keep holds a run */
+    uint64_t t0;          /* the ramp's start, for wall_budget_s */
+    double last_wall;     /* the last step's wall seconds and agents: the next */
+    uint32_t last_agents; /* step's time is predicted in proportion */
+    int rc;
+} ramp_ctx;
+
+static int ramp_step(uint32_t agents, void *user, knee_step *st)
+{
+    ramp_ctx *x = user;
+    if (x->o->wall_budget_s > 0) {
+        /* No step starts that would end past the budget: a run's work
+         * grows with its agents. */
+        double spent = (double)(bench_now_ns() - x->t0) / 1e9;
+        double next = x->last_agents ? x->last_wall * agents / x->last_agents : 0;
+        if (spent + next > x->o->wall_budget_s)
+            return KNEE_STOP;
+    }
+    swarm_cfg c = *x->c;
+    c.wl.agents = agents;
+    c.wl.duration_s = x->o->step_s;
+    c.wl.ramp_step_s = 0; /* every agent from the start: a static run */
+    c.judge_after_s = x->o->warm_s;
+    char label[64];
+    if (x->c->label) {
+        snprintf(label, sizeof label, "%s: %u agents", x->c->label, agents);
+        c.label = label;
+    }
+    int rc = swarm_run(&c, x->r);
+    if (rc) {
+        x->rc = rc;
+        return rc;
+    }
+    const swarm_result *r = x->r;
+    st->requests = r->judged;
+    st->hit_ratio = r->judged_hit_ratio;
+    st->ttft_p50_ms = r->judged_p50_ms;
+    st->ttft_p95_ms = r->judged_p95_ms;
+    st->wall_s = r->wall_s;
+    x->last_wall = r->wall_s;
+    x->last_agents = agents;
+    st->met = r->judged > 0 && !(r->judged_p95_ms > c.slo_ms);
+    if (x->keep && ((st->met && agents > x->kept) || !x->have)) {
+        *x->keep = *r;
+        x->kept = st->met ? agents : 0;
+        x->have = 1;
+    }
+    return 0;
+}
+
+int swarm_ramp(const swarm_cfg *c, const swarm_ramp_opts *o, knee_result *k,
+               swarm_result *knee_run)
+{
+    swarm_result *scratch = malloc(sizeof *scratch);
+    if (!scratch) {
+        fprintf(stderr, "kvtier-bench swarm: out of memory\n");
+        return BENCH_FAILED;
+    }
+    ramp_ctx x = {.c = c, .o = o, .r = scratch, .keep = knee_run, .t0 = bench_now_ns()};
+    knee_opts ko = {.start = o->start, .max = o->max, .growth = o->growth,
+                    .resolution = o->resolution, .max_steps = o->max_steps};
+    int rc = knee_find(&ko, ramp_step, &x, k);
+    free(scratch);
+    if (rc < 0 && !x.rc) {
+        fprintf(stderr, "kvtier-bench swarm: a ramp wants 1 <= --ramp-start <= --agents, "
+                        "--ramp-growth > 1, --ramp-resolution >= 0\n");
+        return BENCH_USAGE;
+    }
+    return x.rc;
+}
+
+void swarm_text_ramp(const swarm_cfg *c, const swarm_ramp_opts *o, const knee_result *k)
+{
+    printf("\n  ramp         (modelled TTFT, profile %s, %u GPU%s) runs of N agents for %.0f "
+           "virtual s each, judged after %.0f s;\n"
+           "               N grows x%.3g from %u until TTFT p95 > %.0f ms, then bisects "
+           "(to %.0f%% or 1 agent)\n",
+           c->prof.name, c->gpus, c->gpus == 1 ? "" : "s", o->step_s, o->warm_s, o->growth,
+           o->start, c->slo_ms, 100 * o->resolution);
+    static const char *const rh[] = {"step", "agents", "requests", "hit ratio", "TTFT p50 ms",
+                                     "TTFT p95 ms", "SLO", "wall"};
+    bench_table rt;
+    bench_table_init(&rt, 8, rh, "rrrrrrlr");
+    for (int i = 0; i < k->nsteps; i++) {
+        const knee_step *st = &k->step[i];
+        bench_table_cell(&rt, "%d", i + 1);
+        bench_table_cell(&rt, "%u", st->agents);
+        bench_table_cell(&rt, "%" PRIu64, st->requests);
+        bench_table_cell(&rt, "%.1f%%", 100 * st->hit_ratio);
+        bench_table_cell(&rt, "%.0f", st->ttft_p50_ms);
+        bench_table_cell(&rt, "%.0f", st->ttft_p95_ms);
+        bench_table_cell(&rt, "%s", st->met ? "met" : "MISSED");
+        bench_table_cell(&rt, "%.1f s", st->wall_s);
+    }
+    bench_table_print(&rt, stdout, 2);
+    bench_table_free(&rt);
+    printf("  knee         ");
+    if (!k->knee)
+        printf("no run met the SLO (1 agent missed it)\n");
+    else if (k->exhausted)
+        printf(">= %u agents within TTFT p95 <= %.0f ms (the most --agents allows)\n", k->knee,
+               c->slo_ms);
+    else
+    {
+        printf("%u agents within TTFT p95 <= %.0f ms", k->knee, c->slo_ms);
+        if (k->first_bad)
+            printf(" (%u missed it)", k->first_bad);
+        printf("%s\n", k->capped ? "; reduced: the ramp's step or wall budget ran out first, "
+                                   "the knee may be higher"
+                                 : "");
+    }
+}
+
+void swarm_json_ramp(bench_json *j, const swarm_cfg *c, const swarm_ramp_opts *o,
+                     const knee_result *k)
+{
+    bench_json_object(j, "ramp");
+    bench_json_str(j, "kind", "modelled");
+    bench_json_str(j, "profile", c->prof.name);
+    bench_json_u64(j, "knee_agents", k->knee);
+    bench_json_u64(j, "max_agents", k->knee);
+    bench_json_u64(j, "first_missed_agents", k->first_bad);
+    bench_json_bool(j, "exhausted", k->exhausted);
+    bench_json_bool(j, "capped", k->capped);
+    bench_json_object(j, "search");
+    bench_json_num(j, "step_s", o->step_s);
+    bench_json_num(j, "warm_s", o->warm_s);
+    bench_json_u64(j, "start", o->start);
+    bench_json_u64(j, "max", o->max);
+    bench_json_num(j, "growth", o->growth);
+    bench_json_num(j, "resolution", o->resolution);
+    bench_json_u64(j, "max_steps", (uint64_t)o->max_steps);
+    bench_json_num(j, "wall_budget_s", o->wall_budget_s);
+    bench_json_end_object(j);
+    bench_json_array(j, "windows"); /* the steps, in the order run */
+    for (int i = 0; i < k->nsteps; i++) {
+        const knee_step *st = &k->step[i];
+        bench_json_object(j, NULL);
+        bench_json_u64(j, "agents", st->agents);
+        bench_json_u64(j, "requests", st->requests);
+        bench_json_num(j, "hit_ratio", st->hit_ratio);
+        bench_json_num(j, "ttft_p50_ms", st->ttft_p50_ms);
+        bench_json_num(j, "ttft_p95_ms", st->ttft_p95_ms);
+        bench_json_bool(j, "within_slo", st->met);
+        bench_json_num(j, "wall_s", st->wall_s);
+        bench_json_end_object(j);
+    }
+    bench_json_end_array(j);
+    bench_json_end_object(j);
 }
 
 /* ------------------------------------------------------------ the command */
@@ -1154,8 +1437,9 @@ static const char summary[] =
     "  prefix, append tool results every few seconds and user text every few minutes,\n"
     "  compact now and then, and spawn sub-agents. Each request goes through a real\n"
     "  store on its manual clock (lookup with lease, get the hits tier by tier, put\n"
-    "  the rest); TTFT is modelled from the measured loads, a prefill rate and FIFO\n"
-    "  queueing on --gpus. --mode ramp adds agents while TTFT p95 meets --slo-ms.";
+    "  the rest); TTFT is modelled on a hardware profile (--profile: link and NVMe rates,\n"
+    "  GPUs, prefill rate; kvtier's measured efficiency applied) with FIFO queueing.\n"
+    "  --mode ramp searches the knee: the most agents whose TTFT p95 meets --slo-ms.";
 
 /* Flags that take decimals: parsed from text after the table is read. */
 typedef struct dflag {
@@ -1173,14 +1457,15 @@ int bench_swarm(int argc, char **argv)
     swarm_params *p = &c.wl;
     const char *mode = "static", *model = "llama-3.1-8b", *scale = NULL, *cycle = "rr";
     const char *duration = NULL, *dram_ttl = NULL, *nvme_ttl = NULL, *ttl = NULL;
-    const char *stagger = NULL, *ramp_step = NULL;
+    const char *stagger = NULL, *ramp_step = NULL, *ramp_warm = NULL, *ramp_wall = NULL;
+    const char *ptexts[16] = {0};
     int64_t agents = -1, types = -1, max_req = 0, seed = -1, block_tokens = -1, prefix = -1,
             max_ctx = -1, spawn_min = -1, spawn_max = -1, sub_pmin = -1, sub_pmax = -1,
-            sessions = -1, gpus = 1, lease = 30000, copy_threads = 0, ramp_add = -1;
+            sessions = -1, lease = 30000, copy_threads = 0, ramp_start = 8, ramp_steps = 16;
     uint64_t bpt = 0, block_bytes = 0, dram_bytes = 512u << 20, nvme_bytes = 2ull << 30,
              buffer = 256u << 20;
     int no_promote = 0, no_pairs = 0, json = 0;
-    double prefill = 0, slo = 2000, load_scale = 0;
+    double slo = 2000, growth = 2, resolution = 0.05;
     dflag df[] = {
         {"first-tokens", &p->first_median, NULL, 1, 1e8},
         {"first-sigma", &p->first_sigma, NULL, 0, 10},
@@ -1207,21 +1492,24 @@ int bench_swarm(int argc, char **argv)
         {"sub-requests-sigma", &p->sub_requests_sigma, NULL, 0, 10},
         {"sub-first-tokens", &p->sub_first_median, NULL, 1, 1e8},
         {"sub-first-sigma", &p->sub_first_sigma, NULL, 0, 10},
-        {"prefill-tokens-per-s", &prefill, NULL, 1, 1e12},
         {"slo-ms", &slo, NULL, 1, 1e9},
-        {"load-scale", &load_scale, NULL, 0, 1e9},
+        {"ramp-growth", &growth, NULL, 1.01, 100},
+        {"ramp-resolution", &resolution, NULL, 0, 1},
     };
     enum { NDF = sizeof df / sizeof df[0] };
     barg spec[96];
     int ns = 0;
     spec[ns++] = (barg){"mode", BARG_STR, &mode, "static (default) or ramp"};
-    spec[ns++] = (barg){"agents", BARG_INT, &agents, "agents (static; default 32) or the most a ramp adds (default 256)"};
+    spec[ns++] = (barg){"agents", BARG_INT, &agents, "agents (static; default 32) or the most a ramp tries (default 256)"};
     spec[ns++] = (barg){"agent-types", BARG_INT, &types, "agent types, each with its own prefix (default 1)"};
     spec[ns++] = (barg){"duration", BARG_STR, &duration, "virtual time of arrivals, s (or 30m, 2h; default 1h; ramp: the steps)"};
     spec[ns++] = (barg){"requests", BARG_INT, &max_req, "stop after this many requests (default: no limit)"};
     spec[ns++] = (barg){"stagger", BARG_STR, &stagger, "agents' first requests spread over this long, s (default 60)"};
-    spec[ns++] = (barg){"ramp-step", BARG_STR, &ramp_step, "ramp: virtual s per step (default 600)"};
-    spec[ns++] = (barg){"ramp-add", BARG_INT, &ramp_add, "ramp: agents added per step (default 8)"};
+    spec[ns++] = (barg){"ramp-step", BARG_STR, &ramp_step, "ramp: virtual s each step's run lasts (default 1h)"};
+    spec[ns++] = (barg){"ramp-warm", BARG_STR, &ramp_warm, "ramp: requests before this are not judged (default 10m)"};
+    spec[ns++] = (barg){"ramp-start", BARG_INT, &ramp_start, "ramp: agents of the first step (default 8)"};
+    spec[ns++] = (barg){"ramp-steps", BARG_INT, &ramp_steps, "ramp: at most this many steps (default 16)"};
+    spec[ns++] = (barg){"ramp-wall", BARG_STR, &ramp_wall, "ramp: no step starts after this much wall time, s (default none)"};
     spec[ns++] = (barg){"seed", BARG_INT, &seed, "workload seed (default 1)"};
     spec[ns++] = (barg){"sessions", BARG_INT, &sessions, "session scripts in a pool that agents cycle through (default 0: every session new)"};
     spec[ns++] = (barg){"cycle", BARG_STR, &cycle, "rr (round-robin, default) or random: how agents pick pool scripts"};
@@ -1257,9 +1545,9 @@ int bench_swarm(int argc, char **argv)
         "its lognormal sigma (default 0.5, assumed)",
         "median tokens of a sub-agent's task beyond its prefix (default 1000, assumed)",
         "its lognormal sigma (default 1.0, assumed)",
-        "TTFT model: prefill rate per GPU (default: the model's, assumed; 8b 10000)",
         "TTFT model: the SLO on p95 (default 2000)",
-        "TTFT model: measured load time x this (default: real / moved bytes; 1: as measured)",
+        "ramp: agents x this per step while the SLO holds (default 2)",
+        "ramp: bisect until the gap is <= this share of the knee (default 0.05; 0: 1 agent)",
     };
     for (int i = 0; i < NDF; i++)
         spec[ns++] = (barg){df[i].name, BARG_STR, &df[i].text, dhelp[i]};
@@ -1280,7 +1568,7 @@ int bench_swarm(int argc, char **argv)
     spec[ns++] = (barg){"copy-threads", BARG_INT, &copy_threads, "KVT_OPT_COPY_THREADS (default: the library's)"};
     spec[ns++] = (barg){"no-promote", BARG_BOOL, &no_promote, "gets do not promote NVMe hits into DRAM"};
     spec[ns++] = (barg){"no-memcpy", BARG_BOOL, &no_pairs, "skip the memcpy baseline (hit ratios and TTFT only)"};
-    spec[ns++] = (barg){"gpus", BARG_INT, &gpus, "TTFT model: prefill servers (default 1)"};
+    ns = swarm_profile_flags(spec, ns, ptexts);
     spec[ns++] = (barg){"json", BARG_BOOL, &json, "print one JSON object instead of tables"};
     spec[ns] = (barg){0};
     int rc = bench_parse_args("swarm", summary, spec, argc, argv);
@@ -1303,7 +1591,7 @@ int bench_swarm(int argc, char **argv)
     }
     c.ramp = strcmp(mode, "ramp") == 0;
     const swarm_model *mdl = swarm_find_model(model);
-    double sc = 1.0 / 256, dsec = 0;
+    double sc = 1.0 / 256, dsec = 0, rwarm = 0, rwall = 0;
     if (!bad && !c.ramp && strcmp(mode, "static") != 0)
         bad = "--mode must be static or ramp";
     else if (!bad && !mdl && !bpt)
@@ -1318,8 +1606,10 @@ int bench_swarm(int argc, char **argv)
             double *out;
         } secs[] = {{"--duration", duration, &p->duration_s},
                     {"--stagger", stagger, &p->stagger_s},
-                    {"--ramp-step", ramp_step, &dsec}};
-        for (size_t i = 0; i < 3 && !bad; i++) {
+                    {"--ramp-step", ramp_step, &dsec},
+                    {"--ramp-warm", ramp_warm, &rwarm},
+                    {"--ramp-wall", ramp_wall, &rwall}};
+        for (size_t i = 0; i < 5 && !bad; i++) {
             if (secs[i].text && swarm_parse_seconds(secs[i].text, secs[i].out)) {
                 snprintf(msg, sizeof msg, "%s wants seconds (or 30m, 2h), not '%s'", secs[i].name,
                          secs[i].text);
@@ -1346,11 +1636,6 @@ int bench_swarm(int argc, char **argv)
             p->agents = (uint32_t)(agents > 1000000 ? 1000001 : agents);
         else if (c.ramp)
             p->agents = 256;
-        if (c.ramp) {
-            p->ramp_step_s = ramp_step ? dsec : 600;
-            if (ramp_add >= 0)
-                p->ramp_add = (uint32_t)(ramp_add > 1000000 ? 0 : ramp_add);
-        }
         if (types >= 0)
             p->agent_types = (uint32_t)(types > 1000000 ? 0 : types);
         if (seed >= 0)
@@ -1375,10 +1660,12 @@ int bench_swarm(int argc, char **argv)
             p->sub_prefix_max = (uint32_t)(sub_pmax > (1 << 24) ? 1 << 24 : sub_pmax);
         if (agents == 0 || types == 0 || block_tokens == 0)
             bad = "--agents, --agent-types and --block-tokens must be at least 1";
-        else if (c.ramp && !(p->ramp_step_s > 0))
+        else if (c.ramp && ramp_step && !(dsec > 0))
             bad = "--ramp-step must be above 0";
-        else if (gpus < 1 || gpus > 100000)
-            bad = "--gpus must be 1..100000";
+        else if (c.ramp && (ramp_start < 1 || ramp_start > p->agents))
+            bad = "--ramp-start must be 1..--agents";
+        else if (c.ramp && (ramp_steps < 1 || ramp_steps > KNEE_MAX_STEPS))
+            bad = "--ramp-steps must be 1..64";
         else if (lease < 0 || lease > 86400000)
             bad = "--lease-ms must be 0..86400000";
         else if (copy_threads < 0 || copy_threads > 64)
@@ -1390,10 +1677,19 @@ int bench_swarm(int argc, char **argv)
     }
     c.model = mdl ? mdl->name : "custom";
     c.bytes_per_token = bpt ? bpt : mdl->bytes_per_token;
-    c.prefill_tps = prefill > 0 ? prefill : mdl ? mdl->prefill_tps : 10000;
     c.slo_ms = slo;
-    c.load_scale = load_scale;
-    c.gpus = (uint32_t)gpus;
+    if (swarm_profile_resolve(ptexts, &c, msg, sizeof msg)) {
+        fprintf(stderr, "kvtier-bench swarm: %s\nTry 'kvtier-bench swarm --help'.\n", msg);
+        return BENCH_USAGE;
+    }
+    swarm_ramp_opts ro = {.step_s = ramp_step ? dsec : 3600,
+                          .warm_s = ramp_warm ? rwarm : 600,
+                          .start = (uint32_t)ramp_start,
+                          .max = p->agents,
+                          .growth = growth,
+                          .resolution = resolution,
+                          .max_steps = (int)ramp_steps,
+                          .wall_budget_s = rwall};
     c.lease_ms = (uint32_t)lease;
     c.copy_threads = (int)copy_threads;
     c.no_promote = no_promote;
@@ -1413,7 +1709,19 @@ int bench_swarm(int argc, char **argv)
         fprintf(stderr, "kvtier-bench swarm: out of memory\n");
         return BENCH_FAILED;
     }
-    rc = swarm_run(&c, r);
+    knee_result *kr = c.ramp ? malloc(sizeof *kr) : NULL;
+    if (c.ramp && !kr) {
+        free(r);
+        fprintf(stderr, "kvtier-bench swarm: out of memory\n");
+        return BENCH_FAILED;
+    }
+    if (c.ramp) {
+        c.wl.duration_s = ro.step_s;
+        rc = swarm_ramp(&c, &ro, kr, r);
+        c.wl.agents = kr->knee ? kr->knee : kr->step[0].agents; /* the run r reports */
+    } else {
+        rc = swarm_run(&c, r);
+    }
     if (rc == BENCH_OK) {
         if (json) {
             bench_json j;
@@ -1422,14 +1730,22 @@ int bench_swarm(int argc, char **argv)
             bench_json_header(&j, "swarm");
             swarm_json_config(&j, &c, r);
             swarm_json_results(&j, &c, r);
+            if (c.ramp)
+                swarm_json_ramp(&j, &c, &ro, kr);
             bench_json_end_object(&j);
         } else {
             bench_print_header(stdout, c.ramp ? "agent swarm ramp through a store (manual clock)"
                                               : "agent swarm through a store (manual clock)");
             swarm_text_workload(&c, r);
+            if (c.ramp)
+                printf("  (the run below is the knee's: %u agents for %.0f virtual s)\n",
+                       c.wl.agents, ro.step_s);
             swarm_text_results(&c, r);
+            if (c.ramp)
+                swarm_text_ramp(&c, &ro, kr);
         }
     }
+    free(kr);
     free(r);
     return rc;
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 
 #include "kvtier.h"
+#include "profile.h"
+#include "ttft.h"
 
 /* ------------------------------------------------------------ swarm.c */
 
@@ -110,7 +112,6 @@ uint32_t swarm_token(uint64_t segment, uint64_t pos, uint32_t vocab);
 typedef struct swarm_model {
     const char *name;
     uint64_t bytes_per_token; /* K and V, all layers, bf16 */
-    double prefill_tps;       /* default --prefill-tokens-per-s (assumed) */
 } swarm_model;
 const swarm_model *swarm_find_model(const char *name);
 
@@ -136,12 +137,19 @@ typedef struct swarm_cfg {
      * non-zero return is the run's result. */
     int (*at_end)(kvt_store *s, const struct swarm_cfg *c, struct swarm_result *r, void *user);
     void *at_end_user;
-    /* TTFT model */
+    /* TTFT model (ttft.h): the profile, its overrides applied; fields < 0
+     * (profile "measured") are measured by the run. gpus and prefill_tps
+     * are the profile's (HW_GPUS, the model's prefill). */
+    hw_profile prof;
     uint32_t gpus;
     double prefill_tps, slo_ms;
-    double load_scale;        /* measured load time x this; 0: real bytes / moved bytes */
-    /* ramp: stop at the first window whose TTFT p95 passes the SLO */
-    int ramp;
+    /* kvtier's efficiency per tier (library / raw path) the loads are
+     * divided by: > 0 given (with its source), 0 measured by this run
+     * where it can (DRAM: the memcpy pairs; NVMe: at_end's raw reads). */
+    double dram_eff, nvme_eff;
+    char dram_eff_src[160], nvme_eff_src[160];
+    double judge_after_s;     /* requests arriving earlier are not judged (ramp steps) */
+    int ramp;                 /* part of a ramp (reports) */
     const char *label;        /* progress line prefix; NULL: no progress line (threads) */
 } swarm_cfg;
 
@@ -152,15 +160,6 @@ typedef struct swarm_op {
     double lat_p50_us, lat_p99_us;
     double ratio, ratio_p10, ratio_p90; /* median and spread of library/memcpy pairs */
 } swarm_op;
-
-typedef struct swarm_step {
-    uint32_t agents;
-    uint64_t requests;
-    double hit_ratio, ttft_p50_ms, ttft_p95_ms;
-    int within_slo;
-} swarm_step;
-
-#define SWARM_MAX_STEPS 256
 
 typedef struct swarm_result {
     swarm_counts gen;
@@ -183,12 +182,16 @@ typedef struct swarm_result {
     /* TTFT */
     double ttft_p50_ms, ttft_p95_ms, ttft_p99_ms, ttft_mean_ms;
     double load_p50_ms, load_p99_ms, prefill_p50_ms, queue_p50_ms, queue_p95_ms;
-    double within_slo, goodput_rps, load_scale;
-    /* ramp */
-    swarm_step step[SWARM_MAX_STEPS];
-    int nsteps;
-    uint32_t max_agents; /* agents of the last window within the SLO (0: none) */
-    int ramp_exhausted;  /* every agent ran and the SLO still held */
+    double within_slo, goodput_rps;
+    uint64_t load_dram_bytes, load_nvme_bytes; /* real bytes the model loaded per tier */
+    hw_profile prof;  /* cfg's, with the measured fields filled in */
+    ttft_rates rates; /* what the loads used */
+    char dram_eff_src[160], nvme_eff_src[160];
+    /* set by at_end (the default run's raw NVMe reads); 0: not measured */
+    double nvme_lib_vs_raw, nvme_raw_gbps;
+    /* the requests judged (arrived at judge_after_s or later) */
+    uint64_t judged;
+    double judged_p50_ms, judged_p95_ms, judged_hit_ratio;
     char nvme_path[4096]; /* with keep_file: the file to use and then remove */
     int nvme_temp;        /* its swarm_temp handle */
 } swarm_result;
@@ -212,6 +215,37 @@ void swarm_json_config(struct bench_json *j, const swarm_cfg *c, const swarm_res
 void swarm_json_results(struct bench_json *j, const swarm_cfg *c, const swarm_result *r);
 void swarm_text_workload(const swarm_cfg *c, const swarm_result *r);
 void swarm_text_results(const swarm_cfg *c, const swarm_result *r);
+
+/* ------------------------------------ profiles and the ramp (cmd_swarm.c) */
+
+/* The profile flags both commands take: --profile and one override per
+ * field. swarm_profile_flags adds them to spec (texts: HW_NKEYS + 1 slots,
+ * the last --profile); swarm_profile_resolve applies them to c (prof,
+ * gpus, prefill_tps for c->model). Returns 0, or -1 with a message. */
+struct barg;
+int swarm_profile_flags(struct barg *spec, int ns, const char **texts);
+int swarm_profile_resolve(const char *const *texts, swarm_cfg *c, char *msg, size_t cap);
+void swarm_text_profile(const swarm_cfg *c, const swarm_result *r);
+void swarm_json_profile(struct bench_json *j, const swarm_result *r);
+
+/* The ramp: runs of N agents for step_s virtual seconds each (requests
+ * before warm_s not judged), N searched by knee_find (knee.h). */
+struct knee_opts;
+struct knee_result;
+typedef struct swarm_ramp_opts {
+    double step_s, warm_s;
+    uint32_t start, max;
+    double growth, resolution;
+    int max_steps;
+    double wall_budget_s; /* no step starts after this much wall time (0: none) */
+} swarm_ramp_opts;
+/* knee_run (may be NULL): a copy of the knee's run (or of the first step's
+ * when none met the SLO). Returns BENCH_OK or swarm_run's error. */
+int swarm_ramp(const swarm_cfg *c, const swarm_ramp_opts *o, struct knee_result *k,
+               swarm_result *knee_run);
+void swarm_text_ramp(const swarm_cfg *c, const swarm_ramp_opts *o, const struct knee_result *k);
+void swarm_json_ramp(struct bench_json *j, const swarm_cfg *c, const swarm_ramp_opts *o,
+                     const struct knee_result *k);
 
 /* "1/256" or "0.5" -> a fraction in (0, 1]. Returns 0 or -1. */
 int swarm_parse_fraction(const char *text, double *out);

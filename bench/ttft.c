@@ -1,16 +1,39 @@
-/* ttft.c — the TTFT model: measured loads, then FIFO queueing for prefill on N servers in virtual time. */
+/* ttft.c — the TTFT model: loads at a profile's rates, then FIFO queueing for prefill on N servers in virtual time. */
 #include <stdlib.h>
 
 #include "ttft.h"
 
-int ttft_init(ttft_model *m, uint32_t gpus, double prefill_tps, double slo_ms, double load_scale,
-              uint32_t nwin)
+static double eff(double e)
+{
+    return e > 0 && e < 1 ? e : 1; /* NaN fails both tests */
+}
+
+void ttft_rates_from(ttft_rates *r, double gpu_gbps, double nvme_node_gbps, uint32_t gpus,
+                     double dram_eff, double nvme_eff)
+{
+    double share = nvme_node_gbps / (gpus ? gpus : 1);
+    *r = (ttft_rates){.dram_gbps = gpu_gbps,
+                      .nvme_gbps = share < gpu_gbps ? share : gpu_gbps,
+                      .dram_eff = eff(dram_eff),
+                      .nvme_eff = eff(nvme_eff)};
+}
+
+double ttft_load_s(const ttft_rates *r, uint64_t dram_bytes, uint64_t nvme_bytes)
+{
+    double s = 0;
+    if (dram_bytes)
+        s += (double)dram_bytes / (r->dram_gbps * 1e9 * r->dram_eff);
+    if (nvme_bytes)
+        s += (double)nvme_bytes / (r->nvme_gbps * 1e9 * r->nvme_eff);
+    return s;
+}
+
+int ttft_init(ttft_model *m, uint32_t gpus, double prefill_tps, double slo_ms, uint32_t nwin)
 {
     *m = (ttft_model){.gpus = gpus ? gpus : 1,
                       .nwin = nwin,
                       .prefill_tps = prefill_tps,
-                      .slo_ms = slo_ms,
-                      .load_scale = load_scale > 0 ? load_scale : 1};
+                      .slo_ms = slo_ms};
     m->free_at = calloc(m->gpus, sizeof *m->free_at);
     if (nwin) {
         m->win = calloc(nwin, sizeof *m->win);
@@ -82,7 +105,7 @@ int ttft_add(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t
         m->pend = p;
         m->cap = cap;
     }
-    double load = load_s * m->load_scale;
+    double load = load_s;
     ttft_pend p = {.ready = t_s + load,
                    .t = t_s,
                    .load = load,

@@ -37,12 +37,16 @@ WORKLOAD.update({k: int for k in (
     "max_context_tokens", "spawn_min", "spawn_max", "sub_prefix_min", "sub_prefix_max",
     "sessions")})
 WORKLOAD["cycle"] = str
+FIGURE = {"value": NUM, "source": str}
+PROFILE_KEYS = ("gpu_gbps", "nvme_drives", "nvme_drive_gbps", "nvme_gbps", "cluster_gbps", "gpus",
+                "prefill_tps_llama_3_1_8b", "prefill_tps_llama_3_1_70b")
+PROFILE = dict({"name": str, "what": str}, **{k: FIGURE for k in PROFILE_KEYS})
 CONFIG = {"mode": str, "model": str, "bytes_per_token": int, "block_tokens": int,
           "block_bytes": int, "real_block_bytes": int, "bytes_scaled": bool, "byte_scale": NUM,
           "dram_bytes": int, "dram_blocks": int, "nvme_bytes": int, "nvme_slots": int,
           "nvme_slot_bytes": int, "policy": str, "dram_ttl_s": NUM, "nvme_ttl_s": NUM,
           "lease_ms": int, "promote": bool, "gpus": int, "prefill_tokens_per_s": NUM,
-          "slo_ms": NUM, "workload": WORKLOAD}
+          "slo_ms": NUM, "profile": PROFILE, "workload": WORKLOAD}
 SWARM = {
     "config": CONFIG,
     "requests": int, "sessions": int, "subagents": int, "compactions": int,
@@ -52,8 +56,11 @@ SWARM = {
     "tokens": {"prompt": int, "from_cache": int, "prefilled": int, "avoided_ratio": NUM},
     "ttft": {"model": str, "p50_ms": NUM, "p95_ms": NUM, "p99_ms": NUM, "mean_ms": NUM,
              "load_p50_ms": NUM, "load_p99_ms": NUM, "prefill_p50_ms": NUM,
-             "queue_p50_ms": NUM, "queue_p95_ms": NUM, "load_scale": NUM, "slo_ms": NUM,
-             "within_slo": NUM, "goodput_rps": NUM},
+             "queue_p50_ms": NUM, "queue_p95_ms": NUM, "slo_ms": NUM,
+             "within_slo": NUM, "goodput_rps": NUM, "kind": str, "profile": str,
+             "dram_gbps": NUM, "nvme_gbps": NUM, "dram_efficiency": NUM,
+             "dram_efficiency_source": str, "nvme_efficiency": NUM,
+             "nvme_efficiency_source": str, "load_dram_bytes": int, "load_nvme_bytes": int},
     "put": PAIRED, "get": OP, "get_dram": PAIRED, "get_nvme": OP,
     "lookup": {"calls": int, "blocks": int, "seconds": NUM, "p50_us": NUM, "p99_us": NUM,
                "keys": int, "lookups_per_s": NUM, "keys_per_s": NUM},
@@ -71,7 +78,17 @@ DEFAULT = dict(SWARM, quick=bool, total_wall_s=NUM,
                                   "slots": int, "slots_written": int, "slots_resident": int,
                                   "slots_resident_after_promotion": int},
                          "rows": list},
-               ttl={"block_bytes": int, "runs": list})
+               ttl={"block_bytes": int, "runs": list},
+               story={"kind": str, "profile": str, "slo_ms": NUM, "dram_real_bytes": int,
+                      "nvme_real_bytes": int, "knee_dram": int, "knee_dram_nvme": int,
+                      "more_agents": NUM, "measured": dict, "ramps": list})
+RAMP = {"kind": str, "profile": str, "knee_agents": int, "max_agents": int,
+        "first_missed_agents": int, "exhausted": bool, "capped": bool,
+        "search": {"step_s": NUM, "warm_s": NUM, "start": int, "max": int, "growth": NUM,
+                   "resolution": NUM, "max_steps": int, "wall_budget_s": NUM},
+        "windows": list}
+STEP = {"agents": int, "requests": int, "hit_ratio": NUM, "ttft_p50_ms": NUM,
+        "ttft_p95_ms": NUM, "within_slo": bool, "wall_s": NUM}
 SIDE = {"work": str, "block_bytes": int, "rate": NUM, "calls": int, "blocks": int,
         "blocks_per_call": NUM, "seconds": NUM}
 NVME_SIDE = dict(SIDE, slot_bytes=int, queue_depth=int, reads_per_block=NUM,
@@ -187,27 +204,105 @@ def test_swarm_json():
             fail(f"swarm text report lacks '{word}'")
 
 
+def check_ramp(r, where):
+    if not isinstance(r, dict):
+        fail(f"{where}: no 'ramp' object")
+        return False
+    check_fields(r, RAMP, where)
+    for i, w in enumerate(r.get("windows", [])):
+        # a step that judged no request reports null percentiles
+        check_fields({k: v for k, v in w.items() if v is not None}, 
+                     {k: t for k, t in STEP.items() if w.get(k) is not None or t is not NUM},
+                     f"{where}.windows[{i}]")
+    return not FAILURES
+
+
+RAMP_TINY = ["swarm", "--mode", "ramp", "--agents", "6", "--ramp-start", "2", "--ramp-step", "10m",
+             "--ramp-warm", "1m", "--block-tokens", "256", "--scale-bytes", "1/4096",
+             "--dram-bytes", "2M", "--nvme-bytes", "0", "--no-memcpy", "--json"]
+
+
 def test_ramp():
-    args = ["swarm", "--mode", "ramp", "--agents", "6", "--ramp-add", "2", "--ramp-step", "10m",
-            "--block-tokens", "256", "--scale-bytes", "1/4096", "--dram-bytes", "2M",
-            "--nvme-bytes", "0", "--no-memcpy", "--slo-ms", "1e9", "--json"]
-    p = run(args)
-    o = load(p, args)
+    # With an SLO nobody misses, every step passes: 2, 4, then the most
+    # --agents allows.
+    args = RAMP_TINY + ["--slo-ms", "1e9"]
+    o = load(run(args), args)
     if o is None:
         return
     check_fields(o, SWARM, "ramp")
     r = o.get("ramp")
-    if not isinstance(r, dict):
-        fail("ramp: no 'ramp' object")
+    if not check_ramp(r, "ramp.ramp"):
         return
-    check_fields(r, {"max_agents": int, "exhausted": bool, "windows": list}, "ramp.ramp")
-    # With an SLO nobody misses, every step passes and the ramp runs out of agents.
-    if r.get("max_agents") != 6 or not r.get("exhausted") or len(r.get("windows", [])) != 3:
-        fail(f"ramp: {r.get('max_agents')} agents, exhausted {r.get('exhausted')}, "
-             f"{len(r.get('windows', []))} windows; wanted 6, true, 3")
-    for i, w in enumerate(r.get("windows", [])):
-        check_fields(w, {"agents": int, "requests": int, "hit_ratio": NUM, "within_slo": bool},
-                     f"ramp.windows[{i}]")
+    got = [w["agents"] for w in r["windows"]]
+    if r["knee_agents"] != 6 or r["max_agents"] != 6 or not r["exhausted"] or got != [2, 4, 6]:
+        fail(f"ramp: knee {r['knee_agents']}, exhausted {r['exhausted']}, steps {got}; "
+             "wanted 6, true, [2, 4, 6]")
+    if not all(w["within_slo"] for w in r["windows"]):
+        fail("ramp: a step missed an SLO of 1e9 ms")
+    if o["config"]["workload"]["agents"] != 6:
+        fail(f"ramp: the run reported is not the knee's: {o['config']['workload']['agents']} agents")
+    # An SLO nobody meets: the first step misses and the search bisects down to 1.
+    args = RAMP_TINY + ["--slo-ms", "1"]
+    o = load(run(args), args)
+    if o is None:
+        return
+    r = o.get("ramp")
+    if not check_ramp(r, "ramp(1 ms).ramp"):
+        return
+    got = [w["agents"] for w in r["windows"]]
+    if r["knee_agents"] != 0 or r["first_missed_agents"] != 1 or got != [2, 1]:
+        fail(f"ramp(1 ms): knee {r['knee_agents']}, first missed {r['first_missed_agents']}, "
+             f"steps {got}; wanted 0, 1, [2, 1]")
+    p = run(RAMP_TINY[:-1] + ["--slo-ms", "1e9"])
+    for word in ("knee", "6 agents", "modelled", "profile"):
+        if word not in p.stdout:
+            fail(f"ramp text report lacks '{word}'")
+
+
+def test_profiles():
+    base = ["swarm"] + TINY + ["--nvme-bytes", "0", "--no-memcpy", "--json"]
+    o = load(run(base), base)
+    if o is None:
+        return
+    pr = o["config"]["profile"]
+    if pr["name"] != "h200-pcie5" or o["config"]["gpus"] != 8 or pr["gpus"]["value"] != 8:
+        fail(f"profiles: default {pr['name']} with {o['config']['gpus']} GPUs; wanted h200-pcie5, 8")
+    if pr["nvme_gbps"]["value"] != pr["nvme_drives"]["value"] * pr["nvme_drive_gbps"]["value"]:
+        fail("profiles: NVMe per node is not drives x rate")
+    if o["ttft"]["dram_gbps"] != pr["gpu_gbps"]["value"] or o["ttft"]["dram_efficiency"] != 1:
+        fail(f"profiles: DRAM loads at {o['ttft']['dram_gbps']} x {o['ttft']['dram_efficiency']}"
+             f" (--no-memcpy: no efficiency measured, 1)")
+    # Loads are bytes / the profile's rate: half the link, twice the load,
+    # whatever this machine's memcpy did (the hits are the same: same seed).
+    loads = []
+    for gbps in ("10", "20"):
+        args = base + ["--gpu-gbps", gbps]
+        o2 = load(run(args), args)
+        if o2 is None:
+            return
+        if o2["config"]["profile"]["gpu_gbps"] != {"value": float(gbps), "source": "--gpu-gbps"} \
+                and o2["config"]["profile"]["gpu_gbps"] != {"value": int(gbps), "source": "--gpu-gbps"}:
+            fail(f"profiles: --gpu-gbps {gbps} gave {o2['config']['profile']['gpu_gbps']}")
+        loads.append((o2["ttft"]["load_p50_ms"], o2["ttft"]["load_p99_ms"]))
+    if not loads[0][0] > 0 or not all(close(a, 2 * b, 1e-3) for a, b in zip(loads[0], loads[1])):  # JSON keeps ~5 digits
+        fail(f"profiles: loads at 10 and 20 GB/s {loads}: not bytes / rate")
+    args = base + ["--profile", "gb200", "--prefill-tokens-per-s", "5000"]
+    o3 = load(run(args), args)
+    if o3 is not None:
+        if o3["config"]["gpus"] != 4 or o3["config"]["prefill_tokens_per_s"] != 5000 or \
+                o3["config"]["profile"]["prefill_tps_llama_3_1_8b"]["source"] != "--prefill-tokens-per-s":
+            fail(f"profiles: gb200 with --prefill-tokens-per-s 5000: {o3['config']['gpus']} GPUs, "
+                 f"{o3['config']['prefill_tokens_per_s']} tok/s")
+    args = ["swarm"] + TINY + ["--profile", "measured", "--json"]
+    with tempfile.TemporaryDirectory() as d:
+        o4 = load(run(args + ["--dir", d]), args)
+    if o4 is not None:
+        g = o4["config"]["profile"]["gpu_gbps"]
+        if not (g["value"] > 0 and g["source"].startswith("measured in this run")) or \
+                o4["config"]["gpus"] != 1:
+            fail(f"profiles: measured link {g}, {o4['config']['gpus']} GPUs")
+        if not o4["ttft"]["dram_efficiency_source"].startswith("measured in this run"):
+            fail(f"profiles: DRAM efficiency {o4['ttft']['dram_efficiency_source']!r}")
 
 
 def test_default_quick():
@@ -238,10 +333,20 @@ def test_default_quick():
             if not h[1] <= h[2] <= h[3] <= h[0] + 1e-12:
                 fail(f"default: hit ratio not monotone in the TTL: {h}")
         like_with_like(o)
+        st = o["story"]
+        if len(st["ramps"]) != 2:
+            fail(f"default: {len(st['ramps'])} ramps, wanted 2")
+        for i, rp in enumerate(st["ramps"]):
+            if check_ramp(rp.get("ramp"), f"default.story.ramps[{i}].ramp") and \
+                    rp["ramp"]["knee_agents"] != [st["knee_dram"], st["knee_dram_nvme"]][i]:
+                fail(f"default: ramp {i}'s knee is not the story's")
+        if st["more_agents"] != st["knee_dram_nvme"] - st["knee_dram"]:
+            fail("default: more_agents is not the difference of the knees")
         if leftovers(d):
             fail(f"default: left {leftovers(d)} in --dir")
         p = run(["--quick", "--dir", d, "--no-ttl"])
-        for word in ("hit ratio", "put", "get", "lookup", "memcpy", "ceiling", "TTFT"):
+        for word in ("hit ratio", "put", "get", "lookup", "memcpy", "ceiling", "TTFT",
+                     "the answer", "DRAM alone", "DRAM + NVMe", "modelled", "measured here"):
             if word not in p.stdout:
                 fail(f"default text report lacks '{word}'")
 
@@ -348,7 +453,10 @@ def test_usage_errors():
                  ["swarm", "--scale-bytes", "3/2"], ["swarm", "--model", "gpt-9"],
                  ["swarm", "--duration", "soon"], ["swarm", "--cycle", "zigzag"],
                  ["swarm", "--dir", "/nonexistent/kvtier"], ["--agents", "-1"],
-                 ["default", "--duration", "0"], ["--no-such-flag"]):
+                 ["default", "--duration", "0"], ["--no-such-flag"],
+                 ["swarm", "--profile", "h300"], ["swarm", "--gpu-gbps", "0"],
+                 ["swarm", "--gpus", "1.5"], ["default", "--profile", "tpu"],
+                 ["swarm", "--mode", "ramp", "--ramp-start", "0"]):
         p = run(args, want_rc=2)
         if not p.stderr.strip():
             fail(f"{args}: no message on stderr")
@@ -365,7 +473,7 @@ def main():
         print("skip: libkvtier was built without the NVMe tier, which swarm and the "
               "default run need")
         return 77
-    for t in (test_usage_errors, test_swarm_json, test_ramp, test_default_quick,
+    for t in (test_usage_errors, test_swarm_json, test_ramp, test_profiles, test_default_quick,
               test_sigint_removes_the_file):
         before = len(FAILURES)
         t0 = time.time()
