@@ -847,6 +847,33 @@ static void op_keys_call(state *s, rd *r, int which)
         rc = kvt_release(s->store, kp, n, status);
         break;
     default:
+        if (shape & 64) { /* kvt_flush: those keys, or everything (keys NULL, n 0) */
+            name = "kvt_flush";
+            rc = kvt_flush(s->store, shape & 128 ? NULL : kp, shape & 128 ? 0 : n, status);
+            check_rc(rc, name);
+            if (!s->store)
+                FUZZ_CHECK(rc == KVT_ENULL, "%s on no store = %d", name, rc);
+            else if (!(shape & 128) && !kp)
+                FUZZ_CHECK(rc == KVT_ENULL || rc == KVT_ENOTSUP, "%s(keys NULL, n) = %d", name, rc);
+            else if (!(shape & 128) && !n)
+                FUZZ_CHECK(rc == KVT_ESIZE || rc == KVT_ENOTSUP, "%s(n 0) = %d", name, rc);
+            if (rc >= 0 && !(shape & 128)) {
+                FUZZ_CHECK((size_t)rc <= n, "%s returned %d for %zu keys", name, rc, n);
+                size_t ok = 0;
+                for (size_t i = 0; status && i < n; i++) {
+                    FUZZ_CHECK(status[i] == 0 || status[i] == KVT_ENOENT || status[i] == KVT_EFULL ||
+                                   status[i] == KVT_EIO || status[i] == KVT_ENOSPC,
+                               "flush status %d", status[i]);
+                    ok += status[i] == 0;
+                }
+                FUZZ_CHECK(!status || ok == (size_t)rc, "kvt_flush returned %d, status says %zu", rc,
+                           ok);
+            }
+            free(keys);
+            free(tiers);
+            free(status);
+            return;
+        }
         name = "kvt_remove";
         rc = kvt_remove(s->store, kp, n);
         break;
