@@ -1983,7 +1983,20 @@ typedef struct down_item {
     kvt_key key;
 } down_item;
 
-#define DOWN_BATCH 128
+/* Blocks per tier write. Small blocks need large batches: the device idles
+ * while a batch's last writes drain, before the next batch starts. */
+#define DOWN_BATCH 512
+
+/* A write-down batch: the claimed items and what their one tier write
+ * needs (on the heap: 50 KiB). */
+typedef struct down_work {
+    down_item it[DOWN_BATCH];
+    kvt_xfer x[DOWN_BATCH];
+    void *ptr[DOWN_BATCH];
+    uint32_t to[DOWN_BATCH];
+    int32_t st[DOWN_BATCH];
+    size_t at[DOWN_BATCH];
+} down_work;
 
 enum { DOWN_DONE, DOWN_WAIT, DOWN_COPY, DOWN_MISSING };
 
@@ -2022,14 +2035,15 @@ static int down_claim(kvt_store *s, kvt_entry *e, int d, int *src)
 
 /* Writes k claimed items down to tier d in one batch and publishes them;
  * status[it.index] gets each one's result. Returns how many landed. */
-static int copy_down(kvt_store *s, int d, down_item *it, size_t k, int32_t *status)
+static int copy_down(kvt_store *s, int d, down_work *w, size_t k, int32_t *status)
 {
     kvt_tier_rt *dr = &s->tier[d];
-    kvt_xfer x[DOWN_BATCH];
-    void *ptr[DOWN_BATCH];
-    uint32_t to[DOWN_BATCH];
-    int32_t st[DOWN_BATCH];
-    size_t at[DOWN_BATCH], m = 0;
+    down_item *it = w->it;
+    kvt_xfer *x = w->x;
+    void **ptr = w->ptr;
+    uint32_t *to = w->to;
+    int32_t *st = w->st;
+    size_t *at = w->at, m = 0;
     int landed = 0;
     for (size_t j = 0; j < k; j++) {
         kvt_tier_rt *sr = &s->tier[it[j].src];
@@ -2073,7 +2087,7 @@ static int copy_down(kvt_store *s, int d, down_item *it, size_t k, int32_t *stat
 
 /* Blocks per copy_down: a batch of our own fills can't be evicted, so at
  * most half the tier. */
-static size_t down_batch(const kvt_store *s, int d)
+static size_t down_batch_size(const kvt_store *s, int d)
 {
     uint32_t half = s->tier[d].nslots / 2;
     return half < 1 ? 1 : half < DOWN_BATCH ? half : DOWN_BATCH;
@@ -2090,19 +2104,20 @@ static int sync_durable(kvt_store *s, const char *fn)
 }
 
 /* Every block held above the durable tier and not in it, written down
- * until `deadline` (store clock... real time, CLOCK_MONOTONIC ns). Returns
- * blocks written; *left counts those it had no time or room for. */
-static int flush_all(kvt_store *s, uint64_t deadline, uint64_t *left)
+ * until `deadline` (CLOCK_MONOTONIC ns: real time, whatever the store's
+ * clock). Returns blocks written, or KVT_ENOMEM; *left counts those it had
+ * no time or room for. */
+static int flush_all(kvt_store *s, down_work *w, uint64_t deadline, uint64_t *left)
 {
     int d = s->durable_tier, written = 0;
-    size_t batch = down_batch(s, d);
+    size_t batch = down_batch_size(s, d);
+    down_item *it = w->it;
     *left = 0;
     for (int t = 0; t < d; t++) {
         kvt_tier_rt *tr = &s->tier[t];
         if (!tr->on)
             continue;
         for (uint32_t next = 0; next < tr->nslots;) {
-            down_item it[DOWN_BATCH];
             size_t k = 0;
             int late = kvt__monotonic_ns() > deadline;
             pthread_mutex_lock(&tr->lock);
@@ -2123,7 +2138,7 @@ static int flush_all(kvt_store *s, uint64_t deadline, uint64_t *left)
                 pthread_mutex_unlock(&sh->lock);
             }
             pthread_mutex_unlock(&tr->lock);
-            int got = copy_down(s, d, it, k, NULL);
+            int got = copy_down(s, d, w, k, NULL);
             written += got;
             *left += k - (size_t)got;
         }
@@ -2138,14 +2153,21 @@ int kvt__store_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *statu
         return kvt__err(KVT_ENOTSUP, "kvt_flush: the store has no persistent tier");
     if (!keys) {
         uint64_t left;
-        int written = flush_all(s, UINT64_MAX, &left);
+        down_work *w = kvt__malloc(sizeof *w);
+        if (!w)
+            return kvt__err(KVT_ENOMEM, "kvt_flush: %zu bytes", sizeof *w);
+        int written = flush_all(s, w, UINT64_MAX, &left);
+        kvt__free(w);
         remove_barrier(s); /* and what others were writing there: landed too */
         int rc = sync_durable(s, "kvt_flush");
         return rc ? rc : written;
     }
     int durable = 0;
-    size_t batch = down_batch(s, d), k = 0;
-    down_item it[DOWN_BATCH];
+    size_t batch = down_batch_size(s, d), k = 0;
+    down_work *w = kvt__malloc(sizeof *w);
+    if (!w)
+        return kvt__err(KVT_ENOMEM, "kvt_flush: %zu bytes", sizeof *w);
+    down_item *it = w->it;
     for (size_t i = 0; i < n; i++) {
         kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
         for (int round = 0;; round++) {
@@ -2162,7 +2184,7 @@ int kvt__store_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *statu
             pthread_mutex_unlock(&sh->lock);
             if (c == DOWN_WAIT) { /* another thread's write there: let it land */
                 if (k) {
-                    durable += copy_down(s, d, it, k, status);
+                    durable += copy_down(s, d, w, k, status);
                     k = 0;
                 }
                 if (round < 16)
@@ -2177,12 +2199,13 @@ int kvt__store_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *statu
             break;
         }
         if (k == batch) {
-            durable += copy_down(s, d, it, k, status);
+            durable += copy_down(s, d, w, k, status);
             k = 0;
         }
     }
     if (k)
-        durable += copy_down(s, d, it, k, status);
+        durable += copy_down(s, d, w, k, status);
+    kvt__free(w);
     int rc = sync_durable(s, "kvt_flush");
     return rc ? rc : durable;
 }
@@ -2192,7 +2215,9 @@ void kvt__store_close_flush(kvt_store *s, uint64_t budget_ms)
     if (s->durable_tier < 0 || !budget_ms)
         return;
     uint64_t left;
-    flush_all(s, kvt__monotonic_ns() + budget_ms * NS_PER_MS, &left);
+    if (!s->close_work)
+        return; /* nothing above the persistent tier */
+    flush_all(s, s->close_work, kvt__monotonic_ns() + budget_ms * NS_PER_MS, &left);
     ADD(&s->st, close_unflushed, left);
     sync_durable(s, "kvt_close");
 }
@@ -2375,6 +2400,7 @@ static void free_store(kvt_store *s)
     kvt__index_destroy(&s->ix);
     kvt__free(s->pending);
     kvt__free(s->tombs);
+    kvt__free(s->close_work);
     pthread_mutex_destroy(&s->rm_lock);
     pthread_mutex_destroy(&s->barrier_lock);
     kvt__config_clear(&s->cfg);
@@ -2461,8 +2487,11 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
             s->durable_tier = t; /* the first, fastest first */
     s->tomb_cap = TOMB_CAP;
     s->tombs = kvt__malloc(TOMB_CAP * sizeof *s->tombs);
-    if (!s->tombs) {
-        rc = kvt__err(KVT_ENOMEM, "tombstones");
+    /* kvt_close writes blocks down with this (a close allocates nothing). */
+    if (s->durable_tier > s->top_tier && cfg->close_flush_ms)
+        s->close_work = kvt__malloc(sizeof(down_work));
+    if (!s->tombs || (s->durable_tier > s->top_tier && cfg->close_flush_ms && !s->close_work)) {
+        rc = kvt__err(KVT_ENOMEM, "tombstones, close write-down");
         goto fail;
     }
     if (s->put_tier < 0)

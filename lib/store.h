@@ -139,6 +139,7 @@ struct kvt_store {
     struct kvt__pending *pending; /* ascending seqs with counts, a ring */
     uint32_t npending, pending_head, pending_cap;
     struct kvt__tomb *tombs;      /* in remove order, a ring */
+    struct down_work *close_work; /* kvt_close's write-down batch, or NULL */
     uint32_t ntombs, tomb_head, tomb_cap;
     kvt_store_stats st;
 };
