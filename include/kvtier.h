@@ -405,9 +405,10 @@ KVT_API int kvt_contains(kvt_store *store, const kvt_key *keys, size_t n, uint8_
  * its recency in the eviction policy and its idle time (TTL) in the fastest
  * tier holding it, and counts a hit toward admission (KVT_ADMIT_AFTER_N) as
  * a get would. Absent keys are skipped. Returns the number held (touched).
- * Thread-safe; takes no global lock; never blocks on I/O on the real clock
- * (on a virtual clock it first applies due expiry: kvt_expire).
- * Errors: KVT_ENULL, KVT_ESIZE (n == 0), KVT_ENOMEM, KVT_ECLOSED. */
+ * Thread-safe; takes each tier's lock once, as a get does; never blocks on
+ * I/O on the real clock (on a virtual clock it first applies due expiry:
+ * kvt_expire). Errors: KVT_ENULL, KVT_ESIZE (n == 0), KVT_ENOMEM,
+ * KVT_ECLOSED. */
 KVT_API int kvt_touch(kvt_store *store, const kvt_key *keys, size_t n);
 
 /* Pins n present keys for lease_ms (> 0); returns n. All or nothing:

@@ -1,5 +1,8 @@
 /* test_contains.c — kvt_contains (per key, past misses), kvt_touch (an access without a copy) and kvt_clear on the DRAM tier. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -217,4 +220,98 @@ Test(clear, many_blocks_in_chunks)
     cr_assert_eq(kvt_stat(s, "dram.used_blocks", &used), 0);
     cr_assert_eq(used, 0);
     cr_assert_eq(kvt_close(s), 0);
+}
+
+/* Puts, gets, touches and contains in two threads while a third clears
+ * over and over, on the real clock: every get that succeeds has the bytes
+ * of its key (the sanitizer builds look for the rest). */
+typedef struct race {
+    kvt_store *s;
+    atomic_int stop;
+    unsigned seed;
+    atomic_int bad; /* asserted in the test's thread: Criterion asserts there only */
+} race;
+
+static void *racer(void *arg)
+{
+    race *r = arg;
+    unsigned x = r->seed;
+    uint8_t in[BLOCK], out[BLOCK];
+    while (!atomic_load(&r->stop)) {
+        x = x * 1103515245u + 12345u;
+        uint32_t i = (x >> 8) % 96;
+        kvt_key k = key_of(i);
+        void *p;
+        switch ((x >> 20) % 4) {
+        case 0:
+            memset(in, (int)i, sizeof in);
+            p = in;
+            if (kvt_put(r->s, &k, 1, &p, NULL, NULL) < 0)
+                atomic_store(&r->bad, 1);
+            break;
+        case 1: {
+            int32_t st = -1;
+            kvt_io_opts o = {.size = sizeof o, .status = &st};
+            p = out;
+            if (kvt_get(r->s, &k, 1, &p, &o, NULL) == 1)
+                for (int j = 0; j < BLOCK; j++)
+                    if (out[j] != (uint8_t)i)
+                        atomic_store(&r->bad, 2);
+            break;
+        }
+        case 2:
+            if (kvt_touch(r->s, &k, 1) < 0)
+                atomic_store(&r->bad, 3);
+            break;
+        default: {
+            uint8_t t;
+            int h = kvt_contains(r->s, &k, 1, &t);
+            if (!(h == 0 || h == 1) || (t == KVT_TIER_NONE) != (h == 0))
+                atomic_store(&r->bad, 4);
+            break;
+        }
+        }
+    }
+    return NULL;
+}
+
+Test(clear, races_puts_gets_and_touches)
+{
+    kvt_config *c;
+    race r = {.seed = 1};
+    cr_assert_eq(kvt_config_new(&c), 0);
+    kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
+    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 64 * BLOCK);
+    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, 5);
+    cr_assert_eq(kvt_open(c, &r.s), 0, "%s", kvt_last_error());
+    kvt_config_free(c);
+    pthread_t th[2];
+    race rs[2] = {r, r};
+    for (int i = 0; i < 2; i++) {
+        rs[i].seed = (unsigned)i + 1;
+        rs[i].s = r.s;
+        atomic_init(&rs[i].stop, 0);
+        atomic_init(&rs[i].bad, 0);
+        pthread_create(&th[i], NULL, racer, &rs[i]);
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int clears = 0;
+    do {
+        cr_assert_geq(kvt_clear(r.s), 0, "%s", kvt_last_error());
+        clears++;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    } while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 300);
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&rs[i].stop, 1);
+        pthread_join(th[i], NULL);
+        cr_assert_eq(atomic_load(&rs[i].bad), 0, "thread %d: 1 put, 2 bytes, 3 touch, 4 contains", i);
+    }
+    cr_assert_geq(kvt_clear(r.s), 0);
+    uint64_t used;
+    cr_assert_eq(kvt_stat(r.s, "dram.used_blocks", &used), 0);
+    cr_assert_eq(used, 0, "nothing stored after the threads stopped and a last clear");
+    cr_assert_eq(kvt_close(r.s), 0);
+    cr_assert_gt(clears, 0);
 }
