@@ -392,6 +392,25 @@ typedef uint64_t kvt_ticket;
 KVT_API int kvt_lookup(kvt_store *store, const kvt_key *keys, size_t n, uint8_t *tiers,
                        uint32_t lease_ms);
 
+/* For each of n keys, whether it is held: tiers (optional, n entries) gets
+ * the fastest tier holding it, or KVT_TIER_NONE, for every key (no stop at
+ * the first miss, unlike kvt_lookup). Returns the number held. Removed keys
+ * read as not held. Does not count as an access, pins nothing, reads no
+ * block. Thread-safe; takes no global lock; never blocks on I/O on the real
+ * clock (on a virtual clock it first applies due expiry: kvt_expire).
+ * Errors: KVT_ENULL, KVT_ESIZE (n == 0), KVT_ECLOSED. */
+KVT_API int kvt_contains(kvt_store *store, const kvt_key *keys, size_t n, uint8_t *tiers);
+
+/* Counts as an access to each held key of n, without copying it: refreshes
+ * its recency in the eviction policy and its idle time (TTL) in the fastest
+ * tier holding it, and counts a hit toward admission (KVT_ADMIT_AFTER_N) as
+ * a get would. Absent keys are skipped. Returns the number held (touched).
+ * Thread-safe; takes each tier's lock once, as a get does; never blocks on
+ * I/O on the real clock (on a virtual clock it first applies due expiry:
+ * kvt_expire). Errors: KVT_ENULL, KVT_ESIZE (n == 0), KVT_ENOMEM,
+ * KVT_ECLOSED. */
+KVT_API int kvt_touch(kvt_store *store, const kvt_key *keys, size_t n);
+
 /* Pins n present keys for lease_ms (> 0); returns n. All or nothing:
  * KVT_ENOENT if any key is absent (nothing is pinned). Pins nest: each must
  * be released, or the lease (one deadline per block: the latest) ends them. */
@@ -485,6 +504,14 @@ KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const
  * flushed (fdatasync) before the remove returns, so it stays removed after
  * power loss too, where the device honours flushes. */
 KVT_API int kvt_remove(kvt_store *store, const kvt_key *keys, size_t n);
+
+/* Removes every block, in every tier: as final as kvt_remove of every key
+ * held (the same guarantees, a reopen included). Returns how many were
+ * held. Puts that run at the same time as the clear, in any thread, may
+ * leave their keys stored: they count as ordered after it. Thread-safe;
+ * blocking (as kvt_remove, once per chunk of keys). Errors: KVT_ENOMEM, KVT_EIO (as kvt_remove: the keys are
+ * removed, but a flush or an invalidation failed), KVT_ECLOSED. */
+KVT_API int kvt_clear(kvt_store *store);
 
 /* Durability. What survives what:
  *  - DRAM and HBM hold blocks for the life of the process. Unless written

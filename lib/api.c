@@ -212,6 +212,26 @@ int kvt_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers, uint
     return leave_call(s, kvt__store_lookup(s, keys, n, tiers, lease_ms));
 }
 
+int kvt_contains(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers)
+{
+    int rc = enter(s, "kvt_contains");
+    if (rc)
+        return rc;
+    if ((rc = check_keys(keys, n, "kvt_contains")))
+        return leave_call(s, rc);
+    return leave_call(s, kvt__store_contains(s, keys, n, tiers));
+}
+
+int kvt_touch(kvt_store *s, const kvt_key *keys, size_t n)
+{
+    int rc = enter(s, "kvt_touch");
+    if (rc)
+        return rc;
+    if ((rc = check_keys(keys, n, "kvt_touch")))
+        return leave_call(s, rc);
+    return leave_call(s, kvt__store_touch(s, keys, n));
+}
+
 int kvt_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms)
 {
     int rc = enter(s, "kvt_pin");
@@ -371,6 +391,14 @@ int kvt_remove(kvt_store *s, const kvt_key *keys, size_t n)
     if ((rc = check_keys(keys, n, "kvt_remove")))
         return leave_call(s, rc);
     return leave_call(s, kvt__store_remove(s, keys, n));
+}
+
+int kvt_clear(kvt_store *s)
+{
+    int rc = enter(s, "kvt_clear");
+    if (rc)
+        return rc;
+    return leave_call(s, kvt__store_clear(s));
 }
 
 int kvt_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)

@@ -97,6 +97,22 @@ uint32_t kvt__index_find(kvt_index *ix, kvt_shard *sh, const kvt_key *k)
     return KVT_NO_ENTRY;
 }
 
+size_t kvt__index_shard_keys(kvt_index *ix, kvt_shard *sh, kvt_key *out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t b = 0; b <= ix->bucket_mask; b++) {
+        for (uint32_t id = sh->buckets[b]; id != KVT_NO_ENTRY; id = ix->entries[id].next) {
+            const kvt_entry *e = &ix->entries[id];
+            if (e->flags & KVT_ENTRY_TOMB)
+                continue;
+            if (n < cap)
+                out[n] = e->key;
+            n++;
+        }
+    }
+    return n;
+}
+
 uint32_t kvt__index_find_hash(kvt_index *ix, kvt_shard *sh, uint64_t h)
 {
     uint32_t id = sh->buckets[h & ix->bucket_mask];

@@ -113,6 +113,11 @@ uint32_t kvt__index_find(kvt_index *ix, kvt_shard *sh, const kvt_key *k);
 void kvt__index_link(kvt_index *ix, kvt_shard *sh, uint32_t id);
 void kvt__index_unlink(kvt_index *ix, kvt_shard *sh, uint32_t id);
 
+/* Copies the keys of the shard's linked entries, tombstones left out, into
+ * out (cap entries at most). Returns how many there are, which may be more
+ * than cap: then only cap were copied. Shard lock held. */
+size_t kvt__index_shard_keys(kvt_index *ix, kvt_shard *sh, kvt_key *out, size_t cap);
+
 /* The entry whose key hashes to h (kvt__key_hash), or KVT_NO_ENTRY. Shard
  * lock of h held. 64-bit hashes of distinct keys meet with probability 2^-64;
  * this serves only as a policy hint (prefix parents). */

@@ -805,6 +805,36 @@ int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tier
     return (int)h;
 }
 
+/* kvt_lookup's walk without the stop at the first miss, and without pins:
+ * what SGLang's batch_exists_v2 asks of a model whose trailing pages (Mamba,
+ * SWA) are stored apart from the prefix. Removed entries are unlinked and
+ * tombstones have no readable residency: fastest() says -1 for both. */
+int kvt__store_contains(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers)
+{
+    expire_due(s);
+    size_t h = 0;
+    for (size_t i = 0; i < n && i < 16; i++)
+        kvt__index_prefetch(&s->ix, &keys[i]);
+    for (size_t i = 0; i < n && i < 8; i++)
+        kvt__index_prefetch_entry(&s->ix, &keys[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (i + 16 < n)
+            kvt__index_prefetch(&s->ix, &keys[i + 16]);
+        if (i + 8 < n)
+            kvt__index_prefetch_entry(&s->ix, &keys[i + 8]);
+        kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
+        pthread_mutex_lock(&sh->lock);
+        uint32_t id = kvt__index_find(&s->ix, sh, &keys[i]);
+        int t = id == KVT_NO_ENTRY ? -1 : fastest(kvt__index_entry(&s->ix, id));
+        pthread_mutex_unlock(&sh->lock);
+        if (t >= 0)
+            h++;
+        if (tiers)
+            tiers[i] = t < 0 ? KVT_TIER_NONE : (uint8_t)t;
+    }
+    return (int)h;
+}
+
 int kvt__store_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms)
 {
     expire_due(s);
@@ -1661,6 +1691,57 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     return copied;
 }
 
+/* An access without a copy: the hit count (admit-after-N) as a get bumps
+ * it, and recency and idle time of the block's fastest copy. No reader ref
+ * is taken, since nothing is read: between the shard lock and the tier lock
+ * the copy may leave, and touch_all skips a slot whose slot_entry is no
+ * longer this entry (slot_entry, the policy and the idle list change
+ * together, under the tier lock). Returns the keys held when looked up. */
+int kvt__store_touch(kvt_store *s, const kvt_key *keys, size_t n)
+{
+    expire_due(s);
+    get_item *g = kvt__malloc(n * sizeof *g);
+    uint32_t *ids = kvt__malloc(n * sizeof *ids), *slots = kvt__malloc(n * sizeof *slots);
+    if (!g || !ids || !slots) {
+        kvt__free(g);
+        kvt__free(ids);
+        kvt__free(slots);
+        return kvt__err(KVT_ENOMEM, "kvt_touch: %zu keys", n);
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
+        pthread_mutex_lock(&sh->lock);
+        uint32_t id = kvt__index_find(&s->ix, sh, &keys[i]);
+        if (id != KVT_NO_ENTRY) {
+            kvt_entry *e = kvt__index_entry(&s->ix, id);
+            int t = fastest(e);
+            if (t >= 0) {
+                if (e->hits < UINT16_MAX)
+                    e->hits++;
+                g[m++] = (get_item){.id = id, .slot = e->slot[t], .tier = t, .index = i};
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+    uint64_t now = kvt__store_now(s);
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        size_t k = 0;
+        for (size_t j = 0; j < m; j++) {
+            if (g[j].tier != t)
+                continue;
+            ids[k] = g[j].id;
+            slots[k++] = g[j].slot;
+        }
+        if (k)
+            touch_all(s, t, ids, slots, k, now);
+    }
+    kvt__free(g);
+    kvt__free(ids);
+    kvt__free(slots);
+    return (int)m;
+}
+
 /* ---------------------------------------------------------------- remove
  *
  * Puts carry the number of removes begun before they were issued (their
@@ -1966,6 +2047,52 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
         return kvt__err(KVT_EIO, "kvt_remove: %d keys removed, but invalidating a slot on media "
                                  "failed: a restart may bring a key back", removed);
     return removed;
+}
+
+/* Every key the index holds, removed in chunks of up to CLEAR_CHUNK (a
+ * shard's keys are never split), each chunk a kvt__store_remove with its
+ * guarantees. A key stored after its shard was read survives: such a put is
+ * ordered after the clear. */
+#define CLEAR_CHUNK 4096
+
+int kvt__store_clear(kvt_store *s)
+{
+    size_t cap = CLEAR_CHUNK, used = 0;
+    kvt_key *keys = kvt__malloc(cap * sizeof *keys);
+    if (!keys)
+        return kvt__err(KVT_ENOMEM, "kvt_clear: %zu keys", cap);
+    int held = 0, err = 0;
+    for (uint32_t i = 0; i < s->ix.nshards; i++) {
+        kvt_shard *sh = &s->ix.shards[i];
+        for (;;) {
+            pthread_mutex_lock(&sh->lock);
+            size_t k = kvt__index_shard_keys(&s->ix, sh, keys + used, cap - used);
+            pthread_mutex_unlock(&sh->lock);
+            if (used + k <= cap) {
+                used += k;
+                break;
+            }
+            kvt_key *more = kvt__realloc(keys, (used + k) * 2 * sizeof *keys);
+            if (!more) {
+                kvt__free(keys);
+                return kvt__err(KVT_ENOMEM, "kvt_clear: %zu keys", (used + k) * 2);
+            }
+            keys = more;
+            cap = (used + k) * 2;
+        }
+        if (used < CLEAR_CHUNK && i + 1 < s->ix.nshards)
+            continue;
+        if (!used)
+            continue;
+        int rc = kvt__store_remove(s, keys, used);
+        if (rc < 0)
+            err = rc; /* its keys are removed all the same; go on */
+        else
+            held += rc;
+        used = 0;
+    }
+    kvt__free(keys);
+    return err ? err : held;
 }
 
 /* ----------------------------------------------------------------- flush

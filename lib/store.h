@@ -153,6 +153,8 @@ uint64_t kvt__store_now(kvt_store *s);
 int kvt__store_expire(kvt_store *s);
 int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers,
                       uint32_t lease_ms);
+/* kvt_contains: per key, not stopping at a miss. */
+int kvt__store_contains(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers);
 int kvt__store_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms);
 int kvt__store_release(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status);
 /* A put's issue point (sync: its call; async: kvt_put's call, before the
@@ -171,7 +173,11 @@ int kvt__store_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *statu
 void kvt__store_close_flush(kvt_store *s, uint64_t budget_ms);
 int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                    const kvt_io_opts *o);
+/* kvt_touch: an access without a copy. */
+int kvt__store_touch(kvt_store *s, const kvt_key *keys, size_t n);
 int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n);
+/* kvt_clear: kvt__store_remove of every key the index holds. */
+int kvt__store_clear(kvt_store *s);
 int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user);
 
 /* Write-through copy of entry `id` from tier `src` (a ref is held on it) to

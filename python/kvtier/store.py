@@ -420,6 +420,21 @@ class Store:
         hits = check(lib.kvt_lookup(self._h(), raw, n, tiers, int(lease_ms)))
         return hits, [Tier(t) for t in tiers[:n]]
 
+    def contains(self, keys):
+        """(held, tiers): how many of the keys are held, and for each key the
+        fastest Tier holding it or Tier.NONE, past misses (unlike lookup).
+        Not an access; pins nothing."""
+        raw, n = pack(keys)
+        tiers = (ctypes.c_uint8 * max(n, 1))()
+        held = check(lib.kvt_contains(self._h(), raw, n, tiers))
+        return held, [Tier(t) for t in tiers[:n]]
+
+    def touch(self, keys):
+        """Counts an access to each held key without copying it (recency,
+        idle TTL, admit-after-N); returns how many were held."""
+        raw, n = pack(keys)
+        return check(lib.kvt_touch(self._h(), raw, n))
+
     def pin(self, keys, lease_ms):
         """Pins present keys for lease_ms (all or nothing: kvtier.ENOENT)."""
         raw, n = pack(keys)
@@ -437,6 +452,11 @@ class Store:
         """Forgets keys in every tier; returns how many were held."""
         raw, n = pack(keys)
         return check(lib.kvt_remove(self._h(), raw, n))
+
+    def clear(self):
+        """Removes every block, as final as remove() of every key; returns
+        how many were held. Puts running at the same time may stay stored."""
+        return check(lib.kvt_clear(self._h()))
 
     def flush(self, keys=None):
         """Makes blocks durable (kvt_flush): written down to the persistent

@@ -833,6 +833,34 @@ static void op_keys_call(state *s, rd *r, int which)
         memset(tiers, 0x77, n ? n : 1);
     int rc;
     const char *name;
+    if (which < 2 && (shape & 64)) { /* kvt_contains, kvt_touch: every key on its own */
+        name = which == 0 ? "kvt_contains" : "kvt_touch";
+        rc = which == 0 ? kvt_contains(s->store, kp, n, tiers) : kvt_touch(s->store, kp, n);
+        check_rc(rc, name);
+        if (!s->store)
+            FUZZ_CHECK(rc == KVT_ENULL, "%s on no store = %d", name, rc);
+        else if (!kp)
+            FUZZ_CHECK(rc == KVT_ENULL, "%s(keys NULL) = %d", name, rc);
+        else if (!n)
+            FUZZ_CHECK(rc == KVT_ESIZE, "%s(n 0) = %d", name, rc);
+        if (rc >= 0) {
+            FUZZ_CHECK((size_t)rc <= n, "%s returned %d for %zu keys", name, rc, n);
+            size_t held = 0;
+            for (size_t i = 0; which == 0 && tiers && i < n; i++) {
+                FUZZ_CHECK(tiers[i] < KVT_TIER_COUNT || tiers[i] == KVT_TIER_NONE,
+                           "contains: tiers[%zu] = %u", i, tiers[i]);
+                held += tiers[i] != KVT_TIER_NONE;
+                if (tiers[i] == KVT_TIER_NONE)
+                    shadow_absent(s, &keys[i]);
+            }
+            FUZZ_CHECK(which != 0 || !tiers || held == (size_t)rc,
+                       "kvt_contains returned %d, tiers say %zu", rc, held);
+        }
+        free(keys);
+        free(tiers);
+        free(status);
+        return;
+    }
     switch (which) {
     case 0:
         name = "kvt_lookup";
@@ -869,6 +897,20 @@ static void op_keys_call(state *s, rd *r, int which)
                 FUZZ_CHECK(!status || ok == (size_t)rc, "kvt_flush returned %d, status says %zu", rc,
                            ok);
             }
+            free(keys);
+            free(tiers);
+            free(status);
+            return;
+        }
+        if ((shape & 128) && (shape & 8)) { /* kvt_clear: every key */
+            name = "kvt_clear";
+            rc = kvt_clear(s->store);
+            check_rc(rc, name);
+            if (!s->store)
+                FUZZ_CHECK(rc == KVT_ENULL, "%s on no store = %d", name, rc);
+            if (rc >= 0)
+                for (unsigned i = 0; i < s->nshadow; i++)
+                    shadow_absent(s, &s->shadow[i].key);
             free(keys);
             free(tiers);
             free(status);

@@ -82,8 +82,8 @@ def io(op, keys, variants=None, status=True, async_=False, layout=0, o=None):
     return out
 
 
-def keys_call(which, keys, lease=None, tiers=False, status=False):
-    shape = (2 if lease is not None else 0) | (16 if tiers else 0) | (32 if status else 0)
+def keys_call(which, keys, lease=None, tiers=False, status=False, extra=0):
+    shape = (2 if lease is not None else 0) | (16 if tiers else 0) | (32 if status else 0) | extra
     n = len(keys)
     out = bytes([KEYS, which, n, shape]) + bytes(keys)
     if lease is not None:
@@ -95,6 +95,9 @@ def lookup(keys, lease=None): return keys_call(0, keys, lease, tiers=True)
 def pin(keys, lease=200): return keys_call(1, keys, lease)
 def release(keys): return keys_call(2, keys, status=True)
 def remove(keys): return keys_call(3, keys)
+def contains(keys): return keys_call(0, keys, tiers=True, extra=64)
+def touch(keys): return keys_call(1, keys, extra=64)
+def clear(): return keys_call(3, [0], extra=128 | 8)
 def wait(i=0, timeout=-1):
     how = 0 if timeout < 0 else (1 if timeout == 0 else 2)
     return bytes([WAIT, how] + ([timeout] if how == 2 else []) + [i])
@@ -156,6 +159,10 @@ seeds = {
     'admit-after-n': dram_store(nblocks=2) + tier(DRAM, ADMIT, 2) + tier(DRAM, ADMIT_AFTER, 2)
     + tier(NVME, CAP, slots(4)) + path(0) + open_() + io(PUT, K[:3]) + io(GET, K[:3])
     + io(GET, K[:3]) + lookup(K[:3]) + close(),
+    'contains-touch-clear': dram_store(nblocks=2) + tier(NVME, CAP, slots(4)) + path(0) + open_()
+    + io(PUT, [0, 2]) + contains([0, 1, 2]) + touch([0, 1]) + io(PUT, [3])
+    + contains([0, 1, 2, 3]) + clear() + lookup([0]) + contains([0, 2, 3]) + io(PUT, [4])
+    + io(GET, [4]) + close(),
     'retain-and-drop': dram_store(nblocks=2) + tier(DRAM, VICTIMS, 1) + open_()
     + io(PUT, [0], o=opts(retain=100)) + io(PUT, [1, 2, 3]) + lookup([0, 1, 2, 3]) + close(),
     'errors': bytes([PUT, 0, 0, 1]) + open_() + cset(BLOCK_BYTES, 0) + cset(FRAGS, 3) + cset(99, 5)

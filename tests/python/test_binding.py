@@ -242,6 +242,24 @@ def test_blocks_are_immutable_and_remove_forgets():
         assert s.lookup(keys)[0] == 0
 
 
+def test_contains_touch_and_clear():
+    with dram_store(blocks=4, manual_clock=True, policy="lru") as s:
+        keys = some_keys(6, salt=b"ctc")
+        assert s.put(keys[0:6:2], [bytearray(BLOCK)] * 3) == 3
+        D, N = kvtier.Tier.DRAM, kvtier.Tier.NONE
+        assert s.contains(keys) == (3, [D, N, D, N, D, N])
+        assert s.lookup(keys)[0] == 1
+        assert s.put(keys[1:2], [bytearray(BLOCK)]) == 1  # full: 0, 2, 4, 1 in LRU order
+        assert s.touch([keys[0], keys[3]]) == 1
+        assert s.put(keys[5:6], [bytearray(BLOCK)]) == 1
+        assert s.contains(keys)[1] == [D, D, N, N, D, D], "2 went, not the touched 0"
+        assert s.clear() == 4
+        assert s.contains(keys) == (0, [N] * 6)
+        assert s.stat("dram.used_blocks") == 0
+        with pytest.raises(kvtier.ESIZE):
+            s.contains([])
+
+
 def test_buffer_shape_errors():
     with dram_store(frags=2) as s:
         keys = some_keys(2, salt=b"shape")

@@ -309,6 +309,73 @@ Test(remove, remove_with_readers_then_sigkill_stays_removed)
     unlink(path);
 }
 
+/* kvt_clear: blocks in DRAM only, on NVMe only, and in both all go; the
+ * store takes new blocks after, and a reopen finds exactly those. */
+Test(clear, empties_dram_and_nvme_and_a_reopen_finds_nothing_cleared)
+{
+    make_path("clear");
+    enum { N = 200, M = 10 };
+    shape sh = {.dram_blocks = 64, .nvme_blocks = 512};
+    kvt_store *s = open_store(sh);
+    blocks bl = make_blocks(0, N);
+    cr_assert_eq(kvt_put(s, bl.k, N, bl.p, NULL, NULL), N, "%s", kvt_last_error());
+    cr_assert_eq(kvt_flush(s, bl.k, 20, NULL), 20); /* some in both tiers */
+    cr_assert_eq(kvt_put(s, bl.k, 20, bl.p, NULL, NULL), 20);
+    uint8_t tiers[N];
+    cr_assert_eq(kvt_contains(s, bl.k, N, tiers), N);
+    int in_dram = 0;
+    for (size_t i = 0; i < N; i++)
+        in_dram += tiers[i] == KVT_TIER_DRAM;
+    cr_assert(in_dram > 0 && in_dram < N, "%d of %d in DRAM", in_dram, N);
+    cr_assert_eq(kvt_clear(s), N, "%s", kvt_last_error());
+    cr_assert_eq(kvt_contains(s, bl.k, N, NULL), 0);
+    cr_assert_eq(stat(s, "dram.used_blocks"), 0);
+    cr_assert_eq(stat(s, "nvme.used_blocks"), 0);
+    blocks after = make_blocks(1000, M);
+    cr_assert_eq(kvt_put(s, after.k, M, after.p, NULL, NULL), M, "%s", kvt_last_error());
+    check_bytes(s, &after);
+    cr_assert_eq(kvt_close(s), 0); /* writes the new blocks down */
+    s = open_store(sh);
+    cr_assert_eq(stat(s, "nvme.recovered"), M, "only the blocks stored after the clear");
+    cr_assert_eq(found(s, bl.k, N), 0);
+    check_bytes(s, &after);
+    cr_assert_eq(kvt_close(s), 0);
+    free_blocks(&bl);
+    free_blocks(&after);
+    unlink(path);
+}
+
+/* As final as kvt_remove: a SIGKILL right after the clear returns brings
+ * nothing back. */
+Test(clear, stays_cleared_after_sigkill)
+{
+    make_path("clear-kill");
+    enum { N = 100 };
+    shape sh = {.dram_blocks = 32, .nvme_blocks = 256, .write_through = 1};
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        kvt_store *s = open_store(sh);
+        blocks bl = make_blocks(0, N);
+        if (kvt_put(s, bl.k, N, bl.p, NULL, NULL) != N || kvt_flush(s, NULL, 0, NULL) < 0)
+            _exit(2);
+        if (kvt_clear(s) != N)
+            _exit(3);
+        raise(SIGKILL);
+        _exit(4);
+    }
+    int wst;
+    cr_assert_eq(waitpid(pid, &wst, 0), pid);
+    cr_assert(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL, "child status %#x", wst);
+    kvt_store *s = open_store(sh);
+    blocks bl = make_blocks(0, N);
+    cr_assert_eq(stat(s, "nvme.recovered"), 0);
+    cr_assert_eq(found(s, bl.k, N), 0);
+    cr_assert_eq(kvt_close(s), 0);
+    free_blocks(&bl);
+    unlink(path);
+}
+
 /* ---------------------------------------------------------- durability */
 
 /* A child puts into a write-back DRAM + NVMe store (DRAM holds all), makes

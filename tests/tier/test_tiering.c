@@ -437,6 +437,29 @@ Test(tiering, admit_after_n_accesses)
     unlink(path);
 }
 
+Test(tiering, a_touch_counts_toward_admit_after_n)
+{
+    make_path("admit-touch");
+    kvt_store *s = open_two((opts){.dram_blocks = 8, .nvme_blocks = 16,
+                                   .dram_admit = KVT_ADMIT_AFTER_N});
+    put(s, 1);
+    put(s, 2);
+    kvt_key k[3] = {key_of(1), key_of(3), key_of(2)};
+    uint8_t tiers[3];
+    cr_assert_eq(kvt_contains(s, k, 3, tiers), 2);
+    cr_assert_eq(tiers[0], KVT_TIER_NVME);
+    cr_assert_eq(tiers[1], KVT_TIER_NONE);
+    cr_assert_eq(tiers[2], KVT_TIER_NVME);
+    cr_assert_eq(kvt_touch(s, k, 1), 1);
+    cr_assert_eq(where(s, 1), KVT_TIER_NVME, "a touch copies nothing, up or out");
+    check_get(s, 1, 0);
+    cr_assert_eq(where(s, 1), KVT_TIER_DRAM, "touch + get are the two accesses (N = 2)");
+    check_get(s, 2, 0);
+    cr_assert_eq(where(s, 2), KVT_TIER_NVME, "untouched: one access is not enough");
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+}
+
 Test(tiering, batch_larger_than_the_put_tier)
 {
     make_path("batch");
