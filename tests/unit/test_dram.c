@@ -284,14 +284,17 @@ static void open_fully_touched(int hugepages, uint32_t copy_threads)
     uint32_t n = 0;
     uint64_t rss = rss_bytes();
     cr_assert_eq(ops->open(&p, &t, &n), 0, "%s", kvt_last_error());
-    uint64_t grown = rss_bytes() - rss;
+    uint64_t after = rss_bytes(), grown = after > rss ? after - rss : 0;
     size_t bytes = 0;
     char *arena = kvt__dram_arena(t, &bytes);
     cr_assert_eq(bytes, 40 * MIB);
     size_t absent = first_absent_page(arena, bytes);
     cr_assert_eq(absent, SIZE_MAX, "hugepages %d, %u threads: page %zu of %zu not resident",
                  hugepages, copy_threads, absent, bytes / 4096);
-    cr_assert_geq(grown, bytes, "RSS grew by %llu, arena %zu", (unsigned long long)grown, bytes);
+    /* mincore above is exact; RSS is the process's, and the allocator
+     * (ASan's especially) may give memory back meanwhile: an eighth of slack. */
+    cr_assert_geq(grown, bytes - bytes / 8, "RSS grew by %llu, arena %zu",
+                  (unsigned long long)grown, bytes);
     cr_assert_eq(first_not(arena, 0, bytes), SIZE_MAX);
 
     uint64_t seed = test_seed("open_fully_touched") + copy_threads * 2 + (unsigned)hugepages;
