@@ -208,6 +208,7 @@ typedef struct bench_store_cfg {
     uint64_t dram_bytes;
     int copy_threads;   /* 0: the library's default */
     const char *policy; /* NULL: the library's default */
+    int no_hugepages;   /* 1: KVT_TOPT_HUGEPAGES 0 */
 } bench_store_cfg;
 
 /* Opens a DRAM-only store. On failure prints the library's message to

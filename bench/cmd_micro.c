@@ -11,7 +11,10 @@ static const char summary[] =
     "  run. Each run moves --total-bytes each way in calls of --batch-bytes, library and\n"
     "  memcpy calls alternating; medians over all calls and call pairs are reported.\n"
     "  Before each run the previous run's blocks are removed (untimed), so puts measure\n"
-    "  the copy path and index inserts, not eviction (`mixed` evicts).";
+    "  the copy path and index inserts, not eviction (`mixed` evicts). Each store's\n"
+    "  open time is reported with its first-touch part. --open-only: only opens and\n"
+    "  closes a store of --total-bytes, --runs times per copy-thread count, and\n"
+    "  reports where the open time went (dram.mmap_ms, touch_ms, thp_scan_ms).";
 
 typedef struct micro_row {
     uint64_t block_bytes;
@@ -22,6 +25,8 @@ typedef struct micro_row {
     double put_ratio, get_ratio;               /* medians of per-pair library/memcpy */
     double put_p10, put_p90, get_p10, get_p90; /* spread of the pair ratios */
     uint64_t pooled;                           /* batches the library split across threads */
+    double open_ms;                            /* kvt_open of the row's store, wall */
+    uint64_t touch_ms;                         /* dram.touch_ms: its first touch */
 } micro_row;
 
 typedef struct micro_bufs {
@@ -83,7 +88,8 @@ static int pair(kvt_store *s, int is_put, const kvt_key *keys, size_t n, void **
 
 /* One configuration: a store, a warm-up fill, then `runs` runs of `calls`
  * put pairs and `calls` get pairs. Returns 0 or BENCH_FAILED. */
-static int measure(micro_row *row, const micro_bufs *b, int runs, const char *policy)
+static int measure(micro_row *row, const micro_bufs *b, int runs, const char *policy,
+                   int no_hugepages)
 {
     const size_t bb = row->block_bytes, n = row->per_call, calls = row->calls;
     const size_t per_run = n * calls;
@@ -91,10 +97,14 @@ static int measure(micro_row *row, const micro_bufs *b, int runs, const char *po
                            .block_tokens = 16,
                            .dram_bytes = (uint64_t)per_run * bb,
                            .copy_threads = (int)row->threads,
-                           .policy = policy};
+                           .policy = policy,
+                           .no_hugepages = no_hugepages};
+    uint64_t t0 = bench_now_ns();
     kvt_store *s = bench_open_dram(&cfg);
+    row->open_ms = (double)(bench_now_ns() - t0) / 1e6;
     if (!s)
         return BENCH_FAILED;
+    row->touch_ms = bench_stat(s, "dram.touch_ms");
     bench_copier *cp = bench_copier_new(row->threads);
     kvt_key *keys = malloc((size_t)(runs + 1) * per_run * sizeof *keys);
     void **sp = malloc(n * sizeof *sp), **dp = malloc(n * sizeof *dp);
@@ -202,6 +212,8 @@ static void report_json(const micro_row *rows, size_t nrows, uint64_t total, uin
         bench_json_num(&j, "get_ratio_p90", r->get_p90);
         bench_json_u64(&j, "pairs", r->pairs);
         bench_json_u64(&j, "pooled_batches", r->pooled);
+        bench_json_num(&j, "open_ms", r->open_ms);
+        bench_json_u64(&j, "open_touch_ms", r->touch_ms);
         bench_json_end_object(&j);
     }
     bench_json_end_array(&j);
@@ -219,9 +231,9 @@ static void report_text(const micro_row *rows, size_t nrows, uint64_t total, uin
            runs, bench_fmt_bytes(total, a, sizeof a), bench_fmt_bytes(batch, b, sizeof b));
     static const char *const head[] = {"block",  "threads",     "blocks/call", "put GB/s",
                                        "memcpy", "put/memcpy",  "get GB/s",    "memcpy",
-                                       "get/memcpy"};
+                                       "get/memcpy", "open ms", "touch ms"};
     bench_table t;
-    bench_table_init(&t, 9, head, "lrrrrrrrr");
+    bench_table_init(&t, 11, head, "lrrrrrrrrrr");
     for (size_t i = 0; i < nrows; i++) {
         const micro_row *r = &rows[i];
         bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
@@ -235,9 +247,130 @@ static void report_text(const micro_row *rows, size_t nrows, uint64_t total, uin
         bench_table_cell(&t, "%.2f", r->get_base);
         bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->get_ratio, 100 * r->get_p10,
                          100 * r->get_p90);
+        bench_table_cell(&t, "%.0f", r->open_ms);
+        bench_table_cell(&t, "%" PRIu64, r->touch_ms);
     }
     bench_table_print(&t, stdout, 2);
     bench_table_free(&t);
+}
+
+/* --open-only: where the open time of a DRAM store goes. */
+typedef struct open_row {
+    unsigned threads;
+    double wall, open, mmap, touch, thp_scan; /* medians, ms */
+    uint64_t touch_threads, thp_bytes, arena_bytes; /* of the last run */
+} open_row;
+
+static int measure_open(open_row *row, uint64_t bytes, int runs, int no_hugepages)
+{
+    bench_store_cfg cfg = {.block_bytes = 2u << 20,
+                           .dram_bytes = bytes,
+                           .copy_threads = (int)row->threads,
+                           .no_hugepages = no_hugepages};
+    bench_samples wall = {0}, open = {0}, mmap = {0}, touch = {0}, scan = {0};
+    int rc = BENCH_OK;
+    for (int r = 0; r < runs && rc == BENCH_OK; r++) {
+        bench_progress("micro --open-only: %u copy threads, run %d/%d", row->threads, r + 1, runs);
+        uint64_t t0 = bench_now_ns();
+        kvt_store *s = bench_open_dram(&cfg);
+        double ms = (double)(bench_now_ns() - t0) / 1e6;
+        if (!s) {
+            rc = BENCH_FAILED;
+            break;
+        }
+        bench_samples_add(&wall, ms);
+        bench_samples_add(&open, (double)bench_stat(s, "dram.open_ms"));
+        bench_samples_add(&mmap, (double)bench_stat(s, "dram.mmap_ms"));
+        bench_samples_add(&touch, (double)bench_stat(s, "dram.touch_ms"));
+        bench_samples_add(&scan, (double)bench_stat(s, "dram.thp_scan_ms"));
+        row->touch_threads = bench_stat(s, "dram.touch_threads");
+        row->thp_bytes = bench_stat(s, "dram.thp_bytes");
+        row->arena_bytes = bench_stat(s, "dram.arena_bytes");
+        kvt_close(s);
+    }
+    if (rc == BENCH_OK) {
+        row->wall = bench_median(&wall);
+        row->open = bench_median(&open);
+        row->mmap = bench_median(&mmap);
+        row->touch = bench_median(&touch);
+        row->thp_scan = bench_median(&scan);
+    }
+    bench_samples_free(&wall);
+    bench_samples_free(&open);
+    bench_samples_free(&mmap);
+    bench_samples_free(&touch);
+    bench_samples_free(&scan);
+    return rc;
+}
+
+static int open_only(const bench_list *threads, uint64_t bytes, int runs, int no_hugepages,
+                     int json)
+{
+    open_row rows[BENCH_LIST_MAX];
+    int n = 0, rc = BENCH_OK;
+    for (int i = 0; i < threads->n && rc == BENCH_OK; i++) {
+        rows[n] = (open_row){.threads = (unsigned)threads->v[i]};
+        rc = measure_open(&rows[n], bytes, runs, no_hugepages);
+        if (rc == BENCH_OK)
+            n++;
+    }
+    bench_progress_done();
+    if (rc != BENCH_OK)
+        return rc;
+    if (json) {
+        bench_json j;
+        bench_json_init(&j, stdout);
+        bench_json_object(&j, NULL);
+        bench_json_header(&j, "micro");
+        bench_json_object(&j, "config");
+        bench_json_str(&j, "tier", "dram");
+        bench_json_str(&j, "mode", "open-only");
+        bench_json_u64(&j, "total_bytes", bytes);
+        bench_json_i64(&j, "runs", runs);
+        bench_json_i64(&j, "hugepages", !no_hugepages);
+        bench_json_str(&j, "statistic", "median over runs");
+        bench_json_end_object(&j);
+        bench_json_array(&j, "results");
+        for (int i = 0; i < n; i++) {
+            bench_json_object(&j, NULL);
+            bench_json_u64(&j, "copy_threads", rows[i].threads);
+            bench_json_num(&j, "open_wall_ms", rows[i].wall);
+            bench_json_num(&j, "open_ms", rows[i].open);
+            bench_json_num(&j, "mmap_ms", rows[i].mmap);
+            bench_json_num(&j, "touch_ms", rows[i].touch);
+            bench_json_num(&j, "thp_scan_ms", rows[i].thp_scan);
+            bench_json_u64(&j, "touch_threads", rows[i].touch_threads);
+            bench_json_u64(&j, "thp_bytes", rows[i].thp_bytes);
+            bench_json_u64(&j, "arena_bytes", rows[i].arena_bytes);
+            bench_json_end_object(&j);
+        }
+        bench_json_end_array(&j);
+        bench_json_end_object(&j);
+        return BENCH_OK;
+    }
+    char a[32];
+    bench_print_header(stdout, "DRAM tier open time");
+    printf("  %d opens of a %s DRAM-only store per copy-thread count, huge pages %s.\n"
+           "  ms: medians over opens; wall is kvt_open, the rest the tier's stats.\n\n",
+           runs, bench_fmt_bytes(bytes, a, sizeof a), no_hugepages ? "off" : "asked for");
+    static const char *const head[] = {"threads", "wall ms",       "dram.open_ms",
+                                       "mmap_ms", "touch_ms",      "thp_scan_ms",
+                                       "touch threads", "THP"};
+    bench_table t;
+    bench_table_init(&t, 8, head, "rrrrrrrr");
+    for (int i = 0; i < n; i++) {
+        bench_table_cell(&t, "%u", rows[i].threads);
+        bench_table_cell(&t, "%.0f", rows[i].wall);
+        bench_table_cell(&t, "%.0f", rows[i].open);
+        bench_table_cell(&t, "%.0f", rows[i].mmap);
+        bench_table_cell(&t, "%.0f", rows[i].touch);
+        bench_table_cell(&t, "%.0f", rows[i].thp_scan);
+        bench_table_cell(&t, "%" PRIu64, rows[i].touch_threads);
+        bench_table_cell(&t, "%s", bench_fmt_bytes(rows[i].thp_bytes, a, sizeof a));
+    }
+    bench_table_print(&t, stdout, 2);
+    bench_table_free(&t);
+    return BENCH_OK;
 }
 
 int bench_micro(int argc, char **argv)
@@ -252,7 +385,7 @@ int bench_micro(int argc, char **argv)
     bench_list threads = {{1, 2}, 2};
     uint64_t total = 512u << 20, batch = 64u << 20;
     int64_t runs = 5;
-    int json = 0;
+    int json = 0, open_only_flag = 0, no_hugepages = 0;
     const barg spec[] = {
         {"tier", BARG_STR, &tier, "tier to measure: dram; nvme (own flags: micro --tier nvme --help)"},
         {"block-bytes", BARG_SIZE_LIST, &blocks, "block sizes (default 256K,2M,16M)"},
@@ -262,6 +395,9 @@ int bench_micro(int argc, char **argv)
         {"runs", BARG_INT, &runs, "runs per configuration (default 5)"},
         {"policy", BARG_STR, &policy, "DRAM eviction policy (default: the library's)"},
         {"json", BARG_BOOL, &json, "print one JSON object instead of a table"},
+        {"open-only", BARG_BOOL, &open_only_flag,
+         "only open and close a store of --total-bytes, --runs times per copy-thread count"},
+        {"no-hugepages", BARG_BOOL, &no_hugepages, "KVT_TOPT_HUGEPAGES 0 for the stores"},
         {0},
     };
     int rc = bench_parse_args("micro", summary, spec, argc, argv);
@@ -282,6 +418,8 @@ int bench_micro(int argc, char **argv)
             return BENCH_USAGE;
         }
     }
+    if (open_only_flag)
+        return open_only(&threads, total, (int)runs, no_hugepages, json);
     /* Buffers sized for the largest configuration, shared by all. */
     micro_bufs b = {0};
     for (int i = 0; i < blocks.n; i++) {
@@ -318,7 +456,7 @@ int bench_micro(int argc, char **argv)
             r->calls = total / (r->per_call * r->block_bytes)
                            ? total / (r->per_call * r->block_bytes)
                            : 1;
-            rc = measure(r, &b, (int)runs, policy);
+            rc = measure(r, &b, (int)runs, policy, no_hugepages);
             if (rc == BENCH_OK)
                 nrows++;
         }

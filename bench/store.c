@@ -28,6 +28,8 @@ kvt_store *bench_open_dram(const bench_store_cfg *cfg)
               (cfg->policy && check(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY,
                                                             cfg->policy),
                                     "DRAM policy")) ||
+              (cfg->no_hugepages &&
+               check(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), "huge pages")) ||
               check(kvt_open(c, &s), "kvt_open");
     kvt_config_free(c);
     return bad ? NULL : s;

@@ -2,6 +2,7 @@
 #include "copy.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -295,9 +296,9 @@ void kvt__copier_run(kvt__copier *c, const kvt__copy_op *ops, size_t n)
 }
 
 /* The first touch runs once, at open, and is bound by page-fault zeroing,
- * which scales with cores: it gets its own short-lived threads, as many as
- * the machine has (up to TOUCH_THREADS_MAX), however small the copier. On
- * a 16-core GPU host an 8 GiB arena took 4.2 s with the copier's 2 threads
+ * which scales with cores: it gets its own short-lived threads, one per CPU
+ * it may use (up to TOUCH_THREADS_MAX), however small the copier. On a
+ * 16-core GPU host an 8 GiB arena took 4.2 s with the copier's 2 threads
  * (docs/gpu.md). */
 #define TOUCH_THREADS_MAX 32
 
@@ -314,36 +315,57 @@ static void *touch_main(void *arg)
     return NULL;
 }
 
-void kvt__prefault(void *mem, size_t len, size_t page)
+unsigned kvt__prefault(void *mem, size_t len, size_t page, const cpu_set_t *cpus)
 {
     if (!mem || !len)
-        return;
+        return 0;
     job j = {.part = touch_part, .nparts = 1, .mem = mem, .len = len,
              .page = page ? page : 4096};
+    /* Only the CPUs this process may run on (taskset, cgroups) count. */
+    cpu_set_t mine;
+    if (cpus && sched_getaffinity(0, sizeof mine, &mine) == 0) {
+        CPU_AND(&mine, &mine, cpus);
+        cpus = CPU_COUNT(&mine) ? &mine : NULL;
+    }
     size_t units = (len + TOUCH_UNIT - 1) / TOUCH_UNIT;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t want = cpus > 1 ? (size_t)cpus : 1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t want = cpus ? (size_t)CPU_COUNT(cpus) : online > 1 ? (size_t)online : 1;
     if (want > TOUCH_THREADS_MAX)
         want = TOUCH_THREADS_MAX;
     if (want > units)
         want = units;
-    toucher *ts = want > 1 ? kvt__calloc(want, sizeof *ts) : NULL;
+    if (want < 1)
+        want = 1;
+    /* With a CPU set every part runs on a thread there, so that each page is
+     * zeroed by a CPU next to its memory; the caller, wherever it runs, only
+     * waits. Without one, the caller takes part 0. */
+    unsigned first = cpus ? 0 : 1;
+    toucher *ts = want > first ? kvt__calloc(want, sizeof *ts) : NULL;
     if (!ts) {
         touch_part(&j, 0);
-        return;
+        return 1;
     }
     j.nparts = (unsigned)want;
-    /* Part 0 on this thread; a part whose thread can't start too. */
-    for (unsigned k = 1; k < want; k++) {
+    pthread_attr_t attr, *pa = NULL;
+    if (cpus && pthread_attr_init(&attr) == 0) {
+        pa = &attr;
+        pthread_attr_setaffinity_np(pa, sizeof *cpus, cpus);
+    }
+    /* A part whose thread can't start runs here. */
+    for (unsigned k = first; k < want; k++) {
         ts[k] = (toucher){.j = &j, .k = k};
-        if (pthread_create(&ts[k].thread, NULL, touch_main, &ts[k]) != 0) {
+        if (pthread_create(&ts[k].thread, pa, touch_main, &ts[k]) != 0) {
             ts[k].j = NULL;
             touch_part(&j, k);
         }
     }
-    touch_part(&j, 0);
-    for (unsigned k = 1; k < want; k++)
+    if (pa)
+        pthread_attr_destroy(pa);
+    if (first)
+        touch_part(&j, 0);
+    for (unsigned k = first; k < want; k++)
         if (ts[k].j)
             pthread_join(ts[k].thread, NULL);
     kvt__free(ts);
+    return (unsigned)want;
 }

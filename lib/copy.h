@@ -46,9 +46,13 @@ void kvt__copier_run(kvt__copier *c, const kvt__copy_op *ops, size_t n);
 
 /* Pre-faults [mem, mem + len) by writing a zero byte at every `page` bytes
  * (0: 4096), split at 2 MiB boundaries (each transparent huge page is
- * faulted by one thread) across short-lived threads, one per online CPU up
- * to 32: a one-off at open, bound by the kernel's page zeroing. Meant for
- * fresh anonymous memory: it overwrites those bytes. */
-void kvt__prefault(void *mem, size_t len, size_t page);
+ * faulted by one thread) across short-lived threads: a one-off at open,
+ * bound by the kernel's page zeroing. With cpus (e.g. the CPUs of the node
+ * the memory is bound to), one thread per CPU of the set, each restricted to
+ * it, and the caller only waits; cpus NULL: one per online CPU, the caller
+ * included. At most 32 threads, and no more than 2 MiB units. Returns the
+ * parts the range was split into (0 for an empty range). Meant for fresh
+ * anonymous memory: it overwrites those bytes. */
+unsigned kvt__prefault(void *mem, size_t len, size_t page, const cpu_set_t *cpus);
 
 #endif

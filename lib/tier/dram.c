@@ -30,7 +30,10 @@ struct kvt_tier_impl {
     int node;           /* -1: not bound */
     int helpers_on_node; /* the copier's helpers run on node's CPUs */
     int hugepages;      /* requested */
-    uint64_t open_ns;
+    /* Where open's time went: the whole, the mapping (mmap, madvise, NUMA
+     * bind), the first touch and the huge-page count from smaps. */
+    uint64_t open_ns, map_ns, touch_ns, thp_scan_ns;
+    unsigned touch_threads;
     uint64_t thp_bytes; /* arena bytes on transparent huge pages after the touch */
     kvt__copier *copier;
     /* CUDA (docs/gpu.md): the arena as a region the CUDA layer pins in the
@@ -140,6 +143,7 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         dram_close(t);
         return kvt__err(KVT_ENOMEM, "dram tier: copier with %u threads", p->copy_threads);
     }
+    uint64_t step = kvt__monotonic_ns();
     t->arena = map_aligned(bytes);
     if (!t->arena) {
         int e = errno;
@@ -166,17 +170,36 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         node = -1; /* the chosen node was a preference, not a demand */
     }
     t->node = node;
+    t->map_ns = kvt__monotonic_ns() - step;
 
-    /* Helpers on the arena's node: the touch zeroes local memory, and copies
-     * read or write it without crossing the socket interconnect. */
+    /* Helpers on the arena's node: copies read or write it without
+     * crossing the socket interconnect. The touch runs there too: mbind
+     * places the pages whoever faults them, but zeroing them from the node's
+     * own CPUs keeps that traffic local. */
     cpu_set_t cpus;
-    if (node >= 0 && kvt__numa_node_cpus(node, &cpus) == 0)
+    int have_cpus = node >= 0 && kvt__numa_node_cpus(node, &cpus) == 0;
+    if (have_cpus)
         t->helpers_on_node = kvt__copier_set_affinity(t->copier, &cpus) == 0;
     kvt__err_clear(); /* the open succeeds: no message from the optional steps */
 
+    /* With huge pages asked for, one write per 2 MiB faults a whole huge
+     * page where the kernel grants one. Where smaps says it did not grant
+     * them all, the arena is touched again at every page: writes to pages
+     * already there cost no fault, and the rest get theirs. */
     long page = sysconf(_SC_PAGESIZE);
-    kvt__prefault(t->arena, bytes, page > 0 ? (size_t)page : 4096);
+    size_t small = page > 0 ? (size_t)page : 4096;
+    step = kvt__monotonic_ns();
+    t->touch_threads = kvt__prefault(t->arena, bytes, t->hugepages ? HUGE_PAGE : small,
+                                     have_cpus ? &cpus : NULL);
+    t->touch_ns = kvt__monotonic_ns() - step;
+    step = kvt__monotonic_ns();
     t->thp_bytes = thp_bytes_of(t->arena, bytes);
+    t->thp_scan_ns = kvt__monotonic_ns() - step;
+    if (t->hugepages && t->thp_bytes < bytes) {
+        step = kvt__monotonic_ns();
+        kvt__prefault(t->arena, bytes, small, have_cpus ? &cpus : NULL);
+        t->touch_ns += kvt__monotonic_ns() - step;
+    }
 
     /* Pinning 8 GiB takes seconds: it runs in the background, chunk by
      * chunk, and copies use each chunk's fast paths once it is pinned. It
@@ -342,6 +365,10 @@ static void dram_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     fn("dram.helpers_on_node", (uint64_t)t->helpers_on_node, user);
     fn("dram.thp_bytes", t->thp_bytes, user);
     fn("dram.open_ms", (t->open_ns + 500000) / 1000000, user);
+    fn("dram.mmap_ms", (t->map_ns + 500000) / 1000000, user);
+    fn("dram.touch_ms", (t->touch_ns + 500000) / 1000000, user);
+    fn("dram.touch_threads", t->touch_threads, user);
+    fn("dram.thp_scan_ms", (t->thp_scan_ns + 500000) / 1000000, user);
     fn("dram.arena_bytes", t->arena_bytes, user);
     fn("dram.copy_threads", kvt__copier_threads(t->copier), user);
     uint64_t pooled, busy;

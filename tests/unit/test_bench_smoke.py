@@ -42,7 +42,14 @@ MICRO_ROW = {"block_bytes": int, "copy_threads": int, "blocks_per_call": int,
              "put_gb_per_s": NUM, "put_memcpy_gb_per_s": NUM, "put_ratio": NUM,
              "put_ratio_p10": NUM, "put_ratio_p90": NUM,
              "get_gb_per_s": NUM, "get_memcpy_gb_per_s": NUM, "get_ratio": NUM,
-             "get_ratio_p10": NUM, "get_ratio_p90": NUM, "pairs": int, "pooled_batches": int}
+             "get_ratio_p10": NUM, "get_ratio_p90": NUM, "pairs": int, "pooled_batches": int,
+             "open_ms": NUM, "open_touch_ms": int}
+MICRO_OPEN = {"config": {"tier": str, "mode": str, "total_bytes": int, "runs": int,
+                         "hugepages": int, "statistic": str},
+              "results": list}
+MICRO_OPEN_ROW = {"copy_threads": int, "open_wall_ms": NUM, "open_ms": NUM, "mmap_ms": NUM,
+                  "touch_ms": NUM, "thp_scan_ms": NUM, "touch_threads": int, "thp_bytes": int,
+                  "arena_bytes": int}
 MICRO = {"config": {"tier": str, "total_bytes": int, "batch_bytes": int, "runs": int,
                     "statistic": str},
          "results": list}
@@ -209,6 +216,35 @@ def test_micro():
                 fail(f"micro: {r['pairs']} pairs, wanted runs x calls = {2 * r['calls_per_run']}")
 
 
+def test_micro_open_only():
+    for extra in ([], ["--no-hugepages"]):
+        args = ["micro", "--open-only", "--copy-threads", "1,3", "--total-bytes", "5M",
+                "--runs", "2", "--json"] + extra
+        p = run(args)
+        o = load_json(p, args)
+        if o is None:
+            return
+        check_fields(o, HEADER, "micro --open-only")
+        check_fields(o, MICRO_OPEN, "micro --open-only")
+        rows = o.get("results", [])
+        if [r.get("copy_threads") for r in rows] != [1, 3]:
+            fail(f"micro --open-only: rows {rows}, wanted copy threads 1 and 3")
+        for i, r in enumerate(rows):
+            check_fields(r, MICRO_OPEN_ROW, f"micro --open-only.results[{i}]")
+        if FAILURES:
+            return
+        if o["config"]["hugepages"] != (0 if extra else 1):
+            fail(f"micro --open-only {extra}: config.hugepages {o['config']['hugepages']}")
+        for r in rows:
+            if r["arena_bytes"] != 4 << 20:  # two 2 MiB slots in 5 MiB
+                fail(f"micro --open-only: arena {r['arena_bytes']} bytes, wanted 4 MiB")
+            if extra and r["thp_bytes"] != 0:
+                fail("micro --open-only --no-hugepages: thp_bytes not 0")
+            if not r["touch_ms"] <= r["open_ms"] or r["touch_threads"] < 1:
+                fail(f"micro --open-only: touch {r['touch_ms']} ms of open {r['open_ms']} ms, "
+                     f"{r['touch_threads']} threads")
+
+
 def test_index():
     args = ["index", "--keys", "20000", "--batch", "32", "--runs", "2", "--json"]
     p = run(args)
@@ -366,7 +402,7 @@ def test_usage_errors():
 
 
 def main():
-    for t in (test_usage_errors, test_mixed, test_micro, test_micro_nvme, test_index, test_close):
+    for t in (test_usage_errors, test_mixed, test_micro, test_micro_open_only, test_micro_nvme, test_index, test_close):
         before = len(FAILURES)
         t()
         print(("ok  " if len(FAILURES) == before else "FAIL") + " " + t.__name__)

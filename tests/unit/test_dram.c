@@ -1,5 +1,6 @@
 /* test_dram.c — the DRAM tier through its ops table, the copier, and NUMA node choice. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,6 +243,112 @@ Test(dram, hugepages_off_is_reported)
     cr_assert_eq(stat_of(t, "dram.hugepages"), 0);
     cr_assert_eq(stat_of(t, "dram.thp_bytes"), 0);
     kvt__tier_dram.close(t);
+}
+
+/* Pages of [mem, mem + len) not resident, by mincore; SIZE_MAX if all are. */
+static size_t first_absent_page(const void *mem, size_t len)
+{
+    size_t pages = len / 4096;
+    unsigned char *vec = malloc(pages);
+    cr_assert_not_null(vec);
+    cr_assert_eq(mincore((void *)mem, len, vec), 0);
+    size_t at = SIZE_MAX;
+    for (size_t i = 0; i < pages && at == SIZE_MAX; i++)
+        if (!(vec[i] & 1))
+            at = i;
+    free(vec);
+    return at;
+}
+
+static uint64_t rss_bytes(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    cr_assert_not_null(f);
+    cr_assert_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* One open of a 37-slot arena (40 MiB mapped, 20 huge-page units, split
+ * unevenly across threads), huge pages on or off, 1..4 copy threads: every
+ * page resident after open, RSS grown by the arena, bytes round-trip in the
+ * first and last slot and the rest is still zero, the breakdown present. */
+static void open_fully_touched(int hugepages, uint32_t copy_threads)
+{
+    const kvt_tier_ops *ops = &kvt__tier_dram;
+    size_t block = MIB + 64 * KIB;
+    kvt_tier_params p = params(37 * block, block, copy_threads);
+    p.hugepages = hugepages;
+    kvt_tier_impl *t = NULL;
+    uint32_t n = 0;
+    uint64_t rss = rss_bytes();
+    cr_assert_eq(ops->open(&p, &t, &n), 0, "%s", kvt_last_error());
+    uint64_t after = rss_bytes(), grown = after > rss ? after - rss : 0;
+    size_t bytes = 0;
+    char *arena = kvt__dram_arena(t, &bytes);
+    cr_assert_eq(bytes, 40 * MIB);
+    size_t absent = first_absent_page(arena, bytes);
+    cr_assert_eq(absent, SIZE_MAX, "hugepages %d, %u threads: page %zu of %zu not resident",
+                 hugepages, copy_threads, absent, bytes / 4096);
+    /* mincore above is exact; RSS is the process's, and the allocator
+     * (ASan's especially) may give memory back meanwhile: an eighth of slack. */
+    cr_assert_geq(grown, bytes - bytes / 8, "RSS grew by %llu, arena %zu",
+                  (unsigned long long)grown, bytes);
+    cr_assert_eq(first_not(arena, 0, bytes), SIZE_MAX);
+
+    uint64_t seed = test_seed("open_fully_touched") + copy_threads * 2 + (unsigned)hugepages;
+    frags in = frags_new(block, 4), out = frags_new(block, 4);
+    uint32_t slots[2] = {0, n - 1};
+    for (int i = 0; i < 2; i++) {
+        for (uint32_t f = 0; f < 4; f++)
+            fill_random(in.p[f], in.frag, &seed);
+        kvt_xfer x = xfer(slots[i], &in);
+        cr_assert_eq(ops->write(t, &x, 1, KVT_MEM_HOST), 0, "%s", kvt_last_error());
+        x = xfer(slots[i], &out);
+        cr_assert_eq(ops->read(t, &x, 1, KVT_MEM_HOST), 0, "%s", kvt_last_error());
+        for (uint32_t f = 0; f < 4; f++)
+            cr_assert_eq(first_diff(in.p[f], out.p[f], in.frag), SIZE_MAX, "slot %u frag %u",
+                         slots[i], f);
+    }
+    cr_assert_eq(first_not(arena + block, 0, (size_t)(n - 2) * block), SIZE_MAX);
+    frags_free(&in);
+    frags_free(&out);
+
+    uint64_t threads = stat_of(t, "dram.touch_threads");
+    cr_assert(threads >= 1 && threads <= 20, "dram.touch_threads %llu",
+              (unsigned long long)threads);
+    cr_assert_leq(stat_of(t, "dram.touch_ms"), stat_of(t, "dram.open_ms"));
+    cr_assert_leq(stat_of(t, "dram.mmap_ms"), stat_of(t, "dram.open_ms"));
+    cr_assert_leq(stat_of(t, "dram.thp_scan_ms"), stat_of(t, "dram.open_ms"));
+    cr_assert_leq(stat_of(t, "dram.thp_bytes"), hugepages ? bytes : 0);
+    ops->close(t);
+}
+
+Test(dram, open_touches_whole_arena, .timeout = 60)
+{
+    for (uint32_t threads = 1; threads <= 4; threads++) {
+        open_fully_touched(1, threads);
+        open_fully_touched(0, threads);
+    }
+}
+
+/* Huge pages asked for but refused (THP disabled for this process, which
+ * Criterion forks per test): the touch at one byte per 2 MiB left most pages
+ * unfaulted, and open must have touched them all the same. */
+Test(dram, open_touches_every_page_when_thp_refused, .timeout = 60)
+{
+    if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0)
+        cr_skip_test("prctl(PR_SET_THP_DISABLE) refused: %s", strerror(errno));
+    for (uint32_t threads = 1; threads <= 2; threads++) {
+        open_fully_touched(1, threads);
+        kvt_tier_params p = params(8 * MIB, MIB, threads);
+        kvt_tier_impl *t = NULL;
+        uint32_t n = 0;
+        cr_assert_eq(kvt__tier_dram.open(&p, &t, &n), 0, "%s", kvt_last_error());
+        cr_assert_eq(stat_of(t, "dram.thp_bytes"), 0);
+        kvt__tier_dram.close(t);
+    }
 }
 
 Test(dram, open_errors)
@@ -710,13 +818,55 @@ Test(copier, touch_faults_every_page)
     for (size_t i = 0; i < pages; i++)
         before += vec[i] & 1;
     cr_assert_eq(before, 0);
-    kvt__prefault(m, len, 4096);
+    kvt__prefault(m, len, 4096, NULL);
     cr_assert_eq(mincore(m, len, vec), 0);
     for (size_t i = 0; i < pages; i++)
         cr_assert(vec[i] & 1, "page %zu of %zu not faulted", i, pages);
     cr_assert_eq(first_not(m, 0, len), SIZE_MAX);
     free(vec);
     munmap(m, len);
+}
+
+/* With a CPU set, one part per CPU of the set that this process may use;
+ * a set outside this process's CPUs falls back to all online CPUs. Every
+ * page faulted either way. */
+Test(copier, touch_on_a_cpu_set)
+{
+    size_t len = 9 * MIB + 3 * 4096;
+    cpu_set_t mine, one, none;
+    cr_assert_eq(sched_getaffinity(0, sizeof mine, &mine), 0);
+    CPU_ZERO(&one);
+    CPU_ZERO(&none);
+    int first_cpu = -1;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (CPU_ISSET(c, &mine) && first_cpu < 0)
+            first_cpu = c;
+        if (!CPU_ISSET(c, &mine) && CPU_COUNT(&none) == 0)
+            CPU_SET(c, &none);
+    }
+    CPU_SET(first_cpu, &one);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t all = online > 1 ? (size_t)online : 1;
+    if (all > 5) /* 9 MiB + 12 KiB: 5 units of 2 MiB */
+        all = 5;
+    size_t mine_n = (size_t)CPU_COUNT(&mine) < 5 ? (size_t)CPU_COUNT(&mine) : 5;
+    const struct {
+        const cpu_set_t *cpus;
+        size_t parts;
+    } cases[] = {{NULL, all}, {&mine, mine_n}, {&one, 1}, {&none, all}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        unsigned char *m =
+            mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        cr_assert_neq(m, MAP_FAILED);
+        madvise(m, len, MADV_NOHUGEPAGE);
+        unsigned parts = kvt__prefault(m, len, 4096, cases[c].cpus);
+        cr_assert_eq(parts, cases[c].parts, "case %zu: %u parts, expected %zu", c, parts,
+                     cases[c].parts);
+        size_t absent = first_absent_page(m, len);
+        cr_assert_eq(absent, SIZE_MAX, "case %zu: page %zu not faulted", c, absent);
+        munmap(m, len);
+    }
+    cr_assert_eq(kvt__prefault(NULL, len, 4096, &one), 0);
 }
 
 /* -------------------------------------------------------------------- numa */
