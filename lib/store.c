@@ -385,6 +385,8 @@ static uint32_t parent_slot(kvt_store *s, uint64_t parent, int t, uint32_t *pid)
     return slot;
 }
 
+static void unfill(kvt_store *s, uint32_t id, int t);
+
 /* Makes a filled slot visible: first to the tier's policy and idle list,
  * then to readers. In that order, a block is never READY without being
  * known to the policy, so whoever turns it LEAVING can always remove it.
@@ -426,14 +428,7 @@ static int publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now
         forget_slot(tr, slot);
     pthread_mutex_unlock(&tr->lock);
     int lost = discard_on_media(s, t, &slot, 1); /* before the remove's barrier lets it return */
-    pthread_mutex_lock(&sh->lock);
-    fill_end(s, e, t);
-    e->res[t] = KVT_RES_NONE;
-    e->slot[t] = KVT_NO_SLOT;
-    int free_entry = entry_unused(&s->ix, sh, id);
-    pthread_mutex_unlock(&sh->lock);
-    if (free_entry)
-        kvt__index_free(&s->ix, id);
+    unfill(s, id, t);
     if (!lost)
         release_slot(s, t, slot, 0);
     CNT(&s->st, fills_cancelled);
