@@ -310,6 +310,16 @@ static void nap_briefly(void)
     nanosleep(&nap, NULL);
 }
 
+/* Waiting for another thread's work to land: yield for the first rounds,
+ * then nap, so a long wait does not spin a CPU the other thread needs. */
+static void backoff(int round)
+{
+    if (round < 16)
+        sched_yield();
+    else
+        nap_briefly();
+}
+
 /* A zombie copy's slot in tier t (readers still copying out of it, after it
  * left), held with a ref of our own so that it is not freed and reused
  * while we invalidate it; KVT_NO_SLOT if none. Shard lock held. */
@@ -1473,10 +1483,7 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
                 }
                 run_drain(&r);
             } else if (code == PUT_PENDING) {
-                if (round < 16)
-                    sched_yield();
-                else
-                    nap_briefly();
+                backoff(round);
                 continue;
             } else if (code == 0 || code == PUT_CANCELLED) {
                 r.stored++;
@@ -1939,10 +1946,7 @@ static void remove_wait(kvt_store *s, uint32_t id, const int *waits)
                 kvt__index_free(&s->ix, id);
             return;
         }
-        if (round < 16)
-            sched_yield();
-        else
-            nap_briefly();
+        backoff(round);
     }
 }
 
@@ -2309,10 +2313,7 @@ int kvt__store_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *statu
                     durable += copy_down(s, d, w, k, status);
                     k = 0;
                 }
-                if (round < 16)
-                    sched_yield();
-                else
-                    nap_briefly();
+                backoff(round);
                 continue;
             }
             if (c != DOWN_COPY && status)
