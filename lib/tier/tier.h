@@ -110,6 +110,17 @@ typedef struct kvt_tier_ops {
     void (*stats)(kvt_tier_impl *t, kvt_stat_fn fn, void *user);
 } kvt_tier_ops;
 
+/* One opened tier instance as the store holds it. Wrappers (lib/tier/staged.c,
+ * lib/tier/faulty.c) take a handle and replace it with one of their own that
+ * forwards to the inner tier; the wrapper's close closes the inner tier, and
+ * its caps may differ from the inner ones, so the store reads caps here, not
+ * from ops. */
+typedef struct kvt_tier_handle {
+    const kvt_tier_ops *ops;
+    kvt_tier_impl *impl;
+    uint32_t caps;
+} kvt_tier_handle;
+
 extern const kvt_tier_ops kvt__tier_dram;
 extern const kvt_tier_ops kvt__tier_nvme; /* present only with io_uring */
 extern const kvt_tier_ops kvt__tier_hbm;  /* present only with CUDA */
