@@ -1,0 +1,179 @@
+/* internal.h — what the files of lib/store/ share: constants, the types of
+ * put runs and write-downs, and the helpers one file defines for the others.
+ * Not part of the store's interface to the rest of the library (store.h). */
+#ifndef KVT_STORE_INTERNAL_H
+#define KVT_STORE_INTERNAL_H
+
+#include "store.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "cuda.h"
+#include "error.h"
+#include "jobpool.h"
+#include "killpoint.h"
+#include "kvt_build_config.h"
+#include "worker.h"
+
+#define NS_PER_MS 1000000ull
+#define NS_PER_S 1000000000ull
+/* How long a slot request waits for blocks that are only in flight (being
+ * read, filled or copied by another thread) before calling the tier full. */
+#define MAX_SLOT_WAIT_NS (1000 * NS_PER_MS)
+
+#define CNT(p, field) atomic_fetch_add_explicit(&(p)->field, 1, memory_order_relaxed)
+#define ADD(p, field, v) atomic_fetch_add_explicit(&(p)->field, (v), memory_order_relaxed)
+
+/* unref_read's `read` for a holder that did not read the copy. */
+#define NOT_READ 1
+
+/* leave()'s `demote_it` when the block was demoted already (demote_batch). */
+#define LEFT_DEMOTED 2
+
+/* Up to this many victims are evicted, and demoted in one write to the tier
+ * below, per round of take_slots. */
+#define VICTIM_BATCH 64
+
+/* The victims of a run of a put's items, demoted in one batch (one write
+ * to the tier below for up to VICTIM_BATCH of them, where one at a time made
+ * demotion a fifth of the NVMe tier's speed) on the store's demotion
+ * thread while the put copies its previous run, or on the put's thread. */
+typedef struct demotion {
+    kvt__job job;
+    kvt_store *s;
+    int tier;
+    size_t k, start, end; /* victims; the items [start, end) they make room for */
+    uint32_t ids[VICTIM_BATCH], slots[VICTIM_BATCH];
+    sem_t done; /* posted by the demotion thread */
+    int posted;
+} demotion;
+
+typedef struct put_item {
+    uint32_t id;
+    uint32_t slot;
+    uint32_t victim; /* entry still LEAVING `slot`, to demote first, or KVT_NO_ENTRY */
+    size_t index;    /* in the caller's arrays */
+} put_item;
+
+/* A put's items in runs: each run's victims are demoted while the put
+ * copies the previous run into the slots its victims left, so the copies
+ * and the tier below's writes overlap (docs/architecture.md). */
+typedef struct put_runs {
+    kvt_store *s;
+    int p;
+    put_item *items;
+    kvt_xfer *x;
+    kvt_mem_kind mem;
+    int32_t *status;
+    int promoting;    /* a get's promotion, not a put */
+    size_t per_run;   /* victims that close a run */
+    size_t m;         /* items gathered */
+    size_t start;     /* first item of the run being gathered */
+    size_t victims;   /* in it so far */
+    demotion d[2];    /* the run being demoted, and the one before it */
+    int cur;          /* d[cur] is the last run started */
+    int have_prev;    /* d[!cur] still to settle and copy */
+    int stored;
+} put_runs;
+
+/* Puts in progress by issue sequence, and removes' tombstones (remove.c). */
+typedef struct kvt__pending {
+    uint64_t seq;
+    uint64_t count;
+} kvt__pending;
+
+typedef struct kvt__tomb {
+    uint32_t id;
+    uint64_t seq;
+    kvt_key key;
+} kvt__tomb;
+
+/* Tombstones at most; a remove that would leave more waits for older puts. */
+#define TOMB_CAP 4096
+
+/* A block being written down to the persistent tier (flush.c). */
+typedef struct down_item {
+    uint32_t id;
+    int src;
+    uint32_t from;
+    size_t index; /* in the caller's keys, or SIZE_MAX */
+    kvt_key key;
+} down_item;
+
+/* Blocks per tier write. Small blocks need large batches: the device idles
+ * while a batch's last writes drain, before the next batch starts. */
+#define DOWN_BATCH 512
+
+/* A write-down batch: the claimed items and what their one tier write
+ * needs (on the heap: 50 KiB). */
+typedef struct down_work {
+    down_item it[DOWN_BATCH];
+    kvt_xfer x[DOWN_BATCH];
+    void *ptr[DOWN_BATCH];
+    uint32_t to[DOWN_BATCH];
+    int32_t st[DOWN_BATCH];
+    size_t at[DOWN_BATCH];
+} down_work;
+
+/* entry.c */
+uint32_t kvt__rel_ms(const kvt_store *s, uint64_t now);
+uint32_t kvt__rel_s(const kvt_store *s, uint64_t now);
+int kvt__pinned(kvt_store *s, kvt_entry *e, uint64_t now);
+int kvt__retained(kvt_store *s, const kvt_entry *e, uint64_t now);
+int kvt__readable(const kvt_entry *e, int t);
+int kvt__fastest(const kvt_entry *e);
+int kvt__persistent(const kvt_store *s, int t);
+void kvt__fill_begin(kvt_store *s, kvt_entry *e, int t);
+void kvt__fill_end(kvt_store *s, kvt_entry *e, int t);
+void kvt__remove_barrier(kvt_store *s);
+
+/* ttl.c */
+void kvt__idle_push(kvt_tier_rt *tr, uint32_t slot, uint64_t stamp);
+void kvt__idle_remove(kvt_tier_rt *tr, uint32_t slot);
+void kvt__forget_slot(kvt_tier_rt *tr, uint32_t slot);
+void kvt__expire_due(kvt_store *s);
+
+/* slots.c */
+void kvt__release_slots(kvt_store *s, int t, const uint32_t *slots, size_t n, int discard);
+void kvt__release_slot(kvt_store *s, int t, uint32_t slot, int discard);
+int kvt__entry_unused(kvt_index *ix, kvt_shard *sh, uint32_t id);
+int kvt__discard_on_media(kvt_store *s, int t, const uint32_t *slots, size_t n);
+void kvt__unref_read(kvt_store *s, uint32_t id, int t, int32_t read);
+void kvt__unref(kvt_store *s, uint32_t id, int t);
+void kvt__nap_briefly(void);
+void kvt__backoff(int round);
+uint32_t kvt__zombie_hold(kvt_entry *e, int t);
+void kvt__zombie_discard(kvt_store *s, uint32_t id, const uint32_t *zombie);
+int kvt__copy_between(kvt_store *s, int from, uint32_t fslot, int to, uint32_t tslot,
+                        const kvt_key *key);
+int kvt__publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now);
+void kvt__unfill(kvt_store *s, uint32_t id, int t);
+void kvt__demote_batch(kvt_store *s, int t, const uint32_t *ids, const uint32_t *from,
+                         size_t k);
+int kvt__leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demote_it);
+int kvt__claim_leaving(kvt_store *s, uint32_t id, int t, uint64_t now);
+uint32_t kvt__take_slot(kvt_store *s, int t, int wait);
+uint32_t kvt__take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending);
+
+/* put.c */
+void kvt__frag_ptrs(const kvt_store *s, void *const *ptrs, size_t i, kvt_xfer *x);
+int32_t kvt__xfer_code(int32_t status, int fallback);
+void kvt__touch_all(kvt_store *s, int t, const uint32_t *ids, const uint32_t *slots,
+                      size_t n, uint64_t now);
+void kvt__run_drain(put_runs *r);
+int kvt__run_add(put_runs *r, uint32_t id, size_t index, const kvt_key *key,
+                   void *const *ptrs);
+size_t kvt__victims_per_run(const kvt_store *s, int p);
+
+/* get.c */
+void kvt__drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot);
+
+#endif

@@ -1,0 +1,340 @@
+/* open.c — statistics, and opening and closing a store and its tiers. */
+#include "internal.h"
+
+/* Tells lib/cuda.c that tier I/O goes through kvt__cuda_tier_read/write here. */
+const int kvt__store_cuda_tiers = 1;
+
+static const char *const tier_names[KVT_TIER_COUNT] = {"hbm", "dram", "nvme"};
+
+/* ----------------------------------------------------------------- stats */
+
+/* Passes a tier's own statistics on to the caller, counting them. */
+typedef struct stat_counter {
+    kvt_stat_fn fn;
+    void *user;
+    int count;
+} stat_counter;
+
+static void count_stat(const char *name, uint64_t value, void *user)
+{
+    stat_counter *c = user;
+    c->fn(name, value, c->user);
+    c->count++;
+}
+
+int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
+{
+    int count = 0;
+#define KVT_X_VISIT(name)                                                       \
+    fn(#name, atomic_load_explicit(&s->st.name, memory_order_relaxed), user); \
+    count++;
+    KVT_STORE_COUNTERS(KVT_X_VISIT)
+#undef KVT_X_VISIT
+    fn("tickets_pending", kvt__workers_pending(s->workers), user);
+    fn("index_capacity", s->ix.capacity, user);
+    fn("key_mode", s->cfg.key_mode, user);
+    count += 3;
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        kvt_tier_rt *tr = &s->tier[t];
+        if (!tr->on)
+            continue;
+        char name[64];
+#define KVT_X_VISIT(field)                                                            \
+    snprintf(name, sizeof name, "%s." #field, tr->name);                              \
+    fn(name, atomic_load_explicit(&tr->st.field, memory_order_relaxed), user);        \
+    count++;
+        KVT_TIER_COUNTERS(KVT_X_VISIT)
+#undef KVT_X_VISIT
+        pthread_mutex_lock(&tr->lock);
+        uint64_t used = tr->nslots - tr->nfree;
+        pthread_mutex_unlock(&tr->lock);
+        snprintf(name, sizeof name, "%s.capacity_blocks", tr->name);
+        fn(name, tr->nslots, user);
+        snprintf(name, sizeof name, "%s.used_blocks", tr->name);
+        fn(name, used, user);
+        count += 2;
+        if (tr->ops->stats) {
+            /* kvt_stats returns the number visited: these too. */
+            stat_counter c = {.fn = fn, .user = user};
+            tr->ops->stats(tr->impl, count_stat, &c);
+            count += c.count;
+        }
+    }
+    return count;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static const kvt_tier_ops *tier_ops(int t)
+{
+    switch (t) {
+    case KVT_TIER_DRAM:
+        return &kvt__tier_dram;
+#if KVT_HAVE_URING
+    case KVT_TIER_NVME:
+        return &kvt__tier_nvme;
+#endif
+#if KVT_HAVE_CUDA
+    case KVT_TIER_HBM:
+        return &kvt__tier_hbm;
+#endif
+    }
+    return NULL;
+}
+
+static int recovered(void *user, uint32_t slot, const kvt_key *key)
+{
+    kvt_store *s = user;
+    kvt_tier_rt *tr = &s->tier[KVT_TIER_NVME];
+    kvt_shard *sh = kvt__index_shard(&s->ix, key);
+    if (slot >= tr->nslots || kvt__index_find(&s->ix, sh, key) != KVT_NO_ENTRY)
+        return 1; /* a stale twin of a block already found */
+    uint32_t id = kvt__index_alloc(&s->ix, key);
+    if (id == KVT_NO_ENTRY)
+        return 1;
+    kvt_entry *e = kvt__index_entry(&s->ix, id);
+    e->slot[KVT_TIER_NVME] = slot;
+    e->res[KVT_TIER_NVME] = KVT_RES_READY;
+    /* Recovery checks headers only: the payload is verified when first read. */
+    e->untrusted = 1u << KVT_TIER_NVME;
+    kvt__index_link(&s->ix, sh, id);
+    tr->slot_entry[slot] = id;
+    tr->pol->insert(tr->pst, slot, KVT_NO_SLOT, kvt__key_hash(key));
+    kvt__idle_push(tr, slot, kvt__store_now(s));
+    return 0;
+}
+
+static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
+{
+    if (t < 0 || t >= KVT_TIER_COUNT)
+        return kvt__err(KVT_EINVAL, "tier %d", t);
+    kvt_tier_rt *tr = &s->tier[t];
+    const kvt_tier_cfg *tc = &s->cfg.tier[t];
+    tr->ops = tier_ops(t);
+    if (!tr->ops)
+        return kvt__err(t == KVT_TIER_HBM ? KVT_ENODEV : KVT_ENOTSUP,
+                        "%s tier is not built into this library", tier_names[t]);
+    kvt_tier_params p = {
+        .id = (kvt_tier)t,
+        .capacity = tc->capacity,
+        .block_bytes = s->block_bytes,
+        .block_tokens = s->cfg.block_tokens,
+        .frags = s->frags,
+        .key_mode = s->cfg.key_mode,
+        .numa_node = tc->numa_node,
+        .hugepages = tc->hugepages,
+        .queue_depth = tc->queue_depth,
+        .sqpoll = tc->sqpoll,
+        .recreate = tc->recreate,
+        .device = tc->device,
+        .copy_threads = s->cfg.copy_threads,
+        .path = tc->path,
+        .faults = tc->faults,
+        .host_region = region,
+        .host_region_bytes = region_bytes,
+    };
+    int rc = tr->ops->open(&p, &tr->impl, &tr->nslots);
+    if (rc)
+        return rc;
+    tr->on = 1;
+    tr->pol = kvt__policy_find(tc->policy ? tc->policy : kvt__policy_default());
+    if (!tr->pol)
+        return kvt__err(KVT_EPOLICY, "no policy named \"%s\"", tc->policy);
+    tr->pst = tr->pol->create(tr->nslots);
+    tr->slot_entry = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
+    tr->free_slots = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
+    if (!tr->pst || !tr->slot_entry || !tr->free_slots)
+        return kvt__err(KVT_ENOMEM, "%s tier bookkeeping for %u slots", tier_names[t],
+                        tr->nslots);
+    memset(tr->slot_entry, 0xff, (size_t)tr->nslots * sizeof(uint32_t));
+    tr->ttl_ns = tc->ttl_ms * NS_PER_MS;
+    tr->idle_head = tr->idle_tail = KVT_NO_SLOT;
+    atomic_store(&tr->next_expiry, UINT64_MAX);
+    if (tr->ttl_ns) {
+        tr->idle_prev = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
+        tr->idle_next = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
+        tr->idle_stamp = kvt__malloc((size_t)tr->nslots * sizeof(uint64_t));
+        if (!tr->idle_prev || !tr->idle_next || !tr->idle_stamp)
+            return kvt__err(KVT_ENOMEM, "%s idle list", tier_names[t]);
+    }
+    return 0;
+}
+
+static void close_tier(kvt_tier_rt *tr)
+{
+    if (tr->ops && tr->impl)
+        tr->ops->close(tr->impl);
+    if (tr->pol && tr->pst)
+        tr->pol->destroy(tr->pst);
+    pthread_mutex_destroy(&tr->lock);
+    kvt__free(tr->slot_entry);
+    kvt__free(tr->free_slots);
+    kvt__free(tr->idle_prev);
+    kvt__free(tr->idle_next);
+    kvt__free(tr->idle_stamp);
+    memset(tr, 0, sizeof *tr);
+}
+
+static void free_store(kvt_store *s)
+{
+    kvt__workers_free(s->workers);
+    kvt__jobpool_free(s->demoter);
+    for (int t = KVT_TIER_COUNT - 1; t >= 0; t--)
+        close_tier(&s->tier[t]);
+    kvt__index_destroy(&s->ix);
+    kvt__free(s->pending);
+    kvt__free(s->tombs);
+    kvt__free(s->close_work);
+    pthread_mutex_destroy(&s->rm_lock);
+    pthread_mutex_destroy(&s->barrier_lock);
+    kvt__config_clear(&s->cfg);
+    s->magic = 0;
+    kvt__free(s);
+}
+
+int kvt__store_open(const kvt_config *cfg, kvt_store **out)
+{
+    int rc = kvt__config_validate(cfg);
+    if (rc)
+        return rc;
+    kvt_store *s = kvt__calloc(1, sizeof *s);
+    if (!s)
+        return kvt__err(KVT_ENOMEM, "store");
+    pthread_mutex_init(&s->rm_lock, NULL);
+    pthread_mutex_init(&s->barrier_lock, NULL);
+    s->durable_tier = -1;
+    if (kvt__config_copy(&s->cfg, cfg)) {
+        kvt__free(s);
+        return kvt__err(KVT_ENOMEM, "config copy");
+    }
+    s->magic = KVT_STORE_MAGIC;
+    s->block_bytes = cfg->block_bytes;
+    s->frags = cfg->frags;
+    s->frag_bytes = cfg->block_bytes / cfg->frags;
+    s->clock = cfg->clock;
+    s->clock_user = cfg->clock_user;
+    s->manual_clock = cfg->manual_clock;
+    s->epoch_ns = kvt__store_now(s);
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        s->tier[t].id = (kvt_tier)t;
+        s->tier[t].name = tier_names[t];
+        s->tier[t].victims = cfg->tier[t].victims;
+        s->tier[t].admit = cfg->tier[t].admit;
+        s->tier[t].admit_after = cfg->tier[t].admit_after;
+        s->tier[t].below = -1;
+        pthread_mutex_init(&s->tier[t].lock, NULL);
+    }
+
+    /* DRAM first: the other tiers register its arena for DMA. */
+    static const int order[KVT_TIER_COUNT] = {KVT_TIER_DRAM, KVT_TIER_HBM, KVT_TIER_NVME};
+    void *region = NULL;
+    size_t region_bytes = 0;
+    uint64_t slots = 0;
+    for (int k = 0; k < KVT_TIER_COUNT; k++) {
+        int t = order[k];
+        if (!cfg->tier[t].capacity)
+            continue;
+        rc = open_tier(s, t, region, region_bytes);
+        if (rc == KVT_ENODEV && t == KVT_TIER_HBM) {
+            s->tier_unavailable[t] = 1; /* a GPU-less machine runs without HBM */
+            continue;
+        }
+        if (rc)
+            goto fail;
+        kvt_tier_rt *tr = &s->tier[t];
+        if (t == KVT_TIER_DRAM) {
+            region = tr->ops->slot_ptr(tr->impl, 0);
+            region_bytes = (size_t)tr->nslots * s->block_bytes;
+        }
+        slots += tr->nslots;
+    }
+    int prev = -1;
+    s->put_tier = -1;
+    s->top_tier = -1;
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        if (!s->tier[t].on)
+            continue;
+        if (prev >= 0)
+            s->tier[prev].below = t;
+        else
+            s->top_tier = t;
+        prev = t;
+        if (s->put_tier < 0 && s->tier[t].admit != KVT_ADMIT_AFTER_N)
+            s->put_tier = t;
+    }
+    if (prev < 0) {
+        rc = kvt__err(KVT_ENODEV, "no configured tier is available on this machine");
+        goto fail;
+    }
+    for (int t = KVT_TIER_COUNT - 1; t >= 0; t--)
+        if (s->tier[t].on && kvt__persistent(s, t))
+            s->durable_tier = t; /* the first, fastest first */
+    s->tomb_cap = TOMB_CAP;
+    s->tombs = kvt__malloc(TOMB_CAP * sizeof *s->tombs);
+    /* kvt_close writes blocks down with this (a close allocates nothing). */
+    if (s->durable_tier > s->top_tier && cfg->close_flush_ms)
+        s->close_work = kvt__malloc(sizeof(down_work));
+    if (!s->tombs || (s->durable_tier > s->top_tier && cfg->close_flush_ms && !s->close_work)) {
+        rc = kvt__err(KVT_ENOMEM, "tombstones, close write-down");
+        goto fail;
+    }
+    if (s->put_tier < 0)
+        s->put_tier = prev; /* every tier admits after N: the bottom one takes puts */
+
+    /* Room for every slot to hold a distinct block, plus blocks in flight,
+     * plus the tombstones removes may leave (TOMB_CAP). */
+    uint64_t cap = slots + slots / 8 + 1024 + TOMB_CAP;
+    if (cap >= KVT_NO_ENTRY) {
+        rc = kvt__err(KVT_ESIZE, "%llu slots are more than one store can index",
+                      (unsigned long long)slots);
+        goto fail;
+    }
+    if ((rc = kvt__index_init(&s->ix, (uint32_t)cap)))
+        goto fail;
+
+    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        kvt_tier_rt *tr = &s->tier[t];
+        if (!tr->on)
+            continue;
+        if ((tr->ops->caps & KVT_TCAP_PERSISTENT) && tr->ops->recover && t == KVT_TIER_NVME) {
+            rc = tr->ops->recover(tr->impl, recovered, s);
+            if (rc)
+                goto fail;
+        }
+        for (uint32_t slot = tr->nslots; slot-- > 0;)
+            if (tr->slot_entry[slot] == KVT_NO_ENTRY)
+                tr->free_slots[tr->nfree++] = slot;
+    }
+
+    /* A tier below the put tier that is written through gets copier threads
+     * of its own, as many as the workers (see lib/worker.c for why). */
+    unsigned copiers = 0;
+    for (int t = s->tier[s->put_tier].below; t >= 0; t = s->tier[t].below)
+        if (s->tier[t].admit == KVT_ADMIT_WRITE_THROUGH)
+            copiers = cfg->workers;
+    rc = kvt__workers_new(s, cfg->workers, copiers, cfg->max_inflight, &s->workers);
+    if (rc)
+        goto fail;
+    /* Puts into a host tier that demotes its victims overlap the demotion
+     * writes with their copies (put_runs). Two threads, so that one run's
+     * write can start while the previous one drains. Without them (none
+     * could start) puts demote on their own thread. */
+    kvt_tier_rt *pt = &s->tier[s->put_tier];
+    if (pt->below >= 0 && pt->victims == KVT_VICTIM_DEMOTE && (pt->ops->caps & KVT_TCAP_HOST_PTR))
+        s->demoter = kvt__jobpool_new(2);
+    *out = s;
+    return 0;
+fail:
+    free_store(s);
+    return rc;
+}
+
+void kvt__store_close(kvt_store *s)
+{
+    /* Queued operations first (their write-through copies land too), then
+     * what is left only in DRAM/HBM goes down, then everything is freed. */
+    kvt__workers_free(s->workers);
+    s->workers = NULL;
+    kvt__store_close_flush(s, s->cfg.close_flush_ms);
+    free_store(s);
+}
