@@ -98,6 +98,15 @@ static int leave_call(kvt_store *s, int rc)
     return rc;
 }
 
+/* Queued asynchronous calls first (their write-through copies land too,
+ * see kvt__store_close), then the store. */
+static void close_store(kvt_store *s)
+{
+    kvt__workers_free(s->workers);
+    s->workers = NULL;
+    kvt__store_close(s);
+}
+
 int kvt_open(kvt_config *cfg, kvt_store **out)
 {
     kvt__err_clear();
@@ -107,8 +116,15 @@ int kvt_open(kvt_config *cfg, kvt_store **out)
     int rc = kvt__store_open(cfg, &s);
     if (rc)
         return rc;
-    if (registry_add(s)) {
+    /* The API's asynchronous calls run on workers of their own, above the
+     * store (which never calls them). */
+    rc = kvt__workers_new(s, cfg->workers, cfg->max_inflight, &s->workers);
+    if (rc) {
         kvt__store_close(s);
+        return rc;
+    }
+    if (registry_add(s)) {
+        close_store(s);
         return kvt__err(KVT_ENOMEM, "kvt_open: store registry");
     }
     cfg->frozen = 1;
@@ -127,7 +143,7 @@ int kvt_close(kvt_store *s)
     atomic_store_explicit(&s->closing, 1, memory_order_seq_cst);
     while (atomic_load_explicit(&s->active, memory_order_seq_cst))
         sched_yield();
-    kvt__store_close(s);
+    close_store(s);
     return 0;
 }
 
@@ -336,10 +352,6 @@ static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *
      * in the copied options and the worker ends it (lib/cuda.h). */
     kvt_io_opts call_opts;
     if (ticket && o && o->stream) {
-        if (!kvt__workers_cuda_hooks)
-            return leave_call(s, kvt__err(KVT_ENOTSUP, "%s: asynchronous calls with a CUDA "
-                                                       "stream are not wired in this build yet",
-                                          fn));
         if ((rc = kvt__cuda_call_begin(o, &call_opts)))
             return leave_call(s, rc);
         o = &call_opts;

@@ -1,9 +1,6 @@
 /* open.c — statistics, and opening and closing a store and its tiers. */
 #include "internal.h"
 
-/* Tells lib/cuda.c that tier I/O goes through kvt__cuda_tier_read/write here. */
-const int kvt__store_cuda_tiers = 1;
-
 static const char *const tier_names[KVT_TIER_COUNT] = {"hbm", "dram", "nvme"};
 
 /* ----------------------------------------------------------------- stats */
@@ -30,7 +27,7 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
     count++;
     KVT_STORE_COUNTERS(KVT_X_VISIT)
 #undef KVT_X_VISIT
-    fn("tickets_pending", kvt__workers_pending(s->workers), user);
+    fn("tickets_pending", atomic_load_explicit(&s->tickets_pending, memory_order_relaxed), user);
     fn("index_capacity", s->ix.capacity, user);
     fn("key_mode", s->cfg.key_mode, user);
     count += 3;
@@ -177,8 +174,8 @@ static void close_tier(kvt_tier_rt *tr)
 
 static void free_store(kvt_store *s)
 {
-    kvt__workers_free(s->workers);
-    kvt__jobpool_free(s->demoter);
+    kvt__writethrough_close(s);
+    kvt__executor_free(s->demoter);
     for (int t = KVT_TIER_COUNT - 1; t >= 0; t--)
         close_tier(&s->tier[t]);
     kvt__index_destroy(&s->ix);
@@ -306,13 +303,9 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
                 tr->free_slots[tr->nfree++] = slot;
     }
 
-    /* A tier below the put tier that is written through gets copier threads
-     * of its own, as many as the workers (see lib/worker.c for why). */
-    unsigned copiers = 0;
-    for (int t = s->tier[s->put_tier].below; t >= 0; t = s->tier[t].below)
-        if (s->tier[t].admit == KVT_ADMIT_WRITE_THROUGH)
-            copiers = cfg->workers;
-    rc = kvt__workers_new(s, cfg->workers, copiers, cfg->max_inflight, &s->workers);
+    /* A tier below the put tier that is written through gets threads of
+     * its own, as many as the API's workers (writethrough.c says why). */
+    rc = kvt__writethrough_open(s, cfg->workers);
     if (rc)
         goto fail;
     /* Puts into a host tier that demotes its victims overlap the demotion
@@ -320,8 +313,10 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
      * write can start while the previous one drains. Without them (none
      * could start) puts demote on their own thread. */
     kvt_tier_rt *pt = &s->tier[s->put_tier];
-    if (pt->below >= 0 && pt->victims == KVT_VICTIM_DEMOTE && (pt->ops->caps & KVT_TCAP_HOST_PTR))
-        s->demoter = kvt__jobpool_new(2);
+    kvt__executor_opts demoters = {.threads = 2, .name = "kvt-demote", .pause_between = true};
+    if (pt->below >= 0 && pt->victims == KVT_VICTIM_DEMOTE &&
+        (pt->ops->caps & KVT_TCAP_HOST_PTR) && kvt__executor_new(&demoters, &s->demoter))
+        kvt__err_clear(); /* the puts demote on their own thread */
     *out = s;
     return 0;
 fail:
@@ -331,10 +326,10 @@ fail:
 
 void kvt__store_close(kvt_store *s)
 {
-    /* Queued operations first (their write-through copies land too), then
-     * what is left only in DRAM/HBM goes down, then everything is freed. */
-    kvt__workers_free(s->workers);
-    s->workers = NULL;
+    /* The API's queued calls ran before this (kvt_close). Their
+     * write-through copies land first, then what is left only in DRAM/HBM
+     * goes down, then everything is freed. */
+    kvt__writethrough_close(s);
     kvt__store_close_flush(s, s->cfg.close_flush_ms);
     free_store(s);
 }
