@@ -260,7 +260,7 @@ void kvt__unfill(kvt_store *s, uint32_t id, int t)
 int kvt__leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demoted)
 {
     kvt_tier_rt *tr = &s->tier[t];
-    (void)slot;
+    (void)slot; /* the entry knows it; kept so that every caller names it */
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
     pthread_mutex_lock(&sh->lock);
