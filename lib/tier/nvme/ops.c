@@ -11,7 +11,7 @@
 #include "error.h"
 #include "jobpool.h"
 #include "killpoint.h"
-#include "tier/faults.h"
+#include "tier/faulty.h"
 #include "tier/nvme.h"
 #include "tier/nvme/file.h"
 #include "tier/nvme/format.h"
@@ -35,7 +35,6 @@ static void tier_free(kvt_tier_impl *t)
     nvme_lock_release(t);
     if (t->fd >= 0)
         close(t->fd);
-    kvt__faults_free(t->faults);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
     kvt__free(t);
@@ -96,6 +95,14 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
                         "a %u-byte header plus the block rounded up to %u bytes): use N * %llu",
                         (unsigned long long)p->capacity, (unsigned long long)slot, UNIT, UNIT,
                         (unsigned long long)slot);
+    if (p->faults && *p->faults) {
+        /* Faults come from the wrapper over the opened tier (faulty.h); a
+         * spec here is refused as a bad one always was, before any file. */
+        int rc = kvt__faulty_check(p->faults);
+        return rc ? rc
+                  : kvt__err(KVT_EINVAL, "nvme: a fault spec is applied by the fault wrapper "
+                                         "(kvt__faulty_wrap), not by the tier");
+    }
     if ((p->host_region == NULL) != (p->host_region_bytes == 0))
         return kvt__err(KVT_EINVAL, "nvme: host_region and host_region_bytes disagree");
 
@@ -120,9 +127,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     nvme_checksum_init();
 
     bool created = false;
-    int rc = kvt__faults_new(p->faults, &t->faults);
-    if (!rc)
-        rc = nvme_open_path(t, p->path, &created);
+    int rc = nvme_open_path(t, p->path, &created);
     if (!rc)
         rc = nvme_lock_file(t, p->path);
     if (!rc)
@@ -206,22 +211,6 @@ static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     fn("nvme.fast_checksum", nvme_checksum_is_fast(), user);
     fn("nvme.dio_mem_align", t->mem_align, user);
     fn("nvme.dio_len_align", t->len_align, user);
-    if (t->faults) {
-        fn("nvme.faults_injected", kvt__faults_injected(t->faults, KVT__FAULT_NONE), user);
-        static const char *const names[KVT__FAULT_KINDS] = {
-            [KVT__FAULT_EIO] = "nvme.faults_injected.eio",
-            [KVT__FAULT_SHORT] = "nvme.faults_injected.short",
-            [KVT__FAULT_TORN4K] = "nvme.faults_injected.torn4k",
-            [KVT__FAULT_TORN512] = "nvme.faults_injected.torn512",
-            [KVT__FAULT_ENOSPC] = "nvme.faults_injected.enospc",
-            [KVT__FAULT_PARTIAL] = "nvme.faults_injected.partial",
-            [KVT__FAULT_CQE_EIO] = "nvme.faults_injected.cqe_eio",
-            [KVT__FAULT_CQE_ENOSPC] = "nvme.faults_injected.cqe_enospc",
-            [KVT__FAULT_CQE_SHORT] = "nvme.faults_injected.cqe_short",
-        };
-        for (int k = 1; k < KVT__FAULT_KINDS; k++)
-            fn(names[k], kvt__faults_injected(t->faults, (kvt__fault)k), user);
-    }
 }
 
 const kvt_tier_ops kvt__tier_nvme = {

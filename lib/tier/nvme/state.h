@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "jobpool.h"
-#include "tier/faults.h"
 #include "tier/nvme/format.h"
 
 enum { DIR_READ = 0, DIR_WRITE = 1 };
@@ -32,7 +31,6 @@ struct kvt_tier_impl {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct lane *free_lanes;
-    kvt__faults *faults;
     kvt__jobpool *hashers; /* NULL: the rings' threads hash everything */
     _Atomic uint64_t seq;
     struct {

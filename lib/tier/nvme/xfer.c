@@ -65,8 +65,9 @@ static bool direct_ok(const kvt_tier_impl *t, const kvt_xfer *x, uint64_t fs)
     return true;
 }
 
-/* Sets up the op for x, or settles x at once (bad xfer, injected failure)
- * and returns NULL. */
+/* Sets up the op for x, or settles x at once (bad xfer) and returns NULL.
+ * The faults that need this engine (torn4k, torn512, partial, cqe_*) come
+ * from the fault wrapper's plan (lib/tier/faulty.c), which drew them. */
 static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir, hash_ahead *h, size_t i)
 {
     int rc = check_xfer(t, x);
@@ -74,14 +75,8 @@ static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir, hash_ahead 
         x->status = rc;
         return NULL;
     }
-    uint64_t rnd = 0;
-    kvt__fault fault = t->faults ? kvt__faults_draw(t->faults, dir == DIR_WRITE, &rnd)
-                                 : KVT__FAULT_NONE;
-    if (fault == KVT__FAULT_EIO || fault == KVT__FAULT_ENOSPC) {
-        x->status = fault == KVT__FAULT_EIO ? KVT_EIO : KVT_ENOSPC;
-        STAT_ADD(t, io_errors, 1);
-        return NULL;
-    }
+    uint64_t rnd;
+    kvt__fault fault = kvt__faults_planned(x, &rnd);
     op *o = l->free_ops;
     l->free_ops = o->next;
     l->active++;
@@ -95,7 +90,8 @@ static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir, hash_ahead 
      * blocks through a bounce buffer (one transfer, a copy) ran at half
      * the speed of two direct transfers (docs/perf.md). */
     o->staged = !direct_ok(t, x, o->fs);
-    o->end = UNIT + (o->staged ? round_up(t->geo.block_bytes, t->len_align) : t->geo.block_bytes);
+    o->end = UNIT + (o->staged ? round_up(t->geo.block_bytes, t->len_align)
+                               : t->geo.block_bytes);
     o->single = o->staged && o->end <= t->bounce_bytes;
     o->planning = 1;
     o->verified = 0;
@@ -230,7 +226,7 @@ static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
         p->iov[1] = (struct iovec){payload, n - UNIT};
         STAT_ADD(t, vectored, 1);
     }
-    if (o->fault == KVT__FAULT_SHORT || o->fault == KVT__FAULT_PARTIAL) {
+    if (o->fault == KVT__FAULT_PARTIAL) {
         /* The device moves only an aligned part (maybe nothing) of this piece. */
         p->fault = o->fault;
         p->asked = (uint32_t)((o->rnd % n) / t->len_align * t->len_align);
@@ -370,8 +366,6 @@ static void piece_done(kvt_tier_impl *t, lane *l, piece *p, int res, int dir)
         res = cqe_fault(t, p);
     if (res < 0) {
         op_fail(o, nvme_errno_code(res));
-    } else if (p->fault == KVT__FAULT_SHORT) {
-        op_fail(o, KVT_EIO); /* the device said it moved less: the block failed */
     } else if ((uint32_t)res < p->len && !o->status) {
         uint32_t got = (uint32_t)res;
         bool injected = p->fault == KVT__FAULT_PARTIAL;
