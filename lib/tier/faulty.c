@@ -52,30 +52,24 @@ static bool well_formed(const kvt_xfer *x)
     return true;
 }
 
+/* Blocks planned at a time: the plan lives on the stack, so that the data
+ * path allocates nothing (allocation-failure tests run with a spec). */
+#define CHUNK 64
+
 /*
- * One batch: draws each block's fault; fails the wrapper-level ones here;
- * hands the rest to the inner tier, compacted, with the engine-level ones
- * in the thread's plan; then merges the statuses back in order.
+ * Up to CHUNK blocks: draws each block's fault; fails the wrapper-level ones
+ * here; hands the rest to the inner tier, compacted, with the engine-level
+ * ones in the thread's plan; merges the statuses back in order. Returns the
+ * first failure's code, with its message.
  */
-static int faulty_batch(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, int is_write)
+static int faulty_chunk(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, int is_write)
 {
     const kvt_tier_ops *in = t->inner.ops;
     int (*op)(kvt_tier_impl *, kvt_xfer *, size_t, kvt_mem_kind) = is_write ? in->write : in->read;
-    /* Nothing the inner tier would move: no draw (it refuses the batch). */
-    if (!n || !x || (mem != KVT_MEM_HOST && !(t->inner.caps & KVT_TCAP_CUDA_MEM)))
-        return op(t->inner.impl, x, n, mem);
-
-    /* One allocation: per block its kind, whether it failed here, its
-     * random bits, and the compacted batch. */
-    size_t bytes = n * (2 + sizeof(uint64_t) + sizeof(kvt_xfer));
-    uint8_t *mem_block = kvt__malloc(bytes);
-    if (!mem_block)
-        return kvt__err(KVT_ENOMEM, "faulty: planning a batch of %zu blocks", n);
-    kvt_xfer *y = (kvt_xfer *)mem_block;
-    uint64_t *rnd = (uint64_t *)(y + n);
-    uint8_t *kind = (uint8_t *)(rnd + n);
-    uint8_t *here = kind + n; /* the kind failed here, or 0 */
-
+    kvt_xfer y[CHUNK];
+    uint64_t rnd[CHUNK];
+    uint8_t kind[CHUNK];
+    uint8_t here[CHUNK]; /* the kind failed here, or 0 */
     size_t nhere = 0;
     for (size_t i = 0; i < n; i++) {
         kind[i] = KVT__FAULT_NONE;
@@ -91,8 +85,8 @@ static int faulty_batch(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind me
         }
     }
 
-    /* The blocks the inner tier gets, with their engine-level faults (the
-     * kind and rnd arrays are compacted in place: m <= i). */
+    /* The blocks the inner tier gets, with their engine-level faults (kind
+     * and rnd compacted in place: m <= i). */
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (here[i]) {
@@ -117,22 +111,39 @@ static int faulty_batch(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind me
     if (nhere)
         atomic_fetch_add_explicit(&t->failed, nhere, memory_order_relaxed);
 
-    /* The first failure in batch order is the one reported; the inner
-     * tier's message stands when it is the inner tier's. */
+    /* The inner tier's message stands when the first failure is its own. */
     for (size_t i = 0; i < n; i++) {
         if (!x[i].status)
             continue;
-        if (here[i]) {
-            rc = kvt__err(x[i].status, "%s: %s of slot %u failed (injected %s)", in->name,
-                          is_write ? "write" : "read", x[i].slot,
-                          kvt__fault_name((kvt__fault)here[i]));
-        } else if (!rc) {
-            rc = x[i].status;
-        }
-        break;
+        if (here[i])
+            return kvt__err(x[i].status, "%s: %s of slot %u failed (injected %s)", in->name,
+                            is_write ? "write" : "read", x[i].slot,
+                            kvt__fault_name((kvt__fault)here[i]));
+        return rc ? rc : x[i].status;
     }
-    kvt__free(mem_block);
     return rc;
+}
+
+/* A batch, CHUNK blocks at a time; the first failure in batch order is the
+ * one reported, with its message. */
+static int faulty_batch(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, int is_write)
+{
+    const kvt_tier_ops *in = t->inner.ops;
+    /* Nothing the inner tier would move: no draw (it refuses the batch). */
+    if (!n || !x || (mem != KVT_MEM_HOST && !(t->inner.caps & KVT_TCAP_CUDA_MEM)))
+        return is_write ? in->write(t->inner.impl, x, n, mem) : in->read(t->inner.impl, x, n, mem);
+    int first = 0;
+    char msg[256];
+    for (size_t at = 0; at < n; at += CHUNK) {
+        size_t k = n - at < CHUNK ? n - at : CHUNK;
+        int rc = faulty_chunk(t, x + at, k, mem, is_write);
+        if (rc && !first) {
+            first = rc;
+            snprintf(msg, sizeof msg, "%s", kvt_last_error());
+        }
+    }
+    /* A later chunk's failure overwrote the first one's message. */
+    return first && n > CHUNK ? kvt__err(first, "%s", msg) : first;
 }
 
 static int faulty_write(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem)
