@@ -138,8 +138,9 @@ static int faulty_batch(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind me
         size_t k = n - at < CHUNK ? n - at : CHUNK;
         int rc = faulty_chunk(t, x + at, k, mem, is_write);
         if (rc && !first) {
+            const char *e = kvt_last_error();
             first = rc;
-            snprintf(msg, sizeof msg, "%s", kvt_last_error());
+            snprintf(msg, sizeof msg, "%s", e ? e : kvt_strerror(rc));
         }
     }
     /* A later chunk's failure overwrote the first one's message. */

@@ -824,7 +824,8 @@ static uint64_t le(const uint8_t *p, int n)
 }
 
 /* Reads the file as docs/nvme-format.md describes it, independently of
- * lib/tier/nvme/format.c: every field at its offset, both checksums, the payload in place. */
+ * lib/tier/nvme/format.c: every field at its offset, both checksums, the
+ * payload in place. */
 Test(nvme, media_layout_matches_the_spec)
 {
     uint64_t s = test_seed("media_layout");
