@@ -1,6 +1,8 @@
 /* open.c — statistics, and opening and closing a store and its tiers. */
 #include "internal.h"
 
+#include "tier/faulty.h"
+
 static const char *const tier_names[KVT_TIER_COUNT] = {"hbm", "dram", "nvme"};
 
 /* ----------------------------------------------------------------- stats */
@@ -126,11 +128,20 @@ static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
         .device = tc->device,
         .copy_threads = s->cfg.copy_threads,
         .path = tc->path,
-        .faults = tc->faults,
         .host_region = region,
         .host_region_bytes = region_bytes,
     };
-    int rc = tr->ops->open(&p, &tr->impl, &tr->nslots);
+    /* Faults: a bad spec is refused before the tier opens (no new file);
+     * a good one wraps the opened tier, whichever it is (tier/faulty.h). */
+    int rc = kvt__faulty_check(tc->faults);
+    if (!rc)
+        rc = tr->ops->open(&p, &tr->impl, &tr->nslots);
+    if (!rc && tc->faults) {
+        kvt_tier_handle h = {tr->ops, tr->impl, tr->ops->caps};
+        rc = kvt__faulty_wrap(&h, tc->faults);
+        tr->ops = h.ops;
+        tr->impl = h.impl;
+    }
     if (rc)
         return rc;
     tr->on = 1;

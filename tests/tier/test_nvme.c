@@ -824,7 +824,8 @@ static uint64_t le(const uint8_t *p, int n)
 }
 
 /* Reads the file as docs/nvme-format.md describes it, independently of
- * nvme.c: every field at its offset, both checksums, the payload in place. */
+ * lib/tier/nvme/format.c: every field at its offset, both checksums, the
+ * payload in place. */
 Test(nvme, media_layout_matches_the_spec)
 {
     uint64_t s = test_seed("media_layout");
@@ -1550,6 +1551,61 @@ Test(nvme, sqpoll_request_opens_with_or_without_it)
     nv->close(t);
     free(a);
     free(b);
+}
+
+/* ----------------------------------------------------- format stability */
+
+/*
+ * tests/data/nvme-format-v1.kvt was written by the NVMe tier as it was
+ * before lib/tier/nvme.c was split into lib/tier/nvme/ (commit 531d630):
+ * block_bytes 8192, block_tokens 16, 2 fragments, 3 slots, key mode 0;
+ * slots 0 and 2 hold blocks whose byte i is (slot * 31 + i * 7 + (i >> 8))
+ * and whose key byte k is 0xA0 + slot * 16 + k; slot 1 was never written.
+ * The format must not change: today's tier opens it, recovers exactly those
+ * blocks and reads them back byte for byte.
+ */
+Test(nvme, file_written_before_the_split_opens_after)
+{
+    size_t len;
+    uint8_t *old = file_bytes(KVT_SOURCE_ROOT "/tests/data/nvme-format-v1.kvt", &len);
+    cr_assert_eq(len, kvt__nvme_file_bytes(8 * KIB, 3));
+    write_file(path, old, len);
+    kvt_tier_params p = params(8 * KIB, 2, 3);
+    kvt_tier_impl *t = open_ok(&p);
+    struct seen sn = seen_new(3);
+    cr_assert_eq(nv->recover(t, visit, &sn), 0);
+    cr_assert_eq(sn.count, 2, "recovered %u blocks", sn.count);
+    uint8_t *blk = abuf(8 * KIB), *want = abuf(8 * KIB);
+    for (uint32_t slot = 0; slot < 3; slot++) {
+        kvt_key key;
+        for (int k = 0; k < 16; k++)
+            key.b[k] = (uint8_t)(0xA0 + slot * 16 + k);
+        cr_assert_eq(sn.present[slot], slot != 1, "slot %u", slot);
+        if (sn.present[slot])
+            cr_assert(!memcmp(sn.keys[slot].b, key.b, 16), "slot %u: key", slot);
+        for (int i = 0; i < (int)(8 * KIB); i++)
+            want[i] = (uint8_t)(slot * 31 + i * 7 + (i >> 8));
+        memset(blk, POISON, 8 * KIB);
+        void *fr[2] = {blk, blk + 4 * KIB};
+        kvt_xfer x = {.slot = slot, .nfrags = 2, .frags = fr, .key = key};
+        int rc = nv->read(t, &x, 1, KVT_MEM_HOST);
+        if (slot == 1) {
+            cr_assert_eq(rc, KVT_ECORRUPT, "the empty slot read %d", rc);
+            continue;
+        }
+        cr_assert_eq(rc, 0, "slot %u: %s", slot, kvt_last_error());
+        cr_assert(!memcmp(blk, want, 8 * KIB), "slot %u: bytes differ", slot);
+    }
+    nv->close(t);
+    /* Opening, recovering and reading changed nothing on media. */
+    size_t len2;
+    uint8_t *after = file_bytes(path, &len2);
+    cr_assert(len2 == len && !memcmp(old, after, len), "the file changed");
+    seen_free(&sn);
+    free(old);
+    free(after);
+    free(blk);
+    free(want);
 }
 
 #endif /* KVT_HAVE_URING */
