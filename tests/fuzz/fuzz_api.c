@@ -580,8 +580,11 @@ static void op_open(state *s, rd *r)
     s->manual = s->cs.manual;
     s->manual_now = 0;
     uint64_t v = 0;
-    /* Injected faults may corrupt blocks on purpose (see check_block). */
-    s->nvme_faults = kvt_stat(st, "nvme.faults_injected", &v) == 0;
+    /* Injected faults (in any tier: lib/tier/faulty.c) may corrupt blocks on
+     * purpose (see check_block). */
+    s->nvme_faults = kvt_stat(st, "nvme.faults_injected", &v) == 0 ||
+                     kvt_stat(st, "dram.faults_injected", &v) == 0 ||
+                     kvt_stat(st, "hbm.faults_injected", &v) == 0;
     s->nstat_names = 0;
     s->has_nvme = kvt_tier_available(st, KVT_TIER_NVME) == 1;
     /* The config is frozen now. */
