@@ -1,0 +1,54 @@
+/* rand.c — the tests' seeded randomness (rand.h). */
+#include "rand.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t test_seed_for(const char *who)
+{
+    static uint64_t seed;
+    if (!seed) {
+        const char *env = getenv("KVT_TEST_SEED");
+        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+        if (!seed)
+            seed = 1;
+        fprintf(stderr, "%s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", who ? who : "test",
+                (unsigned long long)seed, (unsigned long long)seed);
+    }
+    return seed;
+}
+
+uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+uint64_t rand_below(uint64_t *s, uint64_t n)
+{
+    return next_rand(s) % n; /* the bias of % is far below what any test can see */
+}
+
+void fill_random(void *p, size_t len, uint64_t *s)
+{
+    unsigned char *b = p;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = next_rand(s);
+        memcpy(b + i, &v, 8);
+    }
+    uint64_t v = next_rand(s);
+    for (; i < len; i++, v >>= 8)
+        b[i] = (unsigned char)v;
+}
+
+void fill_pattern(void *p, size_t len, uint64_t id, uint64_t salt)
+{
+    uint64_t s = id * 0x9e3779b97f4a7c15ull ^ salt;
+    fill_random(p, len, &s);
+}
