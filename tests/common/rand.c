@@ -1,13 +1,14 @@
 /* rand.c — the tests' seeded randomness (rand.h). */
 #include "rand.h"
 
+#include <errno.h> /* program_invocation_short_name (_GNU_SOURCE, meson.build) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-uint64_t test_seed_for(const char *who)
+uint64_t test_seed(const char *test)
 {
     static uint64_t seed;
     if (!seed) {
@@ -15,8 +16,9 @@ uint64_t test_seed_for(const char *who)
         seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
         if (!seed)
             seed = 1;
-        fprintf(stderr, "%s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", who ? who : "test",
-                (unsigned long long)seed, (unsigned long long)seed);
+        fprintf(stderr, "%s %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n",
+                program_invocation_short_name, test ? test : "", (unsigned long long)seed,
+                (unsigned long long)seed);
     }
     return seed;
 }

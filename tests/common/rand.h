@@ -12,10 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The run's seed: KVT_TEST_SEED (decimal or 0x hex) when set, else from the
- * time and pid; never 0. The first call prints "<who>: seed N (rerun with
- * KVT_TEST_SEED=N)" to stderr; later calls return the same seed silently. */
-uint64_t test_seed_for(const char *who);
+/* The process's seed: KVT_TEST_SEED (decimal or 0x hex) when set, else from
+ * the time and pid; never 0. The first call prints "<program> <test>: seed N
+ * (rerun with KVT_TEST_SEED=N)" to stderr; later calls return the same seed
+ * silently. Criterion runs each test in its own process: one seed per test,
+ * printed with the test's name. */
+uint64_t test_seed(const char *test);
 
 /* The next 64 random bits of the stream *s (splitmix64: any *s is fine). */
 uint64_t next_rand(uint64_t *s);
