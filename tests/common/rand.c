@@ -8,16 +8,29 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The test program's file name: Criterion's workers run as "boxfort-worker", but
+ * /proc/self/exe still names the binary (test-unit-dram, ...). */
+static const char *program_name(char *buf, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    if (n <= 0)
+        return program_invocation_short_name;
+    buf[n] = '\0';
+    const char *slash = strrchr(buf, '/');
+    return slash ? slash + 1 : buf;
+}
+
 uint64_t test_seed(const char *test)
 {
     static uint64_t seed;
     if (!seed) {
+        char exe[512];
         const char *env = getenv("KVT_TEST_SEED");
         seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
         if (!seed)
             seed = 1;
         fprintf(stderr, "%s %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n",
-                program_invocation_short_name, test ? test : "", (unsigned long long)seed,
+                program_name(exe, sizeof exe), test ? test : "", (unsigned long long)seed,
                 (unsigned long long)seed);
     }
     return seed;

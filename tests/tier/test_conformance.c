@@ -285,7 +285,7 @@ static int tier_read(tier *t, kvt_xfer *x, size_t n)
 
 static uint64_t seed(void)
 {
-    return test_seed("conformance");
+    return test_seed(criterion_current_test ? criterion_current_test->name : "conformance");
 }
 
 /* The bytes of block `id` version `v`: a pattern only it has, from the run's seed. */
