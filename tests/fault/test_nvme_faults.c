@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/rand.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
 #include "tier/faults.h"
@@ -28,43 +29,6 @@ Test(nvme_faults, unavailable)
 #else
 
 static const kvt_tier_ops *const nv = &kvt__tier_nvme;
-
-/* ------------------------------------------------------------- randomness */
-
-static uint64_t test_seed(const char *test)
-{
-    static uint64_t seed;
-    if (!seed) {
-        const char *env = getenv("KVT_TEST_SEED");
-        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-        if (!seed)
-            seed = 1;
-        fprintf(stderr, "test_nvme_faults %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", test,
-                (unsigned long long)seed, (unsigned long long)seed);
-    }
-    return seed;
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill_random(void *p, size_t len, uint64_t *s)
-{
-    unsigned char *b = p;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v = next_rand(s);
-        memcpy(b + i, &v, 8);
-    }
-    uint64_t v = next_rand(s);
-    for (; i < len; i++, v >>= 8)
-        b[i] = (unsigned char)v;
-}
 
 /* 4 KiB-aligned memory of at least len bytes (aligned_alloc wants a multiple). */
 static void *abuf(uint64_t len)
