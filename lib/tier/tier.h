@@ -108,6 +108,11 @@ typedef struct kvt_tier_ops {
 
     /* Tier-specific statistics ("nvme.bytes_written", ...). May be NULL. */
     void (*stats)(kvt_tier_impl *t, kvt_stat_fn fn, void *user);
+
+    /* Whether the slot can hold a block (0: its device is out of service,
+     * e.g. a missing drive of a striped NVMe tier): the store leaves such
+     * slots off its free list at open. NULL: every slot can. */
+    int (*slot_usable)(kvt_tier_impl *t, uint32_t slot);
 } kvt_tier_ops;
 
 /* One opened tier instance as the store holds it. Wrappers (lib/tier/staged.c,

@@ -14,6 +14,7 @@
 enum { DIR_READ = 0, DIR_WRITE = 1 };
 
 struct lane; /* one ring and its staging (ring.h) */
+struct nvme_stripe; /* the devices of a striped tier (stripe.h) */
 
 struct kvt_tier_impl {
     nvme_geometry geo;           /* what the file records (format.h) */
@@ -27,6 +28,10 @@ struct kvt_tier_impl {
     unsigned qd, sq, nlanes, nbounce; /* sq: SQEs in flight per ring, 2 * qd */
     uint64_t bounce_bytes;
     bool sqpoll, fixed_host, fixed_staging, cloned, locked;
+    bool formatted;              /* nvme_load() wrote a new superblock */
+    /* Set: this tier is a stripe set and forwards to its devices' tiers
+     * (stripe.c); none of the fields above is in use. */
+    struct nvme_stripe *stripe;
     struct lane *lanes;
     pthread_mutex_t mu;
     pthread_cond_t cv;
