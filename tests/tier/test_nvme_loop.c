@@ -254,6 +254,53 @@ Test(nvme_loop, round_trip_and_recovery)
     }
 }
 
+static uint64_t allocated(const char *file)
+{
+    struct stat st;
+    cr_assert_eq(stat(file, &st), 0);
+    return (uint64_t)st.st_blocks * 512;
+}
+
+/* A discard on a block device hands the payloads back (BLKDISCARD; the loop
+ * driver punches them out of its backing file), and the discarded slots
+ * are not recovered. */
+Test(nvme_loop, discard_trims_payloads)
+{
+    const uint32_t n = 8;
+    kvt_tier_params p = params(attach_set(2, n), n);
+    kvt_tier_impl *t = open_ok(&p);
+    cr_assert_eq(move_all(t, n, 1, NULL), 0, "write: %s", kvt_last_error());
+    cr_assert_eq(nv->flush(t), 0);
+    uint64_t before = allocated(loop_file[0]) + allocated(loop_file[1]);
+    uint32_t gone[4] = {0, 1, 2, 3};
+    cr_assert_eq(nv->discard(t, gone, 4), 0, "%s", kvt_last_error());
+    uint64_t trims = stat_of(t, "nvme.trims");
+    char sys[128];
+    snprintf(sys, sizeof sys, "/sys/block/%s/queue/discard_max_bytes", loop_dev[0] + 5);
+    FILE *f = fopen(sys, "r");
+    unsigned long long max = 0;
+    if (f) {
+        if (fscanf(f, "%llu", &max) != 1)
+            max = 0;
+        fclose(f);
+    }
+    if (max)
+        cr_expect_gt(trims, 0, "the device takes discards (%s), the tier sent none", sys);
+    if (trims) {
+        cr_expect_eq(trims, 4);
+        cr_expect_eq(stat_of(t, "nvme.trim_bytes"), 4 * (kvt__nvme_slot_bytes(BB) - 4096));
+        uint64_t after = allocated(loop_file[0]) + allocated(loop_file[1]);
+        cr_expect_lt(after, before, "the backing files kept %llu of %llu bytes",
+                     (unsigned long long)after, (unsigned long long)before);
+    }
+    nv->close(t);
+    t = open_ok(&p);
+    uint32_t found = 0;
+    cr_assert_eq(nv->recover(t, count_visit, &found), 0);
+    cr_expect_eq(found, n - 4);
+    nv->close(t);
+}
+
 typedef struct load {
     kvt_tier_impl *t;
     uint32_t n, nd;

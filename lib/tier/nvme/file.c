@@ -222,6 +222,29 @@ int nvme_probe(kvt_tier_impl *t)
     return r == (ssize_t)UNIT ? 0 : KVT_EIO;
 }
 
+/* Why only block devices: a file's slots are preallocated so that a write
+ * never finds the filesystem full, and punching holes in them would undo
+ * that (a later write could fail with ENOSPC). A device has no such
+ * promise to keep, and an SSD told which blocks are free writes faster and
+ * wears less. Why payloads only, one call per slot: a discarded range may
+ * read back as anything the device likes, and a header must read back as
+ * the zeros just written. */
+void nvme_trim_payloads(kvt_tier_impl *t, const uint32_t *slots, size_t n)
+{
+    uint64_t calls = 0, bytes = 0;
+    for (size_t i = 0; i < n && !atomic_load_explicit(&t->no_trim, memory_order_relaxed); i++) {
+        uint64_t range[2] = {nvme_slot_offset(&t->geo, slots[i]) + UNIT, t->geo.slot_bytes - UNIT};
+        if (ioctl(t->fd, BLKDISCARD, range)) {
+            atomic_store_explicit(&t->no_trim, true, memory_order_relaxed);
+            break;
+        }
+        calls++;
+        bytes += range[1];
+    }
+    STAT_ADD(t, trims, calls);
+    STAT_ADD(t, trim_bytes, bytes);
+}
+
 int nvme_parse_paths(const char *spec, char ***out, unsigned *n)
 {
     size_t len = strlen(spec);

@@ -20,6 +20,11 @@ int nvme_sb_rewrite(kvt_tier_impl *t, const char *path);
 /* Whether the device still answers: reads its superblock. 0 or KVT_EIO. */
 int nvme_probe(kvt_tier_impl *t);
 
+/* Block devices: hands the payloads of n discarded slots (headers already
+ * zeroed) back to the device with BLKDISCARD. Best effort: a device that
+ * refuses is not asked again. */
+void nvme_trim_payloads(kvt_tier_impl *t, const uint32_t *slots, size_t n);
+
 /* The tier's path option: one path, or several separated by commas (a
  * stripe set, in order). *out gets n strings in one allocation (kvt__free
  * it); errors: KVT_EPATH (an empty entry), KVT_ENOMEM. The one place that

@@ -71,7 +71,9 @@ static int nvme_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
     return nvme_device_discard(t, slots, n);
 }
 
-/* One batch of header writes, qd at a time, for all n slots. */
+/* One batch of header writes, qd at a time, for all n slots; then, on a
+ * block device, the payloads are handed back to it (file.c says why files
+ * keep theirs). */
 int nvme_device_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
 {
     if (!t || (n && !slots))
@@ -88,6 +90,8 @@ int nvme_device_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
     if (!rc) {
         STAT_ADD(t, discards, n);
         STAT_ADD(t, discard_batches, 1);
+        if (t->blockdev)
+            nvme_trim_payloads(t, slots, n);
     }
     return rc;
 }
@@ -277,6 +281,10 @@ void nvme_device_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     S("syncs", syncs);
     S("hashed_off_ring", hashed_off_ring);
     S("verified_off_ring", verified_off_ring);
+    if (t->blockdev) {
+        S("trims", trims);
+        S("trim_bytes", trim_bytes);
+    }
 #undef S
     fn("nvme.slots", t->geo.nslots, user);
     fn("nvme.slot_bytes", t->geo.slot_bytes, user);
