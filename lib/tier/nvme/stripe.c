@@ -39,6 +39,13 @@ static uint32_t device_slots(uint32_t total, unsigned n, unsigned d)
     return total > d ? (total - d + n - 1) / n : 0;
 }
 
+/* Errors that may mean the device is gone (a shrunk or detached device
+ * answers writes with ENOSPC). */
+static bool device_error(int rc)
+{
+    return rc == KVT_EIO || rc == KVT_ENOSPC;
+}
+
 /* After an I/O error on device d: a device that no longer reads its own
  * superblock is taken out of service; a bad sector alone is not. */
 static void check_device(kvt_tier_impl *t, unsigned d)
@@ -314,8 +321,11 @@ int nvme_stripe_batch(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem,
     kvt__group_wait(&g);
     kvt__group_destroy(&g);
     for (unsigned k = 0; k < nparts; k++)
-        if (parts[k].rc == KVT_EIO)
-            check_device(t, parts[k].d);
+        for (size_t i = 0; parts[k].rc && i < parts[k].n; i++)
+            if (device_error(parts[k].x[i].status)) {
+                check_device(t, parts[k].d);
+                break;
+            }
     for (size_t k = 0; k < sum; k++)
         x[from[k]].status = local[k].status;
     kvt__free(local);
@@ -349,7 +359,7 @@ int nvme_stripe_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
         if (!k || !in_service(s, d))
             continue;
         int r = nvme_device_discard(s->dev[d], local, k);
-        if (r == KVT_EIO)
+        if (device_error(r))
             check_device(t, d);
         if (r && !rc)
             rc = r;
@@ -366,7 +376,7 @@ int nvme_stripe_sync(kvt_tier_impl *t)
         if (!in_service(s, d))
             continue;
         int r = nvme_device_sync(s->dev[d]);
-        if (r == KVT_EIO)
+        if (device_error(r))
             check_device(t, d);
         if (r && !rc)
             rc = r;
