@@ -106,9 +106,11 @@ static int join_set(kvt_tier_impl *t)
                             s->path[known], s->path[d]);
     }
     if (known < 0) {
-        if (s->missing)
-            return kvt__err(KVT_EPATH, "nvme: a new stripe set needs all its %u devices; %s",
-                            s->n, s->why[0][0] ? s->why[0] : "one is missing");
+        for (unsigned d = 0; d < s->n; d++)
+            if (!s->dev[d])
+                return kvt__err(KVT_EPATH, "nvme: a new stripe set needs all its %u devices; "
+                                           "device %u: %s",
+                                s->n, d + 1, s->why[d]);
         return 0; /* all new: formatted with one id */
     }
     for (unsigned d = 0; d < s->n; d++) {
@@ -261,6 +263,12 @@ int nvme_stripe_batch(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem,
         return kvt__err(KVT_ENULL, "nvme: xfer array is NULL");
     if (!n)
         return 0;
+    if (mem != KVT_MEM_HOST) {
+        for (size_t i = 0; i < n; i++)
+            x[i].status = KVT_EMEMKIND;
+        return kvt__err(KVT_EMEMKIND, "nvme: moves host memory only; stage device memory "
+                                      "through DRAM");
+    }
     unsigned nd = s->n;
     size_t count[NVME_MAX_DEVICES] = {0}, at[NVME_MAX_DEVICES];
     for (size_t i = 0; i < n; i++) {
