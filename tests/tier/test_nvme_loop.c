@@ -301,6 +301,22 @@ Test(nvme_loop, discard_trims_payloads)
     nv->close(t);
 }
 
+/* Fails loop device i: its backing file shrinks to nothing under it, and
+ * the driver then fails every I/O past the end. Writes in flight may extend
+ * the file again before the driver reads its size: shrink until the device
+ * says it has no sectors left. */
+static void shrink_to_nothing(unsigned i)
+{
+    char sys[128], size[64] = "";
+    snprintf(sys, sizeof sys, "cat /sys/block/%.60s/size", loop_dev[i] + 5);
+    for (int k = 0; k < 20 && strcmp(size, "0"); k++) {
+        cr_assert_eq(truncate(loop_file[i], 0), 0);
+        sh("timeout 10 losetup -c %s 2>&1", loop_dev[i], NULL, 0);
+        sh("%s", sys, size, sizeof size);
+    }
+    cr_assert_str_eq(size, "0", "%s: the loop device did not shrink", loop_dev[i]);
+}
+
 typedef struct load {
     kvt_tier_impl *t;
     uint32_t n, nd;
@@ -343,16 +359,7 @@ Test(nvme_loop, device_fails_under_load)
     struct timespec ms20 = {0, 20 * 1000 * 1000};
     for (int i = 0; i < 250 && atomic_load(&l.rounds) < 2; i++)
         nanosleep(&ms20, NULL);
-    /* Writes in flight may extend the file again before the driver reads
-     * its size: shrink until the device says it has no sectors left. */
-    char sys[128], size[64] = "";
-    snprintf(sys, sizeof sys, "cat /sys/block/%.60s/size", loop_dev[1] + 5);
-    for (int i = 0; i < 20 && strcmp(size, "0"); i++) {
-        cr_assert_eq(truncate(loop_file[1], 0), 0);
-        sh("timeout 10 losetup -c %s 2>&1", loop_dev[1], NULL, 0);
-        sh("%s", sys, size, sizeof size);
-    }
-    cr_assert_str_eq(size, "0", "%s: the loop device did not shrink", loop_dev[1]);
+    shrink_to_nothing(1);
     /* And detached: the driver lets it go once the tier closes it. */
     sh("timeout 10 losetup -d %s 2>&1", loop_dev[1], NULL, 0);
     for (int i = 0; i < 250 && stat_of(t, "nvme.devices_failed") == 0; i++)
@@ -375,6 +382,52 @@ Test(nvme_loop, device_fails_under_load)
     }
     cr_expect_eq(nv->flush(t), 0, "flush with a failed device: %s", kvt_last_error());
     nv->close(t);
+}
+
+/* Through the store: once a device has failed, puts stop landing on it
+ * (the store drops its slots from the free list as it meets them), so
+ * after a bounded number of failures every put succeeds on the device
+ * still there. */
+Test(nvme_loop, store_stops_using_a_failed_device)
+{
+    const uint32_t n = 16;
+    char *paths = attach_set(2, n);
+    uint64_t slot;
+    cr_assert_eq(kvt_nvme_slot_bytes(BB, &slot), 0);
+    kvt_config *c;
+    kvt_store *s;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BB);
+    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(n * slot));
+    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, paths);
+    cr_assert_eq(kvt_open(c, &s), 0, "open: %s", kvt_last_error());
+    kvt_config_free(c);
+    uint8_t *b = aligned_alloc(4096, BB);
+    void *ptr = b;
+    for (uint32_t i = 0; i < n / 2; i++) {
+        memset(b, (int)i, BB);
+        kvt_key k = key_of(i);
+        cr_assert_eq(kvt_put(s, &k, 1, &ptr, NULL, NULL), 1, "put %u: %s", i, kvt_last_error());
+    }
+    shrink_to_nothing(1);
+    unsigned failed = 0, late_failures = 0;
+    for (uint32_t i = n / 2; i < 3 * n; i++) {
+        memset(b, (int)i, BB);
+        kvt_key k = key_of(i);
+        int got = kvt_put(s, &k, 1, &ptr, NULL, NULL);
+        failed += got != 1;
+        late_failures += got != 1 && i >= 2 * n;
+    }
+    uint64_t v = 0;
+    cr_expect_eq(kvt_stat(s, "nvme.devices_failed", &v), 0);
+    cr_expect_eq(v, 1, "the shrunk device was not failed");
+    /* At most once per slot of the failed device: a free one is dropped
+     * when met, but a slot that held a block is handed out once more as the
+     * policy's victim, and that put fails. */
+    cr_expect_leq(failed, n / 2 + 1, "%u puts failed after the device did", failed);
+    cr_expect_eq(late_failures, 0, "puts still fail long after the device failed");
+    free(b);
+    kvt_close(s);
 }
 
 #endif
