@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,6 +447,47 @@ Test(nvme_stripe, blank_device_rejoins)
     free(f.seen);
     nv->close(t);
     free(slots);
+}
+
+typedef struct worker {
+    kvt_tier_impl *t;
+    uint32_t first, n;
+    int rc;
+} worker;
+
+static void *worker_run(void *arg)
+{
+    worker *w = arg;
+    uint32_t slots[8];
+    for (int round = 0; round < 6 && !w->rc; round++) {
+        for (uint32_t i = 0; i < w->n; i++)
+            slots[i] = w->first + i;
+        w->rc = move(w->t, slots, w->n, (uint32_t)round, 1, NULL);
+        if (!w->rc)
+            w->rc = move(w->t, slots, w->n, (uint32_t)round, 0, NULL);
+    }
+    return NULL;
+}
+
+/* Several threads' batches at once, each over every device: the set's
+ * threads and the callers' share the parts, and every byte comes back. */
+Test(nvme_stripe, threads)
+{
+    const unsigned nthreads = 4, per = 6;
+    kvt_tier_params p = params(paths_of("th", 3), nthreads * per);
+    kvt_tier_impl *t = open_ok(&p);
+    worker w[4];
+    pthread_t th[4];
+    for (unsigned i = 0; i < nthreads; i++) {
+        w[i] = (worker){.t = t, .first = i * per, .n = per};
+        cr_assert_eq(pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
+    }
+    for (unsigned i = 0; i < nthreads; i++) {
+        pthread_join(th[i], NULL);
+        cr_expect_eq(w[i].rc, 0, "thread %u: %d", i, w[i].rc);
+    }
+    cr_expect_eq(stat_of(t, "nvme.writes"), 6 * nthreads * per);
+    nv->close(t);
 }
 
 /* Through the store: a missing device's slots stay off the free list, so
