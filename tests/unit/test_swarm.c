@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bench/swarm.h"
+#include "../../bench/workload/swarm.h"
 
 static int cmp_double(const void *a, const void *b)
 {

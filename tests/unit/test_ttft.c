@@ -2,9 +2,9 @@
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "../../bench/knee.h"
-#include "../../bench/profile.h"
-#include "../../bench/ttft.h"
+#include "../../bench/model/knee.h"
+#include "../../bench/model/profile.h"
+#include "../../bench/model/ttft.h"
 
 #define EPS 1e-9
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 #ifndef KVT_BENCH_BUILDTYPE
 #define KVT_BENCH_BUILDTYPE "unknown"

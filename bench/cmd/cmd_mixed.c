@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 static const char summary[] =
     "An engine's loop on the DRAM tier: sessions share a system prefix and grow their\n"

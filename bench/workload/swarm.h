@@ -6,8 +6,8 @@
 #include <stdint.h>
 
 #include "kvtier.h"
-#include "profile.h"
-#include "ttft.h"
+#include "../model/profile.h"
+#include "../model/ttft.h"
 
 /* ------------------------------------------------------------ swarm.c */
 

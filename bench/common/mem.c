@@ -5,7 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 #define HUGE_PAGE ((size_t)2 << 20)
 

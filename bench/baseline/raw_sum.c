@@ -1,7 +1,7 @@
 /* raw_sum.c — the raw io_uring loop plus payload checksums, done as the NVMe tier does them: what verifying costs, without the tier. */
 #include "raw_sum.h"
 
-#include "bench.h"
+#include "../bench.h"
 
 #include <errno.h>
 #include <pthread.h>

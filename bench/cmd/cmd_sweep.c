@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
-#include "trace.h"
+#include "../bench.h"
+#include "../workload/trace.h"
 
 static const char summary[] =
     "Replays the traces (as `replay` does: real store, manual clock, scaled blocks)\n"

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
-#include "knee.h"
-#include "raw_uring.h"
-#include "swarm.h"
+#include "../bench.h"
+#include "../model/knee.h"
+#include "../baseline/raw_uring.h"
+#include "../workload/swarm.h"
 
 static const char summary[] =
     "The default run: a synthetic agent swarm (the `swarm` workload, docs/bench.md)\n"

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
-#include "trace.h"
+#include "../bench.h"
+#include "../workload/trace.h"
 
 static const char summary[] =
     "Replays request traces (Mooncake JSONL, WEKA kv-cache-tester JSON sessions;\n"

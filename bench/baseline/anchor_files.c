@@ -1,7 +1,7 @@
 /* anchor_files.c — the anchors' disk tier: one file per block, buffered pwrite/pread from a thread pool. */
 #include "anchor_files.h"
 
-#include "bench.h"
+#include "../bench.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "../bench.h"
 #include "swarm.h"
 
 void swarm_params_default(swarm_params *p)

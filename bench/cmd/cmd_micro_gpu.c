@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 static const char summary[] =
     "GPU memory <-> store GB/s, each next to the best raw method measured in the same run\n"

@@ -5,7 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 uint64_t bench_now_ns(void)
 {

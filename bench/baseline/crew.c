@@ -1,5 +1,5 @@
 /* crew.c — a fixed set of threads that each run one function per round: the thread pools of the bench's baselines. */
-#include "bench.h"
+#include "../bench.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -6,8 +6,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "bench.h"
-#include "raw_uring.h"
+#include "../bench.h"
+#include "../baseline/raw_uring.h"
 
 static const char summary[] =
     "Fills a DRAM tier of --dram bytes with blocks of --block-bytes (write-back, so\n"

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 static const char summary[] =
     "DRAM tier put and get GB/s for each block size x copy-thread count, each next to\n"

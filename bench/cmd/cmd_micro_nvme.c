@@ -14,10 +14,10 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "anchor_files.h"
-#include "bench.h"
-#include "raw_sum.h"
-#include "raw_uring.h"
+#include "../baseline/anchor_files.h"
+#include "../bench.h"
+#include "../baseline/raw_sum.h"
+#include "../baseline/raw_uring.h"
 
 static const char summary[] =
     "NVMe tier put and get GB/s for each block size x queue depth, each next to a raw\n"

@@ -11,10 +11,10 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "bench.h"
-#include "swarm.h"
-#include "knee.h"
-#include "ttft.h"
+#include "../bench.h"
+#include "../workload/swarm.h"
+#include "../model/knee.h"
+#include "../model/ttft.h"
 
 /* ---------------------------------------------------------------- models */
 

@@ -2,7 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 #ifndef KVT_BENCH_BUILDTYPE
 #define KVT_BENCH_BUILDTYPE "unknown"

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 /*
  * A model, not a measurement of an engine; docs/bench.md states it:

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 static const char summary[] =
     "Fills a DRAM store with --keys blocks of 64 bytes (so the arena is small), then\n"

@@ -2,7 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 int bench_samples_add(bench_samples *s, double x)
 {
