@@ -200,25 +200,9 @@ void bench_crew_start(bench_crew *c, void (*fn)(void *arg), void *arg);
 /* Returns when every thread is back from the round's fn. */
 void bench_crew_wait(bench_crew *c);
 
-/* ------------------------------------------------------------ store.c */
+/* ------------------------------------------------------- store_cfg.h */
 
-typedef struct bench_store_cfg {
-    uint64_t block_bytes;
-    uint32_t block_tokens;
-    uint64_t dram_bytes;
-    int copy_threads;   /* 0: the library's default */
-    const char *policy; /* NULL: the library's default */
-    int no_hugepages;   /* 1: KVT_TOPT_HUGEPAGES 0 */
-} bench_store_cfg;
-
-/* Opens a DRAM-only store. On failure prints the library's message to
- * stderr and returns NULL. */
-kvt_store *bench_open_dram(const bench_store_cfg *cfg);
-/* A statistic, or 0 when the library does not have it. */
-uint64_t bench_stat(kvt_store *s, const char *name);
-/* n distinct keys: one chain over pseudo-random tokens (block_tokens 1), so
- * the keys look like any engine's. Returns 0 or -1 (library error printed). */
-int bench_keys(kvt_key *out, size_t n, uint64_t seed);
+#include "store_cfg.h"
 
 /* A non-zero generator state from any seed (splitmix64 of it). */
 static inline uint64_t bench_rand_seed(uint64_t seed)

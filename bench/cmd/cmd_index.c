@@ -147,12 +147,10 @@ int bench_index(int argc, char **argv)
     memset(src, 0x5a, sizeof src);
 
     uint64_t rss0 = bench_rss_bytes();
-    bench_store_cfg cfg = {.block_bytes = BLOCK_BYTES,
-                           .block_tokens = 16,
-                           .dram_bytes = (uint64_t)n * BLOCK_BYTES,
-                           .copy_threads = 1};
-    s = bench_open_dram(&cfg);
-    if (!s)
+    bench_store_spec store = bench_dram_spec("index", BLOCK_BYTES, (uint64_t)n * BLOCK_BYTES);
+    store.block_tokens = 16;
+    store.copy_threads = 1;
+    if (bench_store_open(&store, &s))
         goto out;
     uint64_t rss1 = bench_rss_bytes();
     uint64_t t0 = bench_now_ns();

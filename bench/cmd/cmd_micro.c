@@ -93,16 +93,16 @@ static int measure(micro_row *row, const micro_bufs *b, int runs, const char *po
 {
     const size_t bb = row->block_bytes, n = row->per_call, calls = row->calls;
     const size_t per_run = n * calls;
-    bench_store_cfg cfg = {.block_bytes = bb,
-                           .block_tokens = 16,
-                           .dram_bytes = (uint64_t)per_run * bb,
-                           .copy_threads = (int)row->threads,
-                           .policy = policy,
-                           .no_hugepages = no_hugepages};
+    bench_store_spec spec = bench_dram_spec("micro", bb, (uint64_t)per_run * bb);
+    spec.block_tokens = 16;
+    spec.copy_threads = (int)row->threads;
+    spec.tier[BENCH_DRAM].policy = policy;
+    spec.tier[BENCH_DRAM].no_hugepages = no_hugepages;
+    kvt_store *s = NULL;
     uint64_t t0 = bench_now_ns();
-    kvt_store *s = bench_open_dram(&cfg);
+    int opened = bench_store_open(&spec, &s);
     row->open_ms = (double)(bench_now_ns() - t0) / 1e6;
-    if (!s)
+    if (opened)
         return BENCH_FAILED;
     row->touch_ms = bench_stat(s, "dram.touch_ms");
     bench_copier *cp = bench_copier_new(row->threads);
@@ -263,18 +263,18 @@ typedef struct open_row {
 
 static int measure_open(open_row *row, uint64_t bytes, int runs, int no_hugepages)
 {
-    bench_store_cfg cfg = {.block_bytes = 2u << 20,
-                           .dram_bytes = bytes,
-                           .copy_threads = (int)row->threads,
-                           .no_hugepages = no_hugepages};
+    bench_store_spec spec = bench_dram_spec("micro", 2u << 20, bytes);
+    spec.copy_threads = (int)row->threads;
+    spec.tier[BENCH_DRAM].no_hugepages = no_hugepages;
     bench_samples wall = {0}, open = {0}, mmap = {0}, touch = {0}, scan = {0};
     int rc = BENCH_OK;
     for (int r = 0; r < runs && rc == BENCH_OK; r++) {
         bench_progress("micro --open-only: %u copy threads, run %d/%d", row->threads, r + 1, runs);
         uint64_t t0 = bench_now_ns();
-        kvt_store *s = bench_open_dram(&cfg);
+        kvt_store *s = NULL;
+        int opened = bench_store_open(&spec, &s);
         double ms = (double)(bench_now_ns() - t0) / 1e6;
-        if (!s) {
+        if (opened) {
             rc = BENCH_FAILED;
             break;
         }

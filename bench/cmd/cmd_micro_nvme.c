@@ -180,29 +180,18 @@ static double page_touch_gbps(void)
 static kvt_store *open_store(const char *path, uint64_t bb, uint64_t nvme_slots, unsigned qd,
                              uint64_t dram_bytes)
 {
-    kvt_config *c = NULL;
-    kvt_store *s = NULL;
     uint64_t slot = 0;
-    if (kvt_config_new(&c) || kvt_nvme_slot_bytes(bb, &slot)) {
+    if (bench_slot_bytes(bb, &slot)) {
         lib_fail("config");
-        kvt_config_free(c);
         return NULL;
     }
-    int bad = kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)bb) ||
-              kvt_config_set(c, KVT_OPT_BLOCK_TOKENS, 16) ||
-              kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 0) || /* its files are deleted */
-              kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
-                                  (int64_t)(nvme_slots * slot)) ||
-              kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, qd) ||
-              kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_RECREATE, 1) ||
-              kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path) ||
-              (dram_bytes &&
-               kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)dram_bytes));
-    if (bad)
-        lib_fail("configuring the store");
-    else if (kvt_open(c, &s))
-        lib_fail("kvt_open");
-    kvt_config_free(c);
+    bench_store_spec spec = bench_dram_spec("micro --tier nvme", bb, dram_bytes);
+    spec.block_tokens = 16;
+    spec.close_flush_ms = 0; /* its files are deleted */
+    spec.tier[BENCH_NVME] = (bench_tier_spec){
+        .capacity = nvme_slots * slot, .queue_depth = (int)qd, .recreate = 1, .path = path};
+    kvt_store *s = NULL;
+    bench_store_open(&spec, &s);
     return s;
 }
 
@@ -377,7 +366,7 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
     const size_t n = row->blocks;
     const uint64_t run_bytes = (uint64_t)n * bb;
     uint64_t slot = 0;
-    kvt_nvme_slot_bytes(bb, &slot);
+    bench_slot_bytes(bb, &slot);
     row->slot_bytes = slot;
     unlink(o->path);
     kvt_store *s = open_store(o->path, bb, n, row->qd, 0);
@@ -652,7 +641,7 @@ static int measure_demote(nv_opts *o, demote_row *row, const kvt_key *keys)
     const size_t n = row->blocks;
     const uint64_t run_bytes = (uint64_t)n * bb;
     uint64_t slot = 0;
-    kvt_nvme_slot_bytes(bb, &slot);
+    bench_slot_bytes(bb, &slot);
     unlink(o->path);
     kvt_store *s = open_store(o->path, bb, n, row->qd, row->dram_bytes);
     if (!s)
@@ -747,7 +736,7 @@ out:
 static int measure_recovery(nv_opts *o, rec_row *row, int reopens)
 {
     const uint64_t bb = row->block_bytes, n = row->blocks;
-    kvt_nvme_slot_bytes(bb, &row->slot_bytes);
+    bench_slot_bytes(bb, &row->slot_bytes);
     row->file_bytes = 4096 + n * row->slot_bytes;
     row->qd = o->big_qd;
     const size_t batch = n < 4096 ? (size_t)n : 4096;
@@ -847,7 +836,7 @@ static void json_overhead(bench_json *j, const bench_list *blocks)
     bench_json_array(j, "overhead");
     for (int i = 0; i < blocks->n; i++) {
         uint64_t slot = 0;
-        kvt_nvme_slot_bytes(blocks->v[i], &slot);
+        bench_slot_bytes(blocks->v[i], &slot);
         bench_json_object(j, NULL);
         bench_json_u64(j, "block_bytes", blocks->v[i]);
         bench_json_u64(j, "slot_bytes", slot);
@@ -865,7 +854,7 @@ static void text_overhead(const bench_list *blocks)
     bench_table_init(&t, 3, head, "lrr");
     for (int i = 0; i < blocks->n; i++) {
         uint64_t slot = 0;
-        kvt_nvme_slot_bytes(blocks->v[i], &slot);
+        bench_slot_bytes(blocks->v[i], &slot);
         bench_table_cell(&t, "%s", bench_fmt_bytes(blocks->v[i], a, sizeof a));
         bench_table_cell(&t, "%s", bench_fmt_bytes(slot, b, sizeof b));
         bench_table_cell(&t, "%.2f%%", 100.0 * (double)(slot - blocks->v[i]) / (double)blocks->v[i]);

@@ -241,14 +241,13 @@ static int run(const mixed_cfg *c, mixed_run *r)
     const size_t max_blocks = max_tokens / bt;
     const size_t pool_bytes = max_blocks * bb;
     uint64_t rnd = bench_rand_seed((uint64_t)c->seed);
-    bench_store_cfg sc = {.block_bytes = bb,
-                          .block_tokens = (uint32_t)bt,
-                          .dram_bytes = c->dram_bytes,
-                          .copy_threads = (int)c->copy_threads,
-                          .policy = c->policy};
+    bench_store_spec spec = bench_dram_spec("mixed", bb, c->dram_bytes);
+    spec.block_tokens = (uint32_t)bt;
+    spec.copy_threads = (int)c->copy_threads;
+    spec.tier[BENCH_DRAM].policy = c->policy;
     uint64_t t_start = bench_now_ns();
-    kvt_store *s = bench_open_dram(&sc);
-    if (!s)
+    kvt_store *s = NULL;
+    if (bench_store_open(&spec, &s))
         return BENCH_FAILED;
     r->copy_threads = bench_stat(s, "dram.copy_threads");
     bench_copier *cp = bench_copier_new((unsigned)(r->copy_threads ? r->copy_threads : 1));

@@ -141,59 +141,30 @@ static int refused(int rc, const char *what)
 static int open_store(const trace_set *ts, const replay_cfg *cfg, uint64_t dram_blocks,
                       const char *nvme_path, kvt_store **out)
 {
-    kvt_config *c = NULL;
-    int rc = refused(kvt_config_new(&c), "kvt_config_new");
-    if (rc)
-        return rc;
-    uint32_t bt = common_block_tokens(ts);
-    const int64_t ttl = (int64_t)cfg->ttl_ms;
-    rc = refused(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)cfg->block_bytes),
-                 "--block-bytes");
-    if (!rc && bt)
-        rc = refused(kvt_config_set(c, KVT_OPT_BLOCK_TOKENS, bt), "block tokens");
-    if (!rc)
-        rc = refused(kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1), "manual clock");
-    if (!rc) /* the replay deletes its NVMe file: a warm close would write for nothing */
-        rc = refused(kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 0), "close flush");
-    if (!rc)
-        rc = refused(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
-                                         (int64_t)(dram_blocks * cfg->block_bytes)),
-                     "--capacity-blocks");
-    if (!rc)
-        rc = refused(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, ttl), "--ttl");
-    if (!rc && cfg->policy)
-        rc = refused(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, cfg->policy),
-                     "--policy");
-    if (!rc && cfg->nvme_blocks) {
+    bench_store_spec spec = bench_dram_spec("replay", cfg->block_bytes,
+                                            dram_blocks * cfg->block_bytes);
+    spec.block_tokens = common_block_tokens(ts);
+    spec.manual_clock = 1;
+    spec.close_flush_ms = 0; /* the replay deletes its NVMe file: a warm close would write for nothing */
+    spec.tier[BENCH_DRAM].ttl_ms = cfg->ttl_ms;
+    spec.tier[BENCH_DRAM].policy = cfg->policy;
+    if (cfg->nvme_blocks) {
         uint64_t slot = 0;
-        rc = refused(kvt_nvme_slot_bytes(cfg->block_bytes, &slot), "NVMe slot size");
-        if (!rc)
-            rc = refused(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
-                                             (int64_t)(cfg->nvme_blocks * slot)),
-                         "--nvme-capacity-blocks");
-        if (!rc)
-            rc = refused(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_TTL_MS, ttl), "--ttl");
-        if (!rc)
-            rc = refused(kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, nvme_path),
-                         "--dir");
-        if (!rc && cfg->policy)
-            rc = refused(
-                kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_POLICY, cfg->policy),
-                "--policy");
+        int rc = refused(bench_slot_bytes(cfg->block_bytes, &slot), "NVMe slot size");
+        if (rc)
+            return rc;
+        spec.tier[BENCH_NVME] = (bench_tier_spec){.capacity = cfg->nvme_blocks * slot,
+                                                  .ttl_ms = cfg->ttl_ms,
+                                                  .path = nvme_path,
+                                                  .policy = cfg->policy};
     }
-    if (!rc) {
-        int o = kvt_open(c, out);
-        if (o < 0) {
-            fprintf(stderr, "kvtier-bench replay: kvt_open: %s\n", kvt_last_error());
-            /* Sizes, names and --dir are the caller's to fix. */
-            rc = o == KVT_ECAPACITY || o == KVT_ESIZE || o == KVT_EPOLICY || o == KVT_EPATH ||
-                         o == KVT_ENODIRECT
-                     ? BENCH_USAGE
-                     : BENCH_FAILED;
-        }
-    }
-    kvt_config_free(c);
-    return rc;
+    spec.flag[BSET_BLOCK_BYTES] = "--block-bytes";
+    spec.flag[BSET_DRAM_CAPACITY] = "--capacity-blocks";
+    spec.flag[BSET_NVME_CAPACITY] = "--nvme-capacity-blocks";
+    spec.flag[BSET_DRAM_TTL] = spec.flag[BSET_NVME_TTL] = "--ttl";
+    spec.flag[BSET_POLICY] = "--policy";
+    spec.flag[BSET_PATH] = "--dir";
+    return bench_store_open(&spec, out);
 }
 
 uint64_t replay_seen(const trace_set *ts, uint32_t *h)
@@ -312,7 +283,7 @@ int replay_run(const trace_set *ts, const replay_cfg *cfg, replay_result *out, u
             h = (uint32_t)got;
         }
         for (uint32_t i = 0; i < h; i++)
-            out->lookup_nvme_blocks += tiers[i] == KVT_TIER_NVME;
+            out->lookup_nvme_blocks += tiers[i] == bench_tier_id(s, BENCH_NVME);
         /* The hit prefix is read, in order: a get is the access that
          * refreshes recency and idle time. */
         for (uint32_t off = 0; off < h; off += (uint32_t)chunk) {

@@ -272,14 +272,6 @@ static int stamped(const char *p, uint64_t bb, const kvt_key *k)
            (bb < 32 || memcmp(p + bb - 16, k->b, 16) == 0);
 }
 
-static int refused(int rc, const char *what)
-{
-    if (rc >= 0)
-        return 0;
-    fprintf(stderr, "kvtier-bench swarm: %s: %s\n", what, kvt_last_error());
-    return rc == KVT_ENOMEM ? BENCH_FAILED : BENCH_USAGE;
-}
-
 static const char *tmpdir(const swarm_cfg *c)
 {
     if (c->dir)
@@ -315,57 +307,26 @@ static int check_dir(const char *dir, uint64_t need)
 static int open_store(const swarm_cfg *c, const char *path, uint64_t dram_blocks,
                       uint64_t nvme_slots, uint64_t slot, kvt_store **out)
 {
-    kvt_config *k = NULL;
-    int rc = refused(kvt_config_new(&k), "kvt_config_new");
-    if (rc)
-        return rc;
-    const uint64_t bb = c->block_bytes;
-    rc = refused(kvt_config_set(k, KVT_OPT_BLOCK_BYTES, (int64_t)bb), "block bytes");
-    if (!rc)
-        rc = refused(kvt_config_set(k, KVT_OPT_BLOCK_TOKENS, c->wl.block_tokens), "block tokens");
-    if (!rc)
-        rc = refused(kvt_config_set(k, KVT_OPT_MANUAL_CLOCK, 1), "manual clock");
-    if (!rc) /* the run deletes its NVMe file: a warm close would write for nothing */
-        rc = refused(kvt_config_set(k, KVT_OPT_CLOSE_FLUSH_MS, 0), "close flush");
-    if (!rc && c->copy_threads)
-        rc = refused(kvt_config_set(k, KVT_OPT_COPY_THREADS, c->copy_threads), "--copy-threads");
-    if (!rc)
-        rc = refused(kvt_config_set_tier(k, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
-                                         (int64_t)(dram_blocks * bb)),
-                     "--dram-bytes");
-    if (!rc)
-        rc = refused(
-            kvt_config_set_tier(k, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, (int64_t)c->dram_ttl_ms),
-            "--dram-ttl");
-    if (!rc && c->policy)
-        rc = refused(kvt_config_set_tier_str(k, KVT_TIER_DRAM, KVT_TSTR_POLICY, c->policy),
-                     "--policy");
-    if (!rc && nvme_slots) {
-        rc = refused(kvt_config_set_tier(k, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
-                                         (int64_t)(nvme_slots * slot)),
-                     "--nvme-bytes");
-        if (!rc)
-            rc = refused(
-                kvt_config_set_tier(k, KVT_TIER_NVME, KVT_TOPT_TTL_MS, (int64_t)c->nvme_ttl_ms),
-                "--nvme-ttl");
-        if (!rc)
-            rc = refused(kvt_config_set_tier_str(k, KVT_TIER_NVME, KVT_TSTR_PATH, path), "--dir");
-        if (!rc && c->policy)
-            rc = refused(kvt_config_set_tier_str(k, KVT_TIER_NVME, KVT_TSTR_POLICY, c->policy),
-                         "--policy");
-    }
-    if (!rc) {
-        int o = kvt_open(k, out);
-        if (o < 0) {
-            fprintf(stderr, "kvtier-bench swarm: kvt_open: %s\n", kvt_last_error());
-            rc = o == KVT_ECAPACITY || o == KVT_ESIZE || o == KVT_EPOLICY || o == KVT_EPATH ||
-                         o == KVT_ENODIRECT
-                     ? BENCH_USAGE
-                     : BENCH_FAILED;
-        }
-    }
-    kvt_config_free(k);
-    return rc;
+    bench_store_spec spec = bench_dram_spec("swarm", c->block_bytes, dram_blocks * c->block_bytes);
+    spec.block_tokens = c->wl.block_tokens;
+    spec.manual_clock = 1;
+    spec.close_flush_ms = 0; /* the run deletes its NVMe file: a warm close would write for nothing */
+    spec.copy_threads = c->copy_threads;
+    spec.tier[BENCH_DRAM].ttl_ms = c->dram_ttl_ms;
+    spec.tier[BENCH_DRAM].policy = c->policy;
+    if (nvme_slots)
+        spec.tier[BENCH_NVME] = (bench_tier_spec){.capacity = nvme_slots * slot,
+                                                  .ttl_ms = c->nvme_ttl_ms,
+                                                  .path = path,
+                                                  .policy = c->policy};
+    spec.flag[BSET_COPY_THREADS] = "--copy-threads";
+    spec.flag[BSET_DRAM_CAPACITY] = "--dram-bytes";
+    spec.flag[BSET_DRAM_TTL] = "--dram-ttl";
+    spec.flag[BSET_NVME_CAPACITY] = "--nvme-bytes";
+    spec.flag[BSET_NVME_TTL] = "--nvme-ttl";
+    spec.flag[BSET_POLICY] = "--policy";
+    spec.flag[BSET_PATH] = "--dir";
+    return bench_store_open(&spec, out);
 }
 
 typedef struct stat_snap {
@@ -522,7 +483,7 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
     }
     uint64_t slot = 0, nvme_slots = 0;
     if (c->nvme_bytes) {
-        if (kvt_nvme_slot_bytes(bb, &slot) < 0) {
+        if (bench_slot_bytes(bb, &slot) < 0) {
             fprintf(stderr, "kvtier-bench swarm: no NVMe tier in this build: %s\n",
                     kvt_last_error());
             return BENCH_FAILED;
@@ -665,7 +626,7 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
             while (e < h && tiers[e] == t && e - a < chunk)
                 e++;
             uint32_t m = e - a;
-            int dram = t == KVT_TIER_DRAM;
+            int dram = t == bench_tier_id(s, BENCH_DRAM);
             int lib_first = get.calls % 2 == 0;
             uint64_t base_ns = 0;
             if (dram && cp && !lib_first)

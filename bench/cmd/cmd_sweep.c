@@ -273,16 +273,10 @@ int bench_sweep(int argc, char **argv)
     if (block_bytes == 0 || block_bytes > (1ull << 30))
         return usage_err("--block-bytes 1..1G%s", "");
     /* Unknown policy names fail here, before minutes of replays. */
-    for (int i = 0; i < npol; i++) {
-        kvt_config *c = NULL;
-        if (kvt_config_new(&c) < 0)
-            return BENCH_FAILED;
-        int bad = kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, pol[i]) < 0;
-        kvt_config_free(c);
-        if (bad)
+    for (int i = 0; i < npol; i++)
+        if (!bench_policy_known(pol[i]))
             return usage_err("--policy: no policy named '%s' (lru, sieve, s3fifo, prefix)",
                              pol[i]);
-    }
     if (json && csv && strcmp(csv, "-") == 0)
         return usage_err("--json and --csv - both want stdout%s", "");
     const int grid = npol * ncap * nnv * nttl;
