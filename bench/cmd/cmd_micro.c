@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../bench.h"
+#include "../report/rows.h"
 
 static const char summary[] =
     "DRAM tier put and get GB/s for each block size x copy-thread count, each next to\n"
@@ -177,81 +178,92 @@ out:
     return rc;
 }
 
-static void report_json(const micro_row *rows, size_t nrows, uint64_t total, uint64_t batch,
-                        int runs)
+/* What each configuration reports, in JSON order; the text table shows a
+ * selection (ratios with their spread in one cell). */
+static const bench_field micro_fields[] = {
+    {"block_bytes", BT_U64},         {"copy_threads", BT_U64},
+    {"blocks_per_call", BT_U64},     {"calls_per_run", BT_U64},
+    {"run_bytes", BT_U64},           {"put_gb_per_s", BT_NUM},
+    {"put_memcpy_gb_per_s", BT_NUM}, {"put_ratio", BT_NUM},
+    {"put_ratio_p10", BT_NUM},       {"put_ratio_p90", BT_NUM},
+    {"get_gb_per_s", BT_NUM},        {"get_memcpy_gb_per_s", BT_NUM},
+    {"get_ratio", BT_NUM},           {"get_ratio_p10", BT_NUM},
+    {"get_ratio_p90", BT_NUM},       {"pairs", BT_U64},
+    {"pooled_batches", BT_U64},      {"open_ms", BT_NUM},
+    {"open_touch_ms", BT_U64},
+};
+
+static const bench_col micro_cols[] = {
+    BENCH_COL_LEFT("block", "bytes", "block_bytes"),
+    BENCH_COL("threads", NULL, "copy_threads"),
+    BENCH_COL("blocks/call", NULL, "blocks_per_call"),
+    BENCH_COL("put GB/s", "%.2f", "put_gb_per_s"),
+    BENCH_COL("memcpy", "%.2f", "put_memcpy_gb_per_s"),
+    BENCH_COL_RATIO("put/memcpy", "put_ratio", "put_ratio_p10", "put_ratio_p90"),
+    BENCH_COL("get GB/s", "%.2f", "get_gb_per_s"),
+    BENCH_COL("memcpy", "%.2f", "get_memcpy_gb_per_s"),
+    BENCH_COL_RATIO("get/memcpy", "get_ratio", "get_ratio_p10", "get_ratio_p90"),
+    BENCH_COL("open ms", "%.0f", "open_ms"),
+    BENCH_COL("touch ms", NULL, "open_touch_ms"),
+};
+
+static void micro_fill(bench_rows *t, const micro_row *rows, size_t nrows)
 {
-    bench_json j;
-    bench_json_init(&j, stdout);
-    bench_json_object(&j, NULL);
-    bench_json_header(&j, "micro");
-    bench_json_object(&j, "config");
-    bench_json_str(&j, "tier", "dram");
-    bench_json_u64(&j, "total_bytes", total);
-    bench_json_u64(&j, "batch_bytes", batch);
-    bench_json_i64(&j, "runs", runs);
-    bench_json_str(&j, "statistic", "median over calls; ratio: median over call pairs");
-    bench_json_end_object(&j);
-    bench_json_array(&j, "results");
+    bench_rows_init(t, micro_fields, (int)(sizeof micro_fields / sizeof *micro_fields));
     for (size_t i = 0; i < nrows; i++) {
         const micro_row *r = &rows[i];
-        bench_json_object(&j, NULL);
-        bench_json_u64(&j, "block_bytes", r->block_bytes);
-        bench_json_u64(&j, "copy_threads", r->threads);
-        bench_json_u64(&j, "blocks_per_call", r->per_call);
-        bench_json_u64(&j, "calls_per_run", r->calls);
-        bench_json_u64(&j, "run_bytes", (uint64_t)(r->per_call * r->calls) * r->block_bytes);
-        bench_json_num(&j, "put_gb_per_s", r->put);
-        bench_json_num(&j, "put_memcpy_gb_per_s", r->put_base);
-        bench_json_num(&j, "put_ratio", r->put_ratio);
-        bench_json_num(&j, "put_ratio_p10", r->put_p10);
-        bench_json_num(&j, "put_ratio_p90", r->put_p90);
-        bench_json_num(&j, "get_gb_per_s", r->get);
-        bench_json_num(&j, "get_memcpy_gb_per_s", r->get_base);
-        bench_json_num(&j, "get_ratio", r->get_ratio);
-        bench_json_num(&j, "get_ratio_p10", r->get_p10);
-        bench_json_num(&j, "get_ratio_p90", r->get_p90);
-        bench_json_u64(&j, "pairs", r->pairs);
-        bench_json_u64(&j, "pooled_batches", r->pooled);
-        bench_json_num(&j, "open_ms", r->open_ms);
-        bench_json_u64(&j, "open_touch_ms", r->touch_ms);
-        bench_json_end_object(&j);
+        bench_rows_add(t);
+        bench_rows_u64(t, "block_bytes", r->block_bytes);
+        bench_rows_u64(t, "copy_threads", r->threads);
+        bench_rows_u64(t, "blocks_per_call", r->per_call);
+        bench_rows_u64(t, "calls_per_run", r->calls);
+        bench_rows_u64(t, "run_bytes", (uint64_t)(r->per_call * r->calls) * r->block_bytes);
+        bench_rows_num(t, "put_gb_per_s", r->put);
+        bench_rows_num(t, "put_memcpy_gb_per_s", r->put_base);
+        bench_rows_num(t, "put_ratio", r->put_ratio);
+        bench_rows_num(t, "put_ratio_p10", r->put_p10);
+        bench_rows_num(t, "put_ratio_p90", r->put_p90);
+        bench_rows_num(t, "get_gb_per_s", r->get);
+        bench_rows_num(t, "get_memcpy_gb_per_s", r->get_base);
+        bench_rows_num(t, "get_ratio", r->get_ratio);
+        bench_rows_num(t, "get_ratio_p10", r->get_p10);
+        bench_rows_num(t, "get_ratio_p90", r->get_p90);
+        bench_rows_u64(t, "pairs", r->pairs);
+        bench_rows_u64(t, "pooled_batches", r->pooled);
+        bench_rows_num(t, "open_ms", r->open_ms);
+        bench_rows_u64(t, "open_touch_ms", r->touch_ms);
     }
-    bench_json_end_array(&j);
-    bench_json_end_object(&j);
 }
 
-static void report_text(const micro_row *rows, size_t nrows, uint64_t total, uint64_t batch,
-                        int runs)
+static void report(const micro_row *rows, size_t nrows, uint64_t total, uint64_t batch, int runs,
+                   int json)
 {
-    char a[32], b[32];
-    bench_print_header(stdout, "DRAM tier put/get vs memcpy");
-    printf("  %d runs of %s each way, in calls of up to %s; library and memcpy calls\n"
-           "  alternate. GB/s: median over calls (GB = 1e9 bytes). Ratio: median over\n"
-           "  back-to-back call pairs of library/memcpy (10th-90th percentile).\n\n",
-           runs, bench_fmt_bytes(total, a, sizeof a), bench_fmt_bytes(batch, b, sizeof b));
-    static const char *const head[] = {"block",  "threads",     "blocks/call", "put GB/s",
-                                       "memcpy", "put/memcpy",  "get GB/s",    "memcpy",
-                                       "get/memcpy", "open ms", "touch ms"};
-    bench_table t;
-    bench_table_init(&t, 11, head, "lrrrrrrrrrr");
-    for (size_t i = 0; i < nrows; i++) {
-        const micro_row *r = &rows[i];
-        bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
-        bench_table_cell(&t, "%u", r->threads);
-        bench_table_cell(&t, "%zu", r->per_call);
-        bench_table_cell(&t, "%.2f", r->put);
-        bench_table_cell(&t, "%.2f", r->put_base);
-        bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->put_ratio, 100 * r->put_p10,
-                         100 * r->put_p90);
-        bench_table_cell(&t, "%.2f", r->get);
-        bench_table_cell(&t, "%.2f", r->get_base);
-        bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->get_ratio, 100 * r->get_p10,
-                         100 * r->get_p90);
-        bench_table_cell(&t, "%.0f", r->open_ms);
-        bench_table_cell(&t, "%" PRIu64, r->touch_ms);
+    bench_rows t;
+    micro_fill(&t, rows, nrows);
+    if (json) {
+        bench_json j;
+        bench_json_init(&j, stdout);
+        bench_json_object(&j, NULL);
+        bench_json_header(&j, "micro");
+        bench_json_object(&j, "config");
+        bench_json_str(&j, "tier", "dram");
+        bench_json_u64(&j, "total_bytes", total);
+        bench_json_u64(&j, "batch_bytes", batch);
+        bench_json_i64(&j, "runs", runs);
+        bench_json_str(&j, "statistic", "median over calls; ratio: median over call pairs");
+        bench_json_end_object(&j);
+        bench_rows_json(&t, &j, "results");
+        bench_json_end_object(&j);
+    } else {
+        char a[32], b[32];
+        bench_print_header(stdout, "DRAM tier put/get vs memcpy");
+        printf("  %d runs of %s each way, in calls of up to %s; library and memcpy calls\n"
+               "  alternate. GB/s: median over calls (GB = 1e9 bytes). Ratio: median over\n"
+               "  back-to-back call pairs of library/memcpy (10th-90th percentile).\n\n",
+               runs, bench_fmt_bytes(total, a, sizeof a), bench_fmt_bytes(batch, b, sizeof b));
+        bench_rows_text(&t, micro_cols, (int)(sizeof micro_cols / sizeof *micro_cols), stdout, 2);
     }
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows_free(&t);
 }
 
 /* --open-only: where the open time of a DRAM store goes. */
@@ -303,6 +315,23 @@ static int measure_open(open_row *row, uint64_t bytes, int runs, int no_hugepage
     return rc;
 }
 
+static const bench_field open_fields[] = {
+    {"copy_threads", BT_U64}, {"open_wall_ms", BT_NUM},  {"open_ms", BT_NUM},
+    {"mmap_ms", BT_NUM},      {"touch_ms", BT_NUM},      {"thp_scan_ms", BT_NUM},
+    {"touch_threads", BT_U64}, {"thp_bytes", BT_U64},    {"arena_bytes", BT_U64},
+};
+
+static const bench_col open_cols[] = {
+    BENCH_COL("threads", NULL, "copy_threads"),
+    BENCH_COL("wall ms", "%.0f", "open_wall_ms"),
+    BENCH_COL("dram.open_ms", "%.0f", "open_ms"),
+    BENCH_COL("mmap_ms", "%.0f", "mmap_ms"),
+    BENCH_COL("touch_ms", "%.0f", "touch_ms"),
+    BENCH_COL("thp_scan_ms", "%.0f", "thp_scan_ms"),
+    BENCH_COL("touch threads", NULL, "touch_threads"),
+    BENCH_COL("THP", "bytes", "thp_bytes"),
+};
+
 static int open_only(const bench_list *threads, uint64_t bytes, int runs, int no_hugepages,
                      int json)
 {
@@ -317,6 +346,20 @@ static int open_only(const bench_list *threads, uint64_t bytes, int runs, int no
     bench_progress_done();
     if (rc != BENCH_OK)
         return rc;
+    bench_rows t;
+    bench_rows_init(&t, open_fields, (int)(sizeof open_fields / sizeof *open_fields));
+    for (int i = 0; i < n; i++) {
+        bench_rows_add(&t);
+        bench_rows_u64(&t, "copy_threads", rows[i].threads);
+        bench_rows_num(&t, "open_wall_ms", rows[i].wall);
+        bench_rows_num(&t, "open_ms", rows[i].open);
+        bench_rows_num(&t, "mmap_ms", rows[i].mmap);
+        bench_rows_num(&t, "touch_ms", rows[i].touch);
+        bench_rows_num(&t, "thp_scan_ms", rows[i].thp_scan);
+        bench_rows_u64(&t, "touch_threads", rows[i].touch_threads);
+        bench_rows_u64(&t, "thp_bytes", rows[i].thp_bytes);
+        bench_rows_u64(&t, "arena_bytes", rows[i].arena_bytes);
+    }
     if (json) {
         bench_json j;
         bench_json_init(&j, stdout);
@@ -330,46 +373,17 @@ static int open_only(const bench_list *threads, uint64_t bytes, int runs, int no
         bench_json_i64(&j, "hugepages", !no_hugepages);
         bench_json_str(&j, "statistic", "median over runs");
         bench_json_end_object(&j);
-        bench_json_array(&j, "results");
-        for (int i = 0; i < n; i++) {
-            bench_json_object(&j, NULL);
-            bench_json_u64(&j, "copy_threads", rows[i].threads);
-            bench_json_num(&j, "open_wall_ms", rows[i].wall);
-            bench_json_num(&j, "open_ms", rows[i].open);
-            bench_json_num(&j, "mmap_ms", rows[i].mmap);
-            bench_json_num(&j, "touch_ms", rows[i].touch);
-            bench_json_num(&j, "thp_scan_ms", rows[i].thp_scan);
-            bench_json_u64(&j, "touch_threads", rows[i].touch_threads);
-            bench_json_u64(&j, "thp_bytes", rows[i].thp_bytes);
-            bench_json_u64(&j, "arena_bytes", rows[i].arena_bytes);
-            bench_json_end_object(&j);
-        }
-        bench_json_end_array(&j);
+        bench_rows_json(&t, &j, "results");
         bench_json_end_object(&j);
-        return BENCH_OK;
+    } else {
+        char a[32];
+        bench_print_header(stdout, "DRAM tier open time");
+        printf("  %d opens of a %s DRAM-only store per copy-thread count, huge pages %s.\n"
+               "  ms: medians over opens; wall is kvt_open, the rest the tier's stats.\n\n",
+               runs, bench_fmt_bytes(bytes, a, sizeof a), no_hugepages ? "off" : "asked for");
+        bench_rows_text(&t, open_cols, (int)(sizeof open_cols / sizeof *open_cols), stdout, 2);
     }
-    char a[32];
-    bench_print_header(stdout, "DRAM tier open time");
-    printf("  %d opens of a %s DRAM-only store per copy-thread count, huge pages %s.\n"
-           "  ms: medians over opens; wall is kvt_open, the rest the tier's stats.\n\n",
-           runs, bench_fmt_bytes(bytes, a, sizeof a), no_hugepages ? "off" : "asked for");
-    static const char *const head[] = {"threads", "wall ms",       "dram.open_ms",
-                                       "mmap_ms", "touch_ms",      "thp_scan_ms",
-                                       "touch threads", "THP"};
-    bench_table t;
-    bench_table_init(&t, 8, head, "rrrrrrrr");
-    for (int i = 0; i < n; i++) {
-        bench_table_cell(&t, "%u", rows[i].threads);
-        bench_table_cell(&t, "%.0f", rows[i].wall);
-        bench_table_cell(&t, "%.0f", rows[i].open);
-        bench_table_cell(&t, "%.0f", rows[i].mmap);
-        bench_table_cell(&t, "%.0f", rows[i].touch);
-        bench_table_cell(&t, "%.0f", rows[i].thp_scan);
-        bench_table_cell(&t, "%" PRIu64, rows[i].touch_threads);
-        bench_table_cell(&t, "%s", bench_fmt_bytes(rows[i].thp_bytes, a, sizeof a));
-    }
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows_free(&t);
     return BENCH_OK;
 }
 
@@ -463,10 +477,7 @@ int bench_micro(int argc, char **argv)
     }
     bench_progress_done();
     if (rc == BENCH_OK) {
-        if (json)
-            report_json(rows, nrows, total, batch, (int)runs);
-        else
-            report_text(rows, nrows, total, batch, (int)runs);
+        report(rows, nrows, total, batch, (int)runs, json);
     }
     free(rows);
     bench_free(b.src, b.call_bytes);
