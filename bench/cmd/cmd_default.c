@@ -11,7 +11,7 @@
 #include "../bench.h"
 #include "../model/knee.h"
 #include "../baseline/raw_uring.h"
-#include "../workload/swarm.h"
+#include "../workload/swarm_run.h"
 
 static const char summary[] =
     "The default run: a synthetic agent swarm (the `swarm` workload, docs/bench.md)\n"
