@@ -341,42 +341,70 @@ static int model_ttft(const swarm_cfg *c, swarm_result *r, const rec_vec *a)
     return 0;
 }
 
-int swarm_run(const swarm_cfg *c, swarm_result *r)
+/* Everything one run holds between its steps. */
+typedef struct run {
+    const swarm_cfg *c;
+    swarm_result *r;
+    uint64_t bb;                /* bytes per block, as moved */
+    uint32_t bt;                /* tokens per block */
+    uint64_t real_block;        /* bytes per block of the real model (the TTFT model's loads) */
+    uint64_t dram_blocks, slot, nvme_slots;
+    swarm_params wl;
+    swarm_gen *g;
+    kvt_store *s;
+    size_t chunk;               /* blocks per library call: the engine's buffer */
+    char *buf, *base;           /* the engine's buffer; the memcpy baseline's region */
+    void **ptrs;
+    bench_copy_op *ops;
+    uint8_t *tiers;
+    bench_copier *cp;           /* NULL: no memcpy pairs */
+    kvt_io_opts gopt;
+    seen_set seen;
+    op_acc put, putd, get, lookup, gdram, gnvme;
+    rec_vec recs;
+    uint64_t judged_hits, judged_blocks;
+    stat_snap s0;
+    uint64_t t_open;
+} run;
+
+/* Blocks per tier from the sizes asked for. */
+static int size_tiers(run *u)
 {
-    memset(r, 0, sizeof *r);
-    r->nvme_temp = -1;
-    const uint64_t bb = c->block_bytes;
-    const uint32_t bt = c->wl.block_tokens;
-    swarm_params wl = c->wl;
-    uint64_t dram_blocks = c->dram_bytes / bb;
-    if (dram_blocks == 0) {
+    const swarm_cfg *c = u->c;
+    u->dram_blocks = c->dram_bytes / u->bb;
+    if (u->dram_blocks == 0) {
         fprintf(stderr, "kvtier-bench swarm: --dram-bytes must hold at least one block of %" PRIu64
                         " bytes\n",
-                bb);
+                u->bb);
         return BENCH_USAGE;
     }
-    uint64_t slot = 0, nvme_slots = 0;
     if (c->nvme_bytes) {
-        if (bench_slot_bytes(bb, &slot) < 0) {
+        if (bench_slot_bytes(u->bb, &u->slot) < 0) {
             fprintf(stderr, "kvtier-bench swarm: no NVMe tier in this build: %s\n",
                     kvt_last_error());
             return BENCH_FAILED;
         }
-        nvme_slots = c->nvme_bytes / slot;
-        if (!nvme_slots) {
+        u->nvme_slots = c->nvme_bytes / u->slot;
+        if (!u->nvme_slots) {
             fprintf(stderr, "kvtier-bench swarm: --nvme-bytes must hold one slot (%" PRIu64
                             " bytes)\n",
-                    slot);
+                    u->slot);
             return BENCH_USAGE;
         }
     }
-    r->dram_blocks = dram_blocks;
-    r->nvme_blocks = nvme_slots;
-    r->nvme_slot_bytes = slot;
+    u->r->dram_blocks = u->dram_blocks;
+    u->r->nvme_blocks = u->nvme_slots;
+    u->r->nvme_slot_bytes = u->slot;
+    return BENCH_OK;
+}
 
+/* The workload generator, keyed in the model's namespace. */
+static int start_workload(run *u)
+{
+    const swarm_cfg *c = u->c;
     kvt_key ns;
     char layout[96];
-    snprintf(layout, sizeof layout, "kvtier-bench-swarm,bf16,block_tokens=%u", bt);
+    snprintf(layout, sizeof layout, "kvtier-bench-swarm,bf16,block_tokens=%u", u->bt);
     kvt_ns_field nf[2] = {{KVT_NS_MODEL, (uint32_t)strlen(c->model), c->model},
                           {KVT_NS_LAYOUT, (uint32_t)strlen(layout), layout}};
     if (kvt_ns_key(nf, 2, &ns) < 0) {
@@ -384,278 +412,378 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
         return BENCH_FAILED;
     }
     /* Before the buffers: a bad --dir is told at once. */
-    if (nvme_slots) {
-        int d = check_dir(swarm_dir(c), 4096 + nvme_slots * slot);
+    if (u->nvme_slots) {
+        int d = check_dir(swarm_dir(c), 4096 + u->nvme_slots * u->slot);
         if (d)
             return d;
     }
     char err[256];
-    swarm_gen *g = swarm_new(&wl, &ns, err, sizeof err);
-    if (!g) {
+    u->g = swarm_new(&u->wl, &ns, err, sizeof err);
+    if (!u->g) {
         fprintf(stderr, "kvtier-bench swarm: %s\n", err);
         return BENCH_USAGE;
     }
+    return BENCH_OK;
+}
 
-    const size_t max_blocks = wl.max_context / bt + 1;
-    size_t chunk = (size_t)(c->buffer_bytes / bb);
-    if (chunk < 1)
-        chunk = 1;
-    if (chunk > max_blocks)
-        chunk = max_blocks;
-    char *path = r->nvme_path;
-    kvt_store *s = NULL;
-    char *buf = NULL, *base = NULL;
-    bench_copier *cp = NULL;
-    void **ptrs = malloc(chunk * sizeof *ptrs);
-    bench_copy_op *ops = malloc(chunk * sizeof *ops);
-    uint8_t *tiers = malloc(max_blocks);
-    seen_set seen = {0};
-    op_acc put = {0}, putd = {0}, get = {0}, lookup = {0}, gdram = {0}, gnvme = {0};
-    rec_vec recs = {0};
-    int rc = BENCH_FAILED;
-    const uint64_t real_block = (uint64_t)bt * c->bytes_per_token;
-    uint64_t judged_hits = 0, judged_blocks = 0;
-    buf = bench_alloc(chunk * bb);
-    if (c->pairs)
-        base = bench_alloc(chunk * bb);
-    if (!ptrs || !ops || !tiers || !buf || (c->pairs && !base)) {
+/* The engine's buffer (one call's blocks) and the baseline's region. */
+static int alloc_buffers(run *u)
+{
+    const size_t max_blocks = u->wl.max_context / u->bt + 1;
+    const int pairs = u->c->pairs;
+    u->chunk = (size_t)(u->c->buffer_bytes / u->bb);
+    if (u->chunk < 1)
+        u->chunk = 1;
+    if (u->chunk > max_blocks)
+        u->chunk = max_blocks;
+    u->ptrs = malloc(u->chunk * sizeof *u->ptrs);
+    u->ops = malloc(u->chunk * sizeof *u->ops);
+    u->tiers = malloc(max_blocks);
+    u->buf = bench_alloc(u->chunk * u->bb);
+    if (pairs)
+        u->base = bench_alloc(u->chunk * u->bb);
+    if (!u->ptrs || !u->ops || !u->tiers || !u->buf || (pairs && !u->base)) {
         char b1[32];
         fprintf(stderr, "kvtier-bench swarm: out of memory for the engine's buffer (%s)\n",
-                bench_fmt_bytes(chunk * bb * (c->pairs ? 2 : 1), b1, sizeof b1));
-        goto out;
+                bench_fmt_bytes(u->chunk * u->bb * (pairs ? 2 : 1), b1, sizeof b1));
+        return BENCH_FAILED;
     }
-    for (size_t i = 0; i < chunk; i++)
-        ptrs[i] = buf + i * bb;
+    for (size_t i = 0; i < u->chunk; i++)
+        u->ptrs[i] = u->buf + i * u->bb;
+    return BENCH_OK;
+}
 
-    if (nvme_slots) {
+/* The store (its NVMe file named per process and run, removed on signals)
+ * and, for memcpy pairs, a copier with as many threads as the library's. */
+static int open_run_store(run *u)
+{
+    const swarm_cfg *c = u->c;
+    char *path = u->r->nvme_path;
+    if (u->nvme_slots) {
         static unsigned run_counter;
         unsigned run_no = __atomic_fetch_add(&run_counter, 1, __ATOMIC_RELAXED);
-        const char *dir = swarm_dir(c);
-        snprintf(path, sizeof r->nvme_path, "%s/kvtier-bench-swarm-%d-%u.kvt", dir, (int)getpid(),
-                 run_no);
-        r->nvme_temp = swarm_temp_register(path);
+        snprintf(path, sizeof u->r->nvme_path, "%s/kvtier-bench-swarm-%d-%u.kvt", swarm_dir(c),
+                 (int)getpid(), run_no);
+        u->r->nvme_temp = swarm_temp_register(path);
     }
-    uint64_t t_open = bench_now_ns();
-    rc = open_store(c, path, dram_blocks, nvme_slots, slot, &s);
+    u->t_open = bench_now_ns();
+    int rc = open_store(c, path, u->dram_blocks, u->nvme_slots, u->slot, &u->s);
     if (rc)
-        goto out;
-    rc = BENCH_FAILED;
-    long copy_threads = (long)bench_stat(s, "dram.copy_threads");
+        return rc;
+    long copy_threads = (long)bench_stat(u->s, "dram.copy_threads");
     if (c->pairs) {
-        cp = bench_copier_new((unsigned)(copy_threads > 0 ? copy_threads : 1));
-        if (!cp) {
+        u->cp = bench_copier_new((unsigned)(copy_threads > 0 ? copy_threads : 1));
+        if (!u->cp) {
             fprintf(stderr, "kvtier-bench swarm: cannot start the memcpy baseline's threads\n");
-            goto out;
+            return BENCH_FAILED;
         }
     }
-    stat_snap s0, s1;
-    snap(s, &s0);
-    kvt_io_opts gopt = {.size = sizeof gopt, .flags = c->no_promote ? KVT_IO_NO_PROMOTE : 0};
-    const double dur = wl.duration_s;
+    snap(u->s, &u->s0);
+    u->gopt = (kvt_io_opts){.size = sizeof u->gopt,
+                            .flags = c->no_promote ? KVT_IO_NO_PROMOTE : 0};
+    return BENCH_OK;
+}
+
+/* The request's blocks that any earlier request offered: what a cache that
+ * never forgets would hit. */
+static int count_seen(run *u, const swarm_req *q)
+{
+    uint32_t k = 0;
+    while (k < q->nblocks && seen_has(&u->seen, key64(&q->keys[k])))
+        k++;
+    u->r->seen_blocks += k;
+    for (uint32_t i = k; i < q->nblocks; i++)
+        if (seen_add(&u->seen, key64(&q->keys[i]))) {
+            fprintf(stderr, "kvtier-bench swarm: out of memory\n");
+            return -1;
+        }
+    return 0;
+}
+
+/* kvt_lookup of the request's chain: the hit prefix's length, or -1. */
+static int lookup_prefix(run *u, const swarm_req *q, uint32_t *hits)
+{
+    const uint32_t n = q->nblocks;
+    *hits = 0;
+    if (!n)
+        return 0;
+    uint64_t t0 = bench_now_ns();
+    int got = kvt_lookup(u->s, q->keys, n, u->tiers, u->c->lease_ms);
+    uint64_t dt = bench_now_ns() - t0;
+    if (got < 0) {
+        fprintf(stderr, "kvtier-bench swarm: kvt_lookup: %s\n", kvt_last_error());
+        return -1;
+    }
+    *hits = (uint32_t)got;
+    op_call(&u->lookup, n, 0, dt);
+    u->r->lookup_keys += *hits < n ? *hits + 1 : *hits;
+    return 0;
+}
+
+/* Loads the hit prefix, one call per run of blocks in one tier (and per
+ * buffer-full), so each tier's rate is measured on its own. DRAM gets
+ * alternate with their memcpy pair. */
+static int load_hits(run *u, const swarm_req *q, uint32_t h, req_rec *rec)
+{
+    swarm_result *r = u->r;
+    const uint64_t bb = u->bb;
+    const uint8_t dram_id = bench_tier_id(u->s, BENCH_DRAM);
+    for (uint32_t a = 0; a < h;) {
+        uint8_t t = u->tiers[a];
+        uint32_t e = a;
+        while (e < h && u->tiers[e] == t && e - a < u->chunk)
+            e++;
+        uint32_t m = e - a;
+        int dram = t == dram_id;
+        int lib_first = u->get.calls % 2 == 0;
+        int paired = dram && u->cp;
+        uint64_t base_ns = 0;
+        if (paired && !lib_first)
+            base_ns = baseline(u->cp, u->ops, u->buf, u->base, m, bb, 1);
+        uint64_t t0 = bench_now_ns();
+        int got = kvt_get(u->s, q->keys + a, m, u->ptrs, &u->gopt, NULL);
+        uint64_t dt = bench_now_ns() - t0;
+        if (got < 0) {
+            fprintf(stderr, "kvtier-bench swarm: kvt_get: %s\n", kvt_last_error());
+            return -1;
+        }
+        /* Checked before the baseline overwrites the buffer. */
+        if ((uint32_t)got == m)
+            for (uint32_t i = 0; i < m; i++)
+                r->verify_errors += !stamped(u->buf + (size_t)i * bb, bb, &q->keys[a + i]);
+        if (paired && lib_first)
+            base_ns = baseline(u->cp, u->ops, u->buf, u->base, m, bb, 1);
+        r->get_short += m - (uint32_t)got;
+        op_call(&u->get, m, (uint64_t)got * bb, dt);
+        op_call(dram ? &u->gdram : &u->gnvme, m, (uint64_t)got * bb, dt);
+        if (paired)
+            add_pair(&u->gdram, (uint64_t)got * bb, dt, (uint64_t)m * bb, base_ns);
+        if (dram)
+            r->hit_dram += m, rec->dram_bytes += (uint64_t)got * u->real_block;
+        else
+            r->hit_nvme += m, rec->nvme_bytes += (uint64_t)got * u->real_block;
+        a = e;
+    }
+    if (h && u->c->lease_ms)
+        kvt_release(u->s, q->keys, h, NULL);
+    return 0;
+}
+
+/* The engine computes the rest and offloads it, parent = the last hit, in
+ * buffer-fulls alternating with their memcpy pair. Puts that made the store
+ * demote to NVMe are timed apart: they include NVMe writes. */
+static int store_misses(run *u, const swarm_req *q, uint32_t h)
+{
+    swarm_result *r = u->r;
+    const uint64_t bb = u->bb;
+    const uint32_t n = q->nblocks;
+    for (uint32_t a = h; a < n;) {
+        uint32_t m = n - a < u->chunk ? n - a : (uint32_t)u->chunk;
+        for (uint32_t i = 0; i < m; i++)
+            stamp(u->buf + (size_t)i * bb, bb, &q->keys[a + i]);
+        int lib_first = u->put.calls % 2 == 0;
+        uint64_t base_ns = 0;
+        if (u->cp && !lib_first)
+            base_ns = baseline(u->cp, u->ops, u->buf, u->base, m, bb, 0);
+        uint64_t stored0 = bench_stat(u->s, "put_stored");
+        uint64_t dem0 = u->nvme_slots ? bench_stat(u->s, "nvme.demotions_in") : 0;
+        kvt_io_opts o = {.size = sizeof o, .parent = a ? &q->keys[a - 1] : NULL};
+        uint64_t t0 = bench_now_ns();
+        int got = kvt_put(u->s, q->keys + a, m, u->ptrs, &o, NULL);
+        uint64_t dt = bench_now_ns() - t0;
+        if (got < 0) {
+            fprintf(stderr, "kvtier-bench swarm: kvt_put: %s\n", kvt_last_error());
+            return -1;
+        }
+        uint64_t stored = bench_stat(u->s, "put_stored") - stored0;
+        uint64_t dem = 0;
+        if (u->nvme_slots) {
+            dem = bench_stat(u->s, "nvme.demotions_in") - dem0;
+            if (dem) {
+                r->nvme_demote_put_ns += dt;
+                r->nvme_demote_bytes += dem * bb;
+            }
+        }
+        if (u->cp && lib_first)
+            base_ns = baseline(u->cp, u->ops, u->buf, u->base, (size_t)stored, bb, 0);
+        const uint64_t base_bytes = (lib_first ? stored : m) * bb;
+        op_call(&u->put, m, stored * bb, dt);
+        if (u->cp)
+            add_pair(&u->put, stored * bb, dt, base_bytes, base_ns);
+        if (!dem) { /* its memcpy pair is like work: no NVMe write in the call */
+            op_call(&u->putd, m, stored * bb, dt);
+            if (u->cp)
+                add_pair(&u->putd, stored * bb, dt, base_bytes, base_ns);
+        }
+        a += m;
+    }
+    return 0;
+}
+
+/* One request: lookup, load the hits, store the rest; its record for the
+ * TTFT model. */
+static int serve(run *u, const swarm_req *q)
+{
+    swarm_result *r = u->r;
+    if (kvt_clock_set(u->s, q->t_ns) < 0) {
+        fprintf(stderr, "kvtier-bench swarm: kvt_clock_set: %s\n", kvt_last_error());
+        return -1;
+    }
+    const uint32_t n = q->nblocks;
+    r->requests++;
+    r->blocks += n;
+    r->prompt_tokens += q->prompt_tokens;
+    uint32_t h = 0;
+    req_rec rec = {.t = (double)q->t_ns / 1e9};
+    if (count_seen(u, q) || lookup_prefix(u, q, &h) || load_hits(u, q, h, &rec) ||
+        store_misses(u, q, h))
+        return -1;
+    r->hit_blocks += h;
+    uint64_t hit_tokens = (uint64_t)h * u->bt;
+    r->hit_tokens += hit_tokens;
+    rec.missed = q->prompt_tokens - hit_tokens;
+    rec.window = rec.t >= u->c->judge_after_s;
+    if (rec.window)
+        u->judged_hits += h, u->judged_blocks += n;
+    r->load_dram_bytes += rec.dram_bytes;
+    r->load_nvme_bytes += rec.nvme_bytes;
+    if (rec_push(&u->recs, &rec)) {
+        fprintf(stderr, "kvtier-bench swarm: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Every request the generator makes, with a progress line. */
+static int serve_all(run *u)
+{
+    const swarm_cfg *c = u->c;
+    swarm_result *r = u->r;
     swarm_req q;
     int more;
     uint64_t nreq = 0;
-    while ((more = swarm_next(g, &q)) == 1) {
+    while ((more = swarm_next(u->g, &q)) == 1) {
         nreq++;
         if ((nreq & 63) == 1 && c->label)
             bench_progress("%s: %.0f/%.0f virtual s, %" PRIu64 " requests, hit ratio %.1f%%",
-                           c->label ? c->label : "swarm", (double)q.t_ns / 1e9, dur, nreq,
-                           r->blocks ? 100.0 * (double)r->hit_blocks / (double)r->blocks : 0);
-        if (kvt_clock_set(s, q.t_ns) < 0) {
-            fprintf(stderr, "kvtier-bench swarm: kvt_clock_set: %s\n", kvt_last_error());
-            goto out;
-        }
-        const uint32_t n = q.nblocks;
-        r->requests++;
-        r->blocks += n;
-        r->prompt_tokens += q.prompt_tokens;
-        uint32_t k = 0;
-        while (k < n && seen_has(&seen, key64(&q.keys[k])))
-            k++;
-        r->seen_blocks += k;
-        for (uint32_t i = k; i < n; i++)
-            if (seen_add(&seen, key64(&q.keys[i]))) {
-                fprintf(stderr, "kvtier-bench swarm: out of memory\n");
-                goto out;
-            }
-        uint32_t h = 0;
-        req_rec rec = {.t = (double)q.t_ns / 1e9};
-        if (n) {
-            uint64_t t0 = bench_now_ns();
-            int got = kvt_lookup(s, q.keys, n, tiers, c->lease_ms);
-            uint64_t dt = bench_now_ns() - t0;
-            if (got < 0) {
-                fprintf(stderr, "kvtier-bench swarm: kvt_lookup: %s\n", kvt_last_error());
-                goto out;
-            }
-            h = (uint32_t)got;
-            op_call(&lookup, n, 0, dt);
-            r->lookup_keys += h < n ? h + 1 : h;
-        }
-        /* Load the hit prefix, one call per run of blocks in one tier (and
-         * per buffer-full), so each tier's rate is measured on its own. */
-        for (uint32_t a = 0; a < h;) {
-            uint8_t t = tiers[a];
-            uint32_t e = a;
-            while (e < h && tiers[e] == t && e - a < chunk)
-                e++;
-            uint32_t m = e - a;
-            int dram = t == bench_tier_id(s, BENCH_DRAM);
-            int lib_first = get.calls % 2 == 0;
-            uint64_t base_ns = 0;
-            if (dram && cp && !lib_first)
-                base_ns = baseline(cp, ops, buf, base, m, bb, 1);
-            uint64_t t0 = bench_now_ns();
-            int got = kvt_get(s, q.keys + a, m, ptrs, &gopt, NULL);
-            uint64_t dt = bench_now_ns() - t0;
-            if (got < 0) {
-                fprintf(stderr, "kvtier-bench swarm: kvt_get: %s\n", kvt_last_error());
-                goto out;
-            }
-            /* Checked before the baseline overwrites the buffer. */
-            if ((uint32_t)got == m)
-                for (uint32_t i = 0; i < m; i++)
-                    r->verify_errors += !stamped(buf + (size_t)i * bb, bb, &q.keys[a + i]);
-            if (dram && cp && lib_first)
-                base_ns = baseline(cp, ops, buf, base, m, bb, 1);
-            r->get_short += m - (uint32_t)got;
-            op_call(&get, m, (uint64_t)got * bb, dt);
-            op_acc *tier_op = dram ? &gdram : &gnvme;
-            op_call(tier_op, m, (uint64_t)got * bb, dt);
-            if (dram && cp)
-                add_pair(&gdram, (uint64_t)got * bb, dt, (uint64_t)m * bb, base_ns);
-            if (dram)
-                r->hit_dram += m, rec.dram_bytes += (uint64_t)got * real_block;
-            else
-                r->hit_nvme += m, rec.nvme_bytes += (uint64_t)got * real_block;
-            a = e;
-        }
-        if (h && c->lease_ms)
-            kvt_release(s, q.keys, h, NULL);
-        /* The engine computes the rest and offloads it, parent = last hit. */
-        for (uint32_t a = h; a < n;) {
-            uint32_t m = n - a < chunk ? n - a : (uint32_t)chunk;
-            for (uint32_t i = 0; i < m; i++)
-                stamp(buf + (size_t)i * bb, bb, &q.keys[a + i]);
-            int lib_first = put.calls % 2 == 0;
-            uint64_t base_ns = 0;
-            if (cp && !lib_first)
-                base_ns = baseline(cp, ops, buf, base, m, bb, 0);
-            uint64_t stored0 = bench_stat(s, "put_stored");
-            uint64_t dem0 = nvme_slots ? bench_stat(s, "nvme.demotions_in") : 0;
-            kvt_io_opts o = {.size = sizeof o, .parent = a ? &q.keys[a - 1] : NULL};
-            uint64_t t0 = bench_now_ns();
-            int got = kvt_put(s, q.keys + a, m, ptrs, &o, NULL);
-            uint64_t dt = bench_now_ns() - t0;
-            if (got < 0) {
-                fprintf(stderr, "kvtier-bench swarm: kvt_put: %s\n", kvt_last_error());
-                goto out;
-            }
-            uint64_t stored = bench_stat(s, "put_stored") - stored0;
-            uint64_t dem = 0;
-            if (nvme_slots) {
-                dem = bench_stat(s, "nvme.demotions_in") - dem0;
-                if (dem) {
-                    r->nvme_demote_put_ns += dt;
-                    r->nvme_demote_bytes += dem * bb;
-                }
-            }
-            if (cp && lib_first)
-                base_ns = baseline(cp, ops, buf, base, (size_t)stored, bb, 0);
-            op_call(&put, m, stored * bb, dt);
-            if (cp)
-                add_pair(&put, stored * bb, dt, (lib_first ? stored : m) * bb, base_ns);
-            if (!dem) { /* its memcpy pair is like work: no NVMe write in the call */
-                op_call(&putd, m, stored * bb, dt);
-                if (cp)
-                    add_pair(&putd, stored * bb, dt, (lib_first ? stored : m) * bb, base_ns);
-            }
-            a += m;
-        }
-        r->hit_blocks += h;
-        uint64_t hit_tokens = (uint64_t)h * bt;
-        r->hit_tokens += hit_tokens;
-        rec.missed = q.prompt_tokens - hit_tokens;
-        rec.window = rec.t >= c->judge_after_s;
-        if (rec.window)
-            judged_hits += h, judged_blocks += n;
-        r->load_dram_bytes += rec.dram_bytes;
-        r->load_nvme_bytes += rec.nvme_bytes;
-        if (rec_push(&recs, &rec)) {
-            fprintf(stderr, "kvtier-bench swarm: out of memory\n");
-            goto out;
-        }
+                           c->label ? c->label : "swarm", (double)q.t_ns / 1e9, u->wl.duration_s,
+                           nreq, r->blocks ? 100.0 * (double)r->hit_blocks / (double)r->blocks : 0);
+        if (serve(u, &q))
+            return -1;
     }
     if (more < 0) {
-        fprintf(stderr, "kvtier-bench swarm: workload: %s\n", swarm_error(g));
-        goto out;
+        fprintf(stderr, "kvtier-bench swarm: workload: %s\n", swarm_error(u->g));
+        return -1;
     }
-    r->judged_hit_ratio = judged_blocks ? (double)judged_hits / (double)judged_blocks : 0;
+    return 0;
+}
+
+/* The store's counters over the run. */
+static void take_counters(run *u)
+{
+    swarm_result *r = u->r;
+    stat_snap s1;
+    snap(u->s, &s1);
+    const stat_snap *s0 = &u->s0;
+    r->dram_bytes_in = s1.v[0] - s0->v[0];
+    r->dram_bytes_out = s1.v[1] - s0->v[1];
+    r->nvme_bytes_in = s1.v[2] - s0->v[2];
+    r->nvme_bytes_out = s1.v[3] - s0->v[3];
+    r->nvme_bytes_written = s1.v[4] - s0->v[4];
+    r->nvme_bytes_read = s1.v[5] - s0->v[5];
+    r->dram_evictions = s1.v[6] - s0->v[6];
+    r->nvme_evictions = s1.v[7] - s0->v[7];
+    r->dram_expirations = s1.v[8] - s0->v[8];
+    r->nvme_expirations = s1.v[9] - s0->v[9];
+    r->nvme_demotions_in = s1.v[10] - s0->v[10];
+    r->dram_promotions_in = s1.v[11] - s0->v[11];
+    r->put_rejected = s1.v[12] - s0->v[12];
+    r->put_present = s1.v[13] - s0->v[13];
+}
+
+/* After the workload: counters, the caller's hook, the store's close. */
+static int finish(run *u)
+{
+    const swarm_cfg *c = u->c;
+    swarm_result *r = u->r;
+    r->judged_hit_ratio =
+        u->judged_blocks ? (double)u->judged_hits / (double)u->judged_blocks : 0;
     if (c->label)
         bench_progress_done();
-    snap(s, &s1);
-    r->virtual_s = dur;
-    swarm_get_counts(g, &r->gen);
-    r->dram_bytes_in = s1.v[0] - s0.v[0];
-    r->dram_bytes_out = s1.v[1] - s0.v[1];
-    r->nvme_bytes_in = s1.v[2] - s0.v[2];
-    r->nvme_bytes_out = s1.v[3] - s0.v[3];
-    r->nvme_bytes_written = s1.v[4] - s0.v[4];
-    r->nvme_bytes_read = s1.v[5] - s0.v[5];
-    r->dram_evictions = s1.v[6] - s0.v[6];
-    r->nvme_evictions = s1.v[7] - s0.v[7];
-    r->dram_expirations = s1.v[8] - s0.v[8];
-    r->nvme_expirations = s1.v[9] - s0.v[9];
-    r->nvme_demotions_in = s1.v[10] - s0.v[10];
-    r->dram_promotions_in = s1.v[11] - s0.v[11];
-    r->put_rejected = s1.v[12] - s0.v[12];
-    r->put_present = s1.v[13] - s0.v[13];
+    take_counters(u);
+    r->virtual_s = u->wl.duration_s;
+    swarm_get_counts(u->g, &r->gen);
     if (c->at_end) {
-        rc = c->at_end(s, c, r, c->at_end_user);
+        int rc = c->at_end(u->s, c, r, c->at_end_user);
         if (rc)
-            goto out;
-        rc = BENCH_FAILED;
+            return rc;
     }
-    if (kvt_close(s) < 0) {
-        s = NULL;
+    int closed = kvt_close(u->s);
+    u->s = NULL;
+    if (closed < 0) {
         fprintf(stderr, "kvtier-bench swarm: kvt_close: %s\n", kvt_last_error());
-        goto out;
+        return BENCH_FAILED;
     }
-    s = NULL;
-    r->wall_s = (double)(bench_now_ns() - t_open) / 1e9;
-    rc = BENCH_OK;
-out:
+    r->wall_s = (double)(bench_now_ns() - u->t_open) / 1e9;
+    return BENCH_OK;
+}
+
+/* Whatever happened: the store closed, the file removed (unless kept for
+ * the caller), the operations summed up, and on success the TTFT model. */
+static int wind_up(run *u, int rc)
+{
+    const swarm_cfg *c = u->c;
+    swarm_result *r = u->r;
     if (c->label)
         bench_progress_done();
-    if (s)
-        kvt_close(s);
-    if (path[0] && !(rc == BENCH_OK && c->keep_file)) {
+    if (u->s)
+        kvt_close(u->s);
+    if (r->nvme_path[0] && !(rc == BENCH_OK && c->keep_file)) {
         swarm_temp_remove(r->nvme_temp);
         if (r->nvme_temp < 0)
-            unlink(path);
+            unlink(r->nvme_path);
     }
-    op_done(&put, &r->put);
-    op_done(&putd, &r->put_dram);
-    op_done(&get, &r->get);
-    op_done(&lookup, &r->lookup);
-    op_done(&gdram, &r->get_dram);
-    op_done(&gnvme, &r->get_nvme);
+    op_done(&u->put, &r->put);
+    op_done(&u->putd, &r->put_dram);
+    op_done(&u->get, &r->get);
+    op_done(&u->lookup, &r->lookup);
+    op_done(&u->gdram, &r->get_dram);
+    op_done(&u->gnvme, &r->get_nvme);
     if (rc == BENCH_OK) {
         resolve_rates(c, r);
-        if (model_ttft(c, r, &recs)) {
+        if (model_ttft(c, r, &u->recs)) {
             fprintf(stderr, "kvtier-bench swarm: out of memory\n");
             rc = BENCH_FAILED;
         }
     }
-    free(recs.v);
-    swarm_free(g);
-    free(seen.v);
-    free(ptrs);
-    free(ops);
-    free(tiers);
-    bench_free(buf, chunk * bb);
-    bench_free(base, chunk * bb);
-    bench_copier_free(cp);
+    free(u->recs.v);
+    swarm_free(u->g);
+    free(u->seen.v);
+    free(u->ptrs);
+    free(u->ops);
+    free(u->tiers);
+    bench_free(u->buf, u->chunk * u->bb);
+    bench_free(u->base, u->chunk * u->bb);
+    bench_copier_free(u->cp);
     return rc;
 }
 
+int swarm_run(const swarm_cfg *c, swarm_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->nvme_temp = -1;
+    run u = {.c = c, .r = r, .bb = c->block_bytes, .bt = c->wl.block_tokens, .wl = c->wl};
+    u.real_block = (uint64_t)u.bt * c->bytes_per_token;
+    int rc = size_tiers(&u);
+    if (rc)
+        return rc;
+    rc = start_workload(&u);
+    if (rc)
+        return rc;
+    rc = alloc_buffers(&u);
+    if (!rc)
+        rc = open_run_store(&u);
+    if (!rc)
+        rc = serve_all(&u) ? BENCH_FAILED : finish(&u);
+    return wind_up(&u, rc);
+}
