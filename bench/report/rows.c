@@ -189,7 +189,8 @@ static void text_cell(const bench_rows *t, size_t r, const bench_col *c, bench_t
     const bench_value *v = cell(t, r, f[0]);
     if (n == 1 && c->fmt && strcmp(c->fmt, "bytes") == 0) {
         char buf[32];
-        bench_table_cell(tab, "%s", bench_fmt_bytes(fd->type == BT_U64 ? v->v.u : 0, buf, sizeof buf));
+        uint64_t bytes = fd->type == BT_U64 ? v->v.u : 0;
+        bench_table_cell(tab, "%s", bench_fmt_bytes(bytes, buf, sizeof buf));
         return;
     }
     double scale = c->scale ? c->scale : 1;
