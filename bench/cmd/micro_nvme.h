@@ -77,7 +77,6 @@ typedef struct rec_row {
 
 /* ------------------------------------------------ micro_nvme_measure.c */
 
-double nv_pct(series *s, double p);
 int nv_sys_fail(const char *what, int neg_errno);
 void nv_describe_dir(const char *dir, char *fs, size_t fscap, char *dev, size_t devcap);
 double nv_page_touch_gbps(void);

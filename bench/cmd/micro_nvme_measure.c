@@ -27,7 +27,7 @@ static double gbps(uint64_t bytes, uint64_t ns)
     return (double)bytes / (double)(ns ? ns : 1); /* bytes/ns = GB/s */
 }
 
-double nv_pct(series *s, double p)
+static double pct(series *s, double p)
 {
     return s->n ? bench_percentile(s, p) : NAN;
 }
@@ -461,15 +461,15 @@ int nv_measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key *key
     row->put_raw = med(&rs.put[P_RAW]);
     row->put_fixed = med(&rs.put[P_FIXED]);
     row->put_ratio = med(&rs.put_ratio);
-    row->put_p10 = nv_pct(&rs.put_ratio, 10);
-    row->put_p90 = nv_pct(&rs.put_ratio, 90);
+    row->put_p10 = pct(&rs.put_ratio, 10);
+    row->put_p90 = pct(&rs.put_ratio, 90);
     row->put_ratio_fixed = med(&rs.put_ratio_fixed);
     row->get = med(&rs.get[P_KVT]);
     row->get_raw = med(&rs.get[P_RAW]);
     row->get_fixed = med(&rs.get[P_FIXED]);
     row->get_ratio = med(&rs.get_ratio);
-    row->get_p10 = nv_pct(&rs.get_ratio, 10);
-    row->get_p90 = nv_pct(&rs.get_ratio, 90);
+    row->get_p10 = pct(&rs.get_ratio, 10);
+    row->get_p90 = pct(&rs.get_ratio, 90);
     row->get_ratio_fixed = med(&rs.get_ratio_fixed);
     row->put_cpu = med(&rs.put_cpu[P_KVT]);
     row->put_raw_cpu = med(&rs.put_cpu[P_RAW]);
@@ -479,13 +479,13 @@ int nv_measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key *key
     row->get_fixed_cpu = med(&rs.get_cpu[P_FIXED]);
     row->put_sum = med(&rs.put[P_SUM]);
     row->put_ratio_sum = med(&rs.put_ratio_sum);
-    row->put_sum_p10 = nv_pct(&rs.put_ratio_sum, 10);
-    row->put_sum_p90 = nv_pct(&rs.put_ratio_sum, 90);
+    row->put_sum_p10 = pct(&rs.put_ratio_sum, 10);
+    row->put_sum_p90 = pct(&rs.put_ratio_sum, 90);
     row->put_sum_cpu = med(&rs.put_cpu[P_SUM]);
     row->get_sum = med(&rs.get[P_SUM]);
     row->get_ratio_sum = med(&rs.get_ratio_sum);
-    row->get_sum_p10 = nv_pct(&rs.get_ratio_sum, 10);
-    row->get_sum_p90 = nv_pct(&rs.get_ratio_sum, 90);
+    row->get_sum_p10 = pct(&rs.get_ratio_sum, 10);
+    row->get_sum_p90 = pct(&rs.get_ratio_sum, 90);
     row->get_sum_cpu = med(&rs.get_cpu[P_SUM]);
     row->put_delay = med(&rs.put_delay[P_KVT]);
     row->put_raw_delay = med(&rs.put_delay[P_RAW]);
@@ -511,8 +511,8 @@ int nv_measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key *key
         arow->kvt_put = row->put;
         arow->kvt_get = row->get;
         arow->get_vs_cold = med(&rs.get_vs_cold);
-        arow->get_vs_cold_p10 = nv_pct(&rs.get_vs_cold, 10);
-        arow->get_vs_cold_p90 = nv_pct(&rs.get_vs_cold, 90);
+        arow->get_vs_cold_p10 = pct(&rs.get_vs_cold, 10);
+        arow->get_vs_cold_p90 = pct(&rs.get_vs_cold, 90);
         arow->get_vs_warm = med(&rs.get_vs_warm);
         arow->put_vs_wb = med(&rs.put_vs_wb);
     }

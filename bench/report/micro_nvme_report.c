@@ -1,21 +1,10 @@
 /* micro_nvme_report.c — the reports of `micro --tier nvme`: text and JSON of the rows, the anchors, demotion, overhead, recovery. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <linux/magic.h>
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/uio.h>
-#include <sys/vfs.h>
-#include <unistd.h>
-
+#include <stdio.h>
 
 #include "../cmd/micro_nvme.h"
+#include "rows.h"
 
 /* --------------------------------------------------------------- reports */
 
@@ -31,39 +20,383 @@ static void json_common_config(bench_json *j, const nv_opts *o, const char *mode
     bench_json_i64(j, "runs", o->runs);
 }
 
-static void json_overhead(bench_json *j, const bench_list *blocks)
+/* On-media size per block size: one row each. */
+static const bench_field overhead_fields[] = {
+    {"block_bytes", BT_U64},
+    {"slot_bytes", BT_U64},
+    {"overhead", BT_NUM},
+};
+
+static const bench_col overhead_cols[] = {
+    BENCH_COL_LEFT("block", "bytes", "block_bytes"),
+    BENCH_COL("slot on media", "bytes", "slot_bytes"),
+    {.head = "overhead", .fmt = "%.2f%%", .keys = {"overhead"}, .scale = 100},
+};
+
+static void overhead_fill(bench_rows *t, const bench_list *blocks)
 {
-    bench_json_array(j, "overhead");
+    bench_rows_init(t, overhead_fields, (int)(sizeof overhead_fields / sizeof *overhead_fields));
     for (int i = 0; i < blocks->n; i++) {
         uint64_t slot = 0;
         bench_slot_bytes(blocks->v[i], &slot);
-        bench_json_object(j, NULL);
-        bench_json_u64(j, "block_bytes", blocks->v[i]);
-        bench_json_u64(j, "slot_bytes", slot);
-        bench_json_num(j, "overhead", (double)(slot - blocks->v[i]) / (double)blocks->v[i]);
-        bench_json_end_object(j);
+        bench_rows_add(t);
+        bench_rows_u64(t, "block_bytes", blocks->v[i]);
+        bench_rows_u64(t, "slot_bytes", slot);
+        bench_rows_num(t, "overhead", (double)(slot - blocks->v[i]) / (double)blocks->v[i]);
     }
-    bench_json_end_array(j);
+}
+
+static void json_overhead(bench_json *j, const bench_list *blocks)
+{
+    bench_rows t;
+    overhead_fill(&t, blocks);
+    bench_rows_json(&t, j, "overhead");
+    bench_rows_free(&t);
 }
 
 static void text_overhead(const bench_list *blocks)
 {
-    char a[32], b[32];
-    static const char *const head[] = {"block", "slot on media", "overhead"};
-    bench_table t;
-    bench_table_init(&t, 3, head, "lrr");
-    for (int i = 0; i < blocks->n; i++) {
-        uint64_t slot = 0;
-        bench_slot_bytes(blocks->v[i], &slot);
-        bench_table_cell(&t, "%s", bench_fmt_bytes(blocks->v[i], a, sizeof a));
-        bench_table_cell(&t, "%s", bench_fmt_bytes(slot, b, sizeof b));
-        bench_table_cell(&t, "%.2f%%", 100.0 * (double)(slot - blocks->v[i]) / (double)blocks->v[i]);
-    }
+    bench_rows t;
+    overhead_fill(&t, blocks);
     printf("\n  on-media overhead (4 KiB header unit + payload rounded to 4 KiB; plus one 4 KiB "
            "superblock per file):\n");
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows_text(&t, overhead_cols, 3, stdout, 2);
+    bench_rows_free(&t);
 }
+
+/* ------------------------------------------- kvtier vs raw: the rows */
+
+static const bench_field nv_fields[] = {
+    {"block_bytes", BT_U64},
+    {"queue_depth", BT_U64},
+    {"slot_bytes", BT_U64},
+    {"blocks_per_run", BT_U64},
+    {"run_bytes", BT_U64},
+    {"put_gb_per_s", BT_NUM},
+    {"put_raw_gb_per_s", BT_NUM},
+    {"put_raw_fixed_gb_per_s", BT_NUM},
+    {"put_ratio", BT_NUM},
+    {"put_ratio_p10", BT_NUM},
+    {"put_ratio_p90", BT_NUM},
+    {"put_ratio_fixed", BT_NUM},
+    {"get_gb_per_s", BT_NUM},
+    {"get_raw_gb_per_s", BT_NUM},
+    {"get_raw_fixed_gb_per_s", BT_NUM},
+    {"get_ratio", BT_NUM},
+    {"get_ratio_p10", BT_NUM},
+    {"get_ratio_p90", BT_NUM},
+    {"get_ratio_fixed", BT_NUM},
+    {"put_cpu_s_per_gb", BT_NUM},
+    {"put_raw_cpu_s_per_gb", BT_NUM},
+    {"put_raw_fixed_cpu_s_per_gb", BT_NUM},
+    {"get_cpu_s_per_gb", BT_NUM},
+    {"get_raw_cpu_s_per_gb", BT_NUM},
+    {"get_raw_fixed_cpu_s_per_gb", BT_NUM},
+    {"put_raw_sum_gb_per_s", BT_NUM},
+    {"put_ratio_sum", BT_NUM},
+    {"put_ratio_sum_p10", BT_NUM},
+    {"put_ratio_sum_p90", BT_NUM},
+    {"put_raw_sum_cpu_s_per_gb", BT_NUM},
+    {"get_raw_sum_gb_per_s", BT_NUM},
+    {"get_ratio_sum", BT_NUM},
+    {"get_ratio_sum_p10", BT_NUM},
+    {"get_ratio_sum_p90", BT_NUM},
+    {"get_raw_sum_cpu_s_per_gb", BT_NUM},
+    {"put_run_delay_ms", BT_NUM},
+    {"put_raw_run_delay_ms", BT_NUM},
+    {"put_raw_sum_run_delay_ms", BT_NUM},
+    {"get_run_delay_ms", BT_NUM},
+    {"get_raw_run_delay_ms", BT_NUM},
+    {"get_raw_sum_run_delay_ms", BT_NUM},
+    {"pairs", BT_U64},
+    {"staged_blocks", BT_U64},
+    {"fixed_host", BT_U64},
+    {"resubmits", BT_U64},
+    {"raw_fixed_transfers", BT_U64},
+    {"raw_resubmits", BT_U64},
+};
+
+#define NV_KEY_COLS BENCH_COL_LEFT("block", "bytes", "block_bytes"), BENCH_COL("QD", NULL, "queue_depth")
+
+static const bench_col nv_rate_cols[] = {
+    NV_KEY_COLS,
+    BENCH_COL("put GB/s", "%.2f", "put_gb_per_s"),
+    BENCH_COL("raw", "%.2f", "put_raw_gb_per_s"),
+    BENCH_COL("reg", "%.2f", "put_raw_fixed_gb_per_s"),
+    BENCH_COL_RATIO("put/raw", "put_ratio", "put_ratio_p10", "put_ratio_p90"),
+    BENCH_COL("get GB/s", "%.2f", "get_gb_per_s"),
+    BENCH_COL("raw", "%.2f", "get_raw_gb_per_s"),
+    BENCH_COL("reg", "%.2f", "get_raw_fixed_gb_per_s"),
+    BENCH_COL_RATIO("get/raw", "get_ratio", "get_ratio_p10", "get_ratio_p90"),
+};
+
+static const bench_col nv_sum_cols[] = {
+    NV_KEY_COLS,
+    BENCH_COL("put GB/s", "%.2f", "put_gb_per_s"),
+    BENCH_COL("sum", "%.2f", "put_raw_sum_gb_per_s"),
+    BENCH_COL_RATIO("put/sum", "put_ratio_sum", "put_ratio_sum_p10", "put_ratio_sum_p90"),
+    BENCH_COL("get GB/s", "%.2f", "get_gb_per_s"),
+    BENCH_COL("sum", "%.2f", "get_raw_sum_gb_per_s"),
+    BENCH_COL_RATIO("get/sum", "get_ratio_sum", "get_ratio_sum_p10", "get_ratio_sum_p90"),
+};
+
+/* CPU s/GB shown as ms/GB. */
+#define NV_CPU_COL(head_, key_) {.head = (head_), .fmt = "%.0f", .keys = {(key_)}, .scale = 1e3}
+static const bench_col nv_cpu_cols[] = {
+    NV_KEY_COLS,
+    NV_CPU_COL("put kvtier", "put_cpu_s_per_gb"),
+    NV_CPU_COL("raw", "put_raw_cpu_s_per_gb"),
+    NV_CPU_COL("reg", "put_raw_fixed_cpu_s_per_gb"),
+    NV_CPU_COL("sum", "put_raw_sum_cpu_s_per_gb"),
+    NV_CPU_COL("get kvtier", "get_cpu_s_per_gb"),
+    NV_CPU_COL("raw", "get_raw_cpu_s_per_gb"),
+    NV_CPU_COL("reg", "get_raw_fixed_cpu_s_per_gb"),
+    NV_CPU_COL("sum", "get_raw_sum_cpu_s_per_gb"),
+};
+
+static const bench_col nv_delay_cols[] = {
+    NV_KEY_COLS,
+    BENCH_COL("put kvtier", "%.2f", "put_run_delay_ms"),
+    BENCH_COL("raw", "%.2f", "put_raw_run_delay_ms"),
+    BENCH_COL("sum", "%.2f", "put_raw_sum_run_delay_ms"),
+    BENCH_COL("get kvtier", "%.2f", "get_run_delay_ms"),
+    BENCH_COL("raw", "%.2f", "get_raw_run_delay_ms"),
+    BENCH_COL("sum", "%.2f", "get_raw_sum_run_delay_ms"),
+};
+
+static void nv_fill(bench_rows *t, const nv_row *rows, size_t nrows)
+{
+    bench_rows_init(t, nv_fields, (int)(sizeof nv_fields / sizeof *nv_fields));
+    for (size_t i = 0; i < nrows; i++) {
+        const nv_row *r = &rows[i];
+        bench_rows_add(t);
+        bench_rows_u64(t, "block_bytes", r->block_bytes);
+        bench_rows_u64(t, "queue_depth", r->qd);
+        bench_rows_u64(t, "slot_bytes", r->slot_bytes);
+        bench_rows_u64(t, "blocks_per_run", r->blocks);
+        bench_rows_u64(t, "run_bytes", (uint64_t)r->blocks * r->block_bytes);
+        bench_rows_num(t, "put_gb_per_s", r->put);
+        bench_rows_num(t, "put_raw_gb_per_s", r->put_raw);
+        bench_rows_num(t, "put_raw_fixed_gb_per_s", r->put_fixed);
+        bench_rows_num(t, "put_ratio", r->put_ratio);
+        bench_rows_num(t, "put_ratio_p10", r->put_p10);
+        bench_rows_num(t, "put_ratio_p90", r->put_p90);
+        bench_rows_num(t, "put_ratio_fixed", r->put_ratio_fixed);
+        bench_rows_num(t, "get_gb_per_s", r->get);
+        bench_rows_num(t, "get_raw_gb_per_s", r->get_raw);
+        bench_rows_num(t, "get_raw_fixed_gb_per_s", r->get_fixed);
+        bench_rows_num(t, "get_ratio", r->get_ratio);
+        bench_rows_num(t, "get_ratio_p10", r->get_p10);
+        bench_rows_num(t, "get_ratio_p90", r->get_p90);
+        bench_rows_num(t, "get_ratio_fixed", r->get_ratio_fixed);
+        bench_rows_num(t, "put_cpu_s_per_gb", r->put_cpu);
+        bench_rows_num(t, "put_raw_cpu_s_per_gb", r->put_raw_cpu);
+        bench_rows_num(t, "put_raw_fixed_cpu_s_per_gb", r->put_fixed_cpu);
+        bench_rows_num(t, "get_cpu_s_per_gb", r->get_cpu);
+        bench_rows_num(t, "get_raw_cpu_s_per_gb", r->get_raw_cpu);
+        bench_rows_num(t, "get_raw_fixed_cpu_s_per_gb", r->get_fixed_cpu);
+        bench_rows_num(t, "put_raw_sum_gb_per_s", r->put_sum);
+        bench_rows_num(t, "put_ratio_sum", r->put_ratio_sum);
+        bench_rows_num(t, "put_ratio_sum_p10", r->put_sum_p10);
+        bench_rows_num(t, "put_ratio_sum_p90", r->put_sum_p90);
+        bench_rows_num(t, "put_raw_sum_cpu_s_per_gb", r->put_sum_cpu);
+        bench_rows_num(t, "get_raw_sum_gb_per_s", r->get_sum);
+        bench_rows_num(t, "get_ratio_sum", r->get_ratio_sum);
+        bench_rows_num(t, "get_ratio_sum_p10", r->get_sum_p10);
+        bench_rows_num(t, "get_ratio_sum_p90", r->get_sum_p90);
+        bench_rows_num(t, "get_raw_sum_cpu_s_per_gb", r->get_sum_cpu);
+        bench_rows_num(t, "put_run_delay_ms", r->put_delay);
+        bench_rows_num(t, "put_raw_run_delay_ms", r->put_raw_delay);
+        bench_rows_num(t, "put_raw_sum_run_delay_ms", r->put_sum_delay);
+        bench_rows_num(t, "get_run_delay_ms", r->get_delay);
+        bench_rows_num(t, "get_raw_run_delay_ms", r->get_raw_delay);
+        bench_rows_num(t, "get_raw_sum_run_delay_ms", r->get_sum_delay);
+        bench_rows_u64(t, "pairs", r->pairs);
+        bench_rows_u64(t, "staged_blocks", r->staged);
+        bench_rows_u64(t, "fixed_host", r->fixed_host);
+        bench_rows_u64(t, "resubmits", r->resubmits);
+        bench_rows_u64(t, "raw_fixed_transfers", r->raw_fixed_ios);
+        bench_rows_u64(t, "raw_resubmits", r->raw_resubmits);
+    }
+}
+
+/* ------------------------------------------ the anchors' files: rows */
+
+static const bench_field anchor_fields[] = {
+    {"block_bytes", BT_U64},
+    {"threads", BT_U64},
+    {"queue_depth", BT_U64},
+    {"blocks_per_run", BT_U64},
+    {"put_page_cache_gb_per_s", BT_NUM},
+    {"put_writeback_gb_per_s", BT_NUM},
+    {"get_cold_gb_per_s", BT_NUM},
+    {"get_warm_gb_per_s", BT_NUM},
+    {"cold_resident_pages", BT_I64},
+    {"kvtier_put_gb_per_s", BT_NUM},
+    {"kvtier_get_gb_per_s", BT_NUM},
+    {"get_vs_cold", BT_NUM},
+    {"get_vs_cold_p10", BT_NUM},
+    {"get_vs_cold_p90", BT_NUM},
+    {"get_vs_warm", BT_NUM},
+    {"put_vs_writeback", BT_NUM},
+    {"pairs", BT_U64},
+};
+
+static const bench_col anchor_cols[] = {
+    BENCH_COL_LEFT("block", "bytes", "block_bytes"),
+    BENCH_COL("put", "%.2f", "put_page_cache_gb_per_s"),
+    BENCH_COL("put+wb", "%.2f", "put_writeback_gb_per_s"),
+    BENCH_COL("get cold", "%.2f", "get_cold_gb_per_s"),
+    BENCH_COL("get warm", "%.2f", "get_warm_gb_per_s"),
+    BENCH_COL("kvtier put", "%.2f", "kvtier_put_gb_per_s"),
+    BENCH_COL("kvtier get", "%.2f", "kvtier_get_gb_per_s"),
+    BENCH_COL("get vs cold", "%.2fx (%.2f-%.2f)", "get_vs_cold", "get_vs_cold_p10",
+              "get_vs_cold_p90"),
+    BENCH_COL("get vs warm", "%.2fx", "get_vs_warm"),
+};
+
+static void anchor_fill(bench_rows *t, const anchor_row *arows, size_t narows)
+{
+    bench_rows_init(t, anchor_fields, (int)(sizeof anchor_fields / sizeof *anchor_fields));
+    for (size_t i = 0; i < narows; i++) {
+        const anchor_row *r = &arows[i];
+        bench_rows_add(t);
+        bench_rows_u64(t, "block_bytes", r->block_bytes);
+        bench_rows_u64(t, "threads", r->threads);
+        bench_rows_u64(t, "queue_depth", r->qd);
+        bench_rows_u64(t, "blocks_per_run", r->blocks);
+        bench_rows_num(t, "put_page_cache_gb_per_s", r->put_cache);
+        bench_rows_num(t, "put_writeback_gb_per_s", r->put_wb);
+        bench_rows_num(t, "get_cold_gb_per_s", r->get_cold);
+        bench_rows_num(t, "get_warm_gb_per_s", r->get_warm);
+        bench_rows_i64(t, "cold_resident_pages", r->cold_resident_pages);
+        bench_rows_num(t, "kvtier_put_gb_per_s", r->kvt_put);
+        bench_rows_num(t, "kvtier_get_gb_per_s", r->kvt_get);
+        bench_rows_num(t, "get_vs_cold", r->get_vs_cold);
+        bench_rows_num(t, "get_vs_cold_p10", r->get_vs_cold_p10);
+        bench_rows_num(t, "get_vs_cold_p90", r->get_vs_cold_p90);
+        bench_rows_num(t, "get_vs_warm", r->get_vs_warm);
+        bench_rows_num(t, "put_vs_writeback", r->put_vs_wb);
+        bench_rows_u64(t, "pairs", r->pairs);
+    }
+}
+
+/* ------------------------------------------ DRAM -> NVMe demotion: rows */
+
+static const bench_field demote_fields[] = {
+    {"block_bytes", BT_U64},
+    {"dram_bytes", BT_U64},
+    {"queue_depth", BT_U64},
+    {"blocks_per_run", BT_U64},
+    {"demotions_per_run", BT_NUM},
+    {"raw_writes", BT_U64},
+    {"put_gb_per_s", BT_NUM},
+    {"raw_qd1_gb_per_s", BT_NUM},
+    {"raw_gb_per_s", BT_NUM},
+    {"ratio_qd1", BT_NUM},
+    {"ratio", BT_NUM},
+    {"raw_registered", BT_BOOL},
+    {"pairs", BT_U64},
+};
+
+static const bench_col demote_cols[] = {
+    BENCH_COL_LEFT("block", "bytes", "block_bytes"),
+    BENCH_COL("DRAM", "bytes", "dram_bytes"),
+    BENCH_COL("demoted/run", "%.0f of %.0f", "demotions_per_run", "blocks_per_run"),
+    BENCH_COL("raw writes", NULL, "raw_writes"),
+    BENCH_COL("put GB/s", "%.2f", "put_gb_per_s"),
+    BENCH_COL("raw QD1", "%.2f", "raw_qd1_gb_per_s"),
+    BENCH_COL("raw QD", "%.2f", "raw_gb_per_s"),
+    BENCH_COL("QD", NULL, "queue_depth"),
+    {.head = "vs QD1", .fmt = "%.1f%%", .keys = {"ratio_qd1"}, .scale = 100},
+    {.head = "vs QD", .fmt = "%.1f%%", .keys = {"ratio"}, .scale = 100},
+};
+
+static void demote_fill(bench_rows *t, const demote_row *drows, size_t ndrows)
+{
+    bench_rows_init(t, demote_fields, (int)(sizeof demote_fields / sizeof *demote_fields));
+    for (size_t i = 0; i < ndrows; i++) {
+        const demote_row *r = &drows[i];
+        bench_rows_add(t);
+        bench_rows_u64(t, "block_bytes", r->block_bytes);
+        bench_rows_u64(t, "dram_bytes", r->dram_bytes);
+        bench_rows_u64(t, "queue_depth", r->qd);
+        bench_rows_u64(t, "blocks_per_run", r->blocks);
+        bench_rows_num(t, "demotions_per_run", r->demotions_per_run);
+        bench_rows_u64(t, "raw_writes", r->raw_writes);
+        bench_rows_num(t, "put_gb_per_s", r->put);
+        bench_rows_num(t, "raw_qd1_gb_per_s", r->raw1);
+        bench_rows_num(t, "raw_gb_per_s", r->rawq);
+        bench_rows_num(t, "ratio_qd1", r->ratio1);
+        bench_rows_num(t, "ratio", r->ratioq);
+        bench_rows_bool(t, "raw_registered", r->fixed);
+        bench_rows_u64(t, "pairs", r->pairs);
+    }
+}
+
+/* ------------------------------------------------------ recovery: rows */
+
+static const bench_field rec_fields[] = {
+    {"blocks", BT_U64},
+    {"block_bytes", BT_U64},
+    {"slot_bytes", BT_U64},
+    {"file_bytes", BT_U64},
+    {"queue_depth", BT_U64},
+    {"create_ms", BT_NUM},
+    {"fill_s", BT_NUM},
+    {"fill_blocks_per_s", BT_NUM},
+    {"close_ms", BT_NUM},
+    {"open_ms", BT_NUM},
+    {"open_ms_min", BT_NUM},
+    {"open_ms_max", BT_NUM},
+    {"recovery_ms", BT_NUM},
+    {"headers_per_s", BT_NUM},
+    {"recovered", BT_U64},
+    {"reopens", BT_I64},
+};
+
+static const bench_col rec_cols[] = {
+    BENCH_COL("blocks", NULL, "blocks"),
+    BENCH_COL_LEFT("block", "bytes", "block_bytes"),
+    BENCH_COL("slot", "bytes", "slot_bytes"),
+    BENCH_COL("file", "bytes", "file_bytes"),
+    BENCH_COL("fill s", "%.2f", "fill_s"),
+    BENCH_COL("close ms", "%.1f", "close_ms"),
+    BENCH_COL("open ms (min-max)", "%.1f (%.1f-%.1f)", "open_ms", "open_ms_min", "open_ms_max"),
+    BENCH_COL("recovery ms", "%.0f", "recovery_ms"),
+    BENCH_COL("headers/s", "%.0f", "headers_per_s"),
+    BENCH_COL("recovered", NULL, "recovered"),
+};
+
+static void rec_fill(bench_rows *t, const rec_row *rows, size_t nrows)
+{
+    bench_rows_init(t, rec_fields, (int)(sizeof rec_fields / sizeof *rec_fields));
+    for (size_t i = 0; i < nrows; i++) {
+        const rec_row *r = &rows[i];
+        bench_rows_add(t);
+        bench_rows_u64(t, "blocks", r->blocks);
+        bench_rows_u64(t, "block_bytes", r->block_bytes);
+        bench_rows_u64(t, "slot_bytes", r->slot_bytes);
+        bench_rows_u64(t, "file_bytes", r->file_bytes);
+        bench_rows_u64(t, "queue_depth", r->qd);
+        bench_rows_num(t, "create_ms", r->create_ms);
+        bench_rows_num(t, "fill_s", r->fill_s);
+        bench_rows_num(t, "fill_blocks_per_s", (double)r->blocks / r->fill_s);
+        bench_rows_num(t, "close_ms", r->close_ms);
+        bench_rows_num(t, "open_ms", r->open_ms);
+        bench_rows_num(t, "open_ms_min", r->open_ms_min);
+        bench_rows_num(t, "open_ms_max", r->open_ms_max);
+        bench_rows_num(t, "recovery_ms", r->recovery_ms);
+        bench_rows_num(t, "headers_per_s",
+                       r->recovery_ms > 0 ? (double)r->blocks / (r->recovery_ms / 1e3) : NAN);
+        bench_rows_u64(t, "recovered", r->recovered);
+        bench_rows_i64(t, "reopens", r->reopens);
+    }
+}
+
+#define NCOLS(cols) ((int)(sizeof cols / sizeof *cols))
+
+/* ---------------------------------------------------------- the reports */
 
 void nv_report_json(const nv_opts *o, const bench_list *blocks, const nv_row *rows,
                     size_t nrows, const anchor_row *arows, size_t narows,
@@ -96,104 +429,16 @@ void nv_report_json(const nv_opts *o, const bench_list *blocks, const nv_row *ro
     bench_json_str(&j, "statistic", "GB/s: median over passes; ratio: median over runs of "
                                     "the other side's time / kvtier's time");
     bench_json_end_object(&j);
-    bench_json_array(&j, "results");
-    for (size_t i = 0; i < nrows; i++) {
-        const nv_row *r = &rows[i];
-        bench_json_object(&j, NULL);
-        bench_json_u64(&j, "block_bytes", r->block_bytes);
-        bench_json_u64(&j, "queue_depth", r->qd);
-        bench_json_u64(&j, "slot_bytes", r->slot_bytes);
-        bench_json_u64(&j, "blocks_per_run", r->blocks);
-        bench_json_u64(&j, "run_bytes", (uint64_t)r->blocks * r->block_bytes);
-        bench_json_num(&j, "put_gb_per_s", r->put);
-        bench_json_num(&j, "put_raw_gb_per_s", r->put_raw);
-        bench_json_num(&j, "put_raw_fixed_gb_per_s", r->put_fixed);
-        bench_json_num(&j, "put_ratio", r->put_ratio);
-        bench_json_num(&j, "put_ratio_p10", r->put_p10);
-        bench_json_num(&j, "put_ratio_p90", r->put_p90);
-        bench_json_num(&j, "put_ratio_fixed", r->put_ratio_fixed);
-        bench_json_num(&j, "get_gb_per_s", r->get);
-        bench_json_num(&j, "get_raw_gb_per_s", r->get_raw);
-        bench_json_num(&j, "get_raw_fixed_gb_per_s", r->get_fixed);
-        bench_json_num(&j, "get_ratio", r->get_ratio);
-        bench_json_num(&j, "get_ratio_p10", r->get_p10);
-        bench_json_num(&j, "get_ratio_p90", r->get_p90);
-        bench_json_num(&j, "get_ratio_fixed", r->get_ratio_fixed);
-        bench_json_num(&j, "put_cpu_s_per_gb", r->put_cpu);
-        bench_json_num(&j, "put_raw_cpu_s_per_gb", r->put_raw_cpu);
-        bench_json_num(&j, "put_raw_fixed_cpu_s_per_gb", r->put_fixed_cpu);
-        bench_json_num(&j, "get_cpu_s_per_gb", r->get_cpu);
-        bench_json_num(&j, "get_raw_cpu_s_per_gb", r->get_raw_cpu);
-        bench_json_num(&j, "get_raw_fixed_cpu_s_per_gb", r->get_fixed_cpu);
-        bench_json_num(&j, "put_raw_sum_gb_per_s", r->put_sum);
-        bench_json_num(&j, "put_ratio_sum", r->put_ratio_sum);
-        bench_json_num(&j, "put_ratio_sum_p10", r->put_sum_p10);
-        bench_json_num(&j, "put_ratio_sum_p90", r->put_sum_p90);
-        bench_json_num(&j, "put_raw_sum_cpu_s_per_gb", r->put_sum_cpu);
-        bench_json_num(&j, "get_raw_sum_gb_per_s", r->get_sum);
-        bench_json_num(&j, "get_ratio_sum", r->get_ratio_sum);
-        bench_json_num(&j, "get_ratio_sum_p10", r->get_sum_p10);
-        bench_json_num(&j, "get_ratio_sum_p90", r->get_sum_p90);
-        bench_json_num(&j, "get_raw_sum_cpu_s_per_gb", r->get_sum_cpu);
-        bench_json_num(&j, "put_run_delay_ms", r->put_delay);
-        bench_json_num(&j, "put_raw_run_delay_ms", r->put_raw_delay);
-        bench_json_num(&j, "put_raw_sum_run_delay_ms", r->put_sum_delay);
-        bench_json_num(&j, "get_run_delay_ms", r->get_delay);
-        bench_json_num(&j, "get_raw_run_delay_ms", r->get_raw_delay);
-        bench_json_num(&j, "get_raw_sum_run_delay_ms", r->get_sum_delay);
-        bench_json_u64(&j, "pairs", r->pairs);
-        bench_json_u64(&j, "staged_blocks", r->staged);
-        bench_json_u64(&j, "fixed_host", r->fixed_host);
-        bench_json_u64(&j, "resubmits", r->resubmits);
-        bench_json_u64(&j, "raw_fixed_transfers", r->raw_fixed_ios);
-        bench_json_u64(&j, "raw_resubmits", r->raw_resubmits);
-        bench_json_end_object(&j);
-    }
-    bench_json_end_array(&j);
-    bench_json_array(&j, "anchor");
-    for (size_t i = 0; i < narows; i++) {
-        const anchor_row *r = &arows[i];
-        bench_json_object(&j, NULL);
-        bench_json_u64(&j, "block_bytes", r->block_bytes);
-        bench_json_u64(&j, "threads", r->threads);
-        bench_json_u64(&j, "queue_depth", r->qd);
-        bench_json_u64(&j, "blocks_per_run", r->blocks);
-        bench_json_num(&j, "put_page_cache_gb_per_s", r->put_cache);
-        bench_json_num(&j, "put_writeback_gb_per_s", r->put_wb);
-        bench_json_num(&j, "get_cold_gb_per_s", r->get_cold);
-        bench_json_num(&j, "get_warm_gb_per_s", r->get_warm);
-        bench_json_i64(&j, "cold_resident_pages", r->cold_resident_pages);
-        bench_json_num(&j, "kvtier_put_gb_per_s", r->kvt_put);
-        bench_json_num(&j, "kvtier_get_gb_per_s", r->kvt_get);
-        bench_json_num(&j, "get_vs_cold", r->get_vs_cold);
-        bench_json_num(&j, "get_vs_cold_p10", r->get_vs_cold_p10);
-        bench_json_num(&j, "get_vs_cold_p90", r->get_vs_cold_p90);
-        bench_json_num(&j, "get_vs_warm", r->get_vs_warm);
-        bench_json_num(&j, "put_vs_writeback", r->put_vs_wb);
-        bench_json_u64(&j, "pairs", r->pairs);
-        bench_json_end_object(&j);
-    }
-    bench_json_end_array(&j);
-    bench_json_array(&j, "demote");
-    for (size_t i = 0; i < ndrows; i++) {
-        const demote_row *r = &drows[i];
-        bench_json_object(&j, NULL);
-        bench_json_u64(&j, "block_bytes", r->block_bytes);
-        bench_json_u64(&j, "dram_bytes", r->dram_bytes);
-        bench_json_u64(&j, "queue_depth", r->qd);
-        bench_json_u64(&j, "blocks_per_run", r->blocks);
-        bench_json_num(&j, "demotions_per_run", r->demotions_per_run);
-        bench_json_u64(&j, "raw_writes", r->raw_writes);
-        bench_json_num(&j, "put_gb_per_s", r->put);
-        bench_json_num(&j, "raw_qd1_gb_per_s", r->raw1);
-        bench_json_num(&j, "raw_gb_per_s", r->rawq);
-        bench_json_num(&j, "ratio_qd1", r->ratio1);
-        bench_json_num(&j, "ratio", r->ratioq);
-        bench_json_bool(&j, "raw_registered", r->fixed);
-        bench_json_u64(&j, "pairs", r->pairs);
-        bench_json_end_object(&j);
-    }
-    bench_json_end_array(&j);
+    bench_rows t;
+    nv_fill(&t, rows, nrows);
+    bench_rows_json(&t, &j, "results");
+    bench_rows_free(&t);
+    anchor_fill(&t, arows, narows);
+    bench_rows_json(&t, &j, "anchor");
+    bench_rows_free(&t);
+    demote_fill(&t, drows, ndrows);
+    bench_rows_json(&t, &j, "demote");
+    bench_rows_free(&t);
     json_overhead(&j, blocks);
     bench_json_end_object(&j);
 }
@@ -209,29 +454,11 @@ void nv_report_text(const nv_opts *o, const bench_list *blocks, const nv_row *ro
            "  NVMe-only store, caller buffers 4 KiB-aligned and not registered. raw: the same\n"
            "  bytes, offsets and depth from the same buffers (plain READ/WRITE, as the tier\n"
            "  gets them); reg: the same, buffers registered. GB/s: median over passes\n"
-           "  (GB = 1e9 B). kvtier/raw: median over runs of the time ratio (10th-90th nv_pct).\n\n",
+           "  (GB = 1e9 B). kvtier/raw: median over runs of the time ratio (10th-90th pct).\n\n",
            o->dir, fs, dev, o->runs, bench_fmt_bytes(o->total, a, sizeof a));
-    static const char *const head[] = {"block", "QD", "put GB/s", "raw", "reg", "put/raw",
-                                       "get GB/s", "raw", "reg", "get/raw"};
-    bench_table t;
-    bench_table_init(&t, 10, head, "lrrrrrrrrr");
-    for (size_t i = 0; i < nrows; i++) {
-        const nv_row *r = &rows[i];
-        bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
-        bench_table_cell(&t, "%u", r->qd);
-        bench_table_cell(&t, "%.2f", r->put);
-        bench_table_cell(&t, "%.2f", r->put_raw);
-        bench_table_cell(&t, "%.2f", r->put_fixed);
-        bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->put_ratio, 100 * r->put_p10,
-                         100 * r->put_p90);
-        bench_table_cell(&t, "%.2f", r->get);
-        bench_table_cell(&t, "%.2f", r->get_raw);
-        bench_table_cell(&t, "%.2f", r->get_fixed);
-        bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->get_ratio, 100 * r->get_p10,
-                         100 * r->get_p90);
-    }
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows t;
+    nv_fill(&t, rows, nrows);
+    bench_rows_text(&t, nv_rate_cols, NCOLS(nv_rate_cols), stdout, 2);
 
     if (o->raw_sum) {
         printf("\n  kvtier next to the raw loop plus a checksum of every block (sum), XXH3-64 as the\n"
@@ -239,65 +466,17 @@ void nv_report_text(const nv_opts *o, const bench_list *blocks, const nv_row *ro
                "  hashing thread%s, like the tier's. What kvtier/sum leaves out is what checksums\n"
                "  cost on this machine; the rest is the tier's own work.\n",
                o->sum_helpers, o->sum_helpers == 1 ? "" : "s");
-        static const char *const sh[] = {"block", "QD", "put GB/s", "sum", "put/sum",
-                                         "get GB/s", "sum", "get/sum"};
-        bench_table_init(&t, 8, sh, "lrrrrrrr");
-        for (size_t i = 0; i < nrows; i++) {
-            const nv_row *r = &rows[i];
-            bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
-            bench_table_cell(&t, "%u", r->qd);
-            bench_table_cell(&t, "%.2f", r->put);
-            bench_table_cell(&t, "%.2f", r->put_sum);
-            bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->put_ratio_sum,
-                             100 * r->put_sum_p10, 100 * r->put_sum_p90);
-            bench_table_cell(&t, "%.2f", r->get);
-            bench_table_cell(&t, "%.2f", r->get_sum);
-            bench_table_cell(&t, "%.1f%% (%.0f-%.0f)", 100 * r->get_ratio_sum,
-                             100 * r->get_sum_p10, 100 * r->get_sum_p90);
-        }
-        bench_table_print(&t, stdout, 2);
-        bench_table_free(&t);
+        bench_rows_text(&t, nv_sum_cols, NCOLS(nv_sum_cols), stdout, 2);
     }
 
     printf("\n  CPU time of the process (all its threads), ms per GB moved (median over passes): what\n"
            "  each side costs whatever else runs on the machine.\n");
-    static const char *const ch[] = {"block", "QD", "put kvtier", "raw", "reg", "sum",
-                                     "get kvtier", "raw", "reg", "sum"};
-    bench_table_init(&t, 10, ch, "lrrrrrrrrr");
-    for (size_t i = 0; i < nrows; i++) {
-        const nv_row *r = &rows[i];
-        bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
-        bench_table_cell(&t, "%u", r->qd);
-        bench_table_cell(&t, "%.0f", 1e3 * r->put_cpu);
-        bench_table_cell(&t, "%.0f", 1e3 * r->put_raw_cpu);
-        bench_table_cell(&t, "%.0f", 1e3 * r->put_fixed_cpu);
-        bench_table_cell(&t, "%.0f", 1e3 * r->put_sum_cpu);
-        bench_table_cell(&t, "%.0f", 1e3 * r->get_cpu);
-        bench_table_cell(&t, "%.0f", 1e3 * r->get_raw_cpu);
-        bench_table_cell(&t, "%.0f", 1e3 * r->get_fixed_cpu);
-        bench_table_cell(&t, "%.0f", 1e3 * r->get_sum_cpu);
-    }
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows_text(&t, nv_cpu_cols, NCOLS(nv_cpu_cols), stdout, 2);
 
     printf("\n  run delay: ms per pass (median) that the thread driving the ring was ready to\n"
            "  reap and submit but waited for a CPU, which the device spends idle.\n");
-    static const char *const dh[] = {"block", "QD", "put kvtier", "raw", "sum",
-                                     "get kvtier", "raw", "sum"};
-    bench_table_init(&t, 8, dh, "lrrrrrrr");
-    for (size_t i = 0; i < nrows; i++) {
-        const nv_row *r = &rows[i];
-        bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
-        bench_table_cell(&t, "%u", r->qd);
-        bench_table_cell(&t, "%.2f", r->put_delay);
-        bench_table_cell(&t, "%.2f", r->put_raw_delay);
-        bench_table_cell(&t, "%.2f", r->put_sum_delay);
-        bench_table_cell(&t, "%.2f", r->get_delay);
-        bench_table_cell(&t, "%.2f", r->get_raw_delay);
-        bench_table_cell(&t, "%.2f", r->get_sum_delay);
-    }
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows_text(&t, nv_delay_cols, NCOLS(nv_delay_cols), stdout, 2);
+    bench_rows_free(&t);
 
     if (narows) {
         printf("\n  one file per block (the anchors' disk tier), %u threads, buffered, no fsync;\n"
@@ -307,25 +486,9 @@ void nv_report_text(const nv_opts *o, const bench_list *blocks, const nv_row *ro
                "  warm: read again at once, from the page cache. First touches of fresh 4 KiB\n"
                "  pages (what new page-cache pages cost) ran at %.2f GB/s on this machine.\n",
                arows[0].threads, arows[0].qd, arows[0].cold_resident_pages, o->touch_gbps);
-        static const char *const ah[] = {"block", "put", "put+wb", "get cold", "get warm",
-                                         "kvtier put", "kvtier get", "get vs cold",
-                                         "get vs warm"};
-        bench_table_init(&t, 9, ah, "lrrrrrrrr");
-        for (size_t i = 0; i < narows; i++) {
-            const anchor_row *r = &arows[i];
-            bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
-            bench_table_cell(&t, "%.2f", r->put_cache);
-            bench_table_cell(&t, "%.2f", r->put_wb);
-            bench_table_cell(&t, "%.2f", r->get_cold);
-            bench_table_cell(&t, "%.2f", r->get_warm);
-            bench_table_cell(&t, "%.2f", r->kvt_put);
-            bench_table_cell(&t, "%.2f", r->kvt_get);
-            bench_table_cell(&t, "%.2fx (%.2f-%.2f)", r->get_vs_cold, r->get_vs_cold_p10,
-                             r->get_vs_cold_p90);
-            bench_table_cell(&t, "%.2fx", r->get_vs_warm);
-        }
-        bench_table_print(&t, stdout, 2);
-        bench_table_free(&t);
+        anchor_fill(&t, arows, narows);
+        bench_rows_text(&t, anchor_cols, NCOLS(anchor_cols), stdout, 2);
+        bench_rows_free(&t);
     }
     if (ndrows) {
         printf("\n  puts into a DRAM tier of up to %s (a quarter of a run at most) demoting to\n"
@@ -334,25 +497,9 @@ void nv_report_text(const nv_opts *o, const bench_list *blocks, const nv_row *ro
                "  kvtier demoted (\"raw writes\"), O_DIRECT from registered memory; GB/s of\n"
                "  bytes put on both sides:\n",
                bench_fmt_bytes(o->dram_bytes, b, sizeof b));
-        static const char *const dh[] = {"block", "DRAM", "demoted/run", "raw writes",
-                                         "put GB/s", "raw QD1", "raw QD", "QD", "vs QD1",
-                                         "vs QD"};
-        bench_table_init(&t, 10, dh, "lrrrrrrrrr");
-        for (size_t i = 0; i < ndrows; i++) {
-            const demote_row *r = &drows[i];
-            bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
-            bench_table_cell(&t, "%s", bench_fmt_bytes(r->dram_bytes, b, sizeof b));
-            bench_table_cell(&t, "%.0f of %zu", r->demotions_per_run, r->blocks);
-            bench_table_cell(&t, "%zu", r->raw_writes);
-            bench_table_cell(&t, "%.2f", r->put);
-            bench_table_cell(&t, "%.2f", r->raw1);
-            bench_table_cell(&t, "%.2f", r->rawq);
-            bench_table_cell(&t, "%u", r->qd);
-            bench_table_cell(&t, "%.1f%%", 100 * r->ratio1);
-            bench_table_cell(&t, "%.1f%%", 100 * r->ratioq);
-        }
-        bench_table_print(&t, stdout, 2);
-        bench_table_free(&t);
+        demote_fill(&t, drows, ndrows);
+        bench_rows_text(&t, demote_cols, NCOLS(demote_cols), stdout, 2);
+        bench_rows_free(&t);
     }
     text_overhead(blocks);
 }
@@ -370,62 +517,25 @@ void nv_report_recovery(const nv_opts *o, int json, const rec_row *rows, size_t 
         bench_json_u64(&j, "queue_depth", o->big_qd);
         bench_json_str(&j, "statistic", "median over reopens");
         bench_json_end_object(&j);
-        bench_json_array(&j, "recovery");
-        for (size_t i = 0; i < nrows; i++) {
-            const rec_row *r = &rows[i];
-            bench_json_object(&j, NULL);
-            bench_json_u64(&j, "blocks", r->blocks);
-            bench_json_u64(&j, "block_bytes", r->block_bytes);
-            bench_json_u64(&j, "slot_bytes", r->slot_bytes);
-            bench_json_u64(&j, "file_bytes", r->file_bytes);
-            bench_json_u64(&j, "queue_depth", r->qd);
-            bench_json_num(&j, "create_ms", r->create_ms);
-            bench_json_num(&j, "fill_s", r->fill_s);
-            bench_json_num(&j, "fill_blocks_per_s", (double)r->blocks / r->fill_s);
-            bench_json_num(&j, "close_ms", r->close_ms);
-            bench_json_num(&j, "open_ms", r->open_ms);
-            bench_json_num(&j, "open_ms_min", r->open_ms_min);
-            bench_json_num(&j, "open_ms_max", r->open_ms_max);
-            bench_json_num(&j, "recovery_ms", r->recovery_ms);
-            bench_json_num(&j, "headers_per_s",
-                           r->recovery_ms > 0 ? (double)r->blocks / (r->recovery_ms / 1e3) : NAN);
-            bench_json_u64(&j, "recovered", r->recovered);
-            bench_json_i64(&j, "reopens", r->reopens);
-            bench_json_end_object(&j);
-        }
-        bench_json_end_array(&j);
+        bench_rows t;
+        rec_fill(&t, rows, nrows);
+        bench_rows_json(&t, &j, "recovery");
+        bench_rows_free(&t);
         json_overhead(&j, blocks);
         bench_json_end_object(&j);
         return;
     }
-    char a[32], b[32], c[32], fs[32], dev[64];
+    char fs[32], dev[64];
     nv_describe_dir(o->dir, fs, sizeof fs, dev, sizeof dev);
     bench_print_header(stdout, "NVMe tier recovery time");
     printf("  file in %s (%s on %s); NVMe-only store, queue depth %u. Fill, close, then\n"
            "  %d reopens: open = kvt_open wall time; recovery = the nvme.recovery_ms stat\n"
            "  (reading every slot header and rebuilding the index). Medians over reopens.\n\n",
            o->dir, fs, dev, o->big_qd, nrows ? rows[0].reopens : 0);
-    static const char *const head[] = {"blocks", "block", "slot", "file", "fill s",
-                                       "close ms", "open ms (min-max)", "recovery ms",
-                                       "headers/s", "recovered"};
-    bench_table t;
-    bench_table_init(&t, 10, head, "rlrrrrrrrr");
-    for (size_t i = 0; i < nrows; i++) {
-        const rec_row *r = &rows[i];
-        bench_table_cell(&t, "%" PRIu64, r->blocks);
-        bench_table_cell(&t, "%s", bench_fmt_bytes(r->block_bytes, a, sizeof a));
-        bench_table_cell(&t, "%s", bench_fmt_bytes(r->slot_bytes, b, sizeof b));
-        bench_table_cell(&t, "%s", bench_fmt_bytes(r->file_bytes, c, sizeof c));
-        bench_table_cell(&t, "%.2f", r->fill_s);
-        bench_table_cell(&t, "%.1f", r->close_ms);
-        bench_table_cell(&t, "%.1f (%.1f-%.1f)", r->open_ms, r->open_ms_min, r->open_ms_max);
-        bench_table_cell(&t, "%.0f", r->recovery_ms);
-        bench_table_cell(&t, "%.0f",
-                         r->recovery_ms > 0 ? (double)r->blocks / (r->recovery_ms / 1e3) : NAN);
-        bench_table_cell(&t, "%" PRIu64, r->recovered);
-    }
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows t;
+    rec_fill(&t, rows, nrows);
+    bench_rows_text(&t, rec_cols, NCOLS(rec_cols), stdout, 2);
+    bench_rows_free(&t);
     text_overhead(blocks);
 }
 
