@@ -170,7 +170,8 @@ static double as_double(bench_type type, const bench_value *v)
     return NAN;
 }
 
-/* One text cell of column c in row r, or "-" where a value is missing. */
+/* One text cell of column c in row r, or "-" where a value is absent (a NaN prints as
+ * printf prints it, as the bench's tables always did). */
 static void text_cell(const bench_rows *t, size_t r, const bench_col *c, bench_table *tab)
 {
     int f[BENCH_COL_KEYS], n = 0;
@@ -209,9 +210,17 @@ static void text_cell(const bench_rows *t, size_t r, const bench_col *c, bench_t
         case BT_LABEL:
             bench_table_cell(tab, c->fmt ? c->fmt : "%s", v->v.s);
             break;
-        case BT_BOOL:
-            bench_table_cell(tab, "%s", v->v.b ? "yes" : "no");
+        case BT_BOOL: {
+            /* fmt "met|MISSED": the words for true and false */
+            const char *bar = c->fmt ? strchr(c->fmt, '|') : NULL;
+            if (bar && v->v.b)
+                bench_table_cell(tab, "%.*s", (int)(bar - c->fmt), c->fmt);
+            else if (bar)
+                bench_table_cell(tab, "%s", bar + 1);
+            else
+                bench_table_cell(tab, "%s", v->v.b ? "yes" : "no");
             break;
+        }
         case BT_NUM:
             break;
         }
@@ -220,10 +229,6 @@ static void text_cell(const bench_rows *t, size_t r, const bench_col *c, bench_t
     double d[BENCH_COL_KEYS] = {0};
     for (int k = 0; k < n; k++) {
         d[k] = as_double(t->fields[f[k]].type, cell(t, r, f[k])) * scale;
-        if (!isfinite(d[k])) {
-            bench_table_cell(tab, "-");
-            return;
-        }
     }
     bench_table_cell(tab, c->fmt ? c->fmt : "%.2f", d[0], d[1], d[2]);
 #pragma GCC diagnostic pop

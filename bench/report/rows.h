@@ -12,7 +12,7 @@
 typedef enum bench_type {
     BT_U64,  /* JSON integer */
     BT_I64,  /* JSON integer */
-    BT_NUM,  /* JSON number; NaN and infinities are null, and "-" in text */
+    BT_NUM,  /* JSON number; NaN and infinities are null */
     BT_STR,  /* JSON string (copied into the rows) */
     BT_BOOL, /* JSON true / false */
     BT_LABEL /* a string for the text view only (JSON spells it elsewhere) */
@@ -29,9 +29,10 @@ typedef struct bench_field {
  * - fmt with one key: printf of the value as its type (uint64_t, int64_t,
  *   double, const char *); NULL fmt: the type's plain form.
  * - fmt "bytes": a human size of a u64 field ("256 KiB").
+ * - fmt "yes|no" on a bool field: the word for true, then for false.
  * - fmt with several keys: printf of each value as a double × scale (for
  *   a ratio and its spread: "%.1f%% (%.0f-%.0f)", scale 100).
- * A cell whose fields are absent or not finite prints "-". */
+ * A cell whose fields are absent prints "-". */
 typedef struct bench_col {
     const char *head;
     const char *fmt;

@@ -8,6 +8,7 @@
 #include "../bench.h"
 #include "../model/knee.h"
 #include "../workload/swarm_run.h"
+#include "rows.h"
 
 /* ------------------------------------------------------------- reports */
 
@@ -397,6 +398,43 @@ void swarm_json_profile(bench_json *j, const swarm_result *r)
     bench_json_end_object(j);
 }
 
+/* The ramp's steps, in the order run. */
+static const bench_field ramp_fields[] = {
+    {"step", BT_LABEL},         {"agents", BT_U64},      {"requests", BT_U64},
+    {"hit_ratio", BT_NUM},      {"ttft_p50_ms", BT_NUM}, {"ttft_p95_ms", BT_NUM},
+    {"within_slo", BT_BOOL},    {"wall_s", BT_NUM},
+};
+
+static const bench_col ramp_cols[] = {
+    BENCH_COL("step", NULL, "step"),
+    BENCH_COL("agents", NULL, "agents"),
+    BENCH_COL("requests", NULL, "requests"),
+    {.head = "hit ratio", .fmt = "%.1f%%", .keys = {"hit_ratio"}, .scale = 100},
+    BENCH_COL("TTFT p50 ms", "%.0f", "ttft_p50_ms"),
+    BENCH_COL("TTFT p95 ms", "%.0f", "ttft_p95_ms"),
+    BENCH_COL_LEFT("SLO", "met|MISSED", "within_slo"),
+    BENCH_COL("wall", "%.1f s", "wall_s"),
+};
+
+static void ramp_fill(bench_rows *t, const knee_result *k)
+{
+    bench_rows_init(t, ramp_fields, (int)(sizeof ramp_fields / sizeof *ramp_fields));
+    for (int i = 0; i < k->nsteps; i++) {
+        const knee_step *st = &k->step[i];
+        char step[16];
+        snprintf(step, sizeof step, "%d", i + 1);
+        bench_rows_add(t);
+        bench_rows_str(t, "step", step);
+        bench_rows_u64(t, "agents", st->agents);
+        bench_rows_u64(t, "requests", st->requests);
+        bench_rows_num(t, "hit_ratio", st->hit_ratio);
+        bench_rows_num(t, "ttft_p50_ms", st->ttft_p50_ms);
+        bench_rows_num(t, "ttft_p95_ms", st->ttft_p95_ms);
+        bench_rows_bool(t, "within_slo", st->met);
+        bench_rows_num(t, "wall_s", st->wall_s);
+    }
+}
+
 void swarm_text_ramp(const swarm_cfg *c, const swarm_ramp_opts *o, const knee_result *k)
 {
     printf("\n  ramp         (modelled TTFT, profile %s, %u GPU%s) runs of N agents for %.0f "
@@ -405,23 +443,10 @@ void swarm_text_ramp(const swarm_cfg *c, const swarm_ramp_opts *o, const knee_re
            "(to %.0f%% or 1 agent)\n",
            c->prof.name, c->gpus, c->gpus == 1 ? "" : "s", o->step_s, o->warm_s, o->growth,
            o->start, c->slo_ms, 100 * o->resolution);
-    static const char *const rh[] = {"step", "agents", "requests", "hit ratio", "TTFT p50 ms",
-                                     "TTFT p95 ms", "SLO", "wall"};
-    bench_table rt;
-    bench_table_init(&rt, 8, rh, "rrrrrrlr");
-    for (int i = 0; i < k->nsteps; i++) {
-        const knee_step *st = &k->step[i];
-        bench_table_cell(&rt, "%d", i + 1);
-        bench_table_cell(&rt, "%u", st->agents);
-        bench_table_cell(&rt, "%" PRIu64, st->requests);
-        bench_table_cell(&rt, "%.1f%%", 100 * st->hit_ratio);
-        bench_table_cell(&rt, "%.0f", st->ttft_p50_ms);
-        bench_table_cell(&rt, "%.0f", st->ttft_p95_ms);
-        bench_table_cell(&rt, "%s", st->met ? "met" : "MISSED");
-        bench_table_cell(&rt, "%.1f s", st->wall_s);
-    }
-    bench_table_print(&rt, stdout, 2);
-    bench_table_free(&rt);
+    bench_rows t;
+    ramp_fill(&t, k);
+    bench_rows_text(&t, ramp_cols, (int)(sizeof ramp_cols / sizeof *ramp_cols), stdout, 2);
+    bench_rows_free(&t);
     printf("  knee         ");
     if (!k->knee)
         printf("no run met the SLO (1 agent missed it)\n");
@@ -460,20 +485,10 @@ void swarm_json_ramp(bench_json *j, const swarm_cfg *c, const swarm_ramp_opts *o
     bench_json_u64(j, "max_steps", (uint64_t)o->max_steps);
     bench_json_num(j, "wall_budget_s", o->wall_budget_s);
     bench_json_end_object(j);
-    bench_json_array(j, "windows"); /* the steps, in the order run */
-    for (int i = 0; i < k->nsteps; i++) {
-        const knee_step *st = &k->step[i];
-        bench_json_object(j, NULL);
-        bench_json_u64(j, "agents", st->agents);
-        bench_json_u64(j, "requests", st->requests);
-        bench_json_num(j, "hit_ratio", st->hit_ratio);
-        bench_json_num(j, "ttft_p50_ms", st->ttft_p50_ms);
-        bench_json_num(j, "ttft_p95_ms", st->ttft_p95_ms);
-        bench_json_bool(j, "within_slo", st->met);
-        bench_json_num(j, "wall_s", st->wall_s);
-        bench_json_end_object(j);
-    }
-    bench_json_end_array(j);
+    bench_rows t;
+    ramp_fill(&t, k);
+    bench_rows_json(&t, j, "windows"); /* the steps, in the order run */
+    bench_rows_free(&t);
     bench_json_end_object(j);
 }
 
