@@ -24,6 +24,7 @@ void bench_rows_free(bench_rows *t)
         if (t->v[i].set && is_string(t->fields[i % (size_t)t->nfields].type))
             free(t->v[i].v.s);
     free(t->v);
+    free(t->hidden);
     memset(t, 0, sizeof *t);
 }
 
@@ -32,15 +33,25 @@ size_t bench_rows_add(bench_rows *t)
     if (t->nrows == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
         bench_value *v = realloc(t->v, cap * (size_t)t->nfields * sizeof *v);
-        if (!v) {
+        if (v)
+            t->v = v;
+        char *h = v ? realloc(t->hidden, cap) : NULL;
+        if (!h) {
             t->oom = 1;
             return t->nrows ? t->nrows - 1 : 0; /* later setters overwrite the last row */
         }
-        t->v = v;
+        t->hidden = h;
         t->cap = cap;
     }
     memset(&t->v[t->nrows * (size_t)t->nfields], 0, (size_t)t->nfields * sizeof *t->v);
+    t->hidden[t->nrows] = 0;
     return t->nrows++;
+}
+
+void bench_rows_hide_text(bench_rows *t)
+{
+    if (t->nrows)
+        t->hidden[t->nrows - 1] = 1;
 }
 
 static int field_index(const bench_rows *t, const char *key)
@@ -113,6 +124,14 @@ static const bench_value *cell(const bench_rows *t, size_t row, int f)
     return &t->v[row * (size_t)t->nfields + (size_t)f];
 }
 
+const char *bench_rows_str_of(const bench_rows *t, size_t row, const char *key)
+{
+    int f = field_index(t, key);
+    if (f < 0 || row >= t->nrows || !is_string(t->fields[f].type) || !cell(t, row, f)->set)
+        return NULL;
+    return cell(t, row, f)->v.s;
+}
+
 void bench_rows_json_row(const bench_rows *t, size_t row, bench_json *j, const char *key)
 {
     bench_json_object(j, key);
@@ -172,9 +191,31 @@ static double as_double(bench_type type, const bench_value *v)
 
 /* One text cell of column c in row r, or "-" where a value is absent (a NaN prints as
  * printf prints it, as the bench's tables always did). */
+/* Whether column c's `when` field lets row r's cell show. */
+static int shown(const bench_rows *t, size_t r, const bench_col *c)
+{
+    if (!c->when)
+        return 1;
+    int f = field_index(t, c->when);
+    if (f < 0 || !cell(t, r, f)->set)
+        return 0;
+    const bench_value *v = cell(t, r, f);
+    switch (t->fields[f].type) {
+    case BT_STR:
+    case BT_LABEL:
+        return v->v.s[0] != 0;
+    default:
+        return as_double(t->fields[f].type, v) != 0;
+    }
+}
+
 static void text_cell(const bench_rows *t, size_t r, const bench_col *c, bench_table *tab)
 {
     int f[BENCH_COL_KEYS], n = 0;
+    if (!shown(t, r, c)) {
+        bench_table_cell(tab, "-");
+        return;
+    }
     for (; n < BENCH_COL_KEYS && c->keys[n]; n++) {
         f[n] = field_index(t, c->keys[n]);
         if (f[n] < 0 || !cell(t, r, f[n])->set) {
@@ -247,7 +288,7 @@ void bench_rows_text(const bench_rows *t, const bench_col *cols, int ncols, FILE
     bench_table tab;
     bench_table_init(&tab, ncols, head, align);
     for (size_t r = 0; r < t->nrows; r++)
-        for (int c = 0; c < ncols; c++)
+        for (int c = 0; c < ncols && !t->hidden[r]; c++)
             text_cell(t, r, &cols[c], &tab);
     bench_table_print(&tab, f, indent);
     bench_table_free(&tab);

@@ -37,8 +37,9 @@ typedef struct bench_col {
     const char *head;
     const char *fmt;
     const char *keys[BENCH_COL_KEYS];
-    double scale; /* 0: 1 */
-    char align;   /* 'l' or 'r' (the default) */
+    double scale;     /* 0: 1 */
+    char align;       /* 'l' or 'r' (the default) */
+    const char *when; /* a field: the cell prints "-" unless it is set and non-zero (non-empty) */
 } bench_col;
 
 /* Columns by designated initializers (the other members stay zero). */
@@ -64,6 +65,7 @@ typedef struct bench_rows {
     const bench_field *fields;
     int nfields;
     bench_value *v; /* row-major, nfields per row */
+    char *hidden;   /* per row: 1 = JSON only, left out of the text table */
     size_t nrows, cap;
     int oom; /* a row or string could not be stored: the output comes out short */
 } bench_rows;
@@ -73,6 +75,8 @@ void bench_rows_init(bench_rows *t, const bench_field *fields, int nfields);
 void bench_rows_free(bench_rows *t);
 /* Starts a row with every field absent; returns its index. */
 size_t bench_rows_add(bench_rows *t);
+/* The last row is JSON only: the text table leaves it out. */
+void bench_rows_hide_text(bench_rows *t);
 /* Sets a field of the last row by key. The key must be one of the fields
  * and the setter must match its type (a programming error otherwise: the
  * value is dropped and a message printed). */
@@ -81,6 +85,9 @@ void bench_rows_i64(bench_rows *t, const char *key, int64_t v);
 void bench_rows_num(bench_rows *t, const char *key, double v);
 void bench_rows_str(bench_rows *t, const char *key, const char *v); /* BT_STR, BT_LABEL */
 void bench_rows_bool(bench_rows *t, const char *key, int v);
+
+/* A string (or label) field of a row, or NULL when absent. */
+const char *bench_rows_str_of(const bench_rows *t, size_t row, const char *key);
 
 /* JSON: the rows as an array of objects (member `key`, NULL in an array). */
 void bench_rows_json(const bench_rows *t, bench_json *j, const char *key);

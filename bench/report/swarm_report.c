@@ -73,33 +73,89 @@ void swarm_text_workload(const swarm_cfg *c, const swarm_result *r)
            ttl_text(c->dram_ttl_ms, t1, sizeof t1), ttl_text(c->nvme_ttl_ms, t2, sizeof t2));
 }
 
-static void text_op(bench_table *t, const char *name, const swarm_op *o, int pairs)
+/* The operations table: one row per operation (put, get, get by tier,
+ * lookup), JSON objects keyed by the row's "key", text rows by its "op". */
+static const bench_field op_fields[] = {
+    {"key", BT_LABEL},           {"op", BT_LABEL},       {"blocks_per_call", BT_LABEL},
+    {"paired", BT_LABEL},        {"calls", BT_U64},      {"blocks", BT_U64},
+    {"bytes", BT_U64},           {"seconds", BT_NUM},    {"gb_per_s", BT_NUM},
+    {"memcpy_gb_per_s", BT_NUM}, {"ratio", BT_NUM},      {"ratio_p10", BT_NUM},
+    {"ratio_p90", BT_NUM},       {"p50_us", BT_NUM},     {"p99_us", BT_NUM},
+    {"keys", BT_U64},            {"lookups_per_s", BT_NUM}, {"keys_per_s", BT_NUM},
+};
+
+static const bench_col op_cols[] = {
+    BENCH_COL_LEFT("op", NULL, "op"),
+    BENCH_COL("calls", NULL, "calls"),
+    BENCH_COL("blocks/call", NULL, "blocks_per_call"),
+    {.head = "GB/s", .fmt = "%.2f", .keys = {"gb_per_s"}, .when = "bytes"},
+    {.head = "memcpy GB/s", .fmt = "%.2f", .keys = {"memcpy_gb_per_s"}, .when = "paired"},
+    {.head = "vs memcpy",
+     .fmt = "%.0f%% (%.0f-%.0f)",
+     .keys = {"ratio", "ratio_p10", "ratio_p90"},
+     .scale = 100,
+     .when = "paired"},
+    {.head = "p50 us", .fmt = "%.1f", .keys = {"p50_us"}, .when = "calls"},
+    {.head = "p99 us", .fmt = "%.1f", .keys = {"p99_us"}, .when = "calls"},
+};
+
+/* One operation. json_pairs: its JSON has the memcpy fields (null without
+ * a baseline); text_pairs: its text row shows them when it had one. */
+static void op_row(bench_rows *t, const char *key, const char *op, const swarm_op *o,
+                   int json_pairs, int text_pairs)
 {
-    bench_table_cell(t, "%s", name);
-    bench_table_cell(t, "%" PRIu64, o->calls);
-    bench_table_cell(t, "%.1f", o->calls ? (double)o->blocks / (double)o->calls : 0);
-    if (o->bytes) {
-        bench_table_cell(t, "%.2f", swarm_gbps(o->bytes, o->ns));
-        if (pairs && o->base_ns) {
-            bench_table_cell(t, "%.2f", swarm_gbps(o->base_bytes, o->base_ns));
-            bench_table_cell(t, "%.0f%% (%.0f-%.0f)", 100 * o->ratio, 100 * o->ratio_p10,
-                             100 * o->ratio_p90);
-        } else {
-            bench_table_cell(t, "-");
-            bench_table_cell(t, "-");
-        }
-    } else {
-        bench_table_cell(t, "-");
-        bench_table_cell(t, "-");
-        bench_table_cell(t, "-");
+    char per_call[32];
+    snprintf(per_call, sizeof per_call, "%.1f",
+             o->calls ? (double)o->blocks / (double)o->calls : 0);
+    bench_rows_add(t);
+    bench_rows_str(t, "key", key);
+    bench_rows_str(t, "op", op);
+    bench_rows_str(t, "blocks_per_call", per_call);
+    bench_rows_str(t, "paired", text_pairs && o->base_ns && o->bytes ? "yes" : "");
+    bench_rows_u64(t, "calls", o->calls);
+    bench_rows_u64(t, "blocks", o->blocks);
+    bench_rows_u64(t, "bytes", o->bytes);
+    bench_rows_num(t, "seconds", (double)o->ns / 1e9);
+    bench_rows_num(t, "gb_per_s", swarm_gbps(o->bytes, o->ns));
+    if (json_pairs) {
+        bench_rows_num(t, "memcpy_gb_per_s",
+                       o->base_ns ? swarm_gbps(o->base_bytes, o->base_ns) : NAN);
+        bench_rows_num(t, "ratio", o->ratio);
+        bench_rows_num(t, "ratio_p10", o->ratio_p10);
+        bench_rows_num(t, "ratio_p90", o->ratio_p90);
     }
-    if (o->calls) {
-        bench_table_cell(t, "%.1f", o->lat_p50_us);
-        bench_table_cell(t, "%.1f", o->lat_p99_us);
-    } else {
-        bench_table_cell(t, "-");
-        bench_table_cell(t, "-");
-    }
+    bench_rows_num(t, "p50_us", o->lat_p50_us);
+    bench_rows_num(t, "p99_us", o->lat_p99_us);
+}
+
+/* Rows: put, get, get_dram, get_nvme (JSON only without an NVMe tier), lookup. */
+static void ops_fill(bench_rows *t, const swarm_cfg *c, const swarm_result *r)
+{
+    bench_rows_init(t, op_fields, (int)(sizeof op_fields / sizeof *op_fields));
+    op_row(t, "put", "put", &r->put, 1, c->pairs);
+    op_row(t, "get", "get", &r->get, 0, 0);
+    op_row(t, "get_dram", "  from DRAM", &r->get_dram, 1, c->pairs);
+    op_row(t, "get_nvme", "  from NVMe", &r->get_nvme, 0, 0);
+    if (!r->nvme_blocks)
+        bench_rows_hide_text(t);
+    /* lookup moves no bytes: its JSON has the key rates instead */
+    const swarm_op *o = &r->lookup;
+    double ls = (double)o->ns / 1e9;
+    bench_rows_add(t);
+    bench_rows_str(t, "key", "lookup");
+    bench_rows_str(t, "op", "lookup");
+    char per_call[32];
+    snprintf(per_call, sizeof per_call, "%.1f",
+             o->calls ? (double)o->blocks / (double)o->calls : 0);
+    bench_rows_str(t, "blocks_per_call", per_call);
+    bench_rows_u64(t, "calls", o->calls);
+    bench_rows_u64(t, "blocks", o->blocks);
+    bench_rows_num(t, "seconds", ls);
+    bench_rows_num(t, "p50_us", o->lat_p50_us);
+    bench_rows_num(t, "p99_us", o->lat_p99_us);
+    bench_rows_u64(t, "keys", r->lookup_keys);
+    bench_rows_num(t, "lookups_per_s", ls > 0 ? (double)o->calls / ls : 0);
+    bench_rows_num(t, "keys_per_s", ls > 0 ? (double)r->lookup_keys / ls : 0);
 }
 
 void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
@@ -129,18 +185,10 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
            r->queue_p95_ms, c->prefill_tps, r->prefill_p50_ms);
     swarm_text_profile(c, r);
     printf("\n");
-    static const char *const head[] = {"op",          "calls",     "blocks/call", "GB/s",
-                                       "memcpy GB/s", "vs memcpy", "p50 us",      "p99 us"};
-    bench_table t;
-    bench_table_init(&t, 8, head, "lrrrrrrr");
-    text_op(&t, "put", &r->put, c->pairs);
-    text_op(&t, "get", &r->get, 0);
-    text_op(&t, "  from DRAM", &r->get_dram, c->pairs);
-    if (r->nvme_blocks)
-        text_op(&t, "  from NVMe", &r->get_nvme, 0);
-    text_op(&t, "lookup", &r->lookup, 0);
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows t;
+    ops_fill(&t, c, r);
+    bench_rows_text(&t, op_cols, (int)(sizeof op_cols / sizeof *op_cols), stdout, 2);
+    bench_rows_free(&t);
     double ls = (double)r->lookup.ns / 1e9;
     printf("\n  lookup       %.0f lookups/s, %.2f M keys/s (keys examined: hits + first miss)\n",
            ls > 0 ? (double)r->lookup.calls / ls : 0,
@@ -163,25 +211,6 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
     printf("  checks       %" PRIu64 " puts rejected, %" PRIu64 " already held, %" PRIu64
            " short gets, %" PRIu64 " blocks with wrong bytes\n",
            r->put_rejected, r->put_present, r->get_short, r->verify_errors);
-}
-
-static void json_op(bench_json *j, const char *name, const swarm_op *o, int pairs)
-{
-    bench_json_object(j, name);
-    bench_json_u64(j, "calls", o->calls);
-    bench_json_u64(j, "blocks", o->blocks);
-    bench_json_u64(j, "bytes", o->bytes);
-    bench_json_num(j, "seconds", (double)o->ns / 1e9);
-    bench_json_num(j, "gb_per_s", swarm_gbps(o->bytes, o->ns));
-    if (pairs) { /* null when the run had no memcpy baseline */
-        bench_json_num(j, "memcpy_gb_per_s", o->base_ns ? swarm_gbps(o->base_bytes, o->base_ns) : NAN);
-        bench_json_num(j, "ratio", o->ratio);
-        bench_json_num(j, "ratio_p10", o->ratio_p10);
-        bench_json_num(j, "ratio_p90", o->ratio_p90);
-    }
-    bench_json_num(j, "p50_us", o->lat_p50_us);
-    bench_json_num(j, "p99_us", o->lat_p99_us);
-    bench_json_end_object(j);
 }
 
 void swarm_json_config(bench_json *j, const swarm_cfg *c, const swarm_result *r)
@@ -307,21 +336,11 @@ void swarm_json_results(bench_json *j, const swarm_cfg *c, const swarm_result *r
     bench_json_num(j, "within_slo", r->within_slo);
     bench_json_num(j, "goodput_rps", r->goodput_rps);
     bench_json_end_object(j);
-    json_op(j, "put", &r->put, 1);
-    json_op(j, "get", &r->get, 0);
-    json_op(j, "get_dram", &r->get_dram, 1);
-    json_op(j, "get_nvme", &r->get_nvme, 0);
-    bench_json_object(j, "lookup");
-    bench_json_u64(j, "calls", r->lookup.calls);
-    bench_json_u64(j, "blocks", r->lookup.blocks);
-    bench_json_num(j, "seconds", (double)r->lookup.ns / 1e9);
-    bench_json_num(j, "p50_us", r->lookup.lat_p50_us);
-    bench_json_num(j, "p99_us", r->lookup.lat_p99_us);
-    bench_json_u64(j, "keys", r->lookup_keys);
-    double ls = (double)r->lookup.ns / 1e9;
-    bench_json_num(j, "lookups_per_s", ls > 0 ? (double)r->lookup.calls / ls : 0);
-    bench_json_num(j, "keys_per_s", ls > 0 ? (double)r->lookup_keys / ls : 0);
-    bench_json_end_object(j);
+    bench_rows t;
+    ops_fill(&t, c, r);
+    for (size_t i = 0; i < t.nrows; i++) /* objects named by their key */
+        bench_rows_json_row(&t, i, j, bench_rows_str_of(&t, i, "key"));
+    bench_rows_free(&t);
     bench_json_object(j, "tiers");
     bench_json_object(j, "dram");
     bench_json_u64(j, "hit_blocks", r->hit_dram);
