@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../bench.h"
+#include "../report/rows.h"
 
 static const char summary[] =
     "An engine's loop on the DRAM tier: sessions share a system prefix and grow their\n"
@@ -60,24 +61,62 @@ static double rate(uint64_t bytes, uint64_t ns)
 }
 
 
-static void json_op(bench_json *j, const char *name, op_acc *o, int copies)
+/* The operations: put and get next to memcpy, lookup with its key rates;
+ * JSON objects keyed by "key", text rows by "op". */
+static const bench_field op_fields[] = {
+    {"key", BT_LABEL},           {"blocks_per_call", BT_LABEL}, {"calls", BT_U64},
+    {"blocks", BT_U64},          {"bytes", BT_U64},             {"seconds", BT_NUM},
+    {"gb_per_s", BT_NUM},        {"memcpy_gb_per_s", BT_NUM},   {"ratio", BT_NUM},
+    {"ratio_p10", BT_NUM},       {"ratio_p90", BT_NUM},         {"p50_us", BT_NUM},
+    {"p99_us", BT_NUM},          {"keys", BT_U64},              {"lookups_per_s", BT_NUM},
+    {"keys_per_s", BT_NUM},
+};
+
+static const bench_col op_cols[] = {
+    BENCH_COL_LEFT("op", NULL, "key"),
+    BENCH_COL("calls", NULL, "calls"),
+    BENCH_COL("blocks/call", NULL, "blocks_per_call"),
+    BENCH_COL("GB/s", "%.2f", "gb_per_s"),
+    BENCH_COL("memcpy GB/s", "%.2f", "memcpy_gb_per_s"),
+    BENCH_COL_RATIO("vs memcpy", "ratio", "ratio_p10", "ratio_p90"),
+    BENCH_COL("p50 us", "%.1f", "p50_us"),
+    BENCH_COL("p99 us", "%.1f", "p99_us"),
+};
+
+/* copies: the operation moves bytes and has memcpy pairs. */
+static void op_row(bench_rows *t, const char *name, op_acc *o, int copies)
 {
-    bench_json_object(j, name);
-    bench_json_u64(j, "calls", o->calls);
-    bench_json_u64(j, "blocks", o->blocks);
+    char per_call[32];
+    snprintf(per_call, sizeof per_call, "%.1f",
+             o->calls ? (double)o->blocks / (double)o->calls : 0);
+    bench_rows_add(t);
+    bench_rows_str(t, "key", name);
+    bench_rows_str(t, "blocks_per_call", per_call);
+    bench_rows_u64(t, "calls", o->calls);
+    bench_rows_u64(t, "blocks", o->blocks);
     if (copies) {
-        bench_json_u64(j, "bytes", o->bytes);
-        bench_json_num(j, "seconds", (double)o->lib_ns / 1e9);
-        bench_json_num(j, "gb_per_s", rate(o->bytes, o->lib_ns));
-        bench_json_num(j, "memcpy_gb_per_s", rate(o->base_bytes, o->base_ns));
-        bench_json_num(j, "ratio", bench_median(&o->pair));
-        bench_json_num(j, "ratio_p10", bench_percentile(&o->pair, 10));
-        bench_json_num(j, "ratio_p90", bench_percentile(&o->pair, 90));
-    } else {
-        bench_json_num(j, "seconds", (double)o->lib_ns / 1e9);
+        bench_rows_u64(t, "bytes", o->bytes);
+        bench_rows_num(t, "gb_per_s", rate(o->bytes, o->lib_ns));
+        bench_rows_num(t, "memcpy_gb_per_s", rate(o->base_bytes, o->base_ns));
+        bench_rows_num(t, "ratio", bench_median(&o->pair));
+        bench_rows_num(t, "ratio_p10", bench_percentile(&o->pair, 10));
+        bench_rows_num(t, "ratio_p90", bench_percentile(&o->pair, 90));
     }
-    bench_json_num(j, "p50_us", bench_percentile(&o->lat_us, 50));
-    bench_json_num(j, "p99_us", bench_percentile(&o->lat_us, 99));
+    bench_rows_num(t, "seconds", (double)o->lib_ns / 1e9);
+    bench_rows_num(t, "p50_us", bench_percentile(&o->lat_us, 50));
+    bench_rows_num(t, "p99_us", bench_percentile(&o->lat_us, 99));
+}
+
+static void ops_fill(bench_rows *t, mixed_run *r)
+{
+    bench_rows_init(t, op_fields, (int)(sizeof op_fields / sizeof *op_fields));
+    op_row(t, "put", &r->put, 1);
+    op_row(t, "get", &r->get, 1);
+    op_row(t, "lookup", &r->lookup, 0);
+    double ls = (double)r->lookup.lib_ns / 1e9;
+    bench_rows_u64(t, "keys", r->lookup_keys);
+    bench_rows_num(t, "lookups_per_s", ls > 0 ? (double)r->lookup.calls / ls : 0);
+    bench_rows_num(t, "keys_per_s", ls > 0 ? (double)r->lookup_keys / ls : 0);
 }
 
 static void report_json(const mixed_cfg *c, mixed_run *r)
@@ -107,16 +146,11 @@ static void report_json(const mixed_cfg *c, mixed_run *r)
     bench_json_num(&j, "hit_ratio", r->blocks ? (double)r->hits / (double)r->blocks : 0);
     bench_json_num(&j, "hit_ratio_unbounded",
                    r->blocks ? (double)r->ideal_hits / (double)r->blocks : 0);
-    json_op(&j, "put", &r->put, 1);
-    bench_json_end_object(&j);
-    json_op(&j, "get", &r->get, 1);
-    bench_json_end_object(&j);
-    json_op(&j, "lookup", &r->lookup, 0);
-    bench_json_u64(&j, "keys", r->lookup_keys);
-    double ls = (double)r->lookup.lib_ns / 1e9;
-    bench_json_num(&j, "lookups_per_s", ls > 0 ? (double)r->lookup.calls / ls : 0);
-    bench_json_num(&j, "keys_per_s", ls > 0 ? (double)r->lookup_keys / ls : 0);
-    bench_json_end_object(&j);
+    bench_rows t;
+    ops_fill(&t, r);
+    for (size_t i = 0; i < t.nrows; i++) /* objects named by their key */
+        bench_rows_json_row(&t, i, &j, bench_rows_str_of(&t, i, "key"));
+    bench_rows_free(&t);
     bench_json_object(&j, "hash");
     bench_json_u64(&j, "tokens", r->hash_tokens);
     bench_json_num(&j, "seconds", (double)r->hash_ns / 1e9);
@@ -133,25 +167,6 @@ static void report_json(const mixed_cfg *c, mixed_run *r)
     bench_json_end_object(&j);
 }
 
-static void text_op(bench_table *t, const char *name, op_acc *o, int copies)
-{
-    bench_table_cell(t, "%s", name);
-    bench_table_cell(t, "%" PRIu64, o->calls);
-    bench_table_cell(t, "%.1f", o->calls ? (double)o->blocks / (double)o->calls : 0);
-    if (copies) {
-        bench_table_cell(t, "%.2f", rate(o->bytes, o->lib_ns));
-        bench_table_cell(t, "%.2f", rate(o->base_bytes, o->base_ns));
-        bench_table_cell(t, "%.1f%% (%.0f-%.0f)", 100 * bench_median(&o->pair),
-                         100 * bench_percentile(&o->pair, 10), 100 * bench_percentile(&o->pair, 90));
-    } else {
-        bench_table_cell(t, "-");
-        bench_table_cell(t, "-");
-        bench_table_cell(t, "-");
-    }
-    bench_table_cell(t, "%.1f", bench_percentile(&o->lat_us, 50));
-    bench_table_cell(t, "%.1f", bench_percentile(&o->lat_us, 99));
-}
-
 static void report_text(const mixed_cfg *c, mixed_run *r)
 {
     char a[32], b[32];
@@ -165,15 +180,10 @@ static void report_text(const mixed_cfg *c, mixed_run *r)
            "-token shared prefix, context grows to %" PRId64 " tokens%s\n\n",
            c->requests, c->sessions, c->system_tokens, c->max_context,
            c->quick ? " (--quick)" : "");
-    static const char *const head[] = {"op",        "calls",  "blocks/call", "GB/s",
-                                       "memcpy GB/s", "vs memcpy", "p50 us",  "p99 us"};
-    bench_table t;
-    bench_table_init(&t, 8, head, "lrrrrrrr");
-    text_op(&t, "put", &r->put, 1);
-    text_op(&t, "get", &r->get, 1);
-    text_op(&t, "lookup", &r->lookup, 0);
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows t;
+    ops_fill(&t, r);
+    bench_rows_text(&t, op_cols, (int)(sizeof op_cols / sizeof *op_cols), stdout, 2);
+    bench_rows_free(&t);
     double ls = (double)r->lookup.lib_ns / 1e9;
     printf("\n  hit ratio    %.1f%% of %" PRIu64 " blocks (an unbounded cache: %.1f%%)\n",
            r->blocks ? 100.0 * (double)r->hits / (double)r->blocks : 0, r->blocks,
