@@ -6,6 +6,7 @@
 
 #include "../bench.h"
 #include "../workload/trace.h"
+#include "../report/rows.h"
 
 static const char summary[] =
     "Replays the traces (as `replay` does: real store, manual clock, scaled blocks)\n"
@@ -126,6 +127,81 @@ static void csv_row(FILE *f, const char *label, const trace_set *ts, const row *
     fflush(f);
 }
 
+/* One grid point per row, in the order run. */
+static const bench_field result_fields[] = {
+    {"policy", BT_STR},
+    {"capacity_blocks", BT_U64},
+    {"capacity_text", BT_LABEL}, /* "1000 (all)" when unlimited */
+    {"capacity_unlimited", BT_BOOL},
+    {"nvme_capacity_blocks", BT_U64},
+    {"ttl_s", BT_NUM}, /* null: no TTL */
+    {"ttl_text", BT_LABEL},
+    {"total_blocks", BT_U64},
+    {"hit_blocks", BT_U64},
+    {"hit_ratio", BT_NUM},
+    {"hit_ratio_unlimited", BT_NUM},
+    {"dram_hits", BT_U64},
+    {"nvme_hits", BT_U64},
+    {"expiry_reprefills", BT_U64},
+    {"expiry_reprefill_blocks", BT_U64},
+    {"expiry_reprefills_per_session", BT_NUM},
+    {"expiry_baseline", BT_STR},
+    {"verify_errors", BT_U64},
+    {"wall_s", BT_NUM},
+};
+
+static const bench_col result_cols[] = {
+    BENCH_COL_LEFT("policy", NULL, "policy"),
+    BENCH_COL("DRAM blocks", NULL, "capacity_text"),
+    BENCH_COL("NVMe blocks", NULL, "nvme_capacity_blocks"),
+    BENCH_COL("TTL s", NULL, "ttl_text"),
+    {.head = "hit ratio", .fmt = "%.2f%%", .keys = {"hit_ratio"}, .scale = 100},
+    {.head = "DRAM hits", .fmt = "%.2f%%", .keys = {"dram_hits"}, .scale = 100,
+     .per = "total_blocks"},
+    {.head = "NVMe hits", .fmt = "%.2f%%", .keys = {"nvme_hits"}, .scale = 100,
+     .per = "total_blocks"},
+    {.head = "expiry re-prefills",
+     .fmt = "%.0f (%.2f/session)",
+     .keys = {"expiry_reprefills", "expiry_reprefills_per_session"},
+     .when = "ttl_s"},
+    BENCH_COL("wall s", "%.2f", "wall_s"),
+};
+
+static void results_fill(bench_rows *t, const row *rows, int n)
+{
+    bench_rows_init(t, result_fields, (int)(sizeof result_fields / sizeof *result_fields));
+    for (int i = 0; i < n; i++) {
+        const row *w = &rows[i];
+        const replay_result *r = &w->r;
+        char cap[48], ttl[32];
+        snprintf(cap, sizeof cap, "%" PRIu64 "%s", r->dram_blocks, w->cap ? "" : " (all)");
+        if (w->ttl_ms)
+            snprintf(ttl, sizeof ttl, "%g", (double)w->ttl_ms / 1e3);
+        else
+            snprintf(ttl, sizeof ttl, "inf");
+        bench_rows_add(t);
+        bench_rows_str(t, "policy", r->policy);
+        bench_rows_u64(t, "capacity_blocks", r->dram_blocks);
+        bench_rows_str(t, "capacity_text", cap);
+        bench_rows_bool(t, "capacity_unlimited", w->cap == 0);
+        bench_rows_u64(t, "nvme_capacity_blocks", r->nvme_blocks);
+        bench_rows_num(t, "ttl_s", w->ttl_ms ? (double)w->ttl_ms / 1e3 : NAN);
+        bench_rows_str(t, "ttl_text", ttl);
+        bench_rows_u64(t, "total_blocks", r->total_blocks);
+        bench_rows_u64(t, "hit_blocks", r->hit_blocks);
+        bench_rows_num(t, "hit_ratio", (double)r->hit_blocks / (double)r->total_blocks);
+        bench_rows_num(t, "hit_ratio_unlimited", (double)r->seen_blocks / (double)r->total_blocks);
+        bench_rows_u64(t, "dram_hits", r->dram_hits);
+        bench_rows_u64(t, "nvme_hits", r->nvme_hits);
+        bench_rows_u64(t, "expiry_reprefills", w->exp.requests);
+        bench_rows_u64(t, "expiry_reprefill_blocks", w->exp.blocks);
+        bench_rows_num(t, "expiry_reprefills_per_session", w->exp.per_session);
+        bench_rows_str(t, "expiry_baseline", w->baseline);
+        bench_rows_u64(t, "verify_errors", r->verify_errors);
+        bench_rows_num(t, "wall_s", r->wall_s);
+    }
+}
+
 static void report_json(const char *label, const trace_set *ts, const row *rows, int n,
                         uint64_t block_bytes, const char *csv)
 {
@@ -143,35 +219,10 @@ static void report_json(const char *label, const trace_set *ts, const row *rows,
     bench_json_bool(&j, "bytes_scaled", 1);
     bench_json_str(&j, "csv", csv);
     bench_json_end_object(&j);
-    bench_json_array(&j, "results");
-    for (int i = 0; i < n; i++) {
-        const row *w = &rows[i];
-        const replay_result *r = &w->r;
-        bench_json_object(&j, NULL);
-        bench_json_str(&j, "policy", r->policy);
-        bench_json_u64(&j, "capacity_blocks", r->dram_blocks);
-        bench_json_bool(&j, "capacity_unlimited", w->cap == 0);
-        bench_json_u64(&j, "nvme_capacity_blocks", r->nvme_blocks);
-        if (w->ttl_ms)
-            bench_json_num(&j, "ttl_s", (double)w->ttl_ms / 1e3);
-        else
-            bench_json_str(&j, "ttl_s", NULL);
-        bench_json_u64(&j, "total_blocks", r->total_blocks);
-        bench_json_u64(&j, "hit_blocks", r->hit_blocks);
-        bench_json_num(&j, "hit_ratio", (double)r->hit_blocks / (double)r->total_blocks);
-        bench_json_num(&j, "hit_ratio_unlimited",
-                       (double)r->seen_blocks / (double)r->total_blocks);
-        bench_json_u64(&j, "dram_hits", r->dram_hits);
-        bench_json_u64(&j, "nvme_hits", r->nvme_hits);
-        bench_json_u64(&j, "expiry_reprefills", w->exp.requests);
-        bench_json_u64(&j, "expiry_reprefill_blocks", w->exp.blocks);
-        bench_json_num(&j, "expiry_reprefills_per_session", w->exp.per_session);
-        bench_json_str(&j, "expiry_baseline", w->baseline);
-        bench_json_u64(&j, "verify_errors", r->verify_errors);
-        bench_json_num(&j, "wall_s", r->wall_s);
-        bench_json_end_object(&j);
-    }
-    bench_json_end_array(&j);
+    bench_rows t;
+    results_fill(&t, rows, n);
+    bench_rows_json(&t, &j, "results");
+    bench_rows_free(&t);
     bench_json_end_object(&j);
 }
 
@@ -183,33 +234,10 @@ static void report_text(const char *label, const trace_set *ts, const row *rows,
            " bytes (scaled: hit ratios only)%s%s\n\n",
            label, ts->nfiles, ts->nreq, ts->nblocks, block_bytes, csv ? "; CSV: " : "",
            csv ? csv : "");
-    const char *head[] = {"policy", "DRAM blocks", "NVMe blocks", "TTL s", "hit ratio",
-                          "DRAM hits", "NVMe hits", "expiry re-prefills", "wall s"};
-    bench_table t;
-    bench_table_init(&t, 9, head, "lrrrrrrrr");
-    for (int i = 0; i < n; i++) {
-        const row *w = &rows[i];
-        const replay_result *r = &w->r;
-        double tot = (double)r->total_blocks;
-        bench_table_cell(&t, "%s", r->policy);
-        bench_table_cell(&t, "%" PRIu64 "%s", r->dram_blocks, w->cap ? "" : " (all)");
-        bench_table_cell(&t, "%" PRIu64, r->nvme_blocks);
-        if (w->ttl_ms)
-            bench_table_cell(&t, "%g", (double)w->ttl_ms / 1e3);
-        else
-            bench_table_cell(&t, "inf");
-        bench_table_cell(&t, "%.2f%%", 100.0 * (double)r->hit_blocks / tot);
-        bench_table_cell(&t, "%.2f%%", 100.0 * (double)r->dram_hits / tot);
-        bench_table_cell(&t, "%.2f%%", 100.0 * (double)r->nvme_hits / tot);
-        if (w->ttl_ms)
-            bench_table_cell(&t, "%" PRIu64 " (%.2f/session)", w->exp.requests,
-                             w->exp.per_session);
-        else
-            bench_table_cell(&t, "-");
-        bench_table_cell(&t, "%.2f", r->wall_s);
-    }
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows t;
+    results_fill(&t, rows, n);
+    bench_rows_text(&t, result_cols, (int)(sizeof result_cols / sizeof *result_cols), stdout, 2);
+    bench_rows_free(&t);
     if (n)
         printf("\n  unlimited store (every block kept from its first reference): %.2f%%\n",
                100.0 * (double)rows[0].r.seen_blocks / (double)rows[0].r.total_blocks);

@@ -105,8 +105,8 @@ void bench_rows_str(bench_rows *t, const char *key, const char *x)
     bench_value *v = slot(t, key, BT_STR);
     if (!v)
         return;
-    v->v.s = strdup(x ? x : "");
-    if (!v->v.s) {
+    v->v.s = x ? strdup(x) : NULL; /* NULL: JSON null, "-" in text */
+    if (x && !v->v.s) {
         v->set = 0;
         t->oom = 1;
     }
@@ -203,9 +203,11 @@ static int shown(const bench_rows *t, size_t r, const bench_col *c)
     switch (t->fields[f].type) {
     case BT_STR:
     case BT_LABEL:
-        return v->v.s[0] != 0;
-    default:
-        return as_double(t->fields[f].type, v) != 0;
+        return v->v.s && v->v.s[0] != 0;
+    default: {
+        double d = as_double(t->fields[f].type, v);
+        return d == d && d != 0; /* NaN: no */
+    }
     }
 }
 
@@ -236,7 +238,15 @@ static void text_cell(const bench_rows *t, size_t r, const bench_col *c, bench_t
         return;
     }
     double scale = c->scale ? c->scale : 1;
-    if (n == 1 && fd->type != BT_NUM) {
+    if (c->per) {
+        int p = field_index(t, c->per);
+        if (p < 0 || !cell(t, r, p)->set) {
+            bench_table_cell(tab, "-");
+            return;
+        }
+        scale /= as_double(t->fields[p].type, cell(t, r, p));
+    }
+    if (n == 1 && fd->type != BT_NUM && !c->per) {
         /* The fmt comes from the command's column table, never from input. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -249,7 +259,10 @@ static void text_cell(const bench_rows *t, size_t r, const bench_col *c, bench_t
             break;
         case BT_STR:
         case BT_LABEL:
-            bench_table_cell(tab, c->fmt ? c->fmt : "%s", v->v.s);
+            if (v->v.s)
+                bench_table_cell(tab, c->fmt ? c->fmt : "%s", v->v.s);
+            else
+                bench_table_cell(tab, "-");
             break;
         case BT_BOOL: {
             /* fmt "met|MISSED": the words for true and false */

@@ -13,7 +13,7 @@ typedef enum bench_type {
     BT_U64,  /* JSON integer */
     BT_I64,  /* JSON integer */
     BT_NUM,  /* JSON number; NaN and infinities are null */
-    BT_STR,  /* JSON string (copied into the rows) */
+    BT_STR,  /* JSON string (copied into the rows), or null */
     BT_BOOL, /* JSON true / false */
     BT_LABEL /* a string for the text view only (JSON spells it elsewhere) */
 } bench_type;
@@ -39,7 +39,9 @@ typedef struct bench_col {
     const char *keys[BENCH_COL_KEYS];
     double scale;     /* 0: 1 */
     char align;       /* 'l' or 'r' (the default) */
-    const char *when; /* a field: the cell prints "-" unless it is set and non-zero (non-empty) */
+    const char *when; /* a field: the cell prints "-" unless it is set, non-zero and not NaN
+                         (a string: non-empty) */
+    const char *per;  /* a field every value is divided by (a share of a total) */
 } bench_col;
 
 /* Columns by designated initializers (the other members stay zero). */
@@ -83,7 +85,7 @@ void bench_rows_hide_text(bench_rows *t);
 void bench_rows_u64(bench_rows *t, const char *key, uint64_t v);
 void bench_rows_i64(bench_rows *t, const char *key, int64_t v);
 void bench_rows_num(bench_rows *t, const char *key, double v);
-void bench_rows_str(bench_rows *t, const char *key, const char *v); /* BT_STR, BT_LABEL */
+void bench_rows_str(bench_rows *t, const char *key, const char *v); /* BT_STR, BT_LABEL; NULL: null */
 void bench_rows_bool(bench_rows *t, const char *key, int v);
 
 /* A string (or label) field of a row, or NULL when absent. */
