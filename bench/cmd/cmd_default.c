@@ -271,26 +271,7 @@ int bench_default(int argc, char **argv)
         swarm_json_config(&j, &c, r);
         swarm_json_results(&j, &c, r);
         default_json_ceilings(&j, &c, r, &nrow);
-        bench_json_object(&j, "ttl");
-        bench_json_u64(&j, "block_bytes", TTL_BLOCK_BYTES);
-        bench_json_array(&j, "runs");
-        for (int i = 0; i < nrows; i++) {
-            const swarm_result *w = &rows[i].r;
-            bench_json_object(&j, NULL);
-            bench_json_num(&j, "dram_ttl_s", rows[i].dram_ttl_s);
-            bench_json_num(&j, "nvme_ttl_s", rows[i].nvme_ttl_s);
-            bench_json_str(&j, "source", rows[i].main_run ? "main run" : "rerun");
-            bench_json_num(&j, "hit_ratio", ratio_of(w->hit_blocks, w->blocks));
-            bench_json_num(&j, "hit_ratio_dram", ratio_of(w->hit_dram, w->blocks));
-            bench_json_num(&j, "hit_ratio_nvme", ratio_of(w->hit_nvme, w->blocks));
-            bench_json_num(&j, "prefill_avoided_ratio", ratio_of(w->hit_tokens, w->prompt_tokens));
-            bench_json_u64(&j, "dram_expirations", w->dram_expirations);
-            bench_json_u64(&j, "nvme_expirations", w->nvme_expirations);
-            bench_json_num(&j, "wall_s", w->wall_s);
-            bench_json_end_object(&j);
-        }
-        bench_json_end_array(&j);
-        bench_json_end_object(&j);
+        default_json_ttl(&j, rows, nrows);
         if (!no_ramp)
             default_json_story(&j, &c, r, &nrow, ramps);
         bench_json_num(&j, "total_wall_s", wall);

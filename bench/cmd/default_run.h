@@ -38,6 +38,7 @@ void default_text_ceilings(const swarm_cfg *c, const swarm_result *r, const nvme
 void default_json_ceilings(bench_json *j, const swarm_cfg *c, const swarm_result *r,
                            const nvme_rows *n);
 void default_text_ttl(const ttl_row *rows, int n);
+void default_json_ttl(bench_json *j, const ttl_row *rows, int n);
 void default_text_story(const swarm_cfg *c, const swarm_result *r, const nvme_rows *n,
                         const ramp_job *job);
 void default_json_story(bench_json *j, const swarm_cfg *c, const swarm_result *r,

@@ -10,6 +10,7 @@
 
 #include "../bench.h"
 #include "../cmd/default_run.h"
+#include "rows.h"
 
 
 /* --------------------------------------------------------------- reports */
@@ -250,35 +251,88 @@ static void ttl_name(double s, char *buf, size_t cap)
         snprintf(buf, cap, "%.0f s", s);
 }
 
+/* One row per TTL run (the main run's included). */
+static const bench_field ttl_fields[] = {
+    {"dram_ttl_s", BT_NUM},
+    {"nvme_ttl_s", BT_NUM},
+    {"dram_ttl", BT_LABEL},
+    {"nvme_ttl", BT_LABEL},
+    {"source", BT_STR},
+    {"hit_ratio", BT_NUM},
+    {"hit_ratio_dram", BT_NUM},
+    {"hit_ratio_nvme", BT_NUM},
+    {"prefill_avoided_ratio", BT_NUM},
+    {"dram_expirations", BT_U64},
+    {"nvme_expirations", BT_U64},
+    {"expired", BT_LABEL},
+    {"run", BT_LABEL},
+    {"wall_s", BT_NUM},
+};
+
+#define TTL_PCT_COL(head_, key_) {.head = (head_), .fmt = "%.1f%%", .keys = {(key_)}, .scale = 100}
+static const bench_col ttl_cols[] = {
+    BENCH_COL("DRAM TTL", NULL, "dram_ttl"),
+    BENCH_COL("NVMe TTL", NULL, "nvme_ttl"),
+    TTL_PCT_COL("hit ratio", "hit_ratio"),
+    TTL_PCT_COL("from DRAM", "hit_ratio_dram"),
+    TTL_PCT_COL("from NVMe", "hit_ratio_nvme"),
+    TTL_PCT_COL("prefill avoided", "prefill_avoided_ratio"),
+    BENCH_COL("expired", NULL, "expired"),
+    BENCH_COL_LEFT("run", NULL, "run"),
+};
+
+static void ttl_fill(bench_rows *t, const ttl_row *rows, int n)
+{
+    bench_rows_init(t, ttl_fields, (int)(sizeof ttl_fields / sizeof *ttl_fields));
+    for (int i = 0; i < n; i++) {
+        const ttl_row *w = &rows[i];
+        const swarm_result *r = &w->r;
+        char d[32], v[32], expired[32], run[32];
+        ttl_name(w->dram_ttl_s, d, sizeof d);
+        ttl_name(w->nvme_ttl_s, v, sizeof v);
+        snprintf(expired, sizeof expired, "%" PRIu64, r->dram_expirations + r->nvme_expirations);
+        if (w->main_run)
+            snprintf(run, sizeof run, "the main run");
+        else
+            snprintf(run, sizeof run, "%.1f s", r->wall_s);
+        bench_rows_add(t);
+        bench_rows_num(t, "dram_ttl_s", w->dram_ttl_s);
+        bench_rows_num(t, "nvme_ttl_s", w->nvme_ttl_s);
+        bench_rows_str(t, "dram_ttl", d);
+        bench_rows_str(t, "nvme_ttl", v);
+        bench_rows_str(t, "source", w->main_run ? "main run" : "rerun");
+        bench_rows_num(t, "hit_ratio", ratio_of(r->hit_blocks, r->blocks));
+        bench_rows_num(t, "hit_ratio_dram", ratio_of(r->hit_dram, r->blocks));
+        bench_rows_num(t, "hit_ratio_nvme", ratio_of(r->hit_nvme, r->blocks));
+        bench_rows_num(t, "prefill_avoided_ratio", ratio_of(r->hit_tokens, r->prompt_tokens));
+        bench_rows_u64(t, "dram_expirations", r->dram_expirations);
+        bench_rows_u64(t, "nvme_expirations", r->nvme_expirations);
+        bench_rows_str(t, "expired", expired);
+        bench_rows_str(t, "run", run);
+        bench_rows_num(t, "wall_s", r->wall_s);
+    }
+}
+
 void default_text_ttl(const ttl_row *rows, int n)
 {
     printf("\n  idle TTL vs hit ratio (the same workload; TTL rows rerun side by side with "
            "%d-byte blocks):\n",
            TTL_BLOCK_BYTES);
-    static const char *const head[] = {"DRAM TTL", "NVMe TTL", "hit ratio", "from DRAM",
-                                       "from NVMe", "prefill avoided", "expired", "run"};
-    bench_table t;
-    bench_table_init(&t, 8, head, "rrrrrrrl");
-    for (int i = 0; i < n; i++) {
-        const ttl_row *w = &rows[i];
-        char d[32], v[32];
-        ttl_name(w->dram_ttl_s, d, sizeof d);
-        ttl_name(w->nvme_ttl_s, v, sizeof v);
-        bench_table_cell(&t, "%s", d);
-        bench_table_cell(&t, "%s", v);
-        const swarm_result *r = &w->r;
-        bench_table_cell(&t, "%.1f%%", 100 * ratio_of(r->hit_blocks, r->blocks));
-        bench_table_cell(&t, "%.1f%%", 100 * ratio_of(r->hit_dram, r->blocks));
-        bench_table_cell(&t, "%.1f%%", 100 * ratio_of(r->hit_nvme, r->blocks));
-        bench_table_cell(&t, "%.1f%%", 100 * ratio_of(r->hit_tokens, r->prompt_tokens));
-        bench_table_cell(&t, "%" PRIu64, r->dram_expirations + r->nvme_expirations);
-        if (w->main_run)
-            bench_table_cell(&t, "the main run");
-        else
-            bench_table_cell(&t, "%.1f s", r->wall_s);
-    }
-    bench_table_print(&t, stdout, 2);
-    bench_table_free(&t);
+    bench_rows t;
+    ttl_fill(&t, rows, n);
+    bench_rows_text(&t, ttl_cols, (int)(sizeof ttl_cols / sizeof *ttl_cols), stdout, 2);
+    bench_rows_free(&t);
+}
+
+void default_json_ttl(bench_json *j, const ttl_row *rows, int n)
+{
+    bench_json_object(j, "ttl");
+    bench_json_u64(j, "block_bytes", TTL_BLOCK_BYTES);
+    bench_rows t;
+    ttl_fill(&t, rows, n);
+    bench_rows_json(&t, j, "runs");
+    bench_rows_free(&t);
+    bench_json_end_object(j);
 }
 
 
