@@ -1,4 +1,4 @@
-/* test_swarm.c — the swarm generator (bench/swarm.c): sampled distributions match their parameters, same seed gives the same stream, prefixes hash equal. */
+/* test_swarm.c — the swarm generator (bench/workload/swarm.c): sampled distributions match their parameters, same seed gives the same stream, prefixes hash equal. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_ttft.c — the bench's TTFT model (bench/ttft.c) on hardware profiles (bench/profile.c) against hand-computed cases, and the ramp's knee search (bench/knee.c) on fake runs whose knee is known. */
+/* test_ttft.c — the bench's TTFT model (bench/model/ttft.c) on hardware profiles (bench/model/profile.c) against hand-computed cases, and the ramp's knee search (bench/model/knee.c) on fake runs whose knee is known. */
 #include <criterion/criterion.h>
 #include <math.h>
 
