@@ -203,6 +203,16 @@ void bench_crew_start(bench_crew *c, void (*fn)(void *arg), void *arg);
 /* Returns when every thread is back from the round's fn. */
 void bench_crew_wait(bench_crew *c);
 
+/* ---------------------------------------------- common/temp_files.c */
+
+/* Temporary files (NVMe files), removed by bench_temp_remove and, while
+ * registered, on SIGINT / SIGTERM / SIGHUP. Thread-safe. register returns a
+ * handle, or -1 when BENCH_MAX_TEMP are registered (the caller goes on
+ * without the signal-time removal). remove takes the handle (-1: nothing). */
+#define BENCH_MAX_TEMP 16
+int bench_temp_register(const char *path);
+void bench_temp_remove(int handle);
+
 /* ------------------------------------------------------- store_cfg.h */
 
 #include "store_cfg.h"

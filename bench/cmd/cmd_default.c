@@ -203,7 +203,7 @@ int bench_default(int argc, char **argv)
     if (rc)
         goto out;
     if (r->nvme_path[0]) {
-        swarm_temp_remove(r->nvme_temp);
+        bench_temp_remove(r->nvme_temp);
         if (r->nvme_temp < 0)
             unlink(r->nvme_path);
     }
@@ -291,7 +291,7 @@ int bench_default(int argc, char **argv)
     }
 out:
     if (r->nvme_path[0]) {
-        swarm_temp_remove(r->nvme_temp);
+        bench_temp_remove(r->nvme_temp);
         if (r->nvme_temp < 0)
             unlink(r->nvme_path);
     }

@@ -464,7 +464,7 @@ static int open_run_store(run *u)
         unsigned run_no = __atomic_fetch_add(&run_counter, 1, __ATOMIC_RELAXED);
         snprintf(path, sizeof u->r->nvme_path, "%s/kvtier-bench-swarm-%d-%u.kvt", swarm_dir(c),
                  (int)getpid(), run_no);
-        u->r->nvme_temp = swarm_temp_register(path);
+        u->r->nvme_temp = bench_temp_register(path);
     }
     u->t_open = bench_now_ns();
     int rc = open_store(c, path, u->dram_blocks, u->nvme_slots, u->slot, &u->s);
@@ -739,7 +739,7 @@ static int wind_up(run *u, int rc)
     if (u->s)
         kvt_close(u->s);
     if (r->nvme_path[0] && !(rc == BENCH_OK && c->keep_file)) {
-        swarm_temp_remove(r->nvme_temp);
+        bench_temp_remove(r->nvme_temp);
         if (r->nvme_temp < 0)
             unlink(r->nvme_path);
     }

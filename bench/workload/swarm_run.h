@@ -97,7 +97,7 @@ typedef struct swarm_result {
     uint64_t judged;
     double judged_p50_ms, judged_p95_ms, judged_hit_ratio;
     char nvme_path[4096]; /* with keep_file: the file to use and then remove */
-    int nvme_temp;        /* its swarm_temp handle */
+    int nvme_temp;        /* its bench_temp handle (common/temp_files.c) */
 } swarm_result;
 
 /* Runs cfg; returns BENCH_OK, BENCH_USAGE (the library refused the
@@ -108,16 +108,6 @@ int swarm_run(const swarm_cfg *cfg, swarm_result *res);
 double swarm_gbps(uint64_t bytes, uint64_t ns);
 /* Where the run's NVMe file goes: --dir, else $TMPDIR, else /tmp. */
 const char *swarm_dir(const swarm_cfg *c);
-
-/* ---------------------------------------------- common/temp_files.c */
-
-/* Temporary files (NVMe files), removed by swarm_temp_remove and, while
- * registered, on SIGINT / SIGTERM / SIGHUP. Thread-safe. register returns a
- * handle, or -1 when SWARM_MAX_TEMP are registered (the caller goes on
- * without the signal-time removal). remove takes the handle (-1: nothing). */
-#define SWARM_MAX_TEMP 16
-int swarm_temp_register(const char *path);
-void swarm_temp_remove(int handle);
 
 /* --------------------------------------------- report/swarm_report.c */
 
