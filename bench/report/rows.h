@@ -26,13 +26,13 @@ typedef struct bench_field {
 
 #define BENCH_COL_KEYS 3
 /* A column of the text view: which fields it shows and how.
- * - fmt with one key: printf of the value as its type (uint64_t, int64_t,
- *   double, const char *); NULL fmt: the type's plain form.
+ * - fmt with one integer or string key: printf of the value as its type
+ *   (uint64_t, int64_t, const char *); NULL fmt: the type's plain form.
  * - fmt "bytes": a human size of a u64 field ("256 KiB").
  * - fmt "yes|no" on a bool field: the word for true, then for false.
- * - fmt with several keys: printf of each value as a double × scale (for
- *   a ratio and its spread: "%.1f%% (%.0f-%.0f)", scale 100).
- * A cell whose fields are absent prints "-". */
+ * - a number key, several keys, or a `per`: printf of each value as a double
+ *   × scale (÷ per), e.g. a ratio and its spread: "%.1f%% (%.0f-%.0f)", scale 100.
+ * A cell whose fields are absent prints "-"; a NaN prints as printf prints it. */
 typedef struct bench_col {
     const char *head;
     const char *fmt;
