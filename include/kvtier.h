@@ -177,6 +177,23 @@ KVT_API int kvt_key_chain_mode(uint32_t mode, const void *secret, size_t secret_
                                const kvt_key *parent, const uint32_t *tokens, size_t ntokens,
                                uint32_t block_tokens, kvt_key *out, size_t out_cap);
 
+/* Folds a key an engine computed itself (vLLM's block hash with its group,
+ * SGLang's sha256 hex string, LMCache's chunk hash) into a kvtier key under
+ * a namespace: out = XXH3-128("kvtier-fold-v1" ‖ canonical(*ns) ‖ bytes)
+ * (docs/key-spec.md, "Folding engine keys"; the per-engine encodings of
+ * `bytes` are specified there). ns is a namespace key (kvt_ns_key) carrying
+ * what the engine's hash leaves out: model, rank, layout. A folded key is a
+ * plain key: no prefix relation between folded keys is implied, so store
+ * them with prefix-unaware policies or pass opts->parent yourself. Keys of
+ * mode KVT_KEY_XXH3_128 only. Errors: KVT_ENULL (len > 0 with bytes NULL).
+ * Pure; no allocation; thread-safe. */
+KVT_API int kvt_key_fold(const kvt_key *ns, const void *bytes, size_t len, kvt_key *out);
+/* n folds of fixed-length engine keys laid end to end: out[i] =
+ * kvt_key_fold(ns, bytes + i * item_len, item_len). Returns n. Errors:
+ * KVT_ENULL, KVT_ESIZE (n > INT32_MAX). Pure; thread-safe. */
+KVT_API int kvt_key_fold_many(const kvt_key *ns, const void *bytes, size_t item_len, size_t n,
+                              kvt_key *out);
+
 /* ----------------------------------------------------------- configuration */
 
 typedef struct kvt_config kvt_config;

@@ -64,6 +64,8 @@ PROTOTYPES = {
     "kvt_key_hex": (_i, [_p, _p]),
     "kvt_ns_key_mode": (_i, [_u32, _p, _sz, ctypes.POINTER(NsField), _sz, _p]),
     "kvt_key_chain_mode": (_i, [_u32, _p, _sz, _p, _p, _sz, _u32, _p, _sz]),
+    "kvt_key_fold": (_i, [_p, _p, _sz, _p]),
+    "kvt_key_fold_many": (_i, [_p, _p, _sz, _sz, _p]),
     "kvt_config_new": (_i, [ctypes.POINTER(_p)]),
     "kvt_config_free": (None, [_p]),
     "kvt_config_set": (_i, [_p, _i, _i64]),
