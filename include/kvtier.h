@@ -573,6 +573,59 @@ KVT_API int kvt_poll(kvt_store *store, kvt_ticket ticket);
  * read it to reset, then kvt_poll your tickets. Owned by the store. */
 KVT_API int kvt_eventfd(kvt_store *store);
 
+/* ----------------------------------------------------------------- events */
+
+/* An event stream of blocks leaving: engines that mirror what the store
+ * holds (vLLM's KV events, a router's prefix index) learn of evictions,
+ * expirations and removals without polling. Off until kvt_events_enable. */
+
+/* Why a block left (kvt_event.kind). */
+typedef enum kvt_event_kind {
+    KVT_EVENT_EVICTED = 1, /* pushed out of `tier` by its policy to make room */
+    KVT_EVENT_EXPIRED = 2, /* idle in `tier` longer than its KVT_TOPT_TTL_MS */
+    KVT_EVENT_REMOVED = 3  /* kvt_remove or kvt_clear: gone from every tier */
+} kvt_event_kind;
+
+/* One block leaving. Fixed layout, 32 bytes (new fields would come with a
+ * new struct and call). */
+typedef struct kvt_event {
+    kvt_key key;
+    uint64_t time_ns;    /* the store's clock (kvt_clock_now) when it left */
+    uint8_t kind;        /* kvt_event_kind */
+    uint8_t tier;        /* the tier it left; KVT_TIER_NONE for REMOVED (all) */
+    uint8_t to;          /* EVICTED, EXPIRED: the tier it is demoted to
+                            (KVT_TOPT_VICTIMS demote, a tier below), else
+                            KVT_TIER_NONE: dropped from `tier` (a copy a
+                            write-through tier holds stays). A demotion that
+                            then fails (no room below, a write error) drops
+                            the block: its event still names `to`. */
+    uint8_t reserved[5]; /* zero */
+} kvt_event;
+
+/* Turns the stream on: from now on each eviction, expiration and removal
+ * of a held key queues one kvt_event (in the order they happen, per
+ * thread; events of different threads interleave), up to `capacity` events
+ * not yet taken; further ones are dropped and counted (kvt_events_take's
+ * overflow). Once per store. Events of blocks that a corrupt read dropped,
+ * or that kvt_close writes down and frees, are not reported.
+ * Errors: KVT_ESIZE (capacity 0 or over 1 << 24), KVT_EINVAL (already on),
+ * KVT_ENOMEM, KVT_ESYS (no eventfd), KVT_ECLOSED. Thread-safe. */
+KVT_API int kvt_events_enable(kvt_store *store, uint32_t capacity);
+/* Moves up to cap queued events into out[], oldest first, and returns how
+ * many. overflow (optional) gets the number of events dropped because the
+ * queue was full since the last call that asked for it, and resets it.
+ * Non-blocking; thread-safe (concurrent callers get disjoint events).
+ * Errors: KVT_ENULL (out NULL with cap > 0), KVT_EINVAL (stream not on),
+ * KVT_ECLOSED. */
+KVT_API int kvt_events_take(kvt_store *store, kvt_event *out, size_t cap,
+                            uint64_t *overflow);
+/* An eventfd (EFD_NONBLOCK, owned by the store, not the tickets' one of
+ * kvt_eventfd) that is signalled when an event is queued into an empty
+ * queue: read it to reset it, then call kvt_events_take until it returns
+ * 0 (events queued meanwhile signal again). Errors: KVT_EINVAL (stream not
+ * on), KVT_ECLOSED. */
+KVT_API int kvt_events_fd(kvt_store *store);
+
 /* ------------------------------------------------------------------ stats */
 
 /* Called once per statistic; names are stable (docs/tuning.md). */

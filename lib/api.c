@@ -6,6 +6,7 @@
 #include "alloc.h"
 #include "cuda.h"
 #include "error.h"
+#include "events.h"
 #include "kvt_build_config.h"
 #include "store.h"
 #include "worker.h"
@@ -476,4 +477,23 @@ int kvt_stat(kvt_store *s, const char *name, uint64_t *value)
         return leave_call(s, kvt__err(KVT_ENOENT, "kvt_stat: no statistic named \"%s\"", name));
     *value = q.value;
     return leave_call(s, 0);
+}
+
+/* The event stream (events.c). */
+int kvt_events_enable(kvt_store *s, uint32_t capacity)
+{
+    int rc = enter(s, "kvt_events_enable");
+    return rc ? rc : leave_call(s, kvt__events_enable(s, capacity));
+}
+
+int kvt_events_take(kvt_store *s, kvt_event *out, size_t cap, uint64_t *overflow)
+{
+    int rc = enter(s, "kvt_events_take");
+    return rc ? rc : leave_call(s, kvt__events_take(s, out, cap, overflow));
+}
+
+int kvt_events_fd(kvt_store *s)
+{
+    int rc = enter(s, "kvt_events_fd");
+    return rc ? rc : leave_call(s, kvt__events_fd(s));
 }

@@ -142,6 +142,7 @@ struct kvt_store {
     struct down_work *close_work; /* kvt_close's write-down batch, or NULL */
     uint32_t ntombs, tomb_head, tomb_cap;
     kvt_store_stats st;
+    _Atomic(struct kvt__events *) events; /* events.c: the event stream, NULL while off */
 };
 
 #define KVT_STORE_MAGIC 0x6b767473u /* "kvts" */

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "cuda.h"
 #include "error.h"
+#include "events.h"
 #include "jobpool.h"
 #include "killpoint.h"
 #include "kvt_build_config.h"

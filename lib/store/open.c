@@ -188,6 +188,7 @@ static void free_store(kvt_store *s)
     pthread_mutex_destroy(&s->rm_lock);
     pthread_mutex_destroy(&s->barrier_lock);
     kvt__config_clear(&s->cfg);
+    kvt__events_free(s);
     s->magic = 0;
     kvt__free(s);
 }

@@ -92,6 +92,9 @@ PROTOTYPES = {
     "kvt_wait": (_i, [_p, _u64, _i]),
     "kvt_poll": (_i, [_p, _u64]),
     "kvt_eventfd": (_i, [_p]),
+    "kvt_events_enable": (_i, [_p, _u32]),
+    "kvt_events_take": (_i, [_p, _p, _sz, ctypes.POINTER(_u64)]),
+    "kvt_events_fd": (_i, [_p]),
     "kvt_stats": (_i, [_p, STAT_FN, _p]),
     "kvt_stat": (_i, [_p, _s, ctypes.POINTER(_u64)]),
 }
