@@ -394,6 +394,12 @@ typedef struct kvt_io_opts {
     int32_t *status;       /* optional, n entries: per-block result (0 or KVT_E*), see
                               kvt_put and kvt_get for the codes; written only when the
                               call (or its ticket) succeeds, unspecified when it fails */
+    /* Added in 0.1 (issue 20); a caller whose size ends before it gets 0. */
+    uint64_t group;        /* put: tags every block of the call with this group (a
+                              model version, a tenant, a document), for
+                              kvt_remove_group; 0 = no group, and a put with 0 clears
+                              the tags of its keys. A key's group is that of the last
+                              put that named it, stored or found held. get: ignored */
 } kvt_io_opts;
 
 typedef uint64_t kvt_ticket;
@@ -467,7 +473,9 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
  * returns KVT_EIO when the flush itself failed.
  * Errors: KVT_ENULL, KVT_ESIZE, KVT_EMEMKIND, KVT_ENODEV, KVT_ENOTSUP,
  * KVT_EINVAL (see "CUDA" above), KVT_EBUSY (too many tickets pending),
- * KVT_ECLOSED; KVT_EINVAL, KVT_ESIZE also for opts->size (top of file). */
+ * KVT_ECLOSED; KVT_EINVAL, KVT_ESIZE also for opts->size (top of file);
+ * KVT_ENOMEM when opts->group could not be recorded (the blocks are
+ * stored, but in no group). */
 KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 
@@ -521,6 +529,16 @@ KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const
  * flushed (fdatasync) before the remove returns, so it stays removed after
  * power loss too, where the device honours flushes. */
 KVT_API int kvt_remove(kvt_store *store, const kvt_key *keys, size_t n);
+
+/* Removes every block whose key's group (kvt_io_opts.group of the last put
+ * naming it) is `group` (> 0), as final as kvt_remove of those keys, and
+ * forgets the group. Returns how many were held. Puts with this group that
+ * run at the same time may leave their keys stored (ordered after it).
+ * Tags live in this process: a store reopened on a persistent tier has
+ * none (its blocks are then in no group). Thread-safe; blocking (as
+ * kvt_remove). Errors: KVT_EINVAL (group 0), KVT_ENOMEM, KVT_EIO (as
+ * kvt_remove), KVT_ECLOSED. */
+KVT_API int kvt_remove_group(kvt_store *store, uint64_t group);
 
 /* Removes every block, in every tier: as final as kvt_remove of every key
  * held (the same guarantees, a reopen included). Returns how many were

@@ -7,6 +7,7 @@
 #include "cuda.h"
 #include "error.h"
 #include "events.h"
+#include "store/groups.h"
 #include "kvt_build_config.h"
 #include "store.h"
 #include "worker.h"
@@ -307,7 +308,8 @@ static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu (block %zu, fragment %zu) is NULL",
                             fn, i, i / s->frags, i % s->frags);
     if (o) {
-        if ((rc = check_struct_size(o, o->size, sizeof *o, sizeof *o, fn, "opts", "kvt_io_opts")))
+        if ((rc = check_struct_size(o, o->size, offsetof(kvt_io_opts, group), sizeof *o, fn,
+                                    "opts", "kvt_io_opts")))
             return rc;
         if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
             return kvt__err(KVT_EINVAL, "%s: unknown memory kind %u", fn, o->mem_kind);
@@ -496,4 +498,14 @@ int kvt_events_fd(kvt_store *s)
 {
     int rc = enter(s, "kvt_events_fd");
     return rc ? rc : leave_call(s, kvt__events_fd(s));
+}
+
+int kvt_remove_group(kvt_store *s, uint64_t group)
+{
+    int rc = enter(s, "kvt_remove_group");
+    if (rc)
+        return rc;
+    if (!group)
+        return leave_call(s, kvt__err(KVT_EINVAL, "kvt_remove_group: group 0 is no group"));
+    return leave_call(s, kvt__store_remove_group(s, group));
 }

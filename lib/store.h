@@ -143,6 +143,7 @@ struct kvt_store {
     uint32_t ntombs, tomb_head, tomb_cap;
     kvt_store_stats st;
     _Atomic(struct kvt__events *) events; /* events.c: the event stream, NULL while off */
+    _Atomic(struct kvt__groups *) groups; /* store/groups.c: key -> group tags, NULL until used */
 };
 
 #define KVT_STORE_MAGIC 0x6b767473u /* "kvts" */

@@ -1,5 +1,6 @@
 /* open.c — statistics, and opening and closing a store and its tiers. */
 #include "internal.h"
+#include "groups.h"
 
 /* Tells lib/cuda.c that tier I/O goes through kvt__cuda_tier_read/write here. */
 const int kvt__store_cuda_tiers = 1;
@@ -189,6 +190,7 @@ static void free_store(kvt_store *s)
     pthread_mutex_destroy(&s->barrier_lock);
     kvt__config_clear(&s->cfg);
     kvt__events_free(s);
+    kvt__groups_free(s);
     s->magic = 0;
     kvt__free(s);
 }

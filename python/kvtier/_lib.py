@@ -35,6 +35,7 @@ class IoOpts(ctypes.Structure):
         ("frags", ctypes.c_uint32),
         ("parent", ctypes.c_void_p),
         ("status", ctypes.c_void_p),
+        ("group", ctypes.c_uint64),
     ]
 
 
@@ -88,6 +89,7 @@ PROTOTYPES = {
     "kvt_get": (_i, [_p, _p, _sz, _p, ctypes.POINTER(IoOpts), ctypes.POINTER(_u64)]),
     "kvt_remove": (_i, [_p, _p, _sz]),
     "kvt_clear": (_i, [_p]),
+    "kvt_remove_group": (_i, [_p, _u64]),
     "kvt_flush": (_i, [_p, _p, _sz, _p]),
     "kvt_wait": (_i, [_p, _u64, _i]),
     "kvt_poll": (_i, [_p, _u64]),
