@@ -226,3 +226,30 @@ def test_manager_before_worker():
     h = block_hashes(list(range(32)), GPU_BLOCK)
     assert mgr.lookup(h) == 0
     assert mgr.prepare_store(h) is None
+
+
+def test_evictions_reach_vllm_as_removed_events():
+    """[S] take_events after stores that overflow a small store: the blocks
+    kvtier evicted (LRU: the oldest stored) come back as a removed event."""
+    block_bytes = 2 * LAYERS * GPU_BLOCK * HEADS * DIM * 2  # K and V of each layer
+    spec = make_spec(1, "events")
+    spec.extra_config.update(kvtier_dram_bytes=8 * block_bytes, kvtier_policy="lru")
+    eng = Engine.__new__(Engine)
+    eng.factor, eng.spec = 1, spec
+    eng.manager = spec.get_manager()
+    eng.layers, eng.caches = canonical_caches()
+    eng.worker = OffloadingWorker()
+    for src_cls, dst_cls, handler in spec.get_handlers(eng.caches):
+        eng.worker.register_handler(src_cls, dst_cls, handler)
+    eng.job = 0
+    ha = block_hashes(list(range(6 * GPU_BLOCK)), GPU_BLOCK)
+    hc = block_hashes([10**6 + i for i in range(6 * GPU_BLOCK)], GPU_BLOCK)
+    eng.store(ha, list(range(6)))
+    assert [e.removed for e in eng.manager.take_events()] == [False]
+    eng.store(hc, list(range(6, 12)))  # 12 blocks into 8: the 4 oldest go
+    events = list(eng.manager.take_events())
+    assert [e.removed for e in events] == [False, True]
+    assert sorted(events[1].block_hashes) == sorted(ha[:4])
+    assert events[1].medium == "KVTIER"
+    assert eng.manager.lookup(ha[4:]) == 2 and eng.manager.lookup(hc) == 6
+    assert list(eng.manager.take_events()) == []

@@ -33,6 +33,7 @@ error rather than silently giving each process its own cache.
 import threading
 import time
 
+from .. import events as kvt_events
 from . import keyfold
 from ..errors import KvtierError
 from ..keys import Keys
@@ -52,6 +53,8 @@ except ImportError:  # vLLM absent: importable for docs; the drivers install sta
 
 MEDIUM = "KVTIER"
 DEFAULT_LEASE_MS = 60000
+EVENT_QUEUE = 65536  # kvtier events queued between two take_events
+EVENT_TAKE = 1024    # taken per call
 
 # engine id -> {"store": Store or None, "lock": Lock}: what the manager and
 # the handlers of one engine share (one process).
@@ -90,9 +93,18 @@ class KvtierOffloadingManager(_Manager):
         self.lease_ms = lease_ms
         self.enable_events = enable_events
         self._events = []
+        self._hash_of = {}  # kvtier key -> block hash of blocks stored (events on)
+        self._stream_on = False
 
     def _store(self):
-        return self._shared["store"]
+        store = self._shared["store"]
+        if store is not None and self.enable_events and not self._stream_on:
+            try:
+                kvt_events.enable(store, EVENT_QUEUE)
+            except KvtierError:  # on already: another manager of this store
+                pass
+            self._stream_on = True
+        return store
 
     def _keys(self, block_hashes):
         # BlockHash is bytes; with one KV cache group (or the offloaded block
@@ -166,14 +178,38 @@ class KvtierOffloadingManager(_Manager):
         if self.enable_events:
             _, tiers = store.contains(keys)
             stored = [h for h, t in zip(block_hashes, tiers) if t != 255]
+            for k, h, t in zip(keys, block_hashes, tiers):
+                if t != 255:
+                    self._hash_of[k] = h
             if stored:
                 self._events.append(OffloadingEvent(block_hashes=stored,
                                                     block_size=self.block_size,
                                                     medium=MEDIUM, removed=False))
 
+    def _left(self):
+        """Block hashes that left kvtier since the last call: evicted or
+        expired without a demotion, or removed (kvtier's event stream)."""
+        store = self._store()
+        if store is None or not self._stream_on:
+            return []
+        gone = []
+        while True:
+            taken = kvt_events.take(store, EVENT_TAKE)
+            for ev in taken.events:
+                if ev.kind == "removed" or ev.to == 255:
+                    h = self._hash_of.pop(ev.key, None)
+                    if h is not None:
+                        gone.append(h)
+            if len(taken.events) < EVENT_TAKE:
+                return gone
+
     def take_events(self):
         events, self._events = self._events, []
         yield from events
+        gone = self._left()
+        if gone:
+            yield OffloadingEvent(block_hashes=gone, block_size=self.block_size,
+                                  medium=MEDIUM, removed=True)
 
 
 class KvtierOffloadingHandler(_Handler):
