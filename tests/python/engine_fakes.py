@@ -6,6 +6,7 @@ docs/engines.md. No engine code is copied; each is written from its interface.
 """
 import abc
 import dataclasses
+import enum
 import sys
 import types
 from typing import Any, List, Optional
@@ -53,9 +54,46 @@ class HiCacheStorageExtraInfo:
     extra_info: Optional[dict] = None
 
 
+class PoolName(str, enum.Enum):
+    KV = "kv"
+    MAMBA = "mamba"
+    SWA = "swa"
+    INDEXER = "indexer"
+
+    def __str__(self):
+        return self.value
+
+
+class PoolHitPolicy(str, enum.Enum):
+    ALL_PAGES = "all_pages"
+    TRAILING_PAGES = "trailing_pages"
+
+
+@dataclasses.dataclass
+class PoolTransfer:
+    name: PoolName
+    host_indices: Any = None
+    device_indices: Any = None
+    keys: Optional[List[str]] = None
+    hit_policy: PoolHitPolicy = PoolHitPolicy.ALL_PAGES
+    nodes_to_load: Optional[List[Any]] = None
+    indices_from_pool: Optional[PoolName] = None
+
+
+@dataclasses.dataclass
+class PoolTransferResult:
+    kv_hit_pages: int
+    extra_pool_hit_pages: dict
+
+
 class HiCacheStorage(abc.ABC):
     def register_mem_pool_host(self, mem_pool_host):
         self.mem_pool_host = mem_pool_host
+
+    def register_mem_host_pool_v2(self, host_pool, host_pool_name):
+        if not hasattr(self, "registered_pools"):
+            self.registered_pools = {}
+        self.registered_pools[host_pool_name] = host_pool
 
     def batch_get_v1(self, keys, host_indices, extra_info=None):
         raise NotImplementedError()
@@ -99,7 +137,9 @@ class HiCacheStorage(abc.ABC):
 def install_sglang():
     _module("sglang.srt.mem_cache.hicache_storage", HiCacheStorage=HiCacheStorage,
             HiCacheStorageConfig=HiCacheStorageConfig,
-            HiCacheStorageExtraInfo=HiCacheStorageExtraInfo)
+            HiCacheStorageExtraInfo=HiCacheStorageExtraInfo, PoolName=PoolName,
+            PoolHitPolicy=PoolHitPolicy, PoolTransfer=PoolTransfer,
+            PoolTransferResult=PoolTransferResult)
 
 
 # ---------------------------------------------------------------- LMCache

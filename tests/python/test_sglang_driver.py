@@ -313,3 +313,88 @@ def test_single_get_set_and_keys_per_rank():
     assert m0._keys(["k"]) == m1._keys(["k"])  # MLA: one copy for every rank
     for b in (b0, b1, m0, m1):
         b.close()
+
+
+class StatePool:
+    """A per-page state pool (Mamba/SWA-like): page_size 1, one flat state
+    per index."""
+
+    def __init__(self, slots, state_elems):
+        self.page_size = 1
+        self.buf = torch.zeros(slots, state_elems, dtype=torch.float32)
+
+    def get_dummy_flat_data_page(self):
+        return torch.zeros(self.buf.shape[1], dtype=torch.float32)
+
+    def get_data_page(self, index, flat=True):
+        return self.buf[int(index)]
+
+    def set_from_flat_data_page(self, index, data_page):
+        self.buf[int(index)] = data_page
+
+
+def test_v2_pools_exists_get_set():
+    """batch_exists_v2 / batch_get_v2 / batch_set_v2 (hicache_storage.py
+    HiCacheStorage; the hit policies as documented there), against sets of
+    the pages each pool was given."""
+    from sglang.srt.mem_cache.hicache_storage import PoolHitPolicy, PoolName, PoolTransfer
+
+    kv = HostPool(pages=32, layout="layer_first")
+    mamba, indexer = StatePool(32, 24), StatePool(32, 8)
+    backend = create_backend(config(False), kv)
+    backend.register_mem_host_pool_v2(kv, PoolName.KV)
+    backend.register_mem_host_pool_v2(mamba, PoolName.MAMBA)
+    backend.register_mem_host_pool_v2(indexer, PoolName.INDEXER)
+    ctl = Controller(backend, kv, False)
+    gen = torch.Generator().manual_seed(3)
+    keys = page_hashes(list(range(10 * PAGE_SIZE)))
+    for p in range(10):
+        kv.fill(p * PAGE_SIZE, gen)
+    assert ctl.backup(keys, torch.arange(0, 10 * PAGE_SIZE)) == 10
+    mamba.buf.copy_(torch.randn(mamba.buf.shape, generator=gen))
+    indexer.buf.copy_(torch.randn(indexer.buf.shape, generator=gen))
+    has = {"mamba": {keys[3], keys[7]}, "indexer": set(keys[:5])}
+    ref = {("mamba", keys[3]): mamba.buf[3].clone(), ("mamba", keys[7]): mamba.buf[7].clone()}
+    out = backend.batch_set_v2([
+        PoolTransfer(name=PoolName.MAMBA, host_indices=torch.tensor([3, 7]),
+                     keys=[keys[3], keys[7]]),
+        PoolTransfer(name=PoolName.INDEXER, host_indices=torch.arange(5), keys=keys[:5])])
+    assert out == {"mamba": [True, True], "indexer": [True] * 5}
+
+    def expect(probe, pool, policy, trailing):
+        """The hit policies, computed from the sets."""
+        kv_pages = next((i for i, k in enumerate(probe) if k not in keys), len(probe))
+        if policy == PoolHitPolicy.ALL_PAGES:
+            b = next((i for i in range(kv_pages) if probe[i] not in has[pool]), kv_pages)
+        else:
+            b = next((n for n in range(kv_pages, 0, -1)
+                      if all(probe[i] in has[pool] for i in range(max(0, n - trailing), n))), 0)
+        return kv_pages, b
+
+    probe = keys + ["absent"]
+    for pool, policy, trailing in (("mamba", PoolHitPolicy.TRAILING_PAGES, 1),
+                                   ("mamba", PoolHitPolicy.TRAILING_PAGES, 2),
+                                   ("indexer", PoolHitPolicy.ALL_PAGES, 1),
+                                   ("indexer", PoolHitPolicy.TRAILING_PAGES, 3)):
+        name = PoolName(pool)
+        r = backend.batch_exists_v2(probe, [PoolTransfer(name=name, keys=["x"] * trailing,
+                                                         hit_policy=policy)])
+        kv_pages, boundary = expect(probe, pool, policy, trailing)
+        assert r.kv_hit_pages == min(kv_pages, boundary), (pool, policy, trailing)
+        assert r.extra_pool_hit_pages == {"kv": kv_pages, **({pool: boundary} if boundary
+                                                             else {})}
+    assert backend.batch_exists_v2(["absent"]).kv_hit_pages == 0
+
+    # Read the Mamba states back into other slots; a missing one is False.
+    before_21 = mamba.buf[21].clone()
+    got = backend.batch_get_v2([PoolTransfer(name=PoolName.MAMBA,
+                                             host_indices=torch.tensor([20, 21, 22]),
+                                             keys=[keys[7], keys[5], keys[3]])])
+    assert got == {"mamba": [True, False, True]}
+    assert torch.equal(mamba.buf[20], ref[("mamba", keys[7])])
+    assert torch.equal(mamba.buf[22], ref[("mamba", keys[3])])
+    assert torch.equal(mamba.buf[21], before_21)  # the missing page: slot left as it was
+    bad = backend.batch_get_v2([PoolTransfer(name=PoolName.MAMBA,
+                                             host_indices=torch.tensor([1]), keys=keys[:2])])
+    assert bad == {"mamba": [False, False]}  # indices of the wrong length
+    backend.close()

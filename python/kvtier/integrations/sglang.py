@@ -26,8 +26,16 @@ from ._store import io_pointers, open_store
 
 try:  # the factory checks issubclass(cls, HiCacheStorage)
     from sglang.srt.mem_cache.hicache_storage import HiCacheStorage as _Base
+    from sglang.srt.mem_cache.hicache_storage import PoolTransferResult
 except ImportError:  # SGLang not installed: still importable, for tests and docs
     _Base = object
+
+    class PoolTransferResult:  # noqa: D101 - SGLang's, restated for use without it
+        def __init__(self, kv_hit_pages, extra_pool_hit_pages):
+            self.kv_hit_pages = kv_hit_pages
+            self.extra_pool_hit_pages = extra_pool_hit_pages
+
+KV_POOL = "kv"
 
 
 def _nbytes(t):
@@ -56,6 +64,8 @@ class KvtierHiCacheStorage(_Base):
         self._lock = threading.Lock()
         self.page_bytes = None
         self.frags = None
+        self.registered_pools = {}
+        self._pool_stores = {}  # pool name -> Store of its pages (v2 pools but KV)
 
     # ------------------------------------------------------------ set-up
 
@@ -80,8 +90,26 @@ class KvtierHiCacheStorage(_Base):
             if self.store is None:
                 self.store = open_store(self.page_bytes, self.frags, self.extra_config)
 
-    def _keys(self, keys):
-        return keyfold.sglang_keys(self.ns, keys)
+    def register_mem_host_pool_v2(self, host_pool, host_pool_name):
+        """A pool of the v2 interface (Mamba, SWA, indexer...): its pages go
+        to a store of their own size; the KV pool's to the main store."""
+        self.registered_pools[str(host_pool_name)] = host_pool
+        name = str(host_pool_name)
+        if name in (KV_POOL, "__default__"):
+            if self.mem_pool_host is None:
+                self.register_mem_pool_host(host_pool)
+            return
+        with self._lock:
+            if name not in self._pool_stores:
+                page = host_pool.get_dummy_flat_data_page()
+                self._pool_stores[name] = open_store(_nbytes(page), 1, self.extra_config)
+
+    def _keys(self, keys, pool=None):
+        return keyfold.sglang_keys(self.ns, keys, pool)
+
+    def _pool_store(self, name):
+        name = str(name)
+        return self.store if name in (KV_POOL, "__default__") else self._pool_stores[name]
 
     # ------------------------------------------------------------ v1: zero copy
 
@@ -140,6 +168,81 @@ class KvtierHiCacheStorage(_Base):
 
     # ------------------------------------------------------------ queries
 
+    # ------------------------------------------------------------ v2: pools
+
+    def _held(self, name, keys):
+        """Per key, whether pool `name` holds its page (kvt_contains: no
+        stop at the first miss)."""
+        if not keys:
+            return []
+        store = self._pool_store(name)
+        _, tiers = store.contains(self._keys(keys, name))
+        return [t != 255 for t in tiers]
+
+    def batch_exists_v2(self, keys, pool_transfers=None, extra_info=None):
+        """PoolTransferResult: the longest KV prefix held, shortened to what
+        every extra pool has under its hit policy: "all_pages", each page of
+        the prefix; "trailing_pages", the last len(transfer.keys) pages
+        before the prefix's end (hicache_storage.py, batch_exists_v2)."""
+        kv = self._held(KV_POOL, keys)
+        kv_pages = next((i for i, h in enumerate(kv) if not h), len(keys))
+        hits = {KV_POOL: kv_pages} if kv_pages else {}
+        final = kv_pages
+        for transfer in pool_transfers or []:
+            if final == 0:
+                break
+            name = str(transfer.name)
+            held = self._held(name, keys[:kv_pages])
+            policy = str(getattr(transfer.hit_policy, "value", transfer.hit_policy))
+            if policy == "all_pages":
+                boundary = next((i for i, h in enumerate(held) if not h), kv_pages)
+            else:
+                trailing = max(1, len(transfer.keys) if transfer.keys else 1)
+                boundary = next((n for n in range(kv_pages, 0, -1)
+                                 if all(held[max(0, n - trailing):n])), 0)
+            if boundary:
+                hits[name] = boundary
+            final = min(final, boundary)
+        return PoolTransferResult(final, hits)
+
+    def _pool_io(self, transfers, put):
+        results = {}
+        for transfer in transfers:
+            name = str(transfer.name)
+            pool = self.registered_pools[name]
+            keys = list(transfer.keys or [])
+            page = getattr(pool, "page_size", 1) or 1
+            idx = transfer.host_indices
+            if idx is None or idx.numel() != len(keys) * page:
+                results[name] = [False] * len(keys)
+                continue
+            if not keys:
+                results[name] = []
+                continue
+            store, kkeys = self._pool_store(name), self._keys(keys, name)
+            if put:
+                pages = [pool.get_data_page(idx[i * page], flat=True).contiguous()
+                         for i in range(len(keys))]
+                status = store.put(kkeys, pages).status
+            else:
+                pages = [pool.get_dummy_flat_data_page() for _ in keys]
+                status = store.get(kkeys, pages).status
+                for i, s in enumerate(status):
+                    if s == 0:
+                        pool.set_from_flat_data_page(idx[i * page], pages[i])
+            results[name] = [s == 0 for s in status]
+        return results
+
+    def batch_get_v2(self, transfers, extra_info=None):
+        """{pool name: [bool per key]}: pages read into each pool."""
+        return self._pool_io(transfers, put=False)
+
+    def batch_set_v2(self, transfers, extra_info=None):
+        """{pool name: [bool per key]}: pages stored from each pool."""
+        return self._pool_io(transfers, put=True)
+
+    # ------------------------------------------------------------ queries
+
     def exists(self, key):
         return self.store.contains(self._keys([key]))[0] == 1
 
@@ -151,8 +254,9 @@ class KvtierHiCacheStorage(_Base):
         return self.store.lookup(self._keys(keys))[0]
 
     def clear(self):
-        if self.store is not None:
-            self.store.clear()
+        for store in [self.store, *self._pool_stores.values()]:
+            if store is not None:
+                store.clear()
 
     def get_stats(self):
         return None if self.store is None else self.store.stats()
@@ -160,6 +264,8 @@ class KvtierHiCacheStorage(_Base):
     def close(self):
         """Called by detach_storage_backend (cache_controller.py) when present."""
         with self._lock:
-            if self.store is not None:
-                self.store.close()
-                self.store = None
+            for store in [self.store, *self._pool_stores.values()]:
+                if store is not None:
+                    store.close()
+            self.store = None
+            self._pool_stores.clear()
