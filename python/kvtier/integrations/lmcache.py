@@ -168,11 +168,13 @@ class KvtierConnector(_Base):
             fills.append((len(out) - 1, obj, nbytes, dest))
         if kkeys:
             result = await self.store.get(kkeys, dests, wait=False)
-            for (i, obj, nbytes, dest), status in zip(fills, result.status):
+            for (i, obj, nbytes, dest), k, status in zip(fills, kkeys, result.status):
                 if status != 0:
                     if hasattr(obj, "ref_count_down"):
                         obj.ref_count_down()
                     out[i] = None
+                    with self._lock:  # gone from kvtier: its size is of no use now
+                        self._partial.pop(k, None)
                 elif nbytes != self.chunk_bytes:
                     obj.byte_array[:nbytes] = dest[:nbytes]
         return out
