@@ -6,6 +6,8 @@
 #include "alloc.h"
 #include "cuda.h"
 #include "error.h"
+#include "events.h"
+#include "store/groups.h"
 #include "kvt_build_config.h"
 #include "store.h"
 #include "worker.h"
@@ -322,7 +324,8 @@ static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu (block %zu, fragment %zu) is NULL",
                             fn, i, i / s->frags, i % s->frags);
     if (o) {
-        if ((rc = check_struct_size(o, o->size, sizeof *o, sizeof *o, fn, "opts", "kvt_io_opts")))
+        if ((rc = check_struct_size(o, o->size, offsetof(kvt_io_opts, group), sizeof *o, fn,
+                                    "opts", "kvt_io_opts")))
             return rc;
         if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
             return kvt__err(KVT_EINVAL, "%s: unknown memory kind %u", fn, o->mem_kind);
@@ -488,4 +491,33 @@ int kvt_stat(kvt_store *s, const char *name, uint64_t *value)
         return leave_call(s, kvt__err(KVT_ENOENT, "kvt_stat: no statistic named \"%s\"", name));
     *value = q.value;
     return leave_call(s, 0);
+}
+
+/* The event stream (events.c). */
+int kvt_events_enable(kvt_store *s, uint32_t capacity)
+{
+    int rc = enter(s, "kvt_events_enable");
+    return rc ? rc : leave_call(s, kvt__events_enable(s, capacity));
+}
+
+int kvt_events_take(kvt_store *s, kvt_event *out, size_t cap, uint64_t *overflow)
+{
+    int rc = enter(s, "kvt_events_take");
+    return rc ? rc : leave_call(s, kvt__events_take(s, out, cap, overflow));
+}
+
+int kvt_events_fd(kvt_store *s)
+{
+    int rc = enter(s, "kvt_events_fd");
+    return rc ? rc : leave_call(s, kvt__events_fd(s));
+}
+
+int kvt_remove_group(kvt_store *s, uint64_t group)
+{
+    int rc = enter(s, "kvt_remove_group");
+    if (rc)
+        return rc;
+    if (!group)
+        return leave_call(s, kvt__err(KVT_EINVAL, "kvt_remove_group: group 0 is no group"));
+    return leave_call(s, kvt__store_remove_group(s, group));
 }

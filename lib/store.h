@@ -148,6 +148,8 @@ struct kvt_store {
     struct down_work *close_work; /* kvt_close's write-down batch, or NULL */
     uint32_t ntombs, tomb_head, tomb_cap;
     kvt_store_stats st;
+    _Atomic(struct kvt__events *) events; /* events.c: the event stream, NULL while off */
+    _Atomic(struct kvt__groups *) groups; /* store/groups.c: key -> group tags, NULL until used */
 };
 
 #define KVT_STORE_MAGIC 0x6b767473u /* "kvts" */

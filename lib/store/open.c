@@ -1,5 +1,6 @@
 /* open.c — statistics, and opening and closing a store and its tiers. */
 #include "internal.h"
+#include "groups.h"
 
 #include "tier/faulty.h"
 
@@ -196,6 +197,8 @@ static void free_store(kvt_store *s)
     pthread_mutex_destroy(&s->rm_lock);
     pthread_mutex_destroy(&s->barrier_lock);
     kvt__config_clear(&s->cfg);
+    kvt__events_free(s);
+    kvt__groups_free(s);
     s->magic = 0;
     kvt__free(s);
 }

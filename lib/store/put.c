@@ -1,5 +1,6 @@
 /* put.c — puts: reservation, admission, and put runs with their demotions. */
 #include "internal.h"
+#include "groups.h"
 
 /* -------------------------------------------------------------- put, get */
 
@@ -499,5 +500,6 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     kvt__free(pending);
     int stored = durable ? make_durable(s, keys, n, status, r.stored) : r.stored;
     kvt__free(own);
-    return stored;
+    int tagged = kvt__groups_tag(s, keys, n, o); /* once stored: see groups.c */
+    return tagged ? tagged : stored;
 }

@@ -374,6 +374,7 @@ uint32_t kvt__take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending)
             return KVT_NO_SLOT;
         }
         CNT(&tr->st, evictions);
+        kvt__event_left(s, KVT_EVENT_EVICTED, t, id);
         if (tr->victims == KVT_VICTIM_DEMOTE && tr->below >= 0) {
             *pending = id;
             return victim;

@@ -453,6 +453,11 @@ class Store:
         raw, n = pack(keys)
         return check(lib.kvt_remove(self._h(), raw, n))
 
+    def remove_group(self, group):
+        """Removes every block whose last put named `group` (> 0); returns
+        how many were held (kvt_remove_group)."""
+        return check(lib.kvt_remove_group(self._h(), int(group)))
+
     def clear(self):
         """Removes every block, as final as remove() of every key; returns
         how many were held. Puts running at the same time may stay stored."""
@@ -513,7 +518,7 @@ class Store:
     # ------------------------------------------------------------ data
 
     def put(self, keys, buffers, *, wait=True, retain_s=0, parent=None, stream=None,
-            durable=False):
+            durable=False, group=0):
         """Stores blocks. buffers: a kvtier.Layers with one block index per
         key (one array per fragment position; the fast path), one object of
         len(keys) * block_bytes, or a list with one entry per key: an object
@@ -522,9 +527,10 @@ class Store:
         memoryview, numpy) or a torch tensor (CPU or CUDA). Returns
         IoResult(stored, status); wait=False returns a Ticket instead.
         parent: the key before keys[0]. durable: KVT_IO_DURABLE (complete
-        once on the persistent tier and flushed)."""
+        once on the persistent tier and flushed). group: kvt_io_opts.group,
+        for remove_group() (0: none, and clears the keys' group)."""
         return self._io(lib.kvt_put, "put", keys, buffers, False, wait,
-                        IO_DURABLE if durable else 0, stream, retain_s, parent)
+                        IO_DURABLE if durable else 0, stream, retain_s, parent, group)
 
     def get(self, keys, buffers, *, wait=True, no_promote=False, stream=None,
             stream_wait=False):
@@ -556,7 +562,8 @@ class Store:
             if holds is not None:
                 holds.release()
 
-    def _io(self, fn, op, keys, buffers, writable, wait, flags, stream, retain_s, parent):
+    def _io(self, fn, op, keys, buffers, writable, wait, flags, stream, retain_s, parent,
+            group=0):
         h = self._h()
         if self._orphans:
             self._reap()
@@ -575,7 +582,8 @@ class Store:
                 ptrs, kind, device = (ctypes.c_void_p * 1)(), _buffers.MEM_HOST, 0
             status = (ctypes.c_int32 * max(n, 1))()
             opts = IoOpts(size=ctypes.sizeof(IoOpts), mem_kind=kind, device=device, flags=flags,
-                          retain_s=int(retain_s), frags=0, status=ctypes.addressof(status))
+                          retain_s=int(retain_s), frags=0, status=ctypes.addressof(status),
+                          group=int(group))
             if kind == _buffers.MEM_CUDA and stream is None:
                 stream = _buffers.current_stream(device)
             opts.stream = _buffers.stream_handle(stream) or None
