@@ -358,6 +358,16 @@ Test(nvme_stripe, geometry_mismatch)
     cr_expect_eq(open_rc(&x), KVT_EGEOMETRY);
     cr_expect(strstr(kvt_last_error(), "different stripe sets"), "%s", kvt_last_error());
 
+    kvt_tier_params cross_re = x;
+    cross_re.recreate = 1;
+    kvt_tier_impl *rebuilt = open_ok(&cross_re); /* h1 joins g's set, empty */
+    found fr = recover_all(rebuilt, 8, 5);
+    cr_expect_eq(fr.count, 4, "g0's blocks only");
+    free(fr.seen);
+    nv->close(rebuilt);
+    rebuilt = open_ok(&x); /* and stays in it */
+    nv->close(rebuilt);
+
     kvt_tier_params twice = params(device_path("g", 0), 8);
     char dup[1500];
     snprintf(dup, sizeof dup, "%s,%s", twice.path, twice.path);

@@ -89,8 +89,10 @@ static bool device_missing(int rc)
 }
 
 /* The devices that were there before agree on the set they belong to; a
- * device formatted just now (blank, new, replaced) joins it. */
-static int join_set(kvt_tier_impl *t)
+ * device formatted just now (blank, new, replaced) joins it. With recreate,
+ * a device of another set is rebuilt as an empty device of the first
+ * known device's set (a new store id: none of its blocks is recovered). */
+static int join_set(kvt_tier_impl *t, bool recreate)
 {
     struct nvme_stripe *s = t->stripe;
     int known = -1;
@@ -98,12 +100,17 @@ static int join_set(kvt_tier_impl *t)
         kvt_tier_impl *m = s->dev[d];
         if (!m || m->formatted)
             continue;
-        if (known < 0)
+        if (known < 0) {
             known = (int)d;
-        else if (memcmp(m->geo.set_id, s->dev[known]->geo.set_id, 16))
-            return kvt__err(KVT_EGEOMETRY, "nvme: %s and %s are devices of different stripe "
-                                           "sets; left untouched, set recreate to rebuild them",
-                            s->path[known], s->path[d]);
+        } else if (memcmp(m->geo.set_id, s->dev[known]->geo.set_id, 16)) {
+            if (!recreate)
+                return kvt__err(KVT_EGEOMETRY, "nvme: %s and %s are devices of different "
+                                               "stripe sets; left untouched, set recreate to "
+                                               "rebuild the second",
+                                s->path[known], s->path[d]);
+            nvme_new_store_id(m->geo.store_id);
+            m->formatted = true; /* rewritten below with the set's id */
+        }
     }
     if (known < 0) {
         for (unsigned d = 0; d < s->n; d++)
@@ -191,7 +198,7 @@ int nvme_stripe_open(const kvt_tier_params *p, char **paths, unsigned n, kvt_tie
         rc = kvt__err(KVT_EPATH, "nvme: none of the %u devices opened; the first: %s", n,
                       s->why[0]);
     if (!rc)
-        rc = join_set(t);
+        rc = join_set(t, p->recreate != 0);
     if (!rc && kvt__executor_new(&(kvt__executor_opts){.threads = n - 1, .name = "kvt-stripe"},
                                  &s->pool))
         kvt__err_clear(); /* no threads: the caller's thread does every part */
