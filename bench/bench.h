@@ -247,4 +247,13 @@ static inline uint64_t bench_rand_range(uint64_t *state, uint64_t lo, uint64_t h
     return lo + bench_rand(state) % (hi - lo + 1);
 }
 
+/* The config's tier instance of kind `kind` (named as the kind), added when
+ * missing: set tiers up fastest first (hbm, dram, nvme). A negative KVT_E*
+ * when the build lacks the kind. */
+static inline int bench_tier(kvt_config *c, const char *kind)
+{
+    int t = kvt_config_tier_find(c, kind);
+    return t >= 0 ? t : kvt_config_add_tier(c, kind, NULL);
+}
+
 #endif

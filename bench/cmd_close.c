@@ -36,10 +36,10 @@ static kvt_store *open_store(uint64_t dram, uint64_t block, uint64_t nvme, const
         return NULL;
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)block);
     kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 86400000); /* all of it, however long */
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)dram);
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)nvme);
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, qd);
-    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    kvt_config_tier_set(c, bench_tier(c, "dram"), "capacity", (int64_t)dram);
+    kvt_config_tier_set(c, bench_tier(c, "nvme"), "capacity", (int64_t)nvme);
+    kvt_config_tier_set(c, bench_tier(c, "nvme"), "queue_depth", qd);
+    kvt_config_tier_set_str(c, bench_tier(c, "nvme"), "path", path);
     if (kvt_open(c, &s))
         fprintf(stderr, "close: kvt_open: %s\n", kvt_last_error());
     kvt_config_free(c);
@@ -65,7 +65,7 @@ static void stamp(uint8_t *b, uint64_t i)
 static int kvtier_side(close_run *r, uint64_t dram, uint64_t block, const char *path, int qd)
 {
     uint64_t n = dram / block, slot;
-    if (kvt_nvme_slot_bytes(block, &slot))
+    if (kvt_slot_bytes("nvme", block, &slot))
         return -1;
     unlink(path);
     kvt_store *s = open_store(dram, block, slot * n, path, qd);

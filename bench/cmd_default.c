@@ -90,7 +90,7 @@ static void *ramp_thread(void *arg)
  * caller's (unregistered) memory, and only the calls are timed. Run at the
  * end of the workload, with the store open and idle.
  */
-#define NVME_QD 64    /* the tier's default queue depth (KVT_TOPT_QUEUE_DEPTH) */
+#define NVME_QD 64    /* the tier's default queue depth ("queue_depth") */
 #define NVME_BATCH 64 /* blocks per library call and per raw batch */
 #define UNIT 4096
 
@@ -173,7 +173,7 @@ static int scan_slots(raw_uring *ring, void *mem, uint64_t nslots, uint64_t slot
             kvt_key key;
             memcpy(key.b, h + 48, 16);
             uint8_t tier = KVT_TIER_NONE;
-            if (s && (kvt_lookup(s, &key, 1, &tier, 0) != 1 || tier != KVT_TIER_NVME))
+            if (s && (kvt_lookup(s, &key, 1, &tier, 0) != 1 || tier != kvt_store_tier_find(s, "nvme")))
                 continue;
             w->slot[w->n] = i0 + j;
             w->key[w->n++] = key;
@@ -308,7 +308,7 @@ static int lib_batches(kvt_store *s, char *buf, uint64_t bb, const slot_set *w, 
             uint32_t i = perm_next(&p);
             used++;
             uint8_t tier = KVT_TIER_NONE;
-            if (promote && (kvt_lookup(s, &w->key[i], 1, &tier, 0) != 1 || tier != KVT_TIER_NVME))
+            if (promote && (kvt_lookup(s, &w->key[i], 1, &tier, 0) != 1 || tier != kvt_store_tier_find(s, "nvme")))
                 continue;
             keys[k++] = w->key[i];
             if (!promote && k == w->n)
@@ -715,7 +715,7 @@ static int run_ramps(const swarm_cfg *c, const swarm_result *r, double step_s, d
     snprintf(t.dram_eff_src, sizeof t.dram_eff_src, "the main run's: %.140s", r->dram_eff_src);
     snprintf(t.nvme_eff_src, sizeof t.nvme_eff_src, "the main run's: %.140s", r->nvme_eff_src);
     uint64_t slot = 0;
-    if (!r->nvme_blocks || kvt_nvme_slot_bytes(TTL_BLOCK_BYTES, &slot) < 0) {
+    if (!r->nvme_blocks || kvt_slot_bytes("nvme", TTL_BLOCK_BYTES, &slot) < 0) {
         fprintf(stderr, "kvtier-bench: the ramps need the main run's NVMe tier\n");
         return BENCH_FAILED;
     }
@@ -951,7 +951,7 @@ int bench_default(int argc, char **argv)
         /* The same capacities in blocks as the main run. */
         t.dram_bytes = r->dram_blocks * TTL_BLOCK_BYTES;
         uint64_t slot = 0;
-        if (r->nvme_blocks && kvt_nvme_slot_bytes(TTL_BLOCK_BYTES, &slot) == 0)
+        if (r->nvme_blocks && kvt_slot_bytes("nvme", TTL_BLOCK_BYTES, &slot) == 0)
             t.nvme_bytes = r->nvme_blocks * slot;
         pthread_t th[NT];
         int started[NT] = {0};

@@ -183,7 +183,7 @@ static kvt_store *open_store(const char *path, uint64_t bb, uint64_t nvme_slots,
     kvt_config *c = NULL;
     kvt_store *s = NULL;
     uint64_t slot = 0;
-    if (kvt_config_new(&c) || kvt_nvme_slot_bytes(bb, &slot)) {
+    if (kvt_config_new(&c) || kvt_slot_bytes("nvme", bb, &slot)) {
         lib_fail("config");
         kvt_config_free(c);
         return NULL;
@@ -191,13 +191,14 @@ static kvt_store *open_store(const char *path, uint64_t bb, uint64_t nvme_slots,
     int bad = kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)bb) ||
               kvt_config_set(c, KVT_OPT_BLOCK_TOKENS, 16) ||
               kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 0) || /* its files are deleted */
-              kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
-                                  (int64_t)(nvme_slots * slot)) ||
-              kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, qd) ||
-              kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_RECREATE, 1) ||
-              kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path) ||
+              /* DRAM, when there is one, is added first: the faster tier */
               (dram_bytes &&
-               kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)dram_bytes));
+               kvt_config_tier_set(c, bench_tier(c, "dram"), "capacity", (int64_t)dram_bytes)) ||
+              kvt_config_tier_set(c, bench_tier(c, "nvme"), "capacity",
+                                  (int64_t)(nvme_slots * slot)) ||
+              kvt_config_tier_set(c, bench_tier(c, "nvme"), "queue_depth", qd) ||
+              kvt_config_tier_set(c, bench_tier(c, "nvme"), "recreate", 1) ||
+              kvt_config_tier_set_str(c, bench_tier(c, "nvme"), "path", path);
     if (bad)
         lib_fail("configuring the store");
     else if (kvt_open(c, &s))
@@ -377,7 +378,7 @@ static int measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key 
     const size_t n = row->blocks;
     const uint64_t run_bytes = (uint64_t)n * bb;
     uint64_t slot = 0;
-    kvt_nvme_slot_bytes(bb, &slot);
+    kvt_slot_bytes("nvme", bb, &slot);
     row->slot_bytes = slot;
     unlink(o->path);
     kvt_store *s = open_store(o->path, bb, n, row->qd, 0);
@@ -652,7 +653,7 @@ static int measure_demote(nv_opts *o, demote_row *row, const kvt_key *keys)
     const size_t n = row->blocks;
     const uint64_t run_bytes = (uint64_t)n * bb;
     uint64_t slot = 0;
-    kvt_nvme_slot_bytes(bb, &slot);
+    kvt_slot_bytes("nvme", bb, &slot);
     unlink(o->path);
     kvt_store *s = open_store(o->path, bb, n, row->qd, row->dram_bytes);
     if (!s)
@@ -747,7 +748,7 @@ out:
 static int measure_recovery(nv_opts *o, rec_row *row, int reopens)
 {
     const uint64_t bb = row->block_bytes, n = row->blocks;
-    kvt_nvme_slot_bytes(bb, &row->slot_bytes);
+    kvt_slot_bytes("nvme", bb, &row->slot_bytes);
     row->file_bytes = 4096 + n * row->slot_bytes;
     row->qd = o->big_qd;
     const size_t batch = n < 4096 ? (size_t)n : 4096;
@@ -847,7 +848,7 @@ static void json_overhead(bench_json *j, const bench_list *blocks)
     bench_json_array(j, "overhead");
     for (int i = 0; i < blocks->n; i++) {
         uint64_t slot = 0;
-        kvt_nvme_slot_bytes(blocks->v[i], &slot);
+        kvt_slot_bytes("nvme", blocks->v[i], &slot);
         bench_json_object(j, NULL);
         bench_json_u64(j, "block_bytes", blocks->v[i]);
         bench_json_u64(j, "slot_bytes", slot);
@@ -865,7 +866,7 @@ static void text_overhead(const bench_list *blocks)
     bench_table_init(&t, 3, head, "lrr");
     for (int i = 0; i < blocks->n; i++) {
         uint64_t slot = 0;
-        kvt_nvme_slot_bytes(blocks->v[i], &slot);
+        kvt_slot_bytes("nvme", blocks->v[i], &slot);
         bench_table_cell(&t, "%s", bench_fmt_bytes(blocks->v[i], a, sizeof a));
         bench_table_cell(&t, "%s", bench_fmt_bytes(slot, b, sizeof b));
         bench_table_cell(&t, "%.2f%%", 100.0 * (double)(slot - blocks->v[i]) / (double)blocks->v[i]);
@@ -887,7 +888,7 @@ static void report_json(const nv_opts *o, const bench_list *blocks, const nv_row
     bench_json_object(&j, "config");
     json_common_config(&j, o, "throughput");
     bench_json_u64(&j, "total_bytes", o->total);
-    bench_json_str(&j, "store", "nvme-only (no DRAM tier); KVT_TOPT_QUEUE_DEPTH = queue_depth");
+    bench_json_str(&j, "store", "nvme-only (no DRAM tier); tier option queue_depth = queue_depth");
     bench_json_str(&j, "caller_buffers",
                    "anonymous memory, 4096-aligned, MADV_HUGEPAGE, not registered with io_uring");
     bench_json_str(&j, "raw", "one ring, one thread, queue_depth transfers in flight, ring set "
@@ -1255,7 +1256,7 @@ int bench_micro_nvme(int argc, char **argv)
         {"tier", BARG_STR, &tier, "nvme (this command; `micro --tier dram` is the DRAM one)"},
         {"block-bytes", BARG_SIZE_LIST, &blocks,
          "block sizes, multiples of 4K (default 256K,2M,8M)"},
-        {"qd", BARG_SIZE_LIST, &qds, "KVT_TOPT_QUEUE_DEPTH values, 1..4096 (default 4,16,64)"},
+        {"qd", BARG_SIZE_LIST, &qds, "queue_depth values, 1..4096 (default 4,16,64)"},
         {"total-bytes", BARG_SIZE, &total,
          "bytes per pass, rounded down to whole blocks; also the store's size (default 512M)"},
         {"runs", BARG_INT, &runs, "runs per configuration (default 5)"},

@@ -156,29 +156,29 @@ static int open_store(const trace_set *ts, const replay_cfg *cfg, uint64_t dram_
     if (!rc) /* the replay deletes its NVMe file: a warm close would write for nothing */
         rc = refused(kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 0), "close flush");
     if (!rc)
-        rc = refused(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
+        rc = refused(kvt_config_tier_set(c, bench_tier(c, "dram"), "capacity",
                                          (int64_t)(dram_blocks * cfg->block_bytes)),
                      "--capacity-blocks");
     if (!rc)
-        rc = refused(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, ttl), "--ttl");
+        rc = refused(kvt_config_tier_set(c, bench_tier(c, "dram"), "ttl_ms", ttl), "--ttl");
     if (!rc && cfg->policy)
-        rc = refused(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, cfg->policy),
+        rc = refused(kvt_config_tier_set_str(c, bench_tier(c, "dram"), "policy", cfg->policy),
                      "--policy");
     if (!rc && cfg->nvme_blocks) {
         uint64_t slot = 0;
-        rc = refused(kvt_nvme_slot_bytes(cfg->block_bytes, &slot), "NVMe slot size");
+        rc = refused(kvt_slot_bytes("nvme", cfg->block_bytes, &slot), "NVMe slot size");
         if (!rc)
-            rc = refused(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
+            rc = refused(kvt_config_tier_set(c, bench_tier(c, "nvme"), "capacity",
                                              (int64_t)(cfg->nvme_blocks * slot)),
                          "--nvme-capacity-blocks");
         if (!rc)
-            rc = refused(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_TTL_MS, ttl), "--ttl");
+            rc = refused(kvt_config_tier_set(c, bench_tier(c, "nvme"), "ttl_ms", ttl), "--ttl");
         if (!rc)
-            rc = refused(kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, nvme_path),
+            rc = refused(kvt_config_tier_set_str(c, bench_tier(c, "nvme"), "path", nvme_path),
                          "--dir");
         if (!rc && cfg->policy)
             rc = refused(
-                kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_POLICY, cfg->policy),
+                kvt_config_tier_set_str(c, bench_tier(c, "nvme"), "policy", cfg->policy),
                 "--policy");
     }
     if (!rc) {
@@ -311,8 +311,9 @@ int replay_run(const trace_set *ts, const replay_cfg *cfg, replay_result *out, u
             }
             h = (uint32_t)got;
         }
+        int nvme_tier = kvt_store_tier_find(s, "nvme");
         for (uint32_t i = 0; i < h; i++)
-            out->lookup_nvme_blocks += tiers[i] == KVT_TIER_NVME;
+            out->lookup_nvme_blocks += tiers[i] == nvme_tier;
         /* The hit prefix is read, in order: a get is the access that
          * refreshes recency and idle time. */
         for (uint32_t off = 0; off < h; off += (uint32_t)chunk) {

@@ -330,28 +330,28 @@ static int open_store(const swarm_cfg *c, const char *path, uint64_t dram_blocks
     if (!rc && c->copy_threads)
         rc = refused(kvt_config_set(k, KVT_OPT_COPY_THREADS, c->copy_threads), "--copy-threads");
     if (!rc)
-        rc = refused(kvt_config_set_tier(k, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
+        rc = refused(kvt_config_tier_set(k, bench_tier(k, "dram"), "capacity",
                                          (int64_t)(dram_blocks * bb)),
                      "--dram-bytes");
     if (!rc)
         rc = refused(
-            kvt_config_set_tier(k, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, (int64_t)c->dram_ttl_ms),
+            kvt_config_tier_set(k, bench_tier(k, "dram"), "ttl_ms", (int64_t)c->dram_ttl_ms),
             "--dram-ttl");
     if (!rc && c->policy)
-        rc = refused(kvt_config_set_tier_str(k, KVT_TIER_DRAM, KVT_TSTR_POLICY, c->policy),
+        rc = refused(kvt_config_tier_set_str(k, bench_tier(k, "dram"), "policy", c->policy),
                      "--policy");
     if (!rc && nvme_slots) {
-        rc = refused(kvt_config_set_tier(k, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
+        rc = refused(kvt_config_tier_set(k, bench_tier(k, "nvme"), "capacity",
                                          (int64_t)(nvme_slots * slot)),
                      "--nvme-bytes");
         if (!rc)
             rc = refused(
-                kvt_config_set_tier(k, KVT_TIER_NVME, KVT_TOPT_TTL_MS, (int64_t)c->nvme_ttl_ms),
+                kvt_config_tier_set(k, bench_tier(k, "nvme"), "ttl_ms", (int64_t)c->nvme_ttl_ms),
                 "--nvme-ttl");
         if (!rc)
-            rc = refused(kvt_config_set_tier_str(k, KVT_TIER_NVME, KVT_TSTR_PATH, path), "--dir");
+            rc = refused(kvt_config_tier_set_str(k, bench_tier(k, "nvme"), "path", path), "--dir");
         if (!rc && c->policy)
-            rc = refused(kvt_config_set_tier_str(k, KVT_TIER_NVME, KVT_TSTR_POLICY, c->policy),
+            rc = refused(kvt_config_tier_set_str(k, bench_tier(k, "nvme"), "policy", c->policy),
                          "--policy");
     }
     if (!rc) {
@@ -522,7 +522,7 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
     }
     uint64_t slot = 0, nvme_slots = 0;
     if (c->nvme_bytes) {
-        if (kvt_nvme_slot_bytes(bb, &slot) < 0) {
+        if (kvt_slot_bytes("nvme", bb, &slot) < 0) {
             fprintf(stderr, "kvtier-bench swarm: no NVMe tier in this build: %s\n",
                     kvt_last_error());
             return BENCH_FAILED;
@@ -665,7 +665,7 @@ int swarm_run(const swarm_cfg *c, swarm_result *r)
             while (e < h && tiers[e] == t && e - a < chunk)
                 e++;
             uint32_t m = e - a;
-            int dram = t == KVT_TIER_DRAM;
+            int dram = t == kvt_store_tier_find(s, "dram");
             int lib_first = get.calls % 2 == 0;
             uint64_t base_ns = 0;
             if (dram && cp && !lib_first)

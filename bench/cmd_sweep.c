@@ -277,7 +277,7 @@ int bench_sweep(int argc, char **argv)
         kvt_config *c = NULL;
         if (kvt_config_new(&c) < 0)
             return BENCH_FAILED;
-        int bad = kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, pol[i]) < 0;
+        int bad = kvt_config_tier_set_str(c, bench_tier(c, "dram"), "policy", pol[i]) < 0;
         kvt_config_free(c);
         if (bad)
             return usage_err("--policy: no policy named '%s' (lru, sieve, s3fifo, prefix)",

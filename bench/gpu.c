@@ -182,6 +182,9 @@ static void frag_ptrs(void **ptrs, char *base, size_t n, size_t frags, size_t fr
             ptrs[i * frags + f] = base + (f * n + i) * frag;
 }
 
+/* Which tier a measurement runs on. */
+enum { BENCH_GPU_DRAM = 1, BENCH_GPU_NVME = 2 };
+
 static kvt_store *open_store(int tier, uint64_t block, size_t frags, uint64_t capacity_blocks,
                              int device, const char *path)
 {
@@ -191,17 +194,17 @@ static kvt_store *open_store(int tier, uint64_t block, size_t frags, uint64_t ca
         return NULL;
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)block);
     kvt_config_set(c, KVT_OPT_FRAGS, (int64_t)frags);
-    if (tier == KVT_TIER_NVME) {
+    if (tier == BENCH_GPU_NVME) {
         uint64_t slot;
-        if (kvt_nvme_slot_bytes(block, &slot) == 0) {
-            kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
+        if (kvt_slot_bytes("nvme", block, &slot) == 0) {
+            kvt_config_tier_set(c, bench_tier(c, "nvme"), "capacity",
                                 (int64_t)(capacity_blocks * slot));
-            kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
-            kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_RECREATE, 1);
+            kvt_config_tier_set_str(c, bench_tier(c, "nvme"), "path", path);
+            kvt_config_tier_set(c, bench_tier(c, "nvme"), "recreate", 1);
         }
     } else {
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(capacity_blocks * block));
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_DEVICE, device);
+        kvt_config_tier_set(c, bench_tier(c, "dram"), "capacity", (int64_t)(capacity_blocks * block));
+        kvt_config_tier_set(c, bench_tier(c, "dram"), "device", device);
     }
     if (kvt_open(c, &s)) {
         fprintf(stderr, "kvtier-bench micro --gpu: open: %s\n", kvt_last_error());
@@ -227,7 +230,7 @@ static int measure(row *r, const gpu_cfg *g, int tier, const char *path, char *d
     kvt_store *s = open_store(tier, r->block, frags, 3 * n + 1, g->device, path);
     if (!s)
         return BENCH_FAILED;
-    if (tier == KVT_TIER_DRAM)
+    if (tier == BENCH_GPU_DRAM)
         wait_pinned(s, bench_now_ns());
     kvt_key *keys = malloc(2 * n * sizeof *keys);
     void **pa = malloc(n * frags * sizeof *pa), **pb = malloc(n * frags * sizeof *pb);
@@ -264,14 +267,14 @@ static int measure(row *r, const gpu_cfg *g, int tier, const char *path, char *d
         }
         bench_samples_add(&put, (double)bytes / (double)(t1 - t0));
         bench_samples_add(&get, (double)bytes / (double)(t3 - t2));
-        if (tier == KVT_TIER_DRAM) {
+        if (tier == BENCH_GPU_DRAM) {
             bench_samples_add(&rd, raw_copy(dev_a, pinned, bytes, 0, st));
             bench_samples_add(&rh, raw_copy(dev_a, pinned, bytes, 1, st));
         }
     }
     r->put = bench_median(&put);
     r->get = bench_median(&get);
-    if (tier == KVT_TIER_DRAM) {
+    if (tier == BENCH_GPU_DRAM) {
         r->raw_d2h = bench_median(&rd);
         r->raw_h2d = bench_median(&rh);
         /* Both directions at once: puts from one thread while another gets. */
@@ -324,10 +327,10 @@ static int measure_open(uint64_t bytes, int device, double *open_ms, double *pin
     if (kvt_config_new(&c))
         return BENCH_FAILED;
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, 2 << 20);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)bytes);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_DEVICE, device);
-    kvt_config_set_tier(c, KVT_TIER_HBM, KVT_TOPT_CAPACITY, 64 << 20);
-    kvt_config_set_tier(c, KVT_TIER_HBM, KVT_TOPT_DEVICE, device);
+    kvt_config_tier_set(c, bench_tier(c, "hbm"), "capacity", 64 << 20); /* fastest first */
+    kvt_config_tier_set(c, bench_tier(c, "hbm"), "device", device);
+    kvt_config_tier_set(c, bench_tier(c, "dram"), "capacity", (int64_t)bytes);
+    kvt_config_tier_set(c, bench_tier(c, "dram"), "device", device);
     uint64_t t0 = bench_now_ns();
     int rc = kvt_open(c, &s);
     *open_ms = (double)(bench_now_ns() - t0) / 1e6;
@@ -402,13 +405,13 @@ int bench_micro_gpu(int argc, char **argv)
         rows[i].frag = sizes.v[i];
         rows[i].block = sizes.v[i] > block_min ? sizes.v[i] : block_min;
         rows[i].block -= rows[i].block % rows[i].frag;
-        rc = measure(&rows[i], &g, KVT_TIER_DRAM, NULL, dev_a, dev_b, pinned, st, st2);
+        rc = measure(&rows[i], &g, BENCH_GPU_DRAM, NULL, dev_a, dev_b, pinned, st, st2);
     }
     for (int i = 0; !no_nvme && i < nvme_sizes.n && rc == BENCH_OK; i++) {
         nrows[i].frag = nvme_sizes.v[i];
         nrows[i].block = nvme_sizes.v[i] > block_min ? nvme_sizes.v[i] : block_min;
         nrows[i].block -= nrows[i].block % nrows[i].frag;
-        rc = measure(&nrows[i], &g, KVT_TIER_NVME, nvme_path, dev_a, dev_b, pinned, st, st2);
+        rc = measure(&nrows[i], &g, BENCH_GPU_NVME, nvme_path, dev_a, dev_b, pinned, st, st2);
         unlink(nvme_path);
     }
     double open_ms = 0, pinned_ms = 0, close_ms = 0;

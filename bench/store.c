@@ -22,14 +22,14 @@ kvt_store *bench_open_dram(const bench_store_cfg *cfg)
                check(kvt_config_set(c, KVT_OPT_BLOCK_TOKENS, cfg->block_tokens), "block tokens")) ||
               (cfg->copy_threads &&
                check(kvt_config_set(c, KVT_OPT_COPY_THREADS, cfg->copy_threads), "copy threads")) ||
-              check(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
+              check(kvt_config_tier_set(c, bench_tier(c, "dram"), "capacity",
                                         (int64_t)cfg->dram_bytes),
                     "DRAM capacity") ||
-              (cfg->policy && check(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY,
+              (cfg->policy && check(kvt_config_tier_set_str(c, bench_tier(c, "dram"), "policy",
                                                             cfg->policy),
                                     "DRAM policy")) ||
               (cfg->no_hugepages &&
-               check(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), "huge pages")) ||
+               check(kvt_config_tier_set(c, bench_tier(c, "dram"), "hugepages", 0), "huge pages")) ||
               check(kvt_open(c, &s), "kvt_open");
     kvt_config_free(c);
     return bad ? NULL : s;

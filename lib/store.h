@@ -22,7 +22,7 @@
 typedef struct kvt_workers kvt_workers;
 
 /* Counters per tier ("<tier>.<name>"). */
-#define KVT_TIER_COUNTERS(X)                                            \
+#define KVT_MAX_TIERSERS(X)                                            \
     X(hits)          /* gets served from this tier */                   \
     X(inserts)       /* blocks placed here by puts */                   \
     X(evictions)     /* blocks pushed out for room */                   \
@@ -64,7 +64,7 @@ typedef struct kvt_workers kvt_workers;
 
 typedef struct kvt_tier_stats {
 #define KVT_X_FIELD(name) _Atomic uint64_t name;
-    KVT_TIER_COUNTERS(KVT_X_FIELD)
+    KVT_MAX_TIERSERS(KVT_X_FIELD)
 } kvt_tier_stats;
 
 typedef struct kvt_store_stats {
@@ -74,7 +74,7 @@ typedef struct kvt_store_stats {
 
 typedef struct kvt_tier_rt {
     int on;
-    kvt_tier id;
+    int id;
     const char *name;
     const kvt_tier_ops *ops;
     kvt_tier_impl *impl;
@@ -108,10 +108,10 @@ struct kvt_store {
     uint32_t frags;
     uint64_t frag_bytes;
     kvt_index ix;
-    kvt_tier_rt tier[KVT_TIER_COUNT];
+    kvt_tier_rt tier[KVT_MAX_TIERS];
     int put_tier; /* where puts land: the top open tier that admits on put */
     int top_tier; /* the fastest open tier */
-    int tier_unavailable[KVT_TIER_COUNT];
+    int tier_unavailable[KVT_MAX_TIERS];
 
     kvt_clock_fn clock;
     void *clock_user;

@@ -1470,6 +1470,7 @@ static int ring_init(kvt_tier_impl *t, lane *l, const lane *first, bool want_sqp
 
 static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
 {
+    bool sqpoll = kvt__tier_opt_int(p, "sqpoll") != 0;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     t->nlanes = cpus < MIN_LANES ? MIN_LANES : cpus > MAX_LANES ? MAX_LANES : (unsigned)cpus;
     t->bounce_bytes = min64(round_up(t->slot_bytes, UNIT), BOUNCE_MAX);
@@ -1530,7 +1531,7 @@ static int lanes_setup(kvt_tier_impl *t, const kvt_tier_params *p)
         iov[host_chunks + i].iov_base = l->staging;
         iov[host_chunks + i].iov_len = l->staging_bytes;
 
-        int r = ring_init(t, l, i ? &t->lanes[0] : NULL, p->sqpoll && (i == 0 || t->sqpoll));
+        int r = ring_init(t, l, i ? &t->lanes[0] : NULL, sqpoll && (i == 0 || t->sqpoll));
         if (r) {
             rc = kvt__err_errno(KVT_ENODEV, -r, "nvme: io_uring setup (queue depth %u)", t->qd);
             break;
@@ -1781,7 +1782,7 @@ static int sb_check(kvt_tier_impl *t, const uint8_t *buf, uint64_t size, const c
  * incompatible file. A compatible file is kept even with recreate. */
 static int load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
 {
-    const char *path = p->path;
+    const char *path = kvt__tier_opt_str(p, "path");
     uint64_t size;
     if (t->blockdev) {
         if (ioctl(t->fd, BLKGETSIZE64, &size))
@@ -1815,7 +1816,7 @@ static int load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
         /* A zeroed device, or a file we never got to format: nothing to lose. */
         rc = blank ? format(t, buf, size, false, path) : sb_check(t, buf, size, path);
     }
-    if (p->recreate && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL))
+    if (kvt__tier_opt_int(p, "recreate") && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL))
         rc = format(t, buf, size, true, path);
 out:
     kvt__free(buf);
@@ -2007,7 +2008,9 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     if (!p || !out || !nslots)
         return kvt__err(KVT_ENULL, "nvme: open: NULL argument");
     *out = NULL;
-    if (!p->path || !*p->path)
+    const char *path = kvt__tier_opt_str(p, "path");
+    int queue_depth = (int)kvt__tier_opt_int(p, "queue_depth");
+    if (!path || !*path)
         return kvt__err(KVT_EPATH, "nvme: no path configured");
     if (!p->block_bytes || p->block_bytes > (1ull << 30))
         return kvt__err(KVT_ESIZE, "nvme: block_bytes %llu outside 1 .. 1 GiB",
@@ -2016,9 +2019,9 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     if (p->block_bytes % frags)
         return kvt__err(KVT_EFRAGS, "nvme: %u fragments do not divide %llu bytes", frags,
                         (unsigned long long)p->block_bytes);
-    if (p->queue_depth < 0 || p->queue_depth > MAX_QD)
+    if (queue_depth < 0 || queue_depth > MAX_QD)
         return kvt__err(KVT_EINVAL, "nvme: queue depth %d outside 0 (default %d) .. %d",
-                        p->queue_depth, DEFAULT_QD, MAX_QD);
+                        queue_depth, DEFAULT_QD, MAX_QD);
     uint64_t slot = kvt__nvme_slot_bytes(p->block_bytes);
     if (p->capacity < slot || p->capacity % slot || p->capacity / slot > UINT32_MAX)
         return kvt__err(KVT_ECAPACITY,
@@ -2042,7 +2045,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     t->frags = frags;
     t->slot_bytes = slot;
     t->nslots = (uint32_t)(p->capacity / slot);
-    t->qd = p->queue_depth ? (unsigned)p->queue_depth : DEFAULT_QD;
+    t->qd = queue_depth ? (unsigned)queue_depth : DEFAULT_QD;
     t->sq = 2 * t->qd;
     t->host_base = p->host_region;
     t->host_bytes = p->host_region_bytes;
@@ -2052,11 +2055,11 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     bool created = false;
     int rc = kvt__faults_new(p->faults, &t->faults);
     if (!rc)
-        rc = open_path(t, p->path, &created);
+        rc = open_path(t, path, &created);
     if (!rc)
-        rc = lock_file(t, p->path);
+        rc = lock_file(t, path);
     if (!rc)
-        rc = probe_alignment(t, p->path);
+        rc = probe_alignment(t, path);
     if (!rc)
         rc = load(t, p, created);
     if (!rc && t->block_bytes >= OFFLOAD_MIN) {
@@ -2072,7 +2075,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         /* A file we created is ours to remove, unless another store raced
          * in and holds it. */
         if (created && (t->locked || rc != KVT_ELOCKED))
-            unlink(p->path);
+            unlink(path);
         tier_free(t);
         return rc;
     }
@@ -2154,10 +2157,26 @@ static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     }
 }
 
+static int nvme_slot_bytes(uint64_t block_bytes, uint64_t *out)
+{
+    *out = kvt__nvme_slot_bytes(block_bytes);
+    return 0;
+}
+
+static const kvt_tier_opt_spec nvme_options[] = {
+    {"path", KVT_OPTTYPE_STR, 0, 0, 0, KVT_EPATH, "file or block device (required)"},
+    {"queue_depth", KVT_OPTTYPE_INT, 1, MAX_QD, DEFAULT_QD, 0, "io_uring queue depth"},
+    {"sqpoll", KVT_OPTTYPE_INT, 0, 1, 0, 0, "1: a kernel submission polling thread"},
+    {"recreate", KVT_OPTTYPE_INT, 0, 1, 0, 0, "1: overwrite a file of another format/geometry"},
+    {NULL, 0, 0, 0, 0, 0, NULL},
+};
+
 const kvt_tier_ops kvt__tier_nvme = {
     .version = KVT_TIER_OPS_VERSION,
     .name = "nvme",
     .caps = KVT_TCAP_PERSISTENT | KVT_TCAP_VERIFIES,
+    .options = nvme_options,
+    .slot_bytes = nvme_slot_bytes,
     .open = nvme_open,
     .close = nvme_close,
     .flush = kvt__nvme_sync,

@@ -72,13 +72,15 @@ static kvt_tier_params params_for(const tier_case *tc, uint64_t block, uint32_t 
 {
     kvt_tier_params p;
     memset(&p, 0, sizeof p);
+    kvt__tier_params_defaults(&p, tc->ops);
+    p.name = tc->name;
     p.block_bytes = block;
     p.block_tokens = 16;
     p.frags = frags;
-    p.numa_node = -1;
     p.copy_threads = 2;
-    p.queue_depth = 16;
-    p.path = tc->needs_path ? path : NULL;
+    /* Options only some kinds have: the others refuse them (ignored). */
+    (void)kvt__tier_params_set_int(&p, "queue_depth", 16);
+    (void)kvt__tier_params_set_str(&p, "path", tc->needs_path ? path : NULL);
     p.capacity = (uint64_t)nslots * tc->slot_bytes(block);
     return p;
 }
