@@ -172,3 +172,47 @@ Test(config, io_argument_errors)
     cr_assert_eq(kvt_stat(s, NULL, NULL), KVT_ENULL);
     cr_assert_eq(kvt_close(s), 0);
 }
+
+/* Tier instances: added by kind, named, options checked by each kind. */
+Test(config, tier_instances_by_kind)
+{
+    kvt_config *c;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    cr_assert_eq(kvt_config_add_tier(c, "dram", NULL), 0);
+    cr_assert_eq(kvt_config_add_tier(c, "dram", NULL), 1, "the same kind twice");
+    cr_assert_eq(kvt_config_tier_find(c, "dram1"), 1);
+    cr_assert_eq(kvt_config_add_tier(c, "dram", "dram1"), KVT_EINVAL, "a taken name");
+    cr_assert_eq(kvt_config_add_tier(c, "dram", "a.b"), KVT_EINVAL, "names appear in stats");
+    cr_assert_eq(kvt_config_add_tier(c, "floppy", NULL), KVT_ENOTSUP);
+    cr_assert(strstr(kvt_last_error(), "floppy"), "%s", kvt_last_error());
+    cr_assert_eq(kvt_config_add_tier(NULL, "dram", NULL), KVT_ENULL);
+    cr_assert_eq(kvt_config_add_tier(c, NULL, NULL), KVT_ENULL);
+    cr_assert_eq(kvt_config_add_tier(c, "dram", "fast"), 2);
+    cr_assert_eq(kvt_config_add_tier(c, "dram", NULL), KVT_ESIZE, "at most KVT_MAX_TIERS");
+    cr_assert_eq(kvt_config_tier_find(c, "nope"), KVT_ENOENT);
+
+    /* Options of the kind and generic ones; others name themselves. */
+    cr_assert_eq(kvt_config_tier_set(c, 0, "numa_node", -1), 0);
+    cr_assert_eq(kvt_config_tier_set(c, 0, "queue_depth", 8), KVT_EINVAL, "an NVMe option");
+    cr_assert(strstr(kvt_last_error(), "queue_depth"), "%s", kvt_last_error());
+    cr_assert_eq(kvt_config_tier_set(c, 0, "numa_node", 5000), KVT_ESIZE);
+    cr_assert(strstr(kvt_last_error(), "numa_node"), "%s", kvt_last_error());
+    cr_assert_eq(kvt_config_tier_set(c, 0, "policy", 1), KVT_EINVAL, "a string option");
+    cr_assert_eq(kvt_config_tier_set_str(c, 0, "hugepages", "1"), KVT_EINVAL, "an integer one");
+    cr_assert_eq(kvt_config_tier_set_str(c, 0, "faults", "seed=1"), 0, "every tier takes faults");
+    cr_assert_eq(kvt_config_tier_set(c, 3, "capacity", 1), KVT_EINVAL, "no such instance");
+    cr_assert_eq(kvt_config_tier_set(c, -1, "capacity", 1), KVT_EINVAL);
+    cr_assert_eq(kvt_config_tier_set(c, 0, NULL, 1), KVT_ENULL);
+    kvt_config_free(c);
+}
+
+Test(config, slot_bytes_by_kind)
+{
+    uint64_t v = 0;
+    cr_assert_eq(kvt_slot_bytes("dram", 4096, &v), 0);
+    cr_assert_eq(v, 4096, "a memory tier's slot is the block");
+    cr_assert_eq(kvt_slot_bytes("floppy", 4096, &v), KVT_ENOTSUP);
+    cr_assert_eq(kvt_slot_bytes("dram", 0, &v), KVT_ESIZE);
+    cr_assert_eq(kvt_slot_bytes(NULL, 4096, &v), KVT_ENULL);
+    cr_assert_eq(kvt_slot_bytes("dram", 4096, NULL), KVT_ENULL);
+}
