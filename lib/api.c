@@ -192,6 +192,8 @@ int kvt_store_tier_available(kvt_store *s, int tier)
                       s->cfg.tier[tier].name);
     else
         rc = s->tier[tier].on;
+    for (int k = 0; rc == 0 && k < s->nkeyed; k++)
+        rc = s->keyed[k].index == tier; /* a key-addressed tier, open */
     return leave_call(s, rc);
 }
 

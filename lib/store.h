@@ -22,7 +22,7 @@
 typedef struct kvt_workers kvt_workers;
 
 /* Counters per tier ("<tier>.<name>"). */
-#define KVT_MAX_TIERSERS(X)                                            \
+#define KVT_TIER_COUNTERS(X)                                            \
     X(hits)          /* gets served from this tier */                   \
     X(inserts)       /* blocks placed here by puts */                   \
     X(evictions)     /* blocks pushed out for room */                   \
@@ -64,7 +64,7 @@ typedef struct kvt_workers kvt_workers;
 
 typedef struct kvt_tier_stats {
 #define KVT_X_FIELD(name) _Atomic uint64_t name;
-    KVT_MAX_TIERSERS(KVT_X_FIELD)
+    KVT_TIER_COUNTERS(KVT_X_FIELD)
 } kvt_tier_stats;
 
 typedef struct kvt_store_stats {
@@ -112,6 +112,15 @@ struct kvt_store {
     int put_tier; /* where puts land: the top open tier that admits on put */
     int top_tier; /* the fastest open tier */
     int tier_unavailable[KVT_MAX_TIERS];
+    /* Key-addressed tier instances (lib/store/keyed.c), in config order:
+     * their instance index, ops and state. Not in tier[]'s slot loops. */
+    struct kvt_keyed_rt {
+        int index;
+        const kvt_tier_ops *ops;
+        kvt_tier_impl *impl;
+        _Atomic uint64_t hits, reads, writes, removes, io_errors;
+    } keyed[KVT_MAX_TIERS];
+    int nkeyed;
 
     kvt_clock_fn clock;
     void *clock_user;

@@ -49,7 +49,7 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
     snprintf(name, sizeof name, "%s." #field, tr->name);                              \
     fn(name, atomic_load_explicit(&tr->st.field, memory_order_relaxed), user);        \
     count++;
-        KVT_MAX_TIERSERS(KVT_X_VISIT)
+        KVT_TIER_COUNTERS(KVT_X_VISIT)
 #undef KVT_X_VISIT
         pthread_mutex_lock(&tr->lock);
         uint64_t used = tr->nslots - tr->nfree;
@@ -63,6 +63,26 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
             /* kvt_stats returns the number visited: these too. */
             stat_counter c = {.fn = fn, .user = user, .kind = tr->ops->name, .instance = tr->name};
             tr->ops->stats(tr->impl, count_stat, &c);
+            count += c.count;
+        }
+    }
+    for (int i = 0; i < s->nkeyed; i++) {
+        struct kvt_keyed_rt *k = &s->keyed[i];
+        const char *inst = s->cfg.tier[k->index].name;
+        char name[64];
+#define KVT_X_VISIT(field)                                                   \
+    snprintf(name, sizeof name, "%s." #field, inst);                          \
+    fn(name, atomic_load_explicit(&k->field, memory_order_relaxed), user);   \
+    count++;
+        KVT_X_VISIT(hits)
+        KVT_X_VISIT(reads)
+        KVT_X_VISIT(writes)
+        KVT_X_VISIT(removes)
+        KVT_X_VISIT(io_errors)
+#undef KVT_X_VISIT
+        if (k->ops->stats) {
+            stat_counter c = {.fn = fn, .user = user, .kind = k->ops->name, .instance = inst};
+            k->ops->stats(k->impl, count_stat, &c);
             count += c.count;
         }
     }
@@ -168,6 +188,7 @@ static void free_store(kvt_store *s)
 {
     kvt__workers_free(s->workers);
     kvt__jobpool_free(s->demoter);
+    kvt__keyed_close(s);
     for (int t = KVT_MAX_TIERS - 1; t >= 0; t--)
         close_tier(&s->tier[t]);
     kvt__index_destroy(&s->ix);
@@ -223,7 +244,7 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
         for (int t = 0; t < cfg->ntiers; t++) {
             const kvt_tier_cfg *tc = &cfg->tier[t];
             int first = (tc->ops->caps & KVT_TCAP_HOST_PTR) != 0;
-            if (!tc->capacity || first != (pass == 0))
+            if (!tc->capacity || first != (pass == 0) || (tc->ops->caps & KVT_TCAP_KEYED))
                 continue;
             rc = open_tier(s, t, region, region_bytes);
             if (rc == KVT_ENODEV && (tc->ops->caps & KVT_TCAP_OPTIONAL)) {
@@ -282,6 +303,8 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
         goto fail;
     }
     if ((rc = kvt__index_init(&s->ix, (uint32_t)cap)))
+        goto fail;
+    if ((rc = kvt__keyed_open(s)))
         goto fail;
 
     for (int t = 0; t < KVT_MAX_TIERS; t++) {

@@ -500,9 +500,12 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     uint32_t retain_until = o && o->retain_s ? kvt__rel_s(s, now) + o->retain_s : 0;
     put_item *items = kvt__malloc(n * sizeof *items);
     kvt_xfer *x = kvt__calloc(n, sizeof *x);
-    int32_t *own = durable && !status ? kvt__malloc(n * sizeof *own) : NULL;
+    /* A durable put, and write-through to key-addressed tiers, need each
+     * block's outcome. */
+    int outcomes = durable || s->nkeyed;
+    int32_t *own = outcomes && !status ? kvt__malloc(n * sizeof *own) : NULL;
     size_t *pending = kvt__malloc(n * sizeof *pending), npending = 0;
-    if (!items || !x || !pending || (durable && !status && !own)) {
+    if (!items || !x || !pending || (outcomes && !status && !own)) {
         kvt__free(items);
         kvt__free(x);
         kvt__free(own);
@@ -510,7 +513,7 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
     }
     if (own)
-        status = own; /* a durable put needs each block's outcome */
+        status = own;
     ADD(&s->st, put_blocks, n);
 
     put_runs r = {.s = s, .p = p, .items = items, .x = x, .mem = mem, .status = status,
@@ -581,6 +584,8 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     kvt__free(x);
     kvt__free(pending);
     int stored = durable ? make_durable(s, keys, n, status, r.stored) : r.stored;
+    if (s->nkeyed)
+        kvt__keyed_put(s, keys, n, ptrs, mem, status);
     kvt__free(own);
     return stored;
 }

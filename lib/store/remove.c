@@ -193,7 +193,7 @@ static void remove_wait(kvt_store *s, uint32_t id, const int *waits)
     }
 }
 
-int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
+static int remove_local(kvt_store *s, const kvt_key *keys, size_t n)
 {
     int removed = 0;
     leaving_batch b;
@@ -289,6 +289,29 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
         return kvt__err(KVT_EIO, "kvt_remove: %d keys removed, but invalidating a slot on media "
                                  "failed: a restart may bring a key back", removed);
     return removed;
+}
+
+/* Slot tiers first, with every guarantee above; then the key-addressed
+ * tiers, which forget the keys too (a key only they held counts as held). */
+int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
+{
+    if (!s->nkeyed)
+        return remove_local(s, keys, n);
+    uint8_t *local = kvt__malloc(n), *held = kvt__calloc(n, 1);
+    if (!local || !held) {
+        kvt__free(local);
+        kvt__free(held);
+        return kvt__err(KVT_ENOMEM, "kvt_remove: %zu keys", n);
+    }
+    kvt__contains_local(s, keys, n, local);
+    int rc = remove_local(s, keys, n);
+    kvt__keyed_remove(s, keys, n, held);
+    for (size_t i = 0; rc >= 0 && i < n; i++)
+        if (held[i] && local[i] == KVT_TIER_NONE)
+            rc++;
+    kvt__free(local);
+    kvt__free(held);
+    return rc;
 }
 
 /* Every key the index holds, removed in chunks of up to CLEAR_CHUNK (a

@@ -37,7 +37,10 @@ enum {
     /* The device may be missing on a machine (a GPU): open's KVT_ENODEV
      * leaves the instance out of the store instead of failing the open, and
      * kvt_store_tier_available() reports it. */
-    KVT_TCAP_OPTIONAL = 1u << 5
+    KVT_TCAP_OPTIONAL = 1u << 5,
+    /* A key-addressed tier (below): ops->keyed is set, the slot functions
+     * are NULL. The store keeps no slots, index entries or policy for it. */
+    KVT_TCAP_KEYED = 1u << 6
 };
 /* KVT_TCAP_HOST_PTR tiers open before the others: the first one's slot
  * memory is the host region (kvt_tier_params.host_region) they register for
@@ -80,6 +83,8 @@ typedef struct kvt_tier_params {
     uint32_t key_mode;     /* kvt_key_mode of the keys: recorded by persistent tiers,
                               which refuse a file of another mode (KVT_EGEOMETRY) */
     uint32_t copy_threads;
+    uint64_t ttl_ms;       /* key-addressed tiers apply it themselves (the store applies
+                              slot tiers'); 0 = never */
     const char *faults;    /* fault-injection spec, NULL for none (generic option) */
     /* The kind's own options (its ops->options, in order; strings borrowed
      * for the call): read them with kvt__tier_opt_int() / kvt__tier_opt_str().
@@ -105,6 +110,52 @@ typedef struct kvt_xfer {
 /* Recovery visitor: a valid block `key` sits in `slot`. Return 0 to keep it,
  * non-zero to have the tier treat the slot as free. */
 typedef int (*kvt_recover_fn)(void *user, uint32_t slot, const kvt_key *key);
+
+/* ------------------------------------------------ key-addressed tiers
+ *
+ * A key-addressed tier owns placement, lifetime (its own TTL) and its own
+ * index: a node-shared store, a cluster filesystem. Other processes or nodes
+ * may add blocks the local index has never seen, and remove or expire them,
+ * so the store asks the tier itself: kvt_lookup/kvt_contains for keys the
+ * slot tiers miss, kvt_get for blocks they don't hold; puts are written
+ * through to it and removes passed on.
+ *
+ * Operations are batches of keys, asynchronous: submit() queues one and
+ * returns; the tier calls op->done exactly once when every key has its
+ * status, from any thread (its own, or the caller's inside poll()). The
+ * caller keeps keys, ptrs and status until then. */
+typedef enum kvt_keyed_kind {
+    KVT_KEYED_CONTAINS = 1, /* status[i]: 1 held, 0 not (or KVT_E*) */
+    KVT_KEYED_READ = 2,     /* block i into its fragments; 0, KVT_ENOENT, KVT_E* */
+    KVT_KEYED_WRITE = 3,    /* block i from its fragments; 0 or KVT_E* */
+    KVT_KEYED_REMOVE = 4    /* 0 (was held), KVT_ENOENT, or KVT_E* */
+} kvt_keyed_kind;
+
+typedef struct kvt_keyed_op kvt_keyed_op;
+struct kvt_keyed_op {
+    kvt_keyed_kind kind;
+    const kvt_key *keys;
+    size_t n;
+    /* READ/WRITE: n * nfrags fragment pointers (block i's at i * nfrags),
+     * each block_bytes / nfrags long, of memory kind mem. */
+    void *const *frags;
+    uint32_t nfrags;
+    kvt_mem_kind mem;
+    int32_t *status; /* n entries, written by the tier */
+    int result;      /* out: 0, or the first failure of the batch */
+    void (*done)(kvt_keyed_op *op);
+    void *user;      /* the caller's */
+};
+
+typedef struct kvt_keyed_ops {
+    /* Queues op. 0: op->done will be called; a negative KVT_E*: refused
+     * (queue full, tier closing), done is not called. */
+    int (*submit)(kvt_tier_impl *t, kvt_keyed_op *op);
+    /* Completes what is ready, waiting up to timeout_ms (-1 forever) for
+     * something to be; returns the operations completed. NULL for a tier
+     * that completes on threads of its own. */
+    int (*poll)(kvt_tier_impl *t, int timeout_ms);
+} kvt_keyed_ops;
 
 typedef struct kvt_tier_ops {
     uint32_t version; /* KVT_TIER_OPS_VERSION */
@@ -148,6 +199,9 @@ typedef struct kvt_tier_ops {
 
     /* Tier-specific statistics ("nvme.bytes_written", ...). May be NULL. */
     void (*stats)(kvt_tier_impl *t, kvt_stat_fn fn, void *user);
+
+    /* KVT_TCAP_KEYED tiers: the key-addressed operations. Else NULL. */
+    const kvt_keyed_ops *keyed;
 } kvt_tier_ops;
 
 /* One opened tier instance as the store holds it. Wrappers (lib/tier/staged.c,
