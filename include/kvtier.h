@@ -184,7 +184,12 @@ typedef struct kvt_store kvt_store;
 
 /* Tiers. A store is an ordered list of tier instances, fastest first, each
  * of a kind ("hbm", "dram", "nvme": docs/tiers.md) with options of its own.
- * Lookups report the instance index (0 = the fastest), or KVT_TIER_NONE. */
+ * Lookups report the instance index (0 = the fastest), or KVT_TIER_NONE.
+ * Besides slot tiers, whose blocks this store places, a kind may be
+ * key-addressed (a shared store that other processes fill, with its own
+ * placement and TTL): lookups, contains and gets ask it for keys the slot
+ * tiers miss, puts are written through to it, removes reach it; leases and
+ * pins do not apply to blocks found only there. */
 enum {
     KVT_MAX_TIERS = 3,      /* tier instances in one store, at most */
     KVT_TIER_NAME_MAX = 32, /* bytes of an instance name, NUL included */
@@ -266,7 +271,8 @@ KVT_API int kvt_config_set(kvt_config *cfg, kvt_option opt, int64_t value);
  * that is taken ("nvme1"). The same kind may be added more than once. The
  * instance starts with every option at its default (capacity 0).
  * Errors: KVT_ENULL, KVT_EFROZEN, KVT_ENOTSUP (no kind of that name in
- * this build: "hbm" without CUDA, "nvme" without io_uring), KVT_EINVAL
+ * this build: "nvme" without io_uring; "hbm" is in every build, its device
+ * missing without CUDA, see kvt_store_tier_available), KVT_EINVAL
  * (bad or taken name), KVT_ESIZE (already KVT_MAX_TIERS instances). */
 KVT_API int kvt_config_add_tier(kvt_config *cfg, const char *kind, const char *name);
 /* The index of the config's tier instance named `name`. Errors: KVT_ENULL,
