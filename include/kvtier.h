@@ -191,7 +191,9 @@ typedef struct kvt_store kvt_store;
  * tiers miss, puts are written through to it, removes reach it; leases and
  * pins do not apply to blocks found only there. */
 enum {
-    KVT_MAX_TIERS = 3,      /* tier instances in one store, at most */
+    KVT_MAX_TIERS = 8,      /* tier instances in one store, at most */
+    KVT_MAX_SLOT_TIERS = 3, /* of them slot tiers (hbm, dram, nvme), at most: they are
+                               added before any key-addressed one */
     KVT_TIER_NAME_MAX = 32, /* bytes of an instance name, NUL included */
     KVT_TIER_NONE = 255     /* in lookup results: not held */
 };
@@ -273,7 +275,8 @@ KVT_API int kvt_config_set(kvt_config *cfg, kvt_option opt, int64_t value);
  * Errors: KVT_ENULL, KVT_EFROZEN, KVT_ENOTSUP (no kind of that name in
  * this build: "nvme" without io_uring; "hbm" is in every build, its device
  * missing without CUDA, see kvt_store_tier_available), KVT_EINVAL
- * (bad or taken name), KVT_ESIZE (already KVT_MAX_TIERS instances). */
+ * (bad or taken name, or a slot tier after a key-addressed one), KVT_ESIZE
+ * (already KVT_MAX_TIERS instances, or KVT_MAX_SLOT_TIERS slot tiers). */
 KVT_API int kvt_config_add_tier(kvt_config *cfg, const char *kind, const char *name);
 /* The index of the config's tier instance named `name`. Errors: KVT_ENULL,
  * KVT_ENOENT (none of that name). */

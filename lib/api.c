@@ -191,7 +191,7 @@ int kvt_store_tier_available(kvt_store *s, int tier)
         rc = kvt__err(KVT_ENODEV, "%s tier is configured but unavailable here",
                       s->cfg.tier[tier].name);
     else
-        rc = s->tier[tier].on;
+        rc = tier < KVT_MAX_SLOT_TIERS && s->tier[tier].on;
     for (int k = 0; rc == 0 && k < s->nkeyed; k++)
         rc = s->keyed[k].index == tier; /* a key-addressed tier, open */
     return leave_call(s, rc);

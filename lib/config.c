@@ -147,6 +147,19 @@ int kvt_config_add_tier(kvt_config *cfg, const char *kind, const char *name)
         return kvt__err(KVT_ENOTSUP, "no tier kind \"%s\" in this build", kind);
     if (cfg->ntiers == KVT_MAX_TIERS)
         return kvt__err(KVT_ESIZE, "a store takes at most %d tiers", KVT_MAX_TIERS);
+    if (!(ops->caps & KVT_TCAP_KEYED)) {
+        /* The index keeps per-tier arrays for slot tiers only (lib/index.h),
+         * indexed by instance: slot tiers come first. */
+        int slot_tiers = 0;
+        for (int t = 0; t < cfg->ntiers; t++) {
+            if (cfg->tier[t].ops->caps & KVT_TCAP_KEYED)
+                return kvt__err(KVT_EINVAL, "%s: slot tiers are added before key-addressed "
+                                "ones (%s)", kind, cfg->tier[t].name);
+            slot_tiers++;
+        }
+        if (slot_tiers == KVT_MAX_SLOT_TIERS)
+            return kvt__err(KVT_ESIZE, "a store takes at most %d slot tiers", KVT_MAX_SLOT_TIERS);
+    }
     char chosen[KVT_TIER_NAME_MAX];
     if (name) {
         if (!name_ok(name))

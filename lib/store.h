@@ -108,7 +108,7 @@ struct kvt_store {
     uint32_t frags;
     uint64_t frag_bytes;
     kvt_index ix;
-    kvt_tier_rt tier[KVT_MAX_TIERS];
+    kvt_tier_rt tier[KVT_MAX_SLOT_TIERS]; /* slot tiers: they come first, so index = instance */
     int put_tier; /* where puts land: the top open tier that admits on put */
     int top_tier; /* the fastest open tier */
     int tier_unavailable[KVT_MAX_TIERS];

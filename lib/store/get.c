@@ -136,7 +136,7 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
 
     int copied = 0;
     size_t promoted = 0;
-    for (int t = 0; t < KVT_MAX_TIERS; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         kvt_tier_rt *tr = &s->tier[t];
         size_t k = 0;
         for (size_t j = 0; j < m; j++) {
@@ -230,7 +230,7 @@ int kvt__store_touch(kvt_store *s, const kvt_key *keys, size_t n)
         pthread_mutex_unlock(&sh->lock);
     }
     uint64_t now = kvt__store_now(s);
-    for (int t = 0; t < KVT_MAX_TIERS; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         size_t k = 0;
         for (size_t j = 0; j < m; j++) {
             if (g[j].tier != t)

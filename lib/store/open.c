@@ -40,7 +40,7 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
     fn("index_capacity", s->ix.capacity, user);
     fn("key_mode", s->cfg.key_mode, user);
     count += 3;
-    for (int t = 0; t < KVT_MAX_TIERS; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         kvt_tier_rt *tr = &s->tier[t];
         if (!tr->on)
             continue;
@@ -189,7 +189,7 @@ static void free_store(kvt_store *s)
     kvt__workers_free(s->workers);
     kvt__jobpool_free(s->demoter);
     kvt__keyed_close(s);
-    for (int t = KVT_MAX_TIERS - 1; t >= 0; t--)
+    for (int t = KVT_MAX_SLOT_TIERS - 1; t >= 0; t--)
         close_tier(&s->tier[t]);
     kvt__index_destroy(&s->ix);
     kvt__free(s->pending);
@@ -225,7 +225,7 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     s->clock_user = cfg->clock_user;
     s->manual_clock = cfg->manual_clock;
     s->epoch_ns = kvt__store_now(s);
-    for (int t = 0; t < KVT_MAX_TIERS; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         s->tier[t].id = t;
         s->tier[t].name = t < cfg->ntiers ? s->cfg.tier[t].name : "";
         s->tier[t].victims = cfg->tier[t].victims;
@@ -264,7 +264,7 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     int prev = -1;
     s->put_tier = -1;
     s->top_tier = -1;
-    for (int t = 0; t < KVT_MAX_TIERS; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         if (!s->tier[t].on)
             continue;
         if (prev >= 0)
@@ -279,7 +279,7 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
         rc = kvt__err(KVT_ENODEV, "no configured tier is available on this machine");
         goto fail;
     }
-    for (int t = KVT_MAX_TIERS - 1; t >= 0; t--)
+    for (int t = KVT_MAX_SLOT_TIERS - 1; t >= 0; t--)
         if (s->tier[t].on && kvt__persistent(s, t))
             s->durable_tier = t; /* the first, fastest first */
     s->tomb_cap = TOMB_CAP;
@@ -307,7 +307,7 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     if ((rc = kvt__keyed_open(s)))
         goto fail;
 
-    for (int t = 0; t < KVT_MAX_TIERS; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         kvt_tier_rt *tr = &s->tier[t];
         if (!tr->on)
             continue;

@@ -38,7 +38,7 @@ void kvt__touch_all(kvt_store *s, int t, const uint32_t *ids, const uint32_t *sl
 #define HELD_WHEN_FILLED 2
 static int held_for_put(const kvt_entry *e, int p)
 {
-    for (int t = 0; t < KVT_MAX_TIERS; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         if (kvt__readable(e, t) && !(e->untrusted & (1u << t)))
             return 1;
     return e->res[p] == KVT_RES_FILLING ? HELD_WHEN_FILLED : 0;
@@ -115,7 +115,7 @@ again:
     if (id != KVT_NO_ENTRY) {
         kvt_entry *e = kvt__index_entry(&s->ix, id);
         int held = held_for_put(e, p);
-        for (int t = 0; !held && t < KVT_MAX_TIERS; t++) {
+        for (int t = 0; !held && t < KVT_MAX_SLOT_TIERS; t++) {
             if (e->res[t] == KVT_RES_READY && (e->untrusted & (1u << t))) {
                 uint32_t slot = e->slot[t];
                 e->refs[t]++; /* as a get: the slot stays put while we read it */
@@ -145,9 +145,9 @@ again:
              * while a persistent copy is still on its way out, and not
              * before its zombies are off the media: a remove would only
              * see the new entry. */
-            uint32_t zombie[KVT_MAX_TIERS];
+            uint32_t zombie[KVT_MAX_SLOT_TIERS];
             int busy = 0;
-            for (int t = 0; t < KVT_MAX_TIERS; t++)
+            for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
                 busy |= kvt__persistent(s, t) &&
                         (e->res[t] == KVT_RES_LEAVING ||
                          (e->res[t] == KVT_RES_ZOMBIE && e->slot[t] == KVT_NO_SLOT));
@@ -156,7 +156,7 @@ again:
                 kvt__nap_briefly();
                 goto again;
             }
-            for (int t = 0; t < KVT_MAX_TIERS; t++)
+            for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
                 zombie[t] = kvt__persistent(s, t) ? kvt__zombie_hold(e, t) : KVT_NO_SLOT;
             e->flags |= KVT_ENTRY_REMOVED;
             kvt__index_unlink(&s->ix, sh, id);

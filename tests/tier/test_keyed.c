@@ -230,6 +230,10 @@ Test(keyed, errors)
     cr_assert_eq(t, 0);
     cr_assert_eq(kvt_config_tier_set(c, t, "queue_depth", 4), KVT_EINVAL);
     cr_assert_eq(kvt_config_tier_set(c, t, "ttl_ms", 5), 0);
+    cr_assert_eq(kvt_config_add_tier(c, "dram", NULL), KVT_EINVAL,
+                 "slot tiers come before key-addressed ones");
+    cr_assert_eq(kvt_config_add_tier(c, "keyed_mem", NULL), 1, "two of a kind: %s",
+                 kvt_last_error());
     kvt_config_free(c);
     /* A kind is registered once. */
     cr_assert_eq(kvt__tier_register(kvt__tier_find("keyed_mem")), KVT_EINVAL);

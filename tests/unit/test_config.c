@@ -188,7 +188,7 @@ Test(config, tier_instances_by_kind)
     cr_assert_eq(kvt_config_add_tier(NULL, "dram", NULL), KVT_ENULL);
     cr_assert_eq(kvt_config_add_tier(c, NULL, NULL), KVT_ENULL);
     cr_assert_eq(kvt_config_add_tier(c, "dram", "fast"), 2);
-    cr_assert_eq(kvt_config_add_tier(c, "dram", NULL), KVT_ESIZE, "at most KVT_MAX_TIERS");
+    cr_assert_eq(kvt_config_add_tier(c, "dram", NULL), KVT_ESIZE, "at most KVT_MAX_SLOT_TIERS");
     cr_assert_eq(kvt_config_tier_find(c, "nope"), KVT_ENOENT);
 
     /* Options of the kind and generic ones; others name themselves. */
