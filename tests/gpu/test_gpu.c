@@ -946,9 +946,9 @@ Test(gpu, clear_codes_with_a_device)
     kvt_key keys[2];
     keys_of(keys, n, 1);
     kvt_io_opts o = dev_opts(NULL);
-    kvt__tier_params_set_int(&o, "device", kvt__cuda_device_count());
+    o.device = kvt__cuda_device_count();
     cr_assert_eq(kvt_put(s, keys, n, d.ptrs, &o, NULL), KVT_ENODEV, "%s", kvt_last_error());
-    kvt__tier_params_set_int(&o, "device", 0);
+    o.device = 0;
     cr_assert_eq(kvt_put(s, keys, n, h.ptrs, &o, NULL), KVT_EMEMKIND, "host memory as CUDA");
     kvt_io_opts host = {.size = sizeof host, .mem_kind = KVT_MEM_HOST};
     cr_assert_eq(kvt_put(s, keys, n, d.ptrs, &host, NULL), KVT_EMEMKIND, "device memory as host");
@@ -958,7 +958,7 @@ Test(gpu, clear_codes_with_a_device)
     cr_assert_eq(kvt_lookup(s, keys, n, NULL, 0), 0, "refused puts stored something");
     if (kvt__cuda_device_count() > 1) {
         o.flags = 0;
-        kvt__tier_params_set_int(&o, "device", 1); /* the memory is on device 0 */
+        o.device = 1; /* the memory is on device 0 */
         cr_assert_eq(kvt_put(s, keys, n, d.ptrs, &o, NULL), KVT_EMEMKIND);
     }
     batch_free(&d);
