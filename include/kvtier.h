@@ -177,6 +177,23 @@ KVT_API int kvt_key_chain_mode(uint32_t mode, const void *secret, size_t secret_
                                const kvt_key *parent, const uint32_t *tokens, size_t ntokens,
                                uint32_t block_tokens, kvt_key *out, size_t out_cap);
 
+/* Folds a key an engine computed itself (vLLM's block hash with its group,
+ * SGLang's sha256 hex string, LMCache's chunk hash) into a kvtier key under
+ * a namespace: out = XXH3-128("kvtier-fold-v1" ‖ canonical(*ns) ‖ bytes)
+ * (docs/key-spec.md, "Folding engine keys"; the per-engine encodings of
+ * `bytes` are specified there). ns is a namespace key (kvt_ns_key) carrying
+ * what the engine's hash leaves out: model, rank, layout. A folded key is a
+ * plain key: no prefix relation between folded keys is implied, so store
+ * them with prefix-unaware policies or pass opts->parent yourself. Keys of
+ * mode KVT_KEY_XXH3_128 only. Errors: KVT_ENULL (len > 0 with bytes NULL).
+ * Pure; no allocation; thread-safe. */
+KVT_API int kvt_key_fold(const kvt_key *ns, const void *bytes, size_t len, kvt_key *out);
+/* n folds of fixed-length engine keys laid end to end: out[i] =
+ * kvt_key_fold(ns, bytes + i * item_len, item_len). Returns n. Errors:
+ * KVT_ENULL, KVT_ESIZE (n > INT32_MAX). Pure; thread-safe. */
+KVT_API int kvt_key_fold_many(const kvt_key *ns, const void *bytes, size_t item_len, size_t n,
+                              kvt_key *out);
+
 /* ----------------------------------------------------------- configuration */
 
 typedef struct kvt_config kvt_config;
@@ -415,6 +432,12 @@ typedef struct kvt_io_opts {
     int32_t *status;       /* optional, n entries: per-block result (0 or KVT_E*), see
                               kvt_put and kvt_get for the codes; written only when the
                               call (or its ticket) succeeds, unspecified when it fails */
+    /* Added in 0.1 (issue 20); a caller whose size ends before it gets 0. */
+    uint64_t group;        /* put: tags every block of the call with this group (a
+                              model version, a tenant, a document), for
+                              kvt_remove_group; 0 = no group, and a put with 0 clears
+                              the tags of its keys. A key's group is that of the last
+                              put that named it, stored or found held. get: ignored */
 } kvt_io_opts;
 
 typedef uint64_t kvt_ticket;
@@ -488,7 +511,9 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
  * returns KVT_EIO when the flush itself failed.
  * Errors: KVT_ENULL, KVT_ESIZE, KVT_EMEMKIND, KVT_ENODEV, KVT_ENOTSUP,
  * KVT_EINVAL (see "CUDA" above), KVT_EBUSY (too many tickets pending),
- * KVT_ECLOSED; KVT_EINVAL, KVT_ESIZE also for opts->size (top of file). */
+ * KVT_ECLOSED; KVT_EINVAL, KVT_ESIZE also for opts->size (top of file);
+ * KVT_ENOMEM when opts->group could not be recorded (the blocks are
+ * stored, but in no group). */
 KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 
@@ -543,6 +568,16 @@ KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const
  * power loss too, where the device honours flushes. */
 KVT_API int kvt_remove(kvt_store *store, const kvt_key *keys, size_t n);
 
+/* Removes every block whose key's group (kvt_io_opts.group of the last put
+ * naming it) is `group` (> 0), as final as kvt_remove of those keys, and
+ * forgets the group. Returns how many were held. Puts with this group that
+ * run at the same time may leave their keys stored (ordered after it).
+ * Tags live in this process: a store reopened on a persistent tier has
+ * none (its blocks are then in no group). Thread-safe; blocking (as
+ * kvt_remove). Errors: KVT_EINVAL (group 0), KVT_ENOMEM, KVT_EIO (as
+ * kvt_remove), KVT_ECLOSED. */
+KVT_API int kvt_remove_group(kvt_store *store, uint64_t group);
+
 /* Removes every block, in every tier: as final as kvt_remove of every key
  * held (the same guarantees, a reopen included). Returns how many were
  * held. Puts that run at the same time as the clear, in any thread, may
@@ -593,6 +628,59 @@ KVT_API int kvt_poll(kvt_store *store, kvt_ticket ticket);
 /* An eventfd (EFD_NONBLOCK) that becomes readable whenever tickets complete;
  * read it to reset, then kvt_poll your tickets. Owned by the store. */
 KVT_API int kvt_eventfd(kvt_store *store);
+
+/* ----------------------------------------------------------------- events */
+
+/* An event stream of blocks leaving: engines that mirror what the store
+ * holds (vLLM's KV events, a router's prefix index) learn of evictions,
+ * expirations and removals without polling. Off until kvt_events_enable. */
+
+/* Why a block left (kvt_event.kind). */
+typedef enum kvt_event_kind {
+    KVT_EVENT_EVICTED = 1, /* pushed out of `tier` by its policy to make room */
+    KVT_EVENT_EXPIRED = 2, /* idle in `tier` longer than its KVT_TOPT_TTL_MS */
+    KVT_EVENT_REMOVED = 3  /* kvt_remove or kvt_clear: gone from every tier */
+} kvt_event_kind;
+
+/* One block leaving. Fixed layout, 32 bytes (new fields would come with a
+ * new struct and call). */
+typedef struct kvt_event {
+    kvt_key key;
+    uint64_t time_ns;    /* the store's clock (kvt_clock_now) when it left */
+    uint8_t kind;        /* kvt_event_kind */
+    uint8_t tier;        /* the tier it left; KVT_TIER_NONE for REMOVED (all) */
+    uint8_t to;          /* EVICTED, EXPIRED: the tier it is demoted to
+                            (KVT_TOPT_VICTIMS demote, a tier below), else
+                            KVT_TIER_NONE: dropped from `tier` (a copy a
+                            write-through tier holds stays). A demotion that
+                            then fails (no room below, a write error) drops
+                            the block: its event still names `to`. */
+    uint8_t reserved[5]; /* zero */
+} kvt_event;
+
+/* Turns the stream on: from now on each eviction, expiration and removal
+ * of a held key queues one kvt_event (in the order they happen, per
+ * thread; events of different threads interleave), up to `capacity` events
+ * not yet taken; further ones are dropped and counted (kvt_events_take's
+ * overflow). Once per store. Events of blocks that a corrupt read dropped,
+ * or that kvt_close writes down and frees, are not reported.
+ * Errors: KVT_ESIZE (capacity 0 or over 1 << 24), KVT_EINVAL (already on),
+ * KVT_ENOMEM, KVT_ESYS (no eventfd), KVT_ECLOSED. Thread-safe. */
+KVT_API int kvt_events_enable(kvt_store *store, uint32_t capacity);
+/* Moves up to cap queued events into out[], oldest first, and returns how
+ * many. overflow (optional) gets the number of events dropped because the
+ * queue was full since the last call that asked for it, and resets it.
+ * Non-blocking; thread-safe (concurrent callers get disjoint events).
+ * Errors: KVT_ENULL (out NULL with cap > 0), KVT_EINVAL (stream not on),
+ * KVT_ECLOSED. */
+KVT_API int kvt_events_take(kvt_store *store, kvt_event *out, size_t cap,
+                            uint64_t *overflow);
+/* An eventfd (EFD_NONBLOCK, owned by the store, not the tickets' one of
+ * kvt_eventfd) that is signalled when an event is queued into an empty
+ * queue: read it to reset it, then call kvt_events_take until it returns
+ * 0 (events queued meanwhile signal again). Errors: KVT_EINVAL (stream not
+ * on), KVT_ECLOSED. */
+KVT_API int kvt_events_fd(kvt_store *store);
 
 /* ------------------------------------------------------------------ stats */
 

@@ -6,6 +6,8 @@
 #include "alloc.h"
 #include "cuda.h"
 #include "error.h"
+#include "events.h"
+#include "store/groups.h"
 #include "kvt_build_config.h"
 #include "store.h"
 #include "worker.h"
@@ -95,6 +97,15 @@ static int leave_call(kvt_store *s, int rc)
     return rc;
 }
 
+/* Queued asynchronous calls first (their write-through copies land too,
+ * see kvt__store_close), then the store. */
+static void close_store(kvt_store *s)
+{
+    kvt__workers_free(s->workers);
+    s->workers = NULL;
+    kvt__store_close(s);
+}
+
 int kvt_open(kvt_config *cfg, kvt_store **out)
 {
     kvt__err_clear();
@@ -104,8 +115,15 @@ int kvt_open(kvt_config *cfg, kvt_store **out)
     int rc = kvt__store_open(cfg, &s);
     if (rc)
         return rc;
-    if (registry_add(s)) {
+    /* The API's asynchronous calls run on workers of their own, above the
+     * store (which never calls them). */
+    rc = kvt__workers_new(s, cfg->workers, cfg->max_inflight, &s->workers);
+    if (rc) {
         kvt__store_close(s);
+        return rc;
+    }
+    if (registry_add(s)) {
+        close_store(s);
         return kvt__err(KVT_ENOMEM, "kvt_open: store registry");
     }
     cfg->frozen = 1;
@@ -124,7 +142,7 @@ int kvt_close(kvt_store *s)
     atomic_store_explicit(&s->closing, 1, memory_order_seq_cst);
     while (atomic_load_explicit(&s->active, memory_order_seq_cst))
         sched_yield();
-    kvt__store_close(s);
+    close_store(s);
     return 0;
 }
 
@@ -342,7 +360,8 @@ static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu (block %zu, fragment %zu) is NULL",
                             fn, i, i / s->frags, i % s->frags);
     if (o) {
-        if ((rc = check_struct_size(o, o->size, sizeof *o, sizeof *o, fn, "opts", "kvt_io_opts")))
+        if ((rc = check_struct_size(o, o->size, offsetof(kvt_io_opts, group), sizeof *o, fn,
+                                    "opts", "kvt_io_opts")))
             return rc;
         if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
             return kvt__err(KVT_EINVAL, "%s: unknown memory kind %u", fn, o->mem_kind);
@@ -372,10 +391,6 @@ static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *
      * in the copied options and the worker ends it (lib/cuda.h). */
     kvt_io_opts call_opts;
     if (ticket && o && o->stream) {
-        if (!kvt__workers_cuda_hooks)
-            return leave_call(s, kvt__err(KVT_ENOTSUP, "%s: asynchronous calls with a CUDA "
-                                                       "stream are not wired in this build yet",
-                                          fn));
         if ((rc = kvt__cuda_call_begin(o, &call_opts)))
             return leave_call(s, rc);
         o = &call_opts;
@@ -512,4 +527,33 @@ int kvt_stat(kvt_store *s, const char *name, uint64_t *value)
         return leave_call(s, kvt__err(KVT_ENOENT, "kvt_stat: no statistic named \"%s\"", name));
     *value = q.value;
     return leave_call(s, 0);
+}
+
+/* The event stream (events.c). */
+int kvt_events_enable(kvt_store *s, uint32_t capacity)
+{
+    int rc = enter(s, "kvt_events_enable");
+    return rc ? rc : leave_call(s, kvt__events_enable(s, capacity));
+}
+
+int kvt_events_take(kvt_store *s, kvt_event *out, size_t cap, uint64_t *overflow)
+{
+    int rc = enter(s, "kvt_events_take");
+    return rc ? rc : leave_call(s, kvt__events_take(s, out, cap, overflow));
+}
+
+int kvt_events_fd(kvt_store *s)
+{
+    int rc = enter(s, "kvt_events_fd");
+    return rc ? rc : leave_call(s, kvt__events_fd(s));
+}
+
+int kvt_remove_group(kvt_store *s, uint64_t group)
+{
+    int rc = enter(s, "kvt_remove_group");
+    if (rc)
+        return rc;
+    if (!group)
+        return leave_call(s, kvt__err(KVT_EINVAL, "kvt_remove_group: group 0 is no group"));
+    return leave_call(s, kvt__store_remove_group(s, group));
 }

@@ -1,8 +1,8 @@
 /* open.c — statistics, and opening and closing a store and its tiers. */
 #include "internal.h"
+#include "groups.h"
 
-/* Tells lib/cuda.c that tier I/O goes through kvt__cuda_tier_read/write here. */
-const int kvt__store_cuda_tiers = 1;
+#include "tier/faulty.h"
 
 /* ----------------------------------------------------------------- stats */
 
@@ -36,7 +36,7 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
     count++;
     KVT_STORE_COUNTERS(KVT_X_VISIT)
 #undef KVT_X_VISIT
-    fn("tickets_pending", kvt__workers_pending(s->workers), user);
+    fn("tickets_pending", atomic_load_explicit(&s->tickets_pending, memory_order_relaxed), user);
     fn("index_capacity", s->ix.capacity, user);
     fn("key_mode", s->cfg.key_mode, user);
     count += 3;
@@ -136,13 +136,22 @@ static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
         .frags = s->frags,
         .key_mode = s->cfg.key_mode,
         .copy_threads = s->cfg.copy_threads,
-        .faults = tc->faults,
         .nopts = tc->nopts,
         .host_region = region,
         .host_region_bytes = region_bytes,
     };
     memcpy(p.opts, tc->opt, sizeof p.opts);
-    int rc = tr->ops->open(&p, &tr->impl, &tr->nslots);
+    /* Faults: a bad spec is refused before the tier opens (no new file);
+     * a good one wraps the opened tier, whichever it is (tier/faulty.h). */
+    int rc = kvt__faulty_check(tc->faults);
+    if (!rc)
+        rc = tr->ops->open(&p, &tr->impl, &tr->nslots);
+    if (!rc && tc->faults) {
+        kvt_tier_handle h = {tr->ops, tr->impl, tr->ops->caps};
+        rc = kvt__faulty_wrap(&h, tc->faults);
+        tr->ops = h.ops;
+        tr->impl = h.impl;
+    }
     if (rc)
         return rc;
     tr->on = 1;
@@ -186,8 +195,8 @@ static void close_tier(kvt_tier_rt *tr)
 
 static void free_store(kvt_store *s)
 {
-    kvt__workers_free(s->workers);
-    kvt__jobpool_free(s->demoter);
+    kvt__writethrough_close(s);
+    kvt__executor_free(s->demoter);
     kvt__keyed_close(s);
     for (int t = KVT_MAX_SLOT_TIERS - 1; t >= 0; t--)
         close_tier(&s->tier[t]);
@@ -198,6 +207,8 @@ static void free_store(kvt_store *s)
     pthread_mutex_destroy(&s->rm_lock);
     pthread_mutex_destroy(&s->barrier_lock);
     kvt__config_clear(&s->cfg);
+    kvt__events_free(s);
+    kvt__groups_free(s);
     s->magic = 0;
     kvt__free(s);
 }
@@ -322,13 +333,9 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
                 tr->free_slots[tr->nfree++] = slot;
     }
 
-    /* A tier below the put tier that is written through gets copier threads
-     * of its own, as many as the workers (see lib/worker.c for why). */
-    unsigned copiers = 0;
-    for (int t = s->tier[s->put_tier].below; t >= 0; t = s->tier[t].below)
-        if (s->tier[t].admit == KVT_ADMIT_WRITE_THROUGH)
-            copiers = cfg->workers;
-    rc = kvt__workers_new(s, cfg->workers, copiers, cfg->max_inflight, &s->workers);
+    /* A tier below the put tier that is written through gets threads of
+     * its own, as many as the API's workers (writethrough.c says why). */
+    rc = kvt__writethrough_open(s, cfg->workers);
     if (rc)
         goto fail;
     /* Puts into a host tier that demotes its victims overlap the demotion
@@ -336,8 +343,10 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
      * write can start while the previous one drains. Without them (none
      * could start) puts demote on their own thread. */
     kvt_tier_rt *pt = &s->tier[s->put_tier];
-    if (pt->below >= 0 && pt->victims == KVT_VICTIM_DEMOTE && (pt->ops->caps & KVT_TCAP_HOST_PTR))
-        s->demoter = kvt__jobpool_new(2);
+    kvt__executor_opts demoters = {.threads = 2, .name = "kvt-demote", .pause_between = true};
+    if (pt->below >= 0 && pt->victims == KVT_VICTIM_DEMOTE &&
+        (pt->ops->caps & KVT_TCAP_HOST_PTR) && kvt__executor_new(&demoters, &s->demoter))
+        kvt__err_clear(); /* the puts demote on their own thread */
     *out = s;
     return 0;
 fail:
@@ -347,10 +356,10 @@ fail:
 
 void kvt__store_close(kvt_store *s)
 {
-    /* Queued operations first (their write-through copies land too), then
-     * what is left only in DRAM/HBM goes down, then everything is freed. */
-    kvt__workers_free(s->workers);
-    s->workers = NULL;
+    /* The API's queued calls ran before this (kvt_close). Their
+     * write-through copies land first, then what is left only in DRAM/HBM
+     * goes down, then everything is freed. */
+    kvt__writethrough_close(s);
     kvt__store_close_flush(s, s->cfg.close_flush_ms);
     free_store(s);
 }

@@ -256,6 +256,8 @@ static int remove_local(kvt_store *s, const kvt_key *keys, size_t n)
         if (!e)
             continue;
         removed += any;
+        if (any)
+            kvt__event_removed(s, &keys[i]);
         kvt__zombie_discard(s, id, zombie); /* readers hold them: not reused before they finish */
         for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
             if (!mine[t])

@@ -81,6 +81,7 @@ static int expire_tier(kvt_store *s, int t, uint64_t now)
             }
             kvt__forget_slot(tr, v);
             CNT(&tr->st, expirations);
+            kvt__event_left(s, KVT_EVENT_EXPIRED, t, id);
             ids[k] = id;
             slots[k++] = v;
         }

@@ -35,6 +35,7 @@ class IoOpts(ctypes.Structure):
         ("frags", ctypes.c_uint32),
         ("parent", ctypes.c_void_p),
         ("status", ctypes.c_void_p),
+        ("group", ctypes.c_uint64),
     ]
 
 
@@ -64,6 +65,8 @@ PROTOTYPES = {
     "kvt_key_hex": (_i, [_p, _p]),
     "kvt_ns_key_mode": (_i, [_u32, _p, _sz, ctypes.POINTER(NsField), _sz, _p]),
     "kvt_key_chain_mode": (_i, [_u32, _p, _sz, _p, _p, _sz, _u32, _p, _sz]),
+    "kvt_key_fold": (_i, [_p, _p, _sz, _p]),
+    "kvt_key_fold_many": (_i, [_p, _p, _sz, _sz, _p]),
     "kvt_config_new": (_i, [ctypes.POINTER(_p)]),
     "kvt_config_free": (None, [_p]),
     "kvt_config_set": (_i, [_p, _i, _i64]),
@@ -91,10 +94,14 @@ PROTOTYPES = {
     "kvt_get": (_i, [_p, _p, _sz, _p, ctypes.POINTER(IoOpts), ctypes.POINTER(_u64)]),
     "kvt_remove": (_i, [_p, _p, _sz]),
     "kvt_clear": (_i, [_p]),
+    "kvt_remove_group": (_i, [_p, _u64]),
     "kvt_flush": (_i, [_p, _p, _sz, _p]),
     "kvt_wait": (_i, [_p, _u64, _i]),
     "kvt_poll": (_i, [_p, _u64]),
     "kvt_eventfd": (_i, [_p]),
+    "kvt_events_enable": (_i, [_p, _u32]),
+    "kvt_events_take": (_i, [_p, _p, _sz, ctypes.POINTER(_u64)]),
+    "kvt_events_fd": (_i, [_p]),
     "kvt_stats": (_i, [_p, STAT_FN, _p]),
     "kvt_stat": (_i, [_p, _s, ctypes.POINTER(_u64)]),
 }

@@ -291,17 +291,17 @@ class Store:
                      docs/key-spec.md); the stat "key_mode" reads it back
     clock            kvt_config_set_clock: a callable returning monotonic ns
                      (called from the library's threads, holding the GIL: slow)
-    hbm_bytes, dram_bytes, nvme_bytes      KVT_TOPT_CAPACITY of each tier
-    nvme_path        KVT_TSTR_PATH of the NVMe tier
-    policy           KVT_TSTR_POLICY ("lru", "sieve", "s3fifo", "prefix", "default")
-    ttl_ms           KVT_TOPT_TTL_MS
-    victims          KVT_TOPT_VICTIMS: "demote" or "drop"
-    admit            KVT_TOPT_ADMIT: "write_back", "write_through" or "after_n"
-    admit_after      KVT_TOPT_ADMIT_AFTER
-    faults           KVT_TSTR_FAULTS (test builds)
-    numa_node, hugepages                   KVT_TOPT_NUMA_NODE, _HUGEPAGES (DRAM)
-    queue_depth, sqpoll, recreate          KVT_TOPT_QUEUE_DEPTH, _SQPOLL, _RECREATE (NVMe)
-    device           KVT_TOPT_DEVICE (HBM)
+    hbm_bytes, dram_bytes, nvme_bytes      tier option "capacity" of each kind
+    nvme_path        option "path" of the NVMe tier
+    policy           option "policy" ("lru", "sieve", "s3fifo", "prefix", "default")
+    ttl_ms           option "ttl_ms"
+    victims          option "victims": "demote" or "drop"
+    admit            option "admit": "write_back", "write_through" or "after_n"
+    admit_after      option "admit_after"
+    faults           option "faults" (test builds)
+    numa_node, hugepages                   DRAM options
+    queue_depth, sqpoll, recreate          NVMe options
+    device           HBM option "device"
     tiers            instead of the per-kind arguments above: the tier
                      instances in order, fastest first, each a dict
                      {"kind": "nvme", "name": None, "capacity": ..., "path": ...}
@@ -496,6 +496,11 @@ class Store:
         raw, n = pack(keys)
         return check(lib.kvt_remove(self._h(), raw, n))
 
+    def remove_group(self, group):
+        """Removes every block whose last put named `group` (> 0); returns
+        how many were held (kvt_remove_group)."""
+        return check(lib.kvt_remove_group(self._h(), int(group)))
+
     def clear(self):
         """Removes every block, as final as remove() of every key; returns
         how many were held. Puts running at the same time may stay stored."""
@@ -562,7 +567,7 @@ class Store:
     # ------------------------------------------------------------ data
 
     def put(self, keys, buffers, *, wait=True, retain_s=0, parent=None, stream=None,
-            durable=False):
+            durable=False, group=0):
         """Stores blocks. buffers: a kvtier.Layers with one block index per
         key (one array per fragment position; the fast path), one object of
         len(keys) * block_bytes, or a list with one entry per key: an object
@@ -571,9 +576,10 @@ class Store:
         memoryview, numpy) or a torch tensor (CPU or CUDA). Returns
         IoResult(stored, status); wait=False returns a Ticket instead.
         parent: the key before keys[0]. durable: KVT_IO_DURABLE (complete
-        once on the persistent tier and flushed)."""
+        once on the persistent tier and flushed). group: kvt_io_opts.group,
+        for remove_group() (0: none, and clears the keys' group)."""
         return self._io(lib.kvt_put, "put", keys, buffers, False, wait,
-                        IO_DURABLE if durable else 0, stream, retain_s, parent)
+                        IO_DURABLE if durable else 0, stream, retain_s, parent, group)
 
     def get(self, keys, buffers, *, wait=True, no_promote=False, stream=None,
             stream_wait=False):
@@ -605,7 +611,8 @@ class Store:
             if holds is not None:
                 holds.release()
 
-    def _io(self, fn, op, keys, buffers, writable, wait, flags, stream, retain_s, parent):
+    def _io(self, fn, op, keys, buffers, writable, wait, flags, stream, retain_s, parent,
+            group=0):
         h = self._h()
         if self._orphans:
             self._reap()
@@ -624,7 +631,8 @@ class Store:
                 ptrs, kind, device = (ctypes.c_void_p * 1)(), _buffers.MEM_HOST, 0
             status = (ctypes.c_int32 * max(n, 1))()
             opts = IoOpts(size=ctypes.sizeof(IoOpts), mem_kind=kind, device=device, flags=flags,
-                          retain_s=int(retain_s), frags=0, status=ctypes.addressof(status))
+                          retain_s=int(retain_s), frags=0, status=ctypes.addressof(status),
+                          group=int(group))
             if kind == _buffers.MEM_CUDA and stream is None:
                 stream = _buffers.current_stream(device)
             opts.stream = _buffers.stream_handle(stream) or None

@@ -100,6 +100,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/rand.h"
 #include "kvtier.h"
 #include "../tier_kinds.h"
 
@@ -170,17 +171,6 @@ static kvt_key key_of(uint32_t i)
     uint32_t tok[2] = {i, ~i};
     kvt_key_chain(&ns, tok, 2, 2, &k, 1);
     return k;
-}
-
-static void fill(uint8_t *b, uint32_t i)
-{
-    uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull + 77;
-    for (uint64_t j = 0; j < block_bytes; j += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(b + j, &x, 8);
-    }
 }
 
 static double last_open_s; /* the successful attempt: the recovery time */
@@ -277,7 +267,7 @@ static void child(int fd, uint64_t seed)
                 send(fd, REC_REMOVED, idx[i]);
         } else if (dice % 3) {
             for (uint32_t i = 0; i < n; i++) {
-                fill(buf + i * block_bytes, idx[i]);
+                fill_pattern(buf + i * block_bytes, block_bytes, idx[i], 77);
                 if (whitebox)
                     send(fd, REC_INTENT, idx[i]);
             }
@@ -293,7 +283,7 @@ static void child(int fd, uint64_t seed)
             for (uint32_t i = 0; i < n; i++) {
                 if (st[i])
                     continue;
-                fill(want, idx[i]);
+                fill_pattern(want, block_bytes, idx[i], 77);
                 if (memcmp(want, buf + i * block_bytes, block_bytes)) {
                     fprintf(stderr, "child: WRONG BYTES for block %u\n", idx[i]);
                     _exit(6);
@@ -359,7 +349,7 @@ static void *reader(void *arg)
         for (uint32_t i = 0; i < n; i++) {
             if (st[i])
                 continue;
-            fill(want, idx[i]);
+            fill_pattern(want, block_bytes, idx[i], 77);
             if (memcmp(want, buf + i * block_bytes, block_bytes)) {
                 fprintf(stderr, "child reader: WRONG BYTES for block %u\n", idx[i]);
                 _exit(6);
@@ -589,7 +579,7 @@ static void child_removes(int fd, uint64_t seed)
                 overlap |= in_flight(&c, idx[i]);
                 keys[i] = key_of(idx[i]);
                 ptrs[i] = b + i * block_bytes;
-                fill(b + i * block_bytes, idx[i]);
+                fill_pattern(b + i * block_bytes, block_bytes, idx[i], 77);
                 put_intent(&c, idx[i]);
             }
             kvt_io_opts o = {.size = sizeof o, .flags = durable ? KVT_IO_DURABLE : 0u};
@@ -658,7 +648,7 @@ static void child_removes(int fd, uint64_t seed)
             for (uint32_t i = 0; i < n; i++) {
                 if (st[i])
                     continue;
-                fill(want, idx[i]);
+                fill_pattern(want, block_bytes, idx[i], 77);
                 if (memcmp(want, buf + i * block_bytes, block_bytes)) {
                     fprintf(stderr, "child: WRONG BYTES for block %u\n", idx[i]);
                     _exit(6);
@@ -1040,7 +1030,7 @@ int main(int argc, char **argv)
                 int32_t st = sts[j];
                 uint64_t failures = wrong + lost + served;
                 if (st == 0) {
-                    fill(want, i);
+                    fill_pattern(want, block_bytes, i, 77);
                     if (memcmp(want, ptrs[j], block_bytes)) {
                         wrong++;
                         fprintf(stderr, "crashloop: WRONG BYTES for block %u after kill %ld\n", i, done);

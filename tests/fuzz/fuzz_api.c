@@ -608,8 +608,11 @@ static void op_open(state *s, rd *r)
     s->manual = s->cs.manual;
     s->manual_now = 0;
     uint64_t v = 0;
-    /* Injected faults may corrupt blocks on purpose (see check_block). */
-    s->nvme_faults = kvt_stat(st, "nvme.faults_injected", &v) == 0;
+    /* Injected faults (in any tier: lib/tier/faulty.c) may corrupt blocks on
+     * purpose (see check_block). */
+    s->nvme_faults = kvt_stat(st, "nvme.faults_injected", &v) == 0 ||
+                     kvt_stat(st, "dram.faults_injected", &v) == 0 ||
+                     kvt_stat(st, "hbm.faults_injected", &v) == 0;
     s->nstat_names = 0;
     s->has_nvme = kvt_test_tier_available(st, "nvme") == 1;
     /* The config is frozen now. */
@@ -1093,7 +1096,7 @@ static void op_misc(state *s, rd *r)
     case 4: {
         uint64_t bb = (uint64_t)value(r, s), out = 0;
         rc = kvt_slot_bytes("nvme", bb, u8(r) & 1 ? NULL : &out);
-        check_rc(rc, "kvt_nvme_slot_bytes");
+        check_rc(rc, "kvt_slot_bytes");
         if (rc == 0)
             FUZZ_CHECK(out >= bb + 4096 && out % 4096 == 0, "slot bytes %llu for %llu",
                        (unsigned long long)out, (unsigned long long)bb);

@@ -455,17 +455,9 @@ Test(gpu, hbm_round_trips)
     round_trips(VIA_HBM, 0);
 }
 
-static void need_store_routing(void)
-{
-    if (!kvt__store_cuda_tiers)
-        cr_skip_test("device memory to and from NVMe is not wired yet "
-                     "(lib/store.c must call kvt__cuda_tier_read/_write)");
-}
-
 Test(gpu, nvme_round_trips)
 {
     gpu_init("nvme_round_trips", NULL);
-    need_store_routing();
     round_trips(VIA_NVME, 0);
 }
 
@@ -552,7 +544,6 @@ static void tiers_of(kvt_store *s, const kvt_key *keys, size_t n, int *count)
 Test(gpu, demotion_chain_and_back)
 {
     gpu_init("demotion_chain_and_back", NULL);
-    need_store_routing();
     size_t frag = 64 * KIB, block = frag * FRAGS, n = 10;
     tiers t = {.hbm = 2, .dram = 3, .nvme = 16};
     kvt_store *s = open_store(block, FRAGS, t);
@@ -675,8 +666,6 @@ static void *worker_main(void *arg)
         kvt_io_opts o = dev_opts(NULL);
         o.stream = st;
         int async = w->use_tickets && (r & 1);
-        if (async && !kvt__workers_cuda_hooks)
-            o.stream = NULL; /* stream-ordered async calls need the worker hooks */
         rt->cudaMemsetAsync(w->dst.mem, POISON, w->dst.total, st);
         int rc;
         if (async) {
@@ -828,17 +817,9 @@ Test(gpu, stream_order_put_sync)
     stream_put(VIA_HBM, 0, 0);
 }
 
-static void need_worker_hooks(void)
-{
-    if (!kvt__workers_cuda_hooks)
-        cr_skip_test("asynchronous calls with a stream are not wired yet "
-                     "(lib/worker.c must call kvt__cuda_io_begin/_end)");
-}
-
 Test(gpu, stream_order_put_async)
 {
     gpu_init("stream_order_put_async", NULL);
-    need_worker_hooks();
     stream_put(VIA_DRAM, 1, 0);
     stream_put(VIA_DRAM, 1, 1);
     stream_put(VIA_HBM, 1, 1);
@@ -926,7 +907,6 @@ static void stream_get_gate(int via)
 Test(gpu, stream_wait_gates_engine_stream)
 {
     gpu_init("stream_wait_gates_engine_stream", NULL);
-    need_worker_hooks();
     stream_get_gate(VIA_DRAM);
     stream_get_gate(VIA_HBM);
 }

@@ -114,7 +114,7 @@ static void cycle(const char *path, int nvme, long n, uint8_t *buf, uint8_t *wan
     for (int i = 0; i < NB; i++) {
         k[i] = key_of(base + (uint64_t)i);
         p[i] = buf + (size_t)i * BLOCK;
-        stress_fill(buf + (size_t)i * BLOCK, BLOCK, base + (uint64_t)i, 11);
+        fill_pattern(buf + (size_t)i * BLOCK, BLOCK, base + (uint64_t)i, 11);
     }
     kvt_io_opts o = {.size = sizeof o, .status = st};
     kvt_ticket t;
@@ -125,7 +125,7 @@ static void cycle(const char *path, int nvme, long n, uint8_t *buf, uint8_t *wan
     CHECK(kvt_get(s, k, NB, p, &o, &t) == 0, "cycle %ld: async get", n);
     CHECK(kvt_wait(s, t, -1) == NB, "cycle %ld: get: %s", n, kvt_last_error());
     for (int i = 0; i < NB; i++) {
-        stress_fill(want, BLOCK, base + (uint64_t)i, 11);
+        fill_pattern(want, BLOCK, base + (uint64_t)i, 11);
         CHECK(memcmp(want, buf + (size_t)i * BLOCK, BLOCK) == 0, "cycle %ld: block %d: wrong bytes",
               n, i);
     }

@@ -128,7 +128,7 @@ static void check_read(const uint8_t *dst, const int32_t *st, const uint64_t *id
             CHECK(st[i] == KVT_ENOENT, "get status %s", kvt_error_name(st[i]));
             continue;
         }
-        stress_fill(want, BLOCK, idx[i], 4242);
+        fill_pattern(want, BLOCK, idx[i], 4242);
         if (memcmp(want, dst + i * BLOCK, BLOCK) != 0)
             atomic_fetch_add(&wrong_bytes, 1);
         atomic_fetch_add(&blocks_verified, 1);
@@ -194,7 +194,7 @@ static void *worker(void *p)
         int op = (int)(stress_rng(&r) % 16);
         if (op < 5) { /* put, sync or async */
             for (size_t i = 0; i < n; i++)
-                stress_fill(src + i * BLOCK, BLOCK, idx[i], 4242);
+                fill_pattern(src + i * BLOCK, BLOCK, idx[i], 4242);
             if (stress_rng(&r) % 4 == 0)
                 o.retain_s = 1;
             kvt_ticket t;
@@ -312,7 +312,7 @@ static void check_no_leaked_pins(kvt_store *s, const round_cfg *rc)
     uint64_t stored = 0;
     for (uint64_t i = 0; i < DRAM_BLOCKS; i += MAXB) {
         for (size_t b = 0; b < MAXB; b++)
-            stress_fill(src + b * BLOCK, BLOCK, UNIVERSE + i + b, 4242);
+            fill_pattern(src + b * BLOCK, BLOCK, UNIVERSE + i + b, 4242);
         kvt_io_opts o = {.size = sizeof o, .status = st};
         int n = kvt_put(s, &keys[UNIVERSE + i], MAXB, sp, &o, NULL);
         CHECK(n == MAXB, "after every lease ran out, a put stored %d of %d (status %s): a pin "
@@ -414,7 +414,7 @@ static void close_while_busy(const round_cfg *rcfg)
     uint8_t *gbuf = malloc((size_t)BATCH * BLOCK);
     void *gp[BATCH * FRAGS];
     for (int b = 0; b < BATCH; b++) {
-        stress_fill(gbuf + (size_t)b * BLOCK, BLOCK, 900 + (uint64_t)b, 4242);
+        fill_pattern(gbuf + (size_t)b * BLOCK, BLOCK, 900 + (uint64_t)b, 4242);
         for (int f = 0; f < FRAGS; f++)
             gp[b * FRAGS + f] = gbuf + (size_t)b * BLOCK + f * (BLOCK / FRAGS);
     }
@@ -429,7 +429,7 @@ static void close_while_busy(const round_cfg *rcfg)
     for (int j = 0; j < NT; j++) {
         for (int b = 0; b < BATCH; b++) {
             uint64_t id = (uint64_t)(j * BATCH + b);
-            stress_fill(src + j * tb + (size_t)b * BLOCK, BLOCK, id, 4242);
+            fill_pattern(src + j * tb + (size_t)b * BLOCK, BLOCK, id, 4242);
             for (int f = 0; f < FRAGS; f++)
                 ptrs[((size_t)j * BATCH + b) * FRAGS + f] =
                     src + j * tb + (size_t)b * BLOCK + f * (BLOCK / FRAGS);
@@ -453,7 +453,7 @@ static void close_while_busy(const round_cfg *rcfg)
             a[i].first = a[i].kind == 1 ? 600 + (uint64_t)(i - NWAIT) * BATCH : 900;
             if (a[i].kind == 1)
                 for (int b = 0; b < BATCH; b++)
-                    stress_fill(a[i].buf + (size_t)b * BLOCK, BLOCK, a[i].first + (uint64_t)b, 4242);
+                    fill_pattern(a[i].buf + (size_t)b * BLOCK, BLOCK, a[i].first + (uint64_t)b, 4242);
         }
         CHECK(pthread_create(&th[i], NULL, busy_thread, &a[i]) == 0, "%s", "thread");
     }
@@ -492,7 +492,7 @@ static void close_while_busy(const round_cfg *rcfg)
         CHECK(atomic_load(&a[i].returned) >= opened, "busy thread %d returned through the gate", i);
         if (a[i].kind == 2)
             for (int b = 0; b < BATCH; b++) {
-                stress_fill(want, BLOCK, 900 + (uint64_t)b, 4242);
+                fill_pattern(want, BLOCK, 900 + (uint64_t)b, 4242);
                 CHECK(memcmp(want, a[i].buf + (size_t)b * BLOCK, BLOCK) == 0,
                       "sync get %d: wrong bytes in block %d", i, b);
             }

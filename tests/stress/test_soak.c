@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/rand.h"
 #include "kvtier.h"
 #include "stress_util.h"
 #include "../tier_kinds.h"
@@ -91,13 +92,7 @@ static kvt_key key_of(uint64_t id)
  * must match both. */
 static void fill_frag0(uint8_t *b, uint64_t id)
 {
-    uint64_t x = id * 0x9e3779b97f4a7c15ull + 99;
-    for (size_t j = 0; j < FRAG; j += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(b + j, &x, 8);
-    }
+    fill_pattern(b, FRAG, id, 99);
     memcpy(b, &id, 8);
 }
 

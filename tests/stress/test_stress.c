@@ -65,7 +65,7 @@ static void *worker(void *p)
         int op = (int)(stress_rng(&r) % 10);
         if (op < 4) {
             for (size_t i = 0; i < n; i++)
-                stress_fill(src[i], BLOCK, idx[i], 12345);
+                fill_pattern(src[i], BLOCK, idx[i], 12345);
             kvt_ticket t;
             int async = stress_rng(&r) % 4 == 0;
             int rc = kvt_put(a->s, k, n, sp, &o, async ? &t : NULL);
@@ -81,7 +81,7 @@ static void *worker(void *p)
                     CHECK((st[i]) == (KVT_ENOENT), "get status %d", st[i]);
                     continue;
                 }
-                stress_fill(want, BLOCK, idx[i], 12345);
+                fill_pattern(want, BLOCK, idx[i], 12345);
                 if (memcmp(want, dst[i], BLOCK) != 0)
                     atomic_fetch_add(&wrong_bytes, 1);
                 atomic_fetch_add(&blocks_verified, 1);

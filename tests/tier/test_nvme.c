@@ -22,6 +22,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "common/rand.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
 #include "tier/nvme.h"
@@ -40,43 +41,6 @@ Test(nvme, unavailable)
 #else
 
 static const kvt_tier_ops *const nv = &kvt__tier_nvme;
-
-/* ------------------------------------------------------------- randomness */
-
-static uint64_t test_seed(const char *test)
-{
-    static uint64_t seed;
-    if (!seed) {
-        const char *env = getenv("KVT_TEST_SEED");
-        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-        if (!seed)
-            seed = 1;
-        fprintf(stderr, "test_nvme %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", test,
-                (unsigned long long)seed, (unsigned long long)seed);
-    }
-    return seed;
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill_random(void *p, size_t len, uint64_t *s)
-{
-    unsigned char *b = p;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v = next_rand(s);
-        memcpy(b + i, &v, 8);
-    }
-    uint64_t v = next_rand(s);
-    for (; i < len; i++, v >>= 8)
-        b[i] = (unsigned char)v;
-}
 
 static kvt_key rand_key(uint64_t *s)
 {
@@ -825,7 +789,8 @@ static uint64_t le(const uint8_t *p, int n)
 }
 
 /* Reads the file as docs/nvme-format.md describes it, independently of
- * nvme.c: every field at its offset, both checksums, the payload in place. */
+ * lib/tier/nvme/format.c: every field at its offset, both checksums, the
+ * payload in place. */
 Test(nvme, media_layout_matches_the_spec)
 {
     uint64_t s = test_seed("media_layout");
@@ -1551,6 +1516,61 @@ Test(nvme, sqpoll_request_opens_with_or_without_it)
     nv->close(t);
     free(a);
     free(b);
+}
+
+/* ----------------------------------------------------- format stability */
+
+/*
+ * tests/data/nvme-format-v1.kvt was written by the NVMe tier as it was
+ * before lib/tier/nvme.c was split into lib/tier/nvme/ (commit 531d630):
+ * block_bytes 8192, block_tokens 16, 2 fragments, 3 slots, key mode 0;
+ * slots 0 and 2 hold blocks whose byte i is (slot * 31 + i * 7 + (i >> 8))
+ * and whose key byte k is 0xA0 + slot * 16 + k; slot 1 was never written.
+ * The format must not change: today's tier opens it, recovers exactly those
+ * blocks and reads them back byte for byte.
+ */
+Test(nvme, file_written_before_the_split_opens_after)
+{
+    size_t len;
+    uint8_t *old = file_bytes(KVT_SOURCE_ROOT "/tests/data/nvme-format-v1.kvt", &len);
+    cr_assert_eq(len, kvt__nvme_file_bytes(8 * KIB, 3));
+    write_file(path, old, len);
+    kvt_tier_params p = params(8 * KIB, 2, 3);
+    kvt_tier_impl *t = open_ok(&p);
+    struct seen sn = seen_new(3);
+    cr_assert_eq(nv->recover(t, visit, &sn), 0);
+    cr_assert_eq(sn.count, 2, "recovered %u blocks", sn.count);
+    uint8_t *blk = abuf(8 * KIB), *want = abuf(8 * KIB);
+    for (uint32_t slot = 0; slot < 3; slot++) {
+        kvt_key key;
+        for (int k = 0; k < 16; k++)
+            key.b[k] = (uint8_t)(0xA0 + slot * 16 + k);
+        cr_assert_eq(sn.present[slot], slot != 1, "slot %u", slot);
+        if (sn.present[slot])
+            cr_assert(!memcmp(sn.keys[slot].b, key.b, 16), "slot %u: key", slot);
+        for (int i = 0; i < (int)(8 * KIB); i++)
+            want[i] = (uint8_t)(slot * 31 + i * 7 + (i >> 8));
+        memset(blk, POISON, 8 * KIB);
+        void *fr[2] = {blk, blk + 4 * KIB};
+        kvt_xfer x = {.slot = slot, .nfrags = 2, .frags = fr, .key = key};
+        int rc = nv->read(t, &x, 1, KVT_MEM_HOST);
+        if (slot == 1) {
+            cr_assert_eq(rc, KVT_ECORRUPT, "the empty slot read %d", rc);
+            continue;
+        }
+        cr_assert_eq(rc, 0, "slot %u: %s", slot, kvt_last_error());
+        cr_assert(!memcmp(blk, want, 8 * KIB), "slot %u: bytes differ", slot);
+    }
+    nv->close(t);
+    /* Opening, recovering and reading changed nothing on media. */
+    size_t len2;
+    uint8_t *after = file_bytes(path, &len2);
+    cr_assert(len2 == len && !memcmp(old, after, len), "the file changed");
+    seen_free(&sn);
+    free(old);
+    free(after);
+    free(blk);
+    free(want);
 }
 
 #endif /* KVT_HAVE_URING */

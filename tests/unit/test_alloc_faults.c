@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "common/rand.h"
 #include "config.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
@@ -48,17 +49,6 @@ static kvt_key key_of(uint64_t i)
     cr_assert_eq(kvt_ns_key(NULL, 0, &ns), 0);
     cr_assert_eq(kvt_key_chain(&ns, tok, 4, 4, &k, 1), 1);
     return k;
-}
-
-static void fill(uint8_t *buf, size_t len, uint64_t i)
-{
-    uint64_t x = i * 0x9e3779b97f4a7c15ull + 3;
-    for (size_t j = 0; j < len; j++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf[j] = (uint8_t)x;
-    }
 }
 
 typedef struct fx {
@@ -146,7 +136,7 @@ static void put_blocks(fx *f, const uint64_t *ids, size_t n)
     kvt_key *k = malloc(n * sizeof *k);
     for (size_t i = 0; i < n; i++) {
         k[i] = key_of(ids[i]);
-        fill(buf + i * BLOCK, BLOCK, ids[i]);
+        fill_pattern(buf + i * BLOCK, BLOCK, ids[i], 3);
         for (uint32_t g = 0; g < f->frags; g++)
             p[i * f->frags + g] = buf + i * BLOCK + g * (BLOCK / f->frags);
     }
@@ -176,7 +166,7 @@ static int block_ok(fx *f, uint64_t id)
                      (unsigned long long)id, kvt_error_name(st));
         return 0;
     }
-    fill(want, BLOCK, id);
+    fill_pattern(want, BLOCK, id, 3);
     cr_assert(memcmp(got, want, BLOCK) == 0, "%s: block %llu: wrong bytes", f->what,
               (unsigned long long)id);
     return 1;
@@ -450,7 +440,7 @@ static int do_put(fx *f, const uint64_t *ids, size_t n, int async, int32_t *st)
     kvt_key *k = malloc(n * sizeof *k);
     for (size_t i = 0; i < n; i++) {
         k[i] = key_of(ids[i]);
-        fill(buf + i * BLOCK, BLOCK, ids[i]);
+        fill_pattern(buf + i * BLOCK, BLOCK, ids[i], 3);
         for (uint32_t g = 0; g < f->frags; g++)
             p[i * f->frags + g] = buf + i * BLOCK + g * (BLOCK / f->frags);
     }
@@ -543,7 +533,7 @@ static int op_get(fx *f, long n)
         uint8_t want[BLOCK];
         for (size_t i = 0; i < m; i++) {
             cr_assert_eq(st[i], 0);
-            fill(want, BLOCK, f->present[i % f->npresent]);
+            fill_pattern(want, BLOCK, f->present[i % f->npresent], 3);
             cr_assert(memcmp(want, buf + i * BLOCK, BLOCK) == 0, "%s: wrong bytes", f->what);
         }
     }

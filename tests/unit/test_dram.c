@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "common/rand.h"
 #include "kvt_build_config.h"
 #include "numa_node.h"
 #include "tier/dram.h"
@@ -22,46 +23,6 @@
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
 #define POISON 0xA5
-
-/* ------------------------------------------------------------- randomness */
-
-/* Criterion runs each test in its own process: one seed per test, printed
- * with the test's name. */
-static uint64_t test_seed(const char *test)
-{
-    static uint64_t seed;
-    if (!seed) {
-        const char *env = getenv("KVT_TEST_SEED");
-        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-        if (!seed)
-            seed = 1;
-        fprintf(stderr, "test_dram %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", test,
-                (unsigned long long)seed, (unsigned long long)seed);
-    }
-    return seed;
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-    /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill_random(void *p, size_t len, uint64_t *s)
-{
-    unsigned char *b = p;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v = next_rand(s);
-        memcpy(b + i, &v, 8);
-    }
-    uint64_t v = next_rand(s);
-    for (; i < len; i++, v >>= 8)
-        b[i] = (unsigned char)v;
-}
 
 /* Index of the first differing byte, or SIZE_MAX. */
 static size_t first_diff(const void *a, const void *b, size_t len)

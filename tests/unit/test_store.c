@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/rand.h"
 #include "kvtier.h"
 #include "../tier_kinds.h"
 
@@ -20,18 +21,6 @@ static kvt_key key_of(uint64_t i)
     cr_assert_eq(kvt_ns_key(NULL, 0, &ns), 0);
     cr_assert_eq(kvt_key_chain(&ns, tok, 4, 4, &k, 1), 1);
     return k;
-}
-
-/* Block contents derive from the key, so any mix-up shows. */
-static void fill(uint8_t *buf, size_t len, uint64_t i)
-{
-    uint64_t x = i * 0x9e3779b97f4a7c15ull + 1;
-    for (size_t j = 0; j < len; j++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf[j] = (uint8_t)x;
-    }
 }
 
 static kvt_store *open_dram(uint64_t blocks, uint32_t frags, int manual)
@@ -53,7 +42,7 @@ static kvt_store *open_dram(uint64_t blocks, uint32_t frags, int manual)
 static int put1(kvt_store *s, uint64_t i)
 {
     uint8_t buf[BLOCK];
-    fill(buf, BLOCK, i);
+    fill_pattern(buf, BLOCK, i, 1);
     kvt_key k = key_of(i);
     void *p = buf;
     return kvt_put(s, &k, 1, &p, NULL, NULL);
@@ -75,7 +64,7 @@ Test(store, round_trip_exact_bytes_with_fragments)
     /* fragments deliberately scattered: fragment f of block i at a different place */
     for (uint32_t i = 0; i < n; i++) {
         keys[i] = key_of(i);
-        fill(src + (size_t)i * BLOCK, BLOCK, i);
+        fill_pattern(src + (size_t)i * BLOCK, BLOCK, i, 1);
         for (uint32_t f = 0; f < frags; f++) {
             size_t off = ((size_t)f * n + i) * (BLOCK / frags);
             sp[i * frags + f] = src + (size_t)i * BLOCK + f * (BLOCK / frags);
@@ -132,7 +121,7 @@ Test(store, get_reports_missing_blocks_and_leaves_their_bytes)
     cr_assert_eq(st[1], 0);
     for (int j = 0; j < BLOCK; j++)
         cr_assert_eq(a[j], 0x5a);
-    fill(want, BLOCK, 1);
+    fill_pattern(want, BLOCK, 1, 1);
     cr_assert_eq(memcmp(b, want, BLOCK), 0);
     cr_assert_eq(kvt_close(s), 0);
 }
@@ -240,7 +229,7 @@ Test(store, put_of_present_block_counts_and_keeps_bytes)
     cr_assert_eq(kvt_put(s, &k, 1, &p, NULL, NULL), 1);
     p = got;
     cr_assert_eq(kvt_get(s, &k, 1, &p, NULL, NULL), 1);
-    fill(want, BLOCK, 0);
+    fill_pattern(want, BLOCK, 0, 1);
     cr_assert_eq(memcmp(got, want, BLOCK), 0, "first write wins: blocks are immutable");
     uint64_t present_count;
     cr_assert_eq(kvt_stat(s, "put_present", &present_count), 0);
@@ -257,7 +246,7 @@ Test(store, async_put_get_tickets_and_eventfd)
     void *sp[N * 2], *dp[N * 2];
     for (int i = 0; i < N; i++) {
         keys[i] = key_of((uint64_t)i + 100);
-        fill(src[i], BLOCK, (uint64_t)i + 100);
+        fill_pattern(src[i], BLOCK, (uint64_t)i + 100, 1);
         sp[2 * i] = src[i];
         sp[2 * i + 1] = src[i] + BLOCK / 2;
         dp[2 * i] = dst[i];
