@@ -409,7 +409,7 @@ void nv_report_json(const nv_opts *o, const bench_list *blocks, const nv_row *ro
     bench_json_object(&j, "config");
     json_common_config(&j, o, "throughput");
     bench_json_u64(&j, "total_bytes", o->total);
-    bench_json_str(&j, "store", "nvme-only (no DRAM tier); KVT_TOPT_QUEUE_DEPTH = queue_depth");
+    bench_json_str(&j, "store", "nvme-only (no DRAM tier); tier option queue_depth = queue_depth");
     bench_json_str(&j, "caller_buffers",
                    "anonymous memory, 4096-aligned, MADV_HUGEPAGE, not registered with io_uring");
     bench_json_str(&j, "raw", "one ring, one thread, queue_depth transfers in flight, ring set "

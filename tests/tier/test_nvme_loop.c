@@ -16,6 +16,7 @@
 #include "common/rand.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 #include "tier/nvme.h"
 #include "tier/tier.h"
 
@@ -144,14 +145,14 @@ static kvt_tier_params params(const char *paths, uint32_t nslots)
 {
     kvt_tier_params p;
     memset(&p, 0, sizeof p);
-    p.id = KVT_TIER_NVME;
+    kvt__tier_params_defaults(&p, &kvt__tier_nvme);
+    p.name = "nvme";
     p.block_bytes = BB;
     p.block_tokens = 16;
     p.frags = 1;
-    p.path = paths;
+    kvt__tier_params_set_str(&p, "path", paths);
+    kvt__tier_params_set_int(&p, "queue_depth", 8);
     p.capacity = kvt__nvme_slot_bytes(BB) * nslots;
-    p.numa_node = -1;
-    p.queue_depth = 8;
     return p;
 }
 
@@ -160,7 +161,7 @@ static kvt_tier_impl *open_ok(const kvt_tier_params *p)
     kvt_tier_impl *t = NULL;
     uint32_t n = 0;
     int rc = nv->open(p, &t, &n);
-    cr_assert_eq(rc, 0, "open %s: %d %s", p->path, rc, kvt_last_error());
+    cr_assert_eq(rc, 0, "open %s: %d %s", kvt__tier_opt_str(p, "path"), rc, kvt_last_error());
     return t;
 }
 
@@ -393,13 +394,13 @@ Test(nvme_loop, store_stops_using_a_failed_device)
     const uint32_t n = 16;
     char *paths = attach_set(2, n);
     uint64_t slot;
-    cr_assert_eq(kvt_nvme_slot_bytes(BB, &slot), 0);
+    cr_assert_eq(kvt_slot_bytes("nvme", BB, &slot), 0);
     kvt_config *c;
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BB);
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(n * slot));
-    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, paths);
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(n * slot));
+    kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", paths);
     cr_assert_eq(kvt_open(c, &s), 0, "open: %s", kvt_last_error());
     kvt_config_free(c);
     uint8_t *b = aligned_alloc(4096, BB);

@@ -14,6 +14,7 @@
 #include "common/rand.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 #include "tier/nvme.h"
 #include "tier/tier.h"
 
@@ -87,14 +88,14 @@ static kvt_tier_params params(const char *paths, uint32_t nslots)
 {
     kvt_tier_params p;
     memset(&p, 0, sizeof p);
-    p.id = KVT_TIER_NVME;
+    kvt__tier_params_defaults(&p, &kvt__tier_nvme);
+    p.name = "nvme";
     p.block_bytes = BB;
     p.block_tokens = 16;
     p.frags = 1;
-    p.path = paths;
+    kvt__tier_params_set_str(&p, "path", paths);
+    kvt__tier_params_set_int(&p, "queue_depth", 8);
     p.capacity = kvt__nvme_slot_bytes(BB) * nslots;
-    p.numa_node = -1;
-    p.queue_depth = 8;
     return p;
 }
 
@@ -103,7 +104,7 @@ static kvt_tier_impl *open_ok(const kvt_tier_params *p)
     kvt_tier_impl *t = NULL;
     uint32_t n = 0;
     int rc = nv->open(p, &t, &n);
-    cr_assert_eq(rc, 0, "open %s: %d %s", p->path, rc, kvt_last_error());
+    cr_assert_eq(rc, 0, "open %s: %d %s", kvt__tier_opt_str(p, "path"), rc, kvt_last_error());
     cr_assert_eq((uint64_t)n, p->capacity / kvt__nvme_slot_bytes(BB));
     return t;
 }
@@ -347,7 +348,7 @@ Test(nvme_stripe, geometry_mismatch)
     kvt_tier_params sw = params(swapped, 8);
     cr_expect_eq(open_rc(&sw), KVT_EGEOMETRY);
     cr_expect(strstr(kvt_last_error(), "device 2 of a 2-device"), "%s", kvt_last_error());
-    kvt_tier_params bigger = params(p.path, 10);
+    kvt_tier_params bigger = params(kvt__tier_opt_str(&p, "path"), 10);
     cr_expect_eq(open_rc(&bigger), KVT_EGEOMETRY);
 
     kvt_tier_params other = params(paths_of("h", 2), 8);
@@ -359,7 +360,7 @@ Test(nvme_stripe, geometry_mismatch)
     cr_expect(strstr(kvt_last_error(), "different stripe sets"), "%s", kvt_last_error());
 
     kvt_tier_params cross_re = x;
-    cross_re.recreate = 1;
+    kvt__tier_params_set_int(&cross_re, "recreate", 1);
     kvt_tier_impl *rebuilt = open_ok(&cross_re); /* h1 joins g's set, empty */
     found fr = recover_all(rebuilt, 8, 5);
     cr_expect_eq(fr.count, 4, "g0's blocks only");
@@ -368,10 +369,9 @@ Test(nvme_stripe, geometry_mismatch)
     rebuilt = open_ok(&x); /* and stays in it */
     nv->close(rebuilt);
 
-    kvt_tier_params twice = params(device_path("g", 0), 8);
     char dup[1500];
-    snprintf(dup, sizeof dup, "%s,%s", twice.path, twice.path);
-    twice.path = dup;
+    snprintf(dup, sizeof dup, "%s,%s", device_path("g", 0), device_path("g", 0));
+    kvt_tier_params twice = params(dup, 8);
     cr_expect_eq(open_rc(&twice), KVT_EPATH);
 
     t = open_ok(&p);
@@ -505,7 +505,7 @@ Test(nvme_stripe, threads)
 Test(nvme_stripe, store_skips_out_of_service_slots)
 {
     uint64_t slot;
-    cr_assert_eq(kvt_nvme_slot_bytes(BB, &slot), 0);
+    cr_assert_eq(kvt_slot_bytes("nvme", BB, &slot), 0);
     char *paths = paths_of("st", 2);
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
@@ -518,8 +518,8 @@ Test(nvme_stripe, store_skips_out_of_service_slots)
         kvt_store *s;
         cr_assert_eq(kvt_config_new(&c), 0);
         kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BB);
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(8 * slot));
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, paths);
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(8 * slot));
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", paths);
         cr_assert_eq(kvt_open(c, &s), 0, "open: %s", kvt_last_error());
         kvt_config_free(c);
         uint8_t *b = aligned_alloc(4096, BB);

@@ -198,7 +198,7 @@ int nvme_stripe_open(const kvt_tier_params *p, char **paths, unsigned n, kvt_tie
         rc = kvt__err(KVT_EPATH, "nvme: none of the %u devices opened; the first: %s", n,
                       s->why[0]);
     if (!rc)
-        rc = join_set(t, p->recreate != 0);
+        rc = join_set(t, kvt__tier_opt_int(p, "recreate") != 0);
     if (!rc && kvt__executor_new(&(kvt__executor_opts){.threads = n - 1, .name = "kvt-stripe"},
                                  &s->pool))
         kvt__err_clear(); /* no threads: the caller's thread does every part */
