@@ -389,7 +389,7 @@ def test_close():
                 fail(f"close: {o['recovered_last_run']} of {o['config']['blocks']} recovered, wanted 64")
             if o["missing"] or o["wrong"]:
                 fail(f"close: {o['missing']} missing, {o['wrong']} wrong")
-            # like with like: the raw loop writes whole slots, as kvtier does
+            # what kvtier writes per block, next to the raw loop's payload-only writes
             if o["config"]["slot_bytes"] != o["config"]["block_bytes"] + 4096:
                 fail(f"close: slot bytes {o['config']['slot_bytes']} for blocks of "
                      f"{o['config']['block_bytes']}")
