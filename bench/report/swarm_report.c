@@ -400,6 +400,29 @@ void swarm_text_profile(const swarm_cfg *c, const swarm_result *r)
     printf("    loads: DRAM bytes at %.3g GB/s x %.2f; NVMe bytes at min(link, node NVMe / %u GPUs) "
            "= %.3g GB/s x %.2f\n",
            r->rates.dram_gbps, r->rates.dram_eff, c->gpus, r->rates.nvme_gbps, r->rates.nvme_eff);
+    const ttft_layout *l = &c->layout;
+    uint32_t tp = l->tp ? l->tp : 1;
+    printf("    layout: tp %u (KV split over %u links; prefill x %u x %.3f), %u prefill server%s, "
+           "router %s%s\n",
+           tp, tp, tp, l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp),
+           ttft_layout_servers(l, c->gpus), ttft_layout_servers(l, c->gpus) == 1 ? "" : "s",
+           l->affinity ? "by session (affinity on)" : "to the instance free first",
+           l->pd ? "; P/D: prefill workers put the KV, decode workers get it from DRAM before "
+                   "their first token" : "");
+}
+
+void swarm_json_layout(bench_json *j, const swarm_cfg *c)
+{
+    const ttft_layout *l = &c->layout;
+    uint32_t tp = l->tp ? l->tp : 1;
+    bench_json_object(j, "layout");
+    bench_json_num(j, "tp", tp);
+    bench_json_num(j, "dp", l->dp ? l->dp : (c->gpus / tp ? c->gpus / tp : 1));
+    bench_json_bool(j, "affinity", l->affinity);
+    bench_json_bool(j, "pd", l->pd);
+    bench_json_num(j, "prefill_servers", ttft_layout_servers(l, c->gpus));
+    bench_json_num(j, "tp_efficiency", l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp));
+    bench_json_end_object(j);
 }
 
 void swarm_json_profile(bench_json *j, const swarm_result *r)
