@@ -447,7 +447,9 @@ int bench_compare(int argc, char **argv)
         /* Charts are a convenience: without python3-matplotlib the numbers stand. */
         char cmd[9000];
         snprintf(cmd, sizeof cmd,
-                 "python3 '%s' --compare '%s/compare.csv' %s%s%s --slo-ms %g --out '%s' %s", plot,
+                 "%s '%s' --compare '%s/compare.csv' %s%s%s --slo-ms %g --out '%s' %s",
+                 /* Debian's python3-matplotlib is for the system python */
+                 access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", plot,
                  out, no_ttl ? "" : "--ttl-csv '", no_ttl ? "" : out, no_ttl ? "" : "/ttl.csv'",
                  slo, out, json ? ">/dev/null" : "");
         if (strchr(plot, '\'') || strchr(out, '\'') || system(cmd) != 0)

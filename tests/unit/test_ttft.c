@@ -361,3 +361,35 @@ Test(ttft, pd_counts_the_transfer_in_the_first_token)
     cr_expect_eq(ttft_set_layout(&m, &bad), -1, "no decode instance left");
     ttft_free(&m);
 }
+
+/* A ramp whose knee is known by construction: N agents each send one
+ * 1800-token request at t 0 to 8 GPUs at tp 2 (4 instances at 2 x 1000 x
+ * 0.9 = 1800 tokens/s: 1 s each). Request i finishes at ceil((i + 1) / 4)
+ * s, so p95 <= 2 s exactly while N <= 8: knee 8, first miss 9, found by
+ * growing 1, 2, 4, 8, 16 and bisecting 12, 10, 9. */
+static int tp_measure(uint32_t agents, void *user, knee_step *st)
+{
+    (void)user;
+    ttft_model m;
+    cr_assert_eq(ttft_init(&m, 8, 1000, 2000, 0), 0);
+    ttft_layout l = {.tp = 2};
+    cr_assert_eq(ttft_set_layout(&m, &l), 0);
+    for (uint32_t i = 0; i < agents; i++)
+        cr_assert_eq(ttft_add_req(&m, 0, 0, 1800, 0, i, 0), 0);
+    ttft_finish(&m);
+    st->ttft_p95_ms = bench_percentile(&m.ttft_ms, 95);
+    st->met = !(st->ttft_p95_ms > 2000 + 1e-6);
+    ttft_free(&m);
+    return 0;
+}
+
+Test(ttft, ramp_over_the_tp_model_finds_the_constructed_knee)
+{
+    knee_opts o = {.start = 1, .max = 64, .growth = 2, .resolution = 0, .max_steps = 20};
+    knee_result r;
+    cr_assert_eq(knee_find(&o, tp_measure, NULL, &r), 0);
+    cr_expect_eq(r.knee, 8);
+    cr_expect_eq(r.first_bad, 9);
+    cr_expect_eq(r.nsteps, 8, "1 2 4 8 16 12 10 9: %d steps", r.nsteps);
+    cr_expect(!r.capped && !r.exhausted);
+}
