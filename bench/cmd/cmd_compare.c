@@ -224,15 +224,15 @@ int bench_compare(int argc, char **argv)
     int ns = 0;
     spec[ns++] = (barg){"quick", BARG_BOOL, &quick, "tiny sizes for tests (a few seconds)"};
     spec[ns++] = (barg){"agents", BARG_INT, &k.agents, "static runs' agents (default 24; quick 4)"};
-    spec[ns++] = (barg){"duration", BARG_STR, &k.duration, "static runs' virtual time (default 20m; quick 3m)"};
+    spec[ns++] = (barg){"duration", BARG_STR, &k.duration, "static runs' virtual time (default 10m; quick 3m)"};
     spec[ns++] = (barg){"max-agents", BARG_INT, &k.max_agents, "the most agents a ramp tries (default 128; quick 16)"};
     spec[ns++] = (barg){"ramp-start", BARG_INT, &k.ramp_start, "ramp: the first step's agents (default 4; quick 2)"};
     spec[ns++] = (barg){"ramp-steps", BARG_INT, &k.ramp_steps, "ramp: at most this many steps (default 10; quick 4)"};
     spec[ns++] = (barg){"ramp-step", BARG_STR, &k.step, "ramp: each step's virtual time (default 10m; quick 2m)"};
     spec[ns++] = (barg){"ramp-warm", BARG_STR, &k.warm, "ramp: requests before this are not judged (default 1m; quick 20s)"};
     spec[ns++] = (barg){"ramp-wall", BARG_STR, &k.wall, "ramp: no step starts after this much wall time per store (default 30s; quick 5s)"};
-    spec[ns++] = (barg){"ttl-agents", BARG_INT, &k.ttl_agents, "TTL curve: agents (default 8; quick 2)"};
-    spec[ns++] = (barg){"ttl-duration", BARG_STR, &k.ttl_duration, "TTL curve: virtual time (default 90m; quick 10m)"};
+    spec[ns++] = (barg){"ttl-agents", BARG_INT, &k.ttl_agents, "TTL curve: agents (default 6; quick 2)"};
+    spec[ns++] = (barg){"ttl-duration", BARG_STR, &k.ttl_duration, "TTL curve: virtual time (default 75m; quick 10m)"};
     spec[ns++] = (barg){"no-ttl", BARG_BOOL, &no_ttl, "skip the TTL curve"};
     spec[ns++] = (barg){"slo-ms", BARG_STR, &slo_text, "TTFT p95 SLO, ms (default 2000)"};
     spec[ns++] = (barg){"model", BARG_STR, &model, "llama-3.1-8b (default) or llama-3.1-70b"};
@@ -258,11 +258,11 @@ int bench_compare(int argc, char **argv)
     struct {
         const char *name, *text, *dflt, *qdflt;
         double *v;
-    } secs[] = {{"--duration", k.duration, "20m", "3m", &dur},
+    } secs[] = {{"--duration", k.duration, "10m", "3m", &dur},
                 {"--ramp-step", k.step, "10m", "2m", &step},
                 {"--ramp-warm", k.warm, "1m", "20s", &warm},
                 {"--ramp-wall", k.wall, "30s", "5s", &wall},
-                {"--ttl-duration", k.ttl_duration, "90m", "10m", &ttl_dur}};
+                {"--ttl-duration", k.ttl_duration, "75m", "10m", &ttl_dur}};
     for (size_t i = 0; i < sizeof secs / sizeof secs[0] && !bad; i++) {
         const char *t = secs[i].text ? secs[i].text : quick ? secs[i].qdflt : secs[i].dflt;
         if (swarm_parse_seconds(t, secs[i].v) || !(*secs[i].v > 0)) {
@@ -285,7 +285,7 @@ int bench_compare(int argc, char **argv)
     uint32_t max_agents = (uint32_t)(k.max_agents > 0 ? k.max_agents : quick ? 16 : 128);
     uint32_t start = (uint32_t)(k.ramp_start > 0 ? k.ramp_start : quick ? 2 : 4);
     int steps = (int)(k.ramp_steps > 0 ? k.ramp_steps : quick ? 4 : 10);
-    uint32_t ttl_agents = (uint32_t)(k.ttl_agents > 0 ? k.ttl_agents : quick ? 2 : 8);
+    uint32_t ttl_agents = (uint32_t)(k.ttl_agents > 0 ? k.ttl_agents : quick ? 2 : 6);
     if (!bad && (k.agents == 0 || k.max_agents == 0 || k.ttl_agents == 0 || k.agents > 100000 ||
                  k.max_agents > 100000 || k.ttl_agents > 100000))
         bad = "--agents, --max-agents and --ttl-agents must be 1..100000";
@@ -457,8 +457,11 @@ int bench_compare(int argc, char **argv)
         for (int i = 0; i < NCFG; i++) {
             const knee_result *kr = &res[i].knee;
             if (kr->knee && kr->first_bad)
-                printf("    %s sustains %u agents at the SLO and falls off at %u\n", cfg_name[i],
-                       kr->knee, kr->first_bad);
+                printf("    %s sustains %u agents at the SLO and falls off at %u%s\n", cfg_name[i],
+                       kr->knee, kr->first_bad,
+                       kr->capped && kr->first_bad - kr->knee > 1
+                           ? " (the bisection stopped early: raise --ramp-wall or --ramp-steps)"
+                           : "");
             else if (kr->knee)
                 printf("    %s sustains %u agents at the SLO%s\n", cfg_name[i], kr->knee,
                        kr->exhausted ? " (every agent the ramp tried: raise --max-agents)"
@@ -478,6 +481,7 @@ int bench_compare(int argc, char **argv)
     if (rc == BENCH_OK && out && !no_plot) {
         /* Charts are a convenience: without python3-matplotlib the numbers stand. */
         char cmd[9000];
+        fflush(stdout); /* the script's lines come after the report */
         snprintf(cmd, sizeof cmd,
                  "%s '%s' --compare '%s/compare.csv' %s%s%s --slo-ms %g --out '%s' %s",
                  /* Debian's python3-matplotlib is for the system python */
