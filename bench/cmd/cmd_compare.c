@@ -12,6 +12,7 @@
 #include "../model/knee.h"
 #include "../report/rows.h"
 #include "../workload/swarm_run.h"
+#include "../workload/trace.h"
 
 #ifndef KVT_BENCH_PLOT
 #define KVT_BENCH_PLOT "bench/plot.py"
@@ -189,6 +190,52 @@ static void add_run(bench_rows *t, const char *cfg, const char *mode, uint32_t a
     bench_rows_num(t, "wall_s", wall);
 }
 
+/* The TTL curve of a trace (--trace): every unique block fits (no
+ * eviction), so what the TTL costs is all there is; re-prefills per session
+ * are the requests that lost hits to expiry against the same replay without
+ * a TTL, per trace file (a WEKA file is a session). */
+static int trace_ttl(const char *path, const char *dir, const double *ttl_s, int nttl,
+                     bench_rows *t)
+{
+    trace_set ts;
+    double parse_s = 0;
+    int rc = replay_load("compare", &path, 1, &ts, &parse_s);
+    if (rc)
+        return rc;
+    uint32_t *h0 = malloc((ts.nreq ? ts.nreq : 1) * sizeof *h0);
+    char name[64];
+    snprintf(name, sizeof name, "trace:%s", trace_formats(&ts));
+    rc = h0 ? BENCH_OK : BENCH_FAILED;
+    /* No TTL first: its hits are the baseline of the others. */
+    for (int pass = 0; pass < 2 && rc == BENCH_OK; pass++) {
+        for (int i = 0; i < nttl && rc == BENCH_OK; i++) {
+            if ((pass == 0) != isinf(ttl_s[i]))
+                continue;
+            replay_cfg cfg = {.ttl_ms = isinf(ttl_s[i]) ? 0 : (uint64_t)(ttl_s[i] * 1e3),
+                              .block_bytes = 64,
+                              .dir = dir};
+            replay_result rr;
+            replay_expiry ex = {0};
+            const char *baseline = NULL;
+            rc = replay_with_expiry(&ts, &cfg, &rr, &ex, &baseline, pass ? h0 : NULL,
+                                    pass ? NULL : h0);
+            if (rc)
+                break;
+            bench_rows_add(t);
+            bench_rows_str(t, "config", name);
+            bench_rows_num(t, "ttl_s", ttl_s[i]);
+            bench_rows_num(t, "hit_ratio", rr.total_blocks ? (double)rr.hit_blocks /
+                                                                 (double)rr.total_blocks : 0);
+            bench_rows_num(t, "reprefills_per_session", pass ? ex.per_session : 0);
+            bench_rows_u64(t, "sessions", ts.nfiles);
+            bench_rows_u64(t, "requests", rr.requests);
+        }
+    }
+    free(h0);
+    trace_free(&ts);
+    return rc;
+}
+
 static int write_csv(const char *dir, const char *name, const bench_rows *t)
 {
     char path[4200];
@@ -218,6 +265,7 @@ int bench_compare(int argc, char **argv)
     knobs k = {-1, -1, -1, -1, -1, NULL, NULL, NULL, NULL, NULL};
     uint64_t dram_bytes = 0, nvme_bytes = 0;
     int quick = 0, json = 0, no_ttl = 0, no_plot = 0;
+    const char *trace = NULL;
     double slo = 2000;
     const char *slo_text = NULL;
     barg spec[48];
@@ -234,6 +282,7 @@ int bench_compare(int argc, char **argv)
     spec[ns++] = (barg){"ttl-agents", BARG_INT, &k.ttl_agents, "TTL curve: agents (default 6; quick 2)"};
     spec[ns++] = (barg){"ttl-duration", BARG_STR, &k.ttl_duration, "TTL curve: virtual time (default 75m; quick 10m)"};
     spec[ns++] = (barg){"no-ttl", BARG_BOOL, &no_ttl, "skip the TTL curve"};
+    spec[ns++] = (barg){"trace", BARG_STR, &trace, "also the TTL curve of these traces (a file or directory, e.g. the WEKA sessions)"};
     spec[ns++] = (barg){"slo-ms", BARG_STR, &slo_text, "TTFT p95 SLO, ms (default 2000)"};
     spec[ns++] = (barg){"model", BARG_STR, &model, "llama-3.1-8b (default) or llama-3.1-70b"};
     spec[ns++] = (barg){"scale-bytes", BARG_STR, &scale, "move this fraction of each block's bytes (default 1/256)"};
@@ -399,6 +448,9 @@ int bench_compare(int argc, char **argv)
         bench_rows_u64(&ttls, "requests", scratch->requests);
     }
 
+    if (rc == BENCH_OK && !no_ttl && trace)
+        rc = trace_ttl(trace, swarm_dir(&c), ttl_s, 4, &ttls);
+
     const char *modelled =
         "modelled: TTFT, goodput and the knee (the TTFT model on the profile, with the "
         "layout); HBM; the tier rates unless --profile measured";
@@ -473,8 +525,10 @@ int bench_compare(int argc, char **argv)
                 printf("      below DRAM x %.3f: %s\n", res[i].nvme_eff, res[i].eff_src);
         }
         if (!no_ttl) {
-            printf("\n  TTL curve (%s, %u agents for %.0f virtual s)\n", cfg_name[CFG_NVME],
-                   ttl_agents, ttl_dur);
+            printf("\n  TTL curve (%s, %u agents for %.0f virtual s%s%s)\n", cfg_name[CFG_NVME],
+                   ttl_agents, ttl_dur, trace ? "; the trace: every block fits, re-prefills "
+                                                "counted against no TTL, per trace file; " : "",
+                   trace ? trace : "");
             bench_rows_text(&ttls, ttl_cols, sizeof ttl_cols / sizeof ttl_cols[0], stdout, 4);
         }
     }
