@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# test_bench_compare.py — kvtier-bench compare --quick: the JSON and CSV schema, knees consistent with the ramp's steps, knees known by construction, and the charts plot.py draws.
+# test_bench_compare.py — kvtier-bench compare --quick: the JSON and CSV schema, knees consistent with the ramp's steps, knees and a trace's TTL curve known by construction, and the charts plot.py draws.
 """Usage: test_bench_compare.py PATH/TO/kvtier-bench PATH/TO/plot.py
 
 Seconds, not a benchmark: the numbers are checked for consistency and the
@@ -63,8 +63,11 @@ def read_csv(path, cols):
 
 def schema_and_consistency(tmp):
     out = os.path.join(tmp, "out")
-    p = run(["--json", "--out", out, "--no-plot"], tmp)
+    trace = write_trace(tmp)
+    p = run(["--json", "--out", out, "--no-plot", "--trace", trace], tmp)
+    os.unlink(trace)
     d = json.loads(p.stdout)
+    trace_ttl(d)
     types(d, TOP, "compare")
     check(d["bench"] == "compare", "bench name")
     types(d["layout"], LAYOUT, "layout")
@@ -94,8 +97,10 @@ def schema_and_consistency(tmp):
     check(hits["hbm+dram"] <= hits["hbm+dram+nvme"], f"a tier below DRAM adds hits {hits}")
     files = [k for k in d["knees"] if k["config"] == "hbm+dram+files"][0]
     check(0 < files["below_dram_efficiency"] <= 1, "files efficiency in (0, 1]")
+    ttl = [t for t in ttl if t["config"] == "hbm+dram+nvme"]
     check([float(t["ttl_s"]) for t in ttl] == [60, 300, 3600, math.inf], "TTLs 1m 5m 1h inf")
-    check([t["ttl_s"] for t in d["ttl"]] == [60, 300, 3600, None], "JSON TTL inf is null")
+    check([t["ttl_s"] for t in d["ttl"] if t["config"] == "hbm+dram+nvme"] ==
+          [60, 300, 3600, None], "JSON TTL inf is null")
     hr = [float(t["hit_ratio"]) for t in ttl]
     check(hr == sorted(hr), f"hit ratio grows with the TTL {hr}")
     return out
@@ -113,6 +118,30 @@ def knees_by_construction(tmp):
                        tmp).stdout)
     for k in d["knees"]:
         check(k["knee_agents"] == 0 and k["first_missed_agents"] == 1, f"SLO 1 ms: {k}")
+
+
+def write_trace(tmp):
+    # A trace whose TTL curve is known by construction: one file (one
+    # session), the same two blocks asked 120 s apart. A 60 s TTL expires
+    # them (one re-prefill per session); 300 s, 1 h and none keep them.
+    path = os.path.join(tmp, "two.jsonl")
+    with open(path, "w") as f:
+        for t in (0, 120000):
+            f.write(json.dumps({"timestamp": t, "input_length": 1024, "output_length": 10,
+                                "hash_ids": [0, 1]}) + "\n")
+    return path
+
+
+def trace_ttl(d):
+    rows = {r["ttl_s"]: r for r in d["ttl"] if r["config"] == "trace:mooncake"}
+    check(sorted(rows, key=lambda t: math.inf if t is None else t) == [60, 300, 3600, None],
+          f"trace TTLs {list(rows)}")
+    if len(rows) == 4:
+        check(rows[60]["reprefills_per_session"] == 1, f"TTL 60: {rows[60]}")
+        for t in (300, 3600, None):
+            check(rows[t]["reprefills_per_session"] == 0, f"TTL {t}: {rows[t]}")
+            check(rows[t]["hit_ratio"] > rows[60]["hit_ratio"], f"TTL {t} hits more than 60")
+        check(rows[None]["sessions"] == 1 and rows[None]["requests"] == 2, f"{rows[None]}")
 
 
 def plots(tmp, out):
