@@ -516,8 +516,9 @@ int bench_compare(int argc, char **argv)
                            : "");
             else if (kr->knee)
                 printf("    %s sustains %u agents at the SLO%s\n", cfg_name[i], kr->knee,
-                       kr->exhausted ? " (every agent the ramp tried: raise --max-agents)"
-                                     : " (the search stopped early: raise --ramp-wall or --ramp-steps)");
+                       kr->exhausted
+                           ? " (every agent the ramp tried: raise --max-agents)"
+                           : " (the search stopped early: raise --ramp-wall or --ramp-steps)");
             else
                 printf("    %s misses the SLO from its first step (%u agents)\n", cfg_name[i],
                        kr->nsteps ? kr->step[0].agents : start);

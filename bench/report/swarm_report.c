@@ -177,12 +177,19 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
            "within the %.0f ms SLO; goodput %.3f req/s\n",
            r->prof.name, r->ttft_p50_ms, r->ttft_p95_ms, r->ttft_p99_ms, 100 * r->within_slo,
            c->slo_ms, r->goodput_rps);
+    /* With a layout (ttft.h) the servers are instances of tp GPUs. */
+    const ttft_layout *l = &c->layout;
+    const int layout = l->tp > 1 || l->dp || l->pd || l->affinity;
+    const uint32_t tp = l->tp ? l->tp : 1;
+    const uint32_t servers = layout ? ttft_layout_servers(l, c->gpus) : c->gpus;
+    const double tps = c->prefill_tps * tp * (l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp));
     printf("               = load (real bytes per tier / the profile's rate / kvtier's measured "
            "efficiency; p50 %.1f ms, p99 %.1f ms)\n"
-           "               + FIFO wait for 1 of %u GPU%s (p50 %.0f ms, p95 %.0f ms)"
-           " + missed tokens / %.0f tok/s (p50 %.0f ms)\n",
-           r->load_p50_ms, r->load_p99_ms, c->gpus, c->gpus == 1 ? "" : "s", r->queue_p50_ms,
-           r->queue_p95_ms, c->prefill_tps, r->prefill_p50_ms);
+           "               + FIFO wait for 1 of %u %s%s (p50 %.0f ms, p95 %.0f ms)"
+           " + missed tokens / %.0f tok/s (p50 %.0f ms)%s\n",
+           r->load_p50_ms, r->load_p99_ms, servers, layout ? "instance" : "GPU",
+           servers == 1 ? "" : "s", r->queue_p50_ms, r->queue_p95_ms, tps, r->prefill_p50_ms,
+           l->pd ? " + P/D transfer" : "");
     swarm_text_profile(c, r);
     printf("\n");
     bench_rows t;
