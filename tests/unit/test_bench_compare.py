@@ -109,13 +109,14 @@ def schema_and_consistency(tmp):
 def knees_by_construction(tmp):
     # An SLO nothing misses: every step meets it (each judges requests from
     # 2 agents up), the knee is the ramp's max.
+    small = ["--agents", "2", "--duration", "1m", "--ramp-step", "1m", "--ramp-warm", "10s"]
     d = json.loads(run(["--json", "--no-ttl", "--slo-ms", "1e9", "--max-agents", "4",
-                        "--ramp-start", "2", "--ramp-steps", "8"], tmp).stdout)
+                        "--ramp-start", "2", "--ramp-steps", "8"] + small, tmp).stdout)
     for k in d["knees"]:
         check(k["knee_agents"] == 4 and k["exhausted"], f"SLO 1e9: {k}")
     # An SLO nothing meets (a 1-token prefill alone takes longer): knee 0.
-    d = json.loads(run(["--json", "--no-ttl", "--slo-ms", "1", "--prefill-tokens-per-s", "1"],
-                       tmp).stdout)
+    d = json.loads(run(["--json", "--no-ttl", "--slo-ms", "1", "--prefill-tokens-per-s", "1"]
+                       + small, tmp).stdout)
     for k in d["knees"]:
         check(k["knee_agents"] == 0 and k["first_missed_agents"] == 1, f"SLO 1 ms: {k}")
 
@@ -144,6 +145,27 @@ def trace_ttl(d):
         check(rows[None]["sessions"] == 1 and rows[None]["requests"] == 2, f"{rows[None]}")
 
 
+def layout_flags(tmp):
+    # swarm takes the layout and reports it; bad layouts are usage errors.
+    base = [BENCH, "swarm", "--agents", "2", "--duration", "1m", "--dram-bytes", "4M",
+            "--nvme-bytes", "0", "--no-memcpy", "--dir", tmp, "--json"]
+    p = subprocess.run(base + ["--tp", "2", "--pd", "--affinity", "on"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=50)
+    check(p.returncode == 0, f"swarm --tp 2 --pd: exit {p.returncode}")
+    if p.returncode == 0:
+        lay = json.loads(p.stdout).get("layout", {})
+        types(lay, LAYOUT, "swarm layout")
+        check(lay.get("tp") == 2 and lay.get("dp") == 4 and lay.get("prefill_servers") == 2
+              and lay.get("pd") is True and lay.get("affinity") is True
+              and abs(lay.get("tp_efficiency", 0) - 0.9) < 1e-9, f"layout {lay}")
+    for bad in (["--pd", "--dp", "1"], ["--affinity", "maybe"], ["--tp", "0"], ["--tp", "16"],
+                ["--pd-prefill", "1"], ["--pd", "--dp", "4", "--pd-prefill", "4"],
+                ["--tp-efficiency", "1.5"]):
+        p = subprocess.run(base + bad, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=50)
+        check(p.returncode == 2 and p.stderr, f"swarm {bad}: exit {p.returncode}, want 2")
+
+
 def plots(tmp, out):
     try:
         subprocess.run(["/usr/bin/python3", "-c", "import matplotlib"], check=True,
@@ -170,6 +192,7 @@ def main():
         out = schema_and_consistency(tmp)
         plots(tmp, out)
         knees_by_construction(tmp)
+        layout_flags(tmp)
         left = [f for f in os.listdir(tmp) if f not in ("out", "png")]
         check(not left, f"temp files left: {left}")
     print("FAILED" if FAILURES else "ok", len(FAILURES))
