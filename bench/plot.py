@@ -220,7 +220,7 @@ def compare_plots(rows, out, prefix, slo_ms):
     for b, k in zip(bars, knees):
         ax.text(b.get_x() + b.get_width() / 2, b.get_height(), str(k), ha="center", va="bottom")
     ax.set_ylabel("users (agents) sustained at the SLO")
-    ax.set_title("the knee: most agents with TTFT p95 within the SLO (modelled TTFT)")
+    ax.set_title("the knee: most agents within the TTFT p95 SLO (modelled)")
     wrote.append(save(fig, ax, os.path.join(out, f"{prefix}compare-knee.png"), legend=False))
     for what, key, label, scale in (
             ("hit", "hit_ratio", "block hit ratio (%)", 100),

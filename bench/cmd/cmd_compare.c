@@ -25,7 +25,8 @@ static const char summary[] =
     "  static run of --agents, and a ramp that finds its knee (the most agents whose\n"
     "  TTFT p95 meets --slo-ms). Then the TTL curve: hit ratio and re-prefills per\n"
     "  session at TTL 1 min, 5 min, 1 h and none, on the NVMe store. With --out DIR it\n"
-    "  writes compare.csv, ttl.csv, compare.json and the PNG charts (bench/plot.py).";
+    "  writes compare.csv, knees.csv, ttl.csv, compare.json and the PNG charts\n"
+    "  (bench/plot.py).";
 
 /* The three stores. HBM is modelled in every one (see hbm_note). */
 enum { CFG_DRAM, CFG_NVME, CFG_FILES, NCFG };
