@@ -11,11 +11,12 @@ static const char *const setting_names[BSET_COUNT] = {
     [BSET_POLICY] = "policy",               [BSET_PATH] = "NVMe path",
 };
 
-/* The library's identifier of each bench tier. */
-static const kvt_tier tier_ids[BENCH_TIERS] = {
-    [BENCH_HBM] = KVT_TIER_HBM,
-    [BENCH_DRAM] = KVT_TIER_DRAM,
-    [BENCH_NVME] = KVT_TIER_NVME,
+/* The library's tier kind of each bench tier (configured in this order:
+ * fastest first). */
+static const char *const tier_kinds[BENCH_TIERS] = {
+    [BENCH_HBM] = "hbm",
+    [BENCH_DRAM] = "dram",
+    [BENCH_NVME] = "nvme",
 };
 
 bench_store_spec bench_store_spec_default(const char *who)
@@ -32,6 +33,13 @@ bench_store_spec bench_dram_spec(const char *who, uint64_t block_bytes, uint64_t
     s.block_bytes = block_bytes;
     s.tier[BENCH_DRAM].capacity = dram_bytes;
     return s;
+}
+
+/* The config's instance of `kind` (named as the kind), added when missing. */
+static int config_tier(kvt_config *c, const char *kind)
+{
+    int t = kvt_config_tier_find(c, kind);
+    return t >= 0 ? t : kvt_config_add_tier(c, kind, NULL);
 }
 
 /* Setting refusals: sizes and names are the caller's to fix, except memory. */
@@ -57,28 +65,30 @@ static int set(const bench_store_spec *sp, kvt_config *c, kvt_option o, int64_t 
 static int set_tier(const bench_store_spec *sp, kvt_config *c, bench_tier t)
 {
     const bench_tier_spec *ts = &sp->tier[t];
-    const kvt_tier id = tier_ids[t];
+    const int id = config_tier(c, tier_kinds[t]);
     const int nvme = t == BENCH_NVME, hbm = t == BENCH_HBM;
-    int rc = refused(sp, kvt_config_set_tier(c, id, KVT_TOPT_CAPACITY, (int64_t)ts->capacity),
+    if (id < 0)
+        return refused(sp, id, tier_kinds[t]);
+    int rc = refused(sp, kvt_config_tier_set(c, id, "capacity", (int64_t)ts->capacity),
                      hbm ? "HBM capacity"
                          : named(sp, nvme ? BSET_NVME_CAPACITY : BSET_DRAM_CAPACITY));
     if (!rc && ts->ttl_ms)
-        rc = refused(sp, kvt_config_set_tier(c, id, KVT_TOPT_TTL_MS, (int64_t)ts->ttl_ms),
+        rc = refused(sp, kvt_config_tier_set(c, id, "ttl_ms", (int64_t)ts->ttl_ms),
                      hbm ? "HBM TTL" : named(sp, nvme ? BSET_NVME_TTL : BSET_DRAM_TTL));
     if (!rc && ts->queue_depth)
-        rc = refused(sp, kvt_config_set_tier(c, id, KVT_TOPT_QUEUE_DEPTH, ts->queue_depth),
+        rc = refused(sp, kvt_config_tier_set(c, id, "queue_depth", ts->queue_depth),
                      "queue depth");
     if (!rc && ts->recreate)
-        rc = refused(sp, kvt_config_set_tier(c, id, KVT_TOPT_RECREATE, 1), "recreate");
+        rc = refused(sp, kvt_config_tier_set(c, id, "recreate", 1), "recreate");
     if (!rc && ts->no_hugepages)
-        rc = refused(sp, kvt_config_set_tier(c, id, KVT_TOPT_HUGEPAGES, 0), "huge pages");
+        rc = refused(sp, kvt_config_tier_set(c, id, "hugepages", 0), "huge pages");
     if (!rc && ts->has_device)
-        rc = refused(sp, kvt_config_set_tier(c, id, KVT_TOPT_DEVICE, ts->device), "device");
+        rc = refused(sp, kvt_config_tier_set(c, id, "device", ts->device), "device");
     if (!rc && ts->path)
-        rc = refused(sp, kvt_config_set_tier_str(c, id, KVT_TSTR_PATH, ts->path),
+        rc = refused(sp, kvt_config_tier_set_str(c, id, "path", ts->path),
                      named(sp, BSET_PATH));
     if (!rc && ts->policy)
-        rc = refused(sp, kvt_config_set_tier_str(c, id, KVT_TSTR_POLICY, ts->policy),
+        rc = refused(sp, kvt_config_tier_set_str(c, id, "policy", ts->policy),
                      named(sp, BSET_POLICY));
     return rc;
 }
@@ -128,13 +138,13 @@ int bench_store_open(const bench_store_spec *sp, kvt_store **out)
 
 int bench_slot_bytes(uint64_t block_bytes, uint64_t *out)
 {
-    return kvt_nvme_slot_bytes(block_bytes, out);
+    return kvt_slot_bytes("nvme", block_bytes, out);
 }
 
 uint8_t bench_tier_id(kvt_store *s, bench_tier t)
 {
-    (void)s; /* the library's tier identifiers are fixed; the store will matter */
-    return (uint8_t)tier_ids[t];
+    int id = kvt_store_tier_find(s, tier_kinds[t]);
+    return id < 0 ? (uint8_t)KVT_TIER_NONE : (uint8_t)id;
 }
 
 int bench_policy_known(const char *name)
@@ -142,7 +152,7 @@ int bench_policy_known(const char *name)
     kvt_config *c = NULL;
     if (kvt_config_new(&c) < 0)
         return 0;
-    int ok = kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, name) == 0;
+    int ok = kvt_config_tier_set_str(c, config_tier(c, "dram"), "policy", name) == 0;
     kvt_config_free(c);
     return ok;
 }

@@ -44,7 +44,7 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define KVT_VERSION_MAJOR 0
-#define KVT_VERSION_MINOR 1
+#define KVT_VERSION_MINOR 2
 #define KVT_VERSION_PATCH 0
 #define KVT_VERSION_NUMBER \
     (KVT_VERSION_MAJOR * 10000 + KVT_VERSION_MINOR * 100 + KVT_VERSION_PATCH)
@@ -199,14 +199,21 @@ KVT_API int kvt_key_fold_many(const kvt_key *ns, const void *bytes, size_t item_
 typedef struct kvt_config kvt_config;
 typedef struct kvt_store kvt_store;
 
-/* Tiers, fastest first. */
-typedef enum kvt_tier {
-    KVT_TIER_HBM = 0,
-    KVT_TIER_DRAM = 1,
-    KVT_TIER_NVME = 2,
-    KVT_TIER_COUNT = 3,
-    KVT_TIER_NONE = 255 /* in lookup results: not held */
-} kvt_tier;
+/* Tiers. A store is an ordered list of tier instances, fastest first, each
+ * of a kind ("hbm", "dram", "nvme": docs/tiers.md) with options of its own.
+ * Lookups report the instance index (0 = the fastest), or KVT_TIER_NONE.
+ * Besides slot tiers, whose blocks this store places, a kind may be
+ * key-addressed (a shared store that other processes fill, with its own
+ * placement and TTL): lookups, contains and gets ask it for keys the slot
+ * tiers miss, puts are written through to it, removes reach it; leases and
+ * pins do not apply to blocks found only there. */
+enum {
+    KVT_MAX_TIERS = 8,      /* tier instances in one store, at most */
+    KVT_MAX_SLOT_TIERS = 3, /* of them slot tiers (hbm, dram, nvme), at most: they are
+                               added before any key-addressed one */
+    KVT_TIER_NAME_MAX = 32, /* bytes of an instance name, NUL included */
+    KVT_TIER_NONE = 255     /* in lookup results: not held */
+};
 
 /* Store-wide options, set with kvt_config_set(). */
 typedef enum kvt_option {
@@ -229,30 +236,28 @@ typedef enum kvt_option {
                                  drops them). Default 60000. 0..86400000. */
 } kvt_option;
 
-/* Per-tier options, set with kvt_config_set_tier(). */
-typedef enum kvt_tier_option {
-    KVT_TOPT_CAPACITY = 1,   /* bytes; 0 disables the tier (default 0 for all) */
-    KVT_TOPT_TTL_MS = 2,     /* idle time after which a block leaves the tier; 0 = never */
-    KVT_TOPT_VICTIMS = 3,    /* kvt_victims: what happens to blocks leaving the tier */
-    KVT_TOPT_ADMIT = 4,      /* kvt_admit: how blocks enter the tier */
-    KVT_TOPT_ADMIT_AFTER = 5, /* KVT_ADMIT_AFTER_N: accesses before admission; default 2 */
-    KVT_TOPT_NUMA_NODE = 6,  /* DRAM: node for the arena; -1 (default) = nearest the GPU or local */
-    KVT_TOPT_QUEUE_DEPTH = 7, /* NVMe: io_uring queue depth; default 64 */
-    KVT_TOPT_SQPOLL = 8,     /* NVMe: 1 = kernel submission polling thread */
-    KVT_TOPT_RECREATE = 9,   /* NVMe: 1 = overwrite a file of another format/geometry */
-    KVT_TOPT_DEVICE = 10,    /* HBM: CUDA device ordinal; DRAM: the GPU whose NUMA node is the
-                                default one (in a process already using CUDA) and whose
-                                context pins the arena; default 0 */
-    KVT_TOPT_HUGEPAGES = 11  /* DRAM: 1 (default) = ask for transparent huge pages */
-} kvt_tier_option;
-
-/* String per-tier options, set with kvt_config_set_tier_str(). */
-typedef enum kvt_tier_str_option {
-    KVT_TSTR_POLICY = 1, /* eviction policy: "prefix" (default), "lru", "s3fifo", "sieve"; docs/policies.md */
-    KVT_TSTR_PATH = 2,   /* NVMe: file or block device */
-    KVT_TSTR_FAULTS = 3  /* test builds: fault-injection spec, e.g. "eio=0.01,torn=0.05",
-                            "cqe_eio=0.01" (at completion); docs/nvme-format.md */
-} kvt_tier_str_option;
+/* Options every tier instance takes, by name (kvt_config_tier_set / _str):
+ *  "capacity"     bytes; 0 (default) leaves the instance out of the store.
+ *                 A whole number of slots: kvt_slot_bytes() gives a slot's size
+ *  "ttl_ms"       idle time after which a block leaves the tier; 0 = never
+ *  "victims"      kvt_victims: what happens to blocks leaving the tier
+ *  "admit"        kvt_admit: how blocks enter the tier
+ *  "admit_after"  KVT_ADMIT_AFTER_N: accesses before admission; default 2, 1..65535
+ *  "policy"       (string) eviction policy: "prefix" (default), "lru", "s3fifo",
+ *                 "sieve"; docs/policies.md
+ *  "faults"       (string) test builds: fault-injection spec, e.g.
+ *                 "eio=0.01,torn=0.05", "cqe_eio=0.01" (at completion);
+ *                 docs/nvme-format.md
+ * Options of one kind (docs/tiers.md lists them all):
+ *  dram: "numa_node" (-1 default: nearest the GPU or local), "hugepages" (1
+ *        default: ask for transparent huge pages), "device" (the GPU whose NUMA
+ *        node is the default one, in a process already using CUDA, and whose
+ *        context pins the arena; default 0)
+ *  nvme: "path" (string, required: file or block device), "queue_depth"
+ *        (io_uring, default 64, 1..4096), "sqpoll" (1: kernel submission
+ *        polling thread), "recreate" (1: overwrite a file of another
+ *        format or geometry)
+ *  hbm:  "device" (CUDA device ordinal, default 0) */
 
 typedef enum kvt_victims {
     KVT_VICTIM_DEMOTE = 0, /* move to the next enabled tier below (default) */
@@ -262,7 +267,7 @@ typedef enum kvt_victims {
 typedef enum kvt_admit {
     KVT_ADMIT_WRITE_BACK = 0,    /* enter on put (topmost tier) or on demotion (default) */
     KVT_ADMIT_WRITE_THROUGH = 1, /* every put is also written here, asynchronously */
-    KVT_ADMIT_AFTER_N = 2        /* enter only after KVT_TOPT_ADMIT_AFTER accesses */
+    KVT_ADMIT_AFTER_N = 2        /* enter only after "admit_after" accesses */
 } kvt_admit;
 
 /* Returns the current time in nanoseconds; must be monotonic. Called from any
@@ -277,10 +282,32 @@ KVT_API void kvt_config_free(kvt_config *cfg);
  * the rest at kvt_open. After a kvt_open() with this config: KVT_EFROZEN.
  * A config is not thread-safe: set it up from one thread. */
 KVT_API int kvt_config_set(kvt_config *cfg, kvt_option opt, int64_t value);
-KVT_API int kvt_config_set_tier(kvt_config *cfg, kvt_tier tier, kvt_tier_option opt,
-                                int64_t value);
-/* The string is copied. KVT_EPOLICY for an unknown policy name. */
-KVT_API int kvt_config_set_tier_str(kvt_config *cfg, kvt_tier tier, kvt_tier_str_option opt,
+/* Adds a tier instance of kind `kind` below those added before (add the
+ * fastest first) and returns its index, which the setters below, lookups
+ * and kvt_store_tier_name() use. name: the instance's name in stats
+ * ("<name>.hits") and kvt_store_tier_find(); 1..31 of [A-Za-z0-9_-]; NULL
+ * gives the kind's name, or the kind's name with 1, 2, ... appended when
+ * that is taken ("nvme1"). The same kind may be added more than once. The
+ * instance starts with every option at its default (capacity 0).
+ * Errors: KVT_ENULL, KVT_EFROZEN, KVT_ENOTSUP (no kind of that name in
+ * this build: "nvme" without io_uring; "hbm" is in every build, its device
+ * missing without CUDA, see kvt_store_tier_available), KVT_EINVAL
+ * (bad or taken name, or a slot tier after a key-addressed one), KVT_ESIZE
+ * (already KVT_MAX_TIERS instances, or KVT_MAX_SLOT_TIERS slot tiers). */
+KVT_API int kvt_config_add_tier(kvt_config *cfg, const char *kind, const char *name);
+/* The index of the config's tier instance named `name`. Errors: KVT_ENULL,
+ * KVT_ENOENT (none of that name). */
+KVT_API int kvt_config_tier_find(const kvt_config *cfg, const char *name);
+/* Sets integer option `opt` (above) of tier instance `tier` (as returned
+ * by kvt_config_add_tier). Errors: KVT_ENULL, KVT_EFROZEN, KVT_EINVAL (no
+ * such instance, an option its kind does not take or takes as a string, a
+ * value that is not one of an enum's), KVT_ESIZE (out of range); the
+ * message names the option. */
+KVT_API int kvt_config_tier_set(kvt_config *cfg, int tier, const char *opt, int64_t value);
+/* Sets string option `opt` of tier instance `tier`; the string is copied.
+ * NULL clears an optional string ("faults"). Errors as kvt_config_tier_set,
+ * and KVT_EPOLICY for an unknown policy name, KVT_EPATH for an empty path. */
+KVT_API int kvt_config_tier_set_str(kvt_config *cfg, int tier, const char *opt,
                                     const char *value);
 /* Replace the store's clock (default CLOCK_MONOTONIC). fn NULL restores it. */
 KVT_API int kvt_config_set_clock(kvt_config *cfg, kvt_clock_fn fn, void *user);
@@ -311,15 +338,26 @@ KVT_API int kvt_open(kvt_config *cfg, kvt_store **out);
  * KVT_ECLOSED (stores are tracked by address; nothing is dereferenced). */
 KVT_API int kvt_close(kvt_store *store);
 
-/* Bytes one block of block_bytes takes in the NVMe tier (header + payload
- * rounded up; docs/nvme-format.md) into *out. The NVMe capacity must be a
- * whole multiple of it. Pure. Errors: KVT_ENULL, KVT_ESIZE (0), KVT_ENOTSUP
- * (built without io_uring). */
-KVT_API int kvt_nvme_slot_bytes(uint64_t block_bytes, uint64_t *out);
+/* Bytes one block of block_bytes takes in a slot of tier kind `kind` into
+ * *out: block_bytes for memory tiers; for "nvme" header + payload rounded
+ * up (docs/nvme-format.md). A tier's capacity must be a whole multiple of
+ * it. Pure. Errors: KVT_ENULL, KVT_ESIZE (0), KVT_ENOTSUP (no such kind in
+ * this build). */
+KVT_API int kvt_slot_bytes(const char *kind, uint64_t block_bytes, uint64_t *out);
 
-/* Whether a tier is open in this store: 1 yes, 0 not configured, or
- * KVT_ENODEV when configured but unavailable here (e.g. HBM without a GPU). */
-KVT_API int kvt_tier_available(kvt_store *store, kvt_tier tier);
+/* The number of tier instances the store's config declared (open or not);
+ * instance indices are 0 .. count - 1, fastest first. Errors: KVT_ECLOSED. */
+KVT_API int kvt_store_tier_count(kvt_store *store);
+/* The name of instance `tier` ("dram", "nvme1"), valid while the store is
+ * open; NULL for a closed store or an index out of range. */
+KVT_API const char *kvt_store_tier_name(kvt_store *store, int tier);
+/* The index of the instance named `name`. Errors: KVT_ENULL, KVT_ENOENT (no
+ * instance of that name), KVT_ECLOSED. */
+KVT_API int kvt_store_tier_find(kvt_store *store, const char *name);
+/* Whether instance `tier` is open in this store: 1 yes, 0 left out
+ * (capacity 0), or KVT_ENODEV when its device is missing here (e.g. HBM
+ * without a GPU). Errors: KVT_EINVAL (index out of range), KVT_ECLOSED. */
+KVT_API int kvt_store_tier_available(kvt_store *store, int tier);
 
 /* The store's current time in nanoseconds (0 for a NULL or closed store). */
 KVT_API uint64_t kvt_clock_now(kvt_store *store);

@@ -11,9 +11,6 @@
 #include "kvt_build_config.h"
 #include "store.h"
 #include "worker.h"
-#if KVT_HAVE_URING
-#include "tier/nvme.h"
-#endif
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -149,33 +146,72 @@ int kvt_close(kvt_store *s)
     return 0;
 }
 
-int kvt_nvme_slot_bytes(uint64_t block_bytes, uint64_t *out)
+int kvt_slot_bytes(const char *kind, uint64_t block_bytes, uint64_t *out)
 {
     kvt__err_clear();
-    if (!out)
-        return kvt__err(KVT_ENULL, "kvt_nvme_slot_bytes: out is NULL");
+    if (!out || !kind)
+        return kvt__err(KVT_ENULL, "kvt_slot_bytes: %s is NULL", out ? "kind" : "out");
     if (block_bytes == 0 || block_bytes > (1ull << 30))
-        return kvt__err(KVT_ESIZE, "kvt_nvme_slot_bytes: %llu block bytes",
+        return kvt__err(KVT_ESIZE, "kvt_slot_bytes: %llu block bytes",
                         (unsigned long long)block_bytes);
-#if KVT_HAVE_URING
-    *out = kvt__nvme_slot_bytes(block_bytes);
-    return 0;
-#else
-    return kvt__err(KVT_ENOTSUP, "kvt_nvme_slot_bytes: built without the NVMe tier");
-#endif
+    const kvt_tier_ops *ops = kvt__tier_find(kind);
+    if (!ops)
+        return kvt__err(KVT_ENOTSUP, "kvt_slot_bytes: no tier kind \"%s\" in this build", kind);
+    if (!ops->slot_bytes) {
+        *out = block_bytes;
+        return 0;
+    }
+    return ops->slot_bytes(block_bytes, out);
 }
 
-int kvt_tier_available(kvt_store *s, kvt_tier tier)
+int kvt_store_tier_count(kvt_store *s)
 {
-    int rc = enter(s, "kvt_tier_available");
+    int rc = enter(s, "kvt_store_tier_count");
     if (rc)
         return rc;
-    if ((unsigned)tier >= KVT_TIER_COUNT)
-        rc = kvt__err(KVT_EINVAL, "kvt_tier_available: unknown tier %d", (int)tier);
-    else if (s->tier_unavailable[tier])
-        rc = kvt__err(KVT_ENODEV, "tier %d is configured but unavailable here", (int)tier);
+    return leave_call(s, s->cfg.ntiers);
+}
+
+const char *kvt_store_tier_name(kvt_store *s, int tier)
+{
+    if (enter(s, "kvt_store_tier_name"))
+        return NULL;
+    const char *name = NULL;
+    if (tier >= 0 && tier < s->cfg.ntiers)
+        name = s->cfg.tier[tier].name;
     else
-        rc = s->tier[tier].on;
+        kvt__err(KVT_EINVAL, "kvt_store_tier_name: no tier %d", tier);
+    leave_call(s, 0);
+    return name;
+}
+
+int kvt_store_tier_find(kvt_store *s, const char *name)
+{
+    int rc = enter(s, "kvt_store_tier_find");
+    if (rc)
+        return rc;
+    if (!name)
+        return leave_call(s, kvt__err(KVT_ENULL, "kvt_store_tier_find: name is NULL"));
+    for (int t = 0; t < s->cfg.ntiers; t++)
+        if (strcmp(s->cfg.tier[t].name, name) == 0)
+            return leave_call(s, t);
+    return leave_call(s, kvt__err(KVT_ENOENT, "kvt_store_tier_find: no tier \"%s\"", name));
+}
+
+int kvt_store_tier_available(kvt_store *s, int tier)
+{
+    int rc = enter(s, "kvt_store_tier_available");
+    if (rc)
+        return rc;
+    if (tier < 0 || tier >= s->cfg.ntiers)
+        rc = kvt__err(KVT_EINVAL, "kvt_store_tier_available: no tier %d", tier);
+    else if (s->tier_unavailable[tier])
+        rc = kvt__err(KVT_ENODEV, "%s tier is configured but unavailable here",
+                      s->cfg.tier[tier].name);
+    else
+        rc = tier < KVT_MAX_SLOT_TIERS && s->tier[tier].on;
+    for (int k = 0; rc == 0 && k < s->nkeyed; k++)
+        rc = s->keyed[k].index == tier; /* a key-addressed tier, open */
     return leave_call(s, rc);
 }
 

@@ -17,7 +17,7 @@
  * caller's (unregistered) memory, and only the calls are timed. Run at the
  * end of the workload, with the store open and idle.
  */
-#define NVME_QD 64    /* the tier's default queue depth (KVT_TOPT_QUEUE_DEPTH) */
+#define NVME_QD 64    /* the tier's default queue depth ("queue_depth") */
 #define NVME_BATCH 64 /* blocks per library call and per raw batch */
 #define UNIT 4096
 

@@ -35,6 +35,12 @@ void raw_sum_free(raw_sum *h);
  * Otherwise 0 or raw_uring_run()'s error. */
 int raw_sum_run(raw_sum *h, raw_uring *r, int write, const raw_io *ios, size_t n);
 
+/* XXH3-64 of every block of ios[0..n) on the calling thread, as the tier
+ * and raw_sum_run() compute it, with no I/O and no other thread: what the
+ * checksum alone costs (time it with bench_thread_cpu_ns()). Returns the
+ * sums folded into one value, so that the work cannot be left out. */
+uint64_t raw_sum_hash_only(const raw_io *ios, size_t n);
+
 /* The number of helper threads the NVMe tier starts on this machine: one
  * per online CPU but one (the ring's), at most 4. */
 unsigned raw_sum_tier_helpers(void);

@@ -411,7 +411,7 @@ int bench_micro(int argc, char **argv)
         {"json", BARG_BOOL, &json, "print one JSON object instead of a table"},
         {"open-only", BARG_BOOL, &open_only_flag,
          "only open and close a store of --total-bytes, --runs times per copy-thread count"},
-        {"no-hugepages", BARG_BOOL, &no_hugepages, "KVT_TOPT_HUGEPAGES 0 for the stores"},
+        {"no-hugepages", BARG_BOOL, &no_hugepages, "tier option hugepages = 0 for the stores"},
         {0},
     };
     int rc = bench_parse_args("micro", summary, spec, argc, argv);

@@ -46,7 +46,7 @@ int bench_micro_nvme(int argc, char **argv)
         {"tier", BARG_STR, &tier, "nvme (this command; `micro --tier dram` is the DRAM one)"},
         {"block-bytes", BARG_SIZE_LIST, &blocks,
          "block sizes, multiples of 4K (default 256K,2M,8M)"},
-        {"qd", BARG_SIZE_LIST, &qds, "KVT_TOPT_QUEUE_DEPTH values, 1..4096 (default 4,16,64)"},
+        {"qd", BARG_SIZE_LIST, &qds, "queue_depth values, 1..4096 (default 4,16,64)"},
         {"total-bytes", BARG_SIZE, &total,
          "bytes per pass, rounded down to whole blocks; also the store's size (default 512M)"},
         {"runs", BARG_INT, &runs, "runs per configuration (default 5)"},

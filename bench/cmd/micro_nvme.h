@@ -41,6 +41,11 @@ typedef struct nv_row {
     /* The raw loop with checksums (raw_sum.h): GB/s, kvtier's ratio to it, CPU s/GB. */
     double put_sum, put_ratio_sum, put_sum_p10, put_sum_p90, put_sum_cpu;
     double get_sum, get_ratio_sum, get_sum_p10, get_sum_p90, get_sum_cpu;
+    /* The checksum alone (raw_sum_hash_only: XXH3-64 of the run's blocks in
+     * memory, one thread, no I/O), CPU s/GB; and kvtier's CPU per GB over
+     * the raw loop's plus that: 1 = the tier costs no more CPU than moving
+     * the bytes and checksumming them. */
+    double hash_cpu, put_cpu_vs_raw_hash, get_cpu_vs_raw_hash;
     /* The driving thread's run delay, ms per pass: kvtier, raw, sum. */
     double put_delay, put_raw_delay, put_sum_delay, get_delay, get_raw_delay, get_sum_delay;
     uint64_t staged, fixed_host, resubmits, raw_fixed_ios, raw_resubmits;

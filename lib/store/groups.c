@@ -87,7 +87,7 @@ static void sweep(kvt_store *s, kvt__groups *g)
             i++;
     }
     size_t blocks = 0;
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         blocks += s->tier[t].on ? s->tier[t].nslots : 0;
     size_t floor = 2 * blocks > GROUPS_MIN_CAP ? 2 * blocks : GROUPS_MIN_CAP;
     g->sweep_at = 2 * g->n > floor ? 2 * g->n : floor;

@@ -113,7 +113,7 @@ int kvt__store_expire(kvt_store *s)
 {
     uint64_t now = kvt__store_now(s);
     int n = 0;
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         if (s->tier[t].on)
             n += expire_tier(s, t, now);
     return n;

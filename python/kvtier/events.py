@@ -12,7 +12,6 @@ from collections import namedtuple
 
 from ._lib import lib
 from .errors import check
-from .store import Tier
 
 EVICTED, EXPIRED, REMOVED = 1, 2, 3  # kvt_event_kind
 KINDS = {EVICTED: "evicted", EXPIRED: "expired", REMOVED: "removed"}
@@ -46,8 +45,9 @@ def take(store, max_events=4096):
     out = (_Event * max(int(max_events), 1))()
     overflow = ctypes.c_uint64()
     n = check(lib.kvt_events_take(store._h(), out, int(max_events), ctypes.byref(overflow)))
-    return Taken([Event(KINDS.get(e.kind, str(e.kind)), bytes(e.key), Tier(e.tier),
-                        Tier(e.to), e.time_ns) for e in out[:n]], overflow.value)
+    # Tier indices as the store's instance names (Tier members for the usual ones).
+    return Taken([Event(KINDS.get(e.kind, str(e.kind)), bytes(e.key), store._tier_of(e.tier),
+                        store._tier_of(e.to), e.time_ns) for e in out[:n]], overflow.value)
 
 
 def fd(store):

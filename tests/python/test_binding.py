@@ -242,6 +242,31 @@ def test_blocks_are_immutable_and_remove_forgets():
         assert s.lookup(keys)[0] == 0
 
 
+def test_tier_instances_by_list():
+    """tiers=[...]: instances in order, options by their C names, a kind twice."""
+    tiers = [{"kind": "dram", "capacity": 4 * BLOCK, "hugepages": 0, "victims": "demote"},
+             {"kind": "dram", "name": "slow", "capacity": 16 * BLOCK, "hugepages": 0}]
+    with kvtier.Store(block_bytes=BLOCK, tiers=tiers) as s:
+        assert s.tier_names() == ["dram", "slow"]
+        assert s.tier_available("slow") and s.tier_available(1) and not s.tier_available("nvme")
+        keys = some_keys(8, salt=b"two-drams")
+        for i in range(8):
+            assert s.put(keys[i:i + 1], [bytes([i]) * BLOCK]) == 1
+        hits, where = s.lookup(keys)
+        assert hits == 8
+        assert where.count(kvtier.Tier.DRAM) == 4 and where.count("slow") == 4
+        out = bytearray(BLOCK)
+        s.get(keys[:1], [out])
+        assert out == bytes([0]) * BLOCK
+        assert s.stat("slow.used_blocks") >= 3
+    with pytest.raises(kvtier.EINVAL):
+        kvtier.Store(block_bytes=BLOCK, tiers=[{"kind": "dram", "capacity": BLOCK,
+                                                 "queue_depth": 4}])
+    with pytest.raises(kvtier.ENOTSUP):
+        kvtier.Store(block_bytes=BLOCK, tiers=[{"kind": "floppy", "capacity": BLOCK}])
+    assert kvtier.slot_bytes("dram", BLOCK) == BLOCK
+
+
 def test_contains_touch_and_clear():
     with dram_store(blocks=4, manual_clock=True, policy="lru") as s:
         keys = some_keys(6, salt=b"ctc")

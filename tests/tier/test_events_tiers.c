@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 8192
 #define MS 1000000ull
@@ -18,19 +19,19 @@ static kvt_store *open_two(uint64_t dram_blocks, uint64_t nvme_blocks)
     snprintf(path, sizeof path, "%s/events-%d.kvt", dir ? dir : ".", (int)getpid());
     unlink(path);
     uint64_t slot;
-    cr_assert_eq(kvt_nvme_slot_bytes(BLOCK, &slot), 0);
+    cr_assert_eq(kvt_slot_bytes("nvme", BLOCK, &slot), 0);
     kvt_config *c;
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1);
     kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 0);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(dram_blocks * BLOCK));
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
-    kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, "lru");
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(nvme_blocks * slot));
-    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_POLICY, "lru");
-    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(dram_blocks * BLOCK));
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
+    kvt_config_tier_set_str(c, kvt_test_tier(c, "dram"), "policy", "lru");
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(nvme_blocks * slot));
+    kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "policy", "lru");
+    kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     int rc = kvt_open(c, &s);
     kvt_config_free(c);
     if (rc == KVT_ENOTSUP || rc == KVT_ENODIRECT)
@@ -79,8 +80,8 @@ Test(events_tiers, demotions_then_a_drop_from_the_last_tier)
     kvt_event ev[16];
     cr_assert_eq(kvt_events_take(s, ev, 16, NULL), 6);
     for (uint32_t i = 0; i < 5; i++)
-        expect(&ev[i], i, KVT_TIER_DRAM, KVT_TIER_NVME, (i + 3) * MS);
-    expect(&ev[5], 0, KVT_TIER_NVME, KVT_TIER_NONE, 7 * MS);
+        expect(&ev[i], i, TIER_DRAM, TIER_NVME, (i + 3) * MS);
+    expect(&ev[5], 0, TIER_NVME, KVT_TIER_NONE, 7 * MS);
     kvt_key k0 = key_of(0), k1 = key_of(1);
     cr_assert_eq(kvt_contains(s, &k0, 1, NULL), 0);
     cr_assert_eq(kvt_contains(s, &k1, 1, NULL), 1);

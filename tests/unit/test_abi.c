@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 4096
 
@@ -19,7 +20,7 @@ static kvt_store *open_dram(uint64_t blocks, kvt_clock_fn clock, void *user)
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(blocks * BLOCK)),
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(blocks * BLOCK)),
                  0);
     if (clock)
         cr_assert_eq(kvt_config_set_clock(c, clock, user), 0);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 1024
 #define MS 1000000ull
@@ -16,10 +17,10 @@ static kvt_store *open_lru(uint64_t blocks, uint64_t ttl_ms)
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(blocks * BLOCK));
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, (int64_t)ttl_ms);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
-    cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, "lru"), 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(blocks * BLOCK));
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", (int64_t)ttl_ms);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
+    cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "dram"), "policy", "lru"), 0);
     cr_assert_eq(kvt_open(c, &s), 0, "%s", kvt_last_error());
     kvt_config_free(c);
     return s;
@@ -119,9 +120,9 @@ Test(events, evictions_in_lru_order)
     uint64_t overflow = 99;
     cr_assert_eq(kvt_events_take(s, ev, 8, &overflow), 3);
     cr_assert_eq(overflow, 0);
-    expect(&ev[0], KVT_EVENT_EVICTED, 1, KVT_TIER_DRAM, KVT_TIER_NONE, 6 * MS);
-    expect(&ev[1], KVT_EVENT_EVICTED, 2, KVT_TIER_DRAM, KVT_TIER_NONE, 7 * MS);
-    expect(&ev[2], KVT_EVENT_EVICTED, 0, KVT_TIER_DRAM, KVT_TIER_NONE, 9 * MS);
+    expect(&ev[0], KVT_EVENT_EVICTED, 1, TIER_DRAM, KVT_TIER_NONE, 6 * MS);
+    expect(&ev[1], KVT_EVENT_EVICTED, 2, TIER_DRAM, KVT_TIER_NONE, 7 * MS);
+    expect(&ev[2], KVT_EVENT_EVICTED, 0, TIER_DRAM, KVT_TIER_NONE, 9 * MS);
     cr_assert_eq(kvt_events_take(s, ev, 8, NULL), 0);
     cr_assert_eq(kvt_close(s), 0);
 }
@@ -143,9 +144,9 @@ Test(events, expirations_and_removals)
     cr_assert_eq(kvt_expire(s), 1);
     kvt_event ev[8];
     cr_assert_eq(kvt_events_take(s, ev, 8, NULL), 3);
-    expect(&ev[0], KVT_EVENT_EXPIRED, 10, KVT_TIER_DRAM, KVT_TIER_NONE, 115 * MS);
+    expect(&ev[0], KVT_EVENT_EXPIRED, 10, TIER_DRAM, KVT_TIER_NONE, 115 * MS);
     expect(&ev[1], KVT_EVENT_REMOVED, 12, KVT_TIER_NONE, KVT_TIER_NONE, 116 * MS);
-    expect(&ev[2], KVT_EVENT_EXPIRED, 11, KVT_TIER_DRAM, KVT_TIER_NONE, 200 * MS);
+    expect(&ev[2], KVT_EVENT_EXPIRED, 11, TIER_DRAM, KVT_TIER_NONE, 200 * MS);
     /* A removed key removed again, an expired one removed: nothing held, no event. */
     kvt_key k10 = key_of(10);
     cr_assert_eq(kvt_remove(s, &k10, 1), 0);
@@ -187,14 +188,14 @@ Test(events, overflow_keeps_the_oldest_and_counts_the_rest)
     uint64_t overflow = 0;
     cr_assert_eq(kvt_events_take(s, ev, 1, &overflow), 1);
     cr_assert_eq(overflow, 3);
-    expect(&ev[0], KVT_EVENT_EVICTED, 0, KVT_TIER_DRAM, KVT_TIER_NONE, 3 * MS);
+    expect(&ev[0], KVT_EVENT_EVICTED, 0, TIER_DRAM, KVT_TIER_NONE, 3 * MS);
     cr_assert_eq(kvt_events_take(s, ev, 8, &overflow), 1);
     cr_assert_eq(overflow, 0, "reset by the take that read it");
-    expect(&ev[0], KVT_EVENT_EVICTED, 1, KVT_TIER_DRAM, KVT_TIER_NONE, 4 * MS);
+    expect(&ev[0], KVT_EVENT_EVICTED, 1, TIER_DRAM, KVT_TIER_NONE, 4 * MS);
     put_at(s, 7, 9 * MS); /* room again: evicts 5 */
     cr_assert_eq(kvt_events_take(s, ev, 8, &overflow), 1);
     cr_assert_eq(overflow, 0);
-    expect(&ev[0], KVT_EVENT_EVICTED, 5, KVT_TIER_DRAM, KVT_TIER_NONE, 9 * MS);
+    expect(&ev[0], KVT_EVENT_EVICTED, 5, TIER_DRAM, KVT_TIER_NONE, 9 * MS);
     cr_assert_eq(kvt_close(s), 0);
 }
 
@@ -218,6 +219,6 @@ Test(events, eventfd_signals_an_empty_queue_filling)
     put_at(s, 4, 5 * MS); /* the queue was empty: signalled */
     cr_assert_eq(fd_readable(fd), 1);
     cr_assert_eq(kvt_events_take(s, ev, 4, NULL), 1);
-    expect(&ev[0], KVT_EVENT_EVICTED, 2, KVT_TIER_DRAM, KVT_TIER_NONE, 5 * MS);
+    expect(&ev[0], KVT_EVENT_EVICTED, 2, TIER_DRAM, KVT_TIER_NONE, 5 * MS);
     cr_assert_eq(kvt_close(s), 0);
 }

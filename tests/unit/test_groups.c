@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 1024
 
@@ -13,9 +14,9 @@ static kvt_store *open_dram(uint64_t blocks)
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(blocks * BLOCK));
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
-    cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, "lru"), 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(blocks * BLOCK));
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
+    cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "dram"), "policy", "lru"), 0);
     cr_assert_eq(kvt_open(c, &s), 0, "%s", kvt_last_error());
     kvt_config_free(c);
     return s;

@@ -22,6 +22,7 @@ namespace of the model and this rank (kvtier.integrations.keyfold).
 import threading
 
 from . import keyfold
+from ..store import Tier
 from ._store import io_pointers, open_store
 
 try:  # the factory checks issubclass(cls, HiCacheStorage)
@@ -177,7 +178,7 @@ class KvtierHiCacheStorage(_Base):
             return []
         store = self._pool_store(name)
         _, tiers = store.contains(self._keys(keys, name))
-        return [t != 255 for t in tiers]
+        return [t != Tier.NONE for t in tiers]
 
     def batch_exists_v2(self, keys, pool_transfers=None, extra_info=None):
         """PoolTransferResult: the longest KV prefix held, shortened to what

@@ -37,6 +37,7 @@ from .. import events as kvt_events
 from . import keyfold
 from ..errors import KvtierError
 from ..keys import Keys
+from ..store import Tier
 from ._store import MEM_CUDA, MEM_HOST, PendingIO, open_store
 
 try:
@@ -158,7 +159,7 @@ class KvtierOffloadingManager(_Manager):
                                       store_spec=KvtierLoadStoreSpec(keys),
                                       block_hashes_evicted=[])
         _, tiers = store.contains(keys)
-        todo = [i for i, t in enumerate(tiers) if t == 255]
+        todo = [i for i, t in enumerate(tiers) if t == Tier.NONE]
         return PrepareStoreOutput(
             block_hashes_to_store=[block_hashes[i] for i in todo],
             store_spec=KvtierLoadStoreSpec(Keys(b"".join(keys[i] for i in todo))),
@@ -177,9 +178,9 @@ class KvtierOffloadingManager(_Manager):
             return
         if self.enable_events:
             _, tiers = store.contains(keys)
-            stored = [h for h, t in zip(block_hashes, tiers) if t != 255]
+            stored = [h for h, t in zip(block_hashes, tiers) if t != Tier.NONE]
             for k, h, t in zip(keys, block_hashes, tiers):
-                if t != 255:
+                if t != Tier.NONE:
                     self._hash_of[k] = h
             if stored:
                 self._events.append(OffloadingEvent(block_hashes=stored,
@@ -196,7 +197,7 @@ class KvtierOffloadingManager(_Manager):
         while True:
             taken = kvt_events.take(store, EVENT_TAKE)
             for ev in taken.events:
-                if ev.kind == "removed" or ev.to == 255:
+                if ev.kind == "removed" or ev.to == Tier.NONE:
                     h = self._hash_of.pop(ev.key, None)
                     if h is not None:
                         gone.append(h)
