@@ -7,6 +7,7 @@
 #include "cuda.h"
 #include "error.h"
 #include "kvt_build_config.h"
+#include "shared/shared.h"
 #include "store.h"
 #include "worker.h"
 #if KVT_HAVE_URING
@@ -134,6 +135,7 @@ int kvt_open(kvt_config *cfg, kvt_store **out)
 
 int kvt_close(kvt_store *s)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_close(s));
     kvt__err_clear();
     if (!s)
         return 0;
@@ -165,6 +167,7 @@ int kvt_nvme_slot_bytes(uint64_t block_bytes, uint64_t *out)
 
 int kvt_tier_available(kvt_store *s, kvt_tier tier)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_notsup(s, "kvt_tier_available"));
     int rc = enter(s, "kvt_tier_available");
     if (rc)
         return rc;
@@ -186,6 +189,7 @@ uint64_t kvt_clock_now(kvt_store *s)
 
 int kvt_clock_set(kvt_store *s, uint64_t now_ns)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_notsup(s, "kvt_clock_set"));
     int rc = enter(s, "kvt_clock_set");
     if (rc)
         return rc;
@@ -201,6 +205,7 @@ int kvt_clock_set(kvt_store *s, uint64_t now_ns)
 
 int kvt_expire(kvt_store *s)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_notsup(s, "kvt_expire"));
     int rc = enter(s, "kvt_expire");
     if (rc)
         return rc;
@@ -218,6 +223,7 @@ static int check_keys(const kvt_key *keys, size_t n, const char *fn)
 
 int kvt_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers, uint32_t lease_ms)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_lookup(s, keys, n, tiers, lease_ms));
     int rc = enter(s, "kvt_lookup");
     if (rc)
         return rc;
@@ -230,6 +236,7 @@ int kvt_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers, uint
 
 int kvt_contains(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_contains(s, keys, n, tiers));
     int rc = enter(s, "kvt_contains");
     if (rc)
         return rc;
@@ -240,6 +247,7 @@ int kvt_contains(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers)
 
 int kvt_touch(kvt_store *s, const kvt_key *keys, size_t n)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_touch(s, keys, n));
     int rc = enter(s, "kvt_touch");
     if (rc)
         return rc;
@@ -250,6 +258,7 @@ int kvt_touch(kvt_store *s, const kvt_key *keys, size_t n)
 
 int kvt_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_pin(s, keys, n, lease_ms));
     int rc = enter(s, "kvt_pin");
     if (rc)
         return rc;
@@ -262,6 +271,7 @@ int kvt_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms)
 
 int kvt_release(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_release(s, keys, n, status));
     int rc = enter(s, "kvt_release");
     if (rc)
         return rc;
@@ -386,17 +396,20 @@ static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *
 int kvt_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
             const kvt_io_opts *o, kvt_ticket *ticket)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_put(s, keys, n, ptrs, o, ticket));
     return io(s, KVT_JOB_PUT, keys, n, ptrs, o, ticket, "kvt_put");
 }
 
 int kvt_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
             const kvt_io_opts *o, kvt_ticket *ticket)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_get(s, keys, n, ptrs, o, ticket));
     return io(s, KVT_JOB_GET, keys, n, ptrs, o, ticket, "kvt_get");
 }
 
 int kvt_remove(kvt_store *s, const kvt_key *keys, size_t n)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_remove(s, keys, n));
     int rc = enter(s, "kvt_remove");
     if (rc)
         return rc;
@@ -407,6 +420,7 @@ int kvt_remove(kvt_store *s, const kvt_key *keys, size_t n)
 
 int kvt_clear(kvt_store *s)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_clear(s));
     int rc = enter(s, "kvt_clear");
     if (rc)
         return rc;
@@ -415,6 +429,7 @@ int kvt_clear(kvt_store *s)
 
 int kvt_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_flush(s, keys, n, status));
     int rc = enter(s, "kvt_flush");
     if (rc)
         return rc;
@@ -427,6 +442,7 @@ int kvt_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
 
 int kvt_wait(kvt_store *s, kvt_ticket ticket, int timeout_ms)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_wait(s, ticket, timeout_ms));
     int rc = enter(s, "kvt_wait");
     if (rc)
         return rc;
@@ -435,6 +451,7 @@ int kvt_wait(kvt_store *s, kvt_ticket ticket, int timeout_ms)
 
 int kvt_poll(kvt_store *s, kvt_ticket ticket)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_poll(s, ticket));
     int rc = enter(s, "kvt_poll");
     if (rc)
         return rc;
@@ -444,6 +461,7 @@ int kvt_poll(kvt_store *s, kvt_ticket ticket)
 
 int kvt_eventfd(kvt_store *s)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_eventfd(s));
     int rc = enter(s, "kvt_eventfd");
     if (rc)
         return rc;
@@ -452,6 +470,7 @@ int kvt_eventfd(kvt_store *s)
 
 int kvt_stats(kvt_store *s, kvt_stat_fn fn, void *user)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_stats(s, fn, user));
     int rc = enter(s, "kvt_stats");
     if (rc)
         return rc;
@@ -477,6 +496,7 @@ static void match_stat(const char *name, uint64_t value, void *user)
 
 int kvt_stat(kvt_store *s, const char *name, uint64_t *value)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_stat(s, name, value));
     int rc = enter(s, "kvt_stat");
     if (rc)
         return rc;
