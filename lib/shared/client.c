@@ -256,11 +256,18 @@ static int handshake(kvt__client *c, const char *path, const kvt_connect_opts *o
     kvt__msg_hdr h = {.magic = KVT_PROTO_MAGIC, .op = KVT_OP_HELLO, .arg0 = KVT_PROTO_VERSION};
     memcpy(c->out, &h, sizeof h);
     memcpy(c->out + sizeof h, &hello, sizeof hello);
-    if (send(c->fd, c->out, sizeof h + sizeof hello, MSG_NOSIGNAL) != (ssize_t)(sizeof h + sizeof hello))
-        return kvt__err_errno(KVT_EFORMAT, errno, "kvt_connect: sending to %s", path);
+    /* A server that refuses at once (credentials, too many clients) may have
+     * closed already: its refusal is still there to read. */
+    int sent = send(c->fd, c->out, sizeof h + sizeof hello, MSG_NOSIGNAL) ==
+               (ssize_t)(sizeof h + sizeof hello);
+    int send_errno = errno;
     kvt__welcome w;
     int memfd;
     int rc = recv_welcome(c, &w, &memfd, path);
+    if (!sent && rc == 0) {
+        close(memfd);
+        return kvt__err_errno(KVT_EFORMAT, send_errno, "kvt_connect: sending to %s", path);
+    }
     if (rc) {
         if (memfd >= 0)
             close(memfd);

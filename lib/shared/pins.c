@@ -50,13 +50,15 @@ static int grow(kvt__pins *p)
     return 0;
 }
 
-int kvt__pins_add(kvt__pins *p, const kvt_key *key)
+int kvt__pins_add(kvt__pins *p, const kvt_key *key, uint64_t until)
 {
     kvt__pin_slot *s = find(p, key, 0);
     if (s && s->count) {
         if (s->count == UINT32_MAX)
             return KVT_ENOMEM;
         s->count++;
+        if (until > s->until)
+            s->until = until;
         return 0;
     }
     if ((p->used + 1) * 2 > p->cap && grow(p))
@@ -67,23 +69,28 @@ int kvt__pins_add(kvt__pins *p, const kvt_key *key)
     s->key = *key;
     s->count = 1;
     s->used = 1;
+    s->until = until;
     return 0;
 }
 
-int kvt__pins_take(kvt__pins *p, const kvt_key *key)
+int kvt__pins_take(kvt__pins *p, const kvt_key *key, uint64_t now)
 {
     kvt__pin_slot *s = find(p, key, 0);
     if (!s || !s->count)
         return 0;
+    if (now > s->until) {
+        s->count = 0;
+        return 0;
+    }
     s->count--;
     return 1;
 }
 
-void kvt__pins_drain(kvt__pins *p, void (*fn)(const kvt_key *key, uint32_t count, void *user),
-                     void *user)
+void kvt__pins_drain(kvt__pins *p, uint64_t now,
+                     void (*fn)(const kvt_key *key, uint32_t count, void *user), void *user)
 {
     for (uint32_t i = 0; i < p->cap; i++)
-        if (p->slot[i].count)
+        if (p->slot[i].count && now <= p->slot[i].until)
             fn(&p->slot[i].key, p->slot[i].count, user);
     kvt__pins_free(p);
 }

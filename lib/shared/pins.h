@@ -11,6 +11,7 @@ typedef struct kvt__pin_slot {
     kvt_key key;
     uint32_t count; /* 0: free (or never used) */
     uint32_t used;  /* the key was ever here: probing continues past it */
+    uint64_t until; /* the latest lease end of these pins, store time (ns) */
 } kvt__pin_slot;
 
 typedef struct kvt__pins {
@@ -19,13 +20,18 @@ typedef struct kvt__pins {
     uint32_t used;
 } kvt__pins;
 
-/* Counts one more pin of key. 0, or KVT_ENOMEM (nothing counted). */
-int kvt__pins_add(kvt__pins *p, const kvt_key *key);
-/* Takes one pin of key: 1 if there was one, 0 if not. */
-int kvt__pins_take(kvt__pins *p, const kvt_key *key);
-/* Calls fn for every key with its count, then forgets them all. */
-void kvt__pins_drain(kvt__pins *p, void (*fn)(const kvt_key *key, uint32_t count, void *user),
-                     void *user);
+/* Counts one more pin of key, held until `until` (ns). 0, or KVT_ENOMEM
+ * (nothing counted). */
+int kvt__pins_add(kvt__pins *p, const kvt_key *key, uint64_t until);
+/* Takes one pin of key: 1 if there was one whose lease has not ended by
+ * `now`, 0 if not. Pins whose leases all ended are forgotten, not released:
+ * the store ended them, and a release could take a pin another client took
+ * since (a block's pins share one deadline, the latest). */
+int kvt__pins_take(kvt__pins *p, const kvt_key *key, uint64_t now);
+/* Calls fn for every key with live pins at `now` and its count, then
+ * forgets them all. */
+void kvt__pins_drain(kvt__pins *p, uint64_t now,
+                     void (*fn)(const kvt_key *key, uint32_t count, void *user), void *user);
 void kvt__pins_free(kvt__pins *p);
 
 #endif

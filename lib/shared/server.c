@@ -188,10 +188,11 @@ static int handshake(conn *c, const kvt__request *rq)
 
 /* -------------------------------------------------------------- requests */
 
-static void pins_add_or_release(conn *c, const kvt_key *keys, uint32_t n)
+static void pins_add_or_release(conn *c, const kvt_key *keys, uint32_t n, uint32_t lease_ms)
 {
+    uint64_t until = kvt_clock_now(c->srv->store) + (uint64_t)lease_ms * 1000000u;
     for (uint32_t i = 0; i < n; i++)
-        if (kvt__pins_add(&c->pins, &keys[i]))
+        if (kvt__pins_add(&c->pins, &keys[i], until))
             kvt_release(c->srv->store, &keys[i], 1, NULL); /* can't track it: don't keep it */
 }
 
@@ -208,9 +209,10 @@ static int do_release(conn *c, const kvt__request *rq, int32_t *status)
         goto out;
     }
     uint32_t m = 0;
+    uint64_t now = kvt_clock_now(c->srv->store);
     for (uint32_t i = 0; i < rq->n; i++) {
         status[i] = KVT_ENOTPINNED;
-        if (kvt__pins_take(&c->pins, &rq->keys[i])) {
+        if (kvt__pins_take(&c->pins, &rq->keys[i], now)) {
             mine[m] = rq->keys[i];
             where[m++] = i;
         }
@@ -287,7 +289,7 @@ static int handle(conn *c, const kvt__request *rq)
     case KVT_OP_LOOKUP:
         rc = kvt_lookup(st, rq->keys, rq->n, tiers, rq->arg0);
         if (rc > 0 && rq->arg0)
-            pins_add_or_release(c, rq->keys, (uint32_t)rc);
+            pins_add_or_release(c, rq->keys, (uint32_t)rc, rq->arg0);
         break;
     case KVT_OP_CONTAINS:
         rc = kvt_contains(st, rq->keys, rq->n, tiers);
@@ -298,7 +300,7 @@ static int handle(conn *c, const kvt__request *rq)
     case KVT_OP_PIN:
         rc = kvt_pin(st, rq->keys, rq->n, rq->arg0);
         if (rc > 0)
-            pins_add_or_release(c, rq->keys, rq->n);
+            pins_add_or_release(c, rq->keys, rq->n, rq->arg0);
         break;
     case KVT_OP_RELEASE:
         rc = do_release(c, rq, status);
@@ -344,7 +346,7 @@ static void release_all(const kvt_key *key, uint32_t count, void *user)
 
 static void conn_free(conn *c)
 {
-    kvt__pins_drain(&c->pins, release_all, c->srv->store);
+    kvt__pins_drain(&c->pins, kvt_clock_now(c->srv->store), release_all, c->srv->store);
     if (c->staging)
         munmap(c->staging, c->staging_bytes);
     if (c->staging_fd >= 0)
@@ -462,9 +464,6 @@ static void start_client(kvt_server *srv, int fd)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t t;
-    /* Requests run on this thread's stack: status arrays of
-     * KVT_PROTO_MAX_KEYS entries, and the store's own needs. */
-    pthread_attr_setstacksize(&attr, 1u << 20);
     int e = pthread_create(&t, &attr, client_main, c);
     pthread_attr_destroy(&attr);
     if (e) {

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kvtier.h"
@@ -203,6 +205,18 @@ Test(shared_bad, refusals_by_the_server)
     expect_closed(fd);
     uint64_t refused = server_stat("server.refused");
     cr_assert_eq(refused, 2);
+    /* a full server */
+    cr_assert_eq(kvt_serve_stop(srv), 0);
+    kvt_serve_opts o = {.size = sizeof o, .max_clients = 1};
+    cr_assert_eq(kvt_serve(store, sock, &o, &srv), 0, "%s", kvt_last_error());
+    kvt_store *one, *two;
+    cr_assert_eq(kvt_connect(sock, NULL, &one), 0, "%s", kvt_last_error());
+    cr_assert_eq(kvt_connect(sock, NULL, &two), KVT_EBUSY, "%s", kvt_last_error());
+    cr_assert_eq(kvt_close(one), 0);
+    for (int i = 0; i < 500 && server_stat("server.clients"); i++)
+        usleep(10000);
+    cr_assert_eq(kvt_connect(sock, NULL, &two), 0, "%s", kvt_last_error());
+    cr_assert_eq(kvt_close(two), 0);
     unserve();
 }
 
@@ -315,5 +329,48 @@ Test(shared_bad, thousand_connections_leave_fds_flat, .timeout = 60)
     cr_assert_eq(server_stat("server.clients"), 0);
     cr_assert_eq(open_fds(), before, "fds: %d before, %d after", before, open_fds());
     cr_assert_eq(server_stat("server.connections"), 1001);
+    unserve();
+}
+
+/* SO_PEERCRED: another uid is refused even where the socket's mode would
+ * let it connect; with KVT_SERVE_GROUP its group is let in. Needs root (to
+ * become another uid in a child). */
+static int connect_as_nobody(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(65534) || setuid(65534))
+            _exit(100);
+        kvt_store *c;
+        int rc = kvt_connect(path, NULL, &c);
+        if (rc == 0)
+            kvt_close(c);
+        _exit(-rc);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? -WEXITSTATUS(st) : -1000;
+}
+
+Test(shared_bad, peer_credentials)
+{
+    if (geteuid() != 0)
+        cr_skip("needs root to connect as another uid");
+    serve();
+    struct stat sb;
+    cr_assert_eq(stat(sock, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "socket mode %o", sb.st_mode & 0777);
+    chmod(dir, 0755);
+    chmod(sock, 0666); /* the mode alone would let anyone in */
+    int rc = connect_as_nobody(sock);
+    cr_assert_eq(rc, KVT_EPATH, "got %d", rc);
+    cr_assert_geq(server_stat("server.refused"), 1);
+    cr_assert_eq(kvt_serve_stop(srv), 0);
+    kvt_serve_opts o = {.size = sizeof o, .flags = KVT_SERVE_GROUP, .gid = 65534};
+    cr_assert_eq(kvt_serve(store, sock, &o, &srv), 0, "%s", kvt_last_error());
+    cr_assert_eq(stat(sock, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0660);
+    cr_assert_eq(sb.st_gid, 65534);
+    cr_assert_eq(connect_as_nobody(sock), 0);
     unserve();
 }
