@@ -422,6 +422,19 @@ static int peer_allowed(kvt_server *srv, int fd)
     return (srv->opts.flags & KVT_SERVE_GROUP) && cr.gid == srv->opts.gid;
 }
 
+/* Refused at accept: the refusal is sent at once, then the client's HELLO
+ * read (briefly) before the close. Closing over unread data would reset the
+ * connection, and the client would read ECONNRESET instead of the reason. */
+static void refuse_at_accept(conn *c, int code, const char *why)
+{
+    refuse(c, code, "%s", why);
+    shutdown(c->fd, SHUT_WR);
+    struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+    if (poll(&pf, 1, 50) == 1)
+        recv(c->fd, c->in, KVT_PROTO_MAX_MSG + 1, MSG_DONTWAIT | MSG_TRUNC);
+    conn_free(c);
+}
+
 static void start_client(kvt_server *srv, int fd)
 {
     conn *c = kvt__calloc(1, sizeof *c);
@@ -441,15 +454,13 @@ static void start_client(kvt_server *srv, int fd)
     struct timeval tv = {.tv_sec = SEND_TIMEOUT_S};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (!peer_allowed(srv, fd)) {
-        refuse(c, KVT_EPATH, "%s", "this server does not let your uid/gid in");
-        conn_free(c);
+        refuse_at_accept(c, KVT_EPATH, "this server does not let your uid/gid in");
         return;
     }
     pthread_mutex_lock(&srv->lock);
     if (srv->nclients >= srv->opts.max_clients) {
         pthread_mutex_unlock(&srv->lock);
-        refuse(c, KVT_EBUSY, "%s", "the server has as many clients as it takes");
-        conn_free(c);
+        refuse_at_accept(c, KVT_EBUSY, "the server has as many clients as it takes");
         return;
     }
     srv->nclients++;
