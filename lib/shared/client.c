@@ -532,7 +532,7 @@ static int check_io(kvt__client *c, const kvt_key *keys, size_t n, void *const *
         return kvt__err(o->mem_kind == KVT_MEM_CUDA ? KVT_ENOTSUP : KVT_EINVAL,
                         "%s: memory kind %u on a connected store (host memory only, for now)",
                         fn, o->mem_kind);
-    if (o->stream)
+    if (o->stream || (o->flags & KVT_IO_STREAM_WAIT))
         return kvt__err(KVT_ENOTSUP, "%s: streams on a connected store", fn);
     if (o->flags & ~KVT_PROTO_IO_FLAGS)
         return kvt__err(KVT_EINVAL, "%s: flags %#x not supported on a connected store", fn,
