@@ -611,8 +611,11 @@ KVT_API int kvt_serve(kvt_store *store, const char *path, const kvt_serve_opts *
  * file, frees srv. NULL is fine. Blocking. The store stays open. */
 KVT_API int kvt_serve_stop(kvt_server *srv);
 /* The server's own statistics ("server.clients", "server.connections",
- * "server.refused", "server.malformed", "server.requests"). Returns the
- * number visited. Errors: KVT_ENULL. */
+ * "server.refused", "server.malformed", "server.requests"), then per
+ * connected client "client.<pid>.requests" and "client.<pid>.pins" (pins
+ * and leases it holds). fn runs under the server's client-list lock: it
+ * must not call kvt_serve_stop. Returns the number visited.
+ * Errors: KVT_ENULL. */
 KVT_API int kvt_serve_stats(kvt_server *srv, kvt_stat_fn fn, void *user);
 
 /* Options for kvt_connect. May be NULL for all defaults. */

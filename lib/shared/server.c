@@ -63,6 +63,8 @@ struct conn {
     uint32_t nslots;
     kvt__pins pins;
     uint8_t *in, *out; /* message buffers, KVT_PROTO_MAX_MSG + 1 each */
+    pid_t pid;         /* the peer's, from SO_PEERCRED */
+    _Atomic uint64_t requests, pinned; /* for kvt_serve_stats, per client */
 };
 
 /* ------------------------------------------------------------ replies */
@@ -191,9 +193,12 @@ static int handshake(conn *c, const kvt__request *rq)
 static void pins_add_or_release(conn *c, const kvt_key *keys, uint32_t n, uint32_t lease_ms)
 {
     uint64_t until = kvt_clock_now(c->srv->store) + (uint64_t)lease_ms * 1000000u;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         if (kvt__pins_add(&c->pins, &keys[i], until))
             kvt_release(c->srv->store, &keys[i], 1, NULL); /* can't track it: don't keep it */
+        else
+            atomic_fetch_add_explicit(&c->pinned, 1, memory_order_relaxed);
+    }
 }
 
 static int do_release(conn *c, const kvt__request *rq, int32_t *status)
@@ -213,6 +218,7 @@ static int do_release(conn *c, const kvt__request *rq, int32_t *status)
     for (uint32_t i = 0; i < rq->n; i++) {
         status[i] = KVT_ENOTPINNED;
         if (kvt__pins_take(&c->pins, &rq->keys[i], now)) {
+            atomic_fetch_sub_explicit(&c->pinned, 1, memory_order_relaxed);
             mine[m] = rq->keys[i];
             where[m++] = i;
         }
@@ -384,6 +390,7 @@ static void serve_client(conn *c)
             return;
         }
         atomic_fetch_add(&srv->requests, 1);
+        atomic_fetch_add_explicit(&c->requests, 1, memory_order_relaxed);
         if (!c->handshaken ? handshake(c, &rq) : handle(c, &rq))
             return;
     }
@@ -411,12 +418,13 @@ static void *client_main(void *arg)
 }
 
 /* Who may connect: the server's uid, root, or the group when allowed. */
-static int peer_allowed(kvt_server *srv, int fd)
+static int peer_allowed(kvt_server *srv, conn *c)
 {
     struct ucred cr;
     socklen_t l = sizeof cr;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l))
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &l))
         return 0;
+    c->pid = cr.pid;
     if (cr.uid == geteuid() || cr.uid == 0)
         return 1;
     return (srv->opts.flags & KVT_SERVE_GROUP) && cr.gid == srv->opts.gid;
@@ -453,7 +461,7 @@ static void start_client(kvt_server *srv, int fd)
     }
     struct timeval tv = {.tv_sec = SEND_TIMEOUT_S};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (!peer_allowed(srv, fd)) {
+    if (!peer_allowed(srv, c)) {
         refuse_at_accept(c, KVT_EPATH, "this server does not let your uid/gid in");
         return;
     }
@@ -643,13 +651,25 @@ int kvt_serve_stats(kvt_server *srv, kvt_stat_fn fn, void *user)
     kvt__err_clear();
     if (!srv || !fn)
         return kvt__err(KVT_ENULL, "kvt_serve_stats: %s is NULL", srv ? "fn" : "server");
-    pthread_mutex_lock(&srv->lock);
-    uint64_t clients = srv->nclients;
-    pthread_mutex_unlock(&srv->lock);
-    fn("server.clients", clients, user);
     fn("server.connections", atomic_load(&srv->connections), user);
     fn("server.refused", atomic_load(&srv->refused), user);
     fn("server.malformed", atomic_load(&srv->malformed), user);
     fn("server.requests", atomic_load(&srv->requests), user);
-    return 5;
+    int count = 4;
+    /* Per client, "client.<pid>.<name>": one name's entries together (the
+     * Prometheus format wants a metric's lines in one group). The callback
+     * runs under the client list's lock: it must not call kvt_serve_stop. */
+    pthread_mutex_lock(&srv->lock);
+    fn("server.clients", srv->nclients, user);
+    count++;
+    char name[64];
+    for (int what = 0; what < 2; what++)
+        for (conn *c = srv->clients; c; c = c->next) {
+            snprintf(name, sizeof name, "client.%d.%s", (int)c->pid, what ? "pins" : "requests");
+            fn(name, atomic_load_explicit(what ? &c->pinned : &c->requests, memory_order_relaxed),
+               user);
+            count++;
+        }
+    pthread_mutex_unlock(&srv->lock);
+    return count;
 }

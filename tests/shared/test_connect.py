@@ -103,6 +103,11 @@ def test_prometheus(daemon):
         s.put(ks, os.urandom(BLOCK))
         s.get(ks, bytearray(BLOCK))
         text = kvtier.stats_prometheus(s)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        fams = {f.name: f for f in parser.text_string_to_metric_families(body.decode())}
+        mine = [x for x in fams["kvtier_client_requests"].samples
+                if x.labels.get("pid") == str(os.getpid())]
+        assert mine and mine[0].value >= 3  # HELLO, put, get (and the stats)
     fams = {f.name: f for f in parser.text_string_to_metric_families(text)}
     hits = [x for x in fams["kvtier_hits"].samples if x.labels.get("tier") == "dram"]
     assert hits and hits[0].value >= 1

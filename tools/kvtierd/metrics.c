@@ -22,15 +22,23 @@ typedef struct text {
     size_t len, cap;
 } text;
 
+/* "server.clients" -> kvtier_server_clients; "client.<pid>.pins" ->
+ * kvtier_client_pins{pid="<pid>"}. */
 static void add_server_stat(const char *name, uint64_t value, void *user)
 {
     text *t = user;
-    char line[160];
-    int l = snprintf(line, sizeof line, "kvtier_%s %llu\n", name, (unsigned long long)value);
-    for (char *p = line + 7; *p && *p != ' '; p++)
+    char line[192];
+    int l;
+    int pid, off = 0;
+    if (sscanf(name, "client.%d.%n", &pid, &off) == 1 && off > 0)
+        l = snprintf(line, sizeof line, "kvtier_client_%s{pid=\"%d\"} %llu\n", name + off, pid,
+                     (unsigned long long)value);
+    else
+        l = snprintf(line, sizeof line, "kvtier_%s %llu\n", name, (unsigned long long)value);
+    for (char *p = line + 7; *p && *p != ' ' && *p != '{'; p++)
         if (*p == '.')
             *p = '_';
-    if (l > 0 && t->len + (size_t)l < t->cap) {
+    if (l > 0 && (size_t)l < sizeof line && t->len + (size_t)l < t->cap) {
         memcpy(t->buf + t->len, line, (size_t)l);
         t->len += (size_t)l;
     }
@@ -41,7 +49,7 @@ static char *render(struct kvtierd_metrics *m, size_t *len)
     int need = kvt_stats_prometheus(m->store, NULL, 0);
     if (need < 0)
         return NULL;
-    text t = {.cap = (size_t)need + 1024};
+    text t = {.cap = (size_t)need + 1024 + 128 * 2 * 256}; /* + per client lines */
     t.buf = malloc(t.cap);
     if (!t.buf)
         return NULL;
