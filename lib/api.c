@@ -135,7 +135,9 @@ int kvt_open(kvt_config *cfg, kvt_store **out)
 
 int kvt_close(kvt_store *s)
 {
-    KVT__CLIENT_DISPATCH(s, kvt__client_close(s));
+    int client_rc;
+    if (kvt__client_try_close(s, &client_rc))
+        return client_rc;
     kvt__err_clear();
     if (!s)
         return 0;

@@ -23,8 +23,11 @@ int kvt__is_client(const kvt_store *s);
             return call;               \
     } while (0)
 
+/* kvt_close of a connected store, told by address (nothing dereferenced,
+ * so a second close is safe): 1 with *rc set when s was one, else 0. */
+int kvt__client_try_close(kvt_store *s, int *rc);
+
 /* The public calls on a connected store (client.c, client_async.c). */
-int kvt__client_close(kvt_store *s);
 int kvt__client_notsup(kvt_store *s, const char *fn);
 int kvt__client_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers,
                        uint32_t lease_ms);
