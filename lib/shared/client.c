@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -73,14 +74,14 @@ int kvt__is_client(const kvt_store *s)
     return magic == KVT_CLIENT_MAGIC;
 }
 
-int kvt__check_opts_size(const void *p, uint32_t size, size_t known, const char *fn,
+int kvt__check_opts_size(const void *p, uint32_t size, size_t min, size_t known, const char *fn,
                          const char *type)
 {
     if (!p)
         return 0;
-    if (size < known)
+    if (size < min)
         return kvt__err(KVT_EINVAL, "%s: opts->size %u is less than %zu (set it to sizeof(%s))",
-                        fn, size, known, type);
+                        fn, size, min, type);
     if (size > 4096)
         return kvt__err(KVT_ESIZE, "%s: opts->size %u is more than 4096", fn, size);
     for (size_t i = known; i < size; i++)
@@ -300,7 +301,7 @@ int kvt_connect(const char *path, const kvt_connect_opts *o, kvt_store **out)
     kvt__err_clear();
     if (!path || !out)
         return kvt__err(KVT_ENULL, "kvt_connect: %s is NULL", path ? "out" : "path");
-    int rc = kvt__check_opts_size(o, o ? o->size : 0, sizeof *o, "kvt_connect",
+    int rc = kvt__check_opts_size(o, o ? o->size : 0, sizeof *o, sizeof *o, "kvt_connect",
                                   "kvt_connect_opts");
     if (rc)
         return rc;
@@ -526,8 +527,6 @@ static int check_io(kvt__client *c, const kvt_key *keys, size_t n, void *const *
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu is NULL", fn, i);
     if (!o)
         return 0;
-    if ((rc = kvt__check_opts_size(o, o->size, sizeof *o, fn, "kvt_io_opts")))
-        return rc;
     if (o->mem_kind != KVT_MEM_HOST)
         return kvt__err(o->mem_kind == KVT_MEM_CUDA ? KVT_ENOTSUP : KVT_EINVAL,
                         "%s: memory kind %u on a connected store (host memory only, for now)",
@@ -587,11 +586,32 @@ int kvt__client_io(kvt__client *c, int is_put, const kvt_key *keys, size_t n, vo
     return total;
 }
 
+/* The caller's options in this library's layout: a caller built against
+ * an older header has a shorter struct (its size says so), whose missing
+ * fields read as zero. The first version ends with `status`. */
+static int copy_io_opts(const kvt_io_opts *o, kvt_io_opts *local, const char *fn)
+{
+    if (!o)
+        return 0;
+    size_t first = offsetof(kvt_io_opts, status) + sizeof o->status;
+    int rc = kvt__check_opts_size(o, o->size, first, sizeof *o, fn, "kvt_io_opts");
+    if (rc)
+        return rc;
+    memset(local, 0, sizeof *local);
+    memcpy(local, o, o->size < sizeof *local ? o->size : sizeof *local);
+    return 0;
+}
+
 int kvt__client_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *o, kvt_ticket *ticket)
 {
     kvt__client *c = client_of(s);
-    int rc = check_io(c, keys, n, ptrs, o, "kvt_put");
+    kvt_io_opts local;
+    int rc = copy_io_opts(o, &local, "kvt_put");
+    if (rc)
+        return rc;
+    o = o ? &local : NULL;
+    rc = check_io(c, keys, n, ptrs, o, "kvt_put");
     if (rc)
         return rc;
     return ticket ? kvt__client_submit(c, 1, keys, n, ptrs, o, ticket)
@@ -602,7 +622,12 @@ int kvt__client_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
                     const kvt_io_opts *o, kvt_ticket *ticket)
 {
     kvt__client *c = client_of(s);
-    int rc = check_io(c, keys, n, ptrs, o, "kvt_get");
+    kvt_io_opts local;
+    int rc = copy_io_opts(o, &local, "kvt_get");
+    if (rc)
+        return rc;
+    o = o ? &local : NULL;
+    rc = check_io(c, keys, n, ptrs, o, "kvt_get");
     if (rc)
         return rc;
     return ticket ? kvt__client_submit(c, 0, keys, n, ptrs, o, ticket)

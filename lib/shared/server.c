@@ -583,8 +583,8 @@ int kvt_serve(kvt_store *store, const char *path, const kvt_serve_opts *opts, kv
         return kvt__err(KVT_ENOTSUP, "kvt_serve: the store is itself a connection to a server");
     if (store->magic != KVT_STORE_MAGIC)
         return kvt__err(KVT_ECLOSED, "kvt_serve: not an open store");
-    int rc = kvt__check_opts_size(opts, opts ? opts->size : 0, sizeof *opts, "kvt_serve",
-                                  "kvt_serve_opts");
+    int rc = kvt__check_opts_size(opts, opts ? opts->size : 0, sizeof *opts, sizeof *opts,
+                                  "kvt_serve", "kvt_serve_opts");
     if (rc)
         return rc;
     size_t plen = strlen(path);

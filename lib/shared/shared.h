@@ -48,9 +48,10 @@ int kvt__client_eventfd(kvt_store *s);
 int kvt__client_stats(kvt_store *s, kvt_stat_fn fn, void *user);
 int kvt__client_stat(kvt_store *s, const char *name, uint64_t *value);
 
-/* The `size` rule of the structs crossing the ABI (kvtier.h, top), for the
- * option structs of this part: p NULL is fine. */
-int kvt__check_opts_size(const void *p, uint32_t size, size_t known, const char *fn,
+/* The `size` rule of the structs crossing the ABI (kvtier.h, top): at
+ * least min (the struct's first version), bytes past known all zero, at
+ * most 4096. p NULL is fine. */
+int kvt__check_opts_size(const void *p, uint32_t size, size_t min, size_t known, const char *fn,
                          const char *type);
 
 #endif

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,13 @@ Test(shared, tickets_and_eventfd)
     cr_assert_eq(kvt_tier_available(c, KVT_TIER_DRAM), KVT_ENOTSUP);
     kvt_server *nested;
     cr_assert_eq(kvt_serve(c, "/tmp/x.sock", NULL, &nested), KVT_ENOTSUP);
+    /* options of the struct's first version (a caller built against an
+     * older header), and a size that is no struct's */
+    kvt_io_opts old = {.size = (uint32_t)(offsetof(kvt_io_opts, status) + sizeof(int32_t *)),
+                       .status = st};
+    cr_assert_eq(kvt_get(c, k, N, dp, &old, NULL), N, "%s", kvt_last_error());
+    old.size = 4;
+    cr_assert_eq(kvt_get(c, k, N, dp, &old, NULL), KVT_EINVAL);
     kvt_io_opts dev = {.size = sizeof dev, .mem_kind = KVT_MEM_CUDA};
     cr_assert_eq(kvt_put(c, k, 1, sp, &dev, NULL), KVT_ENOTSUP);
     /* Prometheus text of a connected store */
