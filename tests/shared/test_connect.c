@@ -280,7 +280,7 @@ Test(shared, tickets_and_eventfd)
     int len = kvt_stats_prometheus(c, text, sizeof text);
     cr_assert_gt(len, 0);
     cr_assert_lt(len, (int)sizeof text);
-    cr_assert_not_null(strstr(text, "kvtier_hits{tier=\"dram\"} 16\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "kvtier_hits{tier=\"dram\"} 32\n"), "%s", text);
     cr_assert_not_null(strstr(text, "kvtier_put_stored 16\n"));
     char small[8];
     cr_assert_eq(kvt_stats_prometheus(c, small, sizeof small), len);
