@@ -584,7 +584,11 @@ KVT_API int kvt_stat(kvt_store *store, const char *name, uint64_t *value);
 typedef struct kvt_server kvt_server;
 
 enum {
-    KVT_SERVE_GROUP = 1u << 0 /* kvt_serve_opts.gid may connect too (socket 0660) */
+    KVT_SERVE_GROUP = 1u << 0,     /* kvt_serve_opts.gid may connect too (socket 0660) */
+    KVT_SERVE_TENANT_UID = 1u << 1 /* each peer uid is a tenant: the server folds the uid
+                                      into every key it is sent, so clients of different
+                                      uids never reach each other's blocks, even by
+                                      guessing keys; kvt_clear is then KVT_ENOTSUP */
 };
 
 /* Options for kvt_serve. May be NULL for all defaults. */

@@ -18,6 +18,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "alloc.h"
 #include "error.h"
 #include "shared/pins.h"
@@ -64,6 +67,8 @@ struct conn {
     kvt__pins pins;
     uint8_t *in, *out; /* message buffers, KVT_PROTO_MAX_MSG + 1 each */
     pid_t pid;         /* the peer's, from SO_PEERCRED */
+    uid_t uid;
+    kvt_key *tenant_keys; /* KVT_SERVE_TENANT_UID: the request's keys, folded */
     _Atomic uint64_t requests, pinned; /* for kvt_serve_stats, per client */
 };
 
@@ -281,8 +286,32 @@ static void put_stat(const char *name, uint64_t value, void *user)
     o->n++;
 }
 
-static int handle(conn *c, const kvt__request *rq)
+/* KVT_SERVE_TENANT_UID: a tenant's keys are its own. The uid seeds a
+ * 128-bit hash of each key, so two uids' keys meet only by chance (2^-128)
+ * and a client cannot name another tenant's key. */
+static void fold_tenant(conn *c, kvt__request *rq)
 {
+    uint64_t seed = 0x6b7674656e616e74ull ^ (uint64_t)c->uid;
+    for (uint32_t i = 0; i < rq->n; i++) {
+        XXH128_canonical_t canon;
+        XXH128_canonicalFromHash(&canon, XXH3_128bits_withSeed(rq->keys[i].b, 16, seed));
+        memcpy(c->tenant_keys[i].b, canon.digest, 16);
+    }
+    rq->keys = c->tenant_keys;
+}
+
+static int handle(conn *c, const kvt__request *request)
+{
+    kvt__request folded = *request;
+    const kvt__request *rq = &folded;
+    if (c->srv->opts.flags & KVT_SERVE_TENANT_UID) {
+        if (rq->op == KVT_OP_CLEAR) {
+            kvt__err(KVT_ENOTSUP, "kvt_clear: this server keeps tenants apart (a tenant may "
+                                  "not clear the others' blocks); remove your keys instead");
+            return reply(c, rq, 0, KVT_ENOTSUP, 0);
+        }
+        fold_tenant(c, &folded);
+    }
     kvt_store *st = c->srv->store;
     uint8_t *payload = c->out + sizeof(kvt__msg_hdr);
     /* Per-key results are built aligned, then copied into the reply. */
@@ -361,6 +390,7 @@ static void conn_free(conn *c)
         close(c->fd);
     kvt__free(c->in);
     kvt__free(c->out);
+    kvt__free(c->tenant_keys);
     kvt__free(c);
 }
 
@@ -425,6 +455,7 @@ static int peer_allowed(kvt_server *srv, conn *c)
     if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &l))
         return 0;
     c->pid = cr.pid;
+    c->uid = cr.uid;
     if (cr.uid == geteuid() || cr.uid == 0)
         return 1;
     return (srv->opts.flags & KVT_SERVE_GROUP) && cr.gid == srv->opts.gid;
@@ -455,7 +486,9 @@ static void start_client(kvt_server *srv, int fd)
     c->staging_fd = -1;
     c->in = kvt__malloc(KVT_PROTO_MAX_MSG + 1);
     c->out = kvt__malloc(KVT_PROTO_MAX_MSG + 1);
-    if (!c->in || !c->out) {
+    if (srv->opts.flags & KVT_SERVE_TENANT_UID)
+        c->tenant_keys = kvt__malloc(KVT_PROTO_MAX_KEYS * sizeof *c->tenant_keys);
+    if (!c->in || !c->out || ((srv->opts.flags & KVT_SERVE_TENANT_UID) && !c->tenant_keys)) {
         conn_free(c);
         return;
     }
@@ -587,6 +620,8 @@ int kvt_serve(kvt_store *store, const char *path, const kvt_serve_opts *opts, kv
                                   "kvt_serve", "kvt_serve_opts");
     if (rc)
         return rc;
+    if (opts && (opts->flags & ~(uint32_t)(KVT_SERVE_GROUP | KVT_SERVE_TENANT_UID)))
+        return kvt__err(KVT_EINVAL, "kvt_serve: unknown flags %#x", opts->flags);
     size_t plen = strlen(path);
     if (plen == 0 || plen >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return kvt__err(KVT_EPATH, "kvt_serve: socket path of %zu bytes (1..107)", plen);

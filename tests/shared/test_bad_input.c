@@ -374,3 +374,67 @@ Test(shared_bad, peer_credentials)
     cr_assert_eq(connect_as_nobody(sock), 0);
     unserve();
 }
+
+/* KVT_SERVE_TENANT_UID: another uid cannot reach root's block by its key,
+ * and its own block under the same key is another block. Needs root. */
+static int tenant_child(const char *path, const kvt_key *k, int put)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(65534) || setuid(65534))
+            _exit(100);
+        kvt_store *c;
+        if (kvt_connect(path, NULL, &c))
+            _exit(101);
+        uint8_t blk[BLOCK];
+        memset(blk, 0x33, sizeof blk);
+        void *p = blk;
+        int32_t st = 1;
+        kvt_io_opts o = {.size = sizeof o, .status = &st};
+        int rc = put ? kvt_put(c, k, 1, &p, &o, NULL) : kvt_get(c, k, 1, &p, &o, NULL);
+        int clear = kvt_clear(c);
+        kvt_close(c);
+        if (clear != KVT_ENOTSUP)
+            _exit(102);
+        _exit(put ? (rc == 1 ? 0 : 103) : (st == KVT_ENOENT ? 0 : blk[0] == 0x33 ? 10 : 104));
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(shared_bad, tenants_by_uid)
+{
+    if (geteuid() != 0)
+        cr_skip("needs root to connect as another uid");
+    scratch_dir(dir, sizeof dir);
+    chmod(dir, 0755);
+    snprintf(sock, sizeof sock, "%s/kv.sock", dir);
+    kvt_config *cfg;
+    cr_assert_eq(kvt_config_new(&cfg), 0);
+    kvt_config_set(cfg, KVT_OPT_BLOCK_BYTES, BLOCK);
+    kvt_config_set_tier(cfg, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 64 * BLOCK);
+    cr_assert_eq(kvt_open(cfg, &store), 0, "%s", kvt_last_error());
+    kvt_config_free(cfg);
+    kvt_serve_opts o = {.size = sizeof o, .flags = KVT_SERVE_GROUP | KVT_SERVE_TENANT_UID,
+                        .gid = 65534};
+    cr_assert_eq(kvt_serve(store, sock, &o, &srv), 0, "%s", kvt_last_error());
+    o.flags = 1u << 7;
+    kvt_server *bad;
+    cr_assert_eq(kvt_serve(store, "/tmp/never.sock", &o, &bad), KVT_EINVAL);
+    kvt_store *mine;
+    cr_assert_eq(kvt_connect(sock, NULL, &mine), 0, "%s", kvt_last_error());
+    kvt_key k = {{9, 9, 9}};
+    uint8_t blk[BLOCK];
+    memset(blk, 0x77, sizeof blk);
+    void *p = blk;
+    cr_assert_eq(kvt_put(mine, &k, 1, &p, NULL, NULL), 1);
+    cr_assert_eq(tenant_child(sock, &k, 0), 0, "another uid read root's block by its key");
+    cr_assert_eq(tenant_child(sock, &k, 1), 0);
+    memset(blk, 0, sizeof blk);
+    cr_assert_eq(kvt_get(mine, &k, 1, &p, NULL, NULL), 1);
+    cr_assert_eq(blk[0], 0x77, "another uid's put replaced root's block");
+    cr_assert_eq(kvt_contains(store, &k, 1, NULL), 0, "keys reach the store unfolded");
+    cr_assert_eq(kvt_close(mine), 0);
+    unserve();
+}

@@ -54,6 +54,7 @@ static void usage(FILE *f)
             "  --staging-blocks N   staging blocks per client (default 64, at most 256 MiB)\n"
             "  --max-clients N      clients at once (default 256)\n"
             "  --group GID          let this group connect too (socket 0660)\n"
+            "  --tenant-uid         keep each uid's blocks apart (keys folded with the uid)\n"
             "  --metrics-port PORT  serve Prometheus metrics on http://127.0.0.1:PORT/metrics\n"
             "  --help\n");
 }
@@ -83,13 +84,14 @@ typedef struct args {
     const char *socket, *nvme_path, *policy;
     uint64_t block_bytes, frags, block_tokens, dram, nvme, workers, close_flush_ms;
     uint64_t staging_blocks, max_clients, group, metrics_port;
-    int has_group, has_workers, has_flush, recreate;
+    int has_group, has_workers, has_flush, recreate, tenant_uid;
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
 {
     enum { O_SOCKET = 256, O_BLOCK, O_FRAGS, O_TOKENS, O_DRAM, O_NVME, O_NVME_PATH, O_RECREATE,
-           O_POLICY, O_WORKERS, O_FLUSH, O_STAGING, O_MAXCL, O_GROUP, O_METRICS, O_HELP };
+           O_POLICY, O_WORKERS, O_FLUSH, O_STAGING, O_MAXCL, O_GROUP, O_METRICS, O_HELP,
+           O_TENANT };
     static const struct option opts[] = {
         {"socket", required_argument, 0, O_SOCKET}, {"block-bytes", required_argument, 0, O_BLOCK},
         {"frags", required_argument, 0, O_FRAGS}, {"block-tokens", required_argument, 0, O_TOKENS},
@@ -100,6 +102,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"staging-blocks", required_argument, 0, O_STAGING},
         {"max-clients", required_argument, 0, O_MAXCL}, {"group", required_argument, 0, O_GROUP},
         {"metrics-port", required_argument, 0, O_METRICS}, {"help", no_argument, 0, O_HELP},
+        {"tenant-uid", no_argument, 0, O_TENANT},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     int o;
@@ -110,6 +113,7 @@ static int parse_args(int argc, char **argv, args *a)
         case O_NVME_PATH: a->nvme_path = optarg; break;
         case O_POLICY: a->policy = optarg; break;
         case O_RECREATE: a->recreate = 1; break;
+        case O_TENANT: a->tenant_uid = 1; break;
         case O_BLOCK: num = &a->block_bytes; break;
         case O_FRAGS: num = &a->frags; break;
         case O_TOKENS: num = &a->block_tokens; break;
@@ -210,7 +214,8 @@ int main(int argc, char **argv)
     if (open_store(&a, &store))
         return 1;
     kvt_serve_opts so = {.size = sizeof so,
-                         .flags = a.has_group ? KVT_SERVE_GROUP : 0,
+                         .flags = (a.has_group ? KVT_SERVE_GROUP : 0) |
+                                  (a.tenant_uid ? KVT_SERVE_TENANT_UID : 0),
                          .gid = (uint32_t)a.group,
                          .staging_blocks = (uint32_t)a.staging_blocks,
                          .max_clients = (uint32_t)a.max_clients};
