@@ -75,7 +75,7 @@ typedef struct kvt_store_stats {
 
 typedef struct kvt_tier_rt {
     int on;
-    kvt_tier id;
+    int id;
     const char *name;
     const kvt_tier_ops *ops;
     kvt_tier_impl *impl;
@@ -109,10 +109,19 @@ struct kvt_store {
     uint32_t frags;
     uint64_t frag_bytes;
     kvt_index ix;
-    kvt_tier_rt tier[KVT_TIER_COUNT];
+    kvt_tier_rt tier[KVT_MAX_SLOT_TIERS]; /* slot tiers: they come first, so index = instance */
     int put_tier; /* where puts land: the top open tier that admits on put */
     int top_tier; /* the fastest open tier */
-    int tier_unavailable[KVT_TIER_COUNT];
+    int tier_unavailable[KVT_MAX_TIERS];
+    /* Key-addressed tier instances (lib/store/keyed.c), in config order:
+     * their instance index, ops and state. Not in tier[]'s slot loops. */
+    struct kvt_keyed_rt {
+        int index;
+        const kvt_tier_ops *ops;
+        kvt_tier_impl *impl;
+        _Atomic uint64_t hits, reads, writes, removes, io_errors;
+    } keyed[KVT_MAX_TIERS];
+    int nkeyed;
 
     kvt_clock_fn clock;
     void *clock_user;
@@ -148,6 +157,8 @@ struct kvt_store {
     struct down_work *close_work; /* kvt_close's write-down batch, or NULL */
     uint32_t ntombs, tomb_head, tomb_cap;
     kvt_store_stats st;
+    _Atomic(struct kvt__events *) events; /* events.c: the event stream, NULL while off */
+    _Atomic(struct kvt__groups *) groups; /* store/groups.c: key -> group tags, NULL until used */
 };
 
 #define KVT_STORE_MAGIC 0x6b767473u /* "kvts" */

@@ -220,8 +220,18 @@ static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, const char 
         return kvt__err(KVT_EFORMAT, "kvt_connect: %s speaks protocol version %u, this library %u",
                         path, w->version, KVT_PROTO_VERSION);
     if (*memfd < 0 || !w->block_bytes || !w->frags || !w->staging_blocks || !w->max_keys ||
-        w->max_keys > KVT_PROTO_MAX_KEYS || w->block_bytes > (1ull << 30))
+        w->max_keys > KVT_PROTO_MAX_KEYS || w->block_bytes > (1ull << 30) ||
+        w->ntiers > KVT_MAX_TIERS ||
+        (size_t)r != sizeof h + sizeof *w + w->ntiers * sizeof(kvt__tier_info))
         return kvt__err(KVT_EFORMAT, "kvt_connect: %s sent a malformed welcome", path);
+    c->ntiers = (int)w->ntiers;
+    for (int t = 0; t < c->ntiers; t++) {
+        kvt__tier_info ti;
+        memcpy(&ti, c->in + sizeof h + sizeof *w + (size_t)t * sizeof ti, sizeof ti);
+        ti.name[sizeof ti.name - 1] = 0;
+        memcpy(c->tier_name[t], ti.name, sizeof ti.name);
+        c->tier_available[t] = ti.available;
+    }
     return 0;
 }
 
@@ -354,6 +364,49 @@ int kvt__client_try_close(kvt_store *s, int *rc)
     client_free(c);
     *rc = 0;
     return 1;
+}
+
+/* The served store's tiers, as the handshake told them. */
+int kvt__client_tier_count(kvt_store *s)
+{
+    kvt__err_clear();
+    return client_of(s)->ntiers;
+}
+
+const char *kvt__client_tier_name(kvt_store *s, int tier)
+{
+    kvt__err_clear();
+    kvt__client *c = client_of(s);
+    if (tier < 0 || tier >= c->ntiers) {
+        kvt__err(KVT_EINVAL, "kvt_store_tier_name: no tier %d", tier);
+        return NULL;
+    }
+    return c->tier_name[tier];
+}
+
+int kvt__client_tier_find(kvt_store *s, const char *name)
+{
+    kvt__err_clear();
+    if (!name)
+        return kvt__err(KVT_ENULL, "kvt_store_tier_find: name is NULL");
+    kvt__client *c = client_of(s);
+    for (int t = 0; t < c->ntiers; t++)
+        if (!strcmp(c->tier_name[t], name))
+            return t;
+    return kvt__err(KVT_ENOENT, "kvt_store_tier_find: no tier \"%s\"", name);
+}
+
+int kvt__client_tier_available(kvt_store *s, int tier)
+{
+    kvt__err_clear();
+    kvt__client *c = client_of(s);
+    if (tier < 0 || tier >= c->ntiers)
+        return kvt__err(KVT_EINVAL, "kvt_store_tier_available: no tier %d", tier);
+    int rc = c->tier_available[tier];
+    if (rc < 0 && kvt_error_name(rc))
+        return kvt__err(rc, "kvt_store_tier_available: the server's %s tier is unavailable",
+                        c->tier_name[tier]);
+    return rc < 0 ? KVT_ENODEV : rc;
 }
 
 int kvt__client_notsup(kvt_store *s, const char *fn)

@@ -21,6 +21,9 @@ typedef struct kvt__client {
     uint32_t max_keys; /* per request */
     uint8_t *staging;
     size_t staging_bytes;
+    int ntiers; /* the served store's tier instances, as the server names them */
+    char tier_name[KVT_MAX_TIERS][KVT_TIER_NAME_MAX];
+    int32_t tier_available[KVT_MAX_TIERS];
 
     /* One request at a time: it uses the connection's staging slots. */
     pthread_mutex_t lock;

@@ -43,15 +43,6 @@ static void collect(const char *name, uint64_t value, void *user)
     l->n++;
 }
 
-static const char *base_name(const char *name)
-{
-    static const char *const tiers[] = {"hbm.", "dram.", "nvme."};
-    for (size_t t = 0; t < sizeof tiers / sizeof *tiers; t++)
-        if (!strncmp(name, tiers[t], strlen(tiers[t])))
-            return name + strlen(tiers[t]);
-    return name;
-}
-
 static void emit(render *r, const char *text, size_t l)
 {
     if (r->len < r->cap) {
@@ -61,19 +52,31 @@ static void emit(render *r, const char *text, size_t l)
     r->len += l;
 }
 
+/* A tier's statistics are "<tier>.<name>" (the tier instance's name);
+ * "client." and "server." ones are not a tier's. Returns the part after
+ * the tier's name, or name itself; *tier_len gets the tier name's length. */
+static const char *split_tier(const char *name, size_t *tier_len)
+{
+    const char *dot = strchr(name, '.');
+    *tier_len = 0;
+    if (!dot || dot == name || !strncmp(name, "client.", 7) || !strncmp(name, "server.", 7))
+        return name;
+    *tier_len = (size_t)(dot - name);
+    return dot + 1;
+}
+
+static const char *base_name(const char *name)
+{
+    size_t l;
+    return split_tier(name, &l);
+}
+
 /* "dram.hits" -> kvtier_hits{tier="dram"}; "lookups" -> kvtier_lookups;
  * anything outside [a-zA-Z0-9_] becomes '_' (metric name rules). */
-static void add_stat(const char *name, uint64_t value, void *user)
+static void add_stat(render *r, const char *name, uint64_t value)
 {
-    render *r = user;
-    static const char *const tiers[] = {"hbm", "dram", "nvme"};
-    const char *tier = NULL;
-    const char *dot = strchr(name, '.');
-    if (dot)
-        for (size_t t = 0; t < sizeof tiers / sizeof *tiers; t++)
-            if ((size_t)(dot - name) == strlen(tiers[t]) && !strncmp(name, tiers[t], dot - name))
-                tier = tiers[t];
-    const char *base = tier ? dot + 1 : name;
+    size_t tier_len;
+    const char *base = split_tier(name, &tier_len);
     char line[384];
     size_t l = (size_t)snprintf(line, sizeof line, "kvtier_");
     for (const char *p = base; *p && l < 200; p++) {
@@ -82,8 +85,9 @@ static void add_stat(const char *name, uint64_t value, void *user)
                  (ch >= '0' && ch <= '9') || ch == '_';
         line[l++] = ok ? ch : '_';
     }
-    if (tier)
-        l += (size_t)snprintf(line + l, sizeof line - l, "{tier=\"%s\"}", tier);
+    if (tier_len) /* tier names are [A-Za-z0-9_-]: nothing to escape */
+        l += (size_t)snprintf(line + l, sizeof line - l, "{tier=\"%.*s\"}",
+                              (int)(tier_len < 64 ? tier_len : 64), name);
     l += (size_t)snprintf(line + l, sizeof line - l, " %llu\n", (unsigned long long)value);
     emit(r, line, l);
 }
@@ -106,7 +110,7 @@ int kvt_stats_prometheus(kvt_store *store, char *buf, size_t cap)
         const char *base = base_name(l.v[i].name);
         for (size_t j = i; j < l.n; j++)
             if (!l.v[j].done && !strcmp(base_name(l.v[j].name), base)) {
-                add_stat(l.v[j].name, l.v[j].value, &r);
+                add_stat(&r, l.v[j].name, l.v[j].value);
                 l.v[j].done = 1;
             }
     }

@@ -68,7 +68,17 @@ typedef struct kvt__welcome {
     uint64_t block_bytes;
     uint32_t staging_blocks;
     uint32_t max_keys;
+    uint32_t ntiers; /* kvt__tier_info entries after this struct (<= KVT_MAX_TIERS) */
+    uint32_t reserved;
 } kvt__welcome;
+
+/* The served store's tier instances, fastest first: lookups report their
+ * indexes, and a client names them as the server does. */
+typedef struct kvt__tier_info {
+    char name[KVT_TIER_NAME_MAX]; /* NUL-terminated */
+    int32_t available;            /* kvt_store_tier_available's answer */
+    uint32_t reserved;
+} kvt__tier_info;
 
 /* A request as the server understands it; pointers into the message. */
 typedef struct kvt__request {

@@ -181,13 +181,24 @@ static int handshake(conn *c, const kvt__request *rq)
         snprintf(detail, sizeof detail, "%s", strerror(errno));
         return refuse(c, KVT_ENOMEM, "no staging memory: %s", detail);
     }
+    int ntiers = kvt_store_tier_count(srv->store);
+    if (ntiers < 0 || ntiers > KVT_MAX_TIERS)
+        ntiers = 0;
     kvt__welcome w = {.version = KVT_PROTO_VERSION, .frags = srv->frags,
                       .block_bytes = srv->block_bytes, .staging_blocks = blocks,
-                      .max_keys = KVT_PROTO_MAX_KEYS};
+                      .max_keys = KVT_PROTO_MAX_KEYS, .ntiers = (uint32_t)ntiers};
     kvt__msg_hdr hd = {.magic = KVT_PROTO_MAGIC, .op = KVT_OP_WELCOME};
     memcpy(c->out, &hd, sizeof hd);
     memcpy(c->out + sizeof hd, &w, sizeof w);
-    if (send_msg(c->fd, c->out, sizeof hd + sizeof w, c->staging_fd))
+    size_t len = sizeof hd + sizeof w;
+    for (int t = 0; t < ntiers; t++) {
+        kvt__tier_info ti = {.available = kvt_store_tier_available(srv->store, t)};
+        const char *name = kvt_store_tier_name(srv->store, t);
+        snprintf(ti.name, sizeof ti.name, "%s", name ? name : "");
+        memcpy(c->out + len, &ti, sizeof ti);
+        len += sizeof ti;
+    }
+    if (send_msg(c->fd, c->out, len, c->staging_fd))
         return -1;
     c->handshaken = 1;
     return 0;

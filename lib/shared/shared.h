@@ -29,6 +29,10 @@ int kvt__client_try_close(kvt_store *s, int *rc);
 
 /* The public calls on a connected store (client.c, client_async.c). */
 int kvt__client_notsup(kvt_store *s, const char *fn);
+int kvt__client_tier_count(kvt_store *s);
+const char *kvt__client_tier_name(kvt_store *s, int tier);
+int kvt__client_tier_find(kvt_store *s, const char *name);
+int kvt__client_tier_available(kvt_store *s, int tier);
 int kvt__client_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers,
                        uint32_t lease_ms);
 int kvt__client_contains(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers);

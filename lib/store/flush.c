@@ -14,7 +14,7 @@ enum { DOWN_DONE, DOWN_WAIT, DOWN_COPY, DOWN_MISSING };
  * d and *src has a ref taken for the copy. Shard lock held. */
 static int down_claim(kvt_store *s, kvt_entry *e, int d, int *src)
 {
-    if (d < 0 || d >= KVT_TIER_COUNT || (e->flags & (KVT_ENTRY_REMOVED | KVT_ENTRY_TOMB)))
+    if (d < 0 || d >= KVT_MAX_SLOT_TIERS || (e->flags & (KVT_ENTRY_REMOVED | KVT_ENTRY_TOMB)))
         return DOWN_MISSING;
     if (e->res[d] == KVT_RES_READY)
         return DOWN_DONE;

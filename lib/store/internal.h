@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "cuda.h"
 #include "error.h"
+#include "events.h"
 #include "executor.h"
 #include "killpoint.h"
 #include "kvt_build_config.h"
@@ -185,5 +186,30 @@ void kvt__write_through(kvt_store *s, uint32_t id, int p);
 
 /* get.c */
 void kvt__drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot);
+
+/* ------------------------------------------------------------ keyed.c */
+
+/* kvt_contains over the slot tiers only (lookup.c). */
+int kvt__contains_local(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers);
+/* Opens / closes the config's key-addressed tiers. */
+int kvt__keyed_open(kvt_store *s);
+void kvt__keyed_close(kvt_store *s);
+/* Keys [from, n) not held locally: asks the key-addressed tiers, fastest
+ * first. lookup (stop_at_miss): extends the hit prefix from `from`, returns
+ * its new end; contains: fills tiers[i] for keys whose tiers[i] is
+ * KVT_TIER_NONE, returns how many it found. */
+size_t kvt__keyed_lookup(kvt_store *s, const kvt_key *keys, size_t from, size_t n, uint8_t *tiers,
+                         int stop_at_miss);
+/* Reads the keys with got[i] == 0 from the key-addressed tiers; sets got[i]
+ * and status[i] (optional) for those read. Returns how many. */
+size_t kvt__keyed_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                      kvt_mem_kind mem, uint8_t *got, int32_t *status);
+/* Writes the blocks with status[i] == 0 (all when status is NULL) to every
+ * key-addressed tier. A failure there changes no put's status. */
+void kvt__keyed_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                    kvt_mem_kind mem, const int32_t *status);
+/* Removes the keys from every key-addressed tier; held[i] (optional) gets
+ * 1 for those one of them held. */
+void kvt__keyed_remove(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *held);
 
 #endif

@@ -1,5 +1,6 @@
 /* put.c — puts: reservation, admission, and put runs with their demotions. */
 #include "internal.h"
+#include "groups.h"
 
 /* -------------------------------------------------------------- put, get */
 
@@ -38,7 +39,7 @@ void kvt__touch_all(kvt_store *s, int t, const uint32_t *ids, const uint32_t *sl
 #define HELD_WHEN_FILLED 2
 static int held_for_put(const kvt_entry *e, int p)
 {
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         if (kvt__readable(e, t) && !(e->untrusted & (1u << t)))
             return 1;
     return e->res[p] == KVT_RES_FILLING ? HELD_WHEN_FILLED : 0;
@@ -115,7 +116,7 @@ again:
     if (id != KVT_NO_ENTRY) {
         kvt_entry *e = kvt__index_entry(&s->ix, id);
         int held = held_for_put(e, p);
-        for (int t = 0; !held && t < KVT_TIER_COUNT; t++) {
+        for (int t = 0; !held && t < KVT_MAX_SLOT_TIERS; t++) {
             if (e->res[t] == KVT_RES_READY && (e->untrusted & (1u << t))) {
                 uint32_t slot = e->slot[t];
                 e->refs[t]++; /* as a get: the slot stays put while we read it */
@@ -145,9 +146,9 @@ again:
              * while a persistent copy is still on its way out, and not
              * before its zombies are off the media: a remove would only
              * see the new entry. */
-            uint32_t zombie[KVT_TIER_COUNT];
+            uint32_t zombie[KVT_MAX_SLOT_TIERS];
             int busy = 0;
-            for (int t = 0; t < KVT_TIER_COUNT; t++)
+            for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
                 busy |= kvt__persistent(s, t) &&
                         (e->res[t] == KVT_RES_LEAVING ||
                          (e->res[t] == KVT_RES_ZOMBIE && e->slot[t] == KVT_NO_SLOT));
@@ -156,7 +157,7 @@ again:
                 kvt__nap_briefly();
                 goto again;
             }
-            for (int t = 0; t < KVT_TIER_COUNT; t++)
+            for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
                 zombie[t] = kvt__persistent(s, t) ? kvt__zombie_hold(e, t) : KVT_NO_SLOT;
             e->flags |= KVT_ENTRY_REMOVED;
             kvt__index_unlink(&s->ix, sh, id);
@@ -417,9 +418,12 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     uint32_t retain_until = o && o->retain_s ? kvt__rel_s(s, now) + o->retain_s : 0;
     put_item *items = kvt__malloc(n * sizeof *items);
     kvt_xfer *x = kvt__calloc(n, sizeof *x);
-    int32_t *own = durable && !status ? kvt__malloc(n * sizeof *own) : NULL;
+    /* A durable put, and write-through to key-addressed tiers, need each
+     * block's outcome. */
+    int outcomes = durable || s->nkeyed;
+    int32_t *own = outcomes && !status ? kvt__malloc(n * sizeof *own) : NULL;
     size_t *pending = kvt__malloc(n * sizeof *pending), npending = 0;
-    if (!items || !x || !pending || (durable && !status && !own)) {
+    if (!items || !x || !pending || (outcomes && !status && !own)) {
         kvt__free(items);
         kvt__free(x);
         kvt__free(own);
@@ -427,7 +431,7 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
     }
     if (own)
-        status = own; /* a durable put needs each block's outcome */
+        status = own;
     ADD(&s->st, put_blocks, n);
 
     put_runs r = {.s = s, .p = p, .items = items, .x = x, .mem = mem, .status = status,
@@ -498,6 +502,9 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     kvt__free(x);
     kvt__free(pending);
     int stored = durable ? make_durable(s, keys, n, status, r.stored) : r.stored;
+    if (s->nkeyed)
+        kvt__keyed_put(s, keys, n, ptrs, mem, status);
     kvt__free(own);
-    return stored;
+    int tagged = kvt__groups_tag(s, keys, n, o); /* once stored: see groups.c */
+    return tagged ? tagged : stored;
 }

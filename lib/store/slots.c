@@ -127,7 +127,7 @@ uint32_t kvt__zombie_hold(kvt_entry *e, int t)
  * the refs (the last reader frees the slot, as always). */
 void kvt__zombie_discard(kvt_store *s, uint32_t id, const uint32_t *zombie)
 {
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         if (zombie[t] == KVT_NO_SLOT)
             continue;
         kvt__discard_on_media(s, t, &zombie[t], 1);
@@ -371,6 +371,7 @@ uint32_t kvt__take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending)
             return KVT_NO_SLOT;
         }
         CNT(&tr->st, evictions);
+        kvt__event_left(s, KVT_EVENT_EVICTED, t, id);
         if (tr->victims == KVT_VICTIM_DEMOTE && tr->below >= 0) {
             *pending = id;
             return victim;

@@ -102,6 +102,7 @@
 
 #include "common/rand.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 static uint64_t block_bytes = 16384;
 static uint32_t universe = 3000;
@@ -178,21 +179,23 @@ static int open_store(kvt_store **s)
 {
     uint64_t slot;
     kvt_config *c;
-    if (kvt_nvme_slot_bytes(block_bytes, &slot) || kvt_config_new(&c))
+    if (kvt_slot_bytes("nvme", block_bytes, &slot) || kvt_config_new(&c))
         return -1;
     int bad = 0;
     bad |= kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)block_bytes);
     bad |= kvt_config_set(c, KVT_OPT_WORKERS, removes ? 2 : 1);
-    bad |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(slot * (universe + 64)));
-    bad |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 32);
-    bad |= kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
-    if (mode != MODE_NVME) {
-        bad |= kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
+    if (mode != MODE_NVME) { /* DRAM first: tiers are added fastest first */
+        bad |= kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity",
                                    (int64_t)(DRAM_BLOCKS * block_bytes));
-        bad |= kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
-        bad |= kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_VICTIMS, KVT_VICTIM_DEMOTE);
+        bad |= kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
+        bad |= kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "victims", KVT_VICTIM_DEMOTE);
+    }
+    bad |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(slot * (universe + 64)));
+    bad |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "queue_depth", 32);
+    bad |= kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
+    if (mode != MODE_NVME) {
         if (mode == MODE_WRITETHROUGH)
-            bad |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT, KVT_ADMIT_WRITE_THROUGH);
+            bad |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit", KVT_ADMIT_WRITE_THROUGH);
     }
     if (bad) {
         kvt_config_free(c);

@@ -12,6 +12,7 @@
 #include "tier/faults.h"
 #include "tier/faulty.h"
 #include "tier/tier.h"
+#include "../tier_kinds.h"
 
 #define BB 4096u /* block bytes */
 
@@ -71,12 +72,12 @@ static void dram_open(dram *d, uint32_t nslots)
 {
     kvt_tier_params p;
     memset(&p, 0, sizeof p);
-    p.id = KVT_TIER_DRAM;
+    kvt__tier_params_defaults(&p, &kvt__tier_dram);
+    p.name = "dram";
     p.capacity = (uint64_t)BB * nslots;
     p.block_bytes = BB;
     p.block_tokens = 16;
     p.frags = 1;
-    p.numa_node = -1;
     p.copy_threads = 1;
     const kvt_tier_ops *ops = &kvt__tier_dram;
     kvt_tier_impl *impl = NULL;
@@ -310,10 +311,10 @@ Test(dram_faults, through_the_store)
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BB);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 16 * BB);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 16 * BB);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     /* a put of 4 blocks is operations 1..4, the get of the 2 stored 5..6 */
-    cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_FAULTS,
+    cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "dram"), "faults",
                                          "nth=2:eio,nth=4:enospc,nth=6:short"), 0);
     cr_assert_eq(kvt_open(c, &s), 0, "%s", kvt_last_error());
     kvt_config_free(c);

@@ -18,6 +18,7 @@
 #include "tier/faulty.h"
 #include "tier/nvme.h"
 #include "tier/tier.h"
+#include "../tier_kinds.h"
 
 #define KIB ((uint64_t)1 << 10)
 
@@ -77,13 +78,14 @@ static kvt_tier_params params(uint64_t bb, uint32_t nslots, const char *faults)
 {
     kvt_tier_params p;
     memset(&p, 0, sizeof p);
-    p.id = KVT_TIER_NVME;
+    kvt__tier_params_defaults(&p, &kvt__tier_nvme);
+    p.name = "nvme";
     p.block_bytes = bb;
     p.block_tokens = 16;
     p.frags = 1;
-    p.path = path;
+    kvt__tier_params_set_str(&p, "path", path);
     p.capacity = kvt__nvme_slot_bytes(bb) * nslots;
-    p.queue_depth = 16;
+    kvt__tier_params_set_int(&p, "queue_depth", 16);
     p.faults = faults;
     return p;
 }
@@ -649,19 +651,19 @@ enum { SBB = 16 * KIB };
 static kvt_store *store_open(int with_dram, const char *faults)
 {
     uint64_t slot;
-    cr_assert_eq(kvt_nvme_slot_bytes(SBB, &slot), 0);
+    cr_assert_eq(kvt_slot_bytes("nvme", SBB, &slot), 0);
     kvt_config *c;
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, SBB);
     if (with_dram) {
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 4 * SBB);
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 4 * SBB);
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     }
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(16 * slot));
-    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(16 * slot));
+    kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     if (faults)
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_FAULTS, faults);
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "faults", faults);
     int rc = kvt_open(c, &s);
     cr_assert_eq(rc, 0, "open (faults '%s'): %s", faults ? faults : "", kvt_last_error());
     kvt_config_free(c);
@@ -749,7 +751,7 @@ Test(nvme_faults, put_over_a_recovered_torn_block_stores_it)
         uint8_t t;
         cr_assert_eq(kvt_lookup(s, &k0, 1, &t, 0), 1, "dram %d: the torn slot is recovered",
                      with_dram);
-        cr_assert_eq(t, KVT_TIER_NVME);
+        cr_assert_eq(t, TIER_NVME);
         int32_t st = 999;
         cr_assert_eq(sput(s, 0, &st), 1, "dram %d: put: %s", with_dram, code(st));
         cr_assert_eq(st, 0);

@@ -33,7 +33,7 @@ static void serve(void)
     kvt_config *cfg;
     cr_assert_eq(kvt_config_new(&cfg), 0);
     kvt_config_set(cfg, KVT_OPT_BLOCK_BYTES, BLOCK);
-    kvt_config_set_tier(cfg, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 64 * BLOCK);
+    kvt_config_tier_set(cfg, kvt_config_add_tier(cfg, "dram", NULL), "capacity", 64 * BLOCK);
     cr_assert_eq(kvt_open(cfg, &store), 0, "%s", kvt_last_error());
     kvt_config_free(cfg);
     kvt_serve_opts o = {.size = sizeof o, .staging_blocks = 8};
@@ -413,7 +413,7 @@ Test(shared_bad, tenants_by_uid)
     kvt_config *cfg;
     cr_assert_eq(kvt_config_new(&cfg), 0);
     kvt_config_set(cfg, KVT_OPT_BLOCK_BYTES, BLOCK);
-    kvt_config_set_tier(cfg, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 64 * BLOCK);
+    kvt_config_tier_set(cfg, kvt_config_add_tier(cfg, "dram", NULL), "capacity", 64 * BLOCK);
     cr_assert_eq(kvt_open(cfg, &store), 0, "%s", kvt_last_error());
     kvt_config_free(cfg);
     kvt_serve_opts o = {.size = sizeof o, .flags = KVT_SERVE_GROUP | KVT_SERVE_TENANT_UID,

@@ -51,7 +51,8 @@ static void serve(uint32_t dram_blocks)
     cr_assert_eq(kvt_config_new(&cfg), 0);
     kvt_config_set(cfg, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(cfg, KVT_OPT_FRAGS, FRAGS);
-    kvt_config_set_tier(cfg, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)dram_blocks * BLOCK);
+    kvt_config_tier_set(cfg, kvt_config_add_tier(cfg, "dram", NULL), "capacity",
+                        (int64_t)dram_blocks * BLOCK);
     cr_assert_eq(kvt_open(cfg, &store), 0, "%s", kvt_last_error());
     kvt_config_free(cfg);
     cr_assert_eq(kvt_serve(store, sock, NULL, &srv), 0, "%s", kvt_last_error());
@@ -123,7 +124,7 @@ Test(shared, put_get_bytes_across_clients)
     cr_assert_eq(memcmp(src, dst, (size_t)N * BLOCK), 0);
     uint8_t tiers[N];
     cr_assert_eq(kvt_lookup(b, k, N, tiers, 0), N);
-    cr_assert_eq(tiers[0], KVT_TIER_DRAM);
+    cr_assert_eq(tiers[0], 0); /* the first tier instance */
     /* same answers as the store itself */
     cr_assert_eq(kvt_contains(store, k, N, NULL), N);
     cr_assert_eq(kvt_remove(a, k, 4), 4);
@@ -263,7 +264,14 @@ Test(shared, tickets_and_eventfd)
     /* calls that are the serving process's own */
     cr_assert_eq(kvt_expire(c), KVT_ENOTSUP);
     cr_assert_eq(kvt_clock_set(c, 1), KVT_ENOTSUP);
-    cr_assert_eq(kvt_tier_available(c, KVT_TIER_DRAM), KVT_ENOTSUP);
+    /* the served store's tiers, as the server names them */
+    cr_assert_eq(kvt_store_tier_count(c), 1);
+    cr_assert_str_eq(kvt_store_tier_name(c, 0), "dram");
+    cr_assert_eq(kvt_store_tier_find(c, "dram"), 0);
+    cr_assert_eq(kvt_store_tier_find(c, "nvme"), KVT_ENOENT);
+    cr_assert_eq(kvt_store_tier_available(c, 0), 1);
+    cr_assert_eq(kvt_store_tier_available(c, 3), KVT_EINVAL);
+    cr_assert_eq(kvt_remove_group(c, 1), KVT_ENOTSUP);
     kvt_server *nested;
     cr_assert_eq(kvt_serve(c, "/tmp/x.sock", NULL, &nested), KVT_ENOTSUP);
     /* options of the struct's first version (a caller built against an

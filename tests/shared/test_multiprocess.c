@@ -61,7 +61,7 @@ static pid_t start_server(void)
 {
     char nvme_bytes[32];
     uint64_t slot = 0;
-    if (kvt_nvme_slot_bytes(BLOCK, &slot) == 0)
+    if (kvt_slot_bytes("nvme", BLOCK, &slot) == 0)
         snprintf(nvme_bytes, sizeof nvme_bytes, "%llu", (unsigned long long)(slot * 512));
     const char *with_nvme[] = {"--block-bytes", "16K", "--frags", "2", "--dram", "512K",
                                "--nvme", nvme_bytes, "--nvme-path", nvme_path,
@@ -239,7 +239,7 @@ int main(int argc, char **argv)
     snprintf(sock, sizeof sock, "%s/kv.sock", dir);
     snprintf(nvme_path, sizeof nvme_path, "%s/kv.kvt", dir);
     uint64_t slot;
-    have_nvme = kvt_nvme_slot_bytes(BLOCK, &slot) == 0 ? 2 : 0; /* 2: try, fall back */
+    have_nvme = kvt_slot_bytes("nvme", BLOCK, &slot) == 0 ? 2 : 0; /* 2: try, fall back */
     pid_t server = start_server();
     if (server <= 0) {
         fprintf(stderr, "multiprocess: kvtierd did not start\n");

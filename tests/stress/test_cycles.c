@@ -28,6 +28,7 @@
 #include "kvt_build_config.h"
 #include "kvtier.h"
 #include "stress_util.h"
+#include "../tier_kinds.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -84,16 +85,16 @@ static kvt_config *config(const char *path, int nvme)
     CHECK(kvt_config_new(&c) == 0, "%s", kvt_last_error());
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_WORKERS, 2);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 32 * BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, 60000);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 32 * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", 60000);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     if (nvme) {
         uint64_t slot;
-        CHECK(kvt_nvme_slot_bytes(BLOCK, &slot) == 0, "%s", kvt_last_error());
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(256 * slot));
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 16);
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT, KVT_ADMIT_WRITE_THROUGH);
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+        CHECK(kvt_slot_bytes("nvme", BLOCK, &slot) == 0, "%s", kvt_last_error());
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(256 * slot));
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "queue_depth", 16);
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit", KVT_ADMIT_WRITE_THROUGH);
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     }
     return c;
 }

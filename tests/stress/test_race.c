@@ -50,6 +50,7 @@
         }                                                                            \
     } while (0)
 #include "stress_util.h" /* after CHECK: this program's names the seed */
+#include "../tier_kinds.h"
 
 #define BLOCK 4096
 #define FRAGS 2
@@ -90,20 +91,20 @@ static kvt_store *open_store(const round_cfg *rc)
     kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, rc->manual);
     if (rc->gated)
         kvt_config_set_clock(c, gated_clock, NULL);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, DRAM_BLOCKS * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", DRAM_BLOCKS * BLOCK);
     /* short TTLs, except where blocks must stay put (close while busy) */
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, rc->gated ? 0 : 30);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", rc->gated ? 0 : 30);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     if (rc->nvme) {
         uint64_t slot;
-        CHECK(kvt_nvme_slot_bytes(BLOCK, &slot) == 0, "%s", kvt_last_error());
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(NVME_SLOTS * slot));
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_TTL_MS, rc->gated ? 0 : 150);
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 16);
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT,
+        CHECK(kvt_slot_bytes("nvme", BLOCK, &slot) == 0, "%s", kvt_last_error());
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(NVME_SLOTS * slot));
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "ttl_ms", rc->gated ? 0 : 150);
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "queue_depth", 16);
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit",
                             rc->write_back ? KVT_ADMIT_WRITE_BACK : KVT_ADMIT_WRITE_THROUGH);
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_POLICY, "s3fifo");
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, rc->path);
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "policy", "s3fifo");
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", rc->path);
     }
     CHECK(kvt_open(c, &s) == 0, "%s", kvt_last_error());
     kvt_config_free(c);
@@ -226,7 +227,7 @@ static void *worker(void *p)
             int h = kvt_lookup(a->s, k, n, tiers, 1 + (uint32_t)(stress_rng(&r) % 20));
             CHECK(h >= 0 && (size_t)h <= n, "lookup: %d", h);
             for (int i = 0; i < h; i++)
-                CHECK(tiers[i] == KVT_TIER_DRAM || tiers[i] == KVT_TIER_NVME, "tier %u", tiers[i]);
+                CHECK(tiers[i] == TIER_DRAM || tiers[i] == TIER_NVME, "tier %u", tiers[i]);
             if ((size_t)h < n)
                 CHECK(tiers[h] == KVT_TIER_NONE, "tier after the miss %u", tiers[h]);
             atomic_fetch_add(&lease_pins, (unsigned long)h);

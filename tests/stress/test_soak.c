@@ -35,6 +35,7 @@
 #include "common/rand.h"
 #include "kvtier.h"
 #include "stress_util.h"
+#include "../tier_kinds.h"
 
 
 #define BLOCK (64u << 10)
@@ -304,17 +305,17 @@ int main(int argc, char **argv)
     kvt_config *c;
     kvt_store *s;
     uint64_t slot_bytes;
-    CHECK(kvt_nvme_slot_bytes(BLOCK, &slot_bytes) == 0, "%s", kvt_last_error());
+    CHECK(kvt_slot_bytes("nvme", BLOCK, &slot_bytes) == 0, "%s", kvt_last_error());
     CHECK(kvt_config_new(&c) == 0, "%s", kvt_last_error());
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_FRAGS, FRAGS);
     kvt_config_set(c, KVT_OPT_WORKERS, 2);
     kvt_config_set(c, KVT_OPT_MAX_INFLIGHT, MAX_INFLIGHT);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)DRAM_BLOCKS * BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(NVME_SLOTS * slot_bytes));
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT,
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)DRAM_BLOCKS * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(NVME_SLOTS * slot_bytes));
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit",
                         write_through ? KVT_ADMIT_WRITE_THROUGH : KVT_ADMIT_WRITE_BACK);
-    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     int rc = kvt_open(c, &s);
     CHECK(rc == 0, "open: %s", kvt_last_error());
     kvt_config_free(c);

@@ -63,19 +63,20 @@ typedef struct tier_case {
     void (*params)(kvt_tier_params *p, const geometry *g, const char *file);
 } tier_case;
 
-static void base_params(kvt_tier_params *p, const geometry *g)
+static void base_params(kvt_tier_params *p, const geometry *g, const kvt_tier_ops *ops)
 {
     memset(p, 0, sizeof *p);
+    kvt__tier_params_defaults(p, ops); /* the kind's own options at their defaults */
+    p->name = ops->name;
     p->block_bytes = g->block;
     p->block_tokens = 16;
     p->frags = g->frags;
-    p->numa_node = -1;
 }
 
 static void dram_params(kvt_tier_params *p, const geometry *g, const char *file)
 {
     (void)file;
-    base_params(p, g);
+    base_params(p, g, &kvt__tier_dram);
     p->capacity = (uint64_t)g->nslots * g->block;
     p->copy_threads = 2;
 }
@@ -83,10 +84,10 @@ static void dram_params(kvt_tier_params *p, const geometry *g, const char *file)
 #if KVT_HAVE_URING
 static void nvme_params(kvt_tier_params *p, const geometry *g, const char *file)
 {
-    base_params(p, g);
+    base_params(p, g, &kvt__tier_nvme);
     p->capacity = (uint64_t)g->nslots * kvt__nvme_slot_bytes(g->block);
-    p->queue_depth = 16;
-    p->path = file;
+    kvt__tier_params_set_int(p, "queue_depth", 16);
+    kvt__tier_params_set_str(p, "path", file);
 }
 #endif
 
@@ -94,9 +95,8 @@ static void nvme_params(kvt_tier_params *p, const geometry *g, const char *file)
 static void hbm_params(kvt_tier_params *p, const geometry *g, const char *file)
 {
     (void)file;
-    base_params(p, g);
+    base_params(p, g, &kvt__tier_hbm);
     p->capacity = (uint64_t)g->nslots * g->block;
-    p->device = 0;
 }
 #endif
 

@@ -18,6 +18,7 @@
 #include "numa_node.h"
 #include "tier/dram.h"
 #include "tier/tier.h"
+#include "../tier_kinds.h"
 
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
@@ -46,17 +47,21 @@ static size_t first_not(const void *p, int byte, size_t len)
 
 /* ----------------------------------------------------------------- helpers */
 
+static void set_opt(kvt_tier_params *p, const char *name, int64_t v)
+{
+    cr_assert_eq(kvt__tier_params_set_int(p, name, v), 0, "%s", kvt_last_error());
+}
+
 static kvt_tier_params params(uint64_t capacity, uint64_t block_bytes, uint32_t copy_threads)
 {
     kvt_tier_params p;
     memset(&p, 0, sizeof p);
-    p.id = KVT_TIER_DRAM;
+    kvt__tier_params_defaults(&p, &kvt__tier_dram);
+    p.name = "dram";
     p.capacity = capacity;
     p.block_bytes = block_bytes;
     p.block_tokens = 16;
     p.frags = 1;
-    p.numa_node = -1;
-    p.hugepages = 1;
     p.copy_threads = copy_threads;
     return p;
 }
@@ -196,7 +201,7 @@ Test(dram, open_close_geometry)
 Test(dram, hugepages_off_is_reported)
 {
     kvt_tier_params p = params(4 * MIB, MIB, 1);
-    p.hugepages = 0;
+    set_opt(&p, "hugepages", 0);
     kvt_tier_impl *t = NULL;
     uint32_t n = 0;
     cr_assert_eq(kvt__tier_dram.open(&p, &t, &n), 0, "%s", kvt_last_error());
@@ -240,7 +245,7 @@ static void open_fully_touched(int hugepages, uint32_t copy_threads)
     const kvt_tier_ops *ops = &kvt__tier_dram;
     size_t block = MIB + 64 * KIB;
     kvt_tier_params p = params(37 * block, block, copy_threads);
-    p.hugepages = hugepages;
+    set_opt(&p, "hugepages", hugepages);
     kvt_tier_impl *t = NULL;
     uint32_t n = 0;
     uint64_t rss = rss_bytes();
@@ -332,7 +337,7 @@ Test(dram, open_errors)
     p = params((uint64_t)1 << 33, 1, 1);
     cr_assert_eq(ops->open(&p, &t, &n), KVT_ECAPACITY);
     p = params(1 << 20, 4096, 1);
-    p.numa_node = 100000;
+    set_opt(&p, "numa_node", 100000);
     cr_assert_eq(ops->open(&p, &t, &n), KVT_EINVAL);
     cr_assert_null(t);
     cr_assert_eq(ops->open(NULL, &t, &n), KVT_ENULL);

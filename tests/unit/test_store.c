@@ -10,6 +10,7 @@
 
 #include "common/rand.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 4096
 
@@ -30,8 +31,8 @@ static kvt_store *open_dram(uint64_t blocks, uint32_t frags, int manual)
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, frags), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, manual), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(blocks * BLOCK)), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(blocks * BLOCK)), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0), 0);
     int rc = kvt_open(c, &s);
     cr_assert_eq(rc, 0, "kvt_open: %s", kvt_last_error());
     kvt_config_free(c);
@@ -98,7 +99,7 @@ Test(store, lookup_stops_at_first_absent_block)
         keys[i] = key_of((uint64_t)i);
     cr_assert_eq(kvt_lookup(s, keys, 6, tiers, 0), 3);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(tiers[i], KVT_TIER_DRAM);
+        cr_assert_eq(tiers[i], TIER_DRAM);
     for (int i = 3; i < 6; i++)
         cr_assert_eq(tiers[i], KVT_TIER_NONE);
     cr_assert_eq(kvt_lookup(s, keys + 4, 2, NULL, 0), 2);
@@ -294,7 +295,7 @@ Test(store, too_many_tickets_is_busy)
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_MAX_INFLIGHT, 2);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 8 * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 8 * BLOCK);
     cr_assert_eq(kvt_open(c, &s), 0);
     kvt_config_free(c);
     static uint8_t buf[BLOCK];
@@ -322,7 +323,7 @@ Test(store, clock_hook_is_used)
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 8 * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 8 * BLOCK);
     cr_assert_eq(kvt_config_set_clock(c, fake_clock, NULL), 0);
     cr_assert_eq(kvt_open(c, &s), 0);
     kvt_config_free(c);
@@ -360,8 +361,8 @@ Test(store, stats_visit_names_and_values)
 Test(store, tier_available)
 {
     kvt_store *s = open_dram(4, 1, 0);
-    cr_assert_eq(kvt_tier_available(s, KVT_TIER_DRAM), 1);
-    cr_assert_eq(kvt_tier_available(s, KVT_TIER_NVME), 0);
-    cr_assert_eq(kvt_tier_available(s, (kvt_tier)7), KVT_EINVAL);
+    cr_assert_eq(kvt_test_tier_available(s, "dram"), 1);
+    cr_assert_eq(kvt_test_tier_available(s, "nvme"), 0);
+    cr_assert_eq(kvt_store_tier_available(s, 7), KVT_EINVAL);
     cr_assert_eq(kvt_close(s), 0);
 }

@@ -173,20 +173,24 @@ static int open_store(const args *a, kvt_store **out)
     if (a->has_flush)
         SET(kvt_config_set(cfg, KVT_OPT_CLOSE_FLUSH_MS, (int64_t)a->close_flush_ms),
             "--close-flush-ms");
+    /* Tiers, fastest first: DRAM, then NVMe (docs/tiers.md). */
     if (a->dram) {
-        SET(kvt_config_set_tier(cfg, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)a->dram), "--dram");
+        int t = kvt_config_add_tier(cfg, "dram", NULL);
+        SET(t < 0 ? t : 0, "--dram");
+        SET(kvt_config_tier_set(cfg, t, "capacity", (int64_t)a->dram), "--dram");
         if (a->policy)
-            SET(kvt_config_set_tier_str(cfg, KVT_TIER_DRAM, KVT_TSTR_POLICY, a->policy), "--policy");
+            SET(kvt_config_tier_set_str(cfg, t, "policy", a->policy), "--policy");
     }
     if (a->nvme) {
-        SET(kvt_config_set_tier(cfg, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)a->nvme), "--nvme");
+        int t = kvt_config_add_tier(cfg, "nvme", NULL);
+        SET(t < 0 ? t : 0, "--nvme");
+        SET(kvt_config_tier_set(cfg, t, "capacity", (int64_t)a->nvme), "--nvme");
         if (a->nvme_path)
-            SET(kvt_config_set_tier_str(cfg, KVT_TIER_NVME, KVT_TSTR_PATH, a->nvme_path),
-                "--nvme-path");
+            SET(kvt_config_tier_set_str(cfg, t, "path", a->nvme_path), "--nvme-path");
         if (a->recreate)
-            SET(kvt_config_set_tier(cfg, KVT_TIER_NVME, KVT_TOPT_RECREATE, 1), "--nvme-recreate");
+            SET(kvt_config_tier_set(cfg, t, "recreate", 1), "--nvme-recreate");
         if (a->policy)
-            SET(kvt_config_set_tier_str(cfg, KVT_TIER_NVME, KVT_TSTR_POLICY, a->policy), "--policy");
+            SET(kvt_config_tier_set_str(cfg, t, "policy", a->policy), "--policy");
     }
     int rc = kvt_open(cfg, out);
     if (rc)

@@ -160,7 +160,7 @@ static int format_file(kvt_tier_impl *t, uint8_t *buf, uint64_t size, bool shrin
  * incompatible file. A compatible file is kept even with recreate. */
 int nvme_load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
 {
-    const char *path = p->path;
+    const char *path = kvt__tier_opt_str(p, "path");
     uint64_t size;
     if (t->blockdev) {
         if (ioctl(t->fd, BLKGETSIZE64, &size))
@@ -195,7 +195,7 @@ int nvme_load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
         rc = blank ? format_file(t, buf, size, false, path)
                    : nvme_sb_check(&t->geo, buf, size, path);
     }
-    if (p->recreate && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL))
+    if (kvt__tier_opt_int(p, "recreate") && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL))
         rc = format_file(t, buf, size, true, path);
 out:
     kvt__free(buf);

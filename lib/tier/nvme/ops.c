@@ -76,7 +76,9 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     if (!p || !out || !nslots)
         return kvt__err(KVT_ENULL, "nvme: open: NULL argument");
     *out = NULL;
-    if (!p->path || !*p->path)
+    const char *path = kvt__tier_opt_str(p, "path");
+    int queue_depth = (int)kvt__tier_opt_int(p, "queue_depth");
+    if (!path || !*path)
         return kvt__err(KVT_EPATH, "nvme: no path configured");
     if (!p->block_bytes || p->block_bytes > (1ull << 30))
         return kvt__err(KVT_ESIZE, "nvme: block_bytes %llu outside 1 .. 1 GiB",
@@ -85,9 +87,9 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     if (p->block_bytes % frags)
         return kvt__err(KVT_EFRAGS, "nvme: %u fragments do not divide %llu bytes", frags,
                         (unsigned long long)p->block_bytes);
-    if (p->queue_depth < 0 || p->queue_depth > MAX_QD)
+    if (queue_depth < 0 || queue_depth > MAX_QD)
         return kvt__err(KVT_EINVAL, "nvme: queue depth %d outside 0 (default %d) .. %d",
-                        p->queue_depth, DEFAULT_QD, MAX_QD);
+                        queue_depth, DEFAULT_QD, MAX_QD);
     uint64_t slot = kvt__nvme_slot_bytes(p->block_bytes);
     if (p->capacity < slot || p->capacity % slot || p->capacity / slot > UINT32_MAX)
         return kvt__err(KVT_ECAPACITY,
@@ -119,7 +121,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     t->geo.frags = frags;
     t->geo.slot_bytes = slot;
     t->geo.nslots = (uint32_t)(p->capacity / slot);
-    t->qd = p->queue_depth ? (unsigned)p->queue_depth : DEFAULT_QD;
+    t->qd = queue_depth ? (unsigned)queue_depth : DEFAULT_QD;
     t->sq = 2 * t->qd;
     t->host_base = p->host_region;
     t->host_bytes = p->host_region_bytes;
@@ -127,11 +129,11 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     nvme_checksum_init();
 
     bool created = false;
-    int rc = nvme_open_path(t, p->path, &created);
+    int rc = nvme_open_path(t, path, &created);
     if (!rc)
-        rc = nvme_lock_file(t, p->path);
+        rc = nvme_lock_file(t, path);
     if (!rc)
-        rc = nvme_probe_alignment(t, p->path);
+        rc = nvme_probe_alignment(t, path);
     if (!rc)
         rc = nvme_load(t, p, created);
     if (!rc && t->geo.block_bytes >= OFFLOAD_MIN) {
@@ -142,12 +144,12 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         t->hashers = kvt__jobpool_new(k < MAX_HASHERS ? k : MAX_HASHERS);
     }
     if (!rc)
-        rc = nvme_lanes_setup(t, p->sqpoll);
+        rc = nvme_lanes_setup(t, kvt__tier_opt_int(p, "sqpoll") != 0);
     if (rc) {
         /* A file we created is ours to remove, unless another store raced
          * in and holds it. */
         if (created && (t->locked || rc != KVT_ELOCKED))
-            unlink(p->path);
+            unlink(path);
         tier_free(t);
         return rc;
     }
@@ -213,10 +215,26 @@ static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     fn("nvme.dio_len_align", t->len_align, user);
 }
 
+static int nvme_slot_bytes(uint64_t block_bytes, uint64_t *out)
+{
+    *out = kvt__nvme_slot_bytes(block_bytes);
+    return 0;
+}
+
+static const kvt_tier_opt_spec nvme_options[] = {
+    {"path", KVT_OPTTYPE_STR, 0, 0, 0, KVT_EPATH, "file or block device (required)"},
+    {"queue_depth", KVT_OPTTYPE_INT, 1, MAX_QD, DEFAULT_QD, 0, "io_uring queue depth"},
+    {"sqpoll", KVT_OPTTYPE_INT, 0, 1, 0, 0, "1: a kernel submission polling thread"},
+    {"recreate", KVT_OPTTYPE_INT, 0, 1, 0, 0, "1: overwrite a file of another format/geometry"},
+    {NULL, 0, 0, 0, 0, 0, NULL},
+};
+
 const kvt_tier_ops kvt__tier_nvme = {
     .version = KVT_TIER_OPS_VERSION,
     .name = "nvme",
     .caps = KVT_TCAP_PERSISTENT | KVT_TCAP_VERIFIES,
+    .options = nvme_options,
+    .slot_bytes = nvme_slot_bytes,
     .open = nvme_open,
     .close = nvme_close,
     .flush = kvt__nvme_sync,
