@@ -699,10 +699,12 @@ KVT_API int kvt_stat(kvt_store *store, const char *name, uint64_t *value);
  * and get a kvt_store * on which the data calls work as on their own:
  * kvt_lookup (leases), kvt_contains, kvt_touch, kvt_pin/kvt_release,
  * kvt_put/kvt_get (sync and tickets, kvt_eventfd), kvt_remove, kvt_clear,
- * kvt_flush, kvt_stats/kvt_stat (the server's store, plus "client.*").
+ * kvt_flush, kvt_stats/kvt_stat (the server's store, plus "client.*"),
+ * kvt_store_tier_count/_name/_find/_available (the served store's tiers).
  * On a connected store the calls that act on this process's own store
- * (kvt_clock_set, kvt_expire, kvt_tier_available, kvt_serve) return
- * KVT_ENOTSUP; device memory (KVT_MEM_CUDA) and streams too, for now.
+ * (kvt_clock_set, kvt_expire, kvt_serve) return KVT_ENOTSUP; so do
+ * kvt_remove_group and kvt_events_*, device memory (KVT_MEM_CUDA) and
+ * streams, for now; kvt_io_opts.group and .parent are not passed on.
  * Block bytes travel through shared memory, never the socket. When the
  * server goes away, calls fail at once with KVT_ECLOSED (tickets complete
  * with it); kvt_close the store and kvt_connect again. */
