@@ -693,6 +693,89 @@ KVT_API int kvt_stats(kvt_store *store, kvt_stat_fn fn, void *user);
 /* One statistic by name into *value. KVT_ENOENT for unknown names. */
 KVT_API int kvt_stat(kvt_store *store, const char *name, uint64_t *value);
 
+/* ----------------------------------------------------------- shared store
+ * One store served to every process on a node (docs/shared.md): a process
+ * that opened a store serves it on a unix socket; other processes connect
+ * and get a kvt_store * on which the data calls work as on their own:
+ * kvt_lookup (leases), kvt_contains, kvt_touch, kvt_pin/kvt_release,
+ * kvt_put/kvt_get (sync and tickets, kvt_eventfd), kvt_remove, kvt_clear,
+ * kvt_flush, kvt_stats/kvt_stat (the server's store, plus "client.*"),
+ * kvt_store_tier_count/_name/_find/_available (the served store's tiers).
+ * On a connected store the calls that act on this process's own store
+ * (kvt_clock_set, kvt_expire, kvt_serve) return KVT_ENOTSUP; so do
+ * kvt_remove_group and kvt_events_*, device memory (KVT_MEM_CUDA) and
+ * streams, for now; kvt_io_opts.group and .parent are not passed on.
+ * Block bytes travel through shared memory, never the socket. When the
+ * server goes away, calls fail at once with KVT_ECLOSED (tickets complete
+ * with it); kvt_close the store and kvt_connect again. */
+
+typedef struct kvt_server kvt_server;
+
+enum {
+    KVT_SERVE_GROUP = 1u << 0,     /* kvt_serve_opts.gid may connect too (socket 0660) */
+    KVT_SERVE_TENANT_UID = 1u << 1 /* each peer uid is a tenant: the server folds the uid
+                                      into every key it is sent, so clients of different
+                                      uids never reach each other's blocks, even by
+                                      guessing keys; kvt_clear is then KVT_ENOTSUP */
+};
+
+/* Options for kvt_serve. May be NULL for all defaults. */
+typedef struct kvt_serve_opts {
+    uint32_t size;           /* sizeof(kvt_serve_opts) (checked: see the top of this file) */
+    uint32_t flags;          /* KVT_SERVE_* */
+    uint32_t gid;            /* with KVT_SERVE_GROUP: the group let in besides the owner */
+    uint32_t staging_blocks; /* most staging blocks per client; 0: 64 (at most 256 MiB) */
+    uint32_t max_clients;    /* connections at once; 0: 256; more are refused (KVT_EBUSY) */
+} kvt_serve_opts;
+
+/* Serves store on a unix socket at path (SOCK_SEQPACKET, mode 0600, 0660
+ * with KVT_SERVE_GROUP; peers are checked by SO_PEERCRED: same uid, root,
+ * or the group). Runs on threads of its own (one per client) until
+ * kvt_serve_stop; the store must stay open until then. A stale socket file
+ * (no server behind it) is replaced. Errors: KVT_ENULL, KVT_EPATH (path
+ * too long, not a socket, not creatable), KVT_ELOCKED (a server is
+ * listening there), KVT_ENOTSUP (store is itself a connected one),
+ * KVT_ECLOSED, KVT_ENOMEM, KVT_ESYS. */
+KVT_API int kvt_serve(kvt_store *store, const char *path, const kvt_serve_opts *opts,
+                      kvt_server **out);
+/* Stops serving: refuses new clients, closes every connection (releasing
+ * its pins and leases), waits for requests in progress, removes the socket
+ * file, frees srv. NULL is fine. Blocking. The store stays open. */
+KVT_API int kvt_serve_stop(kvt_server *srv);
+/* The server's own statistics ("server.clients", "server.connections",
+ * "server.refused", "server.malformed", "server.requests"), then per
+ * connected client "client.<pid>.requests" and "client.<pid>.pins" (pins
+ * and leases it holds). fn runs under the server's client-list lock: it
+ * must not call kvt_serve_stop. Returns the number visited.
+ * Errors: KVT_ENULL. */
+KVT_API int kvt_serve_stats(kvt_server *srv, kvt_stat_fn fn, void *user);
+
+/* Options for kvt_connect. May be NULL for all defaults. */
+typedef struct kvt_connect_opts {
+    uint32_t size;           /* sizeof(kvt_connect_opts) (checked: see the top of this file) */
+    uint32_t timeout_ms;     /* for the handshake; 0: 5000 */
+    uint64_t block_bytes;    /* the geometry expected; 0: the server's */
+    uint32_t frags;          /* likewise; 0: the server's */
+    uint32_t staging_blocks; /* staging wished for; 0: the server's choice */
+} kvt_connect_opts;
+
+/* Connects to a kvtier server at path and returns in *out a store to use
+ * as any other; kvt_close it when done. Blocking (the handshake).
+ * Errors: KVT_ENULL, KVT_EPATH (path too long), KVT_ENODEV (no server
+ * there), KVT_EFORMAT (not a kvtier server, or another protocol version),
+ * KVT_EGEOMETRY (another block geometry than opts asked), KVT_EBUSY (the
+ * server is full), KVT_ETIMEDOUT (no answer), KVT_EPATH also when the
+ * server does not let this uid in, KVT_ENOMEM, KVT_ESYS. */
+KVT_API int kvt_connect(const char *path, const kvt_connect_opts *opts, kvt_store **out);
+
+/* Renders kvt_stats(store) in the Prometheus text format (version 0.0.4)
+ * into buf (cap bytes, NUL-terminated when cap > 0): metric names
+ * "kvtier_<stat>", per tier as a label {tier="dram"}. Returns the length
+ * the text needs, without the NUL, as snprintf does: larger than or equal
+ * to cap means it was cut; call again with more. Works on connected
+ * stores too. Errors: those of kvt_stats; KVT_ENULL (buf NULL, cap > 0). */
+KVT_API int kvt_stats_prometheus(kvt_store *store, char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 #include "events.h"
 #include "store/groups.h"
 #include "kvt_build_config.h"
+#include "shared/shared.h"
 #include "store.h"
 #include "worker.h"
 
@@ -133,6 +134,9 @@ int kvt_open(kvt_config *cfg, kvt_store **out)
 
 int kvt_close(kvt_store *s)
 {
+    int client_rc;
+    if (kvt__client_try_close(s, &client_rc))
+        return client_rc;
     kvt__err_clear();
     if (!s)
         return 0;
@@ -166,6 +170,7 @@ int kvt_slot_bytes(const char *kind, uint64_t block_bytes, uint64_t *out)
 
 int kvt_store_tier_count(kvt_store *s)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_tier_count(s));
     int rc = enter(s, "kvt_store_tier_count");
     if (rc)
         return rc;
@@ -174,6 +179,7 @@ int kvt_store_tier_count(kvt_store *s)
 
 const char *kvt_store_tier_name(kvt_store *s, int tier)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_tier_name(s, tier));
     if (enter(s, "kvt_store_tier_name"))
         return NULL;
     const char *name = NULL;
@@ -187,6 +193,7 @@ const char *kvt_store_tier_name(kvt_store *s, int tier)
 
 int kvt_store_tier_find(kvt_store *s, const char *name)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_tier_find(s, name));
     int rc = enter(s, "kvt_store_tier_find");
     if (rc)
         return rc;
@@ -200,6 +207,7 @@ int kvt_store_tier_find(kvt_store *s, const char *name)
 
 int kvt_store_tier_available(kvt_store *s, int tier)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_tier_available(s, tier));
     int rc = enter(s, "kvt_store_tier_available");
     if (rc)
         return rc;
@@ -224,6 +232,7 @@ uint64_t kvt_clock_now(kvt_store *s)
 
 int kvt_clock_set(kvt_store *s, uint64_t now_ns)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_notsup(s, "kvt_clock_set"));
     int rc = enter(s, "kvt_clock_set");
     if (rc)
         return rc;
@@ -239,6 +248,7 @@ int kvt_clock_set(kvt_store *s, uint64_t now_ns)
 
 int kvt_expire(kvt_store *s)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_notsup(s, "kvt_expire"));
     int rc = enter(s, "kvt_expire");
     if (rc)
         return rc;
@@ -256,6 +266,7 @@ static int check_keys(const kvt_key *keys, size_t n, const char *fn)
 
 int kvt_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers, uint32_t lease_ms)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_lookup(s, keys, n, tiers, lease_ms));
     int rc = enter(s, "kvt_lookup");
     if (rc)
         return rc;
@@ -268,6 +279,7 @@ int kvt_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers, uint
 
 int kvt_contains(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_contains(s, keys, n, tiers));
     int rc = enter(s, "kvt_contains");
     if (rc)
         return rc;
@@ -278,6 +290,7 @@ int kvt_contains(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers)
 
 int kvt_touch(kvt_store *s, const kvt_key *keys, size_t n)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_touch(s, keys, n));
     int rc = enter(s, "kvt_touch");
     if (rc)
         return rc;
@@ -288,6 +301,7 @@ int kvt_touch(kvt_store *s, const kvt_key *keys, size_t n)
 
 int kvt_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_pin(s, keys, n, lease_ms));
     int rc = enter(s, "kvt_pin");
     if (rc)
         return rc;
@@ -300,6 +314,7 @@ int kvt_pin(kvt_store *s, const kvt_key *keys, size_t n, uint32_t lease_ms)
 
 int kvt_release(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_release(s, keys, n, status));
     int rc = enter(s, "kvt_release");
     if (rc)
         return rc;
@@ -425,17 +440,20 @@ static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *
 int kvt_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
             const kvt_io_opts *o, kvt_ticket *ticket)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_put(s, keys, n, ptrs, o, ticket));
     return io(s, KVT_JOB_PUT, keys, n, ptrs, o, ticket, "kvt_put");
 }
 
 int kvt_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
             const kvt_io_opts *o, kvt_ticket *ticket)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_get(s, keys, n, ptrs, o, ticket));
     return io(s, KVT_JOB_GET, keys, n, ptrs, o, ticket, "kvt_get");
 }
 
 int kvt_remove(kvt_store *s, const kvt_key *keys, size_t n)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_remove(s, keys, n));
     int rc = enter(s, "kvt_remove");
     if (rc)
         return rc;
@@ -446,6 +464,7 @@ int kvt_remove(kvt_store *s, const kvt_key *keys, size_t n)
 
 int kvt_clear(kvt_store *s)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_clear(s));
     int rc = enter(s, "kvt_clear");
     if (rc)
         return rc;
@@ -454,6 +473,7 @@ int kvt_clear(kvt_store *s)
 
 int kvt_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_flush(s, keys, n, status));
     int rc = enter(s, "kvt_flush");
     if (rc)
         return rc;
@@ -466,6 +486,7 @@ int kvt_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status)
 
 int kvt_wait(kvt_store *s, kvt_ticket ticket, int timeout_ms)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_wait(s, ticket, timeout_ms));
     int rc = enter(s, "kvt_wait");
     if (rc)
         return rc;
@@ -474,6 +495,7 @@ int kvt_wait(kvt_store *s, kvt_ticket ticket, int timeout_ms)
 
 int kvt_poll(kvt_store *s, kvt_ticket ticket)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_poll(s, ticket));
     int rc = enter(s, "kvt_poll");
     if (rc)
         return rc;
@@ -483,6 +505,7 @@ int kvt_poll(kvt_store *s, kvt_ticket ticket)
 
 int kvt_eventfd(kvt_store *s)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_eventfd(s));
     int rc = enter(s, "kvt_eventfd");
     if (rc)
         return rc;
@@ -491,6 +514,7 @@ int kvt_eventfd(kvt_store *s)
 
 int kvt_stats(kvt_store *s, kvt_stat_fn fn, void *user)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_stats(s, fn, user));
     int rc = enter(s, "kvt_stats");
     if (rc)
         return rc;
@@ -516,6 +540,7 @@ static void match_stat(const char *name, uint64_t value, void *user)
 
 int kvt_stat(kvt_store *s, const char *name, uint64_t *value)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_stat(s, name, value));
     int rc = enter(s, "kvt_stat");
     if (rc)
         return rc;
@@ -532,24 +557,28 @@ int kvt_stat(kvt_store *s, const char *name, uint64_t *value)
 /* The event stream (events.c). */
 int kvt_events_enable(kvt_store *s, uint32_t capacity)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_notsup(s, "kvt_events_enable"));
     int rc = enter(s, "kvt_events_enable");
     return rc ? rc : leave_call(s, kvt__events_enable(s, capacity));
 }
 
 int kvt_events_take(kvt_store *s, kvt_event *out, size_t cap, uint64_t *overflow)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_notsup(s, "kvt_events_take"));
     int rc = enter(s, "kvt_events_take");
     return rc ? rc : leave_call(s, kvt__events_take(s, out, cap, overflow));
 }
 
 int kvt_events_fd(kvt_store *s)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_notsup(s, "kvt_events_fd"));
     int rc = enter(s, "kvt_events_fd");
     return rc ? rc : leave_call(s, kvt__events_fd(s));
 }
 
 int kvt_remove_group(kvt_store *s, uint64_t group)
 {
+    KVT__CLIENT_DISPATCH(s, kvt__client_notsup(s, "kvt_remove_group"));
     int rc = enter(s, "kvt_remove_group");
     if (rc)
         return rc;

@@ -24,6 +24,7 @@ from .keys import (KEY_BLAKE2B_128, KEY_BYTES, KEY_MODES, KEY_SECRET_MAX, KEY_SE
 from .layers import Layers
 from .store import (ADMIT, VICTIMS, IoResult, Store, Ticket, Tier, add_tier, nvme_slot_bytes,
                     slot_bytes)
+from .shared import connect, stats_prometheus
 
 __version__ = "0.1.0"
 
@@ -39,5 +40,6 @@ __all__ = ["KvtierError", "error_class", "BY_CODE", "BY_NAME", "Namespace", "Key
            "nvme_slot_bytes", "slot_bytes", "add_tier", "VICTIMS", "ADMIT",
            "KEY_BYTES", "NS_MODEL", "NS_LAYOUT", "NS_RANK", "NS_ADAPTER", "NS_SALT",
            "NS_CUSTOM", "KEY_XXH3_128", "KEY_BLAKE2B_128", "KEY_MODES", "KEY_SECRET_MIN",
-           "KEY_SECRET_MAX", "key_mode", "ABI_MAJOR", "library_path", "library_version"]
+           "KEY_SECRET_MAX", "key_mode", "ABI_MAJOR", "library_path", "library_version",
+           "connect", "stats_prometheus"]
 __all__ += sorted(BY_NAME)

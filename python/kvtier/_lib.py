@@ -104,6 +104,12 @@ PROTOTYPES = {
     "kvt_events_fd": (_i, [_p]),
     "kvt_stats": (_i, [_p, STAT_FN, _p]),
     "kvt_stat": (_i, [_p, _s, ctypes.POINTER(_u64)]),
+    # shared store (docs/shared.md); the option structs pass as pointers (NULL: defaults)
+    "kvt_serve": (_i, [_p, _s, _p, ctypes.POINTER(_p)]),
+    "kvt_serve_stop": (_i, [_p]),
+    "kvt_serve_stats": (_i, [_p, STAT_FN, _p]),
+    "kvt_connect": (_i, [_s, _p, ctypes.POINTER(_p)]),
+    "kvt_stats_prometheus": (_i, [_p, _p, _sz]),
 }
 
 

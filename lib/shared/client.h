@@ -1,0 +1,57 @@
+/* client.h — a connected store (client.c: the connection and the calls;
+ * client_async.c: tickets, run on a thread of the client's own). */
+#ifndef KVT_SHARED_CLIENT_H
+#define KVT_SHARED_CLIENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "kvtier.h"
+
+typedef struct kvt__job kvt__job;
+
+typedef struct kvt__client {
+    uint32_t magic; /* KVT_CLIENT_MAGIC; first, where a store has its own */
+    int fd;
+    _Atomic int dead; /* the server went away: every call KVT_ECLOSED */
+    uint64_t block_bytes;
+    uint32_t frags;
+    uint32_t nslots;   /* staging blocks */
+    uint32_t max_keys; /* per request */
+    uint8_t *staging;
+    size_t staging_bytes;
+    int ntiers; /* the served store's tier instances, as the server names them */
+    char tier_name[KVT_MAX_TIERS][KVT_TIER_NAME_MAX];
+    int32_t tier_available[KVT_MAX_TIERS];
+
+    /* One request at a time: it uses the connection's staging slots. */
+    pthread_mutex_t lock;
+    uint32_t seq;
+    uint8_t *in, *out; /* message buffers */
+
+    /* Tickets (client_async.c). */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;    /* a job queued, or stopping */
+    pthread_cond_t qdone;    /* a job done */
+    kvt__job *queue, *queue_tail; /* waiting to run, in order */
+    kvt__job *jobs;          /* every job not yet consumed */
+    uint32_t inflight;
+    uint64_t next_ticket;
+    int stopping;
+    int started;
+    pthread_t worker;
+    int efd;
+} kvt__client;
+
+/* Starts the ticket thread and eventfd; stops them (running what is queued). */
+int kvt__client_async_start(kvt__client *c);
+void kvt__client_async_stop(kvt__client *c);
+/* Queues an asynchronous put or get. */
+int kvt__client_submit(kvt__client *c, int is_put, const kvt_key *keys, size_t n,
+                       void *const *ptrs, const kvt_io_opts *o, kvt_ticket *ticket);
+/* The synchronous put/get the ticket thread runs. */
+int kvt__client_io(kvt__client *c, int is_put, const kvt_key *keys, size_t n, void *const *ptrs,
+                   const kvt_io_opts *o);
+
+#endif

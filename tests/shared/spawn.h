@@ -1,0 +1,21 @@
+/* spawn.h — the shared-store tests' helpers: kvtierd as a child process,
+ * scratch directories, open-fd counts. */
+#ifndef KVT_TEST_SHARED_SPAWN_H
+#define KVT_TEST_SHARED_SPAWN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A fresh directory under the build root; its path in dir (cap bytes). */
+void scratch_dir(char *dir, size_t cap);
+/* Removes it and everything in it. */
+void scratch_remove(const char *dir);
+/* Starts kvtierd with argv (NULL-terminated, without the program) and waits
+ * up to 10 s until it accepts on sock. Returns its pid, or -1. */
+pid_t kvtierd_start(const char *sock, const char *const *argv);
+/* Sends sig and reaps; returns the exit status as waitpid gives it. */
+int kvtierd_stop(pid_t pid, int sig);
+/* Open file descriptors of this process. */
+int open_fds(void);
+
+#endif
