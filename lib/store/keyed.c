@@ -74,9 +74,16 @@ static int run(struct kvt_keyed_rt *k, kvt_keyed_kind kind, const kvt_key *keys,
     waiter w = {.op = {.kind = kind, .keys = keys, .n = n, .frags = frags, .nfrags = nfrags,
                        .mem = mem, .status = status, .done = finished}};
     w.op.user = &w;
+    /* Every key starts failed: a submit the tier refuses (or a tier that
+     * leaves a key unanswered) must not leave a stale 0 read as a hit. */
+    for (size_t i = 0; i < n; i++)
+        status[i] = KVT_EIO;
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
     int rc = k->ops->keyed->submit(k->impl, &w.op);
+    if (rc)
+        for (size_t i = 0; i < n; i++)
+            status[i] = rc;
     if (rc == 0) {
         if (k->ops->keyed->poll) {
             for (;;) {
@@ -242,7 +249,10 @@ void kvt__keyed_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
     }
     for (int k = 0; q && k < s->nkeyed; k++) {
         run(&s->keyed[k], KVT_KEYED_WRITE, b.keys, q, b.frags, s->frags, mem, b.status);
-        ADD(&s->keyed[k], writes, q);
+        size_t written = 0;
+        for (size_t j = 0; j < q; j++)
+            written += b.status[j] == 0;
+        ADD(&s->keyed[k], writes, written);
     }
     batch_free(&b);
 }

@@ -238,3 +238,56 @@ Test(keyed, errors)
     /* A kind is registered once. */
     cr_assert_eq(kvt__tier_register(kvt__tier_find("keyed_mem")), KVT_EINVAL);
 }
+
+/* A key-addressed tier whose submit fails (queue full, connection gone): its
+ * keys are misses with its error, never hits with unwritten bytes. */
+static int busy_submit(kvt_tier_impl *t, kvt_keyed_op *op)
+{
+    (void)t; (void)op;
+    return KVT_EBUSY;
+}
+static int busy_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nslots)
+{
+    (void)p;
+    static int dummy;
+    *out = (kvt_tier_impl *)&dummy;
+    *nslots = 0;
+    return 0;
+}
+static void busy_close(kvt_tier_impl *t) { (void)t; }
+static const kvt_keyed_ops busy_keyed = {.submit = busy_submit, .poll = NULL};
+static const kvt_tier_ops busy_ops = {.version = KVT_TIER_OPS_VERSION, .name = "keyed_busy",
+    .caps = KVT_TCAP_KEYED, .open = busy_open, .close = busy_close, .keyed = &busy_keyed};
+
+Test(keyed, a_refused_submit_is_no_hit)
+{
+    if (!kvt__tier_find("keyed_busy"))
+        cr_assert_eq(kvt__tier_register(&busy_ops), 0);
+    kvt_config *c;
+    kvt_store *s;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
+    int d = kvt_config_add_tier(c, "dram", NULL);
+    cr_assert_eq(kvt_config_tier_set(c, d, "capacity", (int64_t)(4 * BLOCK)), 0);
+    cr_assert_eq(kvt_config_tier_set(c, d, "hugepages", 0), 0);
+    cr_assert_eq(kvt_config_add_tier(c, "keyed_busy", "shared"), 1, "%s", kvt_last_error());
+    cr_assert_eq(kvt_open(c, &s), 0, "%s", kvt_last_error());
+    kvt_config_free(c);
+    size_t n = 40000;
+    kvt_key *k = calloc(n, sizeof *k);
+    void **p = calloc(n * FRAGS, sizeof *p);
+    int32_t *st = calloc(n, sizeof *st);
+    static uint8_t buf[BLOCK];
+    for (size_t i = 0; i < n; i++) {
+        k[i] = key_of((uint32_t)(100000 + i));
+        p[i * FRAGS] = buf;
+        p[i * FRAGS + 1] = buf + BLOCK / FRAGS;
+    }
+    kvt_io_opts o = {.size = sizeof o, .status = st};
+    int got = kvt_get(s, k, n, p, &o, NULL);
+    cr_assert_eq(got, 0, "blocks never stored reported as hits: %d", got);
+    cr_assert_eq(st[0], KVT_EBUSY, "status[0] = %d", st[0]);
+    free(k); free(p); free(st);
+    cr_assert_eq(kvt_close(s), 0);
+}

@@ -539,3 +539,30 @@ Test(nvme_stripe, store_skips_out_of_service_slots)
 }
 
 #endif
+
+/* A discard of a slot on an out-of-service device must not report success:
+ * the block would come back once the device is back. */
+Test(nvme_stripe, a_discard_on_an_out_of_service_device_fails)
+{
+    const unsigned nd = 2;
+    const uint32_t n = 4;
+    kvt_tier_params p = params(paths_of("z", nd), n);
+    kvt_tier_impl *t = open_ok(&p);
+    uint32_t *slots = all_slots(n);
+    cr_assert_eq(move(t, slots, n, 7, 1, NULL), 0);
+    nv->close(t);
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/z1", dir);
+    snprintf(b, sizeof b, "%s/z1.away", dir);
+    cr_assert_eq(rename(a, b), 0);
+    t = open_ok(&p);
+    int rc = nv->discard(t, slots, n);
+    nv->close(t);
+    cr_assert_eq(rename(b, a), 0);
+    t = open_ok(&p);
+    found f = recover_all(t, n, 7);
+    cr_assert(rc != 0 || f.count == 0, "discard said 0 but %u of %u blocks came back", f.count, n);
+    free(f.seen);
+    nv->close(t);
+    free(slots);
+}

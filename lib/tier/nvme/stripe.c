@@ -370,9 +370,17 @@ int nvme_stripe_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
         for (size_t i = 0; i < n; i++)
             if (slots[i] % s->n == d)
                 local[k++] = slots[i] / s->n;
-        /* A device out of service serves none of its slots: nothing to mark. */
-        if (!k || !in_service(s, d))
+        if (!k)
             continue;
+        /* A device out of service can't forget its blocks: if it comes back,
+         * the next open would recover them. Say so, so the store keeps these
+         * slots out of use and kvt_remove reports the failure. */
+        if (!in_service(s, d)) {
+            if (!rc)
+                rc = kvt__err(KVT_EIO, "nvme: device %u of %u is out of service: %zu discard(s) "
+                              "not on media", d, s->n, k);
+            continue;
+        }
         int r = nvme_device_discard(s->dev[d], local, k);
         if (device_error(r))
             check_device(t, d);
