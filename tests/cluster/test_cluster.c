@@ -289,6 +289,8 @@ Test(cluster, round_trip_contains_and_remove)
     for (int i = 0; i < 20; i++)
         cr_assert_eq(b.io[i].status, i < 10 ? 0 : KVT_ENOENT, "contains %d", i);
     cr_assert_eq(kvt__cluster_remove(c, b.io, 20), 0, "remove of absent keys is fine");
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(b.io[i].status, i < 10 ? 0 : KVT_ENOENT, "remove %d", i);
     cr_assert_eq(kvt__cluster_contains(c, b.io, 20), 0);
     cr_assert_eq(kvt__cluster_stat(c, "removed"), 10);
     batch_free(&b);

@@ -348,7 +348,7 @@ int kvt__cluster_put(kvt_cluster *c, kvt_cluster_io *io, size_t n)
     if (rc < 0 && rc != KVT_ETIMEDOUT)
         return rc;
     for (size_t i = 0; i < n; i++)
-        if (io[i].status)
+        if (io[i].status && io[i].status != KVT_ENOENT)
             return io[i].status;
     return 0;
 }
@@ -407,10 +407,12 @@ static void remove_prep(kvt_cluster *c, cl_op *op, struct io_uring_sqe *sqe)
 
 static bool remove_complete(kvt_cluster *c, cl_op *op, int res)
 {
-    if (res == 0)
+    if (res == 0) {
         CL_ADD(c, removed, 1);
-    if (res == 0 || res == -ENOENT)
         return finish(op, 0);
+    }
+    if (res == -ENOENT)
+        return finish(op, KVT_ENOENT);
     if (res == -ESTALE && op->retries++ < STALE_RETRIES)
         return false;
     return finish(op, path_code(c, -res));
@@ -424,7 +426,7 @@ int kvt__cluster_remove(kvt_cluster *c, kvt_cluster_io *io, size_t n)
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++)
-        if (io[i].status)
+        if (io[i].status && io[i].status != KVT_ENOENT)
             return io[i].status;
     return 0;
 }

@@ -72,7 +72,8 @@ int kvt__cluster_get(kvt_cluster *c, kvt_cluster_io *io, size_t n);
  * immutable); losing a publish race too. Returns 0 when all were stored,
  * else the first error (statuses say which). */
 int kvt__cluster_put(kvt_cluster *c, kvt_cluster_io *io, size_t n);
-/* Unlinks n blocks' files (ENOENT is fine). Returns 0 or the first error. */
+/* Unlinks n blocks' files. status: 0 removed, KVT_ENOENT not there (another
+ * node may have been first), or an error. Returns 0 or the first error. */
 int kvt__cluster_remove(kvt_cluster *c, kvt_cluster_io *io, size_t n);
 
 /* The sweeper: one incremental step over 1/256 of the tree (one top-level
