@@ -1,6 +1,8 @@
 /* tier.c — the cluster engine as a key-addressed tier of kind "cluster": options, asynchronous batches on worker threads, the background sweeper. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
