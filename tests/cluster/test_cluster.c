@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -778,4 +779,77 @@ Test(cluster, stopped_fuse_client_times_out)
     cr_assert_eq(check_range(c, 0, 4, "after the hang"), 4);
     batch_free(&b);
     kvt__cluster_close(c);
+}
+
+/* One open used by several threads at once (each call checks out its own
+ * ring): puts, gets and contains of overlapping keys, exact bytes. */
+typedef struct thread_arg {
+    kvt_cluster *c;
+    uint64_t first;
+    int bad;
+} thread_arg;
+
+static void *thread_body(void *p)
+{
+    thread_arg *a = p;
+    for (int round = 0; round < 6; round++) {
+        uint64_t first = a->first + (uint64_t)round * 5;
+        batch b = batch_of(first, 16, true);
+        if (kvt__cluster_put(a->c, b.io, 16))
+            a->bad++;
+        batch_free(&b);
+        batch g = batch_of(first, 16, false);
+        if (kvt__cluster_get(a->c, g.io, 16) != 16)
+            a->bad++;
+        uint8_t *want = malloc(BLOCK);
+        for (uint64_t i = 0; i < 16; i++) {
+            fill(want, first + i);
+            if (memcmp(want, g.mem + i * BLOCK, BLOCK))
+                a->bad++;
+        }
+        free(want);
+        if (kvt__cluster_contains(a->c, g.io, 16) != 16)
+            a->bad++;
+        batch_free(&g);
+    }
+    return NULL;
+}
+
+Test(cluster, threads_share_one_open)
+{
+    kvt_cluster *c = open_node();
+    pthread_t th[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){c, (uint64_t)i * 20, 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, thread_body, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(args[i].bad, 0, "thread %d saw %d failures", i, args[i].bad);
+    }
+    cr_assert_eq(kvt__cluster_stat(c, "corrupt"), 0);
+    kvt__cluster_close(c);
+}
+
+Test(cluster, read_only_directory_is_refused)
+{
+    if (on_shared_mount())
+        cr_skip_test("runs on a read-only bind mount of its own, not on the shared mount");
+    char ro[600];
+    snprintf(ro, sizeof ro, "%s/small", test_dir); /* fini unmounts "small" */
+    cr_assert_eq(mkdir(ro, 0700), 0);
+    if (mount(test_dir, ro, NULL, MS_BIND, NULL))
+        cr_skip_test("cannot bind-mount here (%s): needs root", strerror(errno));
+    if (mount(NULL, ro, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL)) {
+        umount2(ro, MNT_DETACH);
+        cr_skip_test("cannot make a read-only bind mount here (%s)", strerror(errno));
+    }
+    kvt_cluster_params p = params();
+    p.dir = ro;
+    kvt_cluster *c = NULL;
+    int rc = kvt__cluster_open(&p, &c);
+    umount2(ro, MNT_DETACH);
+    cr_assert_eq(rc, KVT_EPATH, "got %s", kvt_strerror(rc));
+    cr_assert(strstr(kvt_last_error(), "not writable"), "message: %s", kvt_last_error());
 }
