@@ -1,4 +1,7 @@
-/* bench.h — what the kvtier-bench subcommands share: flags, timing, samples, JSON, tables, buffers, stores. */
+/* bench.h — what the kvtier-bench subcommands share: flags, timing, samples, JSON, tables, buffers, stores.
+ * Layout: cmd/ one file per subcommand; workload/ request generators and the swarm run; model/ the
+ * TTFT model; baseline/ what the library is measured against; report/ JSON, tables and rows;
+ * common/ flags, clocks, samples, buffers; store_cfg.c every store's configuration. */
 #ifndef KVT_BENCH_H
 #define KVT_BENCH_H
 
@@ -22,18 +25,18 @@ enum {
 /* A subcommand: parses its own flags (argv[0] is its name) and returns an
  * exit code. One file per subcommand; main.c's table lists them. */
 typedef int (*bench_cmd_fn)(int argc, char **argv);
-int bench_mixed(int argc, char **argv); /* cmd_mixed.c */
-int bench_default(int argc, char **argv); /* cmd_default.c: the default run (no command) */
-int bench_swarm(int argc, char **argv);   /* cmd_swarm.c */
-int bench_micro(int argc, char **argv); /* cmd_micro.c */
-int bench_micro_nvme(int argc, char **argv); /* cmd_micro_nvme.c: `micro --tier nvme` */
-int bench_index(int argc, char **argv); /* cmd_index.c */
-int bench_micro_gpu(int argc, char **argv); /* gpu.c: `micro --gpu` */
-int bench_replay(int argc, char **argv); /* cmd_replay.c */
-int bench_sweep(int argc, char **argv);  /* cmd_sweep.c */
-int bench_close(int argc, char **argv);  /* cmd_close.c */
+int bench_mixed(int argc, char **argv); /* cmd/cmd_mixed.c */
+int bench_default(int argc, char **argv); /* cmd/cmd_default.c: the default run (no command) */
+int bench_swarm(int argc, char **argv);   /* cmd/cmd_swarm.c */
+int bench_micro(int argc, char **argv); /* cmd/cmd_micro.c */
+int bench_micro_nvme(int argc, char **argv); /* cmd/cmd_micro_nvme.c: `micro --tier nvme` */
+int bench_index(int argc, char **argv); /* cmd/cmd_index.c */
+int bench_micro_gpu(int argc, char **argv); /* cmd/cmd_micro_gpu.c: `micro --gpu` */
+int bench_replay(int argc, char **argv); /* cmd/cmd_replay.c */
+int bench_sweep(int argc, char **argv);  /* cmd/cmd_sweep.c */
+int bench_close(int argc, char **argv);  /* cmd/cmd_close.c */
 
-/* ------------------------------------------------------------- args.c */
+/* ------------------------------------------------------ common/args.c */
 
 typedef enum {
     BARG_BOOL,      /* --name: sets an int to 1 */
@@ -67,7 +70,7 @@ int bench_parse_size(const char *text, uint64_t *out);
 /* Human size: 262144 -> "256 KiB". Returns buf. */
 const char *bench_fmt_bytes(uint64_t bytes, char *buf, size_t cap);
 
-/* ------------------------------------------------------------- time.c */
+/* ------------------------------------------------------ common/time.c */
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
@@ -95,7 +98,7 @@ double bench_loadavg(void);
 void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void bench_progress_done(void);
 
-/* ------------------------------------------------------------ stats.c */
+/* ----------------------------------------------------- common/stats.c */
 
 /* A growable list of samples (latencies in microseconds, rates...). */
 typedef struct bench_samples {
@@ -115,7 +118,7 @@ double bench_max(bench_samples *s);
 double bench_sum(const bench_samples *s);
 void bench_samples_free(bench_samples *s);
 
-/* ------------------------------------------------------------- json.c */
+/* ------------------------------------------------------ report/json.c */
 
 /* A streaming writer of one pretty-printed JSON value. Keys are passed for
  * members of objects and NULL for elements of arrays (and the top value). */
@@ -141,7 +144,7 @@ void bench_json_bool(bench_json *j, const char *key, int value);
  * kvtier_version, date, cpu_model, cpus, loadavg_1m, buildtype. */
 void bench_json_header(bench_json *j, const char *bench);
 
-/* ------------------------------------------------------------ table.c */
+/* ----------------------------------------------------- report/table.c */
 
 #define BENCH_TABLE_COLS 12
 typedef struct bench_table {
@@ -161,7 +164,7 @@ void bench_table_free(bench_table *t);
 /* The first lines of every human report: what ran, on what, which build. */
 void bench_print_header(FILE *f, const char *what);
 
-/* -------------------------------------------------------------- mem.c */
+/* ------------------------------------------------------- common/mem.c */
 
 /* Anonymous memory on transparent huge pages when the kernel allows (like the
  * DRAM tier's arena, so that a memcpy baseline and the library pay the same
@@ -174,7 +177,7 @@ void bench_fill(void *p, size_t bytes, uint64_t seed);
 /* Resident set size of this process in bytes (/proc/self/statm). */
 uint64_t bench_rss_bytes(void);
 
-/* A memcpy baseline: nthreads participants (the caller plus nthreads - 1
+/* baseline/memcpy.c: a memcpy baseline: nthreads participants (the caller plus nthreads - 1
  * persistent threads) copy one batch of ops, split evenly by bytes. This is
  * what the library's copier is measured against. */
 typedef struct bench_copy_op {
@@ -187,7 +190,7 @@ bench_copier *bench_copier_new(unsigned nthreads);
 void bench_copier_run(bench_copier *c, const bench_copy_op *ops, size_t n);
 void bench_copier_free(bench_copier *c);
 
-/* crew.c: nthreads persistent threads that each call fn(arg) once per
+/* baseline/crew.c: nthreads persistent threads that each call fn(arg) once per
  * round; the bench's baselines (the anchors' file pool, the raw loop's
  * hashing threads) run on one. A crew is driven by one thread at a time;
  * with 0 threads a round does nothing. NULL without memory or threads. */
@@ -200,25 +203,19 @@ void bench_crew_start(bench_crew *c, void (*fn)(void *arg), void *arg);
 /* Returns when every thread is back from the round's fn. */
 void bench_crew_wait(bench_crew *c);
 
-/* ------------------------------------------------------------ store.c */
+/* ---------------------------------------------- common/temp_files.c */
 
-typedef struct bench_store_cfg {
-    uint64_t block_bytes;
-    uint32_t block_tokens;
-    uint64_t dram_bytes;
-    int copy_threads;   /* 0: the library's default */
-    const char *policy; /* NULL: the library's default */
-    int no_hugepages;   /* 1: KVT_TOPT_HUGEPAGES 0 */
-} bench_store_cfg;
+/* Temporary files (NVMe files), removed by bench_temp_remove and, while
+ * registered, on SIGINT / SIGTERM / SIGHUP. Thread-safe. register returns a
+ * handle, or -1 when BENCH_MAX_TEMP are registered (the caller goes on
+ * without the signal-time removal). remove takes the handle (-1: nothing). */
+#define BENCH_MAX_TEMP 16
+int bench_temp_register(const char *path);
+void bench_temp_remove(int handle);
 
-/* Opens a DRAM-only store. On failure prints the library's message to
- * stderr and returns NULL. */
-kvt_store *bench_open_dram(const bench_store_cfg *cfg);
-/* A statistic, or 0 when the library does not have it. */
-uint64_t bench_stat(kvt_store *s, const char *name);
-/* n distinct keys: one chain over pseudo-random tokens (block_tokens 1), so
- * the keys look like any engine's. Returns 0 or -1 (library error printed). */
-int bench_keys(kvt_key *out, size_t n, uint64_t seed);
+/* ------------------------------------------------------- store_cfg.h */
+
+#include "store_cfg.h"
 
 /* A non-zero generator state from any seed (splitmix64 of it). */
 static inline uint64_t bench_rand_seed(uint64_t seed)

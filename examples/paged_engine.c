@@ -107,13 +107,14 @@ int main(void)
 {
     kvt_config *cfg;
     kvt_store *store;
-    int rc;
+    int rc, dram = -1;
     if ((rc = kvt_config_new(&cfg)) ||
         (rc = kvt_config_set(cfg, KVT_OPT_BLOCK_BYTES, BLOCK_BYTES)) ||
         (rc = kvt_config_set(cfg, KVT_OPT_BLOCK_TOKENS, BLOCK_TOKENS)) ||
         (rc = kvt_config_set(cfg, KVT_OPT_FRAGS, LAYERS)) ||
-        (rc = kvt_config_set_tier(cfg, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 256 * BLOCK_BYTES)) ||
-        (rc = kvt_config_set_tier(cfg, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0)))
+        (rc = dram = kvt_config_add_tier(cfg, "dram", NULL)) < 0 ||
+        (rc = kvt_config_tier_set(cfg, dram, "capacity", 256 * BLOCK_BYTES)) ||
+        (rc = kvt_config_tier_set(cfg, dram, "hugepages", 0)))
         return fail("config", rc);
     if ((rc = kvt_open(cfg, &store)))
         return fail("kvt_open", rc);
@@ -215,10 +216,9 @@ int main(void)
             for (int i = hit; i < n && nrecord < MAX_RECORD; i++)
                 record[nrecord++] = keys[i];
         }
-        static const char *const tier_names[] = {"hbm", "dram", "nvme"};
         printf("request %zu %-24s %4zu tokens, %2d blocks: %2d hits (%s), %2d computed, "
                "%zu tokens left for later\n",
-               r, q->what, ntok, n, hit, hit && tiers[0] < KVT_TIER_COUNT ? tier_names[tiers[0]] : "-",
+               r, q->what, ntok, n, hit, hit && tiers[0] != KVT_TIER_NONE ? kvt_store_tier_name(store, tiers[0]) : "-",
                n - hit, ntok % BLOCK_TOKENS);
         total_hits += hit;
         total_computed += n - hit;

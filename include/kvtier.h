@@ -44,7 +44,7 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define KVT_VERSION_MAJOR 0
-#define KVT_VERSION_MINOR 1
+#define KVT_VERSION_MINOR 2
 #define KVT_VERSION_PATCH 0
 #define KVT_VERSION_NUMBER \
     (KVT_VERSION_MAJOR * 10000 + KVT_VERSION_MINOR * 100 + KVT_VERSION_PATCH)
@@ -177,19 +177,43 @@ KVT_API int kvt_key_chain_mode(uint32_t mode, const void *secret, size_t secret_
                                const kvt_key *parent, const uint32_t *tokens, size_t ntokens,
                                uint32_t block_tokens, kvt_key *out, size_t out_cap);
 
+/* Folds a key an engine computed itself (vLLM's block hash with its group,
+ * SGLang's sha256 hex string, LMCache's chunk hash) into a kvtier key under
+ * a namespace: out = XXH3-128("kvtier-fold-v1" ‖ canonical(*ns) ‖ bytes)
+ * (docs/key-spec.md, "Folding engine keys"; the per-engine encodings of
+ * `bytes` are specified there). ns is a namespace key (kvt_ns_key) carrying
+ * what the engine's hash leaves out: model, rank, layout. A folded key is a
+ * plain key: no prefix relation between folded keys is implied, so store
+ * them with prefix-unaware policies or pass opts->parent yourself. Keys of
+ * mode KVT_KEY_XXH3_128 only. Errors: KVT_ENULL (len > 0 with bytes NULL).
+ * Pure; no allocation; thread-safe. */
+KVT_API int kvt_key_fold(const kvt_key *ns, const void *bytes, size_t len, kvt_key *out);
+/* n folds of fixed-length engine keys laid end to end: out[i] =
+ * kvt_key_fold(ns, bytes + i * item_len, item_len). Returns n. Errors:
+ * KVT_ENULL, KVT_ESIZE (n > INT32_MAX). Pure; thread-safe. */
+KVT_API int kvt_key_fold_many(const kvt_key *ns, const void *bytes, size_t item_len, size_t n,
+                              kvt_key *out);
+
 /* ----------------------------------------------------------- configuration */
 
 typedef struct kvt_config kvt_config;
 typedef struct kvt_store kvt_store;
 
-/* Tiers, fastest first. */
-typedef enum kvt_tier {
-    KVT_TIER_HBM = 0,
-    KVT_TIER_DRAM = 1,
-    KVT_TIER_NVME = 2,
-    KVT_TIER_COUNT = 3,
-    KVT_TIER_NONE = 255 /* in lookup results: not held */
-} kvt_tier;
+/* Tiers. A store is an ordered list of tier instances, fastest first, each
+ * of a kind ("hbm", "dram", "nvme": docs/tiers.md) with options of its own.
+ * Lookups report the instance index (0 = the fastest), or KVT_TIER_NONE.
+ * Besides slot tiers, whose blocks this store places, a kind may be
+ * key-addressed (a shared store that other processes fill, with its own
+ * placement and TTL): lookups, contains and gets ask it for keys the slot
+ * tiers miss, puts are written through to it, removes reach it; leases and
+ * pins do not apply to blocks found only there. */
+enum {
+    KVT_MAX_TIERS = 8,      /* tier instances in one store, at most */
+    KVT_MAX_SLOT_TIERS = 3, /* of them slot tiers (hbm, dram, nvme), at most: they are
+                               added before any key-addressed one */
+    KVT_TIER_NAME_MAX = 32, /* bytes of an instance name, NUL included */
+    KVT_TIER_NONE = 255     /* in lookup results: not held */
+};
 
 /* Store-wide options, set with kvt_config_set(). */
 typedef enum kvt_option {
@@ -212,30 +236,28 @@ typedef enum kvt_option {
                                  drops them). Default 60000. 0..86400000. */
 } kvt_option;
 
-/* Per-tier options, set with kvt_config_set_tier(). */
-typedef enum kvt_tier_option {
-    KVT_TOPT_CAPACITY = 1,   /* bytes; 0 disables the tier (default 0 for all) */
-    KVT_TOPT_TTL_MS = 2,     /* idle time after which a block leaves the tier; 0 = never */
-    KVT_TOPT_VICTIMS = 3,    /* kvt_victims: what happens to blocks leaving the tier */
-    KVT_TOPT_ADMIT = 4,      /* kvt_admit: how blocks enter the tier */
-    KVT_TOPT_ADMIT_AFTER = 5, /* KVT_ADMIT_AFTER_N: accesses before admission; default 2 */
-    KVT_TOPT_NUMA_NODE = 6,  /* DRAM: node for the arena; -1 (default) = nearest the GPU or local */
-    KVT_TOPT_QUEUE_DEPTH = 7, /* NVMe: io_uring queue depth; default 64 */
-    KVT_TOPT_SQPOLL = 8,     /* NVMe: 1 = kernel submission polling thread */
-    KVT_TOPT_RECREATE = 9,   /* NVMe: 1 = overwrite a file of another format/geometry */
-    KVT_TOPT_DEVICE = 10,    /* HBM: CUDA device ordinal; DRAM: the GPU whose NUMA node is the
-                                default one (in a process already using CUDA) and whose
-                                context pins the arena; default 0 */
-    KVT_TOPT_HUGEPAGES = 11  /* DRAM: 1 (default) = ask for transparent huge pages */
-} kvt_tier_option;
-
-/* String per-tier options, set with kvt_config_set_tier_str(). */
-typedef enum kvt_tier_str_option {
-    KVT_TSTR_POLICY = 1, /* eviction policy: "prefix" (default), "lru", "s3fifo", "sieve"; docs/policies.md */
-    KVT_TSTR_PATH = 2,   /* NVMe: file or block device */
-    KVT_TSTR_FAULTS = 3  /* test builds: fault-injection spec, e.g. "eio=0.01,torn=0.05",
-                            "cqe_eio=0.01" (at completion); docs/nvme-format.md */
-} kvt_tier_str_option;
+/* Options every tier instance takes, by name (kvt_config_tier_set / _str):
+ *  "capacity"     bytes; 0 (default) leaves the instance out of the store.
+ *                 A whole number of slots: kvt_slot_bytes() gives a slot's size
+ *  "ttl_ms"       idle time after which a block leaves the tier; 0 = never
+ *  "victims"      kvt_victims: what happens to blocks leaving the tier
+ *  "admit"        kvt_admit: how blocks enter the tier
+ *  "admit_after"  KVT_ADMIT_AFTER_N: accesses before admission; default 2, 1..65535
+ *  "policy"       (string) eviction policy: "prefix" (default), "lru", "s3fifo",
+ *                 "sieve"; docs/policies.md
+ *  "faults"       (string) test builds: fault-injection spec, e.g.
+ *                 "eio=0.01,torn=0.05", "cqe_eio=0.01" (at completion);
+ *                 docs/nvme-format.md
+ * Options of one kind (docs/tiers.md lists them all):
+ *  dram: "numa_node" (-1 default: nearest the GPU or local), "hugepages" (1
+ *        default: ask for transparent huge pages), "device" (the GPU whose NUMA
+ *        node is the default one, in a process already using CUDA, and whose
+ *        context pins the arena; default 0)
+ *  nvme: "path" (string, required: file or block device), "queue_depth"
+ *        (io_uring, default 64, 1..4096), "sqpoll" (1: kernel submission
+ *        polling thread), "recreate" (1: overwrite a file of another
+ *        format or geometry)
+ *  hbm:  "device" (CUDA device ordinal, default 0) */
 
 typedef enum kvt_victims {
     KVT_VICTIM_DEMOTE = 0, /* move to the next enabled tier below (default) */
@@ -245,7 +267,7 @@ typedef enum kvt_victims {
 typedef enum kvt_admit {
     KVT_ADMIT_WRITE_BACK = 0,    /* enter on put (topmost tier) or on demotion (default) */
     KVT_ADMIT_WRITE_THROUGH = 1, /* every put is also written here, asynchronously */
-    KVT_ADMIT_AFTER_N = 2        /* enter only after KVT_TOPT_ADMIT_AFTER accesses */
+    KVT_ADMIT_AFTER_N = 2        /* enter only after "admit_after" accesses */
 } kvt_admit;
 
 /* Returns the current time in nanoseconds; must be monotonic. Called from any
@@ -260,10 +282,32 @@ KVT_API void kvt_config_free(kvt_config *cfg);
  * the rest at kvt_open. After a kvt_open() with this config: KVT_EFROZEN.
  * A config is not thread-safe: set it up from one thread. */
 KVT_API int kvt_config_set(kvt_config *cfg, kvt_option opt, int64_t value);
-KVT_API int kvt_config_set_tier(kvt_config *cfg, kvt_tier tier, kvt_tier_option opt,
-                                int64_t value);
-/* The string is copied. KVT_EPOLICY for an unknown policy name. */
-KVT_API int kvt_config_set_tier_str(kvt_config *cfg, kvt_tier tier, kvt_tier_str_option opt,
+/* Adds a tier instance of kind `kind` below those added before (add the
+ * fastest first) and returns its index, which the setters below, lookups
+ * and kvt_store_tier_name() use. name: the instance's name in stats
+ * ("<name>.hits") and kvt_store_tier_find(); 1..31 of [A-Za-z0-9_-]; NULL
+ * gives the kind's name, or the kind's name with 1, 2, ... appended when
+ * that is taken ("nvme1"). The same kind may be added more than once. The
+ * instance starts with every option at its default (capacity 0).
+ * Errors: KVT_ENULL, KVT_EFROZEN, KVT_ENOTSUP (no kind of that name in
+ * this build: "nvme" without io_uring; "hbm" is in every build, its device
+ * missing without CUDA, see kvt_store_tier_available), KVT_EINVAL
+ * (bad or taken name, or a slot tier after a key-addressed one), KVT_ESIZE
+ * (already KVT_MAX_TIERS instances, or KVT_MAX_SLOT_TIERS slot tiers). */
+KVT_API int kvt_config_add_tier(kvt_config *cfg, const char *kind, const char *name);
+/* The index of the config's tier instance named `name`. Errors: KVT_ENULL,
+ * KVT_ENOENT (none of that name). */
+KVT_API int kvt_config_tier_find(const kvt_config *cfg, const char *name);
+/* Sets integer option `opt` (above) of tier instance `tier` (as returned
+ * by kvt_config_add_tier). Errors: KVT_ENULL, KVT_EFROZEN, KVT_EINVAL (no
+ * such instance, an option its kind does not take or takes as a string, a
+ * value that is not one of an enum's), KVT_ESIZE (out of range); the
+ * message names the option. */
+KVT_API int kvt_config_tier_set(kvt_config *cfg, int tier, const char *opt, int64_t value);
+/* Sets string option `opt` of tier instance `tier`; the string is copied.
+ * NULL clears an optional string ("faults"). Errors as kvt_config_tier_set,
+ * and KVT_EPOLICY for an unknown policy name, KVT_EPATH for an empty path. */
+KVT_API int kvt_config_tier_set_str(kvt_config *cfg, int tier, const char *opt,
                                     const char *value);
 /* Replace the store's clock (default CLOCK_MONOTONIC). fn NULL restores it. */
 KVT_API int kvt_config_set_clock(kvt_config *cfg, kvt_clock_fn fn, void *user);
@@ -294,15 +338,26 @@ KVT_API int kvt_open(kvt_config *cfg, kvt_store **out);
  * KVT_ECLOSED (stores are tracked by address; nothing is dereferenced). */
 KVT_API int kvt_close(kvt_store *store);
 
-/* Bytes one block of block_bytes takes in the NVMe tier (header + payload
- * rounded up; docs/nvme-format.md) into *out. The NVMe capacity must be a
- * whole multiple of it. Pure. Errors: KVT_ENULL, KVT_ESIZE (0), KVT_ENOTSUP
- * (built without io_uring). */
-KVT_API int kvt_nvme_slot_bytes(uint64_t block_bytes, uint64_t *out);
+/* Bytes one block of block_bytes takes in a slot of tier kind `kind` into
+ * *out: block_bytes for memory tiers; for "nvme" header + payload rounded
+ * up (docs/nvme-format.md). A tier's capacity must be a whole multiple of
+ * it. Pure. Errors: KVT_ENULL, KVT_ESIZE (0), KVT_ENOTSUP (no such kind in
+ * this build). */
+KVT_API int kvt_slot_bytes(const char *kind, uint64_t block_bytes, uint64_t *out);
 
-/* Whether a tier is open in this store: 1 yes, 0 not configured, or
- * KVT_ENODEV when configured but unavailable here (e.g. HBM without a GPU). */
-KVT_API int kvt_tier_available(kvt_store *store, kvt_tier tier);
+/* The number of tier instances the store's config declared (open or not);
+ * instance indices are 0 .. count - 1, fastest first. Errors: KVT_ECLOSED. */
+KVT_API int kvt_store_tier_count(kvt_store *store);
+/* The name of instance `tier` ("dram", "nvme1"), valid while the store is
+ * open; NULL for a closed store or an index out of range. */
+KVT_API const char *kvt_store_tier_name(kvt_store *store, int tier);
+/* The index of the instance named `name`. Errors: KVT_ENULL, KVT_ENOENT (no
+ * instance of that name), KVT_ECLOSED. */
+KVT_API int kvt_store_tier_find(kvt_store *store, const char *name);
+/* Whether instance `tier` is open in this store: 1 yes, 0 left out
+ * (capacity 0), or KVT_ENODEV when its device is missing here (e.g. HBM
+ * without a GPU). Errors: KVT_EINVAL (index out of range), KVT_ECLOSED. */
+KVT_API int kvt_store_tier_available(kvt_store *store, int tier);
 
 /* The store's current time in nanoseconds (0 for a NULL or closed store). */
 KVT_API uint64_t kvt_clock_now(kvt_store *store);
@@ -377,6 +432,12 @@ typedef struct kvt_io_opts {
     int32_t *status;       /* optional, n entries: per-block result (0 or KVT_E*), see
                               kvt_put and kvt_get for the codes; written only when the
                               call (or its ticket) succeeds, unspecified when it fails */
+    /* Added in 0.1 (issue 20); a caller whose size ends before it gets 0. */
+    uint64_t group;        /* put: tags every block of the call with this group (a
+                              model version, a tenant, a document), for
+                              kvt_remove_group; 0 = no group, and a put with 0 clears
+                              the tags of its keys. A key's group is that of the last
+                              put that named it, stored or found held. get: ignored */
 } kvt_io_opts;
 
 typedef uint64_t kvt_ticket;
@@ -450,7 +511,9 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
  * returns KVT_EIO when the flush itself failed.
  * Errors: KVT_ENULL, KVT_ESIZE, KVT_EMEMKIND, KVT_ENODEV, KVT_ENOTSUP,
  * KVT_EINVAL (see "CUDA" above), KVT_EBUSY (too many tickets pending),
- * KVT_ECLOSED; KVT_EINVAL, KVT_ESIZE also for opts->size (top of file). */
+ * KVT_ECLOSED; KVT_EINVAL, KVT_ESIZE also for opts->size (top of file);
+ * KVT_ENOMEM when opts->group could not be recorded (the blocks are
+ * stored, but in no group). */
 KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 
@@ -505,6 +568,16 @@ KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const
  * power loss too, where the device honours flushes. */
 KVT_API int kvt_remove(kvt_store *store, const kvt_key *keys, size_t n);
 
+/* Removes every block whose key's group (kvt_io_opts.group of the last put
+ * naming it) is `group` (> 0), as final as kvt_remove of those keys, and
+ * forgets the group. Returns how many were held. Puts with this group that
+ * run at the same time may leave their keys stored (ordered after it).
+ * Tags live in this process: a store reopened on a persistent tier has
+ * none (its blocks are then in no group). Thread-safe; blocking (as
+ * kvt_remove). Errors: KVT_EINVAL (group 0), KVT_ENOMEM, KVT_EIO (as
+ * kvt_remove), KVT_ECLOSED. */
+KVT_API int kvt_remove_group(kvt_store *store, uint64_t group);
+
 /* Removes every block, in every tier: as final as kvt_remove of every key
  * held (the same guarantees, a reopen included). Returns how many were
  * held. Puts that run at the same time as the clear, in any thread, may
@@ -555,6 +628,59 @@ KVT_API int kvt_poll(kvt_store *store, kvt_ticket ticket);
 /* An eventfd (EFD_NONBLOCK) that becomes readable whenever tickets complete;
  * read it to reset, then kvt_poll your tickets. Owned by the store. */
 KVT_API int kvt_eventfd(kvt_store *store);
+
+/* ----------------------------------------------------------------- events */
+
+/* An event stream of blocks leaving: engines that mirror what the store
+ * holds (vLLM's KV events, a router's prefix index) learn of evictions,
+ * expirations and removals without polling. Off until kvt_events_enable. */
+
+/* Why a block left (kvt_event.kind). */
+typedef enum kvt_event_kind {
+    KVT_EVENT_EVICTED = 1, /* pushed out of `tier` by its policy to make room */
+    KVT_EVENT_EXPIRED = 2, /* idle in `tier` longer than its KVT_TOPT_TTL_MS */
+    KVT_EVENT_REMOVED = 3  /* kvt_remove or kvt_clear: gone from every tier */
+} kvt_event_kind;
+
+/* One block leaving. Fixed layout, 32 bytes (new fields would come with a
+ * new struct and call). */
+typedef struct kvt_event {
+    kvt_key key;
+    uint64_t time_ns;    /* the store's clock (kvt_clock_now) when it left */
+    uint8_t kind;        /* kvt_event_kind */
+    uint8_t tier;        /* the tier it left; KVT_TIER_NONE for REMOVED (all) */
+    uint8_t to;          /* EVICTED, EXPIRED: the tier it is demoted to
+                            (KVT_TOPT_VICTIMS demote, a tier below), else
+                            KVT_TIER_NONE: dropped from `tier` (a copy a
+                            write-through tier holds stays). A demotion that
+                            then fails (no room below, a write error) drops
+                            the block: its event still names `to`. */
+    uint8_t reserved[5]; /* zero */
+} kvt_event;
+
+/* Turns the stream on: from now on each eviction, expiration and removal
+ * of a held key queues one kvt_event (in the order they happen, per
+ * thread; events of different threads interleave), up to `capacity` events
+ * not yet taken; further ones are dropped and counted (kvt_events_take's
+ * overflow). Once per store. Events of blocks that a corrupt read dropped,
+ * or that kvt_close writes down and frees, are not reported.
+ * Errors: KVT_ESIZE (capacity 0 or over 1 << 24), KVT_EINVAL (already on),
+ * KVT_ENOMEM, KVT_ESYS (no eventfd), KVT_ECLOSED. Thread-safe. */
+KVT_API int kvt_events_enable(kvt_store *store, uint32_t capacity);
+/* Moves up to cap queued events into out[], oldest first, and returns how
+ * many. overflow (optional) gets the number of events dropped because the
+ * queue was full since the last call that asked for it, and resets it.
+ * Non-blocking; thread-safe (concurrent callers get disjoint events).
+ * Errors: KVT_ENULL (out NULL with cap > 0), KVT_EINVAL (stream not on),
+ * KVT_ECLOSED. */
+KVT_API int kvt_events_take(kvt_store *store, kvt_event *out, size_t cap,
+                            uint64_t *overflow);
+/* An eventfd (EFD_NONBLOCK, owned by the store, not the tickets' one of
+ * kvt_eventfd) that is signalled when an event is queued into an empty
+ * queue: read it to reset it, then call kvt_events_take until it returns
+ * 0 (events queued meanwhile signal again). Errors: KVT_EINVAL (stream not
+ * on), KVT_ECLOSED. */
+KVT_API int kvt_events_fd(kvt_store *store);
 
 /* ------------------------------------------------------------------ stats */
 

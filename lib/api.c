@@ -6,12 +6,11 @@
 #include "alloc.h"
 #include "cuda.h"
 #include "error.h"
+#include "events.h"
+#include "store/groups.h"
 #include "kvt_build_config.h"
 #include "store.h"
 #include "worker.h"
-#if KVT_HAVE_URING
-#include "tier/nvme.h"
-#endif
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -98,6 +97,15 @@ static int leave_call(kvt_store *s, int rc)
     return rc;
 }
 
+/* Queued asynchronous calls first (their write-through copies land too,
+ * see kvt__store_close), then the store. */
+static void close_store(kvt_store *s)
+{
+    kvt__workers_free(s->workers);
+    s->workers = NULL;
+    kvt__store_close(s);
+}
+
 int kvt_open(kvt_config *cfg, kvt_store **out)
 {
     kvt__err_clear();
@@ -107,8 +115,15 @@ int kvt_open(kvt_config *cfg, kvt_store **out)
     int rc = kvt__store_open(cfg, &s);
     if (rc)
         return rc;
-    if (registry_add(s)) {
+    /* The API's asynchronous calls run on workers of their own, above the
+     * store (which never calls them). */
+    rc = kvt__workers_new(s, cfg->workers, cfg->max_inflight, &s->workers);
+    if (rc) {
         kvt__store_close(s);
+        return rc;
+    }
+    if (registry_add(s)) {
+        close_store(s);
         return kvt__err(KVT_ENOMEM, "kvt_open: store registry");
     }
     cfg->frozen = 1;
@@ -127,37 +142,76 @@ int kvt_close(kvt_store *s)
     atomic_store_explicit(&s->closing, 1, memory_order_seq_cst);
     while (atomic_load_explicit(&s->active, memory_order_seq_cst))
         sched_yield();
-    kvt__store_close(s);
+    close_store(s);
     return 0;
 }
 
-int kvt_nvme_slot_bytes(uint64_t block_bytes, uint64_t *out)
+int kvt_slot_bytes(const char *kind, uint64_t block_bytes, uint64_t *out)
 {
     kvt__err_clear();
-    if (!out)
-        return kvt__err(KVT_ENULL, "kvt_nvme_slot_bytes: out is NULL");
+    if (!out || !kind)
+        return kvt__err(KVT_ENULL, "kvt_slot_bytes: %s is NULL", out ? "kind" : "out");
     if (block_bytes == 0 || block_bytes > (1ull << 30))
-        return kvt__err(KVT_ESIZE, "kvt_nvme_slot_bytes: %llu block bytes",
+        return kvt__err(KVT_ESIZE, "kvt_slot_bytes: %llu block bytes",
                         (unsigned long long)block_bytes);
-#if KVT_HAVE_URING
-    *out = kvt__nvme_slot_bytes(block_bytes);
-    return 0;
-#else
-    return kvt__err(KVT_ENOTSUP, "kvt_nvme_slot_bytes: built without the NVMe tier");
-#endif
+    const kvt_tier_ops *ops = kvt__tier_find(kind);
+    if (!ops)
+        return kvt__err(KVT_ENOTSUP, "kvt_slot_bytes: no tier kind \"%s\" in this build", kind);
+    if (!ops->slot_bytes) {
+        *out = block_bytes;
+        return 0;
+    }
+    return ops->slot_bytes(block_bytes, out);
 }
 
-int kvt_tier_available(kvt_store *s, kvt_tier tier)
+int kvt_store_tier_count(kvt_store *s)
 {
-    int rc = enter(s, "kvt_tier_available");
+    int rc = enter(s, "kvt_store_tier_count");
     if (rc)
         return rc;
-    if ((unsigned)tier >= KVT_TIER_COUNT)
-        rc = kvt__err(KVT_EINVAL, "kvt_tier_available: unknown tier %d", (int)tier);
-    else if (s->tier_unavailable[tier])
-        rc = kvt__err(KVT_ENODEV, "tier %d is configured but unavailable here", (int)tier);
+    return leave_call(s, s->cfg.ntiers);
+}
+
+const char *kvt_store_tier_name(kvt_store *s, int tier)
+{
+    if (enter(s, "kvt_store_tier_name"))
+        return NULL;
+    const char *name = NULL;
+    if (tier >= 0 && tier < s->cfg.ntiers)
+        name = s->cfg.tier[tier].name;
     else
-        rc = s->tier[tier].on;
+        kvt__err(KVT_EINVAL, "kvt_store_tier_name: no tier %d", tier);
+    leave_call(s, 0);
+    return name;
+}
+
+int kvt_store_tier_find(kvt_store *s, const char *name)
+{
+    int rc = enter(s, "kvt_store_tier_find");
+    if (rc)
+        return rc;
+    if (!name)
+        return leave_call(s, kvt__err(KVT_ENULL, "kvt_store_tier_find: name is NULL"));
+    for (int t = 0; t < s->cfg.ntiers; t++)
+        if (strcmp(s->cfg.tier[t].name, name) == 0)
+            return leave_call(s, t);
+    return leave_call(s, kvt__err(KVT_ENOENT, "kvt_store_tier_find: no tier \"%s\"", name));
+}
+
+int kvt_store_tier_available(kvt_store *s, int tier)
+{
+    int rc = enter(s, "kvt_store_tier_available");
+    if (rc)
+        return rc;
+    if (tier < 0 || tier >= s->cfg.ntiers)
+        rc = kvt__err(KVT_EINVAL, "kvt_store_tier_available: no tier %d", tier);
+    else if (s->tier_unavailable[tier])
+        rc = kvt__err(KVT_ENODEV, "%s tier is configured but unavailable here",
+                      s->cfg.tier[tier].name);
+    else
+        rc = tier < KVT_MAX_SLOT_TIERS && s->tier[tier].on;
+    for (int k = 0; rc == 0 && k < s->nkeyed; k++)
+        rc = s->keyed[k].index == tier; /* a key-addressed tier, open */
     return leave_call(s, rc);
 }
 
@@ -306,7 +360,8 @@ static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu (block %zu, fragment %zu) is NULL",
                             fn, i, i / s->frags, i % s->frags);
     if (o) {
-        if ((rc = check_struct_size(o, o->size, sizeof *o, sizeof *o, fn, "opts", "kvt_io_opts")))
+        if ((rc = check_struct_size(o, o->size, offsetof(kvt_io_opts, group), sizeof *o, fn,
+                                    "opts", "kvt_io_opts")))
             return rc;
         if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
             return kvt__err(KVT_EINVAL, "%s: unknown memory kind %u", fn, o->mem_kind);
@@ -336,10 +391,6 @@ static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *
      * in the copied options and the worker ends it (lib/cuda.h). */
     kvt_io_opts call_opts;
     if (ticket && o && o->stream) {
-        if (!kvt__workers_cuda_hooks)
-            return leave_call(s, kvt__err(KVT_ENOTSUP, "%s: asynchronous calls with a CUDA "
-                                                       "stream are not wired in this build yet",
-                                          fn));
         if ((rc = kvt__cuda_call_begin(o, &call_opts)))
             return leave_call(s, rc);
         o = &call_opts;
@@ -476,4 +527,33 @@ int kvt_stat(kvt_store *s, const char *name, uint64_t *value)
         return leave_call(s, kvt__err(KVT_ENOENT, "kvt_stat: no statistic named \"%s\"", name));
     *value = q.value;
     return leave_call(s, 0);
+}
+
+/* The event stream (events.c). */
+int kvt_events_enable(kvt_store *s, uint32_t capacity)
+{
+    int rc = enter(s, "kvt_events_enable");
+    return rc ? rc : leave_call(s, kvt__events_enable(s, capacity));
+}
+
+int kvt_events_take(kvt_store *s, kvt_event *out, size_t cap, uint64_t *overflow)
+{
+    int rc = enter(s, "kvt_events_take");
+    return rc ? rc : leave_call(s, kvt__events_take(s, out, cap, overflow));
+}
+
+int kvt_events_fd(kvt_store *s)
+{
+    int rc = enter(s, "kvt_events_fd");
+    return rc ? rc : leave_call(s, kvt__events_fd(s));
+}
+
+int kvt_remove_group(kvt_store *s, uint64_t group)
+{
+    int rc = enter(s, "kvt_remove_group");
+    if (rc)
+        return rc;
+    if (!group)
+        return leave_call(s, kvt__err(KVT_EINVAL, "kvt_remove_group: group 0 is no group"));
+    return leave_call(s, kvt__store_remove_group(s, group));
 }

@@ -6,21 +6,22 @@
 
 #include "kvtier.h"
 
+#include "tier/tier.h"
+
+/* One tier instance as declared: its kind, name, the generic options the
+ * store reads, and the kind's own options (ops->options, in order). */
 typedef struct kvt_tier_cfg {
+    const kvt_tier_ops *ops;
+    char name[KVT_TIER_NAME_MAX];
     uint64_t capacity;
     uint64_t ttl_ms;
     int victims;
     int admit;
     uint32_t admit_after;
-    int numa_node;
-    int queue_depth;
-    int sqpoll;
-    int recreate;
-    int device;
-    int hugepages;
     char *policy; /* NULL: the default policy */
-    char *path;
     char *faults;
+    kvt_tier_optval opt[KVT_TIER_MAX_OPTS];
+    uint32_t nopts;
 } kvt_tier_cfg;
 
 struct kvt_config {
@@ -35,7 +36,8 @@ struct kvt_config {
     uint32_t key_mode; /* kvt_key_mode: declared, recorded by persistent tiers */
     kvt_clock_fn clock;
     void *clock_user;
-    kvt_tier_cfg tier[KVT_TIER_COUNT];
+    kvt_tier_cfg tier[KVT_MAX_TIERS]; /* instances, fastest first */
+    int ntiers;
     int frozen;
 };
 

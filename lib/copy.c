@@ -1,9 +1,8 @@
-/* copy.c — the copier: a persistent pool that splits large copy batches across threads. */
+/* copy.c — the copier: splits large copy batches across the caller and an executor's threads. */
 #include "copy.h"
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +10,8 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "error.h"
+#include "executor.h"
 
 /* A part smaller than this is not worth a helper's wake-up. */
 #define MIN_PART_BYTES ((size_t)256 << 10)
@@ -31,26 +32,24 @@ struct job {
     size_t page;
 };
 
+/* Part k of the batch being copied, as a task for the helpers. */
+typedef struct part_task {
+    kvt__task task;
+    const job *j;
+    unsigned k;
+} part_task;
+
 struct kvt__copier {
     unsigned nthreads; /* participants, the caller included */
-    unsigned started;  /* helpers running */
     /* Held by the caller whose batch the helpers work on. Callers that find
      * it taken copy inline (see kvt__copier_run). */
     pthread_mutex_t busy;
-    pthread_mutex_t lock; /* guards the fields below */
-    pthread_cond_t wake;  /* helpers: a new job or stop */
-    pthread_cond_t done;  /* the caller: pending reached 0 */
-    uint64_t generation;
-    unsigned pending;
-    int stopping;
-    const job *current;
+    kvt__executor *helpers; /* nthreads - 1 threads; NULL when nthreads is 1 */
+    /* The tasks of parts 1.. of the batch in flight (under busy). */
+    part_task *parts;
+    kvt__task **part_ptrs;
     _Atomic uint64_t pooled;
     _Atomic uint64_t busy_inline;
-    struct helper {
-        kvt__copier *c;
-        unsigned index;
-        pthread_t thread;
-    } *helpers;
 };
 
 /* ------------------------------------------------------------------ parts */
@@ -117,58 +116,29 @@ static void touch_part(const job *j, unsigned k)
 
 /* ---------------------------------------------------------------- threads */
 
-static void *helper_main(void *arg)
+static void part_main(kvt__task *task)
 {
-    struct helper *h = arg;
-    kvt__copier *c = h->c;
-    uint64_t seen = 0;
-    pthread_mutex_lock(&c->lock);
-    for (;;) {
-        while (!c->stopping && c->generation == seen)
-            pthread_cond_wait(&c->wake, &c->lock);
-        if (c->stopping)
-            break;
-        seen = c->generation;
-        const job *j = c->current;
-        pthread_mutex_unlock(&c->lock);
-        if (h->index < j->nparts)
-            j->part(j, h->index);
-        pthread_mutex_lock(&c->lock);
-        if (--c->pending == 0)
-            pthread_cond_signal(&c->done);
-    }
-    pthread_mutex_unlock(&c->lock);
-    return NULL;
+    part_task *p = (part_task *)task;
+    p->j->part(p->j, p->k);
 }
 
 /* Runs part 0 here and parts 1.. on the helpers; the busy mutex is held. */
 static void run_on_pool(kvt__copier *c, const job *j)
 {
-    pthread_mutex_lock(&c->lock);
-    c->current = j;
-    c->pending = c->started;
-    c->generation++;
-    pthread_cond_broadcast(&c->wake);
-    pthread_mutex_unlock(&c->lock);
-
+    kvt__group g;
+    kvt__group_init(&g);
+    unsigned helpers = j->nparts - 1;
+    for (unsigned k = 1; k <= helpers; k++) {
+        c->parts[k - 1] = (part_task){.task.fn = part_main, .j = j, .k = k};
+        c->part_ptrs[k - 1] = &c->parts[k - 1].task;
+    }
+    int queued = kvt__executor_submit_all(c->helpers, c->part_ptrs, helpers, &g) == 0;
     j->part(j, 0);
-
-    pthread_mutex_lock(&c->lock);
-    while (c->pending)
-        pthread_cond_wait(&c->done, &c->lock);
-    c->current = NULL;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static void stop_helpers(kvt__copier *c)
-{
-    pthread_mutex_lock(&c->lock);
-    c->stopping = 1;
-    pthread_cond_broadcast(&c->wake);
-    pthread_mutex_unlock(&c->lock);
-    for (unsigned i = 0; i < c->started; i++)
-        pthread_join(c->helpers[i].thread, NULL);
-    c->started = 0;
+    if (!queued) /* never while the copier lives; all parts here then */
+        for (unsigned k = 1; k <= helpers; k++)
+            j->part(j, k);
+    kvt__group_wait(&g);
+    kvt__group_destroy(&g);
 }
 
 kvt__copier *kvt__copier_new(unsigned nthreads)
@@ -179,39 +149,16 @@ kvt__copier *kvt__copier_new(unsigned nthreads)
     if (!c)
         return NULL;
     c->nthreads = nthreads;
+    pthread_mutex_init(&c->busy, NULL);
     if (nthreads > 1) {
-        c->helpers = kvt__calloc(nthreads - 1, sizeof *c->helpers);
-        if (!c->helpers) {
-            kvt__free(c);
+        kvt__executor_opts o = {.threads = nthreads - 1, .name = "kvt-copy"};
+        c->parts = kvt__calloc(nthreads - 1, sizeof *c->parts);
+        c->part_ptrs = kvt__calloc(nthreads - 1, sizeof *c->part_ptrs);
+        if (!c->parts || !c->part_ptrs || kvt__executor_new(&o, &c->helpers)) {
+            kvt__err_clear(); /* NULL tells the caller; no message is ours to leave */
+            kvt__copier_free(c);
             return NULL;
         }
-    }
-    pthread_mutex_init(&c->busy, NULL);
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->wake, NULL);
-    pthread_cond_init(&c->done, NULL);
-
-    /* Helpers block every signal so that the application's handlers run on
-     * its own threads, as they would without this library. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int failed = 0;
-    for (unsigned i = 0; i + 1 < nthreads; i++) {
-        struct helper *h = &c->helpers[i];
-        h->c = c;
-        h->index = i + 1;
-        if (pthread_create(&h->thread, NULL, helper_main, h) != 0) {
-            failed = 1;
-            break;
-        }
-        pthread_setname_np(h->thread, "kvt-copy");
-        c->started++;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (failed) {
-        kvt__copier_free(c);
-        return NULL;
     }
     return c;
 }
@@ -220,24 +167,16 @@ void kvt__copier_free(kvt__copier *c)
 {
     if (!c)
         return;
-    stop_helpers(c);
-    pthread_cond_destroy(&c->done);
-    pthread_cond_destroy(&c->wake);
-    pthread_mutex_destroy(&c->lock);
+    kvt__executor_free(c->helpers);
     pthread_mutex_destroy(&c->busy);
-    kvt__free(c->helpers);
+    kvt__free(c->parts);
+    kvt__free(c->part_ptrs);
     kvt__free(c);
 }
 
 int kvt__copier_set_affinity(kvt__copier *c, const cpu_set_t *cpus)
 {
-    int first = 0;
-    for (unsigned i = 0; c && i < c->started; i++) {
-        int rc = pthread_setaffinity_np(c->helpers[i].thread, sizeof *cpus, cpus);
-        if (rc && !first)
-            first = rc;
-    }
-    return first;
+    return c ? kvt__executor_set_affinity(c->helpers, cpus) : 0;
 }
 
 unsigned kvt__copier_threads(const kvt__copier *c)

@@ -1,4 +1,4 @@
-/* copy.h — a small persistent thread pool that splits big memcpy batches and first touches. */
+/* copy.h — splits big memcpy batches across the caller and an executor's threads; first touches. */
 #ifndef KVT_COPY_H
 #define KVT_COPY_H
 

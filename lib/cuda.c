@@ -24,11 +24,6 @@ void kvt__cuda_counters_visit(kvt__cuda_counters *c, const char *prefix, kvt_sta
 #undef KVT_X_VISIT
 }
 
-/* Overridden by the definitions in lib/worker.c and lib/store.c once they
- * call this layer (docs/gpu.md, "Integration"). */
-__attribute__((weak)) const int kvt__workers_cuda_hooks = 0;
-__attribute__((weak)) const int kvt__store_cuda_tiers = 0;
-
 static int flags_ok(const kvt_io_opts *o, const char *fn)
 {
     const uint32_t known = KVT_IO_NO_PROMOTE | KVT_IO_STREAM_WAIT | KVT_IO_DURABLE;

@@ -108,15 +108,6 @@ int kvt__cuda_ptr_device(const void *p, int *device);
  * (reserved flags). `fn` names the call in messages. */
 int kvt__cuda_check_io(const kvt_io_opts *o, void *const *ptrs, size_t nptrs, const char *fn);
 
-/* 1 once lib/worker.c calls kvt__cuda_io_begin/_end around the jobs it
- * runs (it defines this as 1); until then asynchronous calls with a stream
- * are refused (KVT_ENOTSUP) rather than leaving an engine's stream gated. */
-extern const int kvt__workers_cuda_hooks;
-/* 1 once lib/store.c moves tier data through kvt__cuda_tier_read/_write
- * (it defines this as 1); until then device memory reaches only the tiers
- * that take it directly (DRAM, HBM), and NVMe refuses it. Tests read it. */
-extern const int kvt__store_cuda_tiers;
-
 /* At an asynchronous kvt_put/kvt_get call with a stream, in the caller's
  * thread: records an event on the stream now (so the operation is ordered
  * after the work queued before the call, not whatever the worker finds

@@ -165,7 +165,7 @@ uint32_t kvt__index_alloc(kvt_index *ix, const kvt_key *k)
     memset(e, 0, sizeof *e);
     e->key = *k;
     e->next = KVT_NO_ENTRY;
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         e->slot[t] = UINT32_MAX;
     return id;
 }

@@ -30,14 +30,14 @@ enum {
 typedef struct kvt_entry {
     kvt_key key;
     uint64_t parent;          /* hash of the previous block's key in its chain (kvt__key_hash), 0 = none */
-    uint32_t slot[KVT_TIER_COUNT];
+    uint32_t slot[KVT_MAX_SLOT_TIERS];
     uint32_t next;            /* hash chain, or the free list */
     uint32_t pin_deadline_ms; /* store-relative ms; pins are live while now < deadline */
     uint32_t retain_until_s;  /* store-relative s; a soft pin from kvt_io_opts.retain_s */
-    uint16_t refs[KVT_TIER_COUNT]; /* readers copying out of each tier's slot now */
+    uint16_t refs[KVT_MAX_SLOT_TIERS]; /* readers copying out of each tier's slot now */
     uint16_t pins;
     uint16_t hits;            /* accesses, saturating; for admit-after-N */
-    uint8_t res[KVT_TIER_COUNT];
+    uint8_t res[KVT_MAX_SLOT_TIERS];
     /* Bit 1 << tier: that tier's copy is not known to be good — recovered
      * from media and not read back since, or it just failed verification.
      * A put does not take such a copy for the block (store.c, reserve). */
@@ -69,6 +69,10 @@ enum {
 #define KVT_QUEUED_TAKEN_SHIFT 4
 
 _Static_assert(sizeof(kvt_entry) == 64, "an index entry is one cache line");
+/* Per-tier bits in untrusted, queued (two per tier) and flags (epochs from
+ * bit 3) must fit their bytes: */
+_Static_assert(KVT_MAX_SLOT_TIERS <= KVT_QUEUED_TAKEN_SHIFT && KVT_ENTRY_EPOCH_SHIFT + KVT_MAX_SLOT_TIERS <= 8,
+               "per-tier bits of an entry fit its bytes");
 
 typedef struct kvt_shard {
     pthread_mutex_t lock;
@@ -140,7 +144,7 @@ void kvt__index_prefetch_entry(kvt_index *ix, const kvt_key *k);
 
 static inline int kvt__entry_resident(const kvt_entry *e)
 {
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         if (e->res[t] != KVT_RES_NONE)
             return 1;
     return 0;

@@ -101,3 +101,42 @@ int kvt_key_hex(const kvt_key *key, char out[33])
     out[32] = '\0';
     return 0;
 }
+
+/* Folding engine keys (docs/key-spec.md, "Folding engine keys"). The magic
+ * string separates fold inputs from chain inputs, which begin with a key:
+ * an engine hash can never be read as tokens of a chained block. */
+static const char fold_magic[] = "kvtier-fold-v1";
+
+static void fold_one(const kvt_key *ns, const void *bytes, size_t len, kvt_key *out)
+{
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    XXH3_128bits_update(&st, fold_magic, sizeof fold_magic - 1);
+    XXH3_128bits_update(&st, ns->b, sizeof ns->b);
+    if (len)
+        XXH3_128bits_update(&st, bytes, len);
+    to_key(XXH3_128bits_digest(&st), out);
+}
+
+int kvt_key_fold(const kvt_key *ns, const void *bytes, size_t len, kvt_key *out)
+{
+    if (!ns || !out || (len && !bytes))
+        return kvt__err(KVT_ENULL, "kvt_key_fold: %s is NULL",
+                        !ns ? "ns" : !out ? "out" : "bytes");
+    fold_one(ns, bytes, len, out);
+    return 0;
+}
+
+int kvt_key_fold_many(const kvt_key *ns, const void *bytes, size_t item_len, size_t n,
+                      kvt_key *out)
+{
+    if (!ns || (n && (!out || (item_len && !bytes))))
+        return kvt__err(KVT_ENULL, "kvt_key_fold_many: %s is NULL",
+                        !ns ? "ns" : !out ? "out" : "bytes");
+    if (n > (size_t)INT32_MAX)
+        return kvt__err(KVT_ESIZE, "kvt_key_fold_many: %zu keys is too many for one call", n);
+    const uint8_t *p = bytes;
+    for (size_t i = 0; i < n; i++)
+        fold_one(ns, p + i * item_len, item_len, &out[i]);
+    return (int)n;
+}

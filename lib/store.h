@@ -20,6 +20,7 @@
 #include "tier/tier.h"
 
 typedef struct kvt_workers kvt_workers;
+typedef struct kvt__writethrough kvt__writethrough;
 
 /* Counters per tier ("<tier>.<name>"). */
 #define KVT_TIER_COUNTERS(X)                                            \
@@ -74,7 +75,7 @@ typedef struct kvt_store_stats {
 
 typedef struct kvt_tier_rt {
     int on;
-    kvt_tier id;
+    int id;
     const char *name;
     const kvt_tier_ops *ops;
     kvt_tier_impl *impl;
@@ -108,10 +109,19 @@ struct kvt_store {
     uint32_t frags;
     uint64_t frag_bytes;
     kvt_index ix;
-    kvt_tier_rt tier[KVT_TIER_COUNT];
+    kvt_tier_rt tier[KVT_MAX_SLOT_TIERS]; /* slot tiers: they come first, so index = instance */
     int put_tier; /* where puts land: the top open tier that admits on put */
     int top_tier; /* the fastest open tier */
-    int tier_unavailable[KVT_TIER_COUNT];
+    int tier_unavailable[KVT_MAX_TIERS];
+    /* Key-addressed tier instances (lib/store/keyed.c), in config order:
+     * their instance index, ops and state. Not in tier[]'s slot loops. */
+    struct kvt_keyed_rt {
+        int index;
+        const kvt_tier_ops *ops;
+        kvt_tier_impl *impl;
+        _Atomic uint64_t hits, reads, writes, removes, io_errors;
+    } keyed[KVT_MAX_TIERS];
+    int nkeyed;
 
     kvt_clock_fn clock;
     void *clock_user;
@@ -121,8 +131,13 @@ struct kvt_store {
 
     _Atomic int closing;
     _Atomic int active;
+    /* The API's (lib/api.c, lib/worker.c): they call the store, never the
+     * reverse; the store only counts their pending tickets for kvt_stats. */
     kvt_workers *workers;
-    struct kvt__jobpool *demoter; /* runs puts' demotion writes; may be NULL */
+    _Atomic uint64_t tickets_pending;
+    /* The store's own threads (lib/executor.h). */
+    struct kvt__writethrough *writethrough; /* write-through copies; NULL: none */
+    struct kvt__executor *demoter; /* runs puts' demotion writes; may be NULL */
     int durable_tier; /* the first persistent tier, or -1 */
 
     /* Removes against fills in flight (store.c, "remove"). Fills of the
@@ -142,6 +157,8 @@ struct kvt_store {
     struct down_work *close_work; /* kvt_close's write-down batch, or NULL */
     uint32_t ntombs, tomb_head, tomb_cap;
     kvt_store_stats st;
+    _Atomic(struct kvt__events *) events; /* events.c: the event stream, NULL while off */
+    _Atomic(struct kvt__groups *) groups; /* store/groups.c: key -> group tags, NULL until used */
 };
 
 #define KVT_STORE_MAGIC 0x6b767473u /* "kvts" */
@@ -179,9 +196,5 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n);
 /* kvt_clear: kvt__store_remove of every key the index holds. */
 int kvt__store_clear(kvt_store *s);
 int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user);
-
-/* Write-through copy of entry `id` from tier `src` (a ref is held on it) to
- * tier `dst` (reserved FILLING); run by a worker. Drops the ref. */
-void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst);
 
 #endif

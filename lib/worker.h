@@ -1,4 +1,6 @@
-/* worker.h — background threads: asynchronous operations, their tickets, write-through copies, TTL reaping. */
+/* worker.h — the API's asynchronous operations: tickets, run on an executor
+ * (lib/executor.h) that calls down into the store, and TTL reaping on a real
+ * clock. The store never calls up into this file. */
 #ifndef KVT_WORKER_H
 #define KVT_WORKER_H
 
@@ -11,11 +13,8 @@ typedef struct kvt_workers kvt_workers;
 
 enum { KVT_JOB_PUT = 1, KVT_JOB_GET = 2 };
 
-/* nthreads run async puts and gets; ncopiers (0 when no tier is written
- * through) run only write-through copies, so that the copies a put may be
- * waiting for never queue behind it. */
-int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned ncopiers, unsigned max_inflight,
-                     kvt_workers **out);
+/* nthreads run async puts and gets, at most max_inflight tickets pending. */
+int kvt__workers_new(kvt_store *s, unsigned nthreads, unsigned max_inflight, kvt_workers **out);
 /* Runs every queued job, then stops and joins the threads. NULL is fine. */
 void kvt__workers_free(kvt_workers *w);
 
@@ -28,13 +27,5 @@ int kvt__workers_submit(kvt_workers *w, int op, const kvt_key *keys, size_t n,
                         kvt_ticket *ticket);
 int kvt__workers_wait(kvt_workers *w, kvt_ticket ticket, int timeout_ms);
 int kvt__workers_eventfd(kvt_workers *w);
-uint64_t kvt__workers_pending(kvt_workers *w);
-
-/* Queues a write-through copy (see kvt__store_writethrough) for the copier
- * threads. Non-zero when the queue is full or stopping, or there are no
- * copiers: the caller drops the copy (bounded memory). */
-int kvt__workers_background(kvt_workers *w, uint32_t id, int src, int dst);
-/* Waits until no background copy is queued or running (tests, bench). */
-void kvt__workers_quiesce(kvt_workers *w);
 
 #endif

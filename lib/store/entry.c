@@ -50,7 +50,7 @@ int kvt__readable(const kvt_entry *e, int t)
 /* The fastest tier a block can be read from, or -1. */
 int kvt__fastest(const kvt_entry *e)
 {
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         if (kvt__readable(e, t))
             return t;
     return -1;

@@ -14,7 +14,7 @@ enum { DOWN_DONE, DOWN_WAIT, DOWN_COPY, DOWN_MISSING };
  * d and *src has a ref taken for the copy. Shard lock held. */
 static int down_claim(kvt_store *s, kvt_entry *e, int d, int *src)
 {
-    if (d < 0 || d >= KVT_TIER_COUNT || (e->flags & (KVT_ENTRY_REMOVED | KVT_ENTRY_TOMB)))
+    if (d < 0 || d >= KVT_MAX_SLOT_TIERS || (e->flags & (KVT_ENTRY_REMOVED | KVT_ENTRY_TOMB)))
         return DOWN_MISSING;
     if (e->res[d] == KVT_RES_READY)
         return DOWN_DONE;
@@ -24,7 +24,7 @@ static int down_claim(kvt_store *s, kvt_entry *e, int d, int *src)
     if (e->res[d] == KVT_RES_FILLING && (e->queued & (1u << d)) && t >= 0) {
         /* A write-through copy no thread has started: ours now. Its job
          * still holds its ref (the entry can't go while it is queued) and
-         * only drops it when it runs (kvt__store_writethrough). */
+         * only drops it when it runs (writethrough.c, copy_through). */
         e->queued &= (uint8_t)~(1u << d);
         e->queued |= (uint8_t)(1u << (KVT_QUEUED_TAKEN_SHIFT + d));
         kvt__fill_begin(s, e, d);
@@ -57,7 +57,7 @@ static int copy_down(kvt_store *s, int d, down_work *w, size_t k, int32_t *statu
     int landed = 0;
     for (size_t j = 0; j < k; j++) {
         kvt_tier_rt *sr = &s->tier[it[j].src];
-        to[j] = kvt__take_slot(s, d, 1);
+        to[j] = kvt__make_room(s, d, 1);
         st[j] = to[j] == KVT_NO_SLOT ? KVT_EFULL : 0;
         if (st[j])
             continue;

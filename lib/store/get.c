@@ -100,7 +100,9 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     get_item *g = kvt__malloc(n * sizeof *g), *up = kvt__malloc(n * sizeof *up);
     kvt_xfer *x = kvt__calloc(n, sizeof *x);
     uint32_t *ids = kvt__malloc(n * sizeof *ids), *slots = kvt__malloc(n * sizeof *slots);
-    if (!g || !up || !x || !ids || !slots) {
+    uint8_t *got = s->nkeyed ? kvt__calloc(n, 1) : NULL; /* copied, for key-addressed tiers */
+    if (!g || !up || !x || !ids || !slots || (s->nkeyed && !got)) {
+        kvt__free(got);
         kvt__free(g);
         kvt__free(up);
         kvt__free(x);
@@ -134,7 +136,7 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
 
     int copied = 0;
     size_t promoted = 0;
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         kvt_tier_rt *tr = &s->tier[t];
         size_t k = 0;
         for (size_t j = 0; j < m; j++) {
@@ -173,12 +175,17 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
             CNT(&tr->st, hits);
             ADD(&tr->st, bytes_out, s->block_bytes);
             copied++;
+            if (got)
+                got[g[j].index] = 1;
             if (!no_promote && t > s->top_tier)
                 up[promoted++] = g[j];
         }
     }
     if (promoted)
         promote(s, up, promoted, keys, ptrs, mem);
+    if (got && (size_t)copied < n) /* the rest may be in key-addressed tiers */
+        copied += (int)kvt__keyed_get(s, keys, n, ptrs, mem, got, status);
+    kvt__free(got);
     ADD(&s->st, get_hit_blocks, (uint64_t)copied);
     ADD(&s->st, get_miss_blocks, n - (size_t)copied);
     kvt__free(g);
@@ -223,7 +230,7 @@ int kvt__store_touch(kvt_store *s, const kvt_key *keys, size_t n)
         pthread_mutex_unlock(&sh->lock);
     }
     uint64_t now = kvt__store_now(s);
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         size_t k = 0;
         for (size_t j = 0; j < m; j++) {
             if (g[j].tier != t)

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <sched.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +17,10 @@
 #include "clock.h"
 #include "cuda.h"
 #include "error.h"
-#include "jobpool.h"
+#include "events.h"
+#include "executor.h"
 #include "killpoint.h"
 #include "kvt_build_config.h"
-#include "worker.h"
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
@@ -35,7 +34,7 @@
 /* unref_read's `read` for a holder that did not read the copy. */
 #define NOT_READ 1
 
-/* leave()'s `demote_it` when the block was demoted already (demote_batch). */
+/* kvt__leave()'s `demoted` when the caller demoted the block (demote.c). */
 #define LEFT_DEMOTED 2
 
 /* Up to this many victims are evicted, and demoted in one write to the tier
@@ -45,14 +44,14 @@
 /* The victims of a run of a put's items, demoted in one batch (one write
  * to the tier below for up to VICTIM_BATCH of them, where one at a time made
  * demotion a fifth of the NVMe tier's speed) on the store's demotion
- * thread while the put copies its previous run, or on the put's thread. */
+ * executor while the put copies its previous run, or on the put's thread. */
 typedef struct demotion {
-    kvt__job job;
+    kvt__task task; /* first: the executor hands it back */
     kvt_store *s;
     int tier;
     size_t k, start, end; /* victims; the items [start, end) they make room for */
     uint32_t ids[VICTIM_BATCH], slots[VICTIM_BATCH];
-    sem_t done; /* posted by the demotion thread */
+    kvt__group done; /* the task, while posted */
     int posted;
 } demotion;
 
@@ -156,12 +155,16 @@ int kvt__copy_between(kvt_store *s, int from, uint32_t fslot, int to, uint32_t t
                         const kvt_key *key);
 int kvt__publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now);
 void kvt__unfill(kvt_store *s, uint32_t id, int t);
+int kvt__leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demoted);
+int kvt__claim_leaving(kvt_store *s, uint32_t id, int t, uint64_t now);
+uint32_t kvt__take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending);
+
+/* demote.c */
 void kvt__demote_batch(kvt_store *s, int t, const uint32_t *ids, const uint32_t *from,
                          size_t k);
-int kvt__leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demote_it);
-int kvt__claim_leaving(kvt_store *s, uint32_t id, int t, uint64_t now);
-uint32_t kvt__take_slot(kvt_store *s, int t, int wait);
-uint32_t kvt__take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending);
+/* A free slot of tier t for a block arriving, or KVT_NO_SLOT: a victim the
+ * tier demotes is demoted (kvt__demote_batch) and let go first. */
+uint32_t kvt__make_room(kvt_store *s, int t, int wait);
 
 /* put.c */
 void kvt__frag_ptrs(const kvt_store *s, void *const *ptrs, size_t i, kvt_xfer *x);
@@ -173,7 +176,40 @@ int kvt__run_add(put_runs *r, uint32_t id, size_t index, const kvt_key *key,
                    void *const *ptrs);
 size_t kvt__victims_per_run(const kvt_store *s, int p);
 
+/* writethrough.c */
+/* Starts and stops the store's write-through executor (none when no tier
+ * below the put tier is written through). */
+int kvt__writethrough_open(kvt_store *s, unsigned threads);
+void kvt__writethrough_close(kvt_store *s);
+/* Queues write-through copies of entry id, just put into tier p. */
+void kvt__write_through(kvt_store *s, uint32_t id, int p);
+
 /* get.c */
 void kvt__drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot);
+
+/* ------------------------------------------------------------ keyed.c */
+
+/* kvt_contains over the slot tiers only (lookup.c). */
+int kvt__contains_local(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers);
+/* Opens / closes the config's key-addressed tiers. */
+int kvt__keyed_open(kvt_store *s);
+void kvt__keyed_close(kvt_store *s);
+/* Keys [from, n) not held locally: asks the key-addressed tiers, fastest
+ * first. lookup (stop_at_miss): extends the hit prefix from `from`, returns
+ * its new end; contains: fills tiers[i] for keys whose tiers[i] is
+ * KVT_TIER_NONE, returns how many it found. */
+size_t kvt__keyed_lookup(kvt_store *s, const kvt_key *keys, size_t from, size_t n, uint8_t *tiers,
+                         int stop_at_miss);
+/* Reads the keys with got[i] == 0 from the key-addressed tiers; sets got[i]
+ * and status[i] (optional) for those read. Returns how many. */
+size_t kvt__keyed_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                      kvt_mem_kind mem, uint8_t *got, int32_t *status);
+/* Writes the blocks with status[i] == 0 (all when status is NULL) to every
+ * key-addressed tier. A failure there changes no put's status. */
+void kvt__keyed_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                    kvt_mem_kind mem, const int32_t *status);
+/* Removes the keys from every key-addressed tier; held[i] (optional) gets
+ * 1 for those one of them held. */
+void kvt__keyed_remove(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *held);
 
 #endif

@@ -44,6 +44,10 @@ int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tier
     if (tiers)
         for (size_t i = h; i < n; i++)
             tiers[i] = KVT_TIER_NONE;
+    /* Blocks other processes may have put into key-addressed tiers: the
+     * prefix goes on there (no lease: such a tier owns their lifetime). */
+    if (s->nkeyed && h < n)
+        h = kvt__keyed_lookup(s, keys, h, n, tiers, 1);
     ADD(&s->st, lookup_hit_blocks, h);
     if (lease_ms)
         ADD(&s->st, pins, h);
@@ -57,6 +61,21 @@ int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tier
 int kvt__store_contains(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers)
 {
     kvt__expire_due(s);
+    if (!s->nkeyed)
+        return kvt__contains_local(s, keys, n, tiers);
+    /* Keys the slot tiers miss are asked of the key-addressed tiers. */
+    uint8_t *own = tiers ? NULL : kvt__malloc(n);
+    if (!tiers && !own)
+        return kvt__err(KVT_ENOMEM, "kvt_contains: %zu keys", n);
+    uint8_t *t = tiers ? tiers : own;
+    int h = kvt__contains_local(s, keys, n, t);
+    h += (int)kvt__keyed_lookup(s, keys, 0, n, t, 0);
+    kvt__free(own);
+    return h;
+}
+
+int kvt__contains_local(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tiers)
+{
     size_t h = 0;
     for (size_t i = 0; i < n && i < 16; i++)
         kvt__index_prefetch(&s->ix, &keys[i]);

@@ -1,10 +1,8 @@
 /* open.c — statistics, and opening and closing a store and its tiers. */
 #include "internal.h"
+#include "groups.h"
 
-/* Tells lib/cuda.c that tier I/O goes through kvt__cuda_tier_read/write here. */
-const int kvt__store_cuda_tiers = 1;
-
-static const char *const tier_names[KVT_TIER_COUNT] = {"hbm", "dram", "nvme"};
+#include "tier/faulty.h"
 
 /* ----------------------------------------------------------------- stats */
 
@@ -13,11 +11,19 @@ typedef struct stat_counter {
     kvt_stat_fn fn;
     void *user;
     int count;
+    const char *kind;     /* the tier's kind, which prefixes the names it gives */
+    const char *instance; /* the name they get instead */
 } stat_counter;
 
 static void count_stat(const char *name, uint64_t value, void *user)
 {
     stat_counter *c = user;
+    size_t k = strlen(c->kind);
+    char renamed[128];
+    if (strncmp(name, c->kind, k) == 0 && name[k] == '.' && strcmp(c->kind, c->instance)) {
+        snprintf(renamed, sizeof renamed, "%s%s", c->instance, name + k);
+        name = renamed;
+    }
     c->fn(name, value, c->user);
     c->count++;
 }
@@ -30,11 +36,11 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
     count++;
     KVT_STORE_COUNTERS(KVT_X_VISIT)
 #undef KVT_X_VISIT
-    fn("tickets_pending", kvt__workers_pending(s->workers), user);
+    fn("tickets_pending", atomic_load_explicit(&s->tickets_pending, memory_order_relaxed), user);
     fn("index_capacity", s->ix.capacity, user);
     fn("key_mode", s->cfg.key_mode, user);
     count += 3;
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         kvt_tier_rt *tr = &s->tier[t];
         if (!tr->on)
             continue;
@@ -55,8 +61,28 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
         count += 2;
         if (tr->ops->stats) {
             /* kvt_stats returns the number visited: these too. */
-            stat_counter c = {.fn = fn, .user = user};
+            stat_counter c = {.fn = fn, .user = user, .kind = tr->ops->name, .instance = tr->name};
             tr->ops->stats(tr->impl, count_stat, &c);
+            count += c.count;
+        }
+    }
+    for (int i = 0; i < s->nkeyed; i++) {
+        struct kvt_keyed_rt *k = &s->keyed[i];
+        const char *inst = s->cfg.tier[k->index].name;
+        char name[64];
+#define KVT_X_VISIT(field)                                                   \
+    snprintf(name, sizeof name, "%s." #field, inst);                          \
+    fn(name, atomic_load_explicit(&k->field, memory_order_relaxed), user);   \
+    count++;
+        KVT_X_VISIT(hits)
+        KVT_X_VISIT(reads)
+        KVT_X_VISIT(writes)
+        KVT_X_VISIT(removes)
+        KVT_X_VISIT(io_errors)
+#undef KVT_X_VISIT
+        if (k->ops->stats) {
+            stat_counter c = {.fn = fn, .user = user, .kind = k->ops->name, .instance = inst};
+            k->ops->stats(k->impl, count_stat, &c);
             count += c.count;
         }
     }
@@ -65,27 +91,18 @@ int kvt__store_stats(kvt_store *s, kvt_stat_fn fn, void *user)
 
 /* ------------------------------------------------------------ open/close */
 
-static const kvt_tier_ops *tier_ops(int t)
-{
-    switch (t) {
-    case KVT_TIER_DRAM:
-        return &kvt__tier_dram;
-#if KVT_HAVE_URING
-    case KVT_TIER_NVME:
-        return &kvt__tier_nvme;
-#endif
-#if KVT_HAVE_CUDA
-    case KVT_TIER_HBM:
-        return &kvt__tier_hbm;
-#endif
-    }
-    return NULL;
-}
+/* What recover() visits: the store and the tier being recovered. */
+typedef struct recovering {
+    kvt_store *s;
+    int t;
+} recovering;
 
 static int recovered(void *user, uint32_t slot, const kvt_key *key)
 {
-    kvt_store *s = user;
-    kvt_tier_rt *tr = &s->tier[KVT_TIER_NVME];
+    recovering *rv = user;
+    kvt_store *s = rv->s;
+    int t = rv->t;
+    kvt_tier_rt *tr = &s->tier[t];
     kvt_shard *sh = kvt__index_shard(&s->ix, key);
     if (slot >= tr->nslots || kvt__index_find(&s->ix, sh, key) != KVT_NO_ENTRY)
         return 1; /* a stale twin of a block already found */
@@ -93,10 +110,10 @@ static int recovered(void *user, uint32_t slot, const kvt_key *key)
     if (id == KVT_NO_ENTRY)
         return 1;
     kvt_entry *e = kvt__index_entry(&s->ix, id);
-    e->slot[KVT_TIER_NVME] = slot;
-    e->res[KVT_TIER_NVME] = KVT_RES_READY;
+    e->slot[t] = slot;
+    e->res[t] = KVT_RES_READY;
     /* Recovery checks headers only: the payload is verified when first read. */
-    e->untrusted = 1u << KVT_TIER_NVME;
+    e->untrusted = (uint8_t)(e->untrusted | 1u << t);
     kvt__index_link(&s->ix, sh, id);
     tr->slot_entry[slot] = id;
     tr->pol->insert(tr->pst, slot, KVT_NO_SLOT, kvt__key_hash(key));
@@ -106,34 +123,35 @@ static int recovered(void *user, uint32_t slot, const kvt_key *key)
 
 static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
 {
-    if (t < 0 || t >= KVT_TIER_COUNT)
+    if (t < 0 || t >= s->cfg.ntiers)
         return kvt__err(KVT_EINVAL, "tier %d", t);
     kvt_tier_rt *tr = &s->tier[t];
     const kvt_tier_cfg *tc = &s->cfg.tier[t];
-    tr->ops = tier_ops(t);
-    if (!tr->ops)
-        return kvt__err(t == KVT_TIER_HBM ? KVT_ENODEV : KVT_ENOTSUP,
-                        "%s tier is not built into this library", tier_names[t]);
+    tr->ops = tc->ops;
     kvt_tier_params p = {
-        .id = (kvt_tier)t,
+        .name = tc->name,
         .capacity = tc->capacity,
         .block_bytes = s->block_bytes,
         .block_tokens = s->cfg.block_tokens,
         .frags = s->frags,
         .key_mode = s->cfg.key_mode,
-        .numa_node = tc->numa_node,
-        .hugepages = tc->hugepages,
-        .queue_depth = tc->queue_depth,
-        .sqpoll = tc->sqpoll,
-        .recreate = tc->recreate,
-        .device = tc->device,
         .copy_threads = s->cfg.copy_threads,
-        .path = tc->path,
-        .faults = tc->faults,
+        .nopts = tc->nopts,
         .host_region = region,
         .host_region_bytes = region_bytes,
     };
-    int rc = tr->ops->open(&p, &tr->impl, &tr->nslots);
+    memcpy(p.opts, tc->opt, sizeof p.opts);
+    /* Faults: a bad spec is refused before the tier opens (no new file);
+     * a good one wraps the opened tier, whichever it is (tier/faulty.h). */
+    int rc = kvt__faulty_check(tc->faults);
+    if (!rc)
+        rc = tr->ops->open(&p, &tr->impl, &tr->nslots);
+    if (!rc && tc->faults) {
+        kvt_tier_handle h = {tr->ops, tr->impl, tr->ops->caps};
+        rc = kvt__faulty_wrap(&h, tc->faults);
+        tr->ops = h.ops;
+        tr->impl = h.impl;
+    }
     if (rc)
         return rc;
     tr->on = 1;
@@ -144,7 +162,7 @@ static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
     tr->slot_entry = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
     tr->free_slots = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
     if (!tr->pst || !tr->slot_entry || !tr->free_slots)
-        return kvt__err(KVT_ENOMEM, "%s tier bookkeeping for %u slots", tier_names[t],
+        return kvt__err(KVT_ENOMEM, "%s tier bookkeeping for %u slots", tr->name,
                         tr->nslots);
     memset(tr->slot_entry, 0xff, (size_t)tr->nslots * sizeof(uint32_t));
     tr->ttl_ns = tc->ttl_ms * NS_PER_MS;
@@ -155,7 +173,7 @@ static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
         tr->idle_next = kvt__malloc((size_t)tr->nslots * sizeof(uint32_t));
         tr->idle_stamp = kvt__malloc((size_t)tr->nslots * sizeof(uint64_t));
         if (!tr->idle_prev || !tr->idle_next || !tr->idle_stamp)
-            return kvt__err(KVT_ENOMEM, "%s idle list", tier_names[t]);
+            return kvt__err(KVT_ENOMEM, "%s idle list", tr->name);
     }
     return 0;
 }
@@ -177,9 +195,10 @@ static void close_tier(kvt_tier_rt *tr)
 
 static void free_store(kvt_store *s)
 {
-    kvt__workers_free(s->workers);
-    kvt__jobpool_free(s->demoter);
-    for (int t = KVT_TIER_COUNT - 1; t >= 0; t--)
+    kvt__writethrough_close(s);
+    kvt__executor_free(s->demoter);
+    kvt__keyed_close(s);
+    for (int t = KVT_MAX_SLOT_TIERS - 1; t >= 0; t--)
         close_tier(&s->tier[t]);
     kvt__index_destroy(&s->ix);
     kvt__free(s->pending);
@@ -188,6 +207,8 @@ static void free_store(kvt_store *s)
     pthread_mutex_destroy(&s->rm_lock);
     pthread_mutex_destroy(&s->barrier_lock);
     kvt__config_clear(&s->cfg);
+    kvt__events_free(s);
+    kvt__groups_free(s);
     s->magic = 0;
     kvt__free(s);
 }
@@ -215,9 +236,9 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     s->clock_user = cfg->clock_user;
     s->manual_clock = cfg->manual_clock;
     s->epoch_ns = kvt__store_now(s);
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
-        s->tier[t].id = (kvt_tier)t;
-        s->tier[t].name = tier_names[t];
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
+        s->tier[t].id = t;
+        s->tier[t].name = t < cfg->ntiers ? s->cfg.tier[t].name : "";
         s->tier[t].victims = cfg->tier[t].victims;
         s->tier[t].admit = cfg->tier[t].admit;
         s->tier[t].admit_after = cfg->tier[t].admit_after;
@@ -225,33 +246,36 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
         pthread_mutex_init(&s->tier[t].lock, NULL);
     }
 
-    /* DRAM first: the other tiers register its arena for DMA. */
-    static const int order[KVT_TIER_COUNT] = {KVT_TIER_DRAM, KVT_TIER_HBM, KVT_TIER_NVME};
+    /* Host-memory tiers (DRAM) first: the others register the first one's
+     * slots for DMA. Then the rest, fastest first. */
     void *region = NULL;
     size_t region_bytes = 0;
     uint64_t slots = 0;
-    for (int k = 0; k < KVT_TIER_COUNT; k++) {
-        int t = order[k];
-        if (!cfg->tier[t].capacity)
-            continue;
-        rc = open_tier(s, t, region, region_bytes);
-        if (rc == KVT_ENODEV && t == KVT_TIER_HBM) {
-            s->tier_unavailable[t] = 1; /* a GPU-less machine runs without HBM */
-            continue;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int t = 0; t < cfg->ntiers; t++) {
+            const kvt_tier_cfg *tc = &cfg->tier[t];
+            int first = (tc->ops->caps & KVT_TCAP_HOST_PTR) != 0;
+            if (!tc->capacity || first != (pass == 0) || (tc->ops->caps & KVT_TCAP_KEYED))
+                continue;
+            rc = open_tier(s, t, region, region_bytes);
+            if (rc == KVT_ENODEV && (tc->ops->caps & KVT_TCAP_OPTIONAL)) {
+                s->tier_unavailable[t] = 1; /* e.g. a GPU-less machine runs without HBM */
+                continue;
+            }
+            if (rc)
+                goto fail;
+            kvt_tier_rt *tr = &s->tier[t];
+            if (first && !region) {
+                region = tr->ops->slot_ptr(tr->impl, 0);
+                region_bytes = (size_t)tr->nslots * s->block_bytes;
+            }
+            slots += tr->nslots;
         }
-        if (rc)
-            goto fail;
-        kvt_tier_rt *tr = &s->tier[t];
-        if (t == KVT_TIER_DRAM) {
-            region = tr->ops->slot_ptr(tr->impl, 0);
-            region_bytes = (size_t)tr->nslots * s->block_bytes;
-        }
-        slots += tr->nslots;
     }
     int prev = -1;
     s->put_tier = -1;
     s->top_tier = -1;
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         if (!s->tier[t].on)
             continue;
         if (prev >= 0)
@@ -266,7 +290,7 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
         rc = kvt__err(KVT_ENODEV, "no configured tier is available on this machine");
         goto fail;
     }
-    for (int t = KVT_TIER_COUNT - 1; t >= 0; t--)
+    for (int t = KVT_MAX_SLOT_TIERS - 1; t >= 0; t--)
         if (s->tier[t].on && kvt__persistent(s, t))
             s->durable_tier = t; /* the first, fastest first */
     s->tomb_cap = TOMB_CAP;
@@ -291,13 +315,16 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     }
     if ((rc = kvt__index_init(&s->ix, (uint32_t)cap)))
         goto fail;
+    if ((rc = kvt__keyed_open(s)))
+        goto fail;
 
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         kvt_tier_rt *tr = &s->tier[t];
         if (!tr->on)
             continue;
-        if ((tr->ops->caps & KVT_TCAP_PERSISTENT) && tr->ops->recover && t == KVT_TIER_NVME) {
-            rc = tr->ops->recover(tr->impl, recovered, s);
+        if (tr->ops->recover) {
+            recovering rv = {.s = s, .t = t};
+            rc = tr->ops->recover(tr->impl, recovered, &rv);
             if (rc)
                 goto fail;
         }
@@ -306,13 +333,9 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
                 tr->free_slots[tr->nfree++] = slot;
     }
 
-    /* A tier below the put tier that is written through gets copier threads
-     * of its own, as many as the workers (see lib/worker.c for why). */
-    unsigned copiers = 0;
-    for (int t = s->tier[s->put_tier].below; t >= 0; t = s->tier[t].below)
-        if (s->tier[t].admit == KVT_ADMIT_WRITE_THROUGH)
-            copiers = cfg->workers;
-    rc = kvt__workers_new(s, cfg->workers, copiers, cfg->max_inflight, &s->workers);
+    /* A tier below the put tier that is written through gets threads of
+     * its own, as many as the API's workers (writethrough.c says why). */
+    rc = kvt__writethrough_open(s, cfg->workers);
     if (rc)
         goto fail;
     /* Puts into a host tier that demotes its victims overlap the demotion
@@ -320,8 +343,10 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
      * write can start while the previous one drains. Without them (none
      * could start) puts demote on their own thread. */
     kvt_tier_rt *pt = &s->tier[s->put_tier];
-    if (pt->below >= 0 && pt->victims == KVT_VICTIM_DEMOTE && (pt->ops->caps & KVT_TCAP_HOST_PTR))
-        s->demoter = kvt__jobpool_new(2);
+    kvt__executor_opts demoters = {.threads = 2, .name = "kvt-demote", .pause_between = true};
+    if (pt->below >= 0 && pt->victims == KVT_VICTIM_DEMOTE &&
+        (pt->ops->caps & KVT_TCAP_HOST_PTR) && kvt__executor_new(&demoters, &s->demoter))
+        kvt__err_clear(); /* the puts demote on their own thread */
     *out = s;
     return 0;
 fail:
@@ -331,10 +356,10 @@ fail:
 
 void kvt__store_close(kvt_store *s)
 {
-    /* Queued operations first (their write-through copies land too), then
-     * what is left only in DRAM/HBM goes down, then everything is freed. */
-    kvt__workers_free(s->workers);
-    s->workers = NULL;
+    /* The API's queued calls ran before this (kvt_close). Their
+     * write-through copies land first, then what is left only in DRAM/HBM
+     * goes down, then everything is freed. */
+    kvt__writethrough_close(s);
     kvt__store_close_flush(s, s->cfg.close_flush_ms);
     free_store(s);
 }

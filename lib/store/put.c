@@ -1,5 +1,6 @@
-/* put.c — puts: reservation, admission, write-through and put runs with their demotions. */
+/* put.c — puts: reservation, admission, and put runs with their demotions. */
 #include "internal.h"
+#include "groups.h"
 
 /* -------------------------------------------------------------- put, get */
 
@@ -38,7 +39,7 @@ void kvt__touch_all(kvt_store *s, int t, const uint32_t *ids, const uint32_t *sl
 #define HELD_WHEN_FILLED 2
 static int held_for_put(const kvt_entry *e, int p)
 {
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         if (kvt__readable(e, t) && !(e->untrusted & (1u << t)))
             return 1;
     return e->res[p] == KVT_RES_FILLING ? HELD_WHEN_FILLED : 0;
@@ -115,7 +116,7 @@ again:
     if (id != KVT_NO_ENTRY) {
         kvt_entry *e = kvt__index_entry(&s->ix, id);
         int held = held_for_put(e, p);
-        for (int t = 0; !held && t < KVT_TIER_COUNT; t++) {
+        for (int t = 0; !held && t < KVT_MAX_SLOT_TIERS; t++) {
             if (e->res[t] == KVT_RES_READY && (e->untrusted & (1u << t))) {
                 uint32_t slot = e->slot[t];
                 e->refs[t]++; /* as a get: the slot stays put while we read it */
@@ -145,9 +146,9 @@ again:
              * while a persistent copy is still on its way out, and not
              * before its zombies are off the media: a remove would only
              * see the new entry. */
-            uint32_t zombie[KVT_TIER_COUNT];
+            uint32_t zombie[KVT_MAX_SLOT_TIERS];
             int busy = 0;
-            for (int t = 0; t < KVT_TIER_COUNT; t++)
+            for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
                 busy |= kvt__persistent(s, t) &&
                         (e->res[t] == KVT_RES_LEAVING ||
                          (e->res[t] == KVT_RES_ZOMBIE && e->slot[t] == KVT_NO_SLOT));
@@ -156,7 +157,7 @@ again:
                 kvt__nap_briefly();
                 goto again;
             }
-            for (int t = 0; t < KVT_TIER_COUNT; t++)
+            for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
                 zombie[t] = kvt__persistent(s, t) ? kvt__zombie_hold(e, t) : KVT_NO_SLOT;
             e->flags |= KVT_ENTRY_REMOVED;
             kvt__index_unlink(&s->ix, sh, id);
@@ -196,98 +197,14 @@ again:
     return fresh;
 }
 
-/* Queues write-through copies of a freshly put block to the tiers below
- * that admit on put. The source slot is held by a ref until copied. */
-static void write_through(kvt_store *s, uint32_t id, int p)
+static void demotion_run(kvt__task *task)
 {
-    for (int d = s->tier[p].below; d >= 0; d = s->tier[d].below) {
-        if (s->tier[d].admit != KVT_ADMIT_WRITE_THROUGH)
-            continue;
-        kvt_entry *e = kvt__index_entry(&s->ix, id);
-        kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
-        pthread_mutex_lock(&sh->lock);
-        int go = e->res[d] == KVT_RES_NONE && kvt__readable(e, p) && !(e->flags & KVT_ENTRY_REMOVED);
-        if (go) {
-            e->res[d] = KVT_RES_FILLING;
-            e->queued |= (uint8_t)(1u << d); /* counted as a fill when it starts */
-            e->refs[p]++;
-        }
-        pthread_mutex_unlock(&sh->lock);
-        if (go && kvt__workers_background(s->workers, id, p, d) != 0) {
-            /* Not queued after all. A flush may have taken the copy over
-             * meanwhile (down_claim): then it is the flush's to finish. */
-            pthread_mutex_lock(&sh->lock);
-            int free_entry = 0;
-            if (e->queued & (1u << d)) {
-                e->queued &= (uint8_t)~(1u << d);
-                e->res[d] = KVT_RES_NONE;
-                e->slot[d] = KVT_NO_SLOT;
-                free_entry = kvt__entry_unused(&s->ix, sh, id);
-                CNT(&s->st, writethrough_dropped);
-            } else {
-                e->queued &= (uint8_t)~(1u << (KVT_QUEUED_TAKEN_SHIFT + d));
-            }
-            pthread_mutex_unlock(&sh->lock);
-            if (free_entry)
-                kvt__index_free(&s->ix, id);
-            kvt__unref(s, id, p);
-        }
-    }
-}
-
-void kvt__store_writethrough(kvt_store *s, uint32_t id, int src, int dst)
-{
-    kvt_entry *e = kvt__index_entry(&s->ix, id);
-    kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
-    pthread_mutex_lock(&sh->lock);
-    if (!(e->queued & (1u << dst))) {
-        /* A flush took this copy over (down_claim): ours only to drop our ref. */
-        e->queued &= (uint8_t)~(1u << (KVT_QUEUED_TAKEN_SHIFT + dst));
-        pthread_mutex_unlock(&sh->lock);
-        kvt__unref(s, id, src);
-        return;
-    }
-    if (e->flags & KVT_ENTRY_REMOVED) { /* nothing written yet: nothing to undo on media */
-        pthread_mutex_unlock(&sh->lock);
-        kvt__unfill(s, id, dst); /* still queued: never counted as a fill */
-        kvt__unref(s, id, src);
-        CNT(&s->st, fills_cancelled);
-        return;
-    }
-    e->queued &= (uint8_t)~(1u << dst);
-    kvt__fill_begin(s, e, dst);
-    uint32_t from = e->slot[src];
-    kvt_key key = e->key;
-    pthread_mutex_unlock(&sh->lock);
-    uint32_t slot = kvt__take_slot(s, dst, 1);
-    if (slot == KVT_NO_SLOT) {
-        kvt__unfill(s, id, dst);
-        CNT(&s->st, writethrough_dropped);
-    } else if (kvt__copy_between(s, src, from, dst, slot, &key)) {
-        CNT(&s->tier[dst].st, io_errors);
-        kvt__release_slot(s, dst, slot, 1);
-        kvt__unfill(s, id, dst);
-    } else if (kvt__publish(s, id, dst, slot, kvt__store_now(s))) {
-        CNT(&s->tier[dst].st, writethrough_in);
-        ADD(&s->tier[dst].st, bytes_in, s->block_bytes);
-    }
-    kvt__unref(s, id, src);
-}
-
-static void demotion_run(kvt__job *job)
-{
-    demotion *d = (demotion *)job;
+    demotion *d = (demotion *)task;
     kvt__demote_batch(d->s, d->tier, d->ids, d->slots, d->k);
 }
 
-static void demotion_thread_run(kvt__job *job)
-{
-    demotion_run(job);
-    sem_post(&((demotion *)job)->done);
-}
-
-/* Starts demoting the victims of items [start, end): on the demotion thread
- * when the store has one, else here and now. */
+/* Starts demoting the victims of items [start, end): on the store's
+ * demotion executor when it has one, else here and now. */
 static void demotion_start(kvt_store *s, int p, demotion *d, const put_item *items, size_t start,
                            size_t end)
 {
@@ -301,31 +218,32 @@ static void demotion_start(kvt_store *s, int p, demotion *d, const put_item *ite
             d->ids[d->k] = items[j].victim;
             d->slots[d->k++] = items[j].slot;
         }
-    /* Only a host tier's victims go to the thread: a device tier's copies
+    d->task.fn = demotion_run;
+    /* Only a host tier's victims go to the executor: a device tier's copies
      * belong on the thread that set up its device. */
-    d->posted = d->k && s->demoter && (s->tier[p].ops->caps & KVT_TCAP_HOST_PTR) &&
-                sem_init(&d->done, 0, 0) == 0;
+    d->posted = d->k && s->demoter && (s->tier[p].ops->caps & KVT_TCAP_HOST_PTR);
     if (d->posted) {
-        d->job.fn = demotion_thread_run;
-        kvt__jobpool_post(s->demoter, &d->job);
-    } else if (d->k) {
-        demotion_run(&d->job);
+        kvt__group_init(&d->done);
+        if (kvt__executor_submit(s->demoter, &d->task, &d->done)) {
+            kvt__group_destroy(&d->done); /* refused (never while the store is open) */
+            d->posted = 0;
+        }
     }
+    if (!d->posted && d->k)
+        demotion_run(&d->task);
 }
 
-/* Waits for d's demotion (running it here if the thread has not taken it
- * yet: it may be busy with another put's). */
+/* Waits for d's demotion (running it here if no thread has taken it yet:
+ * they may be busy with another put's). */
 static void demotion_wait(kvt_store *s, demotion *d)
 {
     if (!d->posted)
         return;
     d->posted = 0;
-    if (kvt__jobpool_cancel(s->demoter, &d->job))
-        demotion_run(&d->job);
-    else
-        while (sem_wait(&d->done) && errno == EINTR)
-            ;
-    sem_destroy(&d->done);
+    if (kvt__executor_cancel(s->demoter, &d->task))
+        demotion_run(&d->task);
+    kvt__group_wait(&d->done);
+    kvt__group_destroy(&d->done);
 }
 
 /* Lets the victims whose slots items[0..m) took leave, once demoted. A
@@ -341,7 +259,7 @@ static size_t settle_victims(kvt_store *s, int p, put_item *items, kvt_xfer *x, 
             uint32_t v = it.victim;
             it.victim = KVT_NO_ENTRY;
             if (!kvt__leave(s, v, p, it.slot, LEFT_DEMOTED)) {
-                it.slot = kvt__take_slot(s, p, 1);
+                it.slot = kvt__make_room(s, p, 1);
                 if (it.slot == KVT_NO_SLOT) {
                     kvt__unfill(s, it.id, p);
                     if (status)
@@ -395,7 +313,7 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
         }
         CNT(&tr->st, inserts);
         CNT(&s->st, put_stored);
-        write_through(s, items[j].id, p);
+        kvt__write_through(s, items[j].id, p);
     }
     return stored;
 }
@@ -500,9 +418,12 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     uint32_t retain_until = o && o->retain_s ? kvt__rel_s(s, now) + o->retain_s : 0;
     put_item *items = kvt__malloc(n * sizeof *items);
     kvt_xfer *x = kvt__calloc(n, sizeof *x);
-    int32_t *own = durable && !status ? kvt__malloc(n * sizeof *own) : NULL;
+    /* A durable put, and write-through to key-addressed tiers, need each
+     * block's outcome. */
+    int outcomes = durable || s->nkeyed;
+    int32_t *own = outcomes && !status ? kvt__malloc(n * sizeof *own) : NULL;
     size_t *pending = kvt__malloc(n * sizeof *pending), npending = 0;
-    if (!items || !x || !pending || (durable && !status && !own)) {
+    if (!items || !x || !pending || (outcomes && !status && !own)) {
         kvt__free(items);
         kvt__free(x);
         kvt__free(own);
@@ -510,7 +431,7 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         return kvt__err(KVT_ENOMEM, "kvt_put: %zu blocks", n);
     }
     if (own)
-        status = own; /* a durable put needs each block's outcome */
+        status = own;
     ADD(&s->st, put_blocks, n);
 
     put_runs r = {.s = s, .p = p, .items = items, .x = x, .mem = mem, .status = status,
@@ -581,6 +502,9 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     kvt__free(x);
     kvt__free(pending);
     int stored = durable ? make_durable(s, keys, n, status, r.stored) : r.stored;
+    if (s->nkeyed)
+        kvt__keyed_put(s, keys, n, ptrs, mem, status);
     kvt__free(own);
-    return stored;
+    int tagged = kvt__groups_tag(s, keys, n, o); /* once stored: see groups.c */
+    return tagged ? tagged : stored;
 }

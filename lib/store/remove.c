@@ -92,16 +92,16 @@ void kvt__store_put_end(kvt_store *s, uint64_t seq)
  * anything, it lets them go: puts would otherwise wait for them as busy. */
 #define REMOVE_BATCH 128
 typedef struct leaving_batch {
-    uint32_t id[KVT_TIER_COUNT][REMOVE_BATCH];
-    uint32_t slot[KVT_TIER_COUNT][REMOVE_BATCH];
-    size_t n[KVT_TIER_COUNT];
+    uint32_t id[KVT_MAX_SLOT_TIERS][REMOVE_BATCH];
+    uint32_t slot[KVT_MAX_SLOT_TIERS][REMOVE_BATCH];
+    size_t n[KVT_MAX_SLOT_TIERS];
 } leaving_batch;
 
 static void leaving_flush(kvt_store *s, leaving_batch *b, int t);
 
 static void leaving_flush_all(kvt_store *s, leaving_batch *b)
 {
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         if (b->n[t])
             leaving_flush(s, b, t);
 }
@@ -169,15 +169,15 @@ static void remove_wait(kvt_store *s, uint32_t id, const int *waits)
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
     for (int round = 0;; round++) {
-        uint32_t zombie[KVT_TIER_COUNT];
+        uint32_t zombie[KVT_MAX_SLOT_TIERS];
         int busy = 0;
         pthread_mutex_lock(&sh->lock);
-        for (int t = 0; t < KVT_TIER_COUNT; t++) /* leaving, or its last reader freeing it */
+        for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) /* leaving, or its last reader freeing it */
             busy |= waits[t] && (e->res[t] == KVT_RES_LEAVING ||
                                  (e->res[t] == KVT_RES_ZOMBIE && e->slot[t] == KVT_NO_SLOT));
         int free_entry = 0;
         if (!busy) {
-            for (int t = 0; t < KVT_TIER_COUNT; t++)
+            for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
                 zombie[t] = waits[t] ? kvt__zombie_hold(e, t) : KVT_NO_SLOT;
             e->flags &= (uint8_t)~KVT_ENTRY_REMOVE_WAIT;
             free_entry = !kvt__entry_resident(e);
@@ -193,7 +193,7 @@ static void remove_wait(kvt_store *s, uint32_t id, const int *waits)
     }
 }
 
-int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
+static int remove_local(kvt_store *s, const kvt_key *keys, size_t n)
 {
     int removed = 0;
     leaving_batch b;
@@ -206,8 +206,8 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
     for (size_t i = 0; i < n; i++) {
         kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
         uint32_t fresh = tombs ? tomb_alloc(s, &b, &keys[i]) : KVT_NO_ENTRY;
-        uint32_t tomb = KVT_NO_ENTRY, zombie[KVT_TIER_COUNT], slot[KVT_TIER_COUNT];
-        int mine[KVT_TIER_COUNT] = {0}, waits[KVT_TIER_COUNT] = {0}, any = 0, wait = 0;
+        uint32_t tomb = KVT_NO_ENTRY, zombie[KVT_MAX_SLOT_TIERS], slot[KVT_MAX_SLOT_TIERS];
+        int mine[KVT_MAX_SLOT_TIERS] = {0}, waits[KVT_MAX_SLOT_TIERS] = {0}, any = 0, wait = 0;
         pthread_mutex_lock(&sh->lock);
         uint32_t id = kvt__index_find(&s->ix, sh, &keys[i]);
         kvt_entry *e = id == KVT_NO_ENTRY ? NULL : kvt__index_entry(&s->ix, id);
@@ -218,7 +218,7 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
             }
             e = NULL;
         } else if (e) {
-            for (int t = 0; t < KVT_TIER_COUNT; t++) {
+            for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
                 zombie[t] = KVT_NO_SLOT;
                 if (e->res[t] == KVT_RES_READY) { /* ours to take out */
                     e->res[t] = KVT_RES_LEAVING;
@@ -256,8 +256,10 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
         if (!e)
             continue;
         removed += any;
+        if (any)
+            kvt__event_removed(s, &keys[i]);
         kvt__zombie_discard(s, id, zombie); /* readers hold them: not reused before they finish */
-        for (int t = 0; t < KVT_TIER_COUNT; t++) {
+        for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
             if (!mine[t])
                 continue;
             b.id[t][b.n[t]] = id;
@@ -289,6 +291,29 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
         return kvt__err(KVT_EIO, "kvt_remove: %d keys removed, but invalidating a slot on media "
                                  "failed: a restart may bring a key back", removed);
     return removed;
+}
+
+/* Slot tiers first, with every guarantee above; then the key-addressed
+ * tiers, which forget the keys too (a key only they held counts as held). */
+int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
+{
+    if (!s->nkeyed)
+        return remove_local(s, keys, n);
+    uint8_t *local = kvt__malloc(n), *held = kvt__calloc(n, 1);
+    if (!local || !held) {
+        kvt__free(local);
+        kvt__free(held);
+        return kvt__err(KVT_ENOMEM, "kvt_remove: %zu keys", n);
+    }
+    kvt__contains_local(s, keys, n, local);
+    int rc = remove_local(s, keys, n);
+    kvt__keyed_remove(s, keys, n, held);
+    for (size_t i = 0; rc >= 0 && i < n; i++)
+        if (held[i] && local[i] == KVT_TIER_NONE)
+            rc++;
+    kvt__free(local);
+    kvt__free(held);
+    return rc;
 }
 
 /* Every key the index holds, removed in chunks of up to CLEAR_CHUNK (a

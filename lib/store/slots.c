@@ -1,5 +1,5 @@
-/* slots.c — slots and block movement: taking a slot (eviction), publishing a fill, leaving a
- * tier, demotion. */
+/* slots.c — slots: taking a slot (eviction), publishing a fill, leaving a
+ * tier. Moving blocks between tiers (demotion) is demote.c's, above this. */
 #include "internal.h"
 
 /* --------------------------------------------------------- slots, moves */
@@ -127,7 +127,7 @@ uint32_t kvt__zombie_hold(kvt_entry *e, int t)
  * the refs (the last reader frees the slot, as always). */
 void kvt__zombie_discard(kvt_store *s, uint32_t id, const uint32_t *zombie)
 {
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         if (zombie[t] == KVT_NO_SLOT)
             continue;
         kvt__discard_on_media(s, t, &zombie[t], 1);
@@ -253,15 +253,14 @@ void kvt__unfill(kvt_store *s, uint32_t id, int t)
 
 
 /* Entry id leaves tier t, where it was LEAVING at `slot` (already out of the
- * policy and idle list): demoted when asked and possible (already, when
- * `demote_it` is LEFT_DEMOTED: see demote_batch), then detached. Returns 1
- * when the slot is free for the caller, 0 when readers still hold it (the
- * last of them frees it). */
-int kvt__leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demote_it)
+ * policy and idle list): detached. Demotion is the caller's, before this
+ * (demote.c): `demoted` says it was tried, which then counted a block it
+ * could not place as dropped. Returns 1 when the slot is free for the
+ * caller, 0 when readers still hold it (the last of them frees it). */
+int kvt__leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demoted)
 {
     kvt_tier_rt *tr = &s->tier[t];
-    if (demote_it == 1 && tr->below >= 0)
-        kvt__demote_batch(s, t, &id, &slot, 1);
+    (void)slot; /* the entry knows it; kept so that every caller names it */
     kvt_entry *e = kvt__index_entry(&s->ix, id);
     kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
     pthread_mutex_lock(&sh->lock);
@@ -276,99 +275,9 @@ int kvt__leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demote_it)
     pthread_mutex_unlock(&sh->lock);
     if (gone)
         kvt__index_free(&s->ix, id);
-    if (!demote_it || tr->below < 0 || gone)
+    if (!demoted || tr->below < 0 || gone)
         CNT(&tr->st, dropped);
     return freed;
-}
-
-/* Moves m prepared demotions of tier t's victims (entries id[], to slots
- * to[] of the tier below) in one batch and publishes those that arrived. */
-static void demote_write(kvt_store *s, int t, kvt_xfer *x, const uint32_t *id,
-                         const uint32_t *to, size_t m)
-{
-    int n = s->tier[t].below;
-    kvt_tier_rt *a = &s->tier[t], *b = &s->tier[n];
-    if (!m)
-        return;
-    if (a->ops->caps & KVT_TCAP_HOST_PTR)
-        b->ops->write(b->impl, x, m, KVT_MEM_HOST);
-    else if (b->ops->caps & KVT_TCAP_HOST_PTR)
-        a->ops->read(a->impl, x, m, KVT_MEM_HOST);
-    CNT(&b->st, demotion_writes);
-    uint64_t now = kvt__store_now(s);
-    for (size_t j = 0; j < m; j++) {
-        if (x[j].status) {
-            CNT(&b->st, io_errors);
-            CNT(&a->st, dropped);
-            kvt__release_slot(s, n, to[j], 1);
-            kvt__unfill(s, id[j], n);
-            continue;
-        }
-        if (!kvt__publish(s, id[j], n, to[j], now))
-            continue;
-        ADD(&b->st, bytes_in, s->block_bytes);
-        CNT(&b->st, demotions_in);
-    }
-}
-
-/* Copies k victims of tier t (entries ids, LEAVING at slots `from`) into
- * the tier below, each unless that tier already holds or is getting it, in
- * one batch: an NVMe tier has them all in flight together instead of one
- * synchronous write per eviction. */
-void kvt__demote_batch(kvt_store *s, int t, const uint32_t *ids, const uint32_t *from,
-                         size_t k)
-{
-    int n = s->tier[t].below;
-    kvt_tier_rt *a = &s->tier[t], *b = &s->tier[n];
-    kvt_xfer x[VICTIM_BATCH];
-    void *ptr[VICTIM_BATCH];
-    uint32_t id[VICTIM_BATCH], to[VICTIM_BATCH];
-    size_t m = 0;
-    for (size_t j = 0; j < k; j++) {
-        kvt_entry *e = kvt__index_entry(&s->ix, ids[j]);
-        kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
-        pthread_mutex_lock(&sh->lock);
-        int go = e->res[n] == KVT_RES_NONE && !(e->flags & KVT_ENTRY_REMOVED);
-        if (go) {
-            e->res[n] = KVT_RES_FILLING;
-            kvt__fill_begin(s, e, n);
-        }
-        pthread_mutex_unlock(&sh->lock);
-        if (!go)
-            continue;
-        /* A batch larger than the tier below fills it with its own blocks,
-         * which can't be evicted while in flight: write and publish those,
-         * then ask again (as a put does). Waiting instead cost the full slot
-         * wait per victim (found by the api fuzzer: 15 s for one call). */
-        uint32_t slot = kvt__take_slot(s, n, m == 0);
-        if (slot == KVT_NO_SLOT && m) {
-            demote_write(s, t, x, id, to, m);
-            m = 0;
-            slot = kvt__take_slot(s, n, 1);
-        }
-        if (slot == KVT_NO_SLOT) {
-            kvt__unfill(s, ids[j], n);
-            CNT(&a->st, dropped);
-            continue;
-        }
-        id[m] = ids[j];
-        to[m] = slot;
-        x[m] = (kvt_xfer){.nfrags = 1, .frags = &ptr[m], .key = e->key};
-        if (a->ops->caps & KVT_TCAP_HOST_PTR) { /* write the lower tier from our slot */
-            ptr[m] = a->ops->slot_ptr(a->impl, from[j]);
-            x[m].slot = slot;
-        } else if (b->ops->caps & KVT_TCAP_HOST_PTR) { /* read our slot into its slot */
-            ptr[m] = b->ops->slot_ptr(b->impl, slot);
-            x[m].slot = from[j];
-        } else {
-            /* Neither side addressable (no such pair of tiers today): one
-             * bounced copy at a time. */
-            x[m].status = kvt__copy_between(s, t, from[j], n, slot, &e->key) ? KVT_EIO : 0;
-            ptr[m] = NULL;
-        }
-        m++;
-    }
-    demote_write(s, t, x, id, to, m);
 }
 
 /* Whether a block may be pushed out of tier t now. Shard lock held. */
@@ -395,24 +304,19 @@ int kvt__claim_leaving(kvt_store *s, uint32_t id, int t, uint64_t now)
     return claim;
 }
 
-/* A free slot of tier t, evicting (and demoting) a victim when the tier is
- * full, or KVT_NO_SLOT when every candidate is pinned or retained. Blocks
- * that are only busy for a moment (being read, or filled by another thread)
- * are waited for when `wait` is set, so a burst of concurrent puts does not
- * see a full tier that is merely in flight.
- * With `pending` (not NULL) and a tier that demotes its victims, a victim is
- * not demoted here: its slot is returned still LEAVING, its entry id in
- * *pending, for the caller to demote with others and then leave()
- * (settle_victims); *pending is KVT_NO_ENTRY when the slot was free. */
-uint32_t kvt__take_slot(kvt_store *s, int t, int wait)
-{
-    return kvt__take_slot_for(s, t, wait, NULL);
-}
-
+/* A free slot of tier t, evicting a victim when the tier is full, or
+ * KVT_NO_SLOT when every candidate is pinned or retained. Blocks that are
+ * only busy for a moment (being read, or filled by another thread) are
+ * waited for when `wait` is set, so a burst of concurrent puts does not see
+ * a full tier that is merely in flight.
+ * Nothing is demoted here (slots never call into movement): when tier t
+ * demotes its victims, the victim's slot is returned still LEAVING and its
+ * entry id in *pending, for the caller to demote and then kvt__leave()
+ * (kvt__make_room, settle_victims); otherwise the victim has left and
+ * *pending is KVT_NO_ENTRY, as when the slot was free. */
 uint32_t kvt__take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending)
 {
-    if (pending)
-        *pending = KVT_NO_ENTRY;
+    *pending = KVT_NO_ENTRY;
     kvt_tier_rt *tr = &s->tier[t];
     uint64_t deadline = 0; /* CLOCK_MONOTONIC ns; set when the first wait starts */
     for (int round = 0;; round++) {
@@ -467,12 +371,12 @@ uint32_t kvt__take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending)
             return KVT_NO_SLOT;
         }
         CNT(&tr->st, evictions);
-        int demoting = tr->victims == KVT_VICTIM_DEMOTE && tr->below >= 0;
-        if (pending && demoting) {
+        kvt__event_left(s, KVT_EVENT_EVICTED, t, id);
+        if (tr->victims == KVT_VICTIM_DEMOTE && tr->below >= 0) {
             *pending = id;
             return victim;
         }
-        if (kvt__leave(s, id, t, victim, tr->victims == KVT_VICTIM_DEMOTE))
+        if (kvt__leave(s, id, t, victim, 0))
             return victim;
         /* A reader still holds the victim's slot; it will free it. Go again. */
     }

@@ -81,6 +81,7 @@ static int expire_tier(kvt_store *s, int t, uint64_t now)
             }
             kvt__forget_slot(tr, v);
             CNT(&tr->st, expirations);
+            kvt__event_left(s, KVT_EVENT_EXPIRED, t, id);
             ids[k] = id;
             slots[k++] = v;
         }
@@ -112,7 +113,7 @@ int kvt__store_expire(kvt_store *s)
 {
     uint64_t now = kvt__store_now(s);
     int n = 0;
-    for (int t = 0; t < KVT_TIER_COUNT; t++)
+    for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++)
         if (s->tier[t].on)
             n += expire_tier(s, t, now);
     return n;

@@ -103,6 +103,8 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         return kvt__err(KVT_ENULL, "dram tier open: %s is NULL",
                         !p ? "params" : !out ? "out" : "nslots");
     *out = NULL;
+    int numa_node = (int)kvt__tier_opt_int(p, "numa_node");
+    int device = (int)kvt__tier_opt_int(p, "device");
     if (p->block_bytes == 0)
         return kvt__err(KVT_ESIZE, "dram tier: block_bytes is 0");
     if (p->capacity < p->block_bytes)
@@ -124,10 +126,10 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
      * not brought into processes that don't use it for this. */
     char bus[32];
     const char *pci = NULL;
-    if (p->numa_node < 0 && kvt__cuda_in_process() &&
-        kvt__cuda_pci_bus_id(p->device, bus, sizeof bus) == 0)
+    if (numa_node < 0 && kvt__cuda_in_process() &&
+        kvt__cuda_pci_bus_id(device, bus, sizeof bus) == 0)
         pci = bus;
-    int node, rc = kvt__numa_node_for(p->numa_node, pci, &node);
+    int node, rc = kvt__numa_node_for(numa_node, pci, &node);
     if (rc < 0)
         return rc;
 
@@ -137,7 +139,7 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     t->block_bytes = (size_t)p->block_bytes;
     t->nslots = (uint32_t)slots;
     t->gpu_node = pci != NULL;
-    t->hugepages = p->hugepages != 0;
+    t->hugepages = kvt__tier_opt_int(p, "hugepages") != 0;
     t->copier = kvt__copier_new(p->copy_threads);
     if (!t->copier) {
         dram_close(t);
@@ -163,7 +165,7 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     /* Bound before the first touch: pages land on their node when faulted. */
     rc = kvt__numa_bind(t->arena, bytes, node);
     if (rc < 0) {
-        if (p->numa_node >= 0) {
+        if (numa_node >= 0) {
             dram_close(t);
             return rc;
         }
@@ -205,7 +207,7 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
      * chunk, and copies use each chunk's fast paths once it is pinned. It
      * starts now in a CUDA process, else at the first GPU copy or when the
      * HBM tier opens. */
-    rc = kvt__cuda_region_add(t->arena, bytes, t->block_bytes, p->device, &t->cuda_region);
+    rc = kvt__cuda_region_add(t->arena, bytes, t->block_bytes, device, &t->cuda_region);
     if (rc) {
         dram_close(t);
         return rc;
@@ -394,10 +396,20 @@ void *kvt__dram_arena(kvt_tier_impl *t, size_t *bytes)
     return t ? t->arena : NULL;
 }
 
+static const kvt_tier_opt_spec dram_options[] = {
+    {"numa_node", KVT_OPTTYPE_INT, -1, 1023, -1, 0,
+     "node for the arena; -1: nearest the GPU (in a CUDA process) or local"},
+    {"hugepages", KVT_OPTTYPE_INT, 0, 1, 1, 0, "1: ask for transparent huge pages"},
+    {"device", KVT_OPTTYPE_INT, 0, 1023, 0, 0,
+     "the GPU whose NUMA node is the default and whose context pins the arena"},
+    {NULL, 0, 0, 0, 0, 0, NULL},
+};
+
 const kvt_tier_ops kvt__tier_dram = {
     .version = KVT_TIER_OPS_VERSION,
     .name = "dram",
     .caps = KVT_TCAP_HOST_PTR | (KVT_HAVE_CUDA ? KVT_TCAP_CUDA_MEM : 0),
+    .options = dram_options,
     .open = dram_open,
     .close = dram_close,
     .write = dram_write,

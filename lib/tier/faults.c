@@ -21,6 +21,34 @@ const char *kvt__fault_name(kvt__fault kind)
     return (unsigned)kind < KVT__FAULT_KINDS ? names[kind] : "unknown";
 }
 
+int kvt__fault_in_engine(kvt__fault kind)
+{
+    return kind == KVT__FAULT_TORN4K || kind == KVT__FAULT_TORN512 ||
+           kind == KVT__FAULT_PARTIAL || (kind >= KVT__FAULT_CQE_EIO && kind < KVT__FAULT_KINDS);
+}
+
+/* The plan of the wrapper call in progress on this thread (faulty.c). */
+static _Thread_local const kvt__fault_plan *current_plan;
+
+const kvt__fault_plan *kvt__faults_plan(const kvt__fault_plan *plan)
+{
+    const kvt__fault_plan *prev = current_plan;
+    current_plan = plan;
+    return prev;
+}
+
+kvt__fault kvt__faults_planned(const kvt_xfer *x, uint64_t *rnd)
+{
+    const kvt__fault_plan *p = current_plan;
+    if (!p || x < p->x || x >= p->x + p->n) {
+        *rnd = 0;
+        return KVT__FAULT_NONE;
+    }
+    size_t i = (size_t)(x - p->x);
+    *rnd = p->rnd[i];
+    return (kvt__fault)p->kind[i];
+}
+
 #if KVT_HAVE_FAULTS
 
 #include <errno.h>
@@ -176,6 +204,19 @@ void kvt__faults_free(kvt__faults *f)
     kvt__free(f);
 }
 
+int kvt__faults_need_engine(const kvt__faults *f)
+{
+    if (!f)
+        return 0;
+    for (int k = 1; k < KVT__FAULT_KINDS; k++)
+        if (kvt__fault_in_engine((kvt__fault)k) && f->rate[k] > 0)
+            return 1;
+    for (unsigned i = 0; i < f->nnth; i++)
+        if (kvt__fault_in_engine(f->nth[i].kind))
+            return 1;
+    return 0;
+}
+
 static uint64_t splitmix64(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15ull;
@@ -248,6 +289,12 @@ int kvt__faults_new(const char *spec, kvt__faults **out)
 void kvt__faults_free(kvt__faults *f)
 {
     (void)f;
+}
+
+int kvt__faults_need_engine(const kvt__faults *f)
+{
+    (void)f;
+    return 0;
 }
 
 kvt__fault kvt__faults_draw(kvt__faults *f, int is_write, uint64_t *rnd)

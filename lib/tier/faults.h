@@ -1,8 +1,11 @@
-/* faults.h — fault injection for tiers: a per-store engine chosen by a spec string. */
+/* faults.h — fault injection for tiers: the draws of a spec string, and the plan engines consult. */
 #ifndef KVT_FAULTS_H
 #define KVT_FAULTS_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "tier/tier.h"
 
 /*
  * Spec (docs/nvme-format.md, "Fault injection"): comma-separated items
@@ -14,6 +17,13 @@
  * Each block-level operation draws once; the rates that apply to its
  * direction must sum to at most 1. Reads draw only eio, short, partial and
  * the cqe_ kinds.
+ *
+ * Where each kind happens. The wrapper in lib/tier/faulty.c draws every
+ * block's fault and injects eio, enospc and short itself, around the inner
+ * tier's ops: any tier gets them. torn4k, torn512, partial and the cqe_
+ * kinds need real transfers and completions: the wrapper leaves them to the
+ * inner tier's I/O engine through a plan (kvt__faults_planned), and accepts
+ * them only over a tier that has one (KVT_TCAP_PERSISTENT: the NVMe tier).
  */
 typedef enum kvt__fault {
     KVT__FAULT_NONE = 0,
@@ -52,5 +62,33 @@ uint64_t kvt__faults_injected(const kvt__faults *f, kvt__fault kind);
 
 /* "eio", "short", ...; "none" for KVT__FAULT_NONE. */
 const char *kvt__fault_name(kvt__fault kind);
+
+/* Whether `kind` happens inside a tier's I/O engine (torn4k, torn512,
+ * partial, cqe_*) rather than around its ops. */
+int kvt__fault_in_engine(kvt__fault kind);
+
+/* Whether f (may be NULL) can draw a kind that happens in an engine. */
+int kvt__faults_need_engine(const kvt__faults *f);
+
+/* The engine-level faults the wrapper drew for a batch it hands the inner
+ * tier: kind[i] (a kvt__fault, or KVT__FAULT_NONE) and the draw's random
+ * bits rnd[i] belong to x[i]. */
+typedef struct kvt__fault_plan {
+    const kvt_xfer *x;
+    size_t n;
+    const uint8_t *kind;
+    const uint64_t *rnd;
+} kvt__fault_plan;
+
+/* Makes `plan` (NULL: none) the calling thread's current plan, for the
+ * duration of one call into the inner tier; returns the previous one, which
+ * the caller restores. The plan must outlive that call. */
+const kvt__fault_plan *kvt__faults_plan(const kvt__fault_plan *plan);
+
+/* For an engine starting the transfer of x, on the thread that called its
+ * read() or write(): the engine-level fault planned for x (its random bits
+ * in *rnd), or KVT__FAULT_NONE when there is no plan or x is not in it.
+ * One thread-local load when no wrapper is in use. */
+kvt__fault kvt__faults_planned(const kvt_xfer *x, uint64_t *rnd);
 
 #endif

@@ -43,13 +43,14 @@ static int hbm_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nsl
         return kvt__err(KVT_ENULL, "hbm tier open: %s is NULL",
                         !p ? "params" : !out ? "out" : "nslots");
     *out = NULL;
+    int device = (int)kvt__tier_opt_int(p, "device");
     /* Unavailable before invalid: the store opens without this tier on a
      * machine without a GPU, whatever the rest of its configuration. */
     if (kvt__cuda_load())
         return kvt__err(KVT_ENODEV, "hbm tier: %s", kvt__cuda_why());
-    if (p->device < 0 || p->device >= kvt__cuda_device_count())
+    if (device < 0 || device >= kvt__cuda_device_count())
         return kvt__err(KVT_ENODEV, "hbm tier: CUDA device %d does not exist (%d visible)",
-                        p->device, kvt__cuda_device_count());
+                        device, kvt__cuda_device_count());
     if (p->block_bytes == 0)
         return kvt__err(KVT_ESIZE, "hbm tier: block_bytes is 0");
     if (p->capacity < p->block_bytes)
@@ -64,7 +65,7 @@ static int hbm_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nsl
     kvt_tier_impl *t = kvt__calloc(1, sizeof *t);
     if (!t)
         return kvt__err(KVT_ENOMEM, "hbm tier: state");
-    t->device = p->device;
+    t->device = device;
     t->block_bytes = (size_t)p->block_bytes;
     t->nslots = (uint32_t)slots;
     /* One allocation: slots are plain offsets, and nothing is allocated or
@@ -212,10 +213,16 @@ static void hbm_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     kvt__cuda_counters_visit(&t->ctr, "hbm", fn, user);
 }
 
+static const kvt_tier_opt_spec hbm_options[] = {
+    {"device", KVT_OPTTYPE_INT, 0, 1023, 0, 0, "CUDA device ordinal"},
+    {NULL, 0, 0, 0, 0, 0, NULL},
+};
+
 const kvt_tier_ops kvt__tier_hbm = {
     .version = KVT_TIER_OPS_VERSION,
     .name = "hbm",
-    .caps = KVT_TCAP_DEVICE_PTR | KVT_TCAP_CUDA_MEM,
+    .caps = KVT_TCAP_DEVICE_PTR | KVT_TCAP_CUDA_MEM | KVT_TCAP_OPTIONAL,
+    .options = hbm_options,
     .open = hbm_open,
     .close = hbm_close,
     .write = hbm_write,

@@ -22,7 +22,8 @@ from .keys import (KEY_BLAKE2B_128, KEY_BYTES, KEY_MODES, KEY_SECRET_MAX, KEY_SE
                    KEY_XXH3_128, NS_ADAPTER, NS_CUSTOM, NS_LAYOUT, NS_MODEL, NS_RANK, NS_SALT,
                    Keys, Namespace, key_hex, key_mode, keys, ns_key)
 from .layers import Layers
-from .store import ADMIT, VICTIMS, IoResult, Store, Ticket, Tier, nvme_slot_bytes
+from .store import (ADMIT, VICTIMS, IoResult, Store, Ticket, Tier, add_tier, nvme_slot_bytes,
+                    slot_bytes)
 
 __version__ = "0.1.0"
 
@@ -35,7 +36,7 @@ globals().update(BY_NAME)  # kvtier.EINVAL, kvtier.ENOENT, ...
 
 __all__ = ["KvtierError", "error_class", "BY_CODE", "BY_NAME", "Namespace", "Keys", "keys",
            "ns_key", "key_hex", "Store", "Ticket", "Layers", "Tier", "IoResult",
-           "nvme_slot_bytes", "VICTIMS", "ADMIT",
+           "nvme_slot_bytes", "slot_bytes", "add_tier", "VICTIMS", "ADMIT",
            "KEY_BYTES", "NS_MODEL", "NS_LAYOUT", "NS_RANK", "NS_ADAPTER", "NS_SALT",
            "NS_CUSTOM", "KEY_XXH3_128", "KEY_BLAKE2B_128", "KEY_MODES", "KEY_SECRET_MIN",
            "KEY_SECRET_MAX", "key_mode", "ABI_MAJOR", "library_path", "library_version"]

@@ -15,26 +15,26 @@ from .errors import BY_NAME, KvtierError, check, closed_error, make_error
 from .keys import _one_key, key_mode as _key_mode, pack
 
 
-class Tier(enum.IntEnum):
-    """kvt_tier. Store methods also take the names "hbm", "dram", "nvme"."""
-    HBM = 0
-    DRAM = 1
-    NVME = 2
-    NONE = 255  # lookup: not held
+class Tier(str, enum.Enum):
+    """Tier instance names as lookups report them: a store's instances are
+    named after their kind unless named otherwise ("nvme1" for a second
+    NVMe file). Lookup results hold these members for the usual names, the
+    plain name for others, and Tier.NONE for keys not held."""
+    HBM = "hbm"
+    DRAM = "dram"
+    NVME = "nvme"
+    NONE = "none"  # lookup: not held
 
 
-_TIER_NAMES = {"hbm": Tier.HBM, "dram": Tier.DRAM, "nvme": Tier.NVME}
+_TIER_NONE = 255  # KVT_TIER_NONE
+_KINDS = ("hbm", "dram", "nvme")  # the built-in kinds, fastest first
 
 # kvt_option
 _OPT_BLOCK_BYTES, _OPT_BLOCK_TOKENS, _OPT_FRAGS, _OPT_WORKERS = 1, 2, 3, 4
 _OPT_COPY_THREADS, _OPT_MAX_INFLIGHT, _OPT_MANUAL_CLOCK, _OPT_KEY_MODE = 5, 6, 7, 8
 _OPT_CLOSE_FLUSH_MS = 9
-# kvt_tier_option
-_TOPT_CAPACITY, _TOPT_TTL_MS, _TOPT_VICTIMS, _TOPT_ADMIT, _TOPT_ADMIT_AFTER = 1, 2, 3, 4, 5
-_TOPT_NUMA_NODE, _TOPT_QUEUE_DEPTH, _TOPT_SQPOLL, _TOPT_RECREATE = 6, 7, 8, 9
-_TOPT_DEVICE, _TOPT_HUGEPAGES = 10, 11
-# kvt_tier_str_option
-_TSTR_POLICY, _TSTR_PATH, _TSTR_FAULTS = 1, 2, 3
+# Tier options that take strings (kvt_config_tier_set_str); the rest take integers.
+_STR_OPTIONS = ("policy", "path", "faults")
 
 VICTIMS = {"demote": 0, "drop": 1}                               # kvt_victims
 ADMIT = {"write_back": 0, "write_through": 1, "after_n": 2}     # kvt_admit
@@ -48,13 +48,9 @@ _ENODEV = BY_NAME["ENODEV"].code
 _EBUSY = BY_NAME["EBUSY"].code
 
 
-def _tier(t):
-    if isinstance(t, str):
-        try:
-            return _TIER_NAMES[t.lower()]
-        except KeyError:
-            raise ValueError(f"unknown tier {t!r} (hbm, dram, nvme)") from None
-    return int(t)
+def _tier_name(t):
+    """A tier given as a Tier or a name: its instance name."""
+    return t.value if isinstance(t, Tier) else str(t)
 
 
 class IoResult(int):
@@ -229,12 +225,42 @@ class Ticket:
         return f"<kvtier.Ticket {self._id:#x} {self.op} of {self.n} blocks, {state}>"
 
 
-def nvme_slot_bytes(block_bytes):
-    """Bytes one block takes in the NVMe tier (kvt_nvme_slot_bytes): the NVMe
-    capacity must be a whole multiple of it. kvtier.ENOTSUP without io_uring."""
+def slot_bytes(kind, block_bytes):
+    """Bytes one block takes in a slot of tier kind `kind` (kvt_slot_bytes):
+    the tier's capacity must be a whole multiple of it. kvtier.ENOTSUP when
+    this build has no such kind."""
     out = ctypes.c_uint64()
-    check(lib.kvt_nvme_slot_bytes(int(block_bytes), ctypes.byref(out)))
+    check(lib.kvt_slot_bytes(str(kind).encode("utf-8"), int(block_bytes), ctypes.byref(out)))
     return out.value
+
+
+def nvme_slot_bytes(block_bytes):
+    """slot_bytes("nvme", block_bytes)."""
+    return slot_bytes("nvme", block_bytes)
+
+
+def _set_tier_option(cfg, tier, name, v):
+    """One option of tier instance `tier` (kvt_config_tier_set / _str)."""
+    if name in _STR_OPTIONS:
+        check(lib.kvt_config_tier_set_str(cfg, tier, name.encode("utf-8"),
+                                          None if v is None else str(v).encode("utf-8")))
+        return
+    if name == "victims" and isinstance(v, str):
+        v = VICTIMS[v]
+    elif name == "admit" and isinstance(v, str):
+        v = ADMIT[v]
+    check(lib.kvt_config_tier_set(cfg, tier, name.encode("utf-8"), int(v)))
+
+
+def add_tier(cfg, kind, name=None, **options):
+    """Adds a tier instance of `kind` to config handle cfg (kvt_config_add_tier)
+    with its options ("capacity", "ttl_ms", "policy", "path", ...: the C
+    names; victims and admit also by name); returns its index."""
+    t = check(lib.kvt_config_add_tier(cfg, str(kind).encode("utf-8"),
+                                      None if name is None else str(name).encode("utf-8")))
+    for o, v in options.items():
+        _set_tier_option(cfg, t, o, v)
+    return t
 
 
 def _close_store(ptr, pending, keep, watch):
@@ -265,21 +291,27 @@ class Store:
                      docs/key-spec.md); the stat "key_mode" reads it back
     clock            kvt_config_set_clock: a callable returning monotonic ns
                      (called from the library's threads, holding the GIL: slow)
-    hbm_bytes, dram_bytes, nvme_bytes      KVT_TOPT_CAPACITY of each tier
-    nvme_path        KVT_TSTR_PATH of the NVMe tier
-    policy           KVT_TSTR_POLICY ("lru", "sieve", "s3fifo", "prefix", "default")
-    ttl_ms           KVT_TOPT_TTL_MS
-    victims          KVT_TOPT_VICTIMS: "demote" or "drop"
-    admit            KVT_TOPT_ADMIT: "write_back", "write_through" or "after_n"
-    admit_after      KVT_TOPT_ADMIT_AFTER
-    faults           KVT_TSTR_FAULTS (test builds)
-    numa_node, hugepages                   KVT_TOPT_NUMA_NODE, _HUGEPAGES (DRAM)
-    queue_depth, sqpoll, recreate          KVT_TOPT_QUEUE_DEPTH, _SQPOLL, _RECREATE (NVMe)
-    device           KVT_TOPT_DEVICE (HBM)
+    hbm_bytes, dram_bytes, nvme_bytes      tier option "capacity" of each kind
+    nvme_path        option "path" of the NVMe tier
+    policy           option "policy" ("lru", "sieve", "s3fifo", "prefix", "default")
+    ttl_ms           option "ttl_ms"
+    victims          option "victims": "demote" or "drop"
+    admit            option "admit": "write_back", "write_through" or "after_n"
+    admit_after      option "admit_after"
+    faults           option "faults" (test builds)
+    numa_node, hugepages                   DRAM options
+    queue_depth, sqpoll, recreate          NVMe options
+    device           HBM option "device"
+    tiers            instead of the per-kind arguments above: the tier
+                     instances in order, fastest first, each a dict
+                     {"kind": "nvme", "name": None, "capacity": ..., "path": ...}
+                     with the C option names (add_tier); two of a kind work
 
     policy, ttl_ms, victims, admit, admit_after and faults take one value for
     every tier with a capacity, or a dict {"dram": v, "nvme": w} (Tier keys
-    work too). None leaves the library's default.
+    work too). None leaves the library's default. The per-kind arguments add
+    the instances "hbm", "dram", "nvme" (fastest first) that get a capacity
+    or an option; lookups report them as Tier.HBM, Tier.DRAM, Tier.NVME.
     """
 
     def __init__(self, block_bytes, *, frags=1, block_tokens=None, hbm_bytes=0, dram_bytes=0,
@@ -287,7 +319,7 @@ class Store:
                  admit=None, admit_after=None, faults=None, numa_node=None, hugepages=None,
                  queue_depth=None, sqpoll=None, recreate=None, device=None, workers=None,
                  copy_threads=None, max_inflight=None, manual_clock=False, clock=None,
-                 key_mode=None, close_flush_ms=None):
+                 key_mode=None, close_flush_ms=None, tiers=None):
         self._ptr = None
         self._pending = {}   # ticket id -> Holds of its buffers
         self._orphans = []   # ids of tickets collected while pending
@@ -330,47 +362,41 @@ class Store:
             self._keep.append(cb)
             check(lib.kvt_config_set_clock(cfg, cb, None))
 
-        caps = {Tier.HBM: a["hbm_bytes"], Tier.DRAM: a["dram_bytes"], Tier.NVME: a["nvme_bytes"]}
-        on = [t for t, c in caps.items() if c]
+        if a["tiers"] is not None:
+            for spec in a["tiers"]:
+                spec = dict(spec)
+                add_tier(cfg, spec.pop("kind"), spec.pop("name", None), **spec)
+            return
 
-        def tier_int(t, o, v):
-            check(lib.kvt_config_set_tier(cfg, t, o, int(v)))
-
-        def tier_str(t, o, v):
-            check(lib.kvt_config_set_tier_str(cfg, t, o, str(v).encode("utf-8")))
+        # The per-kind arguments: options for each kind, then one instance
+        # per kind that has any, fastest first.
+        caps = {"hbm": a["hbm_bytes"], "dram": a["dram_bytes"], "nvme": a["nvme_bytes"]}
+        on = [k for k in _KINDS if caps[k]]
+        opts = {k: {} for k in _KINDS}
 
         def per_tier(value):
             if value is None:
                 return {}
             if isinstance(value, dict):
-                return {_tier(t): v for t, v in value.items()}
-            return {t: value for t in on}
+                return {_tier_name(t).lower(): v for t, v in value.items()}
+            return {k: value for k in on}
 
-        for t, c in caps.items():
-            if c:
-                tier_int(t, _TOPT_CAPACITY, c)
+        for k in on:
+            opts[k]["capacity"] = caps[k]
         if a["nvme_path"] is not None:
-            tier_str(Tier.NVME, _TSTR_PATH, a["nvme_path"])
-        for t, v in per_tier(a["policy"]).items():
-            tier_str(t, _TSTR_POLICY, v)
-        for t, v in per_tier(a["faults"]).items():
-            tier_str(t, _TSTR_FAULTS, v)
-        for t, v in per_tier(a["ttl_ms"]).items():
-            tier_int(t, _TOPT_TTL_MS, v)
-        for t, v in per_tier(a["victims"]).items():
-            tier_int(t, _TOPT_VICTIMS, VICTIMS[v] if isinstance(v, str) else v)
-        for t, v in per_tier(a["admit"]).items():
-            tier_int(t, _TOPT_ADMIT, ADMIT[v] if isinstance(v, str) else v)
-        for t, v in per_tier(a["admit_after"]).items():
-            tier_int(t, _TOPT_ADMIT_AFTER, v)
-        for t, o, name in ((Tier.DRAM, _TOPT_NUMA_NODE, "numa_node"),
-                           (Tier.DRAM, _TOPT_HUGEPAGES, "hugepages"),
-                           (Tier.NVME, _TOPT_QUEUE_DEPTH, "queue_depth"),
-                           (Tier.NVME, _TOPT_SQPOLL, "sqpoll"),
-                           (Tier.NVME, _TOPT_RECREATE, "recreate"),
-                           (Tier.HBM, _TOPT_DEVICE, "device")):
+            opts["nvme"]["path"] = a["nvme_path"]
+        for name in ("policy", "faults", "ttl_ms", "victims", "admit", "admit_after"):
+            for k, v in per_tier(a[name]).items():
+                if k not in opts:
+                    raise ValueError(f"unknown tier {k!r} (hbm, dram, nvme)")
+                opts[k][name] = v
+        for k, name in (("dram", "numa_node"), ("dram", "hugepages"), ("nvme", "queue_depth"),
+                        ("nvme", "sqpoll"), ("nvme", "recreate"), ("hbm", "device")):
             if a[name] is not None:
-                tier_int(t, o, a[name])
+                opts[k][name] = a[name]
+        for k in _KINDS:
+            if opts[k]:
+                add_tier(cfg, k, None, **opts[k])
 
     # ------------------------------------------------------------ lifetime
 
@@ -418,7 +444,7 @@ class Store:
         raw, n = pack(keys)
         tiers = (ctypes.c_uint8 * max(n, 1))()
         hits = check(lib.kvt_lookup(self._h(), raw, n, tiers, int(lease_ms)))
-        return hits, [Tier(t) for t in tiers[:n]]
+        return hits, [self._tier_of(t) for t in tiers[:n]]
 
     def contains(self, keys):
         """(held, tiers): how many of the keys are held, and for each key the
@@ -427,7 +453,24 @@ class Store:
         raw, n = pack(keys)
         tiers = (ctypes.c_uint8 * max(n, 1))()
         held = check(lib.kvt_contains(self._h(), raw, n, tiers))
-        return held, [Tier(t) for t in tiers[:n]]
+        return held, [self._tier_of(t) for t in tiers[:n]]
+
+    def _tier_of(self, index):
+        """A lookup's tier index as its instance name (a Tier member for the
+        usual names), or Tier.NONE."""
+        if index == _TIER_NONE:
+            return Tier.NONE
+        name = lib.kvt_store_tier_name(self._h(), index).decode("utf-8")
+        try:
+            return Tier(name)
+        except ValueError:
+            return name
+
+    def tier_names(self):
+        """The store's tier instance names, fastest first (kvt_store_tier_name)."""
+        h = self._h()
+        count = check(lib.kvt_store_tier_count(h))
+        return [lib.kvt_store_tier_name(h, t).decode("utf-8") for t in range(count)]
 
     def touch(self, keys):
         """Counts an access to each held key without copying it (recency,
@@ -452,6 +495,11 @@ class Store:
         """Forgets keys in every tier; returns how many were held."""
         raw, n = pack(keys)
         return check(lib.kvt_remove(self._h(), raw, n))
+
+    def remove_group(self, group):
+        """Removes every block whose last put named `group` (> 0); returns
+        how many were held (kvt_remove_group)."""
+        return check(lib.kvt_remove_group(self._h(), int(group)))
 
     def clear(self):
         """Removes every block, as final as remove() of every key; returns
@@ -483,9 +531,15 @@ class Store:
         check(lib.kvt_clock_set(self._h(), int(now_ns)))
 
     def tier_available(self, tier):
-        """True if the tier is open in this store; False if not configured or
-        configured but unavailable here (HBM without a GPU)."""
-        rc = lib.kvt_tier_available(self._h(), _tier(tier))
+        """True if the tier (a name, a Tier, or an instance index) is open in
+        this store; False if not configured or configured but unavailable
+        here (HBM without a GPU)."""
+        if isinstance(tier, str):
+            rc = lib.kvt_store_tier_find(self._h(), _tier_name(tier).encode("utf-8"))
+            if rc == BY_NAME["ENOENT"].code:
+                return False
+            tier = check(rc)
+        rc = lib.kvt_store_tier_available(self._h(), int(tier))
         if rc == _ENODEV:
             return False
         return check(rc) == 1
@@ -513,7 +567,7 @@ class Store:
     # ------------------------------------------------------------ data
 
     def put(self, keys, buffers, *, wait=True, retain_s=0, parent=None, stream=None,
-            durable=False):
+            durable=False, group=0):
         """Stores blocks. buffers: a kvtier.Layers with one block index per
         key (one array per fragment position; the fast path), one object of
         len(keys) * block_bytes, or a list with one entry per key: an object
@@ -522,9 +576,10 @@ class Store:
         memoryview, numpy) or a torch tensor (CPU or CUDA). Returns
         IoResult(stored, status); wait=False returns a Ticket instead.
         parent: the key before keys[0]. durable: KVT_IO_DURABLE (complete
-        once on the persistent tier and flushed)."""
+        once on the persistent tier and flushed). group: kvt_io_opts.group,
+        for remove_group() (0: none, and clears the keys' group)."""
         return self._io(lib.kvt_put, "put", keys, buffers, False, wait,
-                        IO_DURABLE if durable else 0, stream, retain_s, parent)
+                        IO_DURABLE if durable else 0, stream, retain_s, parent, group)
 
     def get(self, keys, buffers, *, wait=True, no_promote=False, stream=None,
             stream_wait=False):
@@ -556,7 +611,8 @@ class Store:
             if holds is not None:
                 holds.release()
 
-    def _io(self, fn, op, keys, buffers, writable, wait, flags, stream, retain_s, parent):
+    def _io(self, fn, op, keys, buffers, writable, wait, flags, stream, retain_s, parent,
+            group=0):
         h = self._h()
         if self._orphans:
             self._reap()
@@ -575,7 +631,8 @@ class Store:
                 ptrs, kind, device = (ctypes.c_void_p * 1)(), _buffers.MEM_HOST, 0
             status = (ctypes.c_int32 * max(n, 1))()
             opts = IoOpts(size=ctypes.sizeof(IoOpts), mem_kind=kind, device=device, flags=flags,
-                          retain_s=int(retain_s), frags=0, status=ctypes.addressof(status))
+                          retain_s=int(retain_s), frags=0, status=ctypes.addressof(status),
+                          group=int(group))
             if kind == _buffers.MEM_CUDA and stream is None:
                 stream = _buffers.current_stream(device)
             opts.stream = _buffers.stream_handle(stream) or None

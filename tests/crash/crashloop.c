@@ -100,7 +100,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/rand.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 static uint64_t block_bytes = 16384;
 static uint32_t universe = 3000;
@@ -171,38 +173,29 @@ static kvt_key key_of(uint32_t i)
     return k;
 }
 
-static void fill(uint8_t *b, uint32_t i)
-{
-    uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull + 77;
-    for (uint64_t j = 0; j < block_bytes; j += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(b + j, &x, 8);
-    }
-}
-
 static double last_open_s; /* the successful attempt: the recovery time */
 
 static int open_store(kvt_store **s)
 {
     uint64_t slot;
     kvt_config *c;
-    if (kvt_nvme_slot_bytes(block_bytes, &slot) || kvt_config_new(&c))
+    if (kvt_slot_bytes("nvme", block_bytes, &slot) || kvt_config_new(&c))
         return -1;
     int bad = 0;
     bad |= kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)block_bytes);
     bad |= kvt_config_set(c, KVT_OPT_WORKERS, removes ? 2 : 1);
-    bad |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(slot * (universe + 64)));
-    bad |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 32);
-    bad |= kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
-    if (mode != MODE_NVME) {
-        bad |= kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
+    if (mode != MODE_NVME) { /* DRAM first: tiers are added fastest first */
+        bad |= kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity",
                                    (int64_t)(DRAM_BLOCKS * block_bytes));
-        bad |= kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
-        bad |= kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_VICTIMS, KVT_VICTIM_DEMOTE);
+        bad |= kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
+        bad |= kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "victims", KVT_VICTIM_DEMOTE);
+    }
+    bad |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(slot * (universe + 64)));
+    bad |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "queue_depth", 32);
+    bad |= kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
+    if (mode != MODE_NVME) {
         if (mode == MODE_WRITETHROUGH)
-            bad |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT, KVT_ADMIT_WRITE_THROUGH);
+            bad |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit", KVT_ADMIT_WRITE_THROUGH);
     }
     if (bad) {
         kvt_config_free(c);
@@ -274,7 +267,7 @@ static void child(int fd, uint64_t seed)
                 send(fd, REC_REMOVED, idx[i]);
         } else if (dice % 3) {
             for (uint32_t i = 0; i < n; i++) {
-                fill(buf + i * block_bytes, idx[i]);
+                fill_pattern(buf + i * block_bytes, block_bytes, idx[i], 77);
                 if (whitebox)
                     send(fd, REC_INTENT, idx[i]);
             }
@@ -290,7 +283,7 @@ static void child(int fd, uint64_t seed)
             for (uint32_t i = 0; i < n; i++) {
                 if (st[i])
                     continue;
-                fill(want, idx[i]);
+                fill_pattern(want, block_bytes, idx[i], 77);
                 if (memcmp(want, buf + i * block_bytes, block_bytes)) {
                     fprintf(stderr, "child: WRONG BYTES for block %u\n", idx[i]);
                     _exit(6);
@@ -356,7 +349,7 @@ static void *reader(void *arg)
         for (uint32_t i = 0; i < n; i++) {
             if (st[i])
                 continue;
-            fill(want, idx[i]);
+            fill_pattern(want, block_bytes, idx[i], 77);
             if (memcmp(want, buf + i * block_bytes, block_bytes)) {
                 fprintf(stderr, "child reader: WRONG BYTES for block %u\n", idx[i]);
                 _exit(6);
@@ -586,7 +579,7 @@ static void child_removes(int fd, uint64_t seed)
                 overlap |= in_flight(&c, idx[i]);
                 keys[i] = key_of(idx[i]);
                 ptrs[i] = b + i * block_bytes;
-                fill(b + i * block_bytes, idx[i]);
+                fill_pattern(b + i * block_bytes, block_bytes, idx[i], 77);
                 put_intent(&c, idx[i]);
             }
             kvt_io_opts o = {.size = sizeof o, .flags = durable ? KVT_IO_DURABLE : 0u};
@@ -655,7 +648,7 @@ static void child_removes(int fd, uint64_t seed)
             for (uint32_t i = 0; i < n; i++) {
                 if (st[i])
                     continue;
-                fill(want, idx[i]);
+                fill_pattern(want, block_bytes, idx[i], 77);
                 if (memcmp(want, buf + i * block_bytes, block_bytes)) {
                     fprintf(stderr, "child: WRONG BYTES for block %u\n", idx[i]);
                     _exit(6);
@@ -1037,7 +1030,7 @@ int main(int argc, char **argv)
                 int32_t st = sts[j];
                 uint64_t failures = wrong + lost + served;
                 if (st == 0) {
-                    fill(want, i);
+                    fill_pattern(want, block_bytes, i, 77);
                     if (memcmp(want, ptrs[j], block_bytes)) {
                         wrong++;
                         fprintf(stderr, "crashloop: WRONG BYTES for block %u after kill %ld\n", i, done);

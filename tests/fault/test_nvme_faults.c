@@ -11,11 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/rand.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
 #include "tier/faults.h"
+#include "tier/faulty.h"
 #include "tier/nvme.h"
 #include "tier/tier.h"
+#include "../tier_kinds.h"
 
 #define KIB ((uint64_t)1 << 10)
 
@@ -27,43 +30,6 @@ Test(nvme_faults, unavailable)
 #else
 
 static const kvt_tier_ops *const nv = &kvt__tier_nvme;
-
-/* ------------------------------------------------------------- randomness */
-
-static uint64_t test_seed(const char *test)
-{
-    static uint64_t seed;
-    if (!seed) {
-        const char *env = getenv("KVT_TEST_SEED");
-        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-        if (!seed)
-            seed = 1;
-        fprintf(stderr, "test_nvme_faults %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", test,
-                (unsigned long long)seed, (unsigned long long)seed);
-    }
-    return seed;
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill_random(void *p, size_t len, uint64_t *s)
-{
-    unsigned char *b = p;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v = next_rand(s);
-        memcpy(b + i, &v, 8);
-    }
-    uint64_t v = next_rand(s);
-    for (; i < len; i++, v >>= 8)
-        b[i] = (unsigned char)v;
-}
 
 /* 4 KiB-aligned memory of at least len bytes (aligned_alloc wants a multiple). */
 static void *abuf(uint64_t len)
@@ -112,22 +78,60 @@ static kvt_tier_params params(uint64_t bb, uint32_t nslots, const char *faults)
 {
     kvt_tier_params p;
     memset(&p, 0, sizeof p);
-    p.id = KVT_TIER_NVME;
+    kvt__tier_params_defaults(&p, &kvt__tier_nvme);
+    p.name = "nvme";
     p.block_bytes = bb;
     p.block_tokens = 16;
     p.frags = 1;
-    p.path = path;
+    kvt__tier_params_set_str(&p, "path", path);
     p.capacity = kvt__nvme_slot_bytes(bb) * nslots;
-    p.queue_depth = 16;
+    kvt__tier_params_set_int(&p, "queue_depth", 16);
     p.faults = faults;
     return p;
 }
 
-static kvt_tier_impl *open_ok(const kvt_tier_params *p)
+/* Opens the NVMe tier as the store does: a bad spec is refused before the
+ * file exists, then the fault wrapper applies the spec over the opened tier
+ * (lib/tier/faulty.c). */
+static int tier_open(const kvt_tier_params *p, kvt_tier_handle **out)
 {
-    kvt_tier_impl *t = NULL;
+    *out = NULL;
+    int rc = kvt__faulty_check(p->faults);
+    if (rc)
+        return rc;
+    kvt_tier_params q = *p;
+    q.faults = NULL;
+    kvt_tier_handle *h = calloc(1, sizeof *h);
+    cr_assert_not_null(h);
     uint32_t n = 0;
-    int rc = nv->open(p, &t, &n);
+    rc = nv->open(&q, &h->impl, &n);
+    if (rc) {
+        free(h);
+        return rc;
+    }
+    h->ops = nv;
+    h->caps = nv->caps;
+    rc = kvt__faulty_wrap(h, p->faults);
+    if (rc) {
+        h->ops->close(h->impl);
+        free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+static void tier_close(kvt_tier_handle *h)
+{
+    if (h)
+        h->ops->close(h->impl);
+    free(h);
+}
+
+static kvt_tier_handle *open_ok(const kvt_tier_params *p)
+{
+    kvt_tier_handle *t = NULL;
+    int rc = tier_open(p, &t);
     cr_assert_eq(rc, 0, "open (faults '%s'): %d %s", p->faults ? p->faults : "", rc,
                  kvt_last_error());
     return t;
@@ -148,16 +152,16 @@ static void probe_cb(const char *name, uint64_t value, void *user)
     }
 }
 
-static uint64_t stat_of(kvt_tier_impl *t, const char *name)
+static uint64_t stat_of(kvt_tier_handle *t, const char *name)
 {
     struct stat_probe p = {name, 0, 0};
-    nv->stats(t, probe_cb, &p);
+    t->ops->stats(t->impl, probe_cb, &p);
     cr_assert(p.found, "stat %s missing", name);
     return p.value;
 }
 
 /* Writes or reads n blocks of `data` (block i at data + i*bb) in batches. */
-static void io_batches(kvt_tier_impl *t, int write, uint8_t *data, uint64_t bb,
+static void io_batches(kvt_tier_handle *t, int write, uint8_t *data, uint64_t bb,
                        const kvt_key *keys, uint32_t n, int32_t *status)
 {
     enum { BATCH = 16 };
@@ -171,9 +175,9 @@ static void io_batches(kvt_tier_impl *t, int write, uint8_t *data, uint64_t bb,
             x[i].status = 999;
         }
         if (write)
-            nv->write(t, x, k, KVT_MEM_HOST);
+            t->ops->write(t->impl, x, k, KVT_MEM_HOST);
         else
-            nv->read(t, x, k, KVT_MEM_HOST);
+            t->ops->read(t->impl, x, k, KVT_MEM_HOST);
         for (uint32_t i = 0; i < k; i++)
             status[b + i] = x[i].status;
     }
@@ -235,11 +239,11 @@ static void fault_run(const char *spec, uint64_t bb, uint32_t n, uint64_t *s)
     fill_random(kb, n * sizeof *kb, s);
 
     kvt_tier_params clean = params(bb, n, NULL), faulty = params(bb, n, spec);
-    kvt_tier_impl *t = open_ok(&clean);
+    kvt_tier_handle *t = open_ok(&clean);
     io_batches(t, 1, a, bb, ka, n, st);
     for (uint32_t i = 0; i < n; i++)
         cr_assert_eq(st[i], 0, "clean write %u: %s", i, code(st[i]));
-    nv->close(t);
+    tier_close(t);
 
     kvt__faults *replay;
     cr_assert_eq(kvt__faults_new(spec, &replay), 0);
@@ -296,13 +300,13 @@ static void fault_run(const char *spec, uint64_t bb, uint32_t n, uint64_t *s)
                       i);
     }
     cr_expect_eq(stat_of(t, "nvme.faults_injected"), injected);
-    nv->close(t);
+    tier_close(t);
 
     /* After a reopen without faults, recovery finds old or new keys; a read
      * of either gives exactly that key's bytes or KVT_ECORRUPT. */
     t = open_ok(&clean);
     struct found fd = {n, calloc(n, sizeof(kvt_key)), calloc(n, 1)};
-    cr_assert_eq(nv->recover(t, visit, &fd), 0);
+    cr_assert_eq(t->ops->recover(t->impl, visit, &fd), 0);
     memset(back, 0xEE, bb * n);
     io_batches(t, 0, back, bb, fd.key, n, st);
     for (uint32_t i = 0; i < n; i++) {
@@ -335,7 +339,7 @@ static void fault_run(const char *spec, uint64_t bb, uint32_t n, uint64_t *s)
             cr_assert(!memcmp(back + i * bb, (is_new ? b : a) + i * bb, bb),
                       "%s: slot %u: wrong bytes after reopen", spec, i);
     }
-    nv->close(t);
+    tier_close(t);
     kvt__faults_free(replay);
     free(fd.key);
     free(fd.present);
@@ -423,7 +427,7 @@ Test(nvme_faults, nth_operation)
 Test(nvme_faults, stats_count_each_kind)
 {
     kvt_tier_params p = params(4 * KIB, 8, "nth=1:eio,nth=2:torn4k,nth=3:enospc,nth=4:short");
-    kvt_tier_impl *t = open_ok(&p);
+    kvt_tier_handle *t = open_ok(&p);
     uint8_t *d = abuf(4 * KIB * 8);
     memset(d, 1, 4 * KIB * 8);
     kvt_key keys[8];
@@ -460,7 +464,7 @@ Test(nvme_faults, stats_count_each_kind)
     for (int i = 0; i < 8; i++)
         if (st[i] == 0)
             cr_expect(!memcmp(back + i * 4 * KIB, d + i * 4 * KIB, 4 * KIB), "block %d bytes", i);
-    nv->close(t);
+    tier_close(t);
     free(d);
     free(back);
 }
@@ -475,24 +479,23 @@ Test(nvme_faults, bad_specs_are_refused_at_open)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kvt_tier_params p = params(4 * KIB, 4, bad[i]);
-        kvt_tier_impl *t = NULL;
-        uint32_t n;
-        int rc = nv->open(&p, &t, &n);
+        kvt_tier_handle *t = NULL;
+        int rc = tier_open(&p, &t);
         cr_expect_eq(rc, KVT_EINVAL, "spec '%s': %d", bad[i], rc);
         if (!rc)
-            nv->close(t);
+            tier_close(t);
     }
     cr_expect(access(path, F_OK) != 0, "a refused spec created the file");
     /* Rates that apply to reads and writes apart may each sum to 1. */
     kvt_tier_params p = params(4 * KIB, 4, "eio=0.5,short=0.5,torn4k=0,seed=0x10");
-    kvt_tier_impl *t = open_ok(&p);
-    nv->close(t);
+    kvt_tier_handle *t = open_ok(&p);
+    tier_close(t);
     p.faults = "cqe_eio=0.2,cqe_enospc=0.2,cqe_short=0.2,nth=3:cqe_short";
     t = open_ok(&p);
-    nv->close(t);
+    tier_close(t);
     p.faults = "";
     t = open_ok(&p);
-    nv->close(t);
+    tier_close(t);
 }
 
 /* ------------------------------------------------------------- bit flips */
@@ -518,11 +521,11 @@ static void corruption_run(uint64_t bb, uint32_t n, uint64_t *s)
     fill_random(data, bb * n, s);
     fill_random(keys, n * sizeof *keys, s);
     kvt_tier_params p = params(bb, n, NULL);
-    kvt_tier_impl *t = open_ok(&p);
+    kvt_tier_handle *t = open_ok(&p);
     io_batches(t, 1, data, bb, keys, n, st);
     for (uint32_t i = 0; i < n; i++)
         cr_assert_eq(st[i], 0);
-    nv->close(t);
+    tier_close(t);
 
     /* 1% of the slots (at least 4), half in the header, half in the payload. */
     uint8_t *bad = calloc(n, 1);
@@ -548,7 +551,7 @@ static void corruption_run(uint64_t bb, uint32_t n, uint64_t *s)
 
     t = open_ok(&p);
     struct found fd2 = {n, calloc(n, sizeof(kvt_key)), calloc(n, 1)};
-    cr_assert_eq(nv->recover(t, visit, &fd2), 0);
+    cr_assert_eq(t->ops->recover(t->impl, visit, &fd2), 0);
     /* Read every slot with the key it was written with: recovered or not. */
     memset(back, 0xEE, bb * n);
     io_batches(t, 0, back, bb, keys, n, st);
@@ -576,7 +579,7 @@ static void corruption_run(uint64_t bb, uint32_t n, uint64_t *s)
     cr_expect_eq(wrong, 0);
     cr_expect_eq(stat_of(t, "nvme.corrupt"), nbad);
     cr_expect_eq(stat_of(t, "nvme.recovered"), n - header_hits);
-    nv->close(t);
+    tier_close(t);
     free(fd2.key);
     free(fd2.present);
     free(bad);
@@ -605,9 +608,9 @@ Test(nvme_faults, misdirected_block_is_rejected)
     fill_random(data, bb * n, &s);
     fill_random(keys, sizeof keys, &s);
     kvt_tier_params p = params(bb, n, NULL);
-    kvt_tier_impl *t = open_ok(&p);
+    kvt_tier_handle *t = open_ok(&p);
     io_batches(t, 1, data, bb, keys, 4, st); /* slots 0..3; 4..7 stay empty */
-    nv->close(t);
+    tier_close(t);
 
     uint64_t slot = kvt__nvme_slot_bytes(bb);
     uint8_t *copy = malloc(slot);
@@ -620,7 +623,7 @@ Test(nvme_faults, misdirected_block_is_rejected)
 
     t = open_ok(&p);
     struct found fd2 = {n, calloc(n, sizeof(kvt_key)), calloc(n, 1)};
-    cr_assert_eq(nv->recover(t, visit, &fd2), 0);
+    cr_assert_eq(t->ops->recover(t->impl, visit, &fd2), 0);
     for (uint32_t i = 0; i < n; i++)
         cr_expect_eq(fd2.present[i], i < 4, "slot %u", i);
     kvt_key k6[8];
@@ -631,7 +634,7 @@ Test(nvme_faults, misdirected_block_is_rejected)
     for (uint32_t i = 0; i < n; i++)
         cr_expect_eq(st[i], i < 4 ? 0 : KVT_ECORRUPT, "slot %u: %s", i, code(st[i]));
     cr_expect(!memcmp(back, data, bb * 4));
-    nv->close(t);
+    tier_close(t);
     free(fd2.key);
     free(fd2.present);
     free(copy);
@@ -648,19 +651,19 @@ enum { SBB = 16 * KIB };
 static kvt_store *store_open(int with_dram, const char *faults)
 {
     uint64_t slot;
-    cr_assert_eq(kvt_nvme_slot_bytes(SBB, &slot), 0);
+    cr_assert_eq(kvt_slot_bytes("nvme", SBB, &slot), 0);
     kvt_config *c;
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, SBB);
     if (with_dram) {
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 4 * SBB);
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 4 * SBB);
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     }
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(16 * slot));
-    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(16 * slot));
+    kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     if (faults)
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_FAULTS, faults);
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "faults", faults);
     int rc = kvt_open(c, &s);
     cr_assert_eq(rc, 0, "open (faults '%s'): %s", faults ? faults : "", kvt_last_error());
     kvt_config_free(c);
@@ -748,7 +751,7 @@ Test(nvme_faults, put_over_a_recovered_torn_block_stores_it)
         uint8_t t;
         cr_assert_eq(kvt_lookup(s, &k0, 1, &t, 0), 1, "dram %d: the torn slot is recovered",
                      with_dram);
-        cr_assert_eq(t, KVT_TIER_NVME);
+        cr_assert_eq(t, TIER_NVME);
         int32_t st = 999;
         cr_assert_eq(sput(s, 0, &st), 1, "dram %d: put: %s", with_dram, code(st));
         cr_assert_eq(st, 0);
@@ -839,7 +842,7 @@ static const struct cqe_kind {
 };
 #define NKINDS (sizeof cqe_kinds / sizeof cqe_kinds[0])
 
-static uint64_t tstat(kvt_tier_impl *t, const char *kind)
+static uint64_t tstat(kvt_tier_handle *t, const char *kind)
 {
     char name[96];
     snprintf(name, sizeof name, "nvme.faults_injected.%s", kind);
@@ -872,7 +875,7 @@ struct tier_run {
 
 /* Opens the tier for `path` with spec and points r->fp at each block's
  * fragments, laid out for path pa. */
-static kvt_tier_impl *path_open(struct tier_run *r, enum cqe_path pa, const char *spec)
+static kvt_tier_handle *path_open(struct tier_run *r, enum cqe_path pa, const char *spec)
 {
     r->bb = pa == PATH_STAGED_PIECES ? 2 * 1024 * KIB + 8 : 64 * KIB;
     r->frags = pa == PATH_SPLIT ? 2 : 1;
@@ -891,9 +894,9 @@ static kvt_tier_impl *path_open(struct tier_run *r, enum cqe_path pa, const char
         p.host_region = r->region;
         p.host_region_bytes = r->region_bytes;
     }
-    kvt_tier_impl *t = open_ok(&p);
+    kvt_tier_handle *t = open_ok(&p);
     if (pa == PATH_FIXED && !stat_of(t, "nvme.fixed_host")) {
-        nv->close(t);
+        tier_close(t);
         cr_skip_test("the host region could not be registered (RLIMIT_MEMLOCK?): no fixed "
                      "transfers to fault");
     }
@@ -916,7 +919,7 @@ static void path_fill(struct tier_run *r, int gen)
     }
 }
 
-static int path_io(kvt_tier_impl *t, struct tier_run *r, int write, int32_t *st)
+static int path_io(kvt_tier_handle *t, struct tier_run *r, int write, int32_t *st)
 {
     kvt_xfer x[TN];
     for (uint32_t i = 0; i < TN; i++) {
@@ -929,7 +932,7 @@ static int path_io(kvt_tier_impl *t, struct tier_run *r, int write, int32_t *st)
         for (uint32_t i = 0; i < TN; i++)
             for (uint32_t f = 0; f < r->frags; f++)
                 memset(r->fp[i * r->frags + f], 0xEE, r->bb / r->frags);
-    int rc = write ? nv->write(t, x, TN, KVT_MEM_HOST) : nv->read(t, x, TN, KVT_MEM_HOST);
+    int rc = write ? t->ops->write(t->impl, x, TN, KVT_MEM_HOST) : t->ops->read(t->impl, x, TN, KVT_MEM_HOST);
     for (uint32_t i = 0; i < TN; i++)
         st[i] = x[i].status;
     return rc;
@@ -944,7 +947,7 @@ static int path_bytes_ok(const struct tier_run *r, uint32_t i)
     return 1;
 }
 
-static void path_expect_taken(kvt_tier_impl *t, enum cqe_path pa, const char *what)
+static void path_expect_taken(kvt_tier_handle *t, enum cqe_path pa, const char *what)
 {
     const char *name = pa == PATH_VECTORED ? "nvme.vectored"
                        : pa == PATH_STAGED || pa == PATH_STAGED_PIECES ? "nvme.staged"
@@ -965,7 +968,7 @@ static void path_case(enum cqe_path pa, int write, const struct cqe_kind *k)
     snprintf(spec, sizeof spec, "nth=%u:%s", (write ? 0 : TN) + TBAD + 1, k->name);
     snprintf(what, sizeof what, "%s %s, %s", path_names[pa], write ? "write" : "read", k->name);
     unlink(path);
-    kvt_tier_impl *t = path_open(&r, pa, spec);
+    kvt_tier_handle *t = path_open(&r, pa, spec);
     int32_t st[TN];
     path_fill(&r, 1);
     int rc = path_io(t, &r, 1, st);
@@ -1007,7 +1010,7 @@ static void path_case(enum cqe_path pa, int write, const struct cqe_kind *k)
     for (uint32_t i = 0; i < TN; i++)
         cr_assert(st[i] == 0 && path_bytes_ok(&r, i), "%s: block %u after: %s", what, i,
                   code(st[i]));
-    nv->close(t);
+    tier_close(t);
     free(r.region);
 }
 

@@ -38,6 +38,7 @@
 
 #include "fuzz.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define MAX_OPS 256
 #define MAX_OPENS 8 /* kvt_open attempts per input */
@@ -104,7 +105,7 @@ typedef struct shadow_entry {
 typedef struct cfg_shadow {
     uint64_t bb;
     uint32_t frags, workers, copy, inflight, qd;
-    uint64_t cap[KVT_TIER_COUNT];
+    uint64_t cap[KVT_MAX_TIERS];
     bool manual;
 } cfg_shadow;
 
@@ -337,7 +338,7 @@ static int64_t value(rd *r, const state *s)
         return (int64_t)((u8(r) % 16 + 1) * bb);
     case 4: {
         uint64_t sb = 0;
-        if (kvt_nvme_slot_bytes(bb, &sb) != 0)
+        if (kvt_slot_bytes("nvme", bb, &sb) != 0)
             sb = 4096 + (bb + 4095) / 4096 * 4096;
         return (int64_t)((u8(r) % 8 + 1) * sb);
     }
@@ -384,6 +385,27 @@ static size_t pick_n(rd *r)
 
 /* ------------------------------------------------------------- config */
 
+/* The input names tiers by their place in this list (0..2), or by made-up
+ * numbers; options by their place in fuzz_tier_opts. */
+#define FUZZ_KINDS 3
+static const char *const fuzz_kinds[FUZZ_KINDS] = {"hbm", "dram", "nvme"};
+enum { FUZZ_NVME = 2 };
+static const char *const fuzz_tier_opts[13] = {
+    "no-such-option", "capacity", "ttl_ms", "victims", "admit", "admit_after", "numa_node",
+    "queue_depth", "sqpoll", "recreate", "device", "hugepages", "no-such-option"};
+static const char *const fuzz_tier_strs[4] = {"no-such-option", "policy", "path", "faults"};
+
+/* The config's instance of input tier number `tier`, or a number that is
+ * none (a made-up one, or a kind this build lacks). */
+static int fuzz_tier(const kvt_config *cfg, uint32_t tier)
+{
+    if (tier < FUZZ_KINDS && cfg) {
+        int t = kvt_config_tier_find(cfg, fuzz_kinds[tier]);
+        return t >= 0 ? t : 200;
+    }
+    return (int)tier;
+}
+
 static void cfg_new(state *s)
 {
     kvt_config_free(s->cfg);
@@ -396,6 +418,11 @@ static void cfg_new(state *s)
     s->cs.copy = 2;
     s->cs.inflight = 1024;
     s->cs.qd = 64;
+    /* The tiers of the old fixed list, in its order, each left out until it
+     * gets a capacity; those this build lacks ("hbm" without CUDA) refuse
+     * to be added, and options set on them fail as on a missing instance. */
+    for (int k = 0; k < FUZZ_KINDS; k++)
+        (void)kvt_config_add_tier(s->cfg, fuzz_kinds[k], NULL);
 }
 
 static void op_config_set(state *s, rd *r)
@@ -451,14 +478,15 @@ static void op_config_tier(state *s, rd *r)
     tier = tier < 0xF0 ? tier % 4 : tier; /* mostly real tiers, some made-up ones */
     int opt = u8(r) % 13;
     int64_t v = value(r, s);
-    int rc = kvt_config_set_tier(s->cfg, (kvt_tier)tier, (kvt_tier_option)opt, v);
-    check_rc(rc, "kvt_config_set_tier");
+    int rc = kvt_config_tier_set(s->cfg, fuzz_tier(s->cfg, tier), fuzz_tier_opts[opt], v);
+    check_rc(rc, "kvt_config_tier_set");
     if (rc || !s->cfg)
         return;
-    FUZZ_CHECK(tier < KVT_TIER_COUNT, "kvt_config_set_tier accepted tier %u", tier);
-    if (opt == KVT_TOPT_CAPACITY)
+    FUZZ_CHECK(tier < FUZZ_KINDS, "kvt_config_tier_set accepted tier %u", tier);
+    FUZZ_CHECK(opt >= 1 && opt <= 11, "kvt_config_tier_set accepted option %d", opt);
+    if (opt == 1)
         s->cs.cap[tier] = (uint64_t)v;
-    if (opt == KVT_TOPT_QUEUE_DEPTH)
+    if (opt == 7)
         s->cs.qd = (uint32_t)v;
 }
 
@@ -477,19 +505,19 @@ static void op_config_str(state *s, rd *r)
         v = NULL;
     else if (how == 1)
         input_string(r, buf, sizeof buf);
-    else if (opt == KVT_TSTR_POLICY)
+    else if (opt == 1)
         v = policies[u8(r) % 6];
-    else if (opt == KVT_TSTR_FAULTS)
+    else if (opt == 3)
         v = faults[u8(r) % (sizeof faults / sizeof faults[0])];
     else {
         /* Paths come from this list only: never a path the input names. */
         const char *paths[] = {nvme_a, nvme_b, dir_path, nvme_bad, ""};
         v = paths[u8(r) % 5];
     }
-    if (opt == KVT_TSTR_PATH && how == 1)
+    if (opt == 2 && how == 1)
         v = nvme_b; /* the input's string is not a path we may touch */
-    int rc = kvt_config_set_tier_str(s->cfg, (kvt_tier)tier, (kvt_tier_str_option)opt, v);
-    check_rc(rc, "kvt_config_set_tier_str");
+    int rc = kvt_config_tier_set_str(s->cfg, fuzz_tier(s->cfg, tier), fuzz_tier_strs[opt], v);
+    check_rc(rc, "kvt_config_tier_set_str");
 }
 
 static void op_config_clock(state *s, rd *r)
@@ -536,9 +564,9 @@ static bool affordable(const state *s)
     if (!c->bb || c->bb > MAX_BLOCK || c->inflight > MAX_INFLIGHT_OPEN || c->frags > c->bb)
         return c->bb == 0; /* block bytes unset: kvt_open refuses it cheaply */
     uint64_t slots = 0;
-    for (int t = 0; t < KVT_TIER_COUNT; t++) {
+    for (int t = 0; t < KVT_MAX_TIERS; t++) {
         uint64_t cap = c->cap[t];
-        if (cap > (t == KVT_TIER_NVME ? MAX_NVME_BYTES : MAX_TIER_BYTES))
+        if (cap > (t == FUZZ_NVME ? MAX_NVME_BYTES : MAX_TIER_BYTES))
             return false;
         slots += cap / c->bb;
     }
@@ -580,10 +608,13 @@ static void op_open(state *s, rd *r)
     s->manual = s->cs.manual;
     s->manual_now = 0;
     uint64_t v = 0;
-    /* Injected faults may corrupt blocks on purpose (see check_block). */
-    s->nvme_faults = kvt_stat(st, "nvme.faults_injected", &v) == 0;
+    /* Injected faults (in any tier: lib/tier/faulty.c) may corrupt blocks on
+     * purpose (see check_block). */
+    s->nvme_faults = kvt_stat(st, "nvme.faults_injected", &v) == 0 ||
+                     kvt_stat(st, "dram.faults_injected", &v) == 0 ||
+                     kvt_stat(st, "hbm.faults_injected", &v) == 0;
     s->nstat_names = 0;
-    s->has_nvme = kvt_tier_available(st, KVT_TIER_NVME) == 1;
+    s->has_nvme = kvt_test_tier_available(st, "nvme") == 1;
     /* The config is frozen now. */
     rc = kvt_config_set(s->cfg, KVT_OPT_WORKERS, 1);
     FUZZ_CHECK(rc == KVT_EFROZEN, "a setter on an opened config = %d", rc);
@@ -847,7 +878,7 @@ static void op_keys_call(state *s, rd *r, int which)
             FUZZ_CHECK((size_t)rc <= n, "%s returned %d for %zu keys", name, rc, n);
             size_t held = 0;
             for (size_t i = 0; which == 0 && tiers && i < n; i++) {
-                FUZZ_CHECK(tiers[i] < KVT_TIER_COUNT || tiers[i] == KVT_TIER_NONE,
+                FUZZ_CHECK(tiers[i] < KVT_MAX_TIERS || tiers[i] == KVT_TIER_NONE,
                            "contains: tiers[%zu] = %u", i, tiers[i]);
                 held += tiers[i] != KVT_TIER_NONE;
                 if (tiers[i] == KVT_TIER_NONE)
@@ -931,7 +962,7 @@ static void op_keys_call(state *s, rd *r, int which)
         FUZZ_CHECK((size_t)rc <= n, "%s returned %d for %zu keys", name, rc, n);
         if (which == 0) {
             for (size_t i = 0; tiers && i < n; i++)
-                FUZZ_CHECK(i < (size_t)rc ? tiers[i] < KVT_TIER_COUNT : tiers[i] == KVT_TIER_NONE,
+                FUZZ_CHECK(i < (size_t)rc ? tiers[i] < KVT_MAX_TIERS : tiers[i] == KVT_TIER_NONE,
                            "lookup hit %d: tiers[%zu] = %u", rc, i, tiers[i]);
             if ((size_t)rc < n && lease == 0)
                 shadow_absent(s, &keys[rc]);
@@ -1050,9 +1081,9 @@ static void op_misc(state *s, rd *r)
         break;
     }
     case 2:
-        rc = kvt_tier_available(s->store, (kvt_tier)(u8(r) & 0x80 ? u32(r) : u8(r) % 4));
-        check_rc(rc, "kvt_tier_available");
-        FUZZ_CHECK(rc <= 1, "kvt_tier_available = %d", rc);
+        rc = kvt_store_tier_available(s->store, (int)(u8(r) & 0x80 ? u32(r) : u8(r) % 4));
+        check_rc(rc, "kvt_store_tier_available");
+        FUZZ_CHECK(rc <= 1, "kvt_store_tier_available = %d", rc);
         break;
     case 3: {
         int code = u8(r) & 1 ? (int)u32(r) : -(int)(u8(r) % 40);
@@ -1064,8 +1095,8 @@ static void op_misc(state *s, rd *r)
     }
     case 4: {
         uint64_t bb = (uint64_t)value(r, s), out = 0;
-        rc = kvt_nvme_slot_bytes(bb, u8(r) & 1 ? NULL : &out);
-        check_rc(rc, "kvt_nvme_slot_bytes");
+        rc = kvt_slot_bytes("nvme", bb, u8(r) & 1 ? NULL : &out);
+        check_rc(rc, "kvt_slot_bytes");
         if (rc == 0)
             FUZZ_CHECK(out >= bb + 4096 && out % 4096 == 0, "slot bytes %llu for %llu",
                        (unsigned long long)out, (unsigned long long)bb);

@@ -36,6 +36,7 @@
 
 #include "fuzz.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #if !KVT_HAVE_URING
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -301,12 +302,12 @@ static kvt_config *make_config(const geom *g)
     rc |= kvt_config_set(c, KVT_OPT_WORKERS, 1);
     rc |= kvt_config_set(c, KVT_OPT_COPY_THREADS, 1);
     rc |= kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1);
-    rc |= kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(2 * g->bb));
-    rc |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
+    rc |= kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(2 * g->bb));
+    rc |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity",
                               (int64_t)(g->nslots * slot_bytes(g->bb)));
-    rc |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 4);
-    rc |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT, KVT_ADMIT_WRITE_THROUGH);
-    rc |= kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    rc |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "queue_depth", 4);
+    rc |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit", KVT_ADMIT_WRITE_THROUGH);
+    rc |= kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     FUZZ_CHECK(rc == 0, "configuring the store");
     return c;
 }
@@ -343,7 +344,7 @@ static int lookup1(kvt_store *s, const kvt_key *k, uint8_t *tier)
     uint8_t t = 0x77;
     int rc = kvt_lookup(s, k, 1, &t, 0);
     FUZZ_CHECK(rc == 0 || rc == 1, "kvt_lookup = %d", rc);
-    FUZZ_CHECK(rc ? t < KVT_TIER_COUNT : t == KVT_TIER_NONE, "lookup tier %u for hit %d", t, rc);
+    FUZZ_CHECK(rc ? t < KVT_MAX_TIERS : t == KVT_TIER_NONE, "lookup tier %u for hit %d", t, rc);
     if (tier)
         *tier = t;
     return rc;
@@ -456,7 +457,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     for (unsigned k = 0; k < nk; k++) {
         key_model *m = &km[k];
         uint8_t tier;
-        FUZZ_CHECK(lookup1(s, &m->key, &tier) == 1 && tier == KVT_TIER_NVME,
+        FUZZ_CHECK(lookup1(s, &m->key, &tier) == 1 && tier == TIER_NVME,
                    "recovered block %u not found in NVMe (tier %u)", k, tier);
         int st = get1(s, &m->key, &b);
         if (st == 0) {

@@ -1,9 +1,9 @@
-/* fuzz_trace.c — target (c): kvtier-bench's trace reader (bench/trace.c) on arbitrary bytes. */
+/* fuzz_trace.c — target (c): kvtier-bench's trace reader (bench/workload/trace.c) on arbitrary bytes. */
 /*
  * The input is one or more trace files separated by the 4 bytes "\0--\0"
  * (up to MAX_FILES; see trace.dict). They are written to a scratch
  * directory and loaded exactly as `kvtier-bench replay --trace A --trace B`
- * does (replay_load in bench/cmd_replay.c): trace_add per file, stopping at
+ * does (replay_load in bench/cmd/cmd_replay.c): trace_add per file, stopping at
  * the first refusal, then trace_finish, then trace_free. Besides no crash,
  * no leak and no UB, a set that loads must be consistent: every request's
  * references inside the set, every reference a known block, requests in

@@ -22,6 +22,7 @@
 #include <xxhash.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define UNIT 4096u
 
@@ -68,11 +69,11 @@ static void make(const spec *s)
     rc |= kvt_config_set(c, KVT_OPT_FRAGS, s->fr);
     rc |= kvt_config_set(c, KVT_OPT_KEY_MODE, s->km);
     rc |= kvt_config_set(c, KVT_OPT_WORKERS, 1);
-    rc |= kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
+    rc |= kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity",
                               (int64_t)(s->nslots * slot_bytes(s->bb)));
-    rc |= kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    rc |= kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     if (s->faults)
-        rc |= kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_FAULTS, s->faults);
+        rc |= kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "faults", s->faults);
     if (rc)
         die("config", rc);
     kvt_store *st;

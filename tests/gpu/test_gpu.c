@@ -14,6 +14,7 @@
 #include "kvt_build_config.h"
 #include "kvtier.h"
 #include "tier/tier.h"
+#include "../tier_kinds.h"
 
 /*
  * Every test initialises CUDA in its own process (Criterion forks one per
@@ -211,23 +212,23 @@ static kvt_store *open_store(size_t block, size_t frags, tiers t)
     if (t.manual)
         cr_assert_eq(kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1), 0);
     if (t.hbm) {
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_HBM, KVT_TOPT_CAPACITY,
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "hbm"), "capacity",
                                          (int64_t)(t.hbm * block)), 0);
-        kvt_config_set_tier(c, KVT_TIER_HBM, KVT_TOPT_TTL_MS, (int64_t)t.hbm_ttl_ms);
+        kvt_config_tier_set(c, kvt_test_tier(c, "hbm"), "ttl_ms", (int64_t)t.hbm_ttl_ms);
     }
     if (t.dram)
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity",
                                          (int64_t)(t.dram * block)), 0);
     if (t.nvme) {
 #if KVT_HAVE_URING
         uint64_t slot;
-        cr_assert_eq(kvt_nvme_slot_bytes(block, &slot), 0);
+        cr_assert_eq(kvt_slot_bytes("nvme", block, &slot), 0);
         const char *dir = getenv("KVT_BUILD_ROOT");
         snprintf(nvme_path, sizeof nvme_path, "%s/gpu-%d.kvt", dir ? dir : ".", (int)getpid());
         unlink(nvme_path);
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity",
                                          (int64_t)(t.nvme * slot)), 0);
-        cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, nvme_path), 0);
+        cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", nvme_path), 0);
 #else
         cr_skip_test("built without io_uring: no NVMe tier");
 #endif
@@ -236,7 +237,7 @@ static kvt_store *open_store(size_t block, size_t frags, tiers t)
     kvt_config_free(c);
     cr_assert_eq(rc, 0, "open: %s", kvt_last_error());
     if (t.hbm)
-        cr_assert_eq(kvt_tier_available(s, KVT_TIER_HBM), 1, "%s", kvt_last_error());
+        cr_assert_eq(kvt_test_tier_available(s, "hbm"), 1, "%s", kvt_last_error());
     return s;
 }
 
@@ -454,17 +455,9 @@ Test(gpu, hbm_round_trips)
     round_trips(VIA_HBM, 0);
 }
 
-static void need_store_routing(void)
-{
-    if (!kvt__store_cuda_tiers)
-        cr_skip_test("device memory to and from NVMe is not wired yet "
-                     "(lib/store.c must call kvt__cuda_tier_read/_write)");
-}
-
 Test(gpu, nvme_round_trips)
 {
     gpu_init("nvme_round_trips", NULL);
-    need_store_routing();
     round_trips(VIA_NVME, 0);
 }
 
@@ -477,14 +470,15 @@ Test(gpu, nvme_round_trips)
 static void bounce_case(size_t block, size_t n, size_t frags)
 {
     uint64_t slot;
-    cr_assert_eq(kvt_nvme_slot_bytes(block, &slot), 0);
+    cr_assert_eq(kvt_slot_bytes("nvme", block, &slot), 0);
     const char *dir = getenv("KVT_BUILD_ROOT");
     snprintf(nvme_path, sizeof nvme_path, "%s/gpu-bounce-%d.kvt", dir ? dir : ".",
              (int)getpid());
     unlink(nvme_path);
-    kvt_tier_params p = {.id = KVT_TIER_NVME, .capacity = n * slot, .block_bytes = block,
-                         .block_tokens = 16, .frags = (uint32_t)frags, .numa_node = -1,
-                         .queue_depth = 64, .copy_threads = 2, .path = nvme_path};
+    kvt_tier_params p = {.name = "nvme", .capacity = n * slot, .block_bytes = block,
+                         .block_tokens = 16, .frags = (uint32_t)frags, .copy_threads = 2};
+    kvt__tier_params_defaults(&p, &kvt__tier_nvme);
+    kvt__tier_params_set_str(&p, "path", nvme_path);
     kvt_tier_impl *t;
     uint32_t nslots;
     int rc = kvt__tier_nvme.open(&p, &t, &nslots);
@@ -540,7 +534,7 @@ static void tiers_of(kvt_store *s, const kvt_key *keys, size_t n, int *count)
 {
     uint8_t t[64];
     cr_assert_eq(kvt_lookup(s, keys, n, t, 0), (int)n, "not every block is held");
-    memset(count, 0, KVT_TIER_COUNT * sizeof *count);
+    memset(count, 0, KVT_MAX_TIERS * sizeof *count);
     for (size_t i = 0; i < n; i++)
         count[t[i]]++;
 }
@@ -550,7 +544,6 @@ static void tiers_of(kvt_store *s, const kvt_key *keys, size_t n, int *count)
 Test(gpu, demotion_chain_and_back)
 {
     gpu_init("demotion_chain_and_back", NULL);
-    need_store_routing();
     size_t frag = 64 * KIB, block = frag * FRAGS, n = 10;
     tiers t = {.hbm = 2, .dram = 3, .nvme = 16};
     kvt_store *s = open_store(block, FRAGS, t);
@@ -564,11 +557,11 @@ Test(gpu, demotion_chain_and_back)
     for (size_t i = 0; i < n; i++) /* one by one: each put evicts the oldest */
         cr_assert_eq(kvt_put(s, &keys[i], 1, &src.ptrs[i * FRAGS], &o, NULL), 1, "put %zu: %s",
                      i, kvt_last_error());
-    int count[KVT_TIER_COUNT];
+    int count[KVT_MAX_TIERS];
     tiers_of(s, keys, n, count);
-    cr_assert_eq(count[KVT_TIER_HBM], 2, "HBM holds %d", count[KVT_TIER_HBM]);
-    cr_assert_eq(count[KVT_TIER_DRAM], 3, "DRAM holds %d", count[KVT_TIER_DRAM]);
-    cr_assert_eq(count[KVT_TIER_NVME], 5, "NVMe holds %d", count[KVT_TIER_NVME]);
+    cr_assert_eq(count[TIER_HBM], 2, "HBM holds %d", count[TIER_HBM]);
+    cr_assert_eq(count[TIER_DRAM], 3, "DRAM holds %d", count[TIER_DRAM]);
+    cr_assert_eq(count[TIER_NVME], 5, "NVMe holds %d", count[TIER_NVME]);
     cr_assert_geq(stat_of(s, "dram.demotions_in"), 3);
     cr_assert_geq(stat_of(s, "nvme.demotions_in"), 5);
 
@@ -609,14 +602,14 @@ Test(gpu, hbm_ttl_demotes_to_dram)
     keys_of(keys, n, 5);
     kvt_io_opts o = dev_opts(NULL);
     cr_assert_eq(kvt_put(s, keys, n, src.ptrs, &o, NULL), (int)n, "%s", kvt_last_error());
-    int count[KVT_TIER_COUNT];
+    int count[KVT_MAX_TIERS];
     tiers_of(s, keys, n, count);
-    cr_assert_eq(count[KVT_TIER_HBM], (int)n);
+    cr_assert_eq(count[TIER_HBM], (int)n);
     cr_assert_eq(kvt_clock_set(s, kvt_clock_now(s) + 2000 * MS), 0);
     cr_assert_eq(kvt_expire(s), (int)n);
     tiers_of(s, keys, n, count);
-    cr_assert_eq(count[KVT_TIER_DRAM], (int)n, "after the HBM TTL: %d in DRAM",
-                 count[KVT_TIER_DRAM]);
+    cr_assert_eq(count[TIER_DRAM], (int)n, "after the HBM TTL: %d in DRAM",
+                 count[TIER_DRAM]);
     kvt_io_opts g = dev_opts(NULL);
     g.flags = KVT_IO_NO_PROMOTE;
     cr_assert_eq(kvt_get(s, keys, n, dst.ptrs, &g, NULL), (int)n, "%s", kvt_last_error());
@@ -673,8 +666,6 @@ static void *worker_main(void *arg)
         kvt_io_opts o = dev_opts(NULL);
         o.stream = st;
         int async = w->use_tickets && (r & 1);
-        if (async && !kvt__workers_cuda_hooks)
-            o.stream = NULL; /* stream-ordered async calls need the worker hooks */
         rt->cudaMemsetAsync(w->dst.mem, POISON, w->dst.total, st);
         int rc;
         if (async) {
@@ -826,17 +817,9 @@ Test(gpu, stream_order_put_sync)
     stream_put(VIA_HBM, 0, 0);
 }
 
-static void need_worker_hooks(void)
-{
-    if (!kvt__workers_cuda_hooks)
-        cr_skip_test("asynchronous calls with a stream are not wired yet "
-                     "(lib/worker.c must call kvt__cuda_io_begin/_end)");
-}
-
 Test(gpu, stream_order_put_async)
 {
     gpu_init("stream_order_put_async", NULL);
-    need_worker_hooks();
     stream_put(VIA_DRAM, 1, 0);
     stream_put(VIA_DRAM, 1, 1);
     stream_put(VIA_HBM, 1, 1);
@@ -924,7 +907,6 @@ static void stream_get_gate(int via)
 Test(gpu, stream_wait_gates_engine_stream)
 {
     gpu_init("stream_wait_gates_engine_stream", NULL);
-    need_worker_hooks();
     stream_get_gate(VIA_DRAM);
     stream_get_gate(VIA_HBM);
 }

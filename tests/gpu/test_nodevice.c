@@ -9,6 +9,7 @@
 #include "kvt_build_config.h"
 #include "kvtier.h"
 #include "tier/tier.h"
+#include "../tier_kinds.h"
 
 /* Runs in the unit suite twice: as the machine is (no GPU here: no driver,
  * or a driver without devices) and with KVTIER_CUDART=none (as on a
@@ -48,10 +49,10 @@ static kvt_store *open_store(int with_hbm, int with_dram)
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
     if (with_hbm)
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_HBM, KVT_TOPT_CAPACITY, 64 * BLOCK), 0);
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "hbm"), "capacity", 64 * BLOCK), 0);
     if (with_dram) {
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 16 * BLOCK), 0);
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), 0);
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 16 * BLOCK), 0);
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0), 0);
     }
     int rc = kvt_open(c, &s);
     kvt_config_free(c);
@@ -145,9 +146,9 @@ Test(nodevice, hbm_configured_store_opens_without_it)
     kvt_store *s = open_store(1, 1);
     cr_assert_not_null(s, "a store with an HBM capacity must open without a GPU: %s",
                        kvt_last_error());
-    cr_assert_eq(kvt_tier_available(s, KVT_TIER_HBM), KVT_ENODEV);
-    cr_assert_eq(kvt_tier_available(s, KVT_TIER_DRAM), 1);
-    cr_assert_eq(kvt_tier_available(s, KVT_TIER_NVME), 0);
+    cr_assert_eq(kvt_test_tier_available(s, "hbm"), KVT_ENODEV);
+    cr_assert_eq(kvt_test_tier_available(s, "dram"), 1);
+    cr_assert_eq(kvt_test_tier_available(s, "nvme"), 0);
 
     host_blocks b, d;
     blocks_init(&b, 0);
@@ -162,7 +163,7 @@ Test(nodevice, hbm_configured_store_opens_without_it)
     uint8_t tiers[4];
     cr_assert_eq(kvt_lookup(s, keys, 4, tiers, 0), 4);
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(tiers[i], KVT_TIER_DRAM);
+        cr_assert_eq(tiers[i], TIER_DRAM);
     cr_assert_eq(kvt_get(s, keys, 4, d.ptrs, NULL, NULL), 4, "%s", kvt_last_error());
     cr_assert_eq(memcmp(d.mem, b.mem, sizeof d.mem), 0);
     uint64_t v;
@@ -207,8 +208,9 @@ Test(nodevice, layer_without_gpu)
 #if KVT_HAVE_CUDA
     cr_assert_null(kvt__cuda_rt());
     /* The HBM tier itself says why. */
-    kvt_tier_params prm = {.id = KVT_TIER_HBM, .capacity = 1 << 20, .block_bytes = 4096,
-                           .frags = 1, .device = 0};
+    kvt_tier_params prm = {.name = "hbm", .capacity = 1 << 20, .block_bytes = 4096,
+                           .frags = 1};
+    kvt__tier_params_defaults(&prm, &kvt__tier_hbm);
     kvt_tier_impl *t = NULL;
     uint32_t n = 0;
     cr_assert_eq(kvt__tier_hbm.open(&prm, &t, &n), KVT_ENODEV);

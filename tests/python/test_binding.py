@@ -242,6 +242,31 @@ def test_blocks_are_immutable_and_remove_forgets():
         assert s.lookup(keys)[0] == 0
 
 
+def test_tier_instances_by_list():
+    """tiers=[...]: instances in order, options by their C names, a kind twice."""
+    tiers = [{"kind": "dram", "capacity": 4 * BLOCK, "hugepages": 0, "victims": "demote"},
+             {"kind": "dram", "name": "slow", "capacity": 16 * BLOCK, "hugepages": 0}]
+    with kvtier.Store(block_bytes=BLOCK, tiers=tiers) as s:
+        assert s.tier_names() == ["dram", "slow"]
+        assert s.tier_available("slow") and s.tier_available(1) and not s.tier_available("nvme")
+        keys = some_keys(8, salt=b"two-drams")
+        for i in range(8):
+            assert s.put(keys[i:i + 1], [bytes([i]) * BLOCK]) == 1
+        hits, where = s.lookup(keys)
+        assert hits == 8
+        assert where.count(kvtier.Tier.DRAM) == 4 and where.count("slow") == 4
+        out = bytearray(BLOCK)
+        s.get(keys[:1], [out])
+        assert out == bytes([0]) * BLOCK
+        assert s.stat("slow.used_blocks") >= 3
+    with pytest.raises(kvtier.EINVAL):
+        kvtier.Store(block_bytes=BLOCK, tiers=[{"kind": "dram", "capacity": BLOCK,
+                                                 "queue_depth": 4}])
+    with pytest.raises(kvtier.ENOTSUP):
+        kvtier.Store(block_bytes=BLOCK, tiers=[{"kind": "floppy", "capacity": BLOCK}])
+    assert kvtier.slot_bytes("dram", BLOCK) == BLOCK
+
+
 def test_contains_touch_and_clear():
     with dram_store(blocks=4, manual_clock=True, policy="lru") as s:
         keys = some_keys(6, salt=b"ctc")
@@ -676,10 +701,12 @@ def test_binding_declares_every_header_function_with_matching_types():
 
 def test_io_opts_layout_matches_header():
     # kvt_io_opts: u32 size, u32 mem_kind, i32 device, u32 flags, void *stream,
-    # u32 retain_s, u32 frags, const kvt_key *parent, int32_t *status
+    # u32 retain_s, u32 frags, const kvt_key *parent, int32_t *status (48 bytes,
+    # the first version), then u64 group (issue 20)
     o = _lib.IoOpts
-    assert ctypes.sizeof(o) == 48
+    assert ctypes.sizeof(o) == 56
     assert [o.stream.offset, o.retain_s.offset, o.parent.offset, o.status.offset] == [16, 24, 32, 40]
+    assert o.group.offset == 48
     assert ctypes.sizeof(_lib.NsField) == 16 and _lib.NsField.data.offset == 8
 
 
@@ -704,9 +731,11 @@ def test_io_opts_size_from_a_newer_header():
     assert status[0] == 0
     n.extra = 1 << 40
     assert put(s._h(), key, 1, ptrs, opts, None) == kvtier.ESIZE.code
-    assert "opts->size" in _lib.last_error() and "byte 53" in _lib.last_error()
+    assert "opts->size" in _lib.last_error() and \
+        f"byte {ctypes.sizeof(_lib.IoOpts) + 5}" in _lib.last_error()
     n.extra = 0
-    for size, cls in ((0, kvtier.EINVAL), (ctypes.sizeof(_lib.IoOpts) - 1, kvtier.EINVAL),
+    first = _lib.IoOpts.group.offset  # the size of the first kvt_io_opts
+    for size, cls in ((0, kvtier.EINVAL), (first - 1, kvtier.EINVAL),
                       (4097, kvtier.ESIZE), (0xFFFFFFFF, kvtier.ESIZE)):
         n.o.size = size
         assert put(s._h(), key, 1, ptrs, opts, None) == cls.code, size

@@ -1,5 +1,6 @@
 /* stress_util.h — what the plain stress programs share: a failing check that
- * exits, a xorshift generator, a monotonic clock and key-derived block bytes. */
+ * exits, a xorshift generator and a monotonic clock. Block bytes derived from
+ * an id: fill_pattern() (tests/common/rand.h). */
 #ifndef KVT_STRESS_UTIL_H
 #define KVT_STRESS_UTIL_H
 
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "common/rand.h"
 
 /* A program that wants more in the message (a seed) defines its own first. */
 #ifndef CHECK
@@ -36,19 +39,6 @@ static inline double stress_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Block i's bytes (len a multiple of 8): a xorshift stream seeded by i and a
- * per-program salt, so that every block differs from every other. */
-static inline void stress_fill(uint8_t *buf, size_t len, uint64_t i, uint64_t salt)
-{
-    uint64_t x = i * 0x9e3779b97f4a7c15ull + salt;
-    for (size_t j = 0; j < len; j += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(buf + j, &x, 8);
-    }
 }
 
 #endif

@@ -28,6 +28,7 @@
 #include "kvt_build_config.h"
 #include "kvtier.h"
 #include "stress_util.h"
+#include "../tier_kinds.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -84,16 +85,16 @@ static kvt_config *config(const char *path, int nvme)
     CHECK(kvt_config_new(&c) == 0, "%s", kvt_last_error());
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_WORKERS, 2);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 32 * BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, 60000);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 32 * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", 60000);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     if (nvme) {
         uint64_t slot;
-        CHECK(kvt_nvme_slot_bytes(BLOCK, &slot) == 0, "%s", kvt_last_error());
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(256 * slot));
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 16);
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT, KVT_ADMIT_WRITE_THROUGH);
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+        CHECK(kvt_slot_bytes("nvme", BLOCK, &slot) == 0, "%s", kvt_last_error());
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(256 * slot));
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "queue_depth", 16);
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit", KVT_ADMIT_WRITE_THROUGH);
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     }
     return c;
 }
@@ -113,7 +114,7 @@ static void cycle(const char *path, int nvme, long n, uint8_t *buf, uint8_t *wan
     for (int i = 0; i < NB; i++) {
         k[i] = key_of(base + (uint64_t)i);
         p[i] = buf + (size_t)i * BLOCK;
-        stress_fill(buf + (size_t)i * BLOCK, BLOCK, base + (uint64_t)i, 11);
+        fill_pattern(buf + (size_t)i * BLOCK, BLOCK, base + (uint64_t)i, 11);
     }
     kvt_io_opts o = {.size = sizeof o, .status = st};
     kvt_ticket t;
@@ -124,7 +125,7 @@ static void cycle(const char *path, int nvme, long n, uint8_t *buf, uint8_t *wan
     CHECK(kvt_get(s, k, NB, p, &o, &t) == 0, "cycle %ld: async get", n);
     CHECK(kvt_wait(s, t, -1) == NB, "cycle %ld: get: %s", n, kvt_last_error());
     for (int i = 0; i < NB; i++) {
-        stress_fill(want, BLOCK, base + (uint64_t)i, 11);
+        fill_pattern(want, BLOCK, base + (uint64_t)i, 11);
         CHECK(memcmp(want, buf + (size_t)i * BLOCK, BLOCK) == 0, "cycle %ld: block %d: wrong bytes",
               n, i);
     }

@@ -50,6 +50,7 @@
         }                                                                            \
     } while (0)
 #include "stress_util.h" /* after CHECK: this program's names the seed */
+#include "../tier_kinds.h"
 
 #define BLOCK 4096
 #define FRAGS 2
@@ -90,20 +91,20 @@ static kvt_store *open_store(const round_cfg *rc)
     kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, rc->manual);
     if (rc->gated)
         kvt_config_set_clock(c, gated_clock, NULL);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, DRAM_BLOCKS * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", DRAM_BLOCKS * BLOCK);
     /* short TTLs, except where blocks must stay put (close while busy) */
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, rc->gated ? 0 : 30);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", rc->gated ? 0 : 30);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     if (rc->nvme) {
         uint64_t slot;
-        CHECK(kvt_nvme_slot_bytes(BLOCK, &slot) == 0, "%s", kvt_last_error());
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(NVME_SLOTS * slot));
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_TTL_MS, rc->gated ? 0 : 150);
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 16);
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT,
+        CHECK(kvt_slot_bytes("nvme", BLOCK, &slot) == 0, "%s", kvt_last_error());
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(NVME_SLOTS * slot));
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "ttl_ms", rc->gated ? 0 : 150);
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "queue_depth", 16);
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit",
                             rc->write_back ? KVT_ADMIT_WRITE_BACK : KVT_ADMIT_WRITE_THROUGH);
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_POLICY, "s3fifo");
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, rc->path);
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "policy", "s3fifo");
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", rc->path);
     }
     CHECK(kvt_open(c, &s) == 0, "%s", kvt_last_error());
     kvt_config_free(c);
@@ -127,7 +128,7 @@ static void check_read(const uint8_t *dst, const int32_t *st, const uint64_t *id
             CHECK(st[i] == KVT_ENOENT, "get status %s", kvt_error_name(st[i]));
             continue;
         }
-        stress_fill(want, BLOCK, idx[i], 4242);
+        fill_pattern(want, BLOCK, idx[i], 4242);
         if (memcmp(want, dst + i * BLOCK, BLOCK) != 0)
             atomic_fetch_add(&wrong_bytes, 1);
         atomic_fetch_add(&blocks_verified, 1);
@@ -193,7 +194,7 @@ static void *worker(void *p)
         int op = (int)(stress_rng(&r) % 16);
         if (op < 5) { /* put, sync or async */
             for (size_t i = 0; i < n; i++)
-                stress_fill(src + i * BLOCK, BLOCK, idx[i], 4242);
+                fill_pattern(src + i * BLOCK, BLOCK, idx[i], 4242);
             if (stress_rng(&r) % 4 == 0)
                 o.retain_s = 1;
             kvt_ticket t;
@@ -226,7 +227,7 @@ static void *worker(void *p)
             int h = kvt_lookup(a->s, k, n, tiers, 1 + (uint32_t)(stress_rng(&r) % 20));
             CHECK(h >= 0 && (size_t)h <= n, "lookup: %d", h);
             for (int i = 0; i < h; i++)
-                CHECK(tiers[i] == KVT_TIER_DRAM || tiers[i] == KVT_TIER_NVME, "tier %u", tiers[i]);
+                CHECK(tiers[i] == TIER_DRAM || tiers[i] == TIER_NVME, "tier %u", tiers[i]);
             if ((size_t)h < n)
                 CHECK(tiers[h] == KVT_TIER_NONE, "tier after the miss %u", tiers[h]);
             atomic_fetch_add(&lease_pins, (unsigned long)h);
@@ -311,7 +312,7 @@ static void check_no_leaked_pins(kvt_store *s, const round_cfg *rc)
     uint64_t stored = 0;
     for (uint64_t i = 0; i < DRAM_BLOCKS; i += MAXB) {
         for (size_t b = 0; b < MAXB; b++)
-            stress_fill(src + b * BLOCK, BLOCK, UNIVERSE + i + b, 4242);
+            fill_pattern(src + b * BLOCK, BLOCK, UNIVERSE + i + b, 4242);
         kvt_io_opts o = {.size = sizeof o, .status = st};
         int n = kvt_put(s, &keys[UNIVERSE + i], MAXB, sp, &o, NULL);
         CHECK(n == MAXB, "after every lease ran out, a put stored %d of %d (status %s): a pin "
@@ -413,7 +414,7 @@ static void close_while_busy(const round_cfg *rcfg)
     uint8_t *gbuf = malloc((size_t)BATCH * BLOCK);
     void *gp[BATCH * FRAGS];
     for (int b = 0; b < BATCH; b++) {
-        stress_fill(gbuf + (size_t)b * BLOCK, BLOCK, 900 + (uint64_t)b, 4242);
+        fill_pattern(gbuf + (size_t)b * BLOCK, BLOCK, 900 + (uint64_t)b, 4242);
         for (int f = 0; f < FRAGS; f++)
             gp[b * FRAGS + f] = gbuf + (size_t)b * BLOCK + f * (BLOCK / FRAGS);
     }
@@ -428,7 +429,7 @@ static void close_while_busy(const round_cfg *rcfg)
     for (int j = 0; j < NT; j++) {
         for (int b = 0; b < BATCH; b++) {
             uint64_t id = (uint64_t)(j * BATCH + b);
-            stress_fill(src + j * tb + (size_t)b * BLOCK, BLOCK, id, 4242);
+            fill_pattern(src + j * tb + (size_t)b * BLOCK, BLOCK, id, 4242);
             for (int f = 0; f < FRAGS; f++)
                 ptrs[((size_t)j * BATCH + b) * FRAGS + f] =
                     src + j * tb + (size_t)b * BLOCK + f * (BLOCK / FRAGS);
@@ -452,7 +453,7 @@ static void close_while_busy(const round_cfg *rcfg)
             a[i].first = a[i].kind == 1 ? 600 + (uint64_t)(i - NWAIT) * BATCH : 900;
             if (a[i].kind == 1)
                 for (int b = 0; b < BATCH; b++)
-                    stress_fill(a[i].buf + (size_t)b * BLOCK, BLOCK, a[i].first + (uint64_t)b, 4242);
+                    fill_pattern(a[i].buf + (size_t)b * BLOCK, BLOCK, a[i].first + (uint64_t)b, 4242);
         }
         CHECK(pthread_create(&th[i], NULL, busy_thread, &a[i]) == 0, "%s", "thread");
     }
@@ -491,7 +492,7 @@ static void close_while_busy(const round_cfg *rcfg)
         CHECK(atomic_load(&a[i].returned) >= opened, "busy thread %d returned through the gate", i);
         if (a[i].kind == 2)
             for (int b = 0; b < BATCH; b++) {
-                stress_fill(want, BLOCK, 900 + (uint64_t)b, 4242);
+                fill_pattern(want, BLOCK, 900 + (uint64_t)b, 4242);
                 CHECK(memcmp(want, a[i].buf + (size_t)b * BLOCK, BLOCK) == 0,
                       "sync get %d: wrong bytes in block %d", i, b);
             }

@@ -32,8 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/rand.h"
 #include "kvtier.h"
 #include "stress_util.h"
+#include "../tier_kinds.h"
 
 
 #define BLOCK (64u << 10)
@@ -90,13 +92,7 @@ static kvt_key key_of(uint64_t id)
  * must match both. */
 static void fill_frag0(uint8_t *b, uint64_t id)
 {
-    uint64_t x = id * 0x9e3779b97f4a7c15ull + 99;
-    for (size_t j = 0; j < FRAG; j += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(b + j, &x, 8);
-    }
+    fill_pattern(b, FRAG, id, 99);
     memcpy(b, &id, 8);
 }
 
@@ -309,17 +305,17 @@ int main(int argc, char **argv)
     kvt_config *c;
     kvt_store *s;
     uint64_t slot_bytes;
-    CHECK(kvt_nvme_slot_bytes(BLOCK, &slot_bytes) == 0, "%s", kvt_last_error());
+    CHECK(kvt_slot_bytes("nvme", BLOCK, &slot_bytes) == 0, "%s", kvt_last_error());
     CHECK(kvt_config_new(&c) == 0, "%s", kvt_last_error());
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_FRAGS, FRAGS);
     kvt_config_set(c, KVT_OPT_WORKERS, 2);
     kvt_config_set(c, KVT_OPT_MAX_INFLIGHT, MAX_INFLIGHT);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)DRAM_BLOCKS * BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(NVME_SLOTS * slot_bytes));
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT,
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)DRAM_BLOCKS * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(NVME_SLOTS * slot_bytes));
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit",
                         write_through ? KVT_ADMIT_WRITE_THROUGH : KVT_ADMIT_WRITE_BACK);
-    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     int rc = kvt_open(c, &s);
     CHECK(rc == 0, "open: %s", kvt_last_error());
     kvt_config_free(c);

@@ -11,6 +11,7 @@
 
 #include "kvtier.h"
 #include "stress_util.h"
+#include "../tier_kinds.h"
 
 
 /* Block bytes: 2 KiB, or 256 KiB with --big (the NVMe tier then hashes and
@@ -64,7 +65,7 @@ static void *worker(void *p)
         int op = (int)(stress_rng(&r) % 10);
         if (op < 4) {
             for (size_t i = 0; i < n; i++)
-                stress_fill(src[i], BLOCK, idx[i], 12345);
+                fill_pattern(src[i], BLOCK, idx[i], 12345);
             kvt_ticket t;
             int async = stress_rng(&r) % 4 == 0;
             int rc = kvt_put(a->s, k, n, sp, &o, async ? &t : NULL);
@@ -80,7 +81,7 @@ static void *worker(void *p)
                     CHECK((st[i]) == (KVT_ENOENT), "get status %d", st[i]);
                     continue;
                 }
-                stress_fill(want, BLOCK, idx[i], 12345);
+                fill_pattern(want, BLOCK, idx[i], 12345);
                 if (memcmp(want, dst[i], BLOCK) != 0)
                     atomic_fetch_add(&wrong_bytes, 1);
                 atomic_fetch_add(&blocks_verified, 1);
@@ -128,18 +129,18 @@ int main(int argc, char **argv)
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_FRAGS, FRAGS);
     kvt_config_set(c, KVT_OPT_WORKERS, 2);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 64 * BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, 50);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 64 * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", 50);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     if (nvme) {
         /* DRAM in front of a bigger NVMe tier: demotion, promotion and NVMe
          * eviction all run concurrently with everything else. */
         uint64_t slot;
-        CHECK(kvt_nvme_slot_bytes(BLOCK, &slot) == 0, "%s", kvt_last_error());
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 16 * BLOCK);
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(128 * slot));
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_TTL_MS, 200);
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+        CHECK(kvt_slot_bytes("nvme", BLOCK, &slot) == 0, "%s", kvt_last_error());
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 16 * BLOCK);
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(128 * slot));
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "ttl_ms", 200);
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
         printf("stress: DRAM 16 blocks + NVMe 128 slots at %s\n", path);
     }
     CHECK(kvt_open(c, &s) == 0, "%s", kvt_last_error());

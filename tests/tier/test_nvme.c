@@ -22,10 +22,12 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "common/rand.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
 #include "tier/nvme.h"
 #include "tier/tier.h"
+#include "../tier_kinds.h"
 
 #define KIB ((uint64_t)1 << 10)
 #define MIB ((uint64_t)1 << 20)
@@ -39,43 +41,6 @@ Test(nvme, unavailable)
 #else
 
 static const kvt_tier_ops *const nv = &kvt__tier_nvme;
-
-/* ------------------------------------------------------------- randomness */
-
-static uint64_t test_seed(const char *test)
-{
-    static uint64_t seed;
-    if (!seed) {
-        const char *env = getenv("KVT_TEST_SEED");
-        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-        if (!seed)
-            seed = 1;
-        fprintf(stderr, "test_nvme %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", test,
-                (unsigned long long)seed, (unsigned long long)seed);
-    }
-    return seed;
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill_random(void *p, size_t len, uint64_t *s)
-{
-    unsigned char *b = p;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v = next_rand(s);
-        memcpy(b + i, &v, 8);
-    }
-    uint64_t v = next_rand(s);
-    for (; i < len; i++, v >>= 8)
-        b[i] = (unsigned char)v;
-}
 
 static kvt_key rand_key(uint64_t *s)
 {
@@ -138,13 +103,13 @@ static kvt_tier_params params(uint64_t block_bytes, uint32_t frags, uint32_t nsl
 {
     kvt_tier_params p;
     memset(&p, 0, sizeof p);
-    p.id = KVT_TIER_NVME;
+    kvt__tier_params_defaults(&p, &kvt__tier_nvme);
+    p.name = "nvme";
     p.block_bytes = block_bytes;
     p.block_tokens = 16;
     p.frags = frags;
-    p.path = path;
+    kvt__tier_params_set_str(&p, "path", path);
     p.capacity = kvt__nvme_slot_bytes(block_bytes) * nslots;
-    p.numa_node = -1;
     return p;
 }
 
@@ -153,7 +118,7 @@ static kvt_tier_impl *open_ok(const kvt_tier_params *p)
     kvt_tier_impl *t = NULL;
     uint32_t n = 0;
     int rc = nv->open(p, &t, &n);
-    cr_assert_eq(rc, 0, "open %s: %d %s", p->path, rc, kvt_last_error());
+    cr_assert_eq(rc, 0, "open %s: %d %s", kvt__tier_opt_str(p, "path"), rc, kvt_last_error());
     cr_assert_eq((uint64_t)n, p->capacity / kvt__nvme_slot_bytes(p->block_bytes));
     return t;
 }
@@ -333,7 +298,7 @@ static void round_trip(uint64_t bb, uint32_t nfrags, enum mode m, uint32_t n, ui
     uint8_t *region = NULL;
     size_t region_bytes = 0;
     kvt_tier_params p = params(bb, nfrags, n + 3);
-    p.queue_depth = 8;
+    kvt__tier_params_set_int(&p, "queue_depth", 8);
     if (m == HOST_REGION) {
         region_bytes = (size_t)(bb * n * 2 + 4095) / 4096 * 4096;
         region = mmap(NULL, region_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -448,7 +413,7 @@ Test(nvme, host_region_over_many_blocks_with_queue_depth_1)
     size_t bytes = bb * n * 2;
     uint8_t *region = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     kvt_tier_params p = params(bb, 1, n);
-    p.queue_depth = 1;
+    kvt__tier_params_set_int(&p, "queue_depth", 1);
     p.host_region = region;
     p.host_region_bytes = bytes;
     kvt_tier_impl *t = open_ok(&p);
@@ -536,7 +501,7 @@ static void threads_on_distinct_slots(uint64_t bb, uint32_t per_thread)
     enum { THREADS = 4 };
     uint64_t seed = test_seed("threads_on_distinct_slots");
     kvt_tier_params p = params(bb, 1, THREADS * per_thread);
-    p.queue_depth = 16;
+    kvt__tier_params_set_int(&p, "queue_depth", 16);
     kvt_tier_impl *t = open_ok(&p);
     struct worker w[THREADS];
     pthread_t th[THREADS];
@@ -824,7 +789,8 @@ static uint64_t le(const uint8_t *p, int n)
 }
 
 /* Reads the file as docs/nvme-format.md describes it, independently of
- * nvme.c: every field at its offset, both checksums, the payload in place. */
+ * lib/tier/nvme/format.c: every field at its offset, both checksums, the
+ * payload in place. */
 Test(nvme, media_layout_matches_the_spec)
 {
     uint64_t s = test_seed("media_layout");
@@ -983,11 +949,11 @@ Test(nvme, bad_xfers_get_their_status_others_complete)
 Test(nvme, directory_is_refused)
 {
     kvt_tier_params p = params(4 * KIB, 1, 4);
-    p.path = dir;
+    kvt__tier_params_set_str(&p, "path", dir);
     cr_expect_eq(open_rc(&p), KVT_EPATH, "%s", kvt_last_error());
-    p.path = "";
+    kvt__tier_params_set_str(&p, "path", "");
     cr_expect_eq(open_rc(&p), KVT_EPATH);
-    p.path = NULL;
+    kvt__tier_params_set_str(&p, "path", NULL);
     cr_expect_eq(open_rc(&p), KVT_EPATH);
 }
 
@@ -997,12 +963,12 @@ Test(nvme, unwritable_path_is_refused)
     /* A path whose directory does not exist. */
     char missing[700];
     snprintf(missing, sizeof missing, "%s/no/such/dir/tier.kvt", dir);
-    p.path = missing;
+    kvt__tier_params_set_str(&p, "path", missing);
     cr_expect_eq(open_rc(&p), KVT_EPATH, "%s", kvt_last_error());
 
     /* An existing file we may not write. Tests often run as root, which
      * ignores permission bits; the immutable attribute stops root too. */
-    p.path = path;
+    kvt__tier_params_set_str(&p, "path", path);
     write_file(path, "x", 1);
     int fd = open(path, O_RDONLY);
     int attr = 0;
@@ -1033,7 +999,7 @@ Test(nvme, tmpfs_is_refused_and_left_clean)
     char shm[128];
     snprintf(shm, sizeof shm, "/dev/shm/kvtier-nvme-test-%d", (int)getpid());
     kvt_tier_params p = params(4 * KIB, 1, 4);
-    p.path = shm;
+    kvt__tier_params_set_str(&p, "path", shm);
     cr_expect_eq(open_rc(&p), KVT_ENODIRECT, "%s", kvt_last_error());
     cr_expect(access(shm, F_OK) != 0, "a refused open left %s behind", shm);
     unlink(shm);
@@ -1050,7 +1016,7 @@ Test(nvme, file_smaller_than_superblock)
     uint8_t *b = file_bytes(path, &len);
     cr_expect(len == sizeof junk && !memcmp(b, junk, len), "file changed");
     free(b);
-    p.recreate = 1;
+    kvt__tier_params_set_int(&p, "recreate", 1);
     cr_expect_eq(open_rc(&p), 0, "%s", kvt_last_error());
 }
 
@@ -1072,14 +1038,14 @@ Test(nvme, other_format_is_refused_untouched)
     cr_expect(st0.st_mtim.tv_sec == st1.st_mtim.tv_sec &&
               st0.st_mtim.tv_nsec == st1.st_mtim.tv_nsec, "file modified");
     free(b);
-    p.recreate = 1;
+    kvt__tier_params_set_int(&p, "recreate", 1);
     kvt_tier_impl *t = open_ok(&p);
     struct seen sn = seen_new(4);
     cr_expect_eq(nv->recover(t, visit, &sn), 0);
     cr_expect_eq(sn.count, 0);
     seen_free(&sn);
     nv->close(t);
-    p.recreate = 0;
+    kvt__tier_params_set_int(&p, "recreate", 0);
     cr_expect_eq(open_rc(&p), 0, "a recreated file reopens: %s", kvt_last_error());
     free(garbage);
 }
@@ -1152,7 +1118,7 @@ Test(nvme, other_geometry_is_refused_untouched)
     nv->close(t);
     /* recreate keeps a compatible file as it is. */
     kvt_tier_params keep = p;
-    keep.recreate = 1;
+    kvt__tier_params_set_int(&keep, "recreate", 1);
     t = open_ok(&keep);
     sn = seen_new(8);
     cr_expect_eq(nv->recover(t, visit, &sn), 0);
@@ -1161,7 +1127,7 @@ Test(nvme, other_geometry_is_refused_untouched)
     nv->close(t);
     /* Recreated with more slots of the same size: the old header still sits
      * where slot 3 is, but belongs to the old store. */
-    v[3].recreate = 1;
+    kvt__tier_params_set_int(&v[3], "recreate", 1);
     t = open_ok(&v[3]);
     sn = seen_new(16);
     cr_expect_eq(nv->recover(t, visit, &sn), 0);
@@ -1169,7 +1135,7 @@ Test(nvme, other_geometry_is_refused_untouched)
     seen_free(&sn);
     nv->close(t);
     /* recreate rebuilds for the new geometry; the old block is gone. */
-    v[0].recreate = 1;
+    kvt__tier_params_set_int(&v[0], "recreate", 1);
     t = open_ok(&v[0]);
     sn = seen_new(8);
     cr_expect_eq(nv->recover(t, visit, &sn), 0);
@@ -1270,7 +1236,7 @@ static pid_t writer_child(const kvt_tier_params *p, enum holder_kind kind, pid_t
             struct stat st;
             int ready[2];
             char c = 0;
-            if (stat(p->path, &st) || pipe(ready))
+            if (stat(kvt__tier_opt_str(p, "path"), &st) || pipe(ready))
                 _exit(3);
             /* A multithreaded parent: only syscalls in the grandchild. */
             g = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
@@ -1489,7 +1455,7 @@ Test(nvme, symlink_rules)
     snprintf(target, sizeof target, "%s/target.kvt", dir);
 
     cr_assert_eq(symlink(target, link), 0);
-    p.path = link;
+    kvt__tier_params_set_str(&p, "path", link);
     cr_expect_eq(open_rc(&p), KVT_EPATH, "dangling: %s", kvt_last_error());
     cr_expect(access(target, F_OK) != 0, "created through a dangling symlink");
 
@@ -1509,7 +1475,7 @@ Test(nvme, symlink_rules)
     free(before);
     free(after);
     /* The same file by its own name is fine: the rule is about links. */
-    p.path = target;
+    kvt__tier_params_set_str(&p, "path", target);
     cr_expect_eq(open_rc(&p), 0, "%s", kvt_last_error());
 }
 
@@ -1520,9 +1486,9 @@ Test(nvme, bad_parameters)
     cr_expect_eq(open_rc(&p), KVT_HAVE_FAULTS ? KVT_EINVAL : KVT_ENOTSUP);
     cr_expect(access(path, F_OK) != 0, "a refused open created the file");
     p.faults = NULL;
-    p.queue_depth = -1;
+    kvt__tier_params_set_int(&p, "queue_depth", -1);
     cr_expect_eq(open_rc(&p), KVT_EINVAL);
-    p.queue_depth = 0;
+    kvt__tier_params_set_int(&p, "queue_depth", 0);
     p.frags = 3;
     cr_expect_eq(open_rc(&p), KVT_EFRAGS);
     p.frags = 1;
@@ -1536,7 +1502,7 @@ Test(nvme, sqpoll_request_opens_with_or_without_it)
 {
     uint64_t s = test_seed("sqpoll");
     kvt_tier_params p = params(64 * KIB, 1, 4);
-    p.sqpoll = 1;
+    kvt__tier_params_set_int(&p, "sqpoll", 1);
     kvt_tier_impl *t = open_ok(&p);
     fprintf(stderr, "sqpoll granted: %llu\n", (unsigned long long)stat_of(t, "nvme.sqpoll"));
     uint8_t *a = abuf(64 * KIB), *b = abuf(64 * KIB);
@@ -1550,6 +1516,61 @@ Test(nvme, sqpoll_request_opens_with_or_without_it)
     nv->close(t);
     free(a);
     free(b);
+}
+
+/* ----------------------------------------------------- format stability */
+
+/*
+ * tests/data/nvme-format-v1.kvt was written by the NVMe tier as it was
+ * before lib/tier/nvme.c was split into lib/tier/nvme/ (commit 531d630):
+ * block_bytes 8192, block_tokens 16, 2 fragments, 3 slots, key mode 0;
+ * slots 0 and 2 hold blocks whose byte i is (slot * 31 + i * 7 + (i >> 8))
+ * and whose key byte k is 0xA0 + slot * 16 + k; slot 1 was never written.
+ * The format must not change: today's tier opens it, recovers exactly those
+ * blocks and reads them back byte for byte.
+ */
+Test(nvme, file_written_before_the_split_opens_after)
+{
+    size_t len;
+    uint8_t *old = file_bytes(KVT_SOURCE_ROOT "/tests/data/nvme-format-v1.kvt", &len);
+    cr_assert_eq(len, kvt__nvme_file_bytes(8 * KIB, 3));
+    write_file(path, old, len);
+    kvt_tier_params p = params(8 * KIB, 2, 3);
+    kvt_tier_impl *t = open_ok(&p);
+    struct seen sn = seen_new(3);
+    cr_assert_eq(nv->recover(t, visit, &sn), 0);
+    cr_assert_eq(sn.count, 2, "recovered %u blocks", sn.count);
+    uint8_t *blk = abuf(8 * KIB), *want = abuf(8 * KIB);
+    for (uint32_t slot = 0; slot < 3; slot++) {
+        kvt_key key;
+        for (int k = 0; k < 16; k++)
+            key.b[k] = (uint8_t)(0xA0 + slot * 16 + k);
+        cr_assert_eq(sn.present[slot], slot != 1, "slot %u", slot);
+        if (sn.present[slot])
+            cr_assert(!memcmp(sn.keys[slot].b, key.b, 16), "slot %u: key", slot);
+        for (int i = 0; i < (int)(8 * KIB); i++)
+            want[i] = (uint8_t)(slot * 31 + i * 7 + (i >> 8));
+        memset(blk, POISON, 8 * KIB);
+        void *fr[2] = {blk, blk + 4 * KIB};
+        kvt_xfer x = {.slot = slot, .nfrags = 2, .frags = fr, .key = key};
+        int rc = nv->read(t, &x, 1, KVT_MEM_HOST);
+        if (slot == 1) {
+            cr_assert_eq(rc, KVT_ECORRUPT, "the empty slot read %d", rc);
+            continue;
+        }
+        cr_assert_eq(rc, 0, "slot %u: %s", slot, kvt_last_error());
+        cr_assert(!memcmp(blk, want, 8 * KIB), "slot %u: bytes differ", slot);
+    }
+    nv->close(t);
+    /* Opening, recovering and reading changed nothing on media. */
+    size_t len2;
+    uint8_t *after = file_bytes(path, &len2);
+    cr_assert(len2 == len && !memcmp(old, after, len), "the file changed");
+    seen_free(&sn);
+    free(old);
+    free(after);
+    free(blk);
+    free(want);
 }
 
 #endif /* KVT_HAVE_URING */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 8192
 
@@ -48,7 +49,7 @@ static uint64_t gated_clock(void *user)
 static kvt_store *open_store(shape sh)
 {
     uint64_t slot;
-    cr_assert_eq(kvt_nvme_slot_bytes(BLOCK, &slot), 0);
+    cr_assert_eq(kvt_slot_bytes("nvme", BLOCK, &slot), 0);
     kvt_config *c;
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
@@ -61,14 +62,14 @@ static kvt_store *open_store(shape sh)
         kvt_config_set_clock(c, gated_clock, NULL);
     }
     if (sh.dram_blocks) {
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(sh.dram_blocks * BLOCK));
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(sh.dram_blocks * BLOCK));
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     }
     if (sh.nvme_blocks) {
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(sh.nvme_blocks * slot));
-        kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT,
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(sh.nvme_blocks * slot));
+        kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit",
                             sh.write_through ? KVT_ADMIT_WRITE_THROUGH : KVT_ADMIT_WRITE_BACK);
-        kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+        kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     }
     int rc = kvt_open(c, &s);
     cr_assert_eq(rc, 0, "open: %s", kvt_last_error());
@@ -325,7 +326,7 @@ Test(clear, empties_dram_and_nvme_and_a_reopen_finds_nothing_cleared)
     cr_assert_eq(kvt_contains(s, bl.k, N, tiers), N);
     int in_dram = 0;
     for (size_t i = 0; i < N; i++)
-        in_dram += tiers[i] == KVT_TIER_DRAM;
+        in_dram += tiers[i] == TIER_DRAM;
     cr_assert(in_dram > 0 && in_dram < N, "%d of %d in DRAM", in_dram, N);
     cr_assert_eq(kvt_clear(s), N, "%s", kvt_last_error());
     cr_assert_eq(kvt_contains(s, bl.k, N, NULL), 0);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 8192
 #define MS 1000000ull
@@ -29,7 +30,7 @@ typedef struct opts {
 static kvt_store *open_two(opts o)
 {
     uint64_t slot;
-    cr_assert_eq(kvt_nvme_slot_bytes(BLOCK, &slot), 0);
+    cr_assert_eq(kvt_slot_bytes("nvme", BLOCK, &slot), 0);
     kvt_config *c;
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
@@ -38,15 +39,15 @@ static kvt_store *open_two(opts o)
     if (o.no_close_flush)
         kvt_config_set(c, KVT_OPT_CLOSE_FLUSH_MS, 0);
     if (o.dram_blocks) {
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(o.dram_blocks * BLOCK));
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, (int64_t)o.dram_ttl_ms);
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_ADMIT, o.dram_admit);
-        kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(o.dram_blocks * BLOCK));
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", (int64_t)o.dram_ttl_ms);
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "admit", o.dram_admit);
+        kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     }
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(o.nvme_blocks * slot));
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_TTL_MS, (int64_t)o.nvme_ttl_ms);
-    kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_ADMIT, o.nvme_admit);
-    kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path);
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(o.nvme_blocks * slot));
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "ttl_ms", (int64_t)o.nvme_ttl_ms);
+    kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "admit", o.nvme_admit);
+    kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path);
     int rc = kvt_open(c, &s);
     cr_assert_eq(rc, 0, "open: %s", kvt_last_error());
     kvt_config_free(c);
@@ -145,9 +146,9 @@ Test(tiering, victims_of_one_put_are_demoted_in_batches)
     cr_assert_eq(stat(s, "nvme.demotion_writes"), 4, "64 victims in %llu writes",
                  (unsigned long long)stat(s, "nvme.demotion_writes"));
     for (uint32_t i = 0; i < 64; i++)
-        cr_assert_eq(where(s, i), KVT_TIER_NVME, "block %u", i);
+        cr_assert_eq(where(s, i), TIER_NVME, "block %u", i);
     for (uint32_t i = 64; i < 96; i++)
-        cr_assert_eq(where(s, i), KVT_TIER_DRAM, "block %u", i);
+        cr_assert_eq(where(s, i), TIER_DRAM, "block %u", i);
     for (uint32_t i = 0; i < 96; i++)
         check_get(s, i, KVT_IO_NO_PROMOTE);
     cr_assert_eq(kvt_close(s), 0);
@@ -168,7 +169,7 @@ Test(tiering, promotions_demote_their_victims_in_runs)
     /* 0..63 on NVMe only, 64..95 in DRAM only. */
     cr_assert_eq(kvt_put(s, k, 96, p, NULL, NULL), 96, "%s", kvt_last_error());
     for (uint32_t i = 0; i < 64; i++)
-        cr_assert_eq(where(s, i), KVT_TIER_NVME, "block %u", i);
+        cr_assert_eq(where(s, i), TIER_NVME, "block %u", i);
     uint64_t writes0 = stat(s, "nvme.demotion_writes"), in0 = stat(s, "nvme.demotions_in");
     /* Get 0..63: each is promoted into DRAM. The first 32 push out 64..95,
      * which NVMe does not hold: 32 demotions in two runs of 16. The last 32
@@ -186,7 +187,7 @@ Test(tiering, promotions_demote_their_victims_in_runs)
     cr_assert_eq(in, 32, "%llu blocks demoted", (unsigned long long)in);
     cr_assert_eq(writes, 2, "32 victims in %llu writes", (unsigned long long)writes);
     for (uint32_t i = 32; i < 64; i++)
-        cr_assert_eq(where(s, i), KVT_TIER_DRAM, "block %u", i);
+        cr_assert_eq(where(s, i), TIER_DRAM, "block %u", i);
     for (uint32_t i = 0; i < 96; i++)
         check_get(s, i, KVT_IO_NO_PROMOTE);
     cr_assert_eq(kvt_close(s), 0);
@@ -219,7 +220,7 @@ Test(tiering, more_victims_than_slots_below_do_not_wait)
     /* Which 8 of the first 32 stay is the policy's choice; 8 do, intact. */
     uint32_t in_nvme = 0;
     for (uint32_t i = 0; i < 32; i++)
-        if (where(s, i) == KVT_TIER_NVME) {
+        if (where(s, i) == TIER_NVME) {
             in_nvme++;
             check_get(s, i, KVT_IO_NO_PROMOTE);
         }
@@ -239,14 +240,14 @@ Test(tiering, dram_victims_demote_to_nvme_and_promote_back)
     cr_assert_eq(stat(s, "dram.used_blocks"), 4);
     cr_assert_eq(stat(s, "nvme.demotions_in"), 16);
     for (uint32_t i = 0; i < 16; i++)
-        cr_assert_eq(where(s, i), KVT_TIER_NVME, "block %u", i);
+        cr_assert_eq(where(s, i), TIER_NVME, "block %u", i);
     for (uint32_t i = 16; i < 20; i++)
-        cr_assert_eq(where(s, i), KVT_TIER_DRAM);
+        cr_assert_eq(where(s, i), TIER_DRAM);
     check_get(s, 3, 0);
-    cr_assert_eq(where(s, 3), KVT_TIER_DRAM, "a get promotes into DRAM");
+    cr_assert_eq(where(s, 3), TIER_DRAM, "a get promotes into DRAM");
     cr_assert_eq(stat(s, "dram.promotions_in"), 1);
     check_get(s, 5, KVT_IO_NO_PROMOTE);
-    cr_assert_eq(where(s, 5), KVT_TIER_NVME);
+    cr_assert_eq(where(s, 5), TIER_NVME);
     /* every block still reads back exactly */
     for (uint32_t i = 0; i < 20; i++)
         check_get(s, i, 0);
@@ -324,13 +325,13 @@ Test(tiering, ttl_expiry_demotes_to_next_tier)
                                    .nvme_ttl_ms = 1000, .manual = 1});
     put(s, 1);
     cr_assert_eq(kvt_clock_set(s, 100 * MS), 0);
-    cr_assert_eq(where(s, 1), KVT_TIER_DRAM);
+    cr_assert_eq(where(s, 1), TIER_DRAM);
     cr_assert_eq(kvt_clock_set(s, 100 * MS + 1), 0);
-    cr_assert_eq(where(s, 1), KVT_TIER_NVME, "expired from DRAM into NVMe");
+    cr_assert_eq(where(s, 1), TIER_NVME, "expired from DRAM into NVMe");
     cr_assert_eq(stat(s, "dram.expirations"), 1);
     /* NVMe's idle time counts from arrival there (100 ms + 1 ns) */
     cr_assert_eq(kvt_clock_set(s, 1100 * MS + 1), 0);
-    cr_assert_eq(where(s, 1), KVT_TIER_NVME);
+    cr_assert_eq(where(s, 1), TIER_NVME);
     cr_assert_eq(kvt_clock_set(s, 1100 * MS + 2), 0);
     cr_assert_eq(where(s, 1), -1, "then dropped from the last tier");
     cr_assert_eq(kvt_close(s), 0);
@@ -353,7 +354,7 @@ Test(tiering, expiry_demotes_and_discards_in_batches)
     cr_assert_eq(stat(s, "nvme.demotion_writes"), 1, "32 expired blocks in %llu writes",
                  (unsigned long long)stat(s, "nvme.demotion_writes"));
     for (uint32_t i = 0; i < 32; i++)
-        cr_assert_eq(where(s, i), KVT_TIER_NVME, "block %u", i);
+        cr_assert_eq(where(s, i), TIER_NVME, "block %u", i);
     for (uint32_t i = 0; i < 32; i++)
         check_get(s, i, KVT_IO_NO_PROMOTE);
     /* The gets above restarted their NVMe idle time at 100 ms + 1 ns. */
@@ -428,11 +429,11 @@ Test(tiering, admit_after_n_accesses)
     kvt_store *s = open_two((opts){.dram_blocks = 8, .nvme_blocks = 16,
                                    .dram_admit = KVT_ADMIT_AFTER_N});
     put(s, 1);
-    cr_assert_eq(where(s, 1), KVT_TIER_NVME, "DRAM admits only after accesses: puts land below");
+    cr_assert_eq(where(s, 1), TIER_NVME, "DRAM admits only after accesses: puts land below");
     check_get(s, 1, 0);
-    cr_assert_eq(where(s, 1), KVT_TIER_NVME, "one access is not enough (default N = 2)");
+    cr_assert_eq(where(s, 1), TIER_NVME, "one access is not enough (default N = 2)");
     check_get(s, 1, 0);
-    cr_assert_eq(where(s, 1), KVT_TIER_DRAM, "the second access promotes");
+    cr_assert_eq(where(s, 1), TIER_DRAM, "the second access promotes");
     cr_assert_eq(kvt_close(s), 0);
     unlink(path);
 }
@@ -447,15 +448,15 @@ Test(tiering, a_touch_counts_toward_admit_after_n)
     kvt_key k[3] = {key_of(1), key_of(3), key_of(2)};
     uint8_t tiers[3];
     cr_assert_eq(kvt_contains(s, k, 3, tiers), 2);
-    cr_assert_eq(tiers[0], KVT_TIER_NVME);
+    cr_assert_eq(tiers[0], TIER_NVME);
     cr_assert_eq(tiers[1], KVT_TIER_NONE);
-    cr_assert_eq(tiers[2], KVT_TIER_NVME);
+    cr_assert_eq(tiers[2], TIER_NVME);
     cr_assert_eq(kvt_touch(s, k, 1), 1);
-    cr_assert_eq(where(s, 1), KVT_TIER_NVME, "a touch copies nothing, up or out");
+    cr_assert_eq(where(s, 1), TIER_NVME, "a touch copies nothing, up or out");
     check_get(s, 1, 0);
-    cr_assert_eq(where(s, 1), KVT_TIER_DRAM, "touch + get are the two accesses (N = 2)");
+    cr_assert_eq(where(s, 1), TIER_DRAM, "touch + get are the two accesses (N = 2)");
     check_get(s, 2, 0);
-    cr_assert_eq(where(s, 2), KVT_TIER_NVME, "untouched: one access is not enough");
+    cr_assert_eq(where(s, 2), TIER_NVME, "untouched: one access is not enough");
     cr_assert_eq(kvt_close(s), 0);
     unlink(path);
 }
@@ -540,4 +541,86 @@ Test(tiering, async_puts_with_write_through_and_full_dram_complete, .timeout = 6
         check_get(s, i, KVT_IO_NO_PROMOTE);
     cr_assert_eq(kvt_close(s), 0);
     unlink(path);
+}
+
+/* ------------------------------------------------- two instances of a kind */
+
+static char path2[512];
+
+/* DRAM (4 blocks) over two NVMe files: "nvme" (8 slots) then "nvme1". */
+static kvt_store *open_dram_two_nvme(void)
+{
+    uint64_t slot;
+    cr_assert_eq(kvt_slot_bytes("nvme", BLOCK, &slot), 0);
+    kvt_config *c;
+    kvt_store *s;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
+    int d = kvt_config_add_tier(c, "dram", NULL);
+    int n0 = kvt_config_add_tier(c, "nvme", NULL);
+    int n1 = kvt_config_add_tier(c, "nvme", NULL);
+    cr_assert_eq(d, 0);
+    cr_assert_eq(n0, 1);
+    cr_assert_eq(n1, 2, "the same kind twice: %s", kvt_last_error());
+    cr_assert_eq(kvt_config_tier_find(c, "nvme1"), 2, "the second one is named nvme1");
+    cr_assert_eq(kvt_config_tier_set(c, d, "capacity", 4 * BLOCK), 0);
+    cr_assert_eq(kvt_config_tier_set(c, d, "hugepages", 0), 0);
+    cr_assert_eq(kvt_config_tier_set(c, n0, "capacity", (int64_t)(8 * slot)), 0);
+    cr_assert_eq(kvt_config_tier_set_str(c, n0, "path", path), 0);
+    cr_assert_eq(kvt_config_tier_set(c, n1, "capacity", (int64_t)(64 * slot)), 0);
+    cr_assert_eq(kvt_config_tier_set_str(c, n1, "path", path2), 0);
+    int rc = kvt_open(c, &s);
+    cr_assert_eq(rc, 0, "open: %s", kvt_last_error());
+    kvt_config_free(c);
+    return s;
+}
+
+/* Two NVMe files in one store: blocks demote DRAM -> nvme -> nvme1, every
+ * block reads back byte-exact from wherever it is, each file has its own
+ * stats, and a reopen recovers both (recovery runs for every tier that has
+ * recover, not for one named tier). */
+Test(tiering, two_nvme_files_demote_in_order_and_recover)
+{
+    make_path("two-a");
+    const char *dir = getenv("KVT_BUILD_ROOT");
+    snprintf(path2, sizeof path2, "%s/tiering-two-b-%d.kvt", dir ? dir : ".", (int)getpid());
+    unlink(path2);
+    kvt_store *s = open_dram_two_nvme();
+    cr_assert_eq(kvt_store_tier_count(s), 3);
+    cr_assert_str_eq(kvt_store_tier_name(s, 0), "dram");
+    cr_assert_str_eq(kvt_store_tier_name(s, 1), "nvme");
+    cr_assert_str_eq(kvt_store_tier_name(s, 2), "nvme1");
+    cr_assert_null(kvt_store_tier_name(s, 3));
+    cr_assert_eq(kvt_store_tier_find(s, "nvme1"), 2);
+    cr_assert_eq(kvt_store_tier_find(s, "nvme2"), KVT_ENOENT);
+    for (int t = 0; t < 3; t++)
+        cr_assert_eq(kvt_store_tier_available(s, t), 1);
+    enum { N = 40 };
+    for (uint32_t i = 0; i < N; i++)
+        put(s, i);
+    int seen[3] = {0};
+    for (uint32_t i = 0; i < N; i++) {
+        int t = where(s, i);
+        cr_assert(t >= 0 && t < 3, "block %u held (tier %d)", i, t);
+        seen[t]++;
+    }
+    cr_assert_eq(seen[0], 4, "DRAM holds the last 4");
+    cr_assert_eq(seen[1] + seen[2], N - 4);
+    cr_assert(seen[2] > 0, "the first file's victims went on to the second");
+    cr_assert_eq(stat(s, "nvme.used_blocks"), (uint64_t)seen[1]);
+    cr_assert_eq(stat(s, "nvme1.used_blocks"), (uint64_t)seen[2]);
+    cr_assert(stat(s, "nvme1.bytes_written") > 0, "the second file's own counters");
+    for (uint32_t i = 0; i < N; i++)
+        check_get(s, i, KVT_IO_NO_PROMOTE);
+    cr_assert_eq(kvt_close(s), 0);
+
+    s = open_dram_two_nvme();
+    for (uint32_t i = 0; i < N; i++) {
+        int t = where(s, i);
+        cr_assert(t == 1 || t == 2, "block %u recovered from a file (tier %d)", i, t);
+        check_get(s, i, KVT_IO_NO_PROMOTE);
+    }
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(path);
+    unlink(path2);
 }

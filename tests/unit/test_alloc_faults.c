@@ -24,9 +24,11 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "common/rand.h"
 #include "config.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 4096
 #define MAX_N 100000 /* no entry point makes this many allocations */
@@ -47,17 +49,6 @@ static kvt_key key_of(uint64_t i)
     cr_assert_eq(kvt_ns_key(NULL, 0, &ns), 0);
     cr_assert_eq(kvt_key_chain(&ns, tok, 4, 4, &k, 1), 1);
     return k;
-}
-
-static void fill(uint8_t *buf, size_t len, uint64_t i)
-{
-    uint64_t x = i * 0x9e3779b97f4a7c15ull + 3;
-    for (size_t j = 0; j < len; j++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf[j] = (uint8_t)x;
-    }
 }
 
 typedef struct fx {
@@ -90,25 +81,25 @@ static kvt_config *make_config(fx *f, uint64_t dram_blocks, uint64_t nvme_slots,
     cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, frags), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_WORKERS, 2), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY,
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity",
                                      (int64_t)(dram_blocks * BLOCK)), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, 60000), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", 60000), 0);
     if (policy)
-        cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, policy), 0);
+        cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "dram"), "policy", policy), 0);
     if (nvme_slots) {
 #if KVT_HAVE_URING
         uint64_t slot;
-        cr_assert_eq(kvt_nvme_slot_bytes(BLOCK, &slot), 0);
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY,
+        cr_assert_eq(kvt_slot_bytes("nvme", BLOCK, &slot), 0);
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity",
                                          (int64_t)(nvme_slots * slot)), 0);
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_TTL_MS, 60000), 0);
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_QUEUE_DEPTH, 8), 0);
-        cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, f->path), 0);
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "ttl_ms", 60000), 0);
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "queue_depth", 8), 0);
+        cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", f->path), 0);
         /* a fault engine with no faults: its allocation is on the open path */
-        cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_FAULTS, "seed=7"), 0);
+        cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "faults", "seed=7"), 0);
         if (policy)
-            cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_POLICY, policy), 0);
+            cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "policy", policy), 0);
 #else
         cr_skip_test("built without io_uring: no NVMe tier");
 #endif
@@ -145,7 +136,7 @@ static void put_blocks(fx *f, const uint64_t *ids, size_t n)
     kvt_key *k = malloc(n * sizeof *k);
     for (size_t i = 0; i < n; i++) {
         k[i] = key_of(ids[i]);
-        fill(buf + i * BLOCK, BLOCK, ids[i]);
+        fill_pattern(buf + i * BLOCK, BLOCK, ids[i], 3);
         for (uint32_t g = 0; g < f->frags; g++)
             p[i * f->frags + g] = buf + i * BLOCK + g * (BLOCK / f->frags);
     }
@@ -175,7 +166,7 @@ static int block_ok(fx *f, uint64_t id)
                      (unsigned long long)id, kvt_error_name(st));
         return 0;
     }
-    fill(want, BLOCK, id);
+    fill_pattern(want, BLOCK, id, 3);
     cr_assert(memcmp(got, want, BLOCK) == 0, "%s: block %llu: wrong bytes", f->what,
               (unsigned long long)id);
     return 1;
@@ -271,20 +262,28 @@ Test(alloc_faults, config_new)
     both(&f, "kvt_config_new", op_config_new, NULL);
 }
 
+/* The string options, in the order tested. */
+enum { STR_POLICY, STR_PATH, STR_FAULTS, STR_OPTIONS };
+static const char *const str_names[STR_OPTIONS] = {"policy", "path", "faults"};
+
 static const char *str_value(long n, int opt)
 {
     static const char *const policies[] = {"lru", "sieve", "s3fifo", "prefix"};
     static char buf[64];
-    if (opt == KVT_TSTR_POLICY)
+    if (opt == STR_POLICY)
         return policies[n % 4];
-    snprintf(buf, sizeof buf, opt == KVT_TSTR_PATH ? "/nonexistent/p%ld.kvt" : "seed=%ld", n);
+    snprintf(buf, sizeof buf, opt == STR_PATH ? "/nonexistent/p%ld.kvt" : "seed=%ld", n);
     return buf;
 }
 
 static char **str_slot(fx *f, int opt)
 {
-    kvt_tier_cfg *t = &f->cfg->tier[KVT_TIER_NVME];
-    return opt == KVT_TSTR_POLICY ? &t->policy : opt == KVT_TSTR_PATH ? &t->path : &t->faults;
+    kvt_tier_cfg *t = &f->cfg->tier[kvt_config_tier_find(f->cfg, "nvme")];
+    if (opt == STR_PATH)
+        for (uint32_t i = 0; i < t->nopts; i++)
+            if (strcmp(t->opt[i].spec->name, "path") == 0)
+                return &t->opt[i].s;
+    return opt == STR_POLICY ? &t->policy : &t->faults;
 }
 
 static int str_opt;
@@ -294,8 +293,8 @@ static int op_set_str(fx *f, long n)
 {
     char **slot = str_slot(f, str_opt);
     snprintf(str_before, sizeof str_before, "%s", *slot ? *slot : "(null)");
-    return kvt_config_set_tier_str(f->cfg, KVT_TIER_NVME, (kvt_tier_str_option)str_opt,
-                                   str_value(n, str_opt));
+    return kvt_config_tier_set_str(f->cfg, kvt_config_tier_find(f->cfg, "nvme"),
+                                   str_names[str_opt], str_value(n, str_opt));
 }
 
 static void check_set_str(fx *f, int rc, int failed)
@@ -310,15 +309,18 @@ static void check_set_str(fx *f, int rc, int failed)
 
 Test(alloc_faults, config_set_strings)
 {
+#if !KVT_HAVE_URING
+    cr_skip_test("built without io_uring: no NVMe tier to set strings on");
+#endif
     fx f = {0};
     cr_assert_eq(kvt_config_new(&f.cfg), 0);
-    cr_assert_eq(kvt_config_set_tier_str(f.cfg, KVT_TIER_NVME, KVT_TSTR_POLICY, "lru"), 0);
-    cr_assert_eq(kvt_config_set_tier_str(f.cfg, KVT_TIER_NVME, KVT_TSTR_PATH, "/x"), 0);
-    cr_assert_eq(kvt_config_set_tier_str(f.cfg, KVT_TIER_NVME, KVT_TSTR_FAULTS, "seed=1"), 0);
-    static const char *const names[] = {[KVT_TSTR_POLICY] = "kvt_config_set_tier_str(policy)",
-                                        [KVT_TSTR_PATH] = "kvt_config_set_tier_str(path)",
-                                        [KVT_TSTR_FAULTS] = "kvt_config_set_tier_str(faults)"};
-    for (str_opt = KVT_TSTR_POLICY; str_opt <= KVT_TSTR_FAULTS; str_opt++)
+    cr_assert_eq(kvt_config_tier_set_str(f.cfg, kvt_test_tier(f.cfg, "nvme"), "policy", "lru"), 0);
+    cr_assert_eq(kvt_config_tier_set_str(f.cfg, kvt_test_tier(f.cfg, "nvme"), "path", "/x"), 0);
+    cr_assert_eq(kvt_config_tier_set_str(f.cfg, kvt_test_tier(f.cfg, "nvme"), "faults", "seed=1"), 0);
+    static const char *const names[] = {[STR_POLICY] = "kvt_config_tier_set_str(policy)",
+                                        [STR_PATH] = "kvt_config_tier_set_str(path)",
+                                        [STR_FAULTS] = "kvt_config_tier_set_str(faults)"};
+    for (str_opt = STR_POLICY; str_opt < STR_OPTIONS; str_opt++)
         both(&f, names[str_opt], op_set_str, check_set_str);
     kvt_config_free(f.cfg);
 }
@@ -438,7 +440,7 @@ static int do_put(fx *f, const uint64_t *ids, size_t n, int async, int32_t *st)
     kvt_key *k = malloc(n * sizeof *k);
     for (size_t i = 0; i < n; i++) {
         k[i] = key_of(ids[i]);
-        fill(buf + i * BLOCK, BLOCK, ids[i]);
+        fill_pattern(buf + i * BLOCK, BLOCK, ids[i], 3);
         for (uint32_t g = 0; g < f->frags; g++)
             p[i * f->frags + g] = buf + i * BLOCK + g * (BLOCK / f->frags);
     }
@@ -531,7 +533,7 @@ static int op_get(fx *f, long n)
         uint8_t want[BLOCK];
         for (size_t i = 0; i < m; i++) {
             cr_assert_eq(st[i], 0);
-            fill(want, BLOCK, f->present[i % f->npresent]);
+            fill_pattern(want, BLOCK, f->present[i % f->npresent], 3);
             cr_assert(memcmp(want, buf + i * BLOCK, BLOCK) == 0, "%s: wrong bytes", f->what);
         }
     }

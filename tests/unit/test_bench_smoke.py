@@ -56,7 +56,7 @@ MICRO = {"config": {"tier": str, "total_bytes": int, "batch_bytes": int, "runs":
 NVME_CONFIG = {"tier": str, "mode": str, "dir": str, "filesystem": str, "device": str,
                "runs": int}
 NVME = {"config": dict(NVME_CONFIG, total_bytes=int, store=str, caller_buffers=str, raw=str,
-                       raw_fixed=bool, raw_sum=str, raw_sum_run=bool, raw_sum_helpers=int,
+                       raw_fixed=bool, raw_sum=str, raw_sum_run=bool, raw_sum_helpers=int, hash=str,
                        anchor_threads=int, page_touch_gb_per_s=NUM,
                        big_queue_depth=int, demote_dram_bytes=int, statistic=str),
         "results": list, "anchor": list, "demote": list, "overhead": list}
@@ -77,7 +77,8 @@ NVME_ROW = {"block_bytes": int, "queue_depth": int, "slot_bytes": int, "blocks_p
             "get_ratio_sum_p90": NUM, "get_raw_sum_cpu_s_per_gb": NUM,
             "put_run_delay_ms": NUM, "put_raw_run_delay_ms": NUM,
             "put_raw_sum_run_delay_ms": NUM, "get_run_delay_ms": NUM,
-            "get_raw_run_delay_ms": NUM, "get_raw_sum_run_delay_ms": NUM}
+            "get_raw_run_delay_ms": NUM, "get_raw_sum_run_delay_ms": NUM,
+            "hash_cpu_s_per_gb": NUM, "put_cpu_vs_raw_hash": NUM, "get_cpu_vs_raw_hash": NUM}
 NVME_ANCHOR = {"block_bytes": int, "threads": int, "queue_depth": int, "blocks_per_run": int,
                "put_page_cache_gb_per_s": NUM, "put_writeback_gb_per_s": NUM,
                "get_cold_gb_per_s": NUM, "get_warm_gb_per_s": NUM, "cold_resident_pages": int,
@@ -314,6 +315,16 @@ def test_micro_nvme():
                       "get_run_delay_ms", "get_raw_run_delay_ms", "get_raw_sum_run_delay_ms"):
                 if r[f] is not None and not 0 <= r[f] < 60000:
                     fail(f"micro-nvme: {f} = {r[f]} ms, not a wait within a pass")
+            # CPU per GB: the checksum alone costs something, and each budget ratio is
+            # kvtier's CPU over the raw loop's plus the checksum's, as documented
+            if not 0 < r["hash_cpu_s_per_gb"] < 60:
+                fail(f"micro-nvme: checksum alone {r['hash_cpu_s_per_gb']} CPU s/GB")
+            for op in ("put", "get"):
+                want = r[f"{op}_cpu_s_per_gb"] / (r[f"{op}_raw_cpu_s_per_gb"] +
+                                                   r["hash_cpu_s_per_gb"])
+                if abs(r[f"{op}_cpu_vs_raw_hash"] - want) > 1e-3 * want:  # JSON keeps 5 digits
+                    fail(f"micro-nvme: {op}_cpu_vs_raw_hash {r[f'{op}_cpu_vs_raw_hash']}, "
+                         f"wanted {want}")
             if not r["put_ratio_sum_p10"] <= r["put_ratio_sum"] <= r["put_ratio_sum_p90"]:
                 fail("micro-nvme: put ratio to the checksumming raw loop inconsistent")
             if r["pairs"] != 2 or not r["get_ratio_p10"] <= r["get_ratio"] <= r["get_ratio_p90"]:
@@ -369,7 +380,8 @@ def test_close():
         if o is None:
             return
         check_fields(o, HEADER, "close")
-        check_fields(o, {"config": {"blocks": int, "block_bytes": int}, "close_s": float,
+        check_fields(o, {"config": {"blocks": int, "block_bytes": int, "slot_bytes": int,
+                                    "raw": str}, "close_s": float,
                          "raw_write_sync_s": float, "ratio": float, "reopen_s": float,
                          "recovered_last_run": int, "missing": int, "wrong": int}, "close")
         if not FAILURES:
@@ -377,6 +389,10 @@ def test_close():
                 fail(f"close: {o['recovered_last_run']} of {o['config']['blocks']} recovered, wanted 64")
             if o["missing"] or o["wrong"]:
                 fail(f"close: {o['missing']} missing, {o['wrong']} wrong")
+            # what kvtier writes per block, next to the raw loop's payload-only writes
+            if o["config"]["slot_bytes"] != o["config"]["block_bytes"] + 4096:
+                fail(f"close: slot bytes {o['config']['slot_bytes']} for blocks of "
+                     f"{o['config']['block_bytes']}")
         if os.listdir(d):
             fail(f"close: left files behind: {os.listdir(d)}")
     finally:

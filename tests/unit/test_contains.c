@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 1024
 #define MS 1000000ull
@@ -18,11 +19,11 @@ static kvt_store *open_dram(uint64_t blocks, uint64_t ttl_ms)
     cr_assert_eq(kvt_config_new(&c), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(blocks * BLOCK)), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), 0);
-    cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, "lru"), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(blocks * BLOCK)), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0), 0);
+    cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "dram"), "policy", "lru"), 0);
     if (ttl_ms)
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, (int64_t)ttl_ms), 0);
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", (int64_t)ttl_ms), 0);
     int rc = kvt_open(c, &s);
     cr_assert_eq(rc, 0, "kvt_open: %s", kvt_last_error());
     kvt_config_free(c);
@@ -72,7 +73,7 @@ Test(contains, answers_per_key_past_misses)
         k[i] = key_of(i);
     cr_assert_eq(kvt_contains(s, k, 6, tiers), 3);
     for (int i = 0; i < 6; i++)
-        cr_assert_eq(tiers[i], i % 2 ? KVT_TIER_NONE : KVT_TIER_DRAM, "key %d: tier %u", i, tiers[i]);
+        cr_assert_eq(tiers[i], i % 2 ? KVT_TIER_NONE : TIER_DRAM, "key %d: tier %u", i, tiers[i]);
     cr_assert_eq(kvt_contains(s, k, 6, NULL), 3, "tiers is optional");
     cr_assert_eq(kvt_lookup(s, k, 6, NULL, 0), 1, "lookup stops at the first miss");
     /* Not an access and no pin: the LRU order and the evictable set stay as they were. */
@@ -101,7 +102,7 @@ Test(contains, removed_and_expired_keys_are_not_held)
     cr_assert_eq(kvt_contains(s, k, 3, tiers), 1);
     cr_assert_eq(tiers[0], KVT_TIER_NONE);
     cr_assert_eq(tiers[1], KVT_TIER_NONE);
-    cr_assert_eq(tiers[2], KVT_TIER_DRAM);
+    cr_assert_eq(tiers[2], TIER_DRAM);
     cr_assert_eq(kvt_close(s), 0);
 }
 
@@ -281,9 +282,9 @@ Test(clear, races_puts_gets_and_touches)
     race r = {.seed = 1};
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 64 * BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, 5);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 64 * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", 5);
     cr_assert_eq(kvt_open(c, &r.s), 0, "%s", kvt_last_error());
     kvt_config_free(c);
     pthread_t th[2];

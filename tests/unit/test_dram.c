@@ -13,54 +13,16 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "common/rand.h"
 #include "kvt_build_config.h"
 #include "numa_node.h"
 #include "tier/dram.h"
 #include "tier/tier.h"
+#include "../tier_kinds.h"
 
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
 #define POISON 0xA5
-
-/* ------------------------------------------------------------- randomness */
-
-/* Criterion runs each test in its own process: one seed per test, printed
- * with the test's name. */
-static uint64_t test_seed(const char *test)
-{
-    static uint64_t seed;
-    if (!seed) {
-        const char *env = getenv("KVT_TEST_SEED");
-        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-        if (!seed)
-            seed = 1;
-        fprintf(stderr, "test_dram %s: seed %llu (rerun with KVT_TEST_SEED=%llu)\n", test,
-                (unsigned long long)seed, (unsigned long long)seed);
-    }
-    return seed;
-}
-
-static uint64_t next_rand(uint64_t *s)
-{
-    /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void fill_random(void *p, size_t len, uint64_t *s)
-{
-    unsigned char *b = p;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v = next_rand(s);
-        memcpy(b + i, &v, 8);
-    }
-    uint64_t v = next_rand(s);
-    for (; i < len; i++, v >>= 8)
-        b[i] = (unsigned char)v;
-}
 
 /* Index of the first differing byte, or SIZE_MAX. */
 static size_t first_diff(const void *a, const void *b, size_t len)
@@ -85,17 +47,21 @@ static size_t first_not(const void *p, int byte, size_t len)
 
 /* ----------------------------------------------------------------- helpers */
 
+static void set_opt(kvt_tier_params *p, const char *name, int64_t v)
+{
+    cr_assert_eq(kvt__tier_params_set_int(p, name, v), 0, "%s", kvt_last_error());
+}
+
 static kvt_tier_params params(uint64_t capacity, uint64_t block_bytes, uint32_t copy_threads)
 {
     kvt_tier_params p;
     memset(&p, 0, sizeof p);
-    p.id = KVT_TIER_DRAM;
+    kvt__tier_params_defaults(&p, &kvt__tier_dram);
+    p.name = "dram";
     p.capacity = capacity;
     p.block_bytes = block_bytes;
     p.block_tokens = 16;
     p.frags = 1;
-    p.numa_node = -1;
-    p.hugepages = 1;
     p.copy_threads = copy_threads;
     return p;
 }
@@ -235,7 +201,7 @@ Test(dram, open_close_geometry)
 Test(dram, hugepages_off_is_reported)
 {
     kvt_tier_params p = params(4 * MIB, MIB, 1);
-    p.hugepages = 0;
+    set_opt(&p, "hugepages", 0);
     kvt_tier_impl *t = NULL;
     uint32_t n = 0;
     cr_assert_eq(kvt__tier_dram.open(&p, &t, &n), 0, "%s", kvt_last_error());
@@ -279,7 +245,7 @@ static void open_fully_touched(int hugepages, uint32_t copy_threads)
     const kvt_tier_ops *ops = &kvt__tier_dram;
     size_t block = MIB + 64 * KIB;
     kvt_tier_params p = params(37 * block, block, copy_threads);
-    p.hugepages = hugepages;
+    set_opt(&p, "hugepages", hugepages);
     kvt_tier_impl *t = NULL;
     uint32_t n = 0;
     uint64_t rss = rss_bytes();
@@ -371,7 +337,7 @@ Test(dram, open_errors)
     p = params((uint64_t)1 << 33, 1, 1);
     cr_assert_eq(ops->open(&p, &t, &n), KVT_ECAPACITY);
     p = params(1 << 20, 4096, 1);
-    p.numa_node = 100000;
+    set_opt(&p, "numa_node", 100000);
     cr_assert_eq(ops->open(&p, &t, &n), KVT_EINVAL);
     cr_assert_null(t);
     cr_assert_eq(ops->open(NULL, &t, &n), KVT_ENULL);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #ifndef KVT_HAVE_BLAKE2
 #error "tests/meson.build passes KVT_HAVE_BLAKE2 through kvtier_internal_dep"
@@ -81,8 +82,8 @@ static kvt_store *open_store(uint32_t key_mode)
     cr_assert_eq(kvt_config_set(c, KVT_OPT_KEY_MODE, key_mode), 0);
     /* Room for every tenant's blocks: nothing is evicted, so a miss can only
      * mean the keys differ. */
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 64 * BLOCK), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 64 * BLOCK), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0), 0);
     int rc = kvt_open(c, &s);
     cr_assert_eq(rc, 0, "kvt_open: %s", kvt_last_error());
     kvt_config_free(c);
@@ -111,7 +112,7 @@ static void expect_hits(kvt_store *s, const tenant *t, int hits)
     int got = kvt_lookup(s, t->keys, BLOCKS, tiers, 0);
     cr_assert_eq(got, hits, "%s: lookup found %d blocks, expected %d", t->name, got, hits);
     for (int i = 0; i < BLOCKS; i++)
-        cr_assert_eq(tiers[i], i < hits ? KVT_TIER_DRAM : KVT_TIER_NONE, "%s: tier of block %d",
+        cr_assert_eq(tiers[i], i < hits ? TIER_DRAM : KVT_TIER_NONE, "%s: tier of block %d",
                      t->name, i);
 
     static uint8_t dst[BLOCKS][BLOCK];

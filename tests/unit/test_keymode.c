@@ -9,6 +9,7 @@
 
 #include "kvt_build_config.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #ifndef KVT_HAVE_BLAKE2
 #error "tests/meson.build passes KVT_HAVE_BLAKE2 through kvtier_internal_dep"
@@ -425,8 +426,8 @@ static kvt_config *dram_config(void)
     kvt_config *c;
     cr_assert_eq(kvt_config_new(&c), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, 4096), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 16 * 4096), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 16 * 4096), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0), 0);
     return c;
 }
 
@@ -495,7 +496,7 @@ Test(keymode, nvme_refuses_other_key_mode)
     char path[600];
     snprintf(path, sizeof path, "%s/tier.kvt", dir);
     uint64_t slot;
-    cr_assert_eq(kvt_nvme_slot_bytes(4096, &slot), 0);
+    cr_assert_eq(kvt_slot_bytes("nvme", 4096, &slot), 0);
 
     const int64_t modes[] = {B2, XXH, B2};
     const int want[] = {0, KVT_EGEOMETRY, 0};
@@ -505,9 +506,9 @@ Test(keymode, nvme_refuses_other_key_mode)
         cr_assert_eq(kvt_config_new(&c), 0);
         cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, 4096), 0);
         cr_assert_eq(kvt_config_set(c, KVT_OPT_KEY_MODE, modes[i]), 0);
-        cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_NVME, KVT_TOPT_CAPACITY, (int64_t)(8 * slot)),
+        cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "nvme"), "capacity", (int64_t)(8 * slot)),
                      0);
-        cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_NVME, KVT_TSTR_PATH, path), 0);
+        cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "nvme"), "path", path), 0);
         int rc = kvt_open(c, &s);
         if (rc == KVT_ENODIRECT)
             cr_skip_test("%s: no O_DIRECT on this filesystem", dir);

@@ -7,6 +7,7 @@
 
 #include "index.h" /* kvt__key_hash: the tag the store gives a policy */
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 /* Tiny blocks: the bytes are real but only the hit counts are under test. */
 #define BLOCK 16
@@ -168,10 +169,10 @@ static uint64_t through_store_policy(const trace *t, const char *policy, uint32_
     cr_assert_eq(kvt_config_new(&c), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)cap * BLOCK), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, (int64_t)ttl_ms), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), 0);
-    cr_assert_eq(kvt_config_set_tier_str(c, KVT_TIER_DRAM, KVT_TSTR_POLICY, policy), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)cap * BLOCK), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", (int64_t)ttl_ms), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0), 0);
+    cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "dram"), "policy", policy), 0);
     cr_assert_eq(kvt_open(c, &s), 0, "open: %s", kvt_last_error());
     kvt_config_free(c);
 

@@ -11,6 +11,7 @@
 
 #include "kvtier.h"
 #include "store.h" /* the index: to hold blocks "in flight" for as long as the test wants */
+#include "../tier_kinds.h"
 
 #define BLOCK 4096
 #define NS 1000000000ull
@@ -57,7 +58,7 @@ static void hold(kvt_store *s, uint32_t i, int d)
     pthread_mutex_lock(&sh->lock);
     uint32_t id = kvt__index_find(&s->ix, sh, &k);
     cr_assert_neq(id, KVT_NO_ENTRY);
-    kvt__index_entry(&s->ix, id)->refs[KVT_TIER_DRAM] += d;
+    kvt__index_entry(&s->ix, id)->refs[TIER_DRAM] += d;
     pthread_mutex_unlock(&sh->lock);
 }
 
@@ -86,8 +87,8 @@ Test(slot_wait, budget_is_elapsed_time_not_the_count_of_naps, .timeout = 60)
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 4 * BLOCK), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 4 * BLOCK), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0), 0);
     cr_assert_eq(kvt_open(c, &s), 0, "kvt_open: %s", kvt_last_error());
     kvt_config_free(c);
     int32_t st;

@@ -8,7 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/rand.h"
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 4096
 
@@ -21,18 +23,6 @@ static kvt_key key_of(uint64_t i)
     return k;
 }
 
-/* Block contents derive from the key, so any mix-up shows. */
-static void fill(uint8_t *buf, size_t len, uint64_t i)
-{
-    uint64_t x = i * 0x9e3779b97f4a7c15ull + 1;
-    for (size_t j = 0; j < len; j++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        buf[j] = (uint8_t)x;
-    }
-}
-
 static kvt_store *open_dram(uint64_t blocks, uint32_t frags, int manual)
 {
     kvt_config *c;
@@ -41,8 +31,8 @@ static kvt_store *open_dram(uint64_t blocks, uint32_t frags, int manual)
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, frags), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, manual), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(blocks * BLOCK)), 0);
-    cr_assert_eq(kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(blocks * BLOCK)), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0), 0);
     int rc = kvt_open(c, &s);
     cr_assert_eq(rc, 0, "kvt_open: %s", kvt_last_error());
     kvt_config_free(c);
@@ -52,7 +42,7 @@ static kvt_store *open_dram(uint64_t blocks, uint32_t frags, int manual)
 static int put1(kvt_store *s, uint64_t i)
 {
     uint8_t buf[BLOCK];
-    fill(buf, BLOCK, i);
+    fill_pattern(buf, BLOCK, i, 1);
     kvt_key k = key_of(i);
     void *p = buf;
     return kvt_put(s, &k, 1, &p, NULL, NULL);
@@ -74,7 +64,7 @@ Test(store, round_trip_exact_bytes_with_fragments)
     /* fragments deliberately scattered: fragment f of block i at a different place */
     for (uint32_t i = 0; i < n; i++) {
         keys[i] = key_of(i);
-        fill(src + (size_t)i * BLOCK, BLOCK, i);
+        fill_pattern(src + (size_t)i * BLOCK, BLOCK, i, 1);
         for (uint32_t f = 0; f < frags; f++) {
             size_t off = ((size_t)f * n + i) * (BLOCK / frags);
             sp[i * frags + f] = src + (size_t)i * BLOCK + f * (BLOCK / frags);
@@ -109,7 +99,7 @@ Test(store, lookup_stops_at_first_absent_block)
         keys[i] = key_of((uint64_t)i);
     cr_assert_eq(kvt_lookup(s, keys, 6, tiers, 0), 3);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(tiers[i], KVT_TIER_DRAM);
+        cr_assert_eq(tiers[i], TIER_DRAM);
     for (int i = 3; i < 6; i++)
         cr_assert_eq(tiers[i], KVT_TIER_NONE);
     cr_assert_eq(kvt_lookup(s, keys + 4, 2, NULL, 0), 2);
@@ -131,7 +121,7 @@ Test(store, get_reports_missing_blocks_and_leaves_their_bytes)
     cr_assert_eq(st[1], 0);
     for (int j = 0; j < BLOCK; j++)
         cr_assert_eq(a[j], 0x5a);
-    fill(want, BLOCK, 1);
+    fill_pattern(want, BLOCK, 1, 1);
     cr_assert_eq(memcmp(b, want, BLOCK), 0);
     cr_assert_eq(kvt_close(s), 0);
 }
@@ -239,7 +229,7 @@ Test(store, put_of_present_block_counts_and_keeps_bytes)
     cr_assert_eq(kvt_put(s, &k, 1, &p, NULL, NULL), 1);
     p = got;
     cr_assert_eq(kvt_get(s, &k, 1, &p, NULL, NULL), 1);
-    fill(want, BLOCK, 0);
+    fill_pattern(want, BLOCK, 0, 1);
     cr_assert_eq(memcmp(got, want, BLOCK), 0, "first write wins: blocks are immutable");
     uint64_t present_count;
     cr_assert_eq(kvt_stat(s, "put_present", &present_count), 0);
@@ -256,7 +246,7 @@ Test(store, async_put_get_tickets_and_eventfd)
     void *sp[N * 2], *dp[N * 2];
     for (int i = 0; i < N; i++) {
         keys[i] = key_of((uint64_t)i + 100);
-        fill(src[i], BLOCK, (uint64_t)i + 100);
+        fill_pattern(src[i], BLOCK, (uint64_t)i + 100, 1);
         sp[2 * i] = src[i];
         sp[2 * i + 1] = src[i] + BLOCK / 2;
         dp[2 * i] = dst[i];
@@ -305,7 +295,7 @@ Test(store, too_many_tickets_is_busy)
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_MAX_INFLIGHT, 2);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 8 * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 8 * BLOCK);
     cr_assert_eq(kvt_open(c, &s), 0);
     kvt_config_free(c);
     static uint8_t buf[BLOCK];
@@ -333,7 +323,7 @@ Test(store, clock_hook_is_used)
     kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, 8 * BLOCK);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 8 * BLOCK);
     cr_assert_eq(kvt_config_set_clock(c, fake_clock, NULL), 0);
     cr_assert_eq(kvt_open(c, &s), 0);
     kvt_config_free(c);
@@ -371,8 +361,8 @@ Test(store, stats_visit_names_and_values)
 Test(store, tier_available)
 {
     kvt_store *s = open_dram(4, 1, 0);
-    cr_assert_eq(kvt_tier_available(s, KVT_TIER_DRAM), 1);
-    cr_assert_eq(kvt_tier_available(s, KVT_TIER_NVME), 0);
-    cr_assert_eq(kvt_tier_available(s, (kvt_tier)7), KVT_EINVAL);
+    cr_assert_eq(kvt_test_tier_available(s, "dram"), 1);
+    cr_assert_eq(kvt_test_tier_available(s, "nvme"), 0);
+    cr_assert_eq(kvt_store_tier_available(s, 7), KVT_EINVAL);
     cr_assert_eq(kvt_close(s), 0);
 }

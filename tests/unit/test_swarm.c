@@ -1,10 +1,10 @@
-/* test_swarm.c — the swarm generator (bench/swarm.c): sampled distributions match their parameters, same seed gives the same stream, prefixes hash equal. */
+/* test_swarm.c — the swarm generator (bench/workload/swarm.c): sampled distributions match their parameters, same seed gives the same stream, prefixes hash equal. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bench/swarm.h"
+#include "../../bench/workload/swarm.h"
 
 static int cmp_double(const void *a, const void *b)
 {

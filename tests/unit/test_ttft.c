@@ -1,10 +1,10 @@
-/* test_ttft.c — the bench's TTFT model (bench/ttft.c) on hardware profiles (bench/profile.c) against hand-computed cases, and the ramp's knee search (bench/knee.c) on fake runs whose knee is known. */
+/* test_ttft.c — the bench's TTFT model (bench/model/ttft.c) on hardware profiles (bench/model/profile.c) against hand-computed cases, and the ramp's knee search (bench/model/knee.c) on fake runs whose knee is known. */
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "../../bench/knee.h"
-#include "../../bench/profile.h"
-#include "../../bench/ttft.h"
+#include "../../bench/model/knee.h"
+#include "../../bench/model/profile.h"
+#include "../../bench/model/ttft.h"
 
 #define EPS 1e-9
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kvtier.h"
+#include "../tier_kinds.h"
 
 #define BLOCK 1024
 #define MS 1000000ull
@@ -14,9 +15,9 @@ static kvt_store *open_ttl(uint64_t ttl_ms, uint64_t blocks)
     cr_assert_eq(kvt_config_new(&c), 0);
     kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK);
     kvt_config_set(c, KVT_OPT_MANUAL_CLOCK, 1);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_CAPACITY, (int64_t)(blocks * BLOCK));
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_TTL_MS, (int64_t)ttl_ms);
-    kvt_config_set_tier(c, KVT_TIER_DRAM, KVT_TOPT_HUGEPAGES, 0);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", (int64_t)(blocks * BLOCK));
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "ttl_ms", (int64_t)ttl_ms);
+    kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "hugepages", 0);
     cr_assert_eq(kvt_open(c, &s), 0, "%s", kvt_last_error());
     kvt_config_free(c);
     return s;

@@ -14,8 +14,7 @@
 #include "tier/tier.h"
 
 /*
- * Built only where lib/tier/tier.h has key-addressed tiers (lib/meson.build
- * checks for KVT_TCAP_KEYED). The store submits a batch and waits for its
+ * The store submits a batch and waits for its
  * done(); the batch runs on one of this tier's workers, which blocks in the
  * engine (bounded by the tier's timeout_ms), so a hung filesystem costs the
  * store a KVT_ETIMEDOUT per key, never a hung caller, and the store goes on

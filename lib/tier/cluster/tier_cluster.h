@@ -4,10 +4,7 @@
 
 #include "tier/tier.h"
 
-/* Present with io_uring once tier.h has key-addressed tiers (KVT_TCAP_KEYED;
- * lib/meson.build builds tier.c then). The registry (lib/tier/registry.c,
- * issue 16) lists it next to the NVMe kind, under KVT_HAVE_URING:
- *     &kvt__tier_nvme, &kvt__tier_cluster,   nkinds = 2 + 2 * KVT_HAVE_URING */
+/* Present with io_uring; the registry (lib/tier/registry.c) lists it. */
 extern const kvt_tier_ops kvt__tier_cluster;
 
 #endif

@@ -1,0 +1,139 @@
+/* swarm_flags.c — what `swarm` and the default run share on the command line: models, fractions and durations, hardware-profile flags. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bench.h"
+#include "../workload/swarm_run.h"
+
+/* ---------------------------------------------------------------- models */
+
+/* Bytes per token: 2 (K, V) x layers x KV heads x head dim x 2 bytes (bf16).
+ * Prefill rates are the hardware profile's (profile.c). */
+static const swarm_model models[] = {
+    {"llama-3.1-8b", 2ull * 32 * 8 * 128 * 2},  /* 128 KiB */
+    {"llama-3.1-70b", 2ull * 80 * 8 * 128 * 2}, /* 320 KiB */
+};
+
+const swarm_model *swarm_find_model(const char *name)
+{
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        if (strcmp(name, models[i].name) == 0)
+            return &models[i];
+    return NULL;
+}
+
+/* --------------------------------------------------------------- parsing */
+
+int swarm_parse_fraction(const char *text, double *out)
+{
+    if (!text || !*text)
+        return -1;
+    char *end;
+    errno = 0;
+    double a = strtod(text, &end);
+    if (errno || end == text)
+        return -1;
+    if (*end == '/') {
+        const char *q = end + 1;
+        double b = strtod(q, &end);
+        if (errno || end == q || !(b > 0))
+            return -1;
+        a /= b;
+    }
+    if (*end || !(a > 0 && a <= 1))
+        return -1;
+    *out = a;
+    return 0;
+}
+
+int swarm_parse_seconds(const char *text, double *out)
+{
+    if (!text || !*text)
+        return -1;
+    if (strcmp(text, "inf") == 0 || strcmp(text, "none") == 0) {
+        *out = 0;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || !(v >= 0))
+        return -1;
+    if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        v *= 60, end++;
+    else if (*end == 'h')
+        v *= 3600, end++;
+    else if (*end == 'd')
+        v *= 86400, end++;
+    if (*end || v > 1e9)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ------------------------------------------------- profiles and the ramp */
+
+static const hw_key flag_keys[] = {HW_GPU_GBPS,        HW_NVME_DRIVES,  HW_NVME_DRIVE_GBPS,
+                                   HW_NVME_GBPS,       HW_CLUSTER_GBPS, HW_GPUS};
+#define NFLAG_KEYS (sizeof flag_keys / sizeof flag_keys[0])
+/* texts[]: one per flag_keys entry, then the prefill rate, then --profile. */
+#define T_PREFILL NFLAG_KEYS
+#define T_PROFILE (NFLAG_KEYS + 1)
+
+int swarm_profile_flags(barg *spec, int ns, const char **texts)
+{
+    static const char *const help[] = {
+        "TTFT model: host <-> GPU GB/s per GPU (default: the profile's)",
+        "TTFT model: NVMe drives per node (default: the profile's)",
+        "TTFT model: NVMe read GB/s per drive (default: the profile's)",
+        "TTFT model: NVMe read GB/s per node (default: drives x rate)",
+        "cluster tier GB/s per node (printed; the swarm has no cluster tier)",
+        "TTFT model: GPUs per node, the prefill servers (default: the profile's)",
+    };
+    for (size_t i = 0; i < NFLAG_KEYS; i++)
+        spec[ns++] = (barg){hw_flag(flag_keys[i]), BARG_STR, &texts[i], help[i]};
+    spec[ns++] = (barg){"prefill-tokens-per-s", BARG_STR, &texts[T_PREFILL],
+                        "TTFT model: prefill tok/s per GPU (default: the profile's for the model)"};
+    spec[ns++] = (barg){"profile", BARG_STR, &texts[T_PROFILE],
+                        "TTFT model's hardware: h100-pcie5, h200-pcie5 (default), gb200, measured"};
+    return ns;
+}
+
+int swarm_profile_resolve(const char *const *texts, swarm_cfg *c, char *msg, size_t cap)
+{
+    const char *name = texts[T_PROFILE] ? texts[T_PROFILE] : HW_DEFAULT_PROFILE;
+    if (hw_profile_get(name, &c->prof)) {
+        snprintf(msg, cap, "--profile must be one of %s, not '%s'", hw_profile_names(), name);
+        return -1;
+    }
+    hw_key pk = hw_prefill_key(c->model);
+    for (size_t i = 0; i <= NFLAG_KEYS; i++) {
+        const char *t = texts[i];
+        if (!t)
+            continue;
+        hw_key k = i < NFLAG_KEYS ? flag_keys[i] : pk;
+        const char *flag = i < NFLAG_KEYS ? hw_flag(k) : "prefill-tokens-per-s";
+        char *end;
+        errno = 0;
+        double v = strtod(t, &end);
+        int whole = k == HW_GPUS || k == HW_NVME_DRIVES;
+        int ok = (v > 0 || (k == HW_CLUSTER_GBPS && v == 0)) && v <= 1e9;
+        if (errno || end == t || *end || !ok || (whole && (v != floor(v) || v > 100000))) {
+            snprintf(msg, cap, "--%s wants a number above 0%s, not '%s'", flag,
+                     whole ? " (whole, <= 100000)" : "", t);
+            return -1;
+        }
+        char why[64];
+        snprintf(why, sizeof why, "--%s", flag);
+        hw_set(&c->prof, k, v, why);
+    }
+    c->gpus = (uint32_t)c->prof.f[HW_GPUS].v;
+    c->prefill_tps = c->prof.f[pk].v;
+    return 0;
+}
+

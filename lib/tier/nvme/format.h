@@ -1,0 +1,88 @@
+/* format.h — the NVMe tier's media format: superblock, slot headers, checksums. */
+#ifndef KVT_NVME_FORMAT_H
+#define KVT_NVME_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tier/nvme.h"
+#include "tier/tier.h"
+
+/*
+ * Media format (docs/nvme-format.md is the reference; keep them in step):
+ *   [0, 4096)                  superblock: sb_* fields, rest zero
+ *   4096 + i * slot_bytes      slot i: a 4096-byte header unit (hdr_* fields,
+ *                              rest zero), then the payload, padded to 4096
+ * All integers little-endian. Both headers end in an XXH3-64 of their first
+ * 120 bytes. Nothing here may change without a new format version: a file
+ * written by an earlier build must open unchanged.
+ */
+#define UNIT KVT__NVME_UNIT
+#define SLOTS_OFF KVT__NVME_SLOTS_OFFSET
+#define HDR_BYTES 128u /* bytes of either header in use */
+
+/* What a file records about its blocks, and what every slot header repeats. */
+typedef struct nvme_geometry {
+    uint64_t block_bytes, slot_bytes;
+    uint32_t block_tokens, frags, nslots, key_mode;
+    uint8_t store_id[16];
+} nvme_geometry;
+
+static inline uint64_t round_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+static inline uint64_t min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Media offset of slot `slot`. */
+static inline uint64_t nvme_slot_offset(const nvme_geometry *g, uint32_t slot)
+{
+    return SLOTS_OFF + (uint64_t)slot * g->slot_bytes;
+}
+
+/* A new store id: random bytes, or (no entropy) a hash of the time and pid. */
+void nvme_new_store_id(uint8_t id[16]);
+
+/* The superblock of g into b (UNIT bytes). */
+void nvme_sb_encode(const nvme_geometry *g, uint8_t *b);
+
+/* Checks a superblock against the geometry asked for (g) and the file's
+ * size: 0 and g->store_id set, or KVT_EFORMAT, KVT_EGEOMETRY or
+ * KVT_ETOOSMALL with the reason. */
+int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const char *path);
+
+/* The header unit (UNIT bytes) of x's block, payload checksum `sum`. */
+void nvme_hdr_encode(const nvme_geometry *g, uint8_t *h, const kvt_xfer *x, uint64_t sum,
+                     uint64_t seq);
+
+/* Whether h is a valid header of this store for `slot` (everything but the
+ * payload checksum); the key it names goes to *key. */
+bool nvme_hdr_valid(const nvme_geometry *g, const uint8_t *h, uint32_t slot, kvt_key *key);
+
+/* The payload checksum a header records. */
+uint64_t nvme_hdr_payload_sum(const uint8_t *h);
+
+/* What is wrong with x for this geometry (a KVT_E* code, or 0), without a
+ * message: hashing threads must not set the caller's. *bad_frag: the NULL
+ * fragment, for KVT_ENULL (UINT32_MAX: no array). */
+int nvme_xfer_problem(const nvme_geometry *g, const kvt_xfer *x, uint32_t *bad_frag);
+
+/* ---------------------------------------------------------------- checksums */
+
+/* Looks up the fastest payload hash once per process; call before hashing. */
+void nvme_checksum_init(void);
+/* Whether the run-time dispatched (AVX2/AVX-512) XXH3 is in use. */
+bool nvme_checksum_is_fast(void);
+/* XXH3-64 of a linear payload. */
+uint64_t nvme_payload_hash(const void *p, size_t n);
+/* Whether x's fragments (fs bytes each) lie back to back: one linear payload. */
+bool nvme_frags_contiguous(const kvt_xfer *x, uint64_t fs);
+/* XXH3-64 of x's payload, its fragments concatenated. */
+uint64_t nvme_frags_hash(const kvt_xfer *x, uint64_t fs);
+
+#endif
