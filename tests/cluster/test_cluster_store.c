@@ -106,3 +106,55 @@ Test(cluster_store, put_on_node_a_get_on_node_b)
     cr_assert_eq(hits, N);
     kvt_close(b);
 }
+
+/* Node A (another process) publishes blocks 1 and 3; node B holds block 0
+ * locally. B's lookup continues its local prefix in the cluster tier and
+ * stops at the first miss; contains goes past misses; a remove reaches
+ * blocks only the cluster held, for every node. */
+Test(cluster_store, lookup_contains_and_remove_across_nodes)
+{
+    static uint8_t blk[4][BLOCK];
+    kvt_key keys[4];
+    void *p[4];
+    for (int i = 0; i < 4; i++) {
+        key_of(100 + i, &keys[i]);
+        memset(blk[i], 0x30 + i, BLOCK);
+        p[i] = blk[i];
+    }
+    kvt_store *b = open_node();
+    cr_assert_not_null(b);
+    pid_t a = fork();
+    if (a == 0) {
+        kvt_store *s = open_node();
+        if (!s)
+            _exit(2);
+        int rc = kvt_put(s, (kvt_key[]){keys[1], keys[3]}, 2, (void *[]){p[1], p[3]}, NULL, NULL);
+        kvt_close(s);
+        _exit(rc == 2 ? 0 : 1);
+    }
+    int ws;
+    cr_assert_eq(waitpid(a, &ws, 0), a);
+    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "node A: exit %d", WEXITSTATUS(ws));
+    /* Block 0 goes to B's DRAM (and is written through to the cluster too:
+     * lookups name the fastest tier holding it). */
+    cr_assert_eq(kvt_put(b, keys, 1, p, NULL, NULL), 1);
+    int cl = kvt_store_tier_find(b, "cluster");
+    cr_assert_geq(cl, 0);
+    uint8_t tiers[4];
+    cr_assert_eq(kvt_lookup(b, keys, 4, tiers, 0), 2);
+    cr_assert_eq(tiers[0], 0, "block 0 in DRAM first");
+    cr_assert_eq(tiers[1], cl, "block 1 in the cluster tier");
+    cr_assert_eq(tiers[2], KVT_TIER_NONE);
+    cr_assert_eq(tiers[3], KVT_TIER_NONE, "a lookup stops at the first miss");
+    cr_assert_eq(kvt_contains(b, keys, 4, tiers), 3);
+    cr_assert_eq(tiers[3], cl, "contains goes past misses");
+    cr_assert_eq(kvt_remove(b, &keys[3], 1), 1, "held only in the cluster tier: still held");
+    kvt_close(b);
+    /* A fresh node no longer sees block 3, still sees block 1. */
+    kvt_store *c = open_node();
+    cr_assert_not_null(c);
+    cr_assert_eq(kvt_contains(c, keys + 1, 3, tiers), 1);
+    cr_assert_eq(tiers[0], cl);
+    cr_assert_eq(tiers[2], KVT_TIER_NONE, "removed for every node");
+    kvt_close(c);
+}
