@@ -28,6 +28,7 @@ typedef int (*bench_cmd_fn)(int argc, char **argv);
 int bench_mixed(int argc, char **argv); /* cmd/cmd_mixed.c */
 int bench_default(int argc, char **argv); /* cmd/cmd_default.c: the default run (no command) */
 int bench_swarm(int argc, char **argv);   /* cmd/cmd_swarm.c */
+int bench_compare(int argc, char **argv); /* cmd/cmd_compare.c */
 int bench_micro(int argc, char **argv); /* cmd/cmd_micro.c */
 int bench_micro_nvme(int argc, char **argv); /* cmd/cmd_micro_nvme.c: `micro --tier nvme` */
 int bench_index(int argc, char **argv); /* cmd/cmd_index.c */

@@ -17,6 +17,8 @@ static const struct {
      "the default run: the agent swarm through DRAM + NVMe, tiers vs ceilings, TTL curve"},
     {"swarm", bench_swarm,
      "agent-swarm workload through a store (static N agents, or ramp to the TTFT SLO)"},
+    {"compare", bench_compare,
+     "HBM+DRAM vs +NVMe vs +plain files: static, ramp to the knee, TTL curve; table and charts"},
     {"mixed", bench_mixed, "agentic put/lookup/get mix on the DRAM tier, next to memcpy"},
     {"micro", bench_micro,
      "DRAM tier put/get GB/s per block size and copy threads, vs memcpy (--gpu: GPU memory)"},

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # plot.py — draws `kvtier-bench sweep --csv` files: hit ratio vs capacity per policy, hit ratio vs TTL, DRAM/NVMe split.
 """Usage: plot.py SWEEP.csv [SWEEP.csv ...] [--out DIR] [--prefix NAME]
+       plot.py --compare COMPARE.csv [--ttl-csv TTL.csv] [--slo-ms MS] [--out DIR] [--prefix NAME]
 
 For each trace (the CSV's `trace` column) it writes, when the data has them:
   <prefix><trace>-capacity.png  hit ratio vs DRAM capacity, one line per policy
@@ -10,6 +11,13 @@ For each trace (the CSV's `trace` column) it writes, when the data has them:
                                 right), one line per policy and capacity, and
                                 the re-prefills per session due to expiry
   <prefix><trace>-tiers.png     DRAM and NVMe hits stacked, per NVMe capacity
+With --compare (the files `kvtier-bench compare --out DIR` writes; it calls this):
+  <prefix>compare-knee.png      users sustained at the SLO, one bar per store
+  <prefix>compare-hit.png       hit ratio vs users (the ramp's steps), one line per store
+  <prefix>compare-ttft.png      TTFT p50 (dashed) and p95 (solid) vs users, the SLO dashed
+  <prefix>compare-goodput.png   goodput (requests within the SLO per s) vs users
+  <prefix>ttl.png               hit ratio and re-prefills per session at each TTL,
+                                one line per series (the CSV's `config`)
 Needs matplotlib (Agg backend: no display). Prints the files it wrote.
 """
 import argparse
@@ -159,12 +167,152 @@ def tiers_plot(trace, rows, path):
     return True
 
 
+CONFIG_ORDER = ["hbm+dram", "hbm+dram+files", "hbm+dram+nvme"]
+
+
+def config_key(c):
+    return (CONFIG_ORDER.index(c) if c in CONFIG_ORDER else len(CONFIG_ORDER), c)
+
+
+def num(text):
+    return math.nan if text in ("", None) else float(text)
+
+
+def load_compare(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["agents"] = int(r["agents"])
+        r["within_slo"] = r["within_slo"] == "1"
+        for k in ("hit_ratio", "ttft_p50_ms", "ttft_p95_ms", "goodput_rps"):
+            r[k] = num(r[k])
+    return rows
+
+
+def save(fig, ax, path, legend=True):
+    ax.grid(True, alpha=0.3)
+    if legend:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def ramp_lines(rows):
+    """Per store: its ramp steps sorted by users (a bisection runs them out of order)."""
+    by = defaultdict(dict)
+    for r in rows:
+        if r["mode"] == "ramp":
+            by[r["config"]][r["agents"]] = r
+    return {c: [by[c][a] for a in sorted(by[c])] for c in sorted(by, key=config_key)}
+
+
+def compare_plots(rows, out, prefix, slo_ms):
+    lines = ramp_lines(rows)
+    if not lines:
+        return []
+    wrote = []
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    names = list(lines)
+    knees = [max([r["agents"] for r in lines[c] if r["within_slo"]], default=0) for c in names]
+    bars = ax.bar(names, knees, color=["C0", "C1", "C2", "C3"][: len(names)])
+    for b, k in zip(bars, knees):
+        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), str(k), ha="center", va="bottom")
+    ax.set_ylabel("users (agents) sustained at the SLO")
+    ax.set_title("the knee: most agents within the TTFT p95 SLO (modelled)")
+    wrote.append(save(fig, ax, os.path.join(out, f"{prefix}compare-knee.png"), legend=False))
+    for what, key, label, scale in (
+            ("hit", "hit_ratio", "block hit ratio (%)", 100),
+            ("goodput", "goodput_rps", "goodput (requests within the SLO per s)", 1)):
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for c, rs in lines.items():
+            ax.plot([r["agents"] for r in rs], [scale * r[key] for r in rs], marker="o", label=c)
+        ax.set_xlabel("users (agents)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label.split(' (')[0]} vs users")
+        wrote.append(save(fig, ax, os.path.join(out, f"{prefix}compare-{what}.png")))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (c, rs) in enumerate(lines.items()):
+        xs = [r["agents"] for r in rs]
+        ax.plot(xs, [r["ttft_p95_ms"] for r in rs], marker="o", color=f"C{i}", label=f"{c} p95")
+        ax.plot(xs, [r["ttft_p50_ms"] for r in rs], linestyle="--", color=f"C{i}",
+                label=f"{c} p50")
+    if slo_ms:
+        ax.axhline(slo_ms, color="gray", linestyle=":", label=f"SLO {slo_ms:g} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("users (agents)")
+    ax.set_ylabel("TTFT (ms, modelled)")
+    ax.set_title("TTFT vs users")
+    wrote.append(save(fig, ax, os.path.join(out, f"{prefix}compare-ttft.png")))
+    return wrote
+
+
+def ttl_label(t):
+    if math.isinf(t):
+        return "none"
+    return f"{t / 3600:g} h" if t >= 3600 else f"{t / 60:g} min" if t >= 60 else f"{t:g} s"
+
+
+def ttl_curve(path, out, prefix):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    by = defaultdict(list)
+    for r in rows:
+        by[r["config"]].append((num(r["ttl_s"]), 100 * num(r["hit_ratio"]),
+                                num(r["reprefills_per_session"])))
+    if not by:
+        return []
+    ttls = sorted({t for pts in by.values() for t, _, _ in pts})
+    pos = {t: i for i, t in enumerate(ttls)}
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for c, pts in by.items():
+        pts.sort()
+        ax.plot([pos[t] for t, _, _ in pts], [h for _, h, _ in pts], marker="o", label=c)
+        ax2.plot([pos[t] for t, _, _ in pts], [r for _, _, r in pts], marker="o", label=c)
+    for a, label in ((ax, "block hit ratio (%)"), (ax2, "re-prefills per session")):
+        a.set_xticks(range(len(ttls)))
+        a.set_xticklabels([ttl_label(t) for t in ttls])
+        a.set_xlabel("TTL")
+        a.set_ylabel(label)
+        a.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title("hit ratio vs TTL")
+    ax2.set_title("re-prefills per session vs TTL")
+    fig.tight_layout()
+    p = os.path.join(out, f"{prefix}ttl.png")
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return [p]
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("csv", nargs="+", help="files written by kvtier-bench sweep --csv")
+    ap.add_argument("csv", nargs="*", help="files written by kvtier-bench sweep --csv")
     ap.add_argument("--out", default=".", help="directory for the PNG files (default .)")
     ap.add_argument("--prefix", default="", help="prepended to every file name")
+    ap.add_argument("--compare", help="compare.csv written by kvtier-bench compare --out")
+    ap.add_argument("--ttl-csv", help="ttl.csv written by kvtier-bench compare --out")
+    ap.add_argument("--slo-ms", type=float, default=0, help="draw the SLO on the TTFT chart")
     a = ap.parse_args(argv)
+    if a.compare or a.ttl_csv:
+        os.makedirs(a.out, exist_ok=True)
+        try:
+            wrote = compare_plots(load_compare(a.compare), a.out, a.prefix,
+                                  a.slo_ms) if a.compare else []
+            if a.ttl_csv:
+                wrote += ttl_curve(a.ttl_csv, a.out, a.prefix)
+        except (OSError, KeyError, ValueError) as e:
+            print(f"plot.py: cannot read the CSV: {e!r}", file=sys.stderr)
+            return 2
+        for p in wrote:
+            print(p)
+        if not wrote:
+            print("plot.py: nothing to draw (no ramp steps, no TTL rows)", file=sys.stderr)
+            return 1
+        return 0
+    if not a.csv:
+        ap.error("give sweep CSV files, or --compare / --ttl-csv")
     try:
         rows = load(a.csv)
     except (OSError, KeyError, ValueError) as e:

@@ -18,6 +18,7 @@
 #include "../baseline/raw_sum.h"
 #include "../baseline/raw_uring.h"
 #include "micro_nvme.h"
+#include "micro_nvme_paths.h"
 
 static const char summary[] =
     "NVMe tier put and get GB/s for each block size x queue depth, each next to a raw\n"
@@ -35,7 +36,7 @@ static const char summary[] =
 
 int bench_micro_nvme(int argc, char **argv)
 {
-    const char *tier = "nvme", *dir = NULL;
+    const char *tier = "nvme", *dir = NULL, *paths = NULL;
     bench_list blocks = {{256u << 10, 2u << 20, 8u << 20}, 3};
     bench_list qds = {{4, 16, 64}, 3};
     bench_list rec_blocks = {{10000, 100000}, 2};
@@ -66,6 +67,9 @@ int bench_micro_nvme(int argc, char **argv)
          "block counts for --recovery (default 10000,100000)"},
         {"recovery-block-bytes", BARG_SIZE, &rec_bb, "block size for --recovery (default 4K)"},
         {"json", BARG_BOOL, &json, "print one JSON object instead of tables"},
+        {"paths", BARG_STR, &paths,
+         "A,B,...: files or block devices (overwritten, left in place) to stripe the tier "
+         "across; measures only that, next to the sum of each device's raw loop"},
         {0},
     };
     int rc = bench_parse_args("micro", summary, spec, argc, argv);
@@ -127,6 +131,8 @@ int bench_micro_nvme(int argc, char **argv)
         return BENCH_USAGE;
     }
 
+    if (paths)
+        return bench_micro_nvme_paths(paths, &blocks, &qds, total, o.runs, json);
     if (recovery) {
         rec_row *rows = calloc((size_t)rec_blocks.n, sizeof *rows);
         size_t nrows = 0;

@@ -37,6 +37,7 @@ int bench_swarm(int argc, char **argv)
     const char *duration = NULL, *dram_ttl = NULL, *nvme_ttl = NULL, *ttl = NULL;
     const char *stagger = NULL, *ramp_step = NULL, *ramp_warm = NULL, *ramp_wall = NULL;
     const char *ptexts[16] = {0};
+    swarm_layout_texts lt = {0};
     int64_t agents = -1, types = -1, max_req = 0, seed = -1, block_tokens = -1, prefix = -1,
             max_ctx = -1, spawn_min = -1, spawn_max = -1, sub_pmin = -1, sub_pmax = -1,
             sessions = -1, lease = 30000, copy_threads = 0, ramp_start = 8, ramp_steps = 16;
@@ -147,6 +148,7 @@ int bench_swarm(int argc, char **argv)
     spec[ns++] = (barg){"no-promote", BARG_BOOL, &no_promote, "gets do not promote NVMe hits into DRAM"};
     spec[ns++] = (barg){"no-memcpy", BARG_BOOL, &no_pairs, "skip the memcpy baseline (hit ratios and TTFT only)"};
     ns = swarm_profile_flags(spec, ns, ptexts);
+    ns = swarm_layout_flags(spec, ns, &lt);
     spec[ns++] = (barg){"json", BARG_BOOL, &json, "print one JSON object instead of tables"};
     spec[ns] = (barg){0};
     int rc = bench_parse_args("swarm", summary, spec, argc, argv);
@@ -256,7 +258,8 @@ int bench_swarm(int argc, char **argv)
     c.model = mdl ? mdl->name : "custom";
     c.bytes_per_token = bpt ? bpt : mdl->bytes_per_token;
     c.slo_ms = slo;
-    if (swarm_profile_resolve(ptexts, &c, msg, sizeof msg)) {
+    if (swarm_profile_resolve(ptexts, &c, msg, sizeof msg) ||
+        swarm_layout_resolve(&lt, &c, msg, sizeof msg)) {
         fprintf(stderr, "kvtier-bench swarm: %s\nTry 'kvtier-bench swarm --help'.\n", msg);
         return BENCH_USAGE;
     }
@@ -307,6 +310,7 @@ int bench_swarm(int argc, char **argv)
             bench_json_object(&j, NULL);
             bench_json_header(&j, "swarm");
             swarm_json_config(&j, &c, r);
+            swarm_json_layout(&j, &c);
             swarm_json_results(&j, &c, r);
             if (c.ramp)
                 swarm_json_ramp(&j, &c, &ro, kr);

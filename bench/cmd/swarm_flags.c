@@ -137,3 +137,80 @@ int swarm_profile_resolve(const char *const *texts, swarm_cfg *c, char *msg, siz
     return 0;
 }
 
+
+/* ------------------------------------------------ parallelism and P/D */
+
+int swarm_layout_flags(barg *spec, int ns, swarm_layout_texts *t)
+{
+    spec[ns++] = (barg){"tp", BARG_STR, &t->tp,
+                        "TTFT model: tensor-parallel GPUs per engine instance; KV split across them (default 1)"};
+    spec[ns++] = (barg){"dp", BARG_STR, &t->dp,
+                        "TTFT model: engine instances behind the router (default GPUs / tp)"};
+    spec[ns++] = (barg){"affinity", BARG_STR, &t->affinity,
+                        "TTFT model: router sends a session to one instance: on, or off (default: the instance free first)"};
+    spec[ns++] = (barg){"pd", BARG_BOOL, &t->pd,
+                        "TTFT model: disaggregated prefill/decode; KV goes through the store to the decode worker"};
+    spec[ns++] = (barg){"pd-prefill", BARG_STR, &t->pd_prefill,
+                        "with --pd: instances that prefill (default dp / 2; the rest decode)"};
+    spec[ns++] = (barg){"tp-efficiency", BARG_STR, &t->tp_eff,
+                        "TTFT model: prefill efficiency of tp ranks (default 0.9 per doubling, assumed)"};
+    return ns;
+}
+
+static int whole_flag(const char *text, const char *flag, uint32_t lo, uint32_t hi, uint32_t *out,
+                      char *msg, size_t cap)
+{
+    if (!text)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi) {
+        snprintf(msg, cap, "--%s wants a whole number in %u..%u, not '%s'", flag, lo, hi, text);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int swarm_layout_resolve(const swarm_layout_texts *t, swarm_cfg *c, char *msg, size_t cap)
+{
+    ttft_layout *l = &c->layout;
+    memset(l, 0, sizeof *l);
+    if (whole_flag(t->tp, "tp", 1, 1024, &l->tp, msg, cap) ||
+        whole_flag(t->dp, "dp", 1, 100000, &l->dp, msg, cap) ||
+        whole_flag(t->pd_prefill, "pd-prefill", 1, 100000, &l->prefill_instances, msg, cap))
+        return -1;
+    if (t->affinity && strcmp(t->affinity, "on") != 0 && strcmp(t->affinity, "off") != 0) {
+        snprintf(msg, cap, "--affinity must be on or off, not '%s'", t->affinity);
+        return -1;
+    }
+    l->affinity = t->affinity && strcmp(t->affinity, "on") == 0;
+    l->pd = t->pd;
+    if (t->tp_eff) {
+        char *end;
+        errno = 0;
+        double v = strtod(t->tp_eff, &end);
+        if (errno || end == t->tp_eff || *end || !(v > 0 && v <= 1)) {
+            snprintf(msg, cap, "--tp-efficiency wants a number in (0, 1], not '%s'", t->tp_eff);
+            return -1;
+        }
+        l->tp_eff = v;
+    }
+    uint32_t tp = l->tp ? l->tp : 1;
+    if (!l->dp && tp > c->gpus) {
+        snprintf(msg, cap, "--tp %u is more than the profile's %u GPUs (give --gpus or --dp)", tp,
+                 c->gpus);
+        return -1;
+    }
+    uint32_t dp = l->dp ? l->dp : c->gpus / tp;
+    if (l->prefill_instances && !l->pd) {
+        snprintf(msg, cap, "--pd-prefill needs --pd");
+        return -1;
+    }
+    if (l->pd && (dp < 2 || (l->prefill_instances && l->prefill_instances >= dp))) {
+        snprintf(msg, cap, "--pd needs at least 2 instances and --pd-prefill below them (%u)", dp);
+        return -1;
+    }
+    return 0;
+}

@@ -12,6 +12,7 @@ typedef struct knee_step {
     int met;            /* the SLO held */
     uint64_t requests;  /* judged */
     double hit_ratio, ttft_p50_ms, ttft_p95_ms, wall_s;
+    double goodput_rps; /* requests within the SLO per virtual second (0: not known) */
 } knee_step;
 
 typedef struct knee_opts {

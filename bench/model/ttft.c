@@ -1,4 +1,5 @@
 /* ttft.c — the TTFT model: loads at a profile's rates, then FIFO queueing for prefill on N servers in virtual time. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "ttft.h"
@@ -26,6 +27,58 @@ double ttft_load_s(const ttft_rates *r, uint64_t dram_bytes, uint64_t nvme_bytes
     if (nvme_bytes)
         s += (double)nvme_bytes / (r->nvme_gbps * 1e9 * r->nvme_eff);
     return s;
+}
+
+double ttft_tp_efficiency(uint32_t tp)
+{
+    return tp <= 1 ? 1 : pow(0.9, log2((double)tp));
+}
+
+double ttft_load_tp_s(const ttft_rates *r, uint64_t dram_bytes, uint64_t nvme_bytes, uint32_t tp)
+{
+    double n = tp ? (double)tp : 1, s = 0;
+    if (dram_bytes)
+        s += (double)dram_bytes / n / (r->dram_gbps * 1e9 * r->dram_eff);
+    if (nvme_bytes)
+        s += (double)nvme_bytes / n / (r->nvme_gbps * 1e9 * r->nvme_eff);
+    return s;
+}
+
+double ttft_pd_transfer_s(const ttft_rates *r, uint64_t new_bytes, uint64_t prompt_bytes,
+                          uint32_t tp)
+{
+    double n = tp ? (double)tp : 1;
+    return ((double)new_bytes + (double)prompt_bytes) / n / (r->dram_gbps * 1e9 * r->dram_eff);
+}
+
+uint32_t ttft_layout_servers(const ttft_layout *l, uint32_t gpus)
+{
+    uint32_t tp = l->tp ? l->tp : 1;
+    uint32_t dp = l->dp ? l->dp : gpus / tp;
+    if (!dp)
+        dp = 1;
+    if (!l->pd)
+        return dp;
+    uint32_t p = l->prefill_instances ? l->prefill_instances : dp / 2;
+    return p ? p : 1;
+}
+
+int ttft_set_layout(ttft_model *m, const ttft_layout *l)
+{
+    uint32_t tp = l->tp ? l->tp : 1;
+    if (l->pd && l->prefill_instances && l->dp && l->prefill_instances >= l->dp)
+        return -1; /* no instance left to decode */
+    uint32_t n = ttft_layout_servers(l, m->gpus);
+    double *f = calloc(n, sizeof *f);
+    if (!f)
+        return -1;
+    free(m->free_at);
+    m->free_at = f;
+    m->gpus = n;
+    double e = l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp);
+    m->prefill_tps *= (double)tp * e;
+    m->affinity = l->affinity;
+    return 0;
 }
 
 int ttft_init(ttft_model *m, uint32_t gpus, double prefill_tps, double slo_ms, uint32_t nwin)
@@ -76,12 +129,15 @@ static ttft_pend pop(ttft_model *m)
 static void schedule(ttft_model *m, const ttft_pend *p)
 {
     uint32_t best = 0;
-    for (uint32_t i = 1; i < m->gpus; i++)
-        if (m->free_at[i] < m->free_at[best])
-            best = i;
+    if (m->affinity)
+        best = (uint32_t)(p->session % m->gpus);
+    else
+        for (uint32_t i = 1; i < m->gpus; i++)
+            if (m->free_at[i] < m->free_at[best])
+                best = i;
     double start = m->free_at[best] > p->ready ? m->free_at[best] : p->ready;
     m->free_at[best] = start + p->prefill;
-    double ttft_ms = (m->free_at[best] - p->t) * 1e3;
+    double ttft_ms = (m->free_at[best] + p->transfer - p->t) * 1e3;
     bench_samples_add(&m->ttft_ms, ttft_ms);
     bench_samples_add(&m->load_ms, p->load * 1e3);
     bench_samples_add(&m->prefill_ms, p->prefill * 1e3);
@@ -97,6 +153,12 @@ static void schedule(ttft_model *m, const ttft_pend *p)
 
 int ttft_add(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t window)
 {
+    return ttft_add_req(m, t_s, load_s, missed, window, 0, 0);
+}
+
+int ttft_add_req(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t window,
+                 uint64_t session, double transfer_s)
+{
     if (m->npend == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 64;
         ttft_pend *p = realloc(m->pend, cap * sizeof *p);
@@ -110,7 +172,9 @@ int ttft_add(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t
                    .t = t_s,
                    .load = load,
                    .prefill = m->prefill_tps > 0 ? (double)missed / m->prefill_tps : 0,
+                   .transfer = transfer_s,
                    .seq = m->seq++,
+                   .session = session,
                    .window = m->nwin ? window : UINT32_MAX};
     if (p.window < m->nwin)
         m->win_pending[p.window]++;

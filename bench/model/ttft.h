@@ -24,14 +24,41 @@
  * arrival can be loaded before it (its load ends by the latest arrival).
  */
 typedef struct ttft_pend {
-    double ready, t, load, prefill;
-    uint64_t seq;
+    double ready, t, load, prefill, transfer;
+    uint64_t seq, session;
     uint32_t window;
 } ttft_pend;
+
+/*
+ * How the GPUs are organised (ttft_set_layout; the default is tp 1 and one
+ * instance per GPU behind one shared queue, the model above):
+ *   tp        GPUs per engine instance (tensor-parallel ranks). The KV of a
+ *             request is split evenly across the ranks, each loading its
+ *             share over its own link, in parallel: load = ttft_load_tp_s.
+ *             An instance prefills at tp x prefill_tps x tp_eff (the ranks'
+ *             all-reduces cost the rest; ttft_tp_efficiency's default).
+ *   dp        engine instances (0: gpus / tp, at least 1), each a server.
+ *   affinity  1: the router sends a session to instance session % dp, each
+ *             with its own FIFO queue; 0: to the instance that is free
+ *             first (one shared queue).
+ *   pd        disaggregated prefill and decode: prefill_instances of the dp
+ *             instances prefill (the others decode, assumed free as in the
+ *             model above); a prefill worker puts the KV of the prompt it
+ *             computed into the node-shared store and the decode worker gets
+ *             the whole prompt's KV back before its first token:
+ *             transfer_s, added after the prefill (ttft_pd_transfer_s).
+ */
+typedef struct ttft_layout {
+    uint32_t tp, dp;
+    int affinity, pd;
+    uint32_t prefill_instances; /* pd: 0 = dp / 2, at least 1 */
+    double tp_eff;              /* <= 0: ttft_tp_efficiency(tp) */
+} ttft_layout;
 
 typedef struct ttft_model {
     uint32_t gpus, nwin;
     double prefill_tps, slo_ms;
+    int affinity; /* route by session (ttft_set_layout) */
     double *free_at; /* per server: virtual second it is next free */
     ttft_pend *pend; /* min-heap on (ready, seq) */
     size_t npend, cap;
@@ -59,6 +86,23 @@ void ttft_rates_from(ttft_rates *r, double gpu_gbps, double nvme_node_gbps, uint
  * unscaled bytes): bytes / (rate x efficiency), summed. */
 double ttft_load_s(const ttft_rates *r, uint64_t dram_bytes, uint64_t nvme_bytes);
 
+/* Assumed prefill efficiency of tp tensor-parallel ranks (docs/bench.md):
+ * 0.9 per doubling (0.9^log2 tp), the all-reduce share public TP scaling
+ * measurements of 8B-70B models show at 2-8 ranks; 1 for tp <= 1. */
+double ttft_tp_efficiency(uint32_t tp);
+/* Load time when tp ranks each load 1/tp of the bytes over their own link
+ * at once: ttft_load_s of the shares (as doubles: no rounding). */
+double ttft_load_tp_s(const ttft_rates *r, uint64_t dram_bytes, uint64_t nvme_bytes, uint32_t tp);
+/* P/D: the prefill worker puts the missed KV (new_bytes) over its links
+ * and the decode worker gets the whole prompt's KV (prompt_bytes) over its
+ * own, both through the node-shared DRAM store at the DRAM rate, split over
+ * tp ranks: (new_bytes + prompt_bytes) / tp / (dram_gbps x dram_eff). */
+double ttft_pd_transfer_s(const ttft_rates *r, uint64_t new_bytes, uint64_t prompt_bytes,
+                          uint32_t tp);
+/* The number of servers a layout gives on `gpus` GPUs: dp (or gpus / tp),
+ * with pd the prefill instances only. */
+uint32_t ttft_layout_servers(const ttft_layout *l, uint32_t gpus);
+
 /* nwin windows of arrival time (0: none). Returns 0, or -1 without memory. */
 int ttft_init(ttft_model *m, uint32_t gpus, double prefill_tps, double slo_ms, uint32_t nwin);
 /* One request arriving at t_s (virtual seconds, not before the last one)
@@ -69,5 +113,15 @@ int ttft_add(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t
 /* No more arrivals: schedules everything. */
 void ttft_finish(ttft_model *m);
 void ttft_free(ttft_model *m);
+
+/* Before the first ttft_add: organises the model's GPUs (gpus of
+ * ttft_init, prefill_tps per GPU) as l says: servers = ttft_layout_servers,
+ * each prefilling at tp x prefill_tps x tp_eff; affinity routing. Returns 0,
+ * or -1 without memory or on a bad layout (tp 0 is 1). */
+int ttft_set_layout(ttft_model *m, const ttft_layout *l);
+/* ttft_add with the request's session (affinity routing) and its P/D
+ * transfer time (0 without P/D). */
+int ttft_add_req(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t window,
+                 uint64_t session, double transfer_s);
 
 #endif

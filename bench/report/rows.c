@@ -171,6 +171,57 @@ void bench_rows_json(const bench_rows *t, bench_json *j, const char *key)
     bench_json_end_array(j);
 }
 
+void bench_rows_csv(const bench_rows *t, FILE *f)
+{
+    int first = 1;
+    for (int i = 0; i < t->nfields; i++)
+        if (t->fields[i].type != BT_LABEL)
+            fprintf(f, "%s%s", first ? "" : ",", t->fields[i].key), first = 0;
+    fputc('\n', f);
+    for (size_t r = 0; r < t->nrows; r++) {
+        first = 1;
+        for (int i = 0; i < t->nfields; i++) {
+            const bench_field *fd = &t->fields[i];
+            if (fd->type == BT_LABEL)
+                continue;
+            if (!first)
+                fputc(',', f);
+            first = 0;
+            const bench_value *v = cell(t, r, i);
+            if (!v->set)
+                continue;
+            switch (fd->type) {
+            case BT_U64:
+                fprintf(f, "%" PRIu64, v->v.u);
+                break;
+            case BT_I64:
+                fprintf(f, "%" PRId64, v->v.i);
+                break;
+            case BT_NUM:
+                if (isinf(v->v.d))
+                    fputs(v->v.d > 0 ? "inf" : "-inf", f);
+                else if (!isnan(v->v.d))
+                    fprintf(f, "%.6g", v->v.d);
+                break;
+            case BT_STR:
+                if (v->v.s) { /* quoted, quotes doubled (RFC 4180) */
+                    fputc('"', f);
+                    for (const char *c = v->v.s; *c; c++)
+                        fputs(*c == '"' ? "\"\"" : (char[2]){*c, 0}, f);
+                    fputc('"', f);
+                }
+                break;
+            case BT_BOOL:
+                fputs(v->v.b ? "1" : "0", f);
+                break;
+            case BT_LABEL:
+                break;
+            }
+        }
+        fputc('\n', f);
+    }
+}
+
 static double as_double(bench_type type, const bench_value *v)
 {
     switch (type) {

@@ -95,6 +95,10 @@ const char *bench_rows_str_of(const bench_rows *t, size_t row, const char *key);
 void bench_rows_json(const bench_rows *t, bench_json *j, const char *key);
 /* JSON: one row as an object (member `key`). */
 void bench_rows_json_row(const bench_rows *t, size_t row, bench_json *j, const char *key);
+/* CSV: a header of the field keys (labels left out), then one line per row,
+ * hidden rows included; absent values and NaN are empty, infinities "inf",
+ * booleans 1/0, strings quoted. */
+void bench_rows_csv(const bench_rows *t, FILE *f);
 /* Text: the columns cols[0..ncols) of every row, aligned, indented. */
 void bench_rows_text(const bench_rows *t, const bench_col *cols, int ncols, FILE *f, int indent);
 

@@ -177,12 +177,19 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
            "within the %.0f ms SLO; goodput %.3f req/s\n",
            r->prof.name, r->ttft_p50_ms, r->ttft_p95_ms, r->ttft_p99_ms, 100 * r->within_slo,
            c->slo_ms, r->goodput_rps);
+    /* With a layout (ttft.h) the servers are instances of tp GPUs. */
+    const ttft_layout *l = &c->layout;
+    const int layout = l->tp > 1 || l->dp || l->pd || l->affinity;
+    const uint32_t tp = l->tp ? l->tp : 1;
+    const uint32_t servers = layout ? ttft_layout_servers(l, c->gpus) : c->gpus;
+    const double tps = c->prefill_tps * tp * (l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp));
     printf("               = load (real bytes per tier / the profile's rate / kvtier's measured "
            "efficiency; p50 %.1f ms, p99 %.1f ms)\n"
-           "               + FIFO wait for 1 of %u GPU%s (p50 %.0f ms, p95 %.0f ms)"
-           " + missed tokens / %.0f tok/s (p50 %.0f ms)\n",
-           r->load_p50_ms, r->load_p99_ms, c->gpus, c->gpus == 1 ? "" : "s", r->queue_p50_ms,
-           r->queue_p95_ms, c->prefill_tps, r->prefill_p50_ms);
+           "               + FIFO wait for 1 of %u %s%s (p50 %.0f ms, p95 %.0f ms)"
+           " + missed tokens / %.0f tok/s (p50 %.0f ms)%s\n",
+           r->load_p50_ms, r->load_p99_ms, servers, layout ? "instance" : "GPU",
+           servers == 1 ? "" : "s", r->queue_p50_ms, r->queue_p95_ms, tps, r->prefill_p50_ms,
+           l->pd ? " + P/D transfer" : "");
     swarm_text_profile(c, r);
     printf("\n");
     bench_rows t;
@@ -400,6 +407,29 @@ void swarm_text_profile(const swarm_cfg *c, const swarm_result *r)
     printf("    loads: DRAM bytes at %.3g GB/s x %.2f; NVMe bytes at min(link, node NVMe / %u GPUs) "
            "= %.3g GB/s x %.2f\n",
            r->rates.dram_gbps, r->rates.dram_eff, c->gpus, r->rates.nvme_gbps, r->rates.nvme_eff);
+    const ttft_layout *l = &c->layout;
+    uint32_t tp = l->tp ? l->tp : 1;
+    printf("    layout: tp %u (KV split over %u links; prefill x %u x %.3f), %u prefill server%s, "
+           "router %s%s\n",
+           tp, tp, tp, l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp),
+           ttft_layout_servers(l, c->gpus), ttft_layout_servers(l, c->gpus) == 1 ? "" : "s",
+           l->affinity ? "by session (affinity on)" : "to the instance free first",
+           l->pd ? "; P/D: prefill workers put the KV, decode workers get it from DRAM before "
+                   "their first token" : "");
+}
+
+void swarm_json_layout(bench_json *j, const swarm_cfg *c)
+{
+    const ttft_layout *l = &c->layout;
+    uint32_t tp = l->tp ? l->tp : 1;
+    bench_json_object(j, "layout");
+    bench_json_num(j, "tp", tp);
+    bench_json_num(j, "dp", l->dp ? l->dp : (c->gpus / tp ? c->gpus / tp : 1));
+    bench_json_bool(j, "affinity", l->affinity);
+    bench_json_bool(j, "pd", l->pd);
+    bench_json_num(j, "prefill_servers", ttft_layout_servers(l, c->gpus));
+    bench_json_num(j, "tp_efficiency", l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp));
+    bench_json_end_object(j);
 }
 
 void swarm_json_profile(bench_json *j, const swarm_result *r)

@@ -54,6 +54,7 @@ static int ramp_step(uint32_t agents, void *user, knee_step *st)
     st->ttft_p50_ms = r->judged_p50_ms;
     st->ttft_p95_ms = r->judged_p95_ms;
     st->wall_s = r->wall_s;
+    st->goodput_rps = r->goodput_rps;
     x->last_wall = r->wall_s;
     x->last_agents = agents;
     st->met = r->judged > 0 && !(r->judged_p95_ms > c.slo_ms);

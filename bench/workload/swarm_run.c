@@ -225,6 +225,7 @@ static void snap(kvt_store *s, stat_snap *o)
 typedef struct req_rec {
     double t;
     uint64_t dram_bytes, nvme_bytes, missed; /* real bytes loaded per tier; tokens to prefill */
+    uint64_t session, prompt_tokens;         /* affinity routing; P/D transfer */
     uint32_t window;                         /* 1: judged */
 } req_rec;
 
@@ -314,10 +315,18 @@ static int model_ttft(const swarm_cfg *c, swarm_result *r, const rec_vec *a)
     ttft_model tm;
     if (ttft_init(&tm, c->gpus, c->prefill_tps, c->slo_ms, 2))
         return -1;
+    if (ttft_set_layout(&tm, &c->layout)) {
+        ttft_free(&tm);
+        return -1;
+    }
+    const uint32_t tp = c->layout.tp ? c->layout.tp : 1;
     for (size_t i = 0; i < a->n; i++) {
         const req_rec *q = &a->v[i];
-        if (ttft_add(&tm, q->t, ttft_load_s(&r->rates, q->dram_bytes, q->nvme_bytes), q->missed,
-                     q->window)) {
+        double xfer = c->layout.pd ? ttft_pd_transfer_s(&r->rates, q->missed * c->bytes_per_token,
+                                                        q->prompt_tokens * c->bytes_per_token, tp)
+                                   : 0;
+        if (ttft_add_req(&tm, q->t, ttft_load_tp_s(&r->rates, q->dram_bytes, q->nvme_bytes, tp),
+                         q->missed, q->window, q->session, xfer)) {
             ttft_free(&tm);
             return -1;
         }
@@ -634,10 +643,13 @@ static int serve(run *u, const swarm_req *q)
     r->blocks += n;
     r->prompt_tokens += q->prompt_tokens;
     uint32_t h = 0;
-    req_rec rec = {.t = (double)q->t_ns / 1e9};
+    req_rec rec = {.t = (double)q->t_ns / 1e9, .session = q->session,
+                   .prompt_tokens = q->prompt_tokens};
+    const uint64_t seen0 = r->seen_blocks;
     if (count_seen(u, q) || lookup_prefix(u, q, &h) || load_hits(u, q, h, &rec) ||
         store_misses(u, q, h))
         return -1;
+    r->reprefills += r->seen_blocks - seen0 > h;
     r->hit_blocks += h;
     uint64_t hit_tokens = (uint64_t)h * u->bt;
     r->hit_tokens += hit_tokens;

@@ -52,6 +52,9 @@ typedef struct swarm_cfg {
      * where it can (DRAM: the memcpy pairs; NVMe: at_end's raw reads). */
     double dram_eff, nvme_eff;
     char dram_eff_src[160], nvme_eff_src[160];
+    /* Parallelism and P/D (ttft.h's ttft_layout); all zero: one instance
+     * per GPU, one queue (the model before layouts). */
+    ttft_layout layout;
     double judge_after_s;     /* requests arriving earlier are not judged (ramp steps) */
     int ramp;                 /* part of a ramp (reports) */
     const char *label;        /* progress line prefix; NULL: no progress line (threads) */
@@ -69,6 +72,7 @@ typedef struct swarm_result {
     swarm_counts gen;
     uint64_t requests, blocks, hit_blocks, hit_dram, hit_nvme, seen_blocks;
     uint64_t prompt_tokens, hit_tokens;
+    uint64_t reprefills; /* requests that missed a block an earlier request offered */
     double virtual_s, wall_s;
     swarm_op put, get, lookup;
     swarm_op put_dram;            /* the puts that demoted nothing: DRAM work only */
@@ -128,9 +132,20 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r);
 struct barg;
 int swarm_profile_flags(struct barg *spec, int ns, const char **texts);
 int swarm_profile_resolve(const char *const *texts, swarm_cfg *c, char *msg, size_t cap);
+/* The parallelism flags (--tp, --dp, --affinity, --pd, --pd-prefill,
+ * --tp-efficiency) of swarm and compare: texts filled by the parser;
+ * swarm_layout_resolve sets c->layout (after swarm_profile_resolve: it
+ * checks tp against the profile's GPUs). Returns 0, or -1 with a message. */
+typedef struct swarm_layout_texts {
+    const char *tp, *dp, *affinity, *pd_prefill, *tp_eff;
+    int pd;
+} swarm_layout_texts;
+int swarm_layout_flags(struct barg *spec, int ns, swarm_layout_texts *t);
+int swarm_layout_resolve(const swarm_layout_texts *t, swarm_cfg *c, char *msg, size_t cap);
 /* report/swarm_report.c */
 void swarm_text_profile(const swarm_cfg *c, const swarm_result *r);
 void swarm_json_profile(struct bench_json *j, const swarm_result *r);
+void swarm_json_layout(struct bench_json *j, const swarm_cfg *c);
 
 /* ------------------------------------------------------ swarm_ramp.c */
 

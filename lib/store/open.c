@@ -329,7 +329,8 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
                 goto fail;
         }
         for (uint32_t slot = tr->nslots; slot-- > 0;)
-            if (tr->slot_entry[slot] == KVT_NO_ENTRY)
+            if (tr->slot_entry[slot] == KVT_NO_ENTRY &&
+                (!tr->ops->slot_usable || tr->ops->slot_usable(tr->impl, slot)))
                 tr->free_slots[tr->nfree++] = slot;
     }
 

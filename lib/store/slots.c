@@ -321,6 +321,9 @@ uint32_t kvt__take_slot_for(kvt_store *s, int t, int wait, uint32_t *pending)
     uint64_t deadline = 0; /* CLOCK_MONOTONIC ns; set when the first wait starts */
     for (int round = 0;; round++) {
         pthread_mutex_lock(&tr->lock);
+        while (tr->nfree && tr->ops->slot_usable && /* its device failed: never hand it out */
+               !tr->ops->slot_usable(tr->impl, tr->free_slots[tr->nfree - 1]))
+            tr->nfree--;
         if (tr->nfree) {
             uint32_t slot = tr->free_slots[--tr->nfree];
             pthread_mutex_unlock(&tr->lock);

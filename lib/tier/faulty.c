@@ -172,6 +172,11 @@ static void *faulty_slot_ptr(kvt_tier_impl *t, uint32_t slot)
     return t->inner.ops->slot_ptr(t->inner.impl, slot);
 }
 
+static int faulty_slot_usable(kvt_tier_impl *t, uint32_t slot)
+{
+    return t->inner.ops->slot_usable(t->inner.impl, slot);
+}
+
 static int faulty_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
 {
     return t->inner.ops->recover(t->inner.impl, fn, user);
@@ -255,6 +260,7 @@ int kvt__faulty_wrap(kvt_tier_handle *h, const char *spec)
         .slot_ptr = in->slot_ptr ? faulty_slot_ptr : NULL,
         .recover = in->recover ? faulty_recover : NULL,
         .stats = faulty_stats,
+        .slot_usable = in->slot_usable ? faulty_slot_usable : NULL,
     };
     h->ops = &t->ops;
     h->impl = t;

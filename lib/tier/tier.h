@@ -202,6 +202,11 @@ typedef struct kvt_tier_ops {
 
     /* KVT_TCAP_KEYED tiers: the key-addressed operations. Else NULL. */
     const kvt_keyed_ops *keyed;
+
+    /* Whether the slot can hold a block (0: its device is out of service,
+     * e.g. a missing drive of a striped NVMe tier): the store leaves such
+     * slots off its free list. NULL: every slot can. */
+    int (*slot_usable)(kvt_tier_impl *t, uint32_t slot);
 } kvt_tier_ops;
 
 /* One opened tier instance as the store holds it. Wrappers (lib/tier/staged.c,

@@ -269,3 +269,127 @@ Test(knee, a_spent_budget_ends_the_search_capped)
     cr_expect_eq(r.knee, 32);
     cr_expect_eq(r.first_bad, 40);
 }
+
+/* Parallelism and disaggregation (ttft_layout), by hand. */
+Test(ttft, tp_efficiency_is_ninety_percent_per_doubling)
+{
+    cr_expect_float_eq(ttft_tp_efficiency(0), 1, EPS);
+    cr_expect_float_eq(ttft_tp_efficiency(1), 1, EPS);
+    cr_expect_float_eq(ttft_tp_efficiency(2), 0.9, EPS);
+    cr_expect_float_eq(ttft_tp_efficiency(4), 0.81, EPS);
+    cr_expect_float_eq(ttft_tp_efficiency(8), 0.729, EPS);
+}
+
+/* 11 GB from DRAM at 55 GB/s: 0.2 s on one rank, 0.1 s on two (each loads
+ * 5.5 GB over its own link); 7 GB from NVMe at 14 GB/s per GPU on 4 ranks:
+ * 1.75 GB each, 0.125 s. */
+Test(ttft, tp_splits_the_load_across_ranks)
+{
+    hw_profile p = get("h200-pcie5");
+    ttft_rates r = rates_of(&p, 1, 1);
+    cr_expect_float_eq(ttft_load_tp_s(&r, 11000000000ull, 0, 1), 0.2, EPS);
+    cr_expect_float_eq(ttft_load_tp_s(&r, 11000000000ull, 0, 2), 0.1, EPS);
+    cr_expect_float_eq(ttft_load_tp_s(&r, 0, 7000000000ull, 4), 0.125, EPS);
+    cr_expect_float_eq(ttft_load_tp_s(&r, 11000000000ull, 7000000000ull, 0),
+                       ttft_load_s(&r, 11000000000ull, 7000000000ull), EPS);
+}
+
+/* 8 GPUs at tp 2: 4 instances, each prefilling 2 x 10000 x 0.9 = 18000
+ * tokens/s; 18000 missed tokens take 1 s. Five such requests at once: four
+ * instances take one each (1 s), the fifth waits for the first (2 s). */
+Test(ttft, tp_instances_prefill_faster_and_are_fewer)
+{
+    ttft_model m;
+    cr_assert_eq(ttft_init(&m, 8, 10000, 1500, 0), 0);
+    ttft_layout l = {.tp = 2};
+    cr_expect_eq(ttft_layout_servers(&l, 8), 4);
+    cr_assert_eq(ttft_set_layout(&m, &l), 0);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(ttft_add(&m, 0, 0, 18000, 0), 0);
+    ttft_finish(&m);
+    cr_expect_eq(m.count, 5);
+    cr_expect_float_eq(bench_percentile(&m.ttft_ms, 0), 1000, 1e-6);
+    cr_expect_float_eq(bench_percentile(&m.ttft_ms, 100), 2000, 1e-6);
+    cr_expect_eq(m.within, 4);
+    ttft_free(&m);
+}
+
+/* Two instances (dp 2) at 1000 tokens/s, two 1000-token requests at t 0
+ * from sessions 0 and 2. Affinity: both go to instance 0 (2 % 2 = 0), the
+ * second waits: 1 s and 2 s. No affinity: one each, 1 s and 1 s. */
+Test(ttft, affinity_routes_by_session_and_can_queue)
+{
+    for (int aff = 0; aff <= 1; aff++) {
+        ttft_model m;
+        cr_assert_eq(ttft_init(&m, 2, 1000, 5000, 0), 0);
+        ttft_layout l = {.dp = 2, .affinity = aff};
+        cr_assert_eq(ttft_set_layout(&m, &l), 0);
+        cr_assert_eq(ttft_add_req(&m, 0, 0, 1000, 0, 0, 0), 0);
+        cr_assert_eq(ttft_add_req(&m, 0, 0, 1000, 0, 2, 0), 0);
+        ttft_finish(&m);
+        cr_expect_float_eq(bench_percentile(&m.ttft_ms, 100), aff ? 2000 : 1000, 1e-6,
+                           "affinity %d", aff);
+        ttft_free(&m);
+    }
+}
+
+/* P/D on 4 instances: 2 prefill. A request that missed 1000 tokens (5.5
+ * GB of new KV) of an 11 GB prompt: prefill 1 s at 1000 tokens/s, then the
+ * put of 5.5 GB and the decode's get of 11 GB through DRAM at 55 GB/s: 0.3
+ * s; TTFT 1.3 s. With tp 2 the transfer halves (0.15 s). Three requests at
+ * once: the third waits for a prefill worker: 2.3 s. */
+Test(ttft, pd_counts_the_transfer_in_the_first_token)
+{
+    hw_profile p = get("h200-pcie5");
+    ttft_rates r = rates_of(&p, 1, 1);
+    double x = ttft_pd_transfer_s(&r, 5500000000ull, 11000000000ull, 1);
+    cr_expect_float_eq(x, 0.3, EPS);
+    cr_expect_float_eq(ttft_pd_transfer_s(&r, 5500000000ull, 11000000000ull, 2), 0.15, EPS);
+    ttft_layout l = {.dp = 4, .pd = 1};
+    cr_expect_eq(ttft_layout_servers(&l, 4), 2);
+    ttft_model m;
+    cr_assert_eq(ttft_init(&m, 4, 1000, 5000, 0), 0);
+    cr_assert_eq(ttft_set_layout(&m, &l), 0);
+    for (uint64_t s = 0; s < 3; s++)
+        cr_assert_eq(ttft_add_req(&m, 0, 0, 1000, 0, s, x), 0);
+    ttft_finish(&m);
+    cr_expect_float_eq(bench_percentile(&m.ttft_ms, 0), 1300, 1e-6);
+    cr_expect_float_eq(bench_percentile(&m.ttft_ms, 100), 2300, 1e-6);
+    ttft_free(&m);
+    ttft_layout bad = {.dp = 2, .pd = 1, .prefill_instances = 2};
+    cr_assert_eq(ttft_init(&m, 2, 1000, 5000, 0), 0);
+    cr_expect_eq(ttft_set_layout(&m, &bad), -1, "no decode instance left");
+    ttft_free(&m);
+}
+
+/* A ramp whose knee is known by construction: N agents each send one
+ * 1800-token request at t 0 to 8 GPUs at tp 2 (4 instances at 2 x 1000 x
+ * 0.9 = 1800 tokens/s: 1 s each). Request i finishes at ceil((i + 1) / 4)
+ * s, so p95 <= 2 s exactly while N <= 8: knee 8, first miss 9, found by
+ * growing 1, 2, 4, 8, 16 and bisecting 12, 10, 9. */
+static int tp_measure(uint32_t agents, void *user, knee_step *st)
+{
+    (void)user;
+    ttft_model m;
+    cr_assert_eq(ttft_init(&m, 8, 1000, 2000, 0), 0);
+    ttft_layout l = {.tp = 2};
+    cr_assert_eq(ttft_set_layout(&m, &l), 0);
+    for (uint32_t i = 0; i < agents; i++)
+        cr_assert_eq(ttft_add_req(&m, 0, 0, 1800, 0, i, 0), 0);
+    ttft_finish(&m);
+    st->ttft_p95_ms = bench_percentile(&m.ttft_ms, 95);
+    st->met = !(st->ttft_p95_ms > 2000 + 1e-6);
+    ttft_free(&m);
+    return 0;
+}
+
+Test(ttft, ramp_over_the_tp_model_finds_the_constructed_knee)
+{
+    knee_opts o = {.start = 1, .max = 64, .growth = 2, .resolution = 0, .max_steps = 20};
+    knee_result r;
+    cr_assert_eq(knee_find(&o, tp_measure, NULL, &r), 0);
+    cr_expect_eq(r.knee, 8);
+    cr_expect_eq(r.first_bad, 9);
+    cr_expect_eq(r.nsteps, 8, "1 2 4 8 16 12 10 9: %d steps", r.nsteps);
+    cr_expect(!r.capped && !r.exhausted);
+}

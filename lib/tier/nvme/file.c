@@ -135,6 +135,7 @@ static int format_file(kvt_tier_impl *t, uint8_t *buf, uint64_t size, bool shrin
 {
     uint64_t total = kvt__nvme_file_bytes(t->geo.block_bytes, t->geo.nslots);
     nvme_new_store_id(t->geo.store_id);
+    t->formatted = true;
     if (t->blockdev) {
         if (size < total)
             return kvt__err(KVT_ECAPACITY, "nvme: %s holds %llu bytes; the capacity needs %llu "
@@ -158,9 +159,8 @@ static int format_file(kvt_tier_impl *t, uint8_t *buf, uint64_t size, bool shrin
 
 /* Opens what is on media, or formats a new, blank or (with recreate)
  * incompatible file. A compatible file is kept even with recreate. */
-int nvme_load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
+int nvme_load(kvt_tier_impl *t, const char *path, bool recreate, bool created)
 {
-    const char *path = kvt__tier_opt_str(p, "path");
     uint64_t size;
     if (t->blockdev) {
         if (ioctl(t->fd, BLKGETSIZE64, &size))
@@ -195,11 +195,85 @@ int nvme_load(kvt_tier_impl *t, const kvt_tier_params *p, bool created)
         rc = blank ? format_file(t, buf, size, false, path)
                    : nvme_sb_check(&t->geo, buf, size, path);
     }
-    if (kvt__tier_opt_int(p, "recreate") && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL))
+    if (recreate && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL))
         rc = format_file(t, buf, size, true, path);
 out:
     kvt__free(buf);
     return rc;
+}
+
+int nvme_sb_rewrite(kvt_tier_impl *t, const char *path)
+{
+    uint8_t *buf = kvt__aligned_alloc(UNIT, UNIT);
+    if (!buf)
+        return kvt__err(KVT_ENOMEM, "nvme: superblock buffer");
+    int rc = sb_write(t, buf, path);
+    kvt__free(buf);
+    return rc;
+}
+
+int nvme_probe(kvt_tier_impl *t)
+{
+    uint8_t *buf = kvt__aligned_alloc(UNIT, UNIT);
+    if (!buf)
+        return 0; /* no memory says nothing about the device */
+    ssize_t r = pread(t->fd, buf, UNIT, 0);
+    kvt__free(buf);
+    return r == (ssize_t)UNIT ? 0 : KVT_EIO;
+}
+
+/* Why only block devices: a file's slots are preallocated so that a write
+ * never finds the filesystem full, and punching holes in them would undo
+ * that (a later write could fail with ENOSPC). A device has no such
+ * promise to keep, and an SSD told which blocks are free writes faster and
+ * wears less. Why payloads only, one call per slot: a discarded range may
+ * read back as anything the device likes, and a header must read back as
+ * the zeros just written. */
+void nvme_trim_payloads(kvt_tier_impl *t, const uint32_t *slots, size_t n)
+{
+    uint64_t calls = 0, bytes = 0;
+    for (size_t i = 0; i < n && !atomic_load_explicit(&t->no_trim, memory_order_relaxed); i++) {
+        uint64_t range[2] = {nvme_slot_offset(&t->geo, slots[i]) + UNIT, t->geo.slot_bytes - UNIT};
+        if (ioctl(t->fd, BLKDISCARD, range)) {
+            atomic_store_explicit(&t->no_trim, true, memory_order_relaxed);
+            break;
+        }
+        calls++;
+        bytes += range[1];
+    }
+    STAT_ADD(t, trims, calls);
+    STAT_ADD(t, trim_bytes, bytes);
+}
+
+int nvme_parse_paths(const char *spec, char ***out, unsigned *n)
+{
+    size_t len = strlen(spec);
+    unsigned count = 1;
+    for (size_t i = 0; i < len; i++)
+        count += spec[i] == ',';
+    /* The pointers, then a copy of spec cut at the commas. */
+    char **v = kvt__malloc(count * sizeof *v + len + 1);
+    if (!v)
+        return kvt__err(KVT_ENOMEM, "nvme: list of %u paths", count);
+    char *copy = (char *)(v + count);
+    memcpy(copy, spec, len + 1);
+    unsigned k = 0;
+    for (char *p = copy;; p++) {
+        char *end = strchr(p, ',');
+        if (end)
+            *end = 0;
+        if (!*p) {
+            kvt__free(v);
+            return kvt__err(KVT_EPATH, "nvme: path %u of \"%s\" is empty", k + 1, spec);
+        }
+        v[k++] = p;
+        if (!end)
+            break;
+        p = end;
+    }
+    *out = v;
+    *n = count;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- recovery */

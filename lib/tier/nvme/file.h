@@ -12,8 +12,24 @@ int nvme_open_path(kvt_tier_impl *t, const char *path, bool *created);
 /* The device's direct-I/O alignment into t->mem_align, len_align, hdr_io. */
 int nvme_probe_alignment(kvt_tier_impl *t, const char *path);
 /* Opens what is on media, or formats a new, blank or (with recreate)
- * incompatible file. A compatible file is kept even with recreate. */
-int nvme_load(kvt_tier_impl *t, const kvt_tier_params *p, bool created);
+ * incompatible file (t->formatted says which). A compatible file is kept
+ * even with recreate. */
+int nvme_load(kvt_tier_impl *t, const char *path, bool recreate, bool created);
+/* Writes t->geo's superblock again (a stripe member adopting its set's id). */
+int nvme_sb_rewrite(kvt_tier_impl *t, const char *path);
+/* Whether the device still answers: reads its superblock. 0 or KVT_EIO. */
+int nvme_probe(kvt_tier_impl *t);
+
+/* Block devices: hands the payloads of n discarded slots (headers already
+ * zeroed) back to the device with BLKDISCARD. Best effort: a device that
+ * refuses is not asked again. */
+void nvme_trim_payloads(kvt_tier_impl *t, const uint32_t *slots, size_t n);
+
+/* The tier's path option: one path, or several separated by commas (a
+ * stripe set, in order). *out gets n strings in one allocation (kvt__free
+ * it); errors: KVT_EPATH (an empty entry), KVT_ENOMEM. The one place that
+ * reads the option, so that a separate `paths` option lands here. */
+int nvme_parse_paths(const char *spec, char ***out, unsigned *n);
 /* The tier's recover(): every valid header found goes to fn. */
 int nvme_recover(kvt_tier_impl *t, kvt_recover_fn fn, void *user);
 

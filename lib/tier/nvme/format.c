@@ -14,7 +14,8 @@
 #include "clock.h"
 #include "error.h"
 
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 1u /* a single file; also every slot header's version */
+#define STRIPE_VERSION 2u /* a superblock of one device of a stripe set */
 #define HDR_SUMMED 120u /* bytes covered by the header checksum */
 static const uint8_t sb_magic[8] = {'K', 'V', 'T', 'I', 'E', 'R', 'S', 'B'};
 static const uint8_t blk_magic[8] = {'K', 'V', 'T', 'B', 'L', 'O', 'C', 'K'};
@@ -23,6 +24,7 @@ enum { /* superblock field offsets */
     SB_MAGIC = 0, SB_VERSION = 8, SB_HDRBYTES = 12, SB_UNIT = 16, SB_FLAGS = 20,
     SB_BLOCK_BYTES = 24, SB_BLOCK_TOKENS = 32, SB_FRAGS = 36, SB_SLOT_BYTES = 40,
     SB_SLOT_COUNT = 48, SB_SLOTS_OFF = 56, SB_STORE_ID = 64, SB_CREATED = 80, SB_KEY_MODE = 88,
+    SB_STRIPE_INDEX = 92, SB_STRIPE_COUNT = 96, SB_STRIPE_SLOTS = 100, SB_SET_ID = 104,
     SB_SUM = 120
 };
 enum { /* slot header field offsets */
@@ -83,7 +85,7 @@ void nvme_sb_encode(const nvme_geometry *g, uint8_t *b)
 {
     memset(b, 0, UNIT);
     memcpy(b + SB_MAGIC, sb_magic, 8);
-    put32(b + SB_VERSION, FORMAT_VERSION);
+    put32(b + SB_VERSION, g->stripe_count ? STRIPE_VERSION : FORMAT_VERSION);
     put32(b + SB_HDRBYTES, HDR_BYTES);
     put32(b + SB_UNIT, UNIT);
     put32(b + SB_FLAGS, 0);
@@ -96,6 +98,12 @@ void nvme_sb_encode(const nvme_geometry *g, uint8_t *b)
     memcpy(b + SB_STORE_ID, g->store_id, 16);
     put64(b + SB_CREATED, kvt__clock_ns(CLOCK_REALTIME));
     put32(b + SB_KEY_MODE, g->key_mode);
+    if (g->stripe_count) {
+        put32(b + SB_STRIPE_INDEX, g->stripe_index);
+        put32(b + SB_STRIPE_COUNT, g->stripe_count);
+        put32(b + SB_STRIPE_SLOTS, g->stripe_slots);
+        memcpy(b + SB_SET_ID, g->set_id, 16);
+    }
     put64(b + SB_SUM, XXH3_64bits(b, HDR_SUMMED));
 }
 
@@ -141,14 +149,35 @@ int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const cha
     if (memcmp(buf + SB_MAGIC, sb_magic, 8))
         return kvt__err(KVT_EFORMAT, "nvme: %s is not a kvtier NVMe file (no superblock magic); "
                                      "left untouched, set recreate to overwrite it", path);
-    if (get32(buf + SB_VERSION) != FORMAT_VERSION || get32(buf + SB_HDRBYTES) != HDR_BYTES ||
-        get32(buf + SB_UNIT) != UNIT || get64(buf + SB_SLOTS_OFF) != SLOTS_OFF)
-        return kvt__err(KVT_EFORMAT, "nvme: %s has format version %u; this build reads version "
-                                     "%u; left untouched, set recreate to overwrite it",
-                        path, get32(buf + SB_VERSION), FORMAT_VERSION);
+    uint32_t version = get32(buf + SB_VERSION);
+    if ((version != FORMAT_VERSION && version != STRIPE_VERSION) ||
+        get32(buf + SB_HDRBYTES) != HDR_BYTES || get32(buf + SB_UNIT) != UNIT ||
+        get64(buf + SB_SLOTS_OFF) != SLOTS_OFF)
+        return kvt__err(KVT_EFORMAT, "nvme: %s has format version %u; this build reads versions "
+                                     "%u and %u; left untouched, set recreate to overwrite it",
+                        path, version, FORMAT_VERSION, STRIPE_VERSION);
     if (get64(buf + SB_SUM) != XXH3_64bits(buf, HDR_SUMMED))
         return kvt__err(KVT_EFORMAT, "nvme: %s: superblock checksum mismatch; left untouched, "
                                      "set recreate to overwrite it", path);
+    uint32_t s_index = get32(buf + SB_STRIPE_INDEX), s_count = get32(buf + SB_STRIPE_COUNT);
+    if (version == STRIPE_VERSION && !g->stripe_count)
+        return kvt__err(KVT_EFORMAT, "nvme: %s is device %u of a %u-device stripe set (format "
+                                     "version %u); open it with the set's %u paths in order; "
+                                     "left untouched, set recreate to overwrite it",
+                        path, s_index + 1, s_count, version, s_count);
+    if (version == FORMAT_VERSION && g->stripe_count)
+        return kvt__err(KVT_EGEOMETRY, "nvme: %s is a single-device file (format version %u), "
+                                       "not a device of a stripe set; left untouched, set "
+                                       "recreate to rebuild it as device %u of %u",
+                        path, version, g->stripe_index + 1, g->stripe_count);
+    if (version == STRIPE_VERSION &&
+        (s_index != g->stripe_index || s_count != g->stripe_count ||
+         get32(buf + SB_STRIPE_SLOTS) != g->stripe_slots))
+        return kvt__err(KVT_EGEOMETRY, "nvme: %s is device %u of a %u-device stripe set of %u "
+                                       "slots; asked device %u of %u, %u slots; left untouched, "
+                                       "set recreate to rebuild it",
+                        path, s_index + 1, s_count, get32(buf + SB_STRIPE_SLOTS),
+                        g->stripe_index + 1, g->stripe_count, g->stripe_slots);
     uint64_t bb = get64(buf + SB_BLOCK_BYTES), sb_slot = get64(buf + SB_SLOT_BYTES),
              count = get64(buf + SB_SLOT_COUNT);
     uint32_t bt = get32(buf + SB_BLOCK_TOKENS), fr = get32(buf + SB_FRAGS);
@@ -173,6 +202,8 @@ int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const cha
         return kvt__err(KVT_ETOOSMALL, "nvme: %s has %llu bytes; its superblock says %llu",
                         path, (unsigned long long)size, (unsigned long long)total);
     memcpy(g->store_id, buf + SB_STORE_ID, 16);
+    if (version == STRIPE_VERSION)
+        memcpy(g->set_id, buf + SB_SET_ID, 16);
     return 0;
 }
 

@@ -27,6 +27,11 @@ typedef struct nvme_geometry {
     uint64_t block_bytes, slot_bytes;
     uint32_t block_tokens, frags, nslots, key_mode;
     uint8_t store_id[16];
+    /* Striping (format version 2): this device is member stripe_index of
+     * stripe_count, of a set of stripe_slots slots named by set_id.
+     * stripe_count 0: a single file (format version 1). */
+    uint32_t stripe_index, stripe_count, stripe_slots;
+    uint8_t set_id[16];
 } nvme_geometry;
 
 static inline uint64_t round_up(uint64_t v, uint64_t a)
@@ -52,8 +57,10 @@ void nvme_new_store_id(uint8_t id[16]);
 void nvme_sb_encode(const nvme_geometry *g, uint8_t *b);
 
 /* Checks a superblock against the geometry asked for (g) and the file's
- * size: 0 and g->store_id set, or KVT_EFORMAT, KVT_EGEOMETRY or
- * KVT_ETOOSMALL with the reason. */
+ * size: 0 and g->store_id (and, for a stripe member, g->set_id) set, or
+ * KVT_EFORMAT, KVT_EGEOMETRY or KVT_ETOOSMALL with the reason. A version-1
+ * superblock passes only for a single file, a version-2 one only for the
+ * member of a set of the same count at the same index. */
 int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const char *path);
 
 /* The header unit (UNIT bytes) of x's block, payload checksum `sum`. */

@@ -17,6 +17,7 @@
 #include "tier/nvme/format.h"
 #include "tier/nvme/ring.h"
 #include "tier/nvme/state.h"
+#include "tier/nvme/stripe.h"
 #include "tier/nvme/verify.h"
 #include "tier/nvme/xfer.h"
 #include "tier/tier.h"
@@ -40,18 +41,40 @@ static void tier_free(kvt_tier_impl *t)
     kvt__free(t);
 }
 
+void nvme_device_close(kvt_tier_impl *t)
+{
+    if (!t)
+        return;
+    KVT_KILLPOINT(KVT__KP_FLUSH);
+    fdatasync(t->fd); /* close() has nobody to report to; kvt__nvme_sync() does */
+    tier_free(t);
+}
+
 static int nvme_write(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem)
 {
+    if (t && t->stripe)
+        return nvme_stripe_batch(t, x, n, mem, DIR_WRITE);
     return nvme_batch(t, x, n, mem, DIR_WRITE);
 }
 
 static int nvme_read(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem)
 {
+    if (t && t->stripe)
+        return nvme_stripe_batch(t, x, n, mem, DIR_READ);
     return nvme_batch(t, x, n, mem, DIR_READ);
 }
 
-/* One batch of header writes, qd at a time, for all n slots. */
 static int nvme_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
+{
+    if (t && t->stripe)
+        return nvme_stripe_discard(t, slots, n);
+    return nvme_device_discard(t, slots, n);
+}
+
+/* One batch of header writes, qd at a time, for all n slots; then, on a
+ * block device, the payloads are handed back to it (file.c says why files
+ * keep theirs). */
+int nvme_device_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
 {
     if (!t || (n && !slots))
         return kvt__err(KVT_ENULL, "nvme: %s is NULL", t ? "slot array" : "tier");
@@ -67,15 +90,15 @@ static int nvme_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
     if (!rc) {
         STAT_ADD(t, discards, n);
         STAT_ADD(t, discard_batches, 1);
+        if (t->blockdev)
+            nvme_trim_payloads(t, slots, n);
     }
     return rc;
 }
 
-static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nslots)
+/* The parameters every device of the tier shares: 0 or an error. */
+static int check_params(const kvt_tier_params *p)
 {
-    if (!p || !out || !nslots)
-        return kvt__err(KVT_ENULL, "nvme: open: NULL argument");
-    *out = NULL;
     const char *path = kvt__tier_opt_str(p, "path");
     int queue_depth = (int)kvt__tier_opt_int(p, "queue_depth");
     if (!path || !*path)
@@ -107,7 +130,13 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     }
     if ((p->host_region == NULL) != (p->host_region_bytes == 0))
         return kvt__err(KVT_EINVAL, "nvme: host_region and host_region_bytes disagree");
+    return 0;
+}
 
+int nvme_open_device(const kvt_tier_params *p, const char *path, const nvme_geometry *stripe,
+                     kvt_tier_impl **out)
+{
+    *out = NULL;
     kvt_tier_impl *t = kvt__calloc(1, sizeof *t);
     if (!t)
         return kvt__err(KVT_ENOMEM, "nvme: tier state");
@@ -115,12 +144,21 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     t->lock_fd = -1;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
+    uint64_t slot = kvt__nvme_slot_bytes(p->block_bytes);
     t->geo.block_bytes = p->block_bytes;
     t->geo.block_tokens = p->block_tokens;
     t->geo.key_mode = p->key_mode;
-    t->geo.frags = frags;
+    t->geo.frags = p->frags ? p->frags : 1;
     t->geo.slot_bytes = slot;
     t->geo.nslots = (uint32_t)(p->capacity / slot);
+    if (stripe) {
+        t->geo.nslots = stripe->nslots;
+        t->geo.stripe_index = stripe->stripe_index;
+        t->geo.stripe_count = stripe->stripe_count;
+        t->geo.stripe_slots = stripe->stripe_slots;
+        memcpy(t->geo.set_id, stripe->set_id, 16);
+    }
+    int queue_depth = (int)kvt__tier_opt_int(p, "queue_depth");
     t->qd = queue_depth ? (unsigned)queue_depth : DEFAULT_QD;
     t->sq = 2 * t->qd;
     t->host_base = p->host_region;
@@ -135,7 +173,7 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     if (!rc)
         rc = nvme_probe_alignment(t, path);
     if (!rc)
-        rc = nvme_load(t, p, created);
+        rc = nvme_load(t, path, kvt__tier_opt_int(p, "recreate") != 0, created);
     if (!rc && t->geo.block_bytes >= OFFLOAD_MIN) {
         /* One core is the ring's; the others may hash (at most MAX_HASHERS).
          * No pool (one CPU, or threads refused): the ring hashes. */
@@ -154,6 +192,27 @@ static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         return rc;
     }
     *out = t;
+    return 0;
+}
+
+static int nvme_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nslots)
+{
+    if (!p || !out || !nslots)
+        return kvt__err(KVT_ENULL, "nvme: open: NULL argument");
+    *out = NULL;
+    int rc = check_params(p);
+    if (rc)
+        return rc;
+    char **paths;
+    unsigned n;
+    if ((rc = nvme_parse_paths(kvt__tier_opt_str(p, "path"), &paths, &n)))
+        return rc;
+    kvt_tier_impl *t;
+    rc = n == 1 ? nvme_open_device(p, paths[0], NULL, &t) : nvme_stripe_open(p, paths, n, &t);
+    kvt__free(paths);
+    if (rc)
+        return rc;
+    *out = t;
     *nslots = t->geo.nslots;
     return 0;
 }
@@ -162,6 +221,11 @@ int kvt__nvme_sync(kvt_tier_impl *t)
 {
     if (!t)
         return kvt__err(KVT_ENULL, "nvme: tier is NULL");
+    return t->stripe ? nvme_stripe_sync(t) : nvme_device_sync(t);
+}
+
+int nvme_device_sync(kvt_tier_impl *t)
+{
     STAT_ADD(t, syncs, 1);
     KVT_KILLPOINT(KVT__KP_FLUSH);
     if (fdatasync(t->fd))
@@ -171,17 +235,36 @@ int kvt__nvme_sync(kvt_tier_impl *t)
 
 static void nvme_close(kvt_tier_impl *t)
 {
-    if (!t)
-        return;
-    KVT_KILLPOINT(KVT__KP_FLUSH);
-    fdatasync(t->fd); /* close() has nobody to report to; kvt__nvme_sync() does */
-    tier_free(t);
+    if (t && t->stripe)
+        nvme_stripe_close(t);
+    else
+        nvme_device_close(t);
 }
 
 static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
 {
     if (!t || !fn)
         return;
+    if (t->stripe)
+        nvme_stripe_stats(t, fn, user);
+    else
+        nvme_device_stats(t, fn, user);
+}
+
+static int nvme_recover_any(kvt_tier_impl *t, kvt_recover_fn fn, void *user)
+{
+    if (t && t->stripe)
+        return nvme_stripe_recover(t, fn, user);
+    return nvme_recover(t, fn, user);
+}
+
+static int nvme_slot_usable(kvt_tier_impl *t, uint32_t slot)
+{
+    return t && t->stripe ? nvme_stripe_slot_usable(t, slot) : 1;
+}
+
+void nvme_device_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
+{
 #define S(name, f) fn("nvme." name, atomic_load_explicit(&t->st.f, memory_order_relaxed), user)
     S("bytes_written", bytes_written);
     S("bytes_read", bytes_read);
@@ -201,6 +284,10 @@ static void nvme_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     S("syncs", syncs);
     S("hashed_off_ring", hashed_off_ring);
     S("verified_off_ring", verified_off_ring);
+    if (t->blockdev) {
+        S("trims", trims);
+        S("trim_bytes", trim_bytes);
+    }
 #undef S
     fn("nvme.slots", t->geo.nslots, user);
     fn("nvme.slot_bytes", t->geo.slot_bytes, user);
@@ -222,7 +309,8 @@ static int nvme_slot_bytes(uint64_t block_bytes, uint64_t *out)
 }
 
 static const kvt_tier_opt_spec nvme_options[] = {
-    {"path", KVT_OPTTYPE_STR, 0, 0, 0, KVT_EPATH, "file or block device (required)"},
+    {"path", KVT_OPTTYPE_STR, 0, 0, 0, KVT_EPATH,
+     "file or block device (required); several, comma-separated, stripe the tier across them"},
     {"queue_depth", KVT_OPTTYPE_INT, 1, MAX_QD, DEFAULT_QD, 0, "io_uring queue depth"},
     {"sqpoll", KVT_OPTTYPE_INT, 0, 1, 0, 0, "1: a kernel submission polling thread"},
     {"recreate", KVT_OPTTYPE_INT, 0, 1, 0, 0, "1: overwrite a file of another format/geometry"},
@@ -242,6 +330,7 @@ const kvt_tier_ops kvt__tier_nvme = {
     .read = nvme_read,
     .discard = nvme_discard,
     .slot_ptr = NULL,
-    .recover = nvme_recover,
+    .recover = nvme_recover_any,
     .stats = nvme_stats,
+    .slot_usable = nvme_slot_usable,
 };

@@ -14,6 +14,7 @@
 enum { DIR_READ = 0, DIR_WRITE = 1 };
 
 struct lane; /* one ring and its staging (ring.h) */
+struct nvme_stripe; /* the devices of a striped tier (stripe.h) */
 
 struct kvt_tier_impl {
     nvme_geometry geo;           /* what the file records (format.h) */
@@ -27,6 +28,11 @@ struct kvt_tier_impl {
     unsigned qd, sq, nlanes, nbounce; /* sq: SQEs in flight per ring, 2 * qd */
     uint64_t bounce_bytes;
     bool sqpoll, fixed_host, fixed_staging, cloned, locked;
+    bool formatted;              /* nvme_load() wrote a new superblock */
+    _Atomic bool no_trim;        /* the block device refused BLKDISCARD once */
+    /* Set: this tier is a stripe set and forwards to its devices' tiers
+     * (stripe.c); none of the fields above is in use. */
+    struct nvme_stripe *stripe;
     struct lane *lanes;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -36,7 +42,7 @@ struct kvt_tier_impl {
     struct {
         _Atomic uint64_t bytes_written, bytes_read, reads, writes, corrupt, corrupt_header,
             corrupt_payload, io_errors, resubmits, staged, vectored, discards, discard_batches,
-            recovered, recovery_ms, syncs, hashed_off_ring, verified_off_ring;
+            recovered, recovery_ms, syncs, hashed_off_ring, verified_off_ring, trims, trim_bytes;
     } st;
 };
 

@@ -1,0 +1,229 @@
+/* micro_nvme_paths.c — `kvtier-bench micro --tier nvme --paths A,B,...`: a tier striped across the devices next to the sum of each device's raw loop, measured in the same run. */
+#include "micro_nvme_paths.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../baseline/raw_uring.h"
+#include "../bench.h"
+#include "../store_cfg.h"
+
+#define MAX_DEVICES 64
+#define SLOTS_OFF 4096u /* the superblock before slot 0 (docs/nvme-format.md) */
+
+static int fail(const char *what, const char *detail)
+{
+    fprintf(stderr, "kvtier-bench micro --tier nvme --paths: %s: %s\n", what, detail);
+    return BENCH_FAILED;
+}
+
+static double gbps(uint64_t bytes, uint64_t ns)
+{
+    return ns ? (double)bytes / (double)ns : 0.0;
+}
+
+/* One device's raw loop: its own slots of the set (slot j of device d holds
+ * global slot j * n + d), payloads only, the blocks the tier moved there. */
+static int raw_device(const char *path, unsigned qd, uint8_t *mem, size_t blocks, uint64_t bb,
+                      uint64_t slot, int write, uint64_t *ns)
+{
+    int fd = raw_uring_open_file(path, 0);
+    if (fd < 0)
+        return fail(path, strerror(-fd));
+    raw_io *ios = calloc(blocks ? blocks : 1, sizeof *ios);
+    raw_uring *r = NULL;
+    int e = ios ? raw_uring_new(fd, qd, NULL, 0, &r) : -ENOMEM;
+    if (!e) {
+        for (size_t j = 0; j < blocks; j++)
+            ios[j] = (raw_io){.buf = mem + j * bb, .off = SLOTS_OFF + j * slot + 4096,
+                              .len = (uint32_t)bb};
+        uint64_t t0 = bench_now_ns();
+        e = raw_uring_run(r, write, ios, blocks);
+        *ns = bench_now_ns() - t0;
+    }
+    raw_uring_free(r);
+    free(ios);
+    close(fd);
+    return e ? fail(path, strerror(-e)) : 0;
+}
+
+static kvt_store *open_set(const char *paths, uint64_t bb, uint64_t slots, unsigned qd)
+{
+    uint64_t slot = 0;
+    if (bench_slot_bytes(bb, &slot)) {
+        fail("slot bytes", kvt_last_error());
+        return NULL;
+    }
+    bench_store_spec spec = bench_store_spec_default("micro --tier nvme --paths");
+    spec.block_bytes = bb;
+    spec.block_tokens = 16;
+    spec.close_flush_ms = 0;
+    spec.flag[BSET_PATH] = "--paths";
+    spec.tier[BENCH_NVME] = (bench_tier_spec){
+        .capacity = slots * slot, .queue_depth = (int)qd, .recreate = 1, .path = paths};
+    kvt_store *s = NULL;
+    bench_store_open(&spec, &s);
+    return s;
+}
+
+typedef struct paths_row {
+    uint64_t bb;
+    unsigned qd;
+    double put, get, raw_put, raw_get; /* medians; raw: the sum over devices */
+} paths_row;
+
+static int measure(const char *paths, char **dev, unsigned nd, paths_row *row, uint64_t total,
+                   int runs, uint8_t *src, uint8_t *dst)
+{
+    uint64_t bb = row->bb, slot = 0;
+    bench_slot_bytes(bb, &slot);
+    size_t n = (size_t)(total / bb);
+    if (n < nd)
+        return fail("--total-bytes", "fewer blocks than devices");
+    kvt_store *s = open_set(paths, bb, n, row->qd);
+    kvt_key *keys = malloc(n * sizeof *keys);
+    void **sp = malloc(n * sizeof *sp), **dp = malloc(n * sizeof *dp);
+    if (!s || !keys || !sp || !dp) {
+        if (s)
+            kvt_close(s);
+        free(keys), free(sp), free(dp);
+        return BENCH_FAILED;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sp[i] = src + i * bb;
+        dp[i] = dst + i * bb;
+    }
+    bench_samples put = {0}, get = {0}, rput = {0}, rget = {0};
+    int rc = BENCH_OK;
+    for (int run = 0; rc == BENCH_OK && run < runs; run++) {
+        bench_progress("--paths: %" PRIu64 "-byte blocks, QD %u, run %d of %d", bb, row->qd,
+                       run + 1, runs);
+        if (bench_keys(keys, n, bb * 131 + (uint64_t)run)) {
+            rc = BENCH_FAILED;
+            break;
+        }
+        uint64_t t0 = bench_now_ns();
+        int got = kvt_put(s, keys, n, sp, NULL, NULL);
+        uint64_t t1 = bench_now_ns();
+        int back = got == (int)n ? kvt_get(s, keys, n, dp, NULL, NULL) : -1;
+        uint64_t t2 = bench_now_ns();
+        if (got != (int)n || back != (int)n || memcmp(src, dst, n * bb)) {
+            rc = fail("put/get", got != (int)n || back != (int)n ? kvt_last_error()
+                                                                 : "read wrong bytes");
+            break;
+        }
+        bench_samples_add(&put, gbps(n * bb, t1 - t0));
+        bench_samples_add(&get, gbps(n * bb, t2 - t1));
+        /* Each device's raw loop alone, on its share of the blocks; the
+         * tier's ceiling is the sum of their rates. */
+        if (kvt_remove(s, keys, n) != (int)n) {
+            rc = fail("removing the measured blocks", kvt_last_error());
+            break;
+        }
+        double sum_w = 0, sum_r = 0;
+        for (unsigned d = 0; rc == BENCH_OK && d < nd; d++) {
+            size_t blocks = (n - d + nd - 1) / nd;
+            uint64_t ns_w = 0, ns_r = 0;
+            rc = raw_device(dev[d], row->qd, src, blocks, bb, slot, 1, &ns_w);
+            if (rc == BENCH_OK)
+                rc = raw_device(dev[d], row->qd, dst, blocks, bb, slot, 0, &ns_r);
+            sum_w += gbps(blocks * bb, ns_w);
+            sum_r += gbps(blocks * bb, ns_r);
+        }
+        bench_samples_add(&rput, sum_w);
+        bench_samples_add(&rget, sum_r);
+    }
+    row->put = bench_median(&put);
+    row->get = bench_median(&get);
+    row->raw_put = bench_median(&rput);
+    row->raw_get = bench_median(&rget);
+    bench_samples_free(&put), bench_samples_free(&get);
+    bench_samples_free(&rput), bench_samples_free(&rget);
+    kvt_close(s);
+    free(keys), free(sp), free(dp);
+    return rc;
+}
+
+int bench_micro_nvme_paths(const char *paths, const bench_list *blocks, const bench_list *qds,
+                           uint64_t total, int runs, int json)
+{
+    char *copy = strdup(paths), *dev[MAX_DEVICES];
+    unsigned nd = 0;
+    for (char *p = copy, *save = NULL; copy && (p = strtok_r(p, ",", &save)); p = NULL)
+        if (nd < MAX_DEVICES)
+            dev[nd++] = p;
+    if (nd < 1) {
+        free(copy);
+        return fail("--paths", "no path");
+    }
+    uint8_t *src = bench_alloc(total), *dst = bench_alloc(total);
+    paths_row *rows = calloc((size_t)blocks->n * (size_t)qds->n, sizeof *rows);
+    size_t nrows = 0;
+    int rc = src && dst && rows ? BENCH_OK : BENCH_FAILED;
+    for (size_t i = 0; src && i < total; i++)
+        src[i] = (uint8_t)(i * 2654435761u >> 13);
+    for (int bi = 0; rc == BENCH_OK && bi < blocks->n; bi++)
+        for (int qi = 0; rc == BENCH_OK && qi < qds->n; qi++) {
+            rows[nrows] = (paths_row){.bb = blocks->v[bi], .qd = (unsigned)qds->v[qi]};
+            rc = measure(paths, dev, nd, &rows[nrows], total, runs, src, dst);
+            if (rc == BENCH_OK)
+                nrows++;
+        }
+    bench_progress_done();
+    if (rc == BENCH_OK && json) {
+        bench_json j;
+        bench_json_init(&j, stdout);
+        bench_json_object(&j, NULL);
+        bench_json_header(&j, "micro");
+        bench_json_str(&j, "tier", "nvme");
+        bench_json_str(&j, "mode", "paths");
+        bench_json_str(&j, "paths", paths);
+        bench_json_u64(&j, "devices", nd);
+        bench_json_i64(&j, "runs", runs);
+        bench_json_array(&j, "rows");
+        for (size_t i = 0; i < nrows; i++) {
+            bench_json_object(&j, NULL);
+            bench_json_u64(&j, "block_bytes", rows[i].bb);
+            bench_json_u64(&j, "queue_depth", rows[i].qd);
+            bench_json_num(&j, "put_gb_per_s", rows[i].put);
+            bench_json_num(&j, "get_gb_per_s", rows[i].get);
+            bench_json_num(&j, "raw_sum_put_gb_per_s", rows[i].raw_put);
+            bench_json_num(&j, "raw_sum_get_gb_per_s", rows[i].raw_get);
+            bench_json_end_object(&j);
+        }
+        bench_json_end_array(&j);
+        bench_json_end_object(&j);
+        fputc('\n', stdout);
+    } else if (rc == BENCH_OK) {
+        bench_print_header(stdout, "micro --tier nvme --paths");
+        printf("NVMe tier striped across %u devices (%s): put and get GB/s next to the sum of\n"
+               "each device's raw io_uring O_DIRECT loop run alone on its share of the same\n"
+               "blocks, same run, medians of %d runs.\n\n",
+               nd, paths, runs);
+        static const char *const head[] = {"block", "QD", "put GB/s", "raw sum", "put/sum",
+                                           "get GB/s", "raw sum", "get/sum"};
+        bench_table tb;
+        bench_table_init(&tb, 8, head, "rrrrrrrr");
+        for (size_t i = 0; i < nrows; i++) {
+            bench_table_cell(&tb, "%" PRIu64 "K", rows[i].bb >> 10);
+            bench_table_cell(&tb, "%u", rows[i].qd);
+            bench_table_cell(&tb, "%.2f", rows[i].put);
+            bench_table_cell(&tb, "%.2f", rows[i].raw_put);
+            bench_table_cell(&tb, "%.0f%%", 100 * rows[i].put / rows[i].raw_put);
+            bench_table_cell(&tb, "%.2f", rows[i].get);
+            bench_table_cell(&tb, "%.2f", rows[i].raw_get);
+            bench_table_cell(&tb, "%.0f%%", 100 * rows[i].get / rows[i].raw_get);
+        }
+        bench_table_print(&tb, stdout, 2);
+        bench_table_free(&tb);
+    }
+    free(rows);
+    bench_free(src, total);
+    bench_free(dst, total);
+    free(copy);
+    return rc;
+}
