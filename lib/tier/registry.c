@@ -4,6 +4,7 @@
 #include "error.h"
 #include "kvt_build_config.h"
 #include "tier/tier.h"
+#include "tier/cluster/tier_cluster.h"
 
 /* Room for the built-in kinds and a few registered ones (test tiers). */
 #define MAX_KINDS 8
@@ -44,9 +45,10 @@ static const kvt_tier_ops *kinds[MAX_KINDS] = {
     &kvt__tier_dram,
 #if KVT_HAVE_URING
     &kvt__tier_nvme,
+    &kvt__tier_cluster,
 #endif
 };
-static size_t nkinds = 2 + KVT_HAVE_URING;
+static size_t nkinds = 2 + 2 * KVT_HAVE_URING;
 
 const kvt_tier_ops *kvt__tier_find(const char *kind)
 {
