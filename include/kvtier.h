@@ -704,7 +704,8 @@ KVT_API int kvt_stat(kvt_store *store, const char *name, uint64_t *value);
  * On a connected store the calls that act on this process's own store
  * (kvt_clock_set, kvt_expire, kvt_serve) return KVT_ENOTSUP; so do
  * kvt_remove_group and kvt_events_*, device memory (KVT_MEM_CUDA) and
- * streams, for now; kvt_io_opts.group and .parent are not passed on.
+ * streams, for now; a put with kvt_io_opts.group set gets KVT_ENOTSUP, and
+ * .parent is not passed on.
  * Block bytes travel through shared memory, never the socket. When the
  * server goes away, calls fail at once with KVT_ECLOSED (tickets complete
  * with it); kvt_close the store and kvt_connect again. */

@@ -667,6 +667,11 @@ int kvt__client_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
     rc = check_io(c, keys, n, ptrs, o, "kvt_put");
     if (rc)
         return rc;
+    /* Protocol v1 has no field for a group: a put without its tag would clear
+     * the keys' tags on the server, and kvt_remove_group there would miss them. */
+    if (o && o->group)
+        return kvt__err(KVT_ENOTSUP, "kvt_put: groups (kvt_io_opts.group) are not passed on "
+                        "by a connected store (protocol v1)");
     return ticket ? kvt__client_submit(c, 1, keys, n, ptrs, o, ticket)
                   : kvt__client_io(c, 1, keys, n, ptrs, o);
 }

@@ -272,6 +272,8 @@ Test(shared, tickets_and_eventfd)
     cr_assert_eq(kvt_store_tier_available(c, 0), 1);
     cr_assert_eq(kvt_store_tier_available(c, 3), KVT_EINVAL);
     cr_assert_eq(kvt_remove_group(c, 1), KVT_ENOTSUP);
+    kvt_io_opts grouped = {.size = sizeof grouped, .group = 7};
+    cr_assert_eq(kvt_put(c, k, 1, sp, &grouped, NULL), KVT_ENOTSUP);
     kvt_server *nested;
     cr_assert_eq(kvt_serve(c, "/tmp/x.sock", NULL, &nested), KVT_ENOTSUP);
     /* options of the struct's first version (a caller built against an
