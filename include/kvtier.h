@@ -447,8 +447,12 @@ typedef uint64_t kvt_ticket;
  * tier holding it, or KVT_TIER_NONE from the first miss on. lease_ms > 0 pins
  * the held blocks against eviction and expiry until kvt_release() or the lease
  * runs out, whichever comes first. Does not count as an access (a get does).
- * Returns the hit count. Takes no global lock; never blocks on I/O on the
- * real clock (on a virtual clock it first applies due expiry: kvt_expire).
+ * After the local (slot) tiers, the prefix goes on in key-addressed tiers
+ * (blocks other processes or nodes put: docs/tiers.md), which may do I/O;
+ * with lease_ms > 0 they are not asked (their blocks can't be pinned) and the
+ * count stops where the local tiers stop. Returns the hit count. Takes no
+ * global lock; the local part never blocks on I/O on the real clock (on a
+ * virtual clock it first applies due expiry: kvt_expire).
  * Errors: KVT_ENULL, KVT_ESIZE (n == 0), KVT_ECLOSED. */
 KVT_API int kvt_lookup(kvt_store *store, const kvt_key *keys, size_t n, uint8_t *tiers,
                        uint32_t lease_ms);

@@ -45,8 +45,11 @@ int kvt__store_lookup(kvt_store *s, const kvt_key *keys, size_t n, uint8_t *tier
         for (size_t i = h; i < n; i++)
             tiers[i] = KVT_TIER_NONE;
     /* Blocks other processes may have put into key-addressed tiers: the
-     * prefix goes on there (no lease: such a tier owns their lifetime). */
-    if (s->nkeyed && h < n)
+     * prefix goes on there. Not with a lease: such a tier owns their
+     * lifetime and they can't be pinned, and a count that included them
+     * would have the caller (or the node-shared server, for its client)
+     * release pins that were never taken. */
+    if (s->nkeyed && h < n && !lease_ms)
         h = kvt__keyed_lookup(s, keys, h, n, tiers, 1);
     ADD(&s->st, lookup_hit_blocks, h);
     if (lease_ms)

@@ -131,6 +131,16 @@ Test(keyed, lookup_continues_the_local_prefix_and_contains_fills_misses)
     cr_assert_eq(tiers[1], 1);
     cr_assert_eq(tiers[2], KVT_TIER_NONE);
     cr_assert_eq(tiers[3], KVT_TIER_NONE, "a lookup stops at the first miss");
+    /* With a lease only what can be pinned counts: the local prefix. */
+    uint64_t pins0 = 0, pins1 = 0;
+    cr_assert_eq(kvt_stat(s, "pins", &pins0), 0);
+    cr_assert_eq(kvt_lookup(s, keys, 4, tiers, 1000), 1);
+    cr_assert_eq(tiers[1], KVT_TIER_NONE);
+    cr_assert_eq(kvt_stat(s, "pins", &pins1), 0);
+    cr_assert_eq(pins1 - pins0, 1, "pins counted: %llu", (unsigned long long)(pins1 - pins0));
+    int32_t rel = 1;
+    cr_assert_eq(kvt_release(s, keys, 1, &rel), 1, "%s", kvt_last_error());
+    cr_assert_eq(rel, 0);
     cr_assert_eq(kvt_contains(s, keys, 4, tiers), 3);
     cr_assert_eq(tiers[0], 0);
     cr_assert_eq(tiers[1], 1);
