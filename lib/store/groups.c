@@ -77,11 +77,14 @@ static int grow(kvt__groups *g)
     return 0;
 }
 
-/* Drops the tags of keys no tier holds. Lock held. */
+/* Drops the tags of keys no tier holds. Lock held, so only the index is
+ * asked: a key-addressed tier's answer is I/O (and may fail), and every
+ * tagging put waits on this lock. With such tiers a tag stays (the backend
+ * may hold the block, and kvt_remove_group passes removes on to it). */
 static void sweep(kvt_store *s, kvt__groups *g)
 {
     for (size_t i = 0; i < g->cap;) {
-        if (g->tab[i].group && kvt__store_contains(s, &g->tab[i].key, 1, NULL) == 0)
+        if (g->tab[i].group && !s->nkeyed && kvt__contains_local(s, &g->tab[i].key, 1, NULL) == 0)
             erase_at(g, i); /* slot i now holds a shifted entry: look again */
         else
             i++;

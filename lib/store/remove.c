@@ -309,8 +309,10 @@ int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n)
     int rc = remove_local(s, keys, n);
     kvt__keyed_remove(s, keys, n, held);
     for (size_t i = 0; rc >= 0 && i < n; i++)
-        if (held[i] && local[i] == KVT_TIER_NONE)
+        if (held[i] && local[i] == KVT_TIER_NONE) {
             rc++;
+            kvt__event_removed(s, &keys[i]); /* remove_local queued those it held */
+        }
     kvt__free(local);
     kvt__free(held);
     return rc;
