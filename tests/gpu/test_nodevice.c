@@ -8,6 +8,7 @@
 #include "cuda.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
+#include "tier/staged.h"
 #include "tier/tier.h"
 #include "../tier_kinds.h"
 
@@ -219,7 +220,8 @@ Test(nodevice, layer_without_gpu)
 #endif
 }
 
-/* The NVMe bounce entry points pass host memory straight through. */
+/* The staging wrapper (lib/tier/staged.c) passes host memory straight
+ * through to the tier under it. */
 static int calls;
 static int fake_write(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem)
 {
@@ -235,16 +237,22 @@ Test(nodevice, tier_calls_without_cuda_memory_pass_through)
     require_no_gpu();
     kvt_tier_ops ops = {.version = KVT_TIER_OPS_VERSION, .name = "fake", .write = fake_write,
                         .read = fake_write};
+    kvt_tier_handle h = {.ops = &ops, .impl = NULL, .caps = ops.caps};
+    cr_assert_eq(kvt__staged_wrap(&h, 64), 0, "%s", kvt_last_error());
+    cr_assert(h.ops != &ops);
+    cr_assert(h.caps & KVT_TCAP_CUDA_MEM);
+    cr_assert_eq(kvt__staged_inner(&h)->ops, &ops);
     uint8_t buf[64];
     void *p = buf;
     kvt_xfer x = {.slot = 0, .nfrags = 1, .frags = &p};
-    cr_assert_eq(kvt__cuda_tier_write(&ops, NULL, &x, 1, KVT_MEM_HOST, 64), 0);
-    cr_assert_eq(kvt__cuda_tier_read(&ops, NULL, &x, 1, KVT_MEM_HOST, 64), 0);
+    cr_assert_eq(h.ops->write(h.impl, &x, 1, KVT_MEM_HOST), 0);
+    cr_assert_eq(h.ops->read(h.impl, &x, 1, KVT_MEM_HOST), 0);
     cr_assert_eq(calls, 2);
     /* Device memory for a host-only tier, with no GPU: refused, the tier
      * never called. */
-    int rc = kvt__cuda_tier_write(&ops, NULL, &x, 1, KVT_MEM_CUDA, 64);
+    int rc = h.ops->write(h.impl, &x, 1, KVT_MEM_CUDA);
     cr_assert(rc == KVT_ENODEV || rc == KVT_EMEMKIND, "%d", rc);
     cr_assert_eq(x.status, rc);
     cr_assert_eq(calls, 2);
+    h.ops->close(h.impl); /* frees the wrapper; the fake tier has no close */
 }
