@@ -12,7 +12,7 @@
 
 /* Like every tier, HBM moves bytes between its slots and memory it is
  * handed; the copies themselves (copy engines, batch memcpy or the
- * gather/scatter kernel, chosen per fragment size) are lib/cuda.c's. Caller
+ * gather/scatter kernel, chosen per fragment size) are lib/cuda.h's. Caller
  * GPU memory on the arena's device moves device to device; host memory (the
  * DRAM arena on demotion and promotion, or a caller's host buffers) across
  * PCIe. Every call returns when its bytes are in place. */
