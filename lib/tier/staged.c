@@ -319,7 +319,9 @@ int kvt__staged_wrap(kvt_tier_handle *h, uint64_t block_bytes)
 {
     if (!h || !h->ops)
         return kvt__err(KVT_ENULL, "staged tier: no tier to wrap");
-    if (h->caps & KVT_TCAP_CUDA_MEM)
+    /* Key-addressed tiers move no slots: their own ops decide what memory
+     * they take. */
+    if (h->caps & (KVT_TCAP_CUDA_MEM | KVT_TCAP_KEYED))
         return 0;
     if (!block_bytes)
         return kvt__err(KVT_EINVAL, "staged tier: block_bytes is 0");

@@ -13,7 +13,8 @@
  * flush, slot_ptr, recover, stats) to the inner tier unchanged. Its caps
  * are the inner ones plus KVT_TCAP_CUDA_MEM; its ops->name is the inner
  * tier's; its close closes the inner tier. A tier that has
- * KVT_TCAP_CUDA_MEM is left as it is. In builds without CUDA the wrapper
+ * KVT_TCAP_CUDA_MEM, or is key-addressed (KVT_TCAP_KEYED), is left as it
+ * is. In builds without CUDA the wrapper
  * refuses device memory with KVT_EMEMKIND, every xfer's status set.
  * block_bytes: bytes per block (the sum of an xfer's fragments).
  * 0, KVT_ENULL, KVT_EINVAL, KVT_ENOMEM (*h unchanged on error). */

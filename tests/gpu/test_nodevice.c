@@ -335,6 +335,9 @@ Test(nodevice, staged_wrap_leaves_cuda_memory_tiers_alone)
     cr_assert_eq(h.impl, fake_impl);
     cr_assert_eq(h.caps, ops.caps);
     cr_assert_eq(kvt__staged_inner(&h), &h);
+    ops.caps = h.caps = KVT_TCAP_KEYED; /* key-addressed: its own ops decide */
+    cr_assert_eq(kvt__staged_wrap(&h, 4096), 0);
+    cr_assert_eq(h.ops, &ops);
     cr_assert_eq(kvt__staged_wrap(NULL, 4096), KVT_ENULL);
     ops.caps = 0;
     h.caps = 0;
