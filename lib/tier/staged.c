@@ -315,6 +315,11 @@ static void staged_stats(kvt_tier_impl *w, kvt_stat_fn fn, void *user)
     w->inner.ops->stats(w->inner.impl, fn, user);
 }
 
+static int staged_slot_usable(kvt_tier_impl *w, uint32_t slot)
+{
+    return w->inner.ops->slot_usable(w->inner.impl, slot);
+}
+
 int kvt__staged_wrap(kvt_tier_handle *h, uint64_t block_bytes)
 {
     if (!h || !h->ops)
@@ -330,20 +335,29 @@ int kvt__staged_wrap(kvt_tier_handle *h, uint64_t block_bytes)
         return kvt__err(KVT_ENOMEM, "staged tier over %s", h->ops->name);
     w->inner = *h;
     w->block_bytes = block_bytes;
-    /* The inner tier's table, so that its name, version and which optional
-     * operations exist (NULL ones stay NULL) read the same through the
-     * wrapper; open belongs to the inner tier, which is open already. */
-    w->ops = *h->ops;
-    w->ops.caps = h->caps | KVT_TCAP_CUDA_MEM;
-    w->ops.open = NULL;
-    w->ops.close = staged_close;
-    w->ops.write = staged_write;
-    w->ops.read = staged_read;
-    w->ops.discard = h->ops->discard ? staged_discard : NULL;
-    w->ops.flush = h->ops->flush ? staged_flush : NULL;
-    w->ops.slot_ptr = h->ops->slot_ptr ? staged_slot_ptr : NULL;
-    w->ops.recover = h->ops->recover ? staged_recover : NULL;
-    w->ops.stats = h->ops->stats ? staged_stats : NULL;
+    /* The inner tier's identity (name, version, options) and which of its
+     * optional operations exist (NULL ones stay NULL: the store skips
+     * them), each forwarded with the inner state. Built field by field, not
+     * copied: an operation added to kvt_tier_ops later must be forwarded
+     * here, never handed the wrapper's state. open belongs to the inner
+     * tier, which is open already. */
+    const kvt_tier_ops *in = h->ops;
+    w->ops = (kvt_tier_ops){
+        .version = in->version,
+        .name = in->name,
+        .caps = h->caps | KVT_TCAP_CUDA_MEM,
+        .options = in->options,
+        .slot_bytes = in->slot_bytes, /* takes no tier state */
+        .close = staged_close,
+        .write = staged_write,
+        .read = staged_read,
+        .discard = in->discard ? staged_discard : NULL,
+        .flush = in->flush ? staged_flush : NULL,
+        .slot_ptr = in->slot_ptr ? staged_slot_ptr : NULL,
+        .recover = in->recover ? staged_recover : NULL,
+        .stats = in->stats ? staged_stats : NULL,
+        .slot_usable = in->slot_usable ? staged_slot_usable : NULL,
+    };
     h->ops = &w->ops;
     h->impl = w;
     h->caps = w->ops.caps;

@@ -263,6 +263,12 @@ Test(nodevice, tier_calls_without_cuda_memory_pass_through)
 static kvt_tier_impl *const fake_impl = (kvt_tier_impl *)&calls;
 static int fake_discards, fake_closes, fake_stats;
 
+static int fake_slot_usable(kvt_tier_impl *t, uint32_t slot)
+{
+    cr_assert_eq(t, fake_impl);
+    return slot != 5;
+}
+
 static int fake_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
 {
     cr_assert_eq(t, fake_impl);
@@ -296,9 +302,11 @@ Test(nodevice, staged_wrapper_forwards_and_keeps_absent_operations_absent)
     kvt_tier_ops ops = {.version = KVT_TIER_OPS_VERSION, .name = "fake",
                         .caps = KVT_TCAP_PERSISTENT | KVT_TCAP_VERIFIES, .close = fake_close,
                         .write = fake_write, .read = fake_write, .discard = fake_discard,
-                        .stats = fake_stat_visit};
+                        .stats = fake_stat_visit, .slot_usable = fake_slot_usable};
     kvt_tier_handle h = {.ops = &ops, .impl = fake_impl, .caps = ops.caps};
     cr_assert_eq(kvt__staged_wrap(&h, 4096), 0, "%s", kvt_last_error());
+    cr_assert(h.ops->slot_usable(h.impl, 4));
+    cr_assert_not(h.ops->slot_usable(h.impl, 5));
     cr_assert_str_eq(h.ops->name, "fake");
     cr_assert_eq(h.ops->version, KVT_TIER_OPS_VERSION);
     cr_assert_eq(h.caps, KVT_TCAP_PERSISTENT | KVT_TCAP_VERIFIES | KVT_TCAP_CUDA_MEM);
