@@ -384,7 +384,7 @@ static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
             return kvt__err(KVT_EFRAGS, "%s: %u fragments per block given, the store has %u", fn,
                             o->frags, s->frags);
     }
-    /* kvtier-gpu: device pointers, streams, flags (lib/cuda.c); with no
+    /* kvtier-gpu: device pointers, streams, flags (lib/cuda.h); with no
      * opts too, where device memory passed as host would crash a memcpy. */
     return kvt__cuda_check_io(o, ptrs, n * s->frags, fn);
 }

@@ -8,8 +8,9 @@
  * libcudart.so.<major of the headers built against> is dlopen()ed at first
  * use (never linked), after a probe for the driver (libcuda.so.1), and the
  * copy kernels are an embedded fatbin loaded with cudaLibraryLoadData.
- * Builds without CUDA compile this file to stubs: kvt__cuda_load() says
- * KVT_ENODEV, copies say KVT_EMEMKIND, ordering hooks do nothing.
+ * Builds without CUDA compile lib/gpu/nocuda.c instead: kvt__cuda_load()
+ * says KVT_ENODEV, copies say KVT_EMEMKIND, ordering hooks do nothing.
+ * The implementation is lib/gpu/ (gpu/internal.h lists its files).
  *
  * Environment (read once, at first use; docs/gpu.md):
  *   KVTIER_CUDART=PATH|none   the runtime to load, or none: behave as without a GPU
@@ -21,7 +22,7 @@
  * CUDA runtime's own: freeing pinned memory synchronizes the whole device,
  * which must never happen while an engine's stream waits on a gate.
  *
- * No function here calls into the store. None prints.
+ * No function here calls into the store or a tier. None prints.
  */
 
 #include <stdatomic.h>
@@ -31,7 +32,6 @@
 #include "copy.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
-#include "tier/tier.h"
 
 /* Which method copies a fragment, by its size (pinned host memory or one
  * GPU; docs/gpu.md has the sweep these come from, H200, PCIe Gen5 x16,
@@ -56,9 +56,10 @@
  * SM. */
 #define KVT_CUDA_KERNEL_PIECE ((size_t)64 << 10)
 
-/* Pinned staging per lane for device <-> NVMe, in two halves that take
- * turns (one being copied on the GPU while the other is written or read by
- * the NVMe tier). Blocks larger than a half bounce through pageable memory. */
+/* Pinned staging per lane for device memory <-> a tier that takes host
+ * memory only (lib/tier/staged.c), in two halves that take turns (one being
+ * copied on the GPU while the other is written or read by the tier). Blocks
+ * larger than a half bounce through pageable memory. */
 #define KVT_CUDA_STAGING_BYTES ((size_t)64 << 20)
 
 /* The DRAM arena is pinned (cudaHostRegister) in chunks of about this size,
@@ -133,17 +134,6 @@ int kvt__cuda_io_begin(const kvt_io_opts *o);
  * any) and frees the call's context. Nothing without one. */
 void kvt__cuda_io_end(const kvt_io_opts *o);
 
-/* A tier's write/read, bouncing through pinned staging when mem is
- * KVT_MEM_CUDA and the tier lacks KVT_TCAP_CUDA_MEM (NVMe): device
- * fragments are copied into staging and the tier is called with host
- * memory (and the read twin). Anything else calls the tier directly.
- * block_bytes: bytes per block (the sum of an xfer's fragments). Returns
- * and sets statuses as the tier's write/read. */
-int kvt__cuda_tier_write(const kvt_tier_ops *ops, kvt_tier_impl *t, kvt_xfer *x, size_t n,
-                         kvt_mem_kind mem, uint64_t block_bytes);
-int kvt__cuda_tier_read(const kvt_tier_ops *ops, kvt_tier_impl *t, kvt_xfer *x, size_t n,
-                        kvt_mem_kind mem, uint64_t block_bytes);
-
 /* --------------------------------------------------------- tiers: copies */
 
 typedef enum kvt__cuda_dir {
@@ -186,6 +176,35 @@ int kvt__cuda_copy(int device, kvt__cuda_dir dir, int kernel_d2d, const kvt__cop
 /* Device memory for the HBM arena. 0, KVT_ENOMEM, KVT_ENODEV. */
 int kvt__cuda_malloc(int device, size_t bytes, void **out);
 void kvt__cuda_free(int device, void *p);
+
+/* ------------------------------------- staging (lib/tier/staged.c) */
+
+/* A lane: a stream of one device with pinned staging, held by one thread
+ * from kvt__cuda_stage_begin() to kvt__cuda_stage_end(). The wrapper that
+ * bounces device memory through host memory for tiers without
+ * KVT_TCAP_CUDA_MEM drives it; this layer never calls a tier. */
+typedef struct kvt__cuda_lane kvt__cuda_lane;
+
+/* Makes `device` current on this thread (until _end puts back what was)
+ * and takes a free lane of it, waiting while all are in use; its
+ * KVT_CUDA_STAGING_BYTES of pinned staging are allocated on first use.
+ * 0, KVT_ENODEV, KVT_ENOMEM or KVT_EIO (message). */
+int kvt__cuda_stage_begin(int device, kvt__cuda_lane **out);
+/* The lane's pinned staging, or NULL when pinned memory could not be had
+ * (the caller then bounces through pageable memory). */
+char *kvt__cuda_stage_mem(kvt__cuda_lane *l);
+/* Queues n copies (dir H2D or D2H, one side in the staging or other host
+ * memory) after the lane's earlier work, using descriptor half `half` (0 or
+ * 1, whose copies queued before must be done: kvt__cuda_stage_wait), and
+ * marks the half done after them. Does not wait. 0, KVT_EIO, KVT_ENOMEM. */
+int kvt__cuda_stage_queue(kvt__cuda_lane *l, int half, kvt__cuda_dir dir,
+                          const kvt__copy_op *ops, size_t n);
+/* Waits for the copies last queued on `half`. 0 or KVT_EIO. */
+int kvt__cuda_stage_wait(kvt__cuda_lane *l, int half);
+/* Waits for everything queued on the lane. 0 or KVT_EIO (message). */
+int kvt__cuda_stage_sync(kvt__cuda_lane *l);
+/* Waits for the lane, gives it back, restores this thread's device. */
+void kvt__cuda_stage_end(kvt__cuda_lane *l);
 
 /* -------------------------------------------- pinned host memory (DRAM) */
 

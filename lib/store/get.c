@@ -150,7 +150,7 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         }
         if (!k)
             continue;
-        kvt__cuda_tier_read(tr->ops, tr->impl, x, k, mem, s->block_bytes);
+        tr->ops->read(tr->impl, x, k, mem);
         kvt__touch_all(s, t, ids, slots, k, kvt__store_now(s));
         size_t c = 0;
         for (size_t j = 0; j < m; j++) {

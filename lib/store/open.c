@@ -3,6 +3,7 @@
 #include "groups.h"
 
 #include "tier/faulty.h"
+#include "tier/staged.h"
 
 /* ----------------------------------------------------------------- stats */
 
@@ -154,6 +155,16 @@ static int open_tier(kvt_store *s, int t, void *region, size_t region_bytes)
     }
     if (rc)
         return rc;
+    /* Device memory for a tier that takes host memory only goes through
+     * pinned staging (lib/tier/staged.c), so that the store calls
+     * ops->read/write alike for every tier. Above the fault wrapper: faults
+     * hit the host-memory moves of the inner tier, as they did when the
+     * NVMe engine injected them. */
+    kvt_tier_handle staged = {.ops = tr->ops, .impl = tr->impl, .caps = tr->ops->caps};
+    if ((rc = kvt__staged_wrap(&staged, s->block_bytes)))
+        return rc;
+    tr->ops = staged.ops;
+    tr->impl = staged.impl;
     tr->on = 1;
     tr->pol = kvt__policy_find(tc->policy ? tc->policy : kvt__policy_default());
     if (!tr->pol)

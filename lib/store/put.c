@@ -287,7 +287,7 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
     int stored = 0;
     if (!m)
         return 0;
-    kvt__cuda_tier_write(tr->ops, tr->impl, x, m, mem, s->block_bytes);
+    tr->ops->write(tr->impl, x, m, mem);
     uint64_t after = kvt__store_now(s);
     for (size_t j = 0; j < m; j++) {
         if (x[j].status) {

@@ -17,6 +17,7 @@
 #include "cuda.h"
 #include "error.h"
 #include "numa_node.h"
+#include "tier/xfer.h"
 
 #define HUGE_PAGE ((size_t)2 << 20)
 /* Ops per batch that need no allocation; bigger batches allocate. */
@@ -222,20 +223,6 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     return 0;
 }
 
-static int check_xfer(const kvt_tier_impl *t, const kvt_xfer *x)
-{
-    if (x->slot >= t->nslots)
-        return KVT_EINVAL;
-    if (x->nfrags == 0 || t->block_bytes % x->nfrags)
-        return KVT_EFRAGS;
-    if (!x->frags)
-        return KVT_ENULL;
-    for (uint32_t f = 0; f < x->nfrags; f++)
-        if (!x->frags[f])
-            return KVT_ENULL;
-    return 0;
-}
-
 /* Runs a batch of copies: host memory on the copier's threads, GPU memory
  * (dev >= 0) by the CUDA layer. After a CUDA failure (rc) the rest of the
  * batch is skipped and rc kept. */
@@ -268,7 +255,7 @@ static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, 
     int first = 0;
     size_t first_at = 0, want = 0;
     for (size_t i = 0; i < n; i++) {
-        x[i].status = check_xfer(t, &x[i]);
+        x[i].status = kvt__xfer_check(&x[i], t->block_bytes, t->nslots);
         if (x[i].status == 0)
             want += x[i].nfrags;
         else if (!first) {

@@ -8,10 +8,11 @@
 #include "cuda.h"
 #include "error.h"
 #include "tier/tier.h"
+#include "tier/xfer.h"
 
 /* Like every tier, HBM moves bytes between its slots and memory it is
  * handed; the copies themselves (copy engines, batch memcpy or the
- * gather/scatter kernel, chosen per fragment size) are lib/cuda.c's. Caller
+ * gather/scatter kernel, chosen per fragment size) are lib/cuda.h's. Caller
  * GPU memory on the arena's device moves device to device; host memory (the
  * DRAM arena on demotion and promotion, or a caller's host buffers) across
  * PCIe. Every call returns when its bytes are in place. */
@@ -85,20 +86,6 @@ static int hbm_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nsl
     return 0;
 }
 
-static int check_xfer(const kvt_tier_impl *t, const kvt_xfer *x)
-{
-    if (x->slot >= t->nslots)
-        return KVT_EINVAL;
-    if (x->nfrags == 0 || t->block_bytes % x->nfrags)
-        return KVT_EFRAGS;
-    if (!x->frags)
-        return KVT_ENULL;
-    for (uint32_t f = 0; f < x->nfrags; f++)
-        if (!x->frags[f])
-            return KVT_ENULL;
-    return 0;
-}
-
 /* Both directions: every fragment of every valid xfer in one batch. */
 static int hbm_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, int to_slots)
 {
@@ -115,7 +102,7 @@ static int hbm_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, i
     size_t first_at = 0, want = 0;
     const void *probe = NULL;
     for (size_t i = 0; i < n; i++) {
-        x[i].status = check_xfer(t, &x[i]);
+        x[i].status = kvt__xfer_check(&x[i], t->block_bytes, t->nslots);
         if (x[i].status == 0) {
             want += x[i].nfrags;
             if (!probe)

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-// One piece of a copy batch. Same layout as kvt__cuda_desc in lib/cuda.c.
+// One piece of a copy batch. Same layout as kvt__cuda_desc in lib/gpu/internal.h.
 struct kvt_copy_desc {
     const void *src;
     void *dst;

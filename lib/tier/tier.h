@@ -31,8 +31,8 @@ enum {
     KVT_TCAP_DEVICE_PTR = 1u << 2, /* slot_ptr() gives CUDA device memory */
     KVT_TCAP_VERIFIES = 1u << 3,   /* read() may report KVT_ECORRUPT */
     /* read()/write() accept KVT_MEM_CUDA caller memory (DRAM, HBM). The
-     * store hands device memory to other tiers through kvt__cuda_tier_read/
-     * _write (lib/cuda.h), which bounce it through pinned host staging. */
+     * store wraps the other tiers at open in lib/tier/staged.c, which
+     * bounces device memory through pinned host staging. */
     KVT_TCAP_CUDA_MEM = 1u << 4,
     /* The device may be missing on a machine (a GPU): open's KVT_ENODEV
      * leaves the instance out of the store instead of failing the open, and

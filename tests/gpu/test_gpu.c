@@ -13,6 +13,7 @@
 #include "cuda.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
+#include "tier/staged.h"
 #include "tier/tier.h"
 #include "../tier_kinds.h"
 
@@ -495,13 +496,17 @@ static void bounce_case(size_t block, size_t n, size_t frags)
     for (size_t i = 0; i < n; i++)
         x[i] = (kvt_xfer){.slot = (uint32_t)i, .nfrags = (uint32_t)frags,
                           .frags = src.ptrs + i * frags, .key = key_of(i)};
-    rc = kvt__cuda_tier_write(&kvt__tier_nvme, t, x, n, KVT_MEM_CUDA, block);
+    /* The wrapper the store applies at open. */
+    kvt_tier_handle h = {.ops = &kvt__tier_nvme, .impl = t, .caps = kvt__tier_nvme.caps};
+    cr_assert_eq(kvt__staged_wrap(&h, block), 0, "%s", kvt_last_error());
+    cr_assert(h.caps & KVT_TCAP_CUDA_MEM);
+    rc = h.ops->write(h.impl, x, n, KVT_MEM_CUDA);
     cr_assert_eq(rc, 0, "bounce write: %s", kvt_last_error());
     for (size_t i = 0; i < n; i++) {
         x[i].frags = dst.ptrs + i * frags;
         x[i].status = -99;
     }
-    rc = kvt__cuda_tier_read(&kvt__tier_nvme, t, x, n, KVT_MEM_CUDA, block);
+    rc = h.ops->read(h.impl, x, n, KVT_MEM_CUDA);
     cr_assert_eq(rc, 0, "bounce read: %s", kvt_last_error());
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(x[i].status, 0);
@@ -511,7 +516,7 @@ static void bounce_case(size_t block, size_t n, size_t frags)
     free(x);
     batch_free(&src);
     batch_free(&dst);
-    kvt__tier_nvme.close(t);
+    h.ops->close(h.impl); /* closes the NVMe tier under it */
     unlink(nvme_path);
 }
 #endif
@@ -670,8 +675,6 @@ static void *worker_main(void *arg)
         int rc;
         if (async) {
             kvt_ticket tk;
-            if (o.stream == NULL)
-                rt->cudaStreamSynchronize(st);
             rc = kvt_put(w->s, keys, w->src.n, w->src.ptrs, &o, &tk);
             if (rc == 0)
                 rc = kvt_wait(w->s, tk, -1);

@@ -8,6 +8,7 @@
 #include "cuda.h"
 #include "kvt_build_config.h"
 #include "kvtier.h"
+#include "tier/staged.h"
 #include "tier/tier.h"
 #include "../tier_kinds.h"
 
@@ -219,7 +220,8 @@ Test(nodevice, layer_without_gpu)
 #endif
 }
 
-/* The NVMe bounce entry points pass host memory straight through. */
+/* The staging wrapper (lib/tier/staged.c) passes host memory straight
+ * through to the tier under it. */
 static int calls;
 static int fake_write(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem)
 {
@@ -235,16 +237,118 @@ Test(nodevice, tier_calls_without_cuda_memory_pass_through)
     require_no_gpu();
     kvt_tier_ops ops = {.version = KVT_TIER_OPS_VERSION, .name = "fake", .write = fake_write,
                         .read = fake_write};
+    kvt_tier_handle h = {.ops = &ops, .impl = NULL, .caps = ops.caps};
+    cr_assert_eq(kvt__staged_wrap(&h, 64), 0, "%s", kvt_last_error());
+    cr_assert(h.ops != &ops);
+    cr_assert(h.caps & KVT_TCAP_CUDA_MEM);
+    cr_assert_eq(kvt__staged_inner(&h)->ops, &ops);
     uint8_t buf[64];
     void *p = buf;
     kvt_xfer x = {.slot = 0, .nfrags = 1, .frags = &p};
-    cr_assert_eq(kvt__cuda_tier_write(&ops, NULL, &x, 1, KVT_MEM_HOST, 64), 0);
-    cr_assert_eq(kvt__cuda_tier_read(&ops, NULL, &x, 1, KVT_MEM_HOST, 64), 0);
+    cr_assert_eq(h.ops->write(h.impl, &x, 1, KVT_MEM_HOST), 0);
+    cr_assert_eq(h.ops->read(h.impl, &x, 1, KVT_MEM_HOST), 0);
     cr_assert_eq(calls, 2);
     /* Device memory for a host-only tier, with no GPU: refused, the tier
      * never called. */
-    int rc = kvt__cuda_tier_write(&ops, NULL, &x, 1, KVT_MEM_CUDA, 64);
+    int rc = h.ops->write(h.impl, &x, 1, KVT_MEM_CUDA);
     cr_assert(rc == KVT_ENODEV || rc == KVT_EMEMKIND, "%d", rc);
     cr_assert_eq(x.status, rc);
     cr_assert_eq(calls, 2);
+    h.ops->close(h.impl); /* frees the wrapper; the fake tier has no close */
+}
+
+/* The wrapper forwards every other operation to the tier under it, with the
+ * inner tier's own state, and keeps absent (NULL) operations absent, since
+ * the store skips those. No GPU needed: nothing here moves device memory. */
+static kvt_tier_impl *const fake_impl = (kvt_tier_impl *)&calls;
+static int fake_discards, fake_closes, fake_stats;
+
+static int fake_slot_usable(kvt_tier_impl *t, uint32_t slot)
+{
+    cr_assert_eq(t, fake_impl);
+    return slot != 5;
+}
+
+static int fake_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
+{
+    cr_assert_eq(t, fake_impl);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(slots[1], 7);
+    fake_discards++;
+    return KVT_EIO; /* passed back as it is */
+}
+
+static void fake_close(kvt_tier_impl *t)
+{
+    cr_assert_eq(t, fake_impl);
+    fake_closes++;
+}
+
+static void fake_stat_visit(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
+{
+    cr_assert_eq(t, fake_impl);
+    fake_stats++;
+    fn("fake.things", 42, user);
+}
+
+static void stat_sum(const char *name, uint64_t value, void *user)
+{
+    cr_assert_str_eq(name, "fake.things");
+    *(uint64_t *)user += value;
+}
+
+Test(nodevice, staged_wrapper_forwards_and_keeps_absent_operations_absent)
+{
+    kvt_tier_ops ops = {.version = KVT_TIER_OPS_VERSION, .name = "fake",
+                        .caps = KVT_TCAP_PERSISTENT | KVT_TCAP_VERIFIES, .close = fake_close,
+                        .write = fake_write, .read = fake_write, .discard = fake_discard,
+                        .stats = fake_stat_visit, .slot_usable = fake_slot_usable};
+    kvt_tier_handle h = {.ops = &ops, .impl = fake_impl, .caps = ops.caps};
+    cr_assert_eq(kvt__staged_wrap(&h, 4096), 0, "%s", kvt_last_error());
+    cr_assert(h.ops->slot_usable(h.impl, 4));
+    cr_assert_not(h.ops->slot_usable(h.impl, 5));
+    cr_assert_str_eq(h.ops->name, "fake");
+    cr_assert_eq(h.ops->version, KVT_TIER_OPS_VERSION);
+    cr_assert_eq(h.caps, KVT_TCAP_PERSISTENT | KVT_TCAP_VERIFIES | KVT_TCAP_CUDA_MEM);
+    cr_assert_eq(h.ops->caps, h.caps);
+    cr_assert_null(h.ops->open);
+    cr_assert_null(h.ops->flush);
+    cr_assert_null(h.ops->slot_ptr);
+    cr_assert_null(h.ops->recover);
+    const kvt_tier_handle *in = kvt__staged_inner(&h);
+    cr_assert_eq(in->ops, &ops);
+    cr_assert_eq(in->impl, fake_impl);
+
+    uint32_t slots[2] = {3, 7};
+    cr_assert_eq(h.ops->discard(h.impl, slots, 2), KVT_EIO);
+    cr_assert_eq(fake_discards, 1);
+    uint64_t sum = 0;
+    h.ops->stats(h.impl, stat_sum, &sum);
+    cr_assert_eq(sum, 42);
+    cr_assert_eq(fake_stats, 1);
+    h.ops->close(h.impl);
+    cr_assert_eq(fake_closes, 1);
+}
+
+/* A tier that takes device memory itself is left as it is; a handle that
+ * is no wrapper is its own inner tier. */
+Test(nodevice, staged_wrap_leaves_cuda_memory_tiers_alone)
+{
+    kvt_tier_ops ops = {.version = KVT_TIER_OPS_VERSION, .name = "fake",
+                        .caps = KVT_TCAP_HOST_PTR | KVT_TCAP_CUDA_MEM, .write = fake_write,
+                        .read = fake_write};
+    kvt_tier_handle h = {.ops = &ops, .impl = fake_impl, .caps = ops.caps};
+    cr_assert_eq(kvt__staged_wrap(&h, 4096), 0);
+    cr_assert_eq(h.ops, &ops);
+    cr_assert_eq(h.impl, fake_impl);
+    cr_assert_eq(h.caps, ops.caps);
+    cr_assert_eq(kvt__staged_inner(&h), &h);
+    ops.caps = h.caps = KVT_TCAP_KEYED; /* key-addressed: its own ops decide */
+    cr_assert_eq(kvt__staged_wrap(&h, 4096), 0);
+    cr_assert_eq(h.ops, &ops);
+    cr_assert_eq(kvt__staged_wrap(NULL, 4096), KVT_ENULL);
+    ops.caps = 0;
+    h.caps = 0;
+    cr_assert_eq(kvt__staged_wrap(&h, 0), KVT_EINVAL);
+    cr_assert_eq(h.ops, &ops, "a failed wrap leaves the handle unchanged");
 }
