@@ -550,7 +550,11 @@ KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const
  *  KVT_ENOMEM, KVT_EMEMKIND, KVT_ENODEV  device memory (CUDA builds), as
  *                 for kvt_put; destination unspecified.
  * A failed promotion (KVT_IO_NO_PROMOTE unset) changes no status: the bytes
- * were copied, the block stays where it was. Errors as kvt_put. */
+ * were copied, the block stays where it was. Layer-wise: with
+ * opts->frag_count > 0 only fragments frag_first .. frag_first+frag_count-1
+ * of each block are copied, ptrs holding frag_count pointers per block, one
+ * completion for the call, nothing promoted (kvt_io_opts; a range out of
+ * the block: KVT_EINVAL). Errors as kvt_put. */
 KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 
