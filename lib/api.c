@@ -370,19 +370,24 @@ static int check_io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *c
         return kvt__err(KVT_ENULL, "%s: ptrs is NULL", fn);
     if (n > SIZE_MAX / s->frags)
         return kvt__err(KVT_ESIZE, "%s: %zu blocks", fn, n);
-    /* Sizes first: a fragment range changes how many pointers ptrs holds. */
-    if (o && (rc = check_struct_size(o, o->size, offsetof(kvt_io_opts, group), sizeof *o, fn,
-                                     "opts", "kvt_io_opts")))
-        return rc;
-    uint32_t first = 0, count = 0;
-    if ((rc = kvt__io_frag_range(s, o, op, &first, &count, fn)))
-        return rc;
-    uint32_t per = count ? count : s->frags;
+    /* A fragment range changes how many pointers ptrs holds: count of them
+     * per block when the caller's opts are long enough to name one that fits
+     * the block (the range itself is checked below, after the pointers, as
+     * every other option is). */
+    uint32_t per = s->frags, first = 0, count = 0;
+    if (o && o->size >= offsetof(kvt_io_opts, frag_count) + sizeof o->frag_count &&
+        o->size <= STRUCT_SIZE_MAX && o->frag_count && o->frag_count < s->frags)
+        per = o->frag_count;
     for (size_t i = 0; i < n * per; i++)
         if (!ptrs[i])
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu (block %zu, fragment %zu) is NULL",
-                            fn, i, i / per, first + i % per);
+                            fn, i, i / per, i % per);
     if (o) {
+        if ((rc = check_struct_size(o, o->size, offsetof(kvt_io_opts, group), sizeof *o, fn,
+                                    "opts", "kvt_io_opts")))
+            return rc;
+        if ((rc = kvt__io_frag_range(s, o, op, &first, &count, fn)))
+            return rc;
         if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
             return kvt__err(KVT_EINVAL, "%s: unknown memory kind %u", fn, o->mem_kind);
         if (o->frags && o->frags != s->frags)
