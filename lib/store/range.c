@@ -43,7 +43,9 @@ int kvt__io_frag_range(const kvt_store *s, const kvt_io_opts *o, int op, uint32_
 static void read_bounced(kvt_store *s, kvt_tier_rt *tr, kvt_xfer *x, size_t n)
 {
     size_t frag = s->block_bytes / s->frags;
-    char *buf = kvt__malloc(n * s->block_bytes);
+    /* Page-aligned, as slots.c's bounce: an NVMe tier reads straight into it. */
+    void *mem = NULL;
+    char *buf = kvt__posix_memalign(&mem, 4096, n * s->block_bytes) ? NULL : mem;
     void **bp = kvt__malloc(n * s->frags * sizeof *bp);
     kvt_xfer *y = kvt__malloc(n * sizeof *y);
     if (!buf || !bp || !y) {
