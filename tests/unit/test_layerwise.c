@@ -22,6 +22,8 @@
 
 static char nvme_file[512];
 
+/* kind: "dram", "dram+faults" (through the fault wrapper, with no fault
+ * drawn: it must pass the range through) or "nvme" (NVMe only). */
 static kvt_store *open_store(const char *kind)
 {
     kvt_config *c;
@@ -29,8 +31,11 @@ static kvt_store *open_store(const char *kind)
     cr_assert_eq(kvt_config_new(&c), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
-    if (strcmp(kind, "dram") == 0) {
+    if (strncmp(kind, "dram", 4) == 0) {
         cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", 16 * BLOCK), 0);
+        if (strcmp(kind, "dram+faults") == 0)
+            cr_assert_eq(kvt_config_tier_set_str(c, kvt_test_tier(c, "dram"), "faults", "seed=7"),
+                         0, "%s", kvt_last_error());
     } else {
 #if KVT_HAVE_URING
         const char *dir = getenv("KVT_BUILD_ROOT") ? getenv("KVT_BUILD_ROOT") : ".";
@@ -140,6 +145,11 @@ Test(layerwise, exact_fragment_ranges_from_dram)
     ranges_on("dram");
 }
 
+Test(layerwise, exact_fragment_ranges_through_the_fault_wrapper)
+{
+    ranges_on("dram+faults");
+}
+
 Test(layerwise, exact_fragment_ranges_from_nvme_only)
 {
     ranges_on("nvme");
@@ -187,5 +197,34 @@ Test(layerwise, older_opts_sizes_get_whole_blocks)
                      kvt_last_error());
         cr_expect_eq(memcmp(dst, src[0], BLOCK), 0, "size %u: not the whole block", sizes[i]);
     }
+    close_store(s);
+}
+
+Test(layerwise, connected_store_refuses_ranges)
+{
+    kvt_store *s = open_store("dram");
+    put_all(s);
+    char sock[512];
+    const char *dir = getenv("KVT_BUILD_ROOT") ? getenv("KVT_BUILD_ROOT") : ".";
+    snprintf(sock, sizeof sock, "%s/layerwise-%d.sock", dir, (int)getpid());
+    unlink(sock);
+    kvt_server *srv;
+    cr_assert_eq(kvt_serve(s, sock, NULL, &srv), 0, "%s", kvt_last_error());
+    kvt_store *c;
+    cr_assert_eq(kvt_connect(sock, NULL, &c), 0, "%s", kvt_last_error());
+    static unsigned char buf[FRAGS][FRAG];
+    void *p[FRAGS];
+    for (int f = 0; f < FRAGS; f++)
+        p[f] = buf[f];
+    kvt_io_opts o = {.size = sizeof o, .frag_first = 1, .frag_count = 1};
+    cr_expect_eq(kvt_get(c, keys, 1, p, &o, NULL), KVT_ENOTSUP);
+    cr_expect(strstr(kvt_last_error(), "connected") != NULL, "%s", kvt_last_error());
+    /* whole blocks still work through the same options struct */
+    o.frag_first = o.frag_count = 0;
+    cr_expect_eq(kvt_get(c, keys, 1, p, &o, NULL), 1, "%s", kvt_last_error());
+    cr_expect_eq(memcmp(buf, src[0], BLOCK), 0);
+    cr_assert_eq(kvt_close(c), 0);
+    cr_assert_eq(kvt_serve_stop(srv), 0);
+    unlink(sock);
     close_store(s);
 }
