@@ -32,6 +32,7 @@ int bench_compare(int argc, char **argv); /* cmd/cmd_compare.c */
 int bench_micro(int argc, char **argv); /* cmd/cmd_micro.c */
 int bench_micro_nvme(int argc, char **argv); /* cmd/cmd_micro_nvme.c: `micro --tier nvme` */
 int bench_index(int argc, char **argv); /* cmd/cmd_index.c */
+int bench_layers(int argc, char **argv); /* cmd/cmd_layers.c */
 int bench_micro_gpu(int argc, char **argv); /* cmd/cmd_micro_gpu.c: `micro --gpu` */
 int bench_replay(int argc, char **argv); /* cmd/cmd_replay.c */
 int bench_sweep(int argc, char **argv);  /* cmd/cmd_sweep.c */

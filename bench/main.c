@@ -24,6 +24,7 @@ static const struct {
      "DRAM tier put/get GB/s per block size and copy threads, vs memcpy (--gpu: GPU memory)"},
     {"close", bench_close, "kvt_close writing a full DRAM tier down to NVMe, next to raw writes"},
     {"index", bench_index, "single-thread lookup rate on resident keys, bytes per block"},
+    {"layers", bench_layers, "DRAM tier: first layer of a batch of blocks in place vs whole blocks"},
     {"replay", bench_replay, "request traces through a store on its manual clock: hit ratios per tier"},
     {"sweep", bench_sweep, "replay over policy x capacity x NVMe size x TTL, as CSV (bench/plot.py)"},
 };

@@ -438,6 +438,18 @@ typedef struct kvt_io_opts {
                               kvt_remove_group; 0 = no group, and a put with 0 clears
                               the tags of its keys. A key's group is that of the last
                               put that named it, stored or found held. get: ignored */
+    /* Added in 0.2 (issue 20, layer-wise I/O); a caller whose size ends before
+     * them gets 0, the whole block. get: only fragments frag_first ..
+     * frag_first + frag_count - 1 of each block are copied, and ptrs holds
+     * frag_count pointers per block (block i's fragment frag_first + f at
+     * ptrs[i * frag_count + f]); the rest of the block is not read into the
+     * caller's memory, and no block is promoted. frag_count 0: the whole
+     * block (frag_first must then be 0). A range past the block's fragments:
+     * KVT_EINVAL. put with frag_count > 0: KVT_ENOTSUP. Host memory only
+     * (KVT_MEM_CUDA with a range: KVT_ENOTSUP), and a store with a
+     * key-addressed tier or connected to a server: KVT_ENOTSUP. */
+    uint32_t frag_first;
+    uint32_t frag_count;
 } kvt_io_opts;
 
 typedef uint64_t kvt_ticket;
@@ -542,7 +554,11 @@ KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const
  *  KVT_ENOMEM, KVT_EMEMKIND, KVT_ENODEV  device memory (CUDA builds), as
  *                 for kvt_put; destination unspecified.
  * A failed promotion (KVT_IO_NO_PROMOTE unset) changes no status: the bytes
- * were copied, the block stays where it was. Errors as kvt_put. */
+ * were copied, the block stays where it was. Layer-wise: with
+ * opts->frag_count > 0 only fragments frag_first .. frag_first+frag_count-1
+ * of each block are copied, ptrs holding frag_count pointers per block, one
+ * completion for the call, nothing promoted (kvt_io_opts; a range out of
+ * the block: KVT_EINVAL). Errors as kvt_put. */
 KVT_API int kvt_get(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 

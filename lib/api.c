@@ -360,7 +360,7 @@ static int check_struct_size(const void *p, uint32_t size, size_t min, size_t kn
     return 0;
 }
 
-static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+static int check_io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *o, const char *fn)
 {
     int rc = check_keys(keys, n, fn);
@@ -370,13 +370,23 @@ static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
         return kvt__err(KVT_ENULL, "%s: ptrs is NULL", fn);
     if (n > SIZE_MAX / s->frags)
         return kvt__err(KVT_ESIZE, "%s: %zu blocks", fn, n);
-    for (size_t i = 0; i < n * s->frags; i++)
+    /* A fragment range changes how many pointers ptrs holds: count of them
+     * per block when the caller's opts are long enough to name one that fits
+     * the block (the range itself is checked below, after the pointers, as
+     * every other option is). */
+    uint32_t per = s->frags, first = 0, count = 0;
+    if (o && o->size >= offsetof(kvt_io_opts, frag_count) + sizeof o->frag_count &&
+        o->size <= STRUCT_SIZE_MAX && o->frag_count && o->frag_count < s->frags)
+        per = o->frag_count;
+    for (size_t i = 0; i < n * per; i++)
         if (!ptrs[i])
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu (block %zu, fragment %zu) is NULL",
-                            fn, i, i / s->frags, i % s->frags);
+                            fn, i, i / per, i % per);
     if (o) {
         if ((rc = check_struct_size(o, o->size, offsetof(kvt_io_opts, group), sizeof *o, fn,
                                     "opts", "kvt_io_opts")))
+            return rc;
+        if ((rc = kvt__io_frag_range(s, o, op, &first, &count, fn)))
             return rc;
         if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
             return kvt__err(KVT_EINVAL, "%s: unknown memory kind %u", fn, o->mem_kind);
@@ -386,7 +396,7 @@ static int check_io(kvt_store *s, const kvt_key *keys, size_t n, void *const *pt
     }
     /* kvtier-gpu: device pointers, streams, flags (lib/cuda.h); with no
      * opts too, where device memory passed as host would crash a memcpy. */
-    return kvt__cuda_check_io(o, ptrs, n * s->frags, fn);
+    return kvt__cuda_check_io(o, ptrs, n * per, fn);
 }
 
 static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *ptrs,
@@ -395,7 +405,7 @@ static int io(kvt_store *s, int op, const kvt_key *keys, size_t n, void *const *
     int rc = enter(s, fn);
     if (rc)
         return rc;
-    if ((rc = check_io(s, keys, n, ptrs, o, fn)))
+    if ((rc = check_io(s, op, keys, n, ptrs, o, fn)))
         return leave_call(s, rc);
     if (op == KVT_JOB_PUT && o && (o->flags & KVT_IO_DURABLE) && s->durable_tier < 0)
         return leave_call(s, kvt__err(KVT_ENOTSUP, "%s: KVT_IO_DURABLE, but the store has no "

@@ -190,6 +190,13 @@ int kvt__store_flush(kvt_store *s, const kvt_key *keys, size_t n, int32_t *statu
 void kvt__store_close_flush(kvt_store *s, uint64_t budget_ms);
 int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                    const kvt_io_opts *o);
+/* kvt_io_opts' fragment range for op (KVT_JOB_PUT/GET), checked (KVT_EINVAL
+ * out of the block, KVT_ENOTSUP where not supported); 0/0 for the whole
+ * block, also for opts of a size before the range (lib/store/range.c). */
+int kvt__io_frag_range(const kvt_store *s, const kvt_io_opts *o, int op, uint32_t *first,
+                       uint32_t *count, const char *fn);
+/* Reads n range xfers (count > 0, host memory) from one tier. */
+void kvt__range_read(kvt_store *s, kvt_tier_rt *tr, kvt_xfer *x, size_t n);
 /* kvt_touch: an access without a copy. */
 int kvt__store_touch(kvt_store *s, const kvt_key *keys, size_t n);
 int kvt__store_remove(kvt_store *s, const kvt_key *keys, size_t n);

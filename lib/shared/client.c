@@ -575,6 +575,10 @@ static int check_io(kvt__client *c, const kvt_key *keys, size_t n, void *const *
         return rc;
     if (!ptrs)
         return kvt__err(KVT_ENULL, "%s: ptrs is NULL", fn);
+    /* Before the pointers: a range would change how many ptrs holds. */
+    if (o && (o->frag_first || o->frag_count))
+        return kvt__err(KVT_ENOTSUP, "%s: a fragment range on a connected store (whole blocks "
+                                     "only, for now)", fn);
     for (size_t i = 0; i < n * c->frags; i++)
         if (!ptrs[i])
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu is NULL", fn, i);

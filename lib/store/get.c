@@ -1,6 +1,8 @@
 /* get.c — gets: reads from the fastest tier, promotion, corrupt copies, touches. */
 #include "internal.h"
 
+#include "worker.h"
+
 typedef struct get_item {
     uint32_t id;
     uint32_t slot;
@@ -97,6 +99,14 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     int32_t *status = o ? o->status : NULL;
     kvt_mem_kind mem = o ? (kvt_mem_kind)o->mem_kind : KVT_MEM_HOST;
     int no_promote = o && (o->flags & KVT_IO_NO_PROMOTE);
+    /* A fragment range (checked by the caller): the caller's memory holds
+     * part of each block, so nothing is promoted from it. */
+    uint32_t first = 0, count = 0;
+    int rc = kvt__io_frag_range(s, o, KVT_JOB_GET, &first, &count, "kvt_get");
+    if (rc)
+        return rc;
+    if (count)
+        no_promote = 1;
     get_item *g = kvt__malloc(n * sizeof *g), *up = kvt__malloc(n * sizeof *up);
     kvt_xfer *x = kvt__calloc(n, sizeof *x);
     uint32_t *ids = kvt__malloc(n * sizeof *ids), *slots = kvt__malloc(n * sizeof *slots);
@@ -144,13 +154,21 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
                 continue;
             x[k] = (kvt_xfer){.slot = g[j].slot, .key = keys[g[j].index]};
             kvt__frag_ptrs(s, ptrs, g[j].index, &x[k]);
+            if (count) {
+                x[k].frags = ptrs + g[j].index * count;
+                x[k].first = first;
+                x[k].count = count;
+            }
             ids[k] = g[j].id;
             slots[k] = g[j].slot;
             k++;
         }
         if (!k)
             continue;
-        tr->ops->read(tr->impl, x, k, mem);
+        if (count)
+            kvt__range_read(s, tr, x, k);
+        else
+            tr->ops->read(tr->impl, x, k, mem);
         kvt__touch_all(s, t, ids, slots, k, kvt__store_now(s));
         size_t c = 0;
         for (size_t j = 0; j < m; j++) {
@@ -173,7 +191,7 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
                 continue;
             }
             CNT(&tr->st, hits);
-            ADD(&tr->st, bytes_out, s->block_bytes);
+            ADD(&tr->st, bytes_out, count ? s->frag_bytes * count : s->block_bytes);
             copied++;
             if (got)
                 got[g[j].index] = 1;

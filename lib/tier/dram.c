@@ -257,7 +257,7 @@ static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, 
     for (size_t i = 0; i < n; i++) {
         x[i].status = kvt__xfer_check(&x[i], t->block_bytes, t->nslots);
         if (x[i].status == 0)
-            want += x[i].nfrags;
+            want += kvt__xfer_frags(&x[i]);
         else if (!first) {
             first = x[i].status;
             first_at = i;
@@ -297,16 +297,16 @@ static int dram_move(kvt_tier_impl *t, kvt_xfer *x, size_t n, kvt_mem_kind mem, 
             continue;
         size_t frag = t->block_bytes / x[i].nfrags;
         char *slot = t->arena + (size_t)x[i].slot * t->block_bytes;
-        for (uint32_t f = 0; f < x[i].nfrags; f++) {
+        for (uint32_t f = 0; f < kvt__xfer_frags(&x[i]); f++) {
             if (k == cap) {
                 gpu_rc = run_ops(t, ops, k, dev, to_slots, gpu_rc);
                 k = 0;
             }
-            char *at = slot + (size_t)f * frag;
+            char *at = slot + (size_t)(x[i].first + f) * frag;
             ops[k++] = to_slots ? (kvt__copy_op){at, x[i].frags[f], frag}
                                 : (kvt__copy_op){x[i].frags[f], at, frag};
         }
-        moved += t->block_bytes;
+        moved += frag * kvt__xfer_frags(&x[i]);
     }
     if (k)
         gpu_rc = run_ops(t, ops, k, dev, to_slots, gpu_rc);
@@ -395,7 +395,7 @@ static const kvt_tier_opt_spec dram_options[] = {
 const kvt_tier_ops kvt__tier_dram = {
     .version = KVT_TIER_OPS_VERSION,
     .name = "dram",
-    .caps = KVT_TCAP_HOST_PTR | (KVT_HAVE_CUDA ? KVT_TCAP_CUDA_MEM : 0),
+    .caps = KVT_TCAP_HOST_PTR | KVT_TCAP_FRAG_RANGE | (KVT_HAVE_CUDA ? KVT_TCAP_CUDA_MEM : 0),
     .options = dram_options,
     .open = dram_open,
     .close = dram_close,

@@ -46,7 +46,10 @@ static bool well_formed(const kvt_xfer *x)
 {
     if (!x->nfrags || !x->frags)
         return false;
-    for (uint32_t f = 0; f < x->nfrags; f++)
+    /* A fragment range (first/count) holds count pointers; the inner tier
+     * checks the range itself. */
+    uint32_t nptrs = x->count ? x->count : x->nfrags;
+    for (uint32_t f = 0; f < nptrs; f++)
         if (!x->frags[f])
             return false;
     return true;

@@ -40,7 +40,11 @@ enum {
     KVT_TCAP_OPTIONAL = 1u << 5,
     /* A key-addressed tier (below): ops->keyed is set, the slot functions
      * are NULL. The store keeps no slots, index entries or policy for it. */
-    KVT_TCAP_KEYED = 1u << 6
+    KVT_TCAP_KEYED = 1u << 6,
+    /* read() honours kvt_xfer.first/count (a fragment range). The store
+     * hands a range only to such tiers; others read the whole block into a
+     * bounce buffer and the store copies the range out (lib/store/range.c). */
+    KVT_TCAP_FRAG_RANGE = 1u << 7
 };
 /* KVT_TCAP_HOST_PTR tiers open before the others: the first one's slot
  * memory is the host region (kvt_tier_params.host_region) they register for
@@ -105,6 +109,13 @@ typedef struct kvt_xfer {
     void *const *frags;
     kvt_key key;    /* the block's key (persistent tiers write and verify it) */
     int32_t status; /* out: 0 or KVT_E* for this slot */
+    /* A fragment range (KVT_TCAP_FRAG_RANGE tiers' read() only; 0/0 for
+     * every other call): count > 0 moves fragments first .. first+count-1
+     * of the block, nfrags still the block's fragment count (it sets the
+     * fragment size), and frags then holds count pointers, one a fragment
+     * of the range. Wrappers pass both through. */
+    uint32_t first;
+    uint32_t count;
 } kvt_xfer;
 
 /* Recovery visitor: a valid block `key` sits in `slot`. Return 0 to keep it,

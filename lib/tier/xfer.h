@@ -13,13 +13,22 @@
 /* The fragments of x: 0, KVT_EFRAGS (none, or they don't divide a
  * block_bytes block evenly) or KVT_ENULL (no array, or a NULL fragment).
  * Codes only, no message: the caller names the tier and the xfer. */
+/* Fragments an xfer moves: its range (KVT_TCAP_FRAG_RANGE tiers), or all. */
+static inline uint32_t kvt__xfer_frags(const kvt_xfer *x)
+{
+    return x->count ? x->count : x->nfrags;
+}
+
+/* A range outside the block is KVT_EINVAL; `frags` then holds count pointers. */
 static inline int kvt__xfer_check_frags(const kvt_xfer *x, uint64_t block_bytes)
 {
     if (x->nfrags == 0 || block_bytes % x->nfrags)
         return KVT_EFRAGS;
+    if (x->count && (x->first >= x->nfrags || x->count > x->nfrags - x->first))
+        return KVT_EINVAL;
     if (!x->frags)
         return KVT_ENULL;
-    for (uint32_t f = 0; f < x->nfrags; f++)
+    for (uint32_t f = 0; f < kvt__xfer_frags(x); f++)
         if (!x->frags[f])
             return KVT_ENULL;
     return 0;

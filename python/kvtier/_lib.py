@@ -36,6 +36,8 @@ class IoOpts(ctypes.Structure):
         ("parent", ctypes.c_void_p),
         ("status", ctypes.c_void_p),
         ("group", ctypes.c_uint64),
+        ("frag_first", ctypes.c_uint32),
+        ("frag_count", ctypes.c_uint32),
     ]
 
 

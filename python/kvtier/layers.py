@@ -155,9 +155,11 @@ class Layers:
                              f"arrays have {self.num_pages} pages")
         return idx.astype(np.int64, copy=False)
 
-    def pointers(self, n, frags, block_bytes, writable):
+    def pointers(self, n, frags, block_bytes, writable, frag_range=(0, 0)):
         """(pointer table, mem_kind, device): an int64 NumPy array of n * frags
-        addresses, block-major (ptrs[i * frags + f] = fragment f of block i)."""
+        addresses, block-major (ptrs[i * frags + f] = fragment f of block i).
+        frag_range (first, count), count > 0: only those arrays' pages, n *
+        count addresses (a layer-wise get; (0, 0) is every fragment)."""
         if self.block_indices is None:
             raise ValueError("Layers without block indices: use layers.at(block_indices)")
         if len(self.block_indices) != n:
@@ -172,8 +174,10 @@ class Layers:
                              f"frags {frags})")
         if writable and self.readonly:
             raise TypeError("a layer array is read-only; get needs writable memory")
-        table = self.block_indices[:, None] * self._strides[None, :]
-        table += self._bases[None, :]
+        first, count = frag_range
+        cols = slice(first, first + count) if count else slice(None)
+        table = self.block_indices[:, None] * self._strides[None, cols]
+        table += self._bases[None, cols]
         return table.reshape(-1), self.mem_kind, self.device
 
     def __repr__(self):

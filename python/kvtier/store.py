@@ -582,12 +582,18 @@ class Store:
                         IO_DURABLE if durable else 0, stream, retain_s, parent, group)
 
     def get(self, keys, buffers, *, wait=True, no_promote=False, stream=None,
-            stream_wait=False):
+            stream_wait=False, frag_range=None):
         """Copies blocks into writable buffers (laid out as for put). Returns
         IoResult(copied, status); a missing block has kvtier.ENOENT.code in
-        status and its buffer is left as it was. wait=False returns a Ticket."""
+        status and its buffer is left as it was. wait=False returns a Ticket.
+        frag_range=(first, count): only fragments first .. first+count-1 of
+        each block (a layer-wise load; kvt_io_opts.frag_first/frag_count):
+        buffers then hold `count` fragments per block, laid out as for a
+        block of count fragments, except a kvtier.Layers, which keeps all
+        its arrays and has those of the range written. Host memory only."""
         flags = (IO_NO_PROMOTE if no_promote else 0) | (IO_STREAM_WAIT if stream_wait else 0)
-        return self._io(lib.kvt_get, "get", keys, buffers, True, wait, flags, stream, 0, None)
+        return self._io(lib.kvt_get, "get", keys, buffers, True, wait, flags, stream, 0, None,
+                        frag_range=frag_range)
 
     async def aput(self, keys, buffers, **kw):
         """put() for asyncio: issues the put at once and awaits its ticket."""
@@ -611,9 +617,23 @@ class Store:
             if holds is not None:
                 holds.release()
 
+    def _range(self, frag_range):
+        """(first, count) checked against the store's fragments; (0, 0) for None."""
+        if frag_range is None:
+            return 0, 0
+        first, count = (int(v) for v in frag_range)
+        if first < 0 or count < 1 or first + count > self.frags:
+            raise ValueError(f"frag_range {tuple(frag_range)}: not a range of the store's "
+                             f"{self.frags} fragments per block")
+        return first, count
+
     def _io(self, fn, op, keys, buffers, writable, wait, flags, stream, retain_s, parent,
-            group=0):
+            group=0, frag_range=None):
         h = self._h()
+        first, count = self._range(frag_range)
+        # With a range, a block of the caller's buffers is its `count` fragments.
+        frags = count or self.frags
+        frag_bytes = self.block_bytes // self.frags
         if self._orphans:
             self._reap()
         raw, n = pack(keys)
@@ -621,18 +641,18 @@ class Store:
         try:
             if isinstance(buffers, Layers):
                 table, kind, device = buffers.pointers(n, self.frags, self.block_bytes,
-                                                       writable)
+                                                       writable, (first, count))
                 holds.keep((buffers, table))
                 ptrs = table.ctypes.data if n else (ctypes.c_void_p * 1)()
             elif n:
-                ptrs, kind, device = pointers(buffers, n, self.frags, self.block_bytes,
+                ptrs, kind, device = pointers(buffers, n, frags, frags * frag_bytes,
                                               writable, holds)
             else:
                 ptrs, kind, device = (ctypes.c_void_p * 1)(), _buffers.MEM_HOST, 0
             status = (ctypes.c_int32 * max(n, 1))()
             opts = IoOpts(size=ctypes.sizeof(IoOpts), mem_kind=kind, device=device, flags=flags,
                           retain_s=int(retain_s), frags=0, status=ctypes.addressof(status),
-                          group=int(group))
+                          group=int(group), frag_first=first, frag_count=count)
             if kind == _buffers.MEM_CUDA and stream is None:
                 stream = _buffers.current_stream(device)
             opts.stream = _buffers.stream_handle(stream) or None

@@ -702,11 +702,13 @@ def test_binding_declares_every_header_function_with_matching_types():
 def test_io_opts_layout_matches_header():
     # kvt_io_opts: u32 size, u32 mem_kind, i32 device, u32 flags, void *stream,
     # u32 retain_s, u32 frags, const kvt_key *parent, int32_t *status (48 bytes,
-    # the first version), then u64 group (issue 20)
+    # the first version), then u64 group (issue 20), then u32 frag_first and
+    # u32 frag_count (issue 20, layer-wise gets)
     o = _lib.IoOpts
-    assert ctypes.sizeof(o) == 56
+    assert ctypes.sizeof(o) == 64
     assert [o.stream.offset, o.retain_s.offset, o.parent.offset, o.status.offset] == [16, 24, 32, 40]
     assert o.group.offset == 48
+    assert [o.frag_first.offset, o.frag_count.offset] == [56, 60]
     assert ctypes.sizeof(_lib.NsField) == 16 and _lib.NsField.data.offset == 8
 
 

@@ -264,6 +264,29 @@ def test_index():
         positive(o, ("lookup", "keys_per_s"))
 
 
+LAYERS = {
+    "config": {"tier": str, "blocks": int, "layers": int, "frag_bytes": int, "runs": int,
+               "statistic": str},
+    "first_layer_us": NUM, "first_layer_us_min": NUM, "first_layer_us_max": NUM,
+    "whole_block_us": NUM, "whole_block_us_min": NUM, "whole_block_us_max": NUM, "ratio": NUM,
+}
+
+
+def test_layers():
+    args = ["layers", "--blocks", "8", "--layers", "32", "--frag-bytes", "1024", "--runs", "2",
+            "--json"]
+    p = run(args)
+    o = load_json(p, args)
+    if o is None:
+        return
+    check_fields(o, HEADER, "layers")
+    check_fields(o, LAYERS, "layers")
+    if not FAILURES:
+        positive(o, ("first_layer_us",))
+        positive(o, ("whole_block_us",))
+    run(["layers", "--blocks", "0"], want_rc=2)
+
+
 def nvme_unavailable(p):
     """The reason the NVMe tier can't run here (no io_uring build, no
     O_DIRECT), or None: then the bench must have worked."""
@@ -418,7 +441,8 @@ def test_usage_errors():
 
 
 def main():
-    for t in (test_usage_errors, test_mixed, test_micro, test_micro_open_only, test_micro_nvme, test_index, test_close):
+    for t in (test_usage_errors, test_mixed, test_micro, test_micro_open_only, test_micro_nvme, test_index, test_layers,
+              test_close):
         before = len(FAILURES)
         t()
         print(("ok  " if len(FAILURES) == before else "FAIL") + " " + t.__name__)

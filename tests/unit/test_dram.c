@@ -150,8 +150,9 @@ Test(dram, open_close_geometry)
     const kvt_tier_ops *ops = &kvt__tier_dram;
     cr_assert_eq(ops->version, KVT_TIER_OPS_VERSION);
     cr_assert_str_eq(ops->name, "dram");
-    /* CUDA builds also take device memory (docs/gpu.md). */
-    cr_assert_eq(ops->caps & ~(uint32_t)KVT_TCAP_CUDA_MEM, KVT_TCAP_HOST_PTR);
+    /* CUDA builds also take device memory (docs/gpu.md); every build reads
+     * fragment ranges itself (layer-wise gets). */
+    cr_assert_eq(ops->caps & ~(uint32_t)KVT_TCAP_CUDA_MEM, KVT_TCAP_HOST_PTR | KVT_TCAP_FRAG_RANGE);
     cr_assert_null(ops->discard);
 
     /* 3.5 blocks of capacity: 3 slots. */
