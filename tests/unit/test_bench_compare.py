@@ -93,8 +93,11 @@ def schema_and_consistency(tmp):
             check(r["ttft_p50_ms"] <= r["ttft_p95_ms"], f"{c}: p50 <= p95")
     # Same capacity below DRAM: the files store hits what the NVMe store hits.
     hits = {r["config"]: r["hit_ratio"] for r in d["runs"] if r["mode"] == "static"}
-    check(hits["hbm+dram+files"] == hits["hbm+dram+nvme"], f"files and NVMe hits {hits}")
-    check(hits["hbm+dram"] <= hits["hbm+dram+nvme"], f"a tier below DRAM adds hits {hits}")
+    # Each configuration is its own run of real stores, whose background
+    # demotions race the swarm's gets: a block in flight is a miss in one run
+    # and a hit in another. Same capacity below DRAM: the same hits within that.
+    check(abs(hits["hbm+dram+files"] - hits["hbm+dram+nvme"]) <= 0.02, f"files and NVMe hits {hits}")
+    check(hits["hbm+dram"] <= hits["hbm+dram+nvme"] + 0.02, f"a tier below DRAM adds hits {hits}")
     files = [k for k in d["knees"] if k["config"] == "hbm+dram+files"][0]
     check(0 < files["below_dram_efficiency"] <= 1, "files efficiency in (0, 1]")
     ttl = [t for t in ttl if t["config"] == "hbm+dram+nvme"]
