@@ -6,7 +6,7 @@
 #include "alloc.h"
 #include "cuda.h"
 #include "error.h"
-#include "events.h"
+#include "store/events.h"
 #include "store/groups.h"
 #include "kvt_build_config.h"
 #include "shared/shared.h"

@@ -17,7 +17,7 @@
 #include "clock.h"
 #include "cuda.h"
 #include "error.h"
-#include "events.h"
+#include "store/events.h"
 #include "executor.h"
 #include "killpoint.h"
 #include "kvt_build_config.h"

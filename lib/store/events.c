@@ -7,7 +7,7 @@
 
 #include "alloc.h"
 #include "error.h"
-#include "events.h"
+#include "store/events.h"
 #include "index.h"
 #include "store.h"
 
