@@ -6,6 +6,7 @@
 #include "alloc.h"
 #include "cuda.h"
 #include "error.h"
+#include "live.h"
 #include "store/events.h"
 #include "store/groups.h"
 #include "kvt_build_config.h"
@@ -30,47 +31,7 @@ const char *kvt_version_string(void)
  * kvt_close() must tell a second close from a first without touching freed
  * memory, so open stores are listed here. Only open and close take this
  * lock; the data path never does. */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static kvt_store **registry;
-static size_t registry_len, registry_cap;
-
-static int registry_add(kvt_store *s)
-{
-    pthread_mutex_lock(&registry_lock);
-    if (registry_len == registry_cap) {
-        size_t cap = registry_cap ? registry_cap * 2 : 8;
-        kvt_store **r = kvt__realloc(registry, cap * sizeof *r);
-        if (!r) {
-            pthread_mutex_unlock(&registry_lock);
-            return KVT_ENOMEM;
-        }
-        registry = r;
-        registry_cap = cap;
-    }
-    registry[registry_len++] = s;
-    pthread_mutex_unlock(&registry_lock);
-    return 0;
-}
-
-static int registry_take(kvt_store *s)
-{
-    int found = 0;
-    pthread_mutex_lock(&registry_lock);
-    for (size_t i = 0; i < registry_len; i++) {
-        if (registry[i] == s) {
-            registry[i] = registry[--registry_len];
-            found = 1;
-            break;
-        }
-    }
-    if (!registry_len) {
-        kvt__free(registry);
-        registry = NULL;
-        registry_cap = 0;
-    }
-    pthread_mutex_unlock(&registry_lock);
-    return found;
-}
+static kvt__live open_stores = KVT__LIVE_INIT;
 
 /* ------------------------------------------------------- call guard
  * Every data call counts itself in `active`; close waits for it to drain. */
@@ -123,7 +84,7 @@ int kvt_open(kvt_config *cfg, kvt_store **out)
         kvt__store_close(s);
         return rc;
     }
-    if (registry_add(s)) {
+    if (kvt__live_add(&open_stores, s)) {
         close_store(s);
         return kvt__err(KVT_ENOMEM, "kvt_open: store registry");
     }
@@ -140,7 +101,7 @@ int kvt_close(kvt_store *s)
     kvt__err_clear();
     if (!s)
         return 0;
-    if (!registry_take(s))
+    if (!kvt__live_take(&open_stores, s))
         return kvt__err(KVT_ECLOSED, "kvt_close: %p is not an open store (closed twice?)",
                         (void *)s);
     atomic_store_explicit(&s->closing, 1, memory_order_seq_cst);

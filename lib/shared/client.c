@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "live.h"
 #include "shared/proto.h"
 #include "shared/shared.h"
 
@@ -24,46 +25,7 @@
 /* ------------------------------------------------ live clients, by address
  * As the store registry in api.c: a second kvt_close is told from a first
  * without touching freed memory. */
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static kvt__client **live;
-static size_t live_len, live_cap;
-
-static int live_add(kvt__client *c)
-{
-    pthread_mutex_lock(&live_lock);
-    if (live_len == live_cap) {
-        size_t cap = live_cap ? live_cap * 2 : 8;
-        kvt__client **l = kvt__realloc(live, cap * sizeof *l);
-        if (!l) {
-            pthread_mutex_unlock(&live_lock);
-            return KVT_ENOMEM;
-        }
-        live = l;
-        live_cap = cap;
-    }
-    live[live_len++] = c;
-    pthread_mutex_unlock(&live_lock);
-    return 0;
-}
-
-static int live_take(kvt__client *c)
-{
-    int found = 0;
-    pthread_mutex_lock(&live_lock);
-    for (size_t i = 0; i < live_len; i++)
-        if (live[i] == c) {
-            live[i] = live[--live_len];
-            found = 1;
-            break;
-        }
-    if (!live_len) {
-        kvt__free(live);
-        live = NULL;
-        live_cap = 0;
-    }
-    pthread_mutex_unlock(&live_lock);
-    return found;
-}
+static kvt__live clients = KVT__LIVE_INIT;
 
 int kvt__is_client(const kvt_store *s)
 {
@@ -347,7 +309,7 @@ int kvt_connect(const char *path, const kvt_connect_opts *o, kvt_store **out)
         return rc;
     }
     if ((rc = handshake(c, path, o)) || (rc = kvt__client_async_start(c)) ||
-        (rc = live_add(c) ? kvt__err(KVT_ENOMEM, "kvt_connect: out of memory") : 0)) {
+        (rc = kvt__live_add(&clients, c) ? kvt__err(KVT_ENOMEM, "kvt_connect: out of memory") : 0)) {
         client_free(c);
         return rc;
     }
@@ -358,7 +320,7 @@ int kvt_connect(const char *path, const kvt_connect_opts *o, kvt_store **out)
 int kvt__client_try_close(kvt_store *s, int *rc)
 {
     kvt__client *c = client_of(s);
-    if (!live_take(c))
+    if (!kvt__live_take(&clients, c))
         return 0; /* not a live connected store: kvt_close goes on as for a store */
     kvt__err_clear();
     client_free(c);

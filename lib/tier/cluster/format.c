@@ -6,35 +6,12 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "le.h"
 #include "tier/cluster/internal.h"
 
 /* docs/cluster-format.md is the reference; keep them in step. */
 static const uint8_t magic[8] = {'K', 'V', 'T', 'C', 'L', 'U', 'S', 'T'};
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 uint64_t cl_hash(const void *p, size_t n)
 {
@@ -71,40 +48,40 @@ void cl_header_write(const kvt_cluster *c, uint8_t *unit, const kvt_key *key,
 {
     memset(unit, 0, CL_UNIT);
     memcpy(unit + CH_MAGIC, magic, 8);
-    put32(unit + CH_VERSION, CL_FORMAT_VERSION);
-    put32(unit + CH_HDR_BYTES, CL_UNIT);
-    put64(unit + CH_BLOCK_BYTES, c->p.block_bytes);
-    put32(unit + CH_BLOCK_TOKENS, c->p.block_tokens);
-    put32(unit + CH_FRAGS, c->p.frags);
-    put32(unit + CH_KEY_MODE, c->p.key_mode);
-    put32(unit + CH_FLAGS, 0);
+    kvt__put32(unit + CH_VERSION, CL_FORMAT_VERSION);
+    kvt__put32(unit + CH_HDR_BYTES, CL_UNIT);
+    kvt__put64(unit + CH_BLOCK_BYTES, c->p.block_bytes);
+    kvt__put32(unit + CH_BLOCK_TOKENS, c->p.block_tokens);
+    kvt__put32(unit + CH_FRAGS, c->p.frags);
+    kvt__put32(unit + CH_KEY_MODE, c->p.key_mode);
+    kvt__put32(unit + CH_FLAGS, 0);
     memcpy(unit + CH_KEY, key->b, 16);
-    put64(unit + CH_PAYLOAD_LEN, c->p.block_bytes);
-    put64(unit + CH_PAYLOAD_SUM, payload_sum);
+    kvt__put64(unit + CH_PAYLOAD_LEN, c->p.block_bytes);
+    kvt__put64(unit + CH_PAYLOAD_SUM, payload_sum);
     memcpy(unit + CH_WRITER, c->writer, 16);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    put64(unit + CH_CREATED, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
-    put64(unit + CH_SUM, cl_hash(unit, CL_HDR_SUMMED));
+    kvt__put64(unit + CH_CREATED, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+    kvt__put64(unit + CH_SUM, cl_hash(unit, CL_HDR_SUMMED));
 }
 
 int cl_header_check(const kvt_cluster *c, const uint8_t *unit, const kvt_key *key,
                     uint64_t *payload_sum)
 {
-    if (memcmp(unit + CH_MAGIC, magic, 8) || get32(unit + CH_VERSION) != CL_FORMAT_VERSION ||
-        get32(unit + CH_HDR_BYTES) != CL_UNIT)
+    if (memcmp(unit + CH_MAGIC, magic, 8) || kvt__get32(unit + CH_VERSION) != CL_FORMAT_VERSION ||
+        kvt__get32(unit + CH_HDR_BYTES) != CL_UNIT)
         return KVT_EFORMAT;
-    if (get64(unit + CH_SUM) != cl_hash(unit, CL_HDR_SUMMED))
+    if (kvt__get64(unit + CH_SUM) != cl_hash(unit, CL_HDR_SUMMED))
         return KVT_ECORRUPT;
-    if (get64(unit + CH_BLOCK_BYTES) != c->p.block_bytes ||
-        get32(unit + CH_BLOCK_TOKENS) != c->p.block_tokens ||
-        get32(unit + CH_FRAGS) != c->p.frags || get32(unit + CH_KEY_MODE) != c->p.key_mode ||
-        get64(unit + CH_PAYLOAD_LEN) != c->p.block_bytes)
+    if (kvt__get64(unit + CH_BLOCK_BYTES) != c->p.block_bytes ||
+        kvt__get32(unit + CH_BLOCK_TOKENS) != c->p.block_tokens ||
+        kvt__get32(unit + CH_FRAGS) != c->p.frags || kvt__get32(unit + CH_KEY_MODE) != c->p.key_mode ||
+        kvt__get64(unit + CH_PAYLOAD_LEN) != c->p.block_bytes)
         return KVT_EGEOMETRY;
     /* A file under another key's name: a copied or renamed file, never ours. */
     if (memcmp(unit + CH_KEY, key->b, 16))
         return KVT_ECORRUPT;
-    *payload_sum = get64(unit + CH_PAYLOAD_SUM);
+    *payload_sum = kvt__get64(unit + CH_PAYLOAD_SUM);
     return 0;
 }
 

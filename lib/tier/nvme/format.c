@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "le.h"
 
 #define FORMAT_VERSION 1u /* a single file; also every slot header's version */
 #define STRIPE_VERSION 2u /* a superblock of one device of a stripe set */
@@ -33,32 +34,6 @@ enum { /* slot header field offsets */
     H_SLOT = 88, H_FLAGS = 92, H_SUM = 120
 };
 
-/* ------------------------------------------------------------ little endian */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 uint64_t kvt__nvme_slot_bytes(uint64_t block_bytes)
 {
     return block_bytes ? UNIT + round_up(block_bytes, UNIT) : 0;
@@ -75,8 +50,8 @@ void nvme_new_store_id(uint8_t id[16])
         return;
     uint64_t a = kvt__clock_ns(CLOCK_REALTIME);
     uint64_t b = kvt__clock_ns(CLOCK_MONOTONIC) ^ (uint64_t)getpid();
-    put64(id, XXH3_64bits(&a, sizeof a));
-    put64(id + 8, XXH3_64bits(&b, sizeof b));
+    kvt__put64(id, XXH3_64bits(&a, sizeof a));
+    kvt__put64(id + 8, XXH3_64bits(&b, sizeof b));
 }
 
 /* --------------------------------------------------------------- headers */
@@ -85,26 +60,26 @@ void nvme_sb_encode(const nvme_geometry *g, uint8_t *b)
 {
     memset(b, 0, UNIT);
     memcpy(b + SB_MAGIC, sb_magic, 8);
-    put32(b + SB_VERSION, g->stripe_count ? STRIPE_VERSION : FORMAT_VERSION);
-    put32(b + SB_HDRBYTES, HDR_BYTES);
-    put32(b + SB_UNIT, UNIT);
-    put32(b + SB_FLAGS, 0);
-    put64(b + SB_BLOCK_BYTES, g->block_bytes);
-    put32(b + SB_BLOCK_TOKENS, g->block_tokens);
-    put32(b + SB_FRAGS, g->frags);
-    put64(b + SB_SLOT_BYTES, g->slot_bytes);
-    put64(b + SB_SLOT_COUNT, g->nslots);
-    put64(b + SB_SLOTS_OFF, SLOTS_OFF);
+    kvt__put32(b + SB_VERSION, g->stripe_count ? STRIPE_VERSION : FORMAT_VERSION);
+    kvt__put32(b + SB_HDRBYTES, HDR_BYTES);
+    kvt__put32(b + SB_UNIT, UNIT);
+    kvt__put32(b + SB_FLAGS, 0);
+    kvt__put64(b + SB_BLOCK_BYTES, g->block_bytes);
+    kvt__put32(b + SB_BLOCK_TOKENS, g->block_tokens);
+    kvt__put32(b + SB_FRAGS, g->frags);
+    kvt__put64(b + SB_SLOT_BYTES, g->slot_bytes);
+    kvt__put64(b + SB_SLOT_COUNT, g->nslots);
+    kvt__put64(b + SB_SLOTS_OFF, SLOTS_OFF);
     memcpy(b + SB_STORE_ID, g->store_id, 16);
-    put64(b + SB_CREATED, kvt__clock_ns(CLOCK_REALTIME));
-    put32(b + SB_KEY_MODE, g->key_mode);
+    kvt__put64(b + SB_CREATED, kvt__clock_ns(CLOCK_REALTIME));
+    kvt__put32(b + SB_KEY_MODE, g->key_mode);
     if (g->stripe_count) {
-        put32(b + SB_STRIPE_INDEX, g->stripe_index);
-        put32(b + SB_STRIPE_COUNT, g->stripe_count);
-        put32(b + SB_STRIPE_SLOTS, g->stripe_slots);
+        kvt__put32(b + SB_STRIPE_INDEX, g->stripe_index);
+        kvt__put32(b + SB_STRIPE_COUNT, g->stripe_count);
+        kvt__put32(b + SB_STRIPE_SLOTS, g->stripe_slots);
         memcpy(b + SB_SET_ID, g->set_id, 16);
     }
-    put64(b + SB_SUM, XXH3_64bits(b, HDR_SUMMED));
+    kvt__put64(b + SB_SUM, XXH3_64bits(b, HDR_SUMMED));
 }
 
 void nvme_hdr_encode(const nvme_geometry *g, uint8_t *h, const kvt_xfer *x, uint64_t sum,
@@ -112,28 +87,28 @@ void nvme_hdr_encode(const nvme_geometry *g, uint8_t *h, const kvt_xfer *x, uint
 {
     memset(h, 0, UNIT);
     memcpy(h + H_MAGIC, blk_magic, 8);
-    put32(h + H_VERSION, FORMAT_VERSION);
-    put32(h + H_HDRBYTES, HDR_BYTES);
-    put64(h + H_BLOCK_BYTES, g->block_bytes);
-    put32(h + H_BLOCK_TOKENS, g->block_tokens);
-    put32(h + H_FRAGS, g->frags);
+    kvt__put32(h + H_VERSION, FORMAT_VERSION);
+    kvt__put32(h + H_HDRBYTES, HDR_BYTES);
+    kvt__put64(h + H_BLOCK_BYTES, g->block_bytes);
+    kvt__put32(h + H_BLOCK_TOKENS, g->block_tokens);
+    kvt__put32(h + H_FRAGS, g->frags);
     memcpy(h + H_STORE_ID, g->store_id, 16);
     memcpy(h + H_KEY, x->key.b, 16);
-    put64(h + H_LEN, g->block_bytes);
-    put64(h + H_PAYLOAD_SUM, sum);
-    put64(h + H_SEQ, seq);
-    put32(h + H_SLOT, x->slot);
-    put32(h + H_FLAGS, 0);
-    put64(h + H_SUM, XXH3_64bits(h, HDR_SUMMED));
+    kvt__put64(h + H_LEN, g->block_bytes);
+    kvt__put64(h + H_PAYLOAD_SUM, sum);
+    kvt__put64(h + H_SEQ, seq);
+    kvt__put32(h + H_SLOT, x->slot);
+    kvt__put32(h + H_FLAGS, 0);
+    kvt__put64(h + H_SUM, XXH3_64bits(h, HDR_SUMMED));
 }
 
 bool nvme_hdr_valid(const nvme_geometry *g, const uint8_t *h, uint32_t slot, kvt_key *key)
 {
-    if (memcmp(h + H_MAGIC, blk_magic, 8) || get32(h + H_VERSION) != FORMAT_VERSION ||
-        get32(h + H_HDRBYTES) != HDR_BYTES || get64(h + H_BLOCK_BYTES) != g->block_bytes ||
-        get32(h + H_BLOCK_TOKENS) != g->block_tokens || get32(h + H_FRAGS) != g->frags ||
-        memcmp(h + H_STORE_ID, g->store_id, 16) || get64(h + H_LEN) != g->block_bytes ||
-        get32(h + H_SLOT) != slot || get64(h + H_SUM) != XXH3_64bits(h, HDR_SUMMED))
+    if (memcmp(h + H_MAGIC, blk_magic, 8) || kvt__get32(h + H_VERSION) != FORMAT_VERSION ||
+        kvt__get32(h + H_HDRBYTES) != HDR_BYTES || kvt__get64(h + H_BLOCK_BYTES) != g->block_bytes ||
+        kvt__get32(h + H_BLOCK_TOKENS) != g->block_tokens || kvt__get32(h + H_FRAGS) != g->frags ||
+        memcmp(h + H_STORE_ID, g->store_id, 16) || kvt__get64(h + H_LEN) != g->block_bytes ||
+        kvt__get32(h + H_SLOT) != slot || kvt__get64(h + H_SUM) != XXH3_64bits(h, HDR_SUMMED))
         return false;
     memcpy(key->b, h + H_KEY, 16);
     return true;
@@ -141,7 +116,7 @@ bool nvme_hdr_valid(const nvme_geometry *g, const uint8_t *h, uint32_t slot, kvt
 
 uint64_t nvme_hdr_payload_sum(const uint8_t *h)
 {
-    return get64(h + H_PAYLOAD_SUM);
+    return kvt__get64(h + H_PAYLOAD_SUM);
 }
 
 int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const char *path)
@@ -149,17 +124,17 @@ int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const cha
     if (memcmp(buf + SB_MAGIC, sb_magic, 8))
         return kvt__err(KVT_EFORMAT, "nvme: %s is not a kvtier NVMe file (no superblock magic); "
                                      "left untouched, set recreate to overwrite it", path);
-    uint32_t version = get32(buf + SB_VERSION);
+    uint32_t version = kvt__get32(buf + SB_VERSION);
     if ((version != FORMAT_VERSION && version != STRIPE_VERSION) ||
-        get32(buf + SB_HDRBYTES) != HDR_BYTES || get32(buf + SB_UNIT) != UNIT ||
-        get64(buf + SB_SLOTS_OFF) != SLOTS_OFF)
+        kvt__get32(buf + SB_HDRBYTES) != HDR_BYTES || kvt__get32(buf + SB_UNIT) != UNIT ||
+        kvt__get64(buf + SB_SLOTS_OFF) != SLOTS_OFF)
         return kvt__err(KVT_EFORMAT, "nvme: %s has format version %u; this build reads versions "
                                      "%u and %u; left untouched, set recreate to overwrite it",
                         path, version, FORMAT_VERSION, STRIPE_VERSION);
-    if (get64(buf + SB_SUM) != XXH3_64bits(buf, HDR_SUMMED))
+    if (kvt__get64(buf + SB_SUM) != XXH3_64bits(buf, HDR_SUMMED))
         return kvt__err(KVT_EFORMAT, "nvme: %s: superblock checksum mismatch; left untouched, "
                                      "set recreate to overwrite it", path);
-    uint32_t s_index = get32(buf + SB_STRIPE_INDEX), s_count = get32(buf + SB_STRIPE_COUNT);
+    uint32_t s_index = kvt__get32(buf + SB_STRIPE_INDEX), s_count = kvt__get32(buf + SB_STRIPE_COUNT);
     if (version == STRIPE_VERSION && !g->stripe_count)
         return kvt__err(KVT_EFORMAT, "nvme: %s is device %u of a %u-device stripe set (format "
                                      "version %u); open it with the set's %u paths in order; "
@@ -172,15 +147,15 @@ int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const cha
                         path, version, g->stripe_index + 1, g->stripe_count);
     if (version == STRIPE_VERSION &&
         (s_index != g->stripe_index || s_count != g->stripe_count ||
-         get32(buf + SB_STRIPE_SLOTS) != g->stripe_slots))
+         kvt__get32(buf + SB_STRIPE_SLOTS) != g->stripe_slots))
         return kvt__err(KVT_EGEOMETRY, "nvme: %s is device %u of a %u-device stripe set of %u "
                                        "slots; asked device %u of %u, %u slots; left untouched, "
                                        "set recreate to rebuild it",
-                        path, s_index + 1, s_count, get32(buf + SB_STRIPE_SLOTS),
+                        path, s_index + 1, s_count, kvt__get32(buf + SB_STRIPE_SLOTS),
                         g->stripe_index + 1, g->stripe_count, g->stripe_slots);
-    uint64_t bb = get64(buf + SB_BLOCK_BYTES), sb_slot = get64(buf + SB_SLOT_BYTES),
-             count = get64(buf + SB_SLOT_COUNT);
-    uint32_t bt = get32(buf + SB_BLOCK_TOKENS), fr = get32(buf + SB_FRAGS);
+    uint64_t bb = kvt__get64(buf + SB_BLOCK_BYTES), sb_slot = kvt__get64(buf + SB_SLOT_BYTES),
+             count = kvt__get64(buf + SB_SLOT_COUNT);
+    uint32_t bt = kvt__get32(buf + SB_BLOCK_TOKENS), fr = kvt__get32(buf + SB_FRAGS);
     if (bb != g->block_bytes || bt != g->block_tokens || fr != g->frags ||
         sb_slot != g->slot_bytes || count != g->nslots)
         return kvt__err(KVT_EGEOMETRY,
@@ -191,7 +166,7 @@ int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const cha
                         (unsigned long long)count, (unsigned long long)g->block_bytes,
                         g->block_tokens, g->frags, (unsigned long long)g->slot_bytes, g->nslots);
     /* Files from before the field was defined hold 0 there: xxh3-128. */
-    uint32_t km = get32(buf + SB_KEY_MODE);
+    uint32_t km = kvt__get32(buf + SB_KEY_MODE);
     if (km != g->key_mode)
         return kvt__err(KVT_EGEOMETRY,
                         "nvme: %s holds blocks under key mode %u; asked key mode %u "
