@@ -215,7 +215,13 @@ Test(tiering, more_victims_than_slots_below_do_not_wait)
      * each. A single wait would already break this bound. */
     cr_assert_lt(secs, 0.9, "put of 32 demoting 32 into 8 NVMe slots took %.2f s", secs);
     cr_assert_eq(stat(s, "nvme.demotions_in"), 32);
-    cr_assert_eq(stat(s, "nvme.demotion_writes"), 4);
+    /* Batched: 4 writes of 8 when the put's two runs of 16 victims are
+     * demoted one after the other. The next run's demotion may start while
+     * the previous one's is still running on the other demoter thread
+     * (put.c: run_close); then the two share NVMe's 8 slots and take more,
+     * smaller writes (7 seen). One write per victim would be 32. */
+    uint64_t writes = stat(s, "nvme.demotion_writes");
+    cr_assert(writes >= 4 && writes <= 16, "demotion writes %llu", (unsigned long long)writes);
     cr_assert_eq(stat(s, "nvme.used_blocks"), 8);
     /* Which 8 of the first 32 stay is the policy's choice; 8 do, intact. */
     uint32_t in_nvme = 0;
