@@ -253,6 +253,26 @@ static int anchor_pass(anchor_pool *a, anchor_op op, const nv_opts *o, const kvt
 
 enum { P_KVT, P_RAW, P_FIXED, P_SUM, P_ANCHOR, NPASS };
 
+/* One timed pass of side p (kvtier, a raw loop, or the raw loop plus
+ * checksums), writing (put) or reading. The anchor's passes are its own. */
+static int side_pass(int p, int put, kvt_store *s, const kvt_key *keys, void **ptrs,
+                     raw_uring *plain, raw_uring *fixed, raw_sum *summer, const raw_io *ios,
+                     size_t n, uint64_t *ns)
+{
+    switch (p) {
+    case P_KVT:
+        return kvt_pass(s, put, keys, n, ptrs, ns);
+    case P_RAW:
+        return raw_pass(plain, put, ios, n, ns);
+    case P_FIXED:
+        return raw_pass(fixed, put, ios, n, ns);
+    case P_SUM:
+        return sum_pass(summer, plain, put, ios, n, ns);
+    default:
+        return 0;
+    }
+}
+
 typedef struct row_series {
     series put[NPASS], get[NPASS];
     series put_cpu[NPASS], get_cpu[NPASS];     /* CPU seconds per GB */
@@ -383,13 +403,7 @@ int nv_measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key *key
          * slots, so kvtier's blocks are removed (untimed) after its turn. */
         for (int k = 0; k < np; k++) {
             int p = passes[(k + r) % np];
-            if (p == P_KVT && kvt_pass(s, 1, rk, n, sp, &put_ns[p]))
-                goto out;
-            if (p == P_RAW && raw_pass(plain, 1, wio, n, &put_ns[p]))
-                goto out;
-            if (p == P_FIXED && raw_pass(fixed, 1, wio, n, &put_ns[p]))
-                goto out;
-            if (p == P_SUM && sum_pass(summer, plain, 1, wio, n, &put_ns[p]))
+            if (side_pass(p, 1, s, rk, sp, plain, fixed, summer, wio, n, &put_ns[p]))
                 goto out;
             put_cpu[p] = last_cpu_ns;
             put_delay[p] = last_delay_ns;
@@ -400,13 +414,7 @@ int nv_measure_row(nv_opts *o, nv_row *row, anchor_row *arow, const kvt_key *key
                                   anchor_pass(ap, ANCHOR_WRITEBACK, o, rk, n, NULL, bb, &wb_ns)))
                 goto out;
             mark_dst(o->dst, n, bb);
-            if (p == P_KVT && kvt_pass(s, 0, rk, n, dp, &get_ns[p]))
-                goto out;
-            if (p == P_RAW && raw_pass(plain, 0, rio, n, &get_ns[p]))
-                goto out;
-            if (p == P_FIXED && raw_pass(fixed, 0, rio, n, &get_ns[p]))
-                goto out;
-            if (p == P_SUM && sum_pass(summer, plain, 0, rio, n, &get_ns[p]))
+            if (side_pass(p, 0, s, rk, dp, plain, fixed, summer, rio, n, &get_ns[p]))
                 goto out;
             get_cpu[p] = last_cpu_ns;
             get_delay[p] = last_delay_ns;
