@@ -17,6 +17,7 @@ static const char *const tier_kinds[BENCH_TIERS] = {
     [BENCH_HBM] = "hbm",
     [BENCH_DRAM] = "dram",
     [BENCH_NVME] = "nvme",
+    [BENCH_CLUSTER] = "cluster",
 };
 
 bench_store_spec bench_store_spec_default(const char *who)
@@ -69,6 +70,16 @@ static int set_tier(const bench_store_spec *sp, kvt_config *c, bench_tier t)
     const int nvme = t == BENCH_NVME, hbm = t == BENCH_HBM;
     if (id < 0)
         return refused(sp, id, tier_kinds[t]);
+    if (t == BENCH_CLUSTER) {
+        int rc = refused(sp, kvt_config_tier_set_str(c, id, "dir", ts->path), "cluster directory");
+        if (!rc && ts->capacity)
+            rc = refused(sp, kvt_config_tier_set(c, id, "capacity", (int64_t)ts->capacity),
+                         "cluster quota");
+        if (!rc && ts->ttl_ms)
+            rc = refused(sp, kvt_config_tier_set(c, id, "ttl_ms", (int64_t)ts->ttl_ms),
+                         "cluster TTL");
+        return rc;
+    }
     int rc = refused(sp, kvt_config_tier_set(c, id, "capacity", (int64_t)ts->capacity),
                      hbm ? "HBM capacity"
                          : named(sp, nvme ? BSET_NVME_CAPACITY : BSET_DRAM_CAPACITY));
@@ -107,7 +118,7 @@ static int configure(const bench_store_spec *sp, kvt_config *c)
     if (!rc && sp->copy_threads)
         rc = set(sp, c, KVT_OPT_COPY_THREADS, sp->copy_threads, named(sp, BSET_COPY_THREADS));
     for (int t = 0; t < BENCH_TIERS && !rc; t++)
-        if (sp->tier[t].capacity)
+        if (t == BENCH_CLUSTER ? sp->tier[t].path != NULL : sp->tier[t].capacity != 0)
             rc = set_tier(sp, c, (bench_tier)t);
     return rc;
 }

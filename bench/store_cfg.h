@@ -14,16 +14,18 @@ typedef enum bench_tier {
     BENCH_HBM,
     BENCH_DRAM,
     BENCH_NVME,
+    BENCH_CLUSTER, /* key-addressed, under the slot tiers: part of the store when path is set */
     BENCH_TIERS
 } bench_tier;
 
-/* One tier of a store. A tier is part of the store when capacity > 0;
- * zero in any other field means "the library's default". */
+/* One tier of a store. A tier is part of the store when capacity > 0 (the
+ * cluster tier: when path is set; its capacity is the directory's quota, 0
+ * none); zero in any other field means "the library's default". */
 typedef struct bench_tier_spec {
     uint64_t capacity;  /* bytes (NVMe: slots × bench_slot_bytes) */
     uint64_t ttl_ms;    /* 0: no TTL */
     const char *policy; /* eviction policy by name */
-    const char *path;   /* NVMe: the file */
+    const char *path;   /* NVMe: the file; cluster: the shared directory */
     int queue_depth;    /* NVMe */
     int recreate;       /* NVMe: 1 = start from an empty file */
     int no_hugepages;   /* DRAM: 1 = no transparent huge pages */
