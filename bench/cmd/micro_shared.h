@@ -15,7 +15,8 @@
  * the run. */
 typedef struct micro_shared_server {
     pid_t pid;  /* 0: not running */
-    int stop_fd; /* the bench's end of the pipe the child waits on; -1 none */
+    int stop_fd;   /* the bench's end of the pipe the child waits on; -1 none */
+    int report_fd; /* the child's status, then its counters at the stop; -1 none */
 } micro_shared_server;
 
 /* Forks the server for spec on socket, each client given staging_blocks
@@ -26,19 +27,19 @@ typedef struct micro_shared_server {
  * lives on in the child. */
 int micro_shared_server_start(micro_shared_server *srv, const bench_store_spec *spec,
                               const char *socket, uint32_t staging_blocks);
-/* Stops the server (kvt_serve_stop, kvt_close in the child) and reaps it.
- * BENCH_OK, or BENCH_FAILED when the child did not exit 0. */
-int micro_shared_server_stop(micro_shared_server *srv);
+/* Stops the server (kvt_serve_stop, kvt_close in the child) and reaps it;
+ * zero_copy and staged (may be NULL) get the server's counters of blocks
+ * moved through a shared arena and through staging, found by name in its
+ * statistics (server.zero_copy_blocks, server.staged_blocks, else a
+ * server or store statistic containing "zero_copy" / "staged"), NaN where
+ * the library has none: the report prints "n/a". BENCH_OK, or
+ * BENCH_FAILED when the child did not exit 0. */
+int micro_shared_server_stop(micro_shared_server *srv, double *zero_copy, double *staged);
 
 /* kvt_connect to socket expecting blocks of block_bytes, asking for
  * staging_blocks of staging. BENCH_OK or BENCH_FAILED (message printed). */
 int micro_shared_connect(const char *socket, uint64_t block_bytes, uint32_t staging_blocks,
                          kvt_store **out);
-
-/* The server's counter whose name is exactly `name`, else the first stat
- * whose name contains `part`; NaN when it has neither (an older library:
- * the report prints "n/a"). */
-double micro_shared_counter(kvt_store *conn, const char *name, const char *part);
 
 /* The concurrent clients: nclients processes (fork), each connected on its
  * own, putting and getting rounds × blocks of its own random bytes in calls
@@ -60,10 +61,58 @@ typedef struct micro_shared_clients {
     unsigned failed; /* clients that failed a call, or died without a result */
 } micro_shared_clients;
 
-/* Runs the clients against the server on socket. close_fd: a descriptor of
- * the bench's that the children must not hold (the server's stop pipe),
- * -1 none. BENCH_OK when every client ran (wrong bytes are the caller's to
- * judge), else BENCH_FAILED. */
-int micro_shared_clients_run(micro_shared_clients *c, const char *socket, int close_fd);
+/* Runs the clients against the server on socket. close_fd, close_fd2:
+ * descriptors of the bench's that the children must not hold (the
+ * server's pipes), -1 none. BENCH_OK when every client ran (wrong bytes
+ * are the caller's to judge), else BENCH_FAILED. */
+int micro_shared_clients_run(micro_shared_clients *c, const char *socket, int close_fd,
+                             int close_fd2);
+
+/* ------------------------------------------- the report (report/micro_shared_report.c) */
+
+/* The issue's targets (issue 17, "Measure and report"), printed with the numbers. */
+#define TARGET_RATIO 0.90
+#define TARGET_P50_US 20.0
+#define TARGET_P99_US 100.0
+
+/* The flags, as given and as applied. */
+typedef struct shared_opts {
+    const char *socket, *nvme_dir; /* nvme_dir NULL: DRAM only */
+    uint64_t total, batch, client_bytes;
+    int64_t runs, copy_threads, lookups, clients, client_rounds, seed;
+    int dram_shared;         /* applied to the server's DRAM tier */
+    int dram_shared_asked;   /* --dram-shared */
+    char dram_shared_why[256]; /* why it was not applied */
+} shared_opts;
+
+/* One block size: medians over calls (GB/s) and over turns (ratios). */
+typedef struct shared_row {
+    uint64_t block_bytes;
+    size_t per_call, calls, pairs; /* pairs: turns per direction (runs x calls) */
+    double put_in, put_conn, put_mem, put_ratio, put_p10, put_p90;
+    double get_in, get_conn, get_mem, get_ratio, get_p10, get_p90;
+    double zero_copy, staged; /* the server's counters; NaN: it has none */
+} shared_row;
+
+/* 64-key lookups on one store, in microseconds. */
+typedef struct lookup_row {
+    const char *store; /* "in-process" or "connected" */
+    uint64_t block_bytes;
+    size_t calls, keys;
+    double p50, p99, mean;
+} lookup_row;
+
+/* What one invocation measured, for the report. */
+typedef struct shared_report {
+    const shared_opts *o;
+    const shared_row *rows;
+    size_t nrows;
+    const lookup_row *lk; /* 2 rows, or NULL */
+    const micro_shared_clients *cl; /* NULL: not run */
+    double cl_zero_copy, cl_staged;
+} shared_report;
+
+/* Prints the report: text tables, or with json one JSON object (docs/bench.md). */
+void micro_shared_report(const shared_report *r, int json);
 
 #endif

@@ -123,7 +123,8 @@ static void close_pair(int p[2])
     p[0] = p[1] = -1;
 }
 
-int micro_shared_clients_run(micro_shared_clients *c, const char *socket, int close_fd)
+int micro_shared_clients_run(micro_shared_clients *c, const char *socket, int close_fd,
+                             int close_fd2)
 {
     int ready[2] = {-1, -1}, start[2] = {-1, -1}, report[2] = {-1, -1};
     pid_t *pids = calloc(c->clients, sizeof *pids);
@@ -149,6 +150,8 @@ int micro_shared_clients_run(micro_shared_clients *c, const char *socket, int cl
             close(report[0]);
             if (close_fd >= 0)
                 close(close_fd);
+            if (close_fd2 >= 0)
+                close(close_fd2);
             int st = client_main(c, socket, forked, ready[1], start[0], report[1]);
             fflush(stderr);
             _exit(st);
