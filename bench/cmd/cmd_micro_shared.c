@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../report/rows.h"
@@ -325,8 +326,10 @@ static int clients_phase(const shared_opts *o, uint64_t bb, nvme_files *nf,
     micro_shared_server srv = {0};
     if (rc == BENCH_OK)
         rc = micro_shared_server_start(&srv, &spec, o->socket, staging_for(c->per_call, bb));
-    if (rc != BENCH_OK)
+    if (rc != BENCH_OK) {
+        c->failed = c->clients; /* none ran: the report must not read as a clean run */
         return rc;
+    }
     bench_progress("micro --shared: %u clients", c->clients);
     rc = micro_shared_clients_run(c, o->socket, srv.stop_fd, srv.report_fd);
     int stopped = micro_shared_server_stop(&srv, zero_copy, staged);
@@ -430,8 +433,8 @@ int bench_micro_shared(int argc, char **argv)
     }
     nvme_files nf;
     nvme_files_init(&nf, o.nvme_dir);
-    /* The servers fork from a bench without threads: these buffers are
-     * plain memory, and the copier lives only inside measure(). */
+    /* The servers fork from a bench without threads: the copier lives only
+     * inside measure(). */
     b.src = bench_alloc(b.call_bytes);
     b.dst = bench_alloc(b.call_bytes);
     b.base = bench_alloc(b.run_bytes);
@@ -440,6 +443,13 @@ int bench_micro_shared(int argc, char **argv)
         fprintf(stderr, "kvtier-bench micro --shared: cannot allocate %zu + %zu + %zu bytes\n",
                 b.call_bytes, b.call_bytes, b.run_bytes);
         rc = BENCH_FAILED;
+    } else {
+        /* Not inherited by the forked server and clients: shared copy-on-write
+         * pages would make the bench's first write to each page a copy, inside
+         * the timed calls (the memcpy reference's destination most of all). */
+        madvise(b.src, b.call_bytes, MADV_DONTFORK);
+        madvise(b.dst, b.call_bytes, MADV_DONTFORK);
+        madvise(b.base, b.run_bytes, MADV_DONTFORK);
     }
     lookup_row lk[2];
     size_t nrows = 0;
