@@ -34,6 +34,7 @@ int bench_micro_nvme(int argc, char **argv); /* cmd/cmd_micro_nvme.c: `micro --t
 int bench_index(int argc, char **argv); /* cmd/cmd_index.c */
 int bench_layers(int argc, char **argv); /* cmd/cmd_layers.c */
 int bench_micro_gpu(int argc, char **argv); /* cmd/cmd_micro_gpu.c: `micro --gpu` */
+int bench_micro_shared(int argc, char **argv); /* cmd/cmd_micro_shared.c: `micro --shared` */
 int bench_replay(int argc, char **argv); /* cmd/cmd_replay.c */
 int bench_sweep(int argc, char **argv);  /* cmd/cmd_sweep.c */
 int bench_close(int argc, char **argv);  /* cmd/cmd_close.c */
