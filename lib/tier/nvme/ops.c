@@ -114,11 +114,12 @@ static int check_params(const kvt_tier_params *p)
         return kvt__err(KVT_EINVAL, "nvme: queue depth %d outside 0 (default %d) .. %d",
                         queue_depth, DEFAULT_QD, MAX_QD);
     uint64_t slot = kvt__nvme_slot_bytes(p->block_bytes);
-    if (p->capacity < slot || p->capacity % slot || p->capacity / slot > UINT32_MAX)
+    uint32_t unit = kvt__nvme_unit(p->block_bytes), nslots;
+    if (nvme_capacity_slots(p->block_bytes, p->capacity, &nslots))
         return kvt__err(KVT_ECAPACITY,
                         "nvme: capacity %llu is not a whole number of %llu-byte slots (a slot is "
                         "a %u-byte header plus the block rounded up to %u bytes): use N * %llu",
-                        (unsigned long long)p->capacity, (unsigned long long)slot, UNIT, UNIT,
+                        (unsigned long long)p->capacity, (unsigned long long)slot, unit, unit,
                         (unsigned long long)slot);
     if (p->faults && *p->faults) {
         /* Faults come from the wrapper over the opened tier (faulty.h); a
@@ -144,13 +145,13 @@ int nvme_open_device(const kvt_tier_params *p, const char *path, const nvme_geom
     t->lock_fd = -1;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
-    uint64_t slot = kvt__nvme_slot_bytes(p->block_bytes);
     t->geo.block_bytes = p->block_bytes;
     t->geo.block_tokens = p->block_tokens;
     t->geo.key_mode = p->key_mode;
     t->geo.frags = p->frags ? p->frags : 1;
-    t->geo.slot_bytes = slot;
-    t->geo.nslots = (uint32_t)(p->capacity / slot);
+    nvme_geo_set_unit(&t->geo, kvt__nvme_unit(p->block_bytes));
+    nvme_capacity_slots(p->block_bytes, p->capacity, &t->geo.nslots); /* checked by check_params */
+    t->capacity = p->capacity;
     if (stripe) {
         t->geo.nslots = stripe->nslots;
         t->geo.stripe_index = stripe->stripe_index;
@@ -291,6 +292,7 @@ void nvme_device_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
 #undef S
     fn("nvme.slots", t->geo.nslots, user);
     fn("nvme.slot_bytes", t->geo.slot_bytes, user);
+    fn("nvme.unit", t->geo.unit, user);
     fn("nvme.queue_depth", t->qd, user);
     fn("nvme.rings", t->nlanes, user);
     fn("nvme.sqpoll", t->sqpoll, user);
