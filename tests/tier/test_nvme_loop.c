@@ -289,7 +289,7 @@ Test(nvme_loop, discard_trims_payloads)
         cr_expect_gt(trims, 0, "the device takes discards (%s), the tier sent none", sys);
     if (trims) {
         cr_expect_eq(trims, 4);
-        cr_expect_eq(stat_of(t, "nvme.trim_bytes"), 4 * (kvt__nvme_slot_bytes(BB) - 4096));
+        cr_expect_eq(stat_of(t, "nvme.trim_bytes"), 4 * (kvt__nvme_slot_bytes(BB) - kvt__nvme_unit(BB)));
         uint64_t after = allocated(loop_file[0]) + allocated(loop_file[1]);
         cr_expect_lt(after, before, "the backing files kept %llu of %llu bytes",
                      (unsigned long long)after, (unsigned long long)before);

@@ -177,7 +177,7 @@ int nvme_stripe_open(const kvt_tier_params *p, char **paths, unsigned n, kvt_tie
     t->fd = -1;
     t->lock_fd = -1;
     t->geo.block_bytes = p->block_bytes;
-    nvme_geo_set_unit(&t->geo, kvt__nvme_unit(p->block_bytes)); /* devices may need more */
+    nvme_geo_set_unit(&t->geo, nvme_asked_unit(p)); /* devices may need more */
     t->geo.nslots = total;
     t->geo.stripe_count = n;
 
