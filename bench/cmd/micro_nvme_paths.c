@@ -39,7 +39,7 @@ static int raw_device(const char *path, unsigned qd, uint8_t *mem, size_t blocks
     int e = ios ? raw_uring_new(fd, qd, NULL, 0, &r) : -ENOMEM;
     if (!e) {
         for (size_t j = 0; j < blocks; j++)
-            ios[j] = (raw_io){.buf = mem + j * bb, .off = SLOTS_OFF + j * slot + 4096,
+            ios[j] = (raw_io){.buf = mem + j * bb, .off = SLOTS_OFF + j * slot + (slot - bb),
                               .len = (uint32_t)bb};
         uint64_t t0 = bench_now_ns();
         e = raw_uring_run(r, write, ios, blocks);

@@ -542,7 +542,7 @@ static void corruption_run(uint64_t bb, uint32_t n, uint64_t *s)
             flip_bits(fd, 0, 128, s, base);
             header_hits++;
         } else {
-            flip_bits(fd, KVT__NVME_UNIT, bb, s, base);
+            flip_bits(fd, kvt__nvme_unit(bb), bb, s, base);
         }
         k++;
     }

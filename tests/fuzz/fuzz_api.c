@@ -1098,7 +1098,7 @@ static void op_misc(state *s, rd *r)
         rc = kvt_slot_bytes("nvme", bb, u8(r) & 1 ? NULL : &out);
         check_rc(rc, "kvt_slot_bytes");
         if (rc == 0)
-            FUZZ_CHECK(out >= bb + 4096 && out % 4096 == 0, "slot bytes %llu for %llu",
+            FUZZ_CHECK(out >= bb + 512 && out % 512 == 0, "slot bytes %llu for %llu",
                        (unsigned long long)out, (unsigned long long)bb);
         break;
     }

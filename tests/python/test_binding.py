@@ -68,7 +68,7 @@ def nvme_path(tmp_path, request):
 def open_nvme(path, blocks, frags=1, dram_blocks=0, **kw):
     try:
         slot = kvtier.nvme_slot_bytes(BLOCK)
-        assert slot >= BLOCK and slot % 4096 == 0
+        assert slot >= BLOCK and slot % 512 == 0  # whole 512-byte units (docs/nvme-format.md)
         return kvtier.Store(block_bytes=BLOCK, frags=frags, dram_bytes=dram_blocks * BLOCK,
                             nvme_path=path, nvme_bytes=blocks * slot, hugepages=False, **kw)
     except (kvtier.ENOTSUP, kvtier.ENODEV, kvtier.ENODIRECT) as e:

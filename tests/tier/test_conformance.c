@@ -89,6 +89,24 @@ static void nvme_params(kvt_tier_params *p, const geometry *g, const char *file)
     kvt__tier_params_set_int(p, "queue_depth", 16);
     kvt__tier_params_set_str(p, "path", file);
 }
+
+/* The 4096-byte layout of format versions 1 and 2 (the default lays blocks under 256 KiB
+ * out in 512-byte units), and a stripe set of two files in the default layout. */
+static void nvme_unit4k_params(kvt_tier_params *p, const geometry *g, const char *file)
+{
+    nvme_params(p, g, file);
+    kvt__tier_params_set_int(p, "unit", 4096);
+}
+
+static void nvme_striped_params(kvt_tier_params *p, const geometry *g, const char *file)
+{
+    static char lists[16][1500]; /* borrowed by p: outlives the tier */
+    static unsigned next;
+    char *list = lists[next++ % 16];
+    nvme_params(p, g, file);
+    snprintf(list, sizeof lists[0], "%s.0,%s.1", file, file);
+    kvt__tier_params_set_str(p, "path", list);
+}
 #endif
 
 #if KVT_HAVE_CUDA
@@ -109,6 +127,8 @@ static const tier_case tiers[] = {
     {"dram", &kvt__tier_dram, dram_params},
 #if KVT_HAVE_URING
     {"nvme", &kvt__tier_nvme, nvme_params},
+    {"nvme", &kvt__tier_nvme, nvme_unit4k_params},
+    {"nvme", &kvt__tier_nvme, nvme_striped_params},
 #endif
 };
 #define NTIERS (sizeof tiers / sizeof tiers[0])

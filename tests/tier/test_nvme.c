@@ -796,9 +796,10 @@ Test(nvme, media_layout_matches_the_spec)
     uint64_t s = test_seed("media_layout");
     const uint64_t sizes[] = {4 * KIB, 300 * KIB + 512};
     for (int z = 0; z < 2; z++) {
-        uint64_t bb = sizes[z], slot = kvt__nvme_slot_bytes(bb);
+        uint64_t bb = sizes[z], slot = kvt__nvme_slot_bytes_in(bb, 4096);
         unlink(path);
         kvt_tier_params p = params(bb, 2, 5);
+        kvt__tier_params_set_int(&p, "unit", 4096); /* version 1; version 3: test_nvme_small.c */
         p.block_tokens = 32;
         kvt_tier_impl *t = open_ok(&p);
         uint8_t *data = abuf(bb);
@@ -1416,8 +1417,12 @@ Test(nvme, capacity_must_be_whole_slots)
     p.capacity = 0;
     cr_expect_eq(open_rc(&p), KVT_ECAPACITY);
     cr_expect(access(path, F_OK) != 0, "a refused open created the file");
-    cr_expect_eq(kvt__nvme_slot_bytes(4096), 8192);
-    cr_expect_eq(kvt__nvme_slot_bytes(4097), 12288);
+    /* Blocks under 256 KiB: 512-byte units (format version 3); the 4096-byte
+     * layout of version 1 as before. */
+    cr_expect_eq(kvt__nvme_slot_bytes(4096), 4608);
+    cr_expect_eq(kvt__nvme_slot_bytes(4097), 5120);
+    cr_expect_eq(kvt__nvme_slot_bytes_in(4096, 4096), 8192);
+    cr_expect_eq(kvt__nvme_slot_bytes_in(4097, 4096), 12288);
     cr_expect_eq(kvt__nvme_slot_bytes(2 * MIB), 2 * MIB + 4096);
 }
 
@@ -1432,7 +1437,7 @@ Test(nvme, created_file_is_private_and_preallocated)
     cr_expect_geq((uint64_t)st.st_blocks * 512, kvt__nvme_file_bytes(64 * KIB, 10),
                   "not preallocated");
     cr_expect_eq(stat_of(t, "nvme.slots"), 10);
-    cr_expect_eq(stat_of(t, "nvme.slot_bytes"), 64 * KIB + 4096);
+    cr_expect_eq(stat_of(t, "nvme.slot_bytes"), 64 * KIB + 512);
     nv->close(t);
 }
 
@@ -1533,7 +1538,7 @@ Test(nvme, file_written_before_the_split_opens_after)
 {
     size_t len;
     uint8_t *old = file_bytes(KVT_SOURCE_ROOT "/tests/data/nvme-format-v1.kvt", &len);
-    cr_assert_eq(len, kvt__nvme_file_bytes(8 * KIB, 3));
+    cr_assert_eq(len, kvt__nvme_file_bytes_in(8 * KIB, 3, 4096)); /* version 1 */
     write_file(path, old, len);
     kvt_tier_params p = params(8 * KIB, 2, 3);
     kvt_tier_impl *t = open_ok(&p);

@@ -249,6 +249,7 @@ Test(nvme_stripe, round_trip_and_recovery)
         snprintf(name, sizeof name, "rt%u_", nd);
         uint32_t n = 4 * nd + 1;
         kvt_tier_params p = params(paths_of(name, nd), n);
+        kvt__tier_params_set_int(&p, "unit", 4096); /* the version-2 layout */
         kvt_tier_impl *t = open_ok(&p);
         cr_expect_eq(stat_of(t, "nvme.devices"), nd);
         cr_expect_eq(stat_of(t, "nvme.devices_degraded"), 0);
@@ -264,7 +265,7 @@ Test(nvme_stripe, round_trip_and_recovery)
             struct stat st;
             cr_assert_eq(stat(device_path(name, d), &st), 0);
             uint64_t local = (n - d + nd - 1) / nd;
-            cr_expect_eq((uint64_t)st.st_size, kvt__nvme_file_bytes(BB, local),
+            cr_expect_eq((uint64_t)st.st_size, kvt__nvme_file_bytes_in(BB, local, 4096),
                          "device %u of %u: %llu bytes", d, nd, (unsigned long long)st.st_size);
             cr_expect_eq(sb_version(device_path(name, d)), 2);
         }
@@ -298,6 +299,7 @@ Test(nvme_stripe, versions_refused_clearly)
     char single[700];
     snprintf(single, sizeof single, "%s/single.kvt", dir);
     kvt_tier_params p = params(single, 6);
+    kvt__tier_params_set_int(&p, "unit", 4096); /* versions 1 and 2 */
     kvt_tier_impl *t = open_ok(&p);
     uint32_t *slots = all_slots(6);
     cr_assert_eq(move(t, slots, 6, 3, 1, NULL), 0);
@@ -311,6 +313,7 @@ Test(nvme_stripe, versions_refused_clearly)
     nv->close(t);
 
     kvt_tier_params ps = params(paths_of("set", 2), 6);
+    kvt__tier_params_set_int(&ps, "unit", 4096);
     nv->close(open_ok(&ps));
     kvt_tier_params alone = params(device_path("set", 1), 3);
     cr_expect_eq(open_rc(&alone), KVT_EFORMAT);

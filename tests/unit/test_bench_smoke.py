@@ -413,7 +413,9 @@ def test_close():
             if o["missing"] or o["wrong"]:
                 fail(f"close: {o['missing']} missing, {o['wrong']} wrong")
             # what kvtier writes per block, next to the raw loop's payload-only writes
-            if o["config"]["slot_bytes"] != o["config"]["block_bytes"] + 4096:
+            # (one header unit: 512 bytes below 256 KiB blocks, docs/nvme-format.md)
+            unit = 512 if o["config"]["block_bytes"] < 256 << 10 else 4096
+            if o["config"]["slot_bytes"] != o["config"]["block_bytes"] + unit:
                 fail(f"close: slot bytes {o['config']['slot_bytes']} for blocks of "
                      f"{o['config']['block_bytes']}")
         if os.listdir(d):

@@ -133,7 +133,11 @@ static int sb_write(kvt_tier_impl *t, uint8_t *buf, const char *path)
 
 static int format_file(kvt_tier_impl *t, uint8_t *buf, uint64_t size, bool shrink, const char *path)
 {
-    uint64_t total = kvt__nvme_file_bytes(t->geo.block_bytes, t->geo.nslots);
+    /* A device that can't do direct I/O in the unit asked for gets its own
+     * (at most UNIT: nvme_probe_alignment). Same slots, larger ones. */
+    if (t->geo.unit < t->len_align)
+        nvme_geo_set_unit(&t->geo, t->len_align);
+    uint64_t total = kvt__nvme_file_bytes_in(t->geo.block_bytes, t->geo.nslots, t->geo.unit);
     nvme_new_store_id(t->geo.store_id);
     t->formatted = true;
     if (t->blockdev) {
@@ -175,6 +179,7 @@ int nvme_load(kvt_tier_impl *t, const char *path, bool recreate, bool created)
     if (!buf)
         return kvt__err(KVT_ENOMEM, "nvme: superblock buffer");
     int rc;
+    nvme_geometry asked = t->geo; /* nvme_sb_check adopts the file's unit */
     if (created || (!t->blockdev && size == 0)) {
         rc = format_file(t, buf, size, false, path);
     } else if (size < SLOTS_OFF) {
@@ -193,10 +198,19 @@ int nvme_load(kvt_tier_impl *t, const char *path, bool recreate, bool created)
             blank = buf[i] == 0;
         /* A zeroed device, or a file we never got to format: nothing to lose. */
         rc = blank ? format_file(t, buf, size, false, path)
-                   : nvme_sb_check(&t->geo, buf, size, path);
+                   : nvme_sb_check(&t->geo, buf, size, t->geo.stripe_count ? 0 : t->capacity,
+                                   path);
+        if (!rc && !blank && t->geo.unit < t->len_align)
+            rc = kvt__err(KVT_ENOTSUP, "nvme: %s is laid out in %u-byte units; this device "
+                                       "needs %u-byte direct I/O; left untouched, set recreate "
+                                       "to rebuild it",
+                          path, t->geo.unit, t->len_align);
     }
-    if (recreate && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL))
+    if (recreate && (rc == KVT_EFORMAT || rc == KVT_EGEOMETRY || rc == KVT_ETOOSMALL ||
+                     rc == KVT_ENOTSUP)) {
+        t->geo = asked; /* laid out as a new file */
         rc = format_file(t, buf, size, true, path);
+    }
 out:
     kvt__free(buf);
     return rc;
@@ -233,7 +247,8 @@ void nvme_trim_payloads(kvt_tier_impl *t, const uint32_t *slots, size_t n)
 {
     uint64_t calls = 0, bytes = 0;
     for (size_t i = 0; i < n && !atomic_load_explicit(&t->no_trim, memory_order_relaxed); i++) {
-        uint64_t range[2] = {nvme_slot_offset(&t->geo, slots[i]) + UNIT, t->geo.slot_bytes - UNIT};
+        uint64_t range[2] = {nvme_slot_offset(&t->geo, slots[i]) + t->geo.unit,
+                             t->geo.slot_bytes - t->geo.unit};
         if (ioctl(t->fd, BLKDISCARD, range)) {
             atomic_store_explicit(&t->no_trim, true, memory_order_relaxed);
             break;

@@ -15,8 +15,13 @@
 #include "error.h"
 #include "le.h"
 
-#define FORMAT_VERSION 1u /* a single file; also every slot header's version */
+#define FORMAT_VERSION 1u /* a single file; also the slot headers' version in units of 4096 */
 #define STRIPE_VERSION 2u /* a superblock of one device of a stripe set */
+/* A file in a smaller unit (512, 1024 or 2048), single or a stripe member
+ * (by its stripe count); also its slot headers' version. Builds that read
+ * only versions 1 and 2 refuse it as "format version 3". */
+#define UNIT_VERSION 3u
+#define NEWEST_VERSION UNIT_VERSION
 #define HDR_SUMMED 120u /* bytes covered by the header checksum */
 static const uint8_t sb_magic[8] = {'K', 'V', 'T', 'I', 'E', 'R', 'S', 'B'};
 static const uint8_t blk_magic[8] = {'K', 'V', 'T', 'B', 'L', 'O', 'C', 'K'};
@@ -34,14 +39,63 @@ enum { /* slot header field offsets */
     H_SLOT = 88, H_FLAGS = 92, H_SUM = 120
 };
 
+uint32_t kvt__nvme_unit(uint64_t block_bytes)
+{
+    return block_bytes < KVT__NVME_SMALL_BELOW ? KVT__NVME_SMALL_UNIT : UNIT;
+}
+
+uint64_t kvt__nvme_slot_bytes_in(uint64_t block_bytes, uint32_t unit)
+{
+    return block_bytes ? unit + round_up(block_bytes, unit) : 0;
+}
+
 uint64_t kvt__nvme_slot_bytes(uint64_t block_bytes)
 {
-    return block_bytes ? UNIT + round_up(block_bytes, UNIT) : 0;
+    return kvt__nvme_slot_bytes_in(block_bytes, kvt__nvme_unit(block_bytes));
+}
+
+uint64_t kvt__nvme_file_bytes_in(uint64_t block_bytes, uint64_t nslots, uint32_t unit)
+{
+    return SLOTS_OFF + nslots * kvt__nvme_slot_bytes_in(block_bytes, unit);
 }
 
 uint64_t kvt__nvme_file_bytes(uint64_t block_bytes, uint64_t nslots)
 {
-    return SLOTS_OFF + nslots * kvt__nvme_slot_bytes(block_bytes);
+    return kvt__nvme_file_bytes_in(block_bytes, nslots, kvt__nvme_unit(block_bytes));
+}
+
+int nvme_capacity_slots(uint64_t block_bytes, uint64_t capacity, uint32_t *nslots)
+{
+    uint64_t small = kvt__nvme_slot_bytes(block_bytes),
+             whole = kvt__nvme_slot_bytes_in(block_bytes, UNIT);
+    uint64_t n = 0;
+    if (small && capacity && capacity % small == 0)
+        n = capacity / small;
+    else if (whole && capacity && capacity % whole == 0)
+        n = capacity / whole;
+    if (!n || n > UINT32_MAX)
+        return KVT_ECAPACITY;
+    *nslots = (uint32_t)n;
+    return 0;
+}
+
+/* Whether u is a unit this build lays slots out in. */
+static bool unit_known(uint32_t u)
+{
+    return u >= KVT__NVME_SMALL_UNIT && u <= UNIT && (u & (u - 1)) == 0;
+}
+
+/* The version a superblock of g carries; slot headers carry 1 or 3. */
+static uint32_t sb_version(const nvme_geometry *g)
+{
+    if (g->unit != UNIT)
+        return UNIT_VERSION;
+    return g->stripe_count ? STRIPE_VERSION : FORMAT_VERSION;
+}
+
+static uint32_t hdr_version(const nvme_geometry *g)
+{
+    return g->unit != UNIT ? UNIT_VERSION : FORMAT_VERSION;
 }
 
 void nvme_new_store_id(uint8_t id[16])
@@ -60,9 +114,9 @@ void nvme_sb_encode(const nvme_geometry *g, uint8_t *b)
 {
     memset(b, 0, UNIT);
     memcpy(b + SB_MAGIC, sb_magic, 8);
-    kvt__put32(b + SB_VERSION, g->stripe_count ? STRIPE_VERSION : FORMAT_VERSION);
+    kvt__put32(b + SB_VERSION, sb_version(g));
     kvt__put32(b + SB_HDRBYTES, HDR_BYTES);
-    kvt__put32(b + SB_UNIT, UNIT);
+    kvt__put32(b + SB_UNIT, g->unit);
     kvt__put32(b + SB_FLAGS, 0);
     kvt__put64(b + SB_BLOCK_BYTES, g->block_bytes);
     kvt__put32(b + SB_BLOCK_TOKENS, g->block_tokens);
@@ -85,9 +139,9 @@ void nvme_sb_encode(const nvme_geometry *g, uint8_t *b)
 void nvme_hdr_encode(const nvme_geometry *g, uint8_t *h, const kvt_xfer *x, uint64_t sum,
                      uint64_t seq)
 {
-    memset(h, 0, UNIT);
+    memset(h, 0, g->unit);
     memcpy(h + H_MAGIC, blk_magic, 8);
-    kvt__put32(h + H_VERSION, FORMAT_VERSION);
+    kvt__put32(h + H_VERSION, hdr_version(g));
     kvt__put32(h + H_HDRBYTES, HDR_BYTES);
     kvt__put64(h + H_BLOCK_BYTES, g->block_bytes);
     kvt__put32(h + H_BLOCK_TOKENS, g->block_tokens);
@@ -104,7 +158,7 @@ void nvme_hdr_encode(const nvme_geometry *g, uint8_t *h, const kvt_xfer *x, uint
 
 bool nvme_hdr_valid(const nvme_geometry *g, const uint8_t *h, uint32_t slot, kvt_key *key)
 {
-    if (memcmp(h + H_MAGIC, blk_magic, 8) || kvt__get32(h + H_VERSION) != FORMAT_VERSION ||
+    if (memcmp(h + H_MAGIC, blk_magic, 8) || kvt__get32(h + H_VERSION) != hdr_version(g) ||
         kvt__get32(h + H_HDRBYTES) != HDR_BYTES || kvt__get64(h + H_BLOCK_BYTES) != g->block_bytes ||
         kvt__get32(h + H_BLOCK_TOKENS) != g->block_tokens || kvt__get32(h + H_FRAGS) != g->frags ||
         memcmp(h + H_STORE_ID, g->store_id, 16) || kvt__get64(h + H_LEN) != g->block_bytes ||
@@ -119,33 +173,41 @@ uint64_t nvme_hdr_payload_sum(const uint8_t *h)
     return kvt__get64(h + H_PAYLOAD_SUM);
 }
 
-int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const char *path)
+int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, uint64_t capacity,
+                  const char *path)
 {
     if (memcmp(buf + SB_MAGIC, sb_magic, 8))
         return kvt__err(KVT_EFORMAT, "nvme: %s is not a kvtier NVMe file (no superblock magic); "
                                      "left untouched, set recreate to overwrite it", path);
-    uint32_t version = kvt__get32(buf + SB_VERSION);
-    if ((version != FORMAT_VERSION && version != STRIPE_VERSION) ||
-        kvt__get32(buf + SB_HDRBYTES) != HDR_BYTES || kvt__get32(buf + SB_UNIT) != UNIT ||
-        kvt__get64(buf + SB_SLOTS_OFF) != SLOTS_OFF)
+    uint32_t version = kvt__get32(buf + SB_VERSION), unit = kvt__get32(buf + SB_UNIT);
+    if (version < FORMAT_VERSION || version > NEWEST_VERSION)
         return kvt__err(KVT_EFORMAT, "nvme: %s has format version %u; this build reads versions "
-                                     "%u and %u; left untouched, set recreate to overwrite it",
-                        path, version, FORMAT_VERSION, STRIPE_VERSION);
+                                     "%u to %u; left untouched, set recreate to overwrite it",
+                        path, version, FORMAT_VERSION, NEWEST_VERSION);
+    if (kvt__get32(buf + SB_HDRBYTES) != HDR_BYTES ||
+        (version == UNIT_VERSION ? !unit_known(unit) || unit == UNIT : unit != UNIT) ||
+        kvt__get64(buf + SB_SLOTS_OFF) != SLOTS_OFF)
+        return kvt__err(KVT_EFORMAT, "nvme: %s: format version %u with header bytes %u, unit %u, "
+                                     "slot 0 at %llu is not a layout this build reads; left "
+                                     "untouched, set recreate to overwrite it",
+                        path, version, kvt__get32(buf + SB_HDRBYTES), unit,
+                        (unsigned long long)kvt__get64(buf + SB_SLOTS_OFF));
     if (kvt__get64(buf + SB_SUM) != XXH3_64bits(buf, HDR_SUMMED))
         return kvt__err(KVT_EFORMAT, "nvme: %s: superblock checksum mismatch; left untouched, "
                                      "set recreate to overwrite it", path);
     uint32_t s_index = kvt__get32(buf + SB_STRIPE_INDEX), s_count = kvt__get32(buf + SB_STRIPE_COUNT);
-    if (version == STRIPE_VERSION && !g->stripe_count)
+    bool member = version == STRIPE_VERSION || (version == UNIT_VERSION && s_count);
+    if (member && !g->stripe_count)
         return kvt__err(KVT_EFORMAT, "nvme: %s is device %u of a %u-device stripe set (format "
                                      "version %u); open it with the set's %u paths in order; "
                                      "left untouched, set recreate to overwrite it",
                         path, s_index + 1, s_count, version, s_count);
-    if (version == FORMAT_VERSION && g->stripe_count)
+    if (!member && g->stripe_count)
         return kvt__err(KVT_EGEOMETRY, "nvme: %s is a single-device file (format version %u), "
                                        "not a device of a stripe set; left untouched, set "
                                        "recreate to rebuild it as device %u of %u",
                         path, version, g->stripe_index + 1, g->stripe_count);
-    if (version == STRIPE_VERSION &&
+    if (member &&
         (s_index != g->stripe_index || s_count != g->stripe_count ||
          kvt__get32(buf + SB_STRIPE_SLOTS) != g->stripe_slots))
         return kvt__err(KVT_EGEOMETRY, "nvme: %s is device %u of a %u-device stripe set of %u "
@@ -156,6 +218,13 @@ int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const cha
     uint64_t bb = kvt__get64(buf + SB_BLOCK_BYTES), sb_slot = kvt__get64(buf + SB_SLOT_BYTES),
              count = kvt__get64(buf + SB_SLOT_COUNT);
     uint32_t bt = kvt__get32(buf + SB_BLOCK_TOKENS), fr = kvt__get32(buf + SB_FRAGS);
+    /* The file keeps the unit it was laid out in; a single file's slot
+     * count may be read from the capacity in its own slots (a capacity
+     * sized for that layout). */
+    nvme_geo_set_unit(g, unit);
+    if (!member && capacity && count != g->nslots && capacity % g->slot_bytes == 0 &&
+        capacity / g->slot_bytes == count)
+        g->nslots = (uint32_t)count;
     if (bb != g->block_bytes || bt != g->block_tokens || fr != g->frags ||
         sb_slot != g->slot_bytes || count != g->nslots)
         return kvt__err(KVT_EGEOMETRY,
@@ -172,12 +241,12 @@ int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const cha
                         "nvme: %s holds blocks under key mode %u; asked key mode %u "
                         "(KVT_OPT_KEY_MODE); left untouched, set recreate to rebuild it",
                         path, km, g->key_mode);
-    uint64_t total = kvt__nvme_file_bytes(g->block_bytes, g->nslots);
+    uint64_t total = kvt__nvme_file_bytes_in(g->block_bytes, g->nslots, g->unit);
     if (size < total)
         return kvt__err(KVT_ETOOSMALL, "nvme: %s has %llu bytes; its superblock says %llu",
                         path, (unsigned long long)size, (unsigned long long)total);
     memcpy(g->store_id, buf + SB_STORE_ID, 16);
-    if (version == STRIPE_VERSION)
+    if (member)
         memcpy(g->set_id, buf + SB_SET_ID, 16);
     return 0;
 }

@@ -12,19 +12,21 @@
 /*
  * Media format (docs/nvme-format.md is the reference; keep them in step):
  *   [0, 4096)                  superblock: sb_* fields, rest zero
- *   4096 + i * slot_bytes      slot i: a 4096-byte header unit (hdr_* fields,
- *                              rest zero), then the payload, padded to 4096
- * All integers little-endian. Both headers end in an XXH3-64 of their first
+ *   4096 + i * slot_bytes      slot i: a header unit (hdr_* fields, rest
+ *                              zero), then the payload, padded to the unit
+ * The unit is 4096 bytes (format versions 1 and 2) or 512, 1024 or 2048
+ * (version 3), recorded in the superblock. All integers little-endian. Both headers end in an XXH3-64 of their first
  * 120 bytes. Nothing here may change without a new format version: a file
  * written by an earlier build must open unchanged.
  */
-#define UNIT KVT__NVME_UNIT
+#define UNIT KVT__NVME_UNIT /* the whole unit; staging keeps headers UNIT apart */
 #define SLOTS_OFF KVT__NVME_SLOTS_OFFSET
 #define HDR_BYTES 128u /* bytes of either header in use */
 
 /* What a file records about its blocks, and what every slot header repeats. */
 typedef struct nvme_geometry {
-    uint64_t block_bytes, slot_bytes;
+    uint64_t block_bytes, slot_bytes; /* slot_bytes = unit + round_up(block_bytes, unit) */
+    uint32_t unit;                    /* the layout unit: header unit, payload rounding */
     uint32_t block_tokens, frags, nslots, key_mode;
     uint8_t store_id[16];
     /* Striping (format version 2): this device is member stripe_index of
@@ -44,6 +46,13 @@ static inline uint64_t min64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/* Sets g's unit and the slot size that follows from it. */
+static inline void nvme_geo_set_unit(nvme_geometry *g, uint32_t unit)
+{
+    g->unit = unit;
+    g->slot_bytes = kvt__nvme_slot_bytes_in(g->block_bytes, unit);
+}
+
 /* Media offset of slot `slot`. */
 static inline uint64_t nvme_slot_offset(const nvme_geometry *g, uint32_t slot)
 {
@@ -56,14 +65,25 @@ void nvme_new_store_id(uint8_t id[16]);
 /* The superblock of g into b (UNIT bytes). */
 void nvme_sb_encode(const nvme_geometry *g, uint8_t *b);
 
+/* The slot count a capacity asks for: capacity / kvt__nvme_slot_bytes(), else
+ * capacity / the 4096-unit slot (capacities sized before format version 3);
+ * KVT_ECAPACITY (no message) when neither divides it or it is 0 or over
+ * UINT32_MAX slots. */
+int nvme_capacity_slots(uint64_t block_bytes, uint64_t capacity, uint32_t *nslots);
+
 /* Checks a superblock against the geometry asked for (g) and the file's
  * size: 0 and g->store_id (and, for a stripe member, g->set_id) set, or
- * KVT_EFORMAT, KVT_EGEOMETRY or KVT_ETOOSMALL with the reason. A version-1
- * superblock passes only for a single file, a version-2 one only for the
- * member of a set of the same count at the same index. */
-int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, const char *path);
+ * KVT_EFORMAT, KVT_EGEOMETRY or KVT_ETOOSMALL with the reason. The file's
+ * unit is adopted (g->unit, g->slot_bytes): an existing file keeps its
+ * layout. Its slot count must be g->nslots or, for a single file
+ * (capacity != 0), capacity / its own slot size. A version-1 superblock
+ * passes only for a single file, a version-2 one only for the member of a
+ * set of the same count at the same index; version 3 either way, by its
+ * stripe count. */
+int nvme_sb_check(nvme_geometry *g, const uint8_t *buf, uint64_t size, uint64_t capacity,
+                  const char *path);
 
-/* The header unit (UNIT bytes) of x's block, payload checksum `sum`. */
+/* The header unit (g->unit bytes) of x's block, payload checksum `sum`. */
 void nvme_hdr_encode(const nvme_geometry *g, uint8_t *h, const kvt_xfer *x, uint64_t sum,
                      uint64_t seq);
 

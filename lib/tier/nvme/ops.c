@@ -96,6 +96,12 @@ int nvme_device_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n)
     return rc;
 }
 
+uint32_t nvme_asked_unit(const kvt_tier_params *p)
+{
+    int64_t u = kvt__tier_opt_int(p, "unit");
+    return u ? (uint32_t)u : kvt__nvme_unit(p->block_bytes);
+}
+
 /* The parameters every device of the tier shares: 0 or an error. */
 static int check_params(const kvt_tier_params *p)
 {
@@ -113,12 +119,18 @@ static int check_params(const kvt_tier_params *p)
     if (queue_depth < 0 || queue_depth > MAX_QD)
         return kvt__err(KVT_EINVAL, "nvme: queue depth %d outside 0 (default %d) .. %d",
                         queue_depth, DEFAULT_QD, MAX_QD);
+    int64_t want_unit = kvt__tier_opt_int(p, "unit");
+    if (want_unit && (want_unit < KVT__NVME_SMALL_UNIT || want_unit > UNIT ||
+                      (want_unit & (want_unit - 1))))
+        return kvt__err(KVT_EINVAL, "nvme: unit %lld is not 0 (by block size), 512, 1024, 2048 "
+                                    "or 4096", (long long)want_unit);
     uint64_t slot = kvt__nvme_slot_bytes(p->block_bytes);
-    if (p->capacity < slot || p->capacity % slot || p->capacity / slot > UINT32_MAX)
+    uint32_t unit = kvt__nvme_unit(p->block_bytes), nslots;
+    if (nvme_capacity_slots(p->block_bytes, p->capacity, &nslots))
         return kvt__err(KVT_ECAPACITY,
                         "nvme: capacity %llu is not a whole number of %llu-byte slots (a slot is "
                         "a %u-byte header plus the block rounded up to %u bytes): use N * %llu",
-                        (unsigned long long)p->capacity, (unsigned long long)slot, UNIT, UNIT,
+                        (unsigned long long)p->capacity, (unsigned long long)slot, unit, unit,
                         (unsigned long long)slot);
     if (p->faults && *p->faults) {
         /* Faults come from the wrapper over the opened tier (faulty.h); a
@@ -144,13 +156,13 @@ int nvme_open_device(const kvt_tier_params *p, const char *path, const nvme_geom
     t->lock_fd = -1;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
-    uint64_t slot = kvt__nvme_slot_bytes(p->block_bytes);
     t->geo.block_bytes = p->block_bytes;
     t->geo.block_tokens = p->block_tokens;
     t->geo.key_mode = p->key_mode;
     t->geo.frags = p->frags ? p->frags : 1;
-    t->geo.slot_bytes = slot;
-    t->geo.nslots = (uint32_t)(p->capacity / slot);
+    nvme_geo_set_unit(&t->geo, nvme_asked_unit(p));
+    nvme_capacity_slots(p->block_bytes, p->capacity, &t->geo.nslots); /* checked by check_params */
+    t->capacity = p->capacity;
     if (stripe) {
         t->geo.nslots = stripe->nslots;
         t->geo.stripe_index = stripe->stripe_index;
@@ -291,6 +303,7 @@ void nvme_device_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
 #undef S
     fn("nvme.slots", t->geo.nslots, user);
     fn("nvme.slot_bytes", t->geo.slot_bytes, user);
+    fn("nvme.unit", t->geo.unit, user);
     fn("nvme.queue_depth", t->qd, user);
     fn("nvme.rings", t->nlanes, user);
     fn("nvme.sqpoll", t->sqpoll, user);
@@ -314,6 +327,9 @@ static const kvt_tier_opt_spec nvme_options[] = {
     {"queue_depth", KVT_OPTTYPE_INT, 1, MAX_QD, DEFAULT_QD, 0, "io_uring queue depth"},
     {"sqpoll", KVT_OPTTYPE_INT, 0, 1, 0, 0, "1: a kernel submission polling thread"},
     {"recreate", KVT_OPTTYPE_INT, 0, 1, 0, 0, "1: overwrite a file of another format/geometry"},
+    {"unit", KVT_OPTTYPE_INT, 0, UNIT, 0, 0,
+     "layout unit of a new file: 0 (512 below 256 KiB blocks, else 4096), 512 .. 4096; 4096 "
+     "writes format version 1, which builds before version 3 read"},
     {NULL, 0, 0, 0, 0, 0, NULL},
 };
 

@@ -251,9 +251,9 @@ int nvme_lanes_setup(kvt_tier_impl *t, bool want_sqpoll)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     t->nlanes = cpus < MIN_LANES ? MIN_LANES : cpus > MAX_LANES ? MAX_LANES : (unsigned)cpus;
+    /* Whole units of staging each, so that every bounce buffer stays
+     * aligned for direct I/O whatever the slot's own unit. */
     t->bounce_bytes = min64(round_up(t->geo.slot_bytes, UNIT), BOUNCE_MAX);
-    if (t->geo.slot_bytes <= BOUNCE_MAX)
-        t->bounce_bytes = t->geo.slot_bytes;
     uint64_t nb = BOUNCE_PER_LANE / t->bounce_bytes;
     t->nbounce = (unsigned)(nb < 2 ? 2 : nb > t->qd ? t->qd : nb);
     t->lanes = kvt__calloc(t->nlanes, sizeof *t->lanes);

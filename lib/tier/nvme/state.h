@@ -18,6 +18,7 @@ struct nvme_stripe; /* the devices of a striped tier (stripe.h) */
 
 struct kvt_tier_impl {
     nvme_geometry geo;           /* what the file records (format.h) */
+    uint64_t capacity;           /* asked for: read in an existing file's own slots too */
     int fd;
     int lock_fd;                 /* holds the owner lock ("file lock", lock.c) */
     kvt_tier_impl *lock_next;    /* in lock.c's list of lockers, under its mutex */

@@ -142,8 +142,8 @@ int nvme_stripe_open(const kvt_tier_params *p, char **paths, unsigned n, kvt_tie
         for (unsigned b = a + 1; b < n; b++)
             if (!strcmp(paths[a], paths[b]))
                 return kvt__err(KVT_EPATH, "nvme: %s is named twice in the path list", paths[a]);
-    uint64_t slot = kvt__nvme_slot_bytes(p->block_bytes);
-    uint32_t total = (uint32_t)(p->capacity / slot);
+    uint32_t total = 0;
+    nvme_capacity_slots(p->block_bytes, p->capacity, &total); /* checked by check_params */
     if (total < n)
         return kvt__err(KVT_ECAPACITY, "nvme: capacity holds %u slots; %u devices need one "
                                        "each at least", total, n);
@@ -177,7 +177,7 @@ int nvme_stripe_open(const kvt_tier_params *p, char **paths, unsigned n, kvt_tie
     t->fd = -1;
     t->lock_fd = -1;
     t->geo.block_bytes = p->block_bytes;
-    t->geo.slot_bytes = slot;
+    nvme_geo_set_unit(&t->geo, nvme_asked_unit(p)); /* devices may need more */
     t->geo.nslots = total;
     t->geo.stripe_count = n;
 
@@ -447,7 +447,7 @@ typedef struct stat_sum {
 static const char *const settings[] = {
     "nvme.queue_depth", "nvme.sqpoll", "nvme.fixed_host", "nvme.fixed_staging",
     "nvme.cloned_buffers", "nvme.fast_checksum", "nvme.dio_mem_align", "nvme.dio_len_align",
-    "nvme.slot_bytes"};
+    "nvme.slot_bytes", "nvme.unit"};
 
 static void add_stat(const char *name, uint64_t v, void *user)
 {

@@ -38,6 +38,9 @@ int nvme_stripe_slot_usable(kvt_tier_impl *t, uint32_t slot);
 int nvme_open_device(const kvt_tier_params *p, const char *path, const nvme_geometry *stripe,
                      kvt_tier_impl **out);
 void nvme_device_close(kvt_tier_impl *t);
+/* The unit a new file of p is laid out in: the "unit" option, else
+ * kvt__nvme_unit(block_bytes); a device may need more (file.c). */
+uint32_t nvme_asked_unit(const kvt_tier_params *p);
 int nvme_device_discard(kvt_tier_impl *t, const uint32_t *slots, size_t n);
 int nvme_device_sync(kvt_tier_impl *t);
 void nvme_device_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user);

@@ -90,8 +90,8 @@ static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir, hash_ahead 
      * blocks through a bounce buffer (one transfer, a copy) ran at half
      * the speed of two direct transfers (docs/perf.md). */
     o->staged = !direct_ok(t, x, o->fs);
-    o->end = UNIT + (o->staged ? round_up(t->geo.block_bytes, t->len_align)
-                               : t->geo.block_bytes);
+    o->end = t->geo.unit + (o->staged ? round_up(t->geo.block_bytes, t->len_align)
+                                      : t->geo.block_bytes);
     o->single = o->staged && o->end <= t->bounce_bytes;
     o->planning = 1;
     o->verified = 0;
@@ -104,9 +104,11 @@ static op *op_start(kvt_tier_impl *t, lane *l, kvt_xfer *x, int dir, hash_ahead 
         uint64_t seq = atomic_fetch_add_explicit(&t->seq, 1, memory_order_relaxed);
         nvme_hdr_encode(&t->geo, o->hdr, x, nvme_ahead_sum(h, i, x, o->fs), seq);
         if (fault == KVT__FAULT_TORN4K || fault == KVT__FAULT_TORN512) {
-            /* A crash mid-write: only the slot's first bytes reach media. */
-            uint64_t torn = fault == KVT__FAULT_TORN4K ? 4096 : 512;
-            o->end = min64(o->end, round_up(torn, t->len_align));
+            /* A crash mid-write: only the slot's first bytes reach media.
+             * A slot no longer than that (small unit, small block) keeps
+             * only its header unit: a torn write must lose something. */
+            uint64_t torn = round_up(fault == KVT__FAULT_TORN4K ? 4096 : 512, t->len_align);
+            o->end = torn < o->end ? torn : t->geo.unit;
             o->fault = KVT__FAULT_NONE;
         }
     }
@@ -125,15 +127,15 @@ static void op_fail(op *o, int code)
 static void bounce_fill(const kvt_tier_impl *t, const op *o, uint8_t *b, uint64_t pos, uint64_t n)
 {
     uint64_t end = pos + n;
-    if (pos < UNIT) {
-        uint64_t k = min64(end, UNIT) - pos;
+    if (pos < t->geo.unit) {
+        uint64_t k = min64(end, t->geo.unit) - pos;
         memcpy(b, o->hdr + pos, k);
         b += k;
         pos += k;
     }
-    if (pos < end && pos - UNIT < t->geo.block_bytes) {
-        uint64_t k = min64(end - UNIT, t->geo.block_bytes) - (pos - UNIT);
-        frags_copy(o->x, o->fs, pos - UNIT, b, k, false);
+    if (pos < end && pos - t->geo.unit < t->geo.block_bytes) {
+        uint64_t k = min64(end - t->geo.unit, t->geo.block_bytes) - (pos - t->geo.unit);
+        frags_copy(o->x, o->fs, pos - t->geo.unit, b, k, false);
         b += k;
         pos += k;
     }
@@ -164,7 +166,7 @@ static int host_index(const kvt_tier_impl *t, const lane *l, const uint8_t *mem,
 static uint8_t *contiguous_payload(const kvt_tier_impl *t, const lane *l, const op *o)
 {
     uint8_t *p = o->x->frags[0];
-    if (o->end != UNIT + t->geo.block_bytes || t->geo.block_bytes > MAX_PIECE ||
+    if (o->end != t->geo.unit + t->geo.block_bytes || t->geo.block_bytes > MAX_PIECE ||
         !nvme_frags_contiguous(o->x, o->fs))
         return NULL;
     uint64_t len = t->geo.block_bytes;
@@ -191,13 +193,13 @@ static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
         n = left; /* the header unit and the whole payload, one transfer */
         mem = o->hdr;
         idx = -1;
-    } else if (pos < UNIT) {
-        n = min64(left, UNIT - pos);
+    } else if (pos < t->geo.unit) {
+        n = min64(left, t->geo.unit - pos);
         mem = o->hdr + pos;
         idx = l->staging_idx;
     } else {
         const kvt_xfer *x = o->x;
-        uint64_t pp = pos - UNIT, f = pp / o->fs;
+        uint64_t pp = pos - t->geo.unit, f = pp / o->fs;
         mem = (uint8_t *)x->frags[f] + pp % o->fs;
         n = o->fs - pp % o->fs;
         while (f + 1 < x->nfrags && n < MAX_PIECE &&
@@ -222,8 +224,8 @@ static bool plan(kvt_tier_impl *t, lane *l, op *o, int dir)
     p->nvec = 0;
     if (payload) {
         p->nvec = 2;
-        p->iov[0] = (struct iovec){o->hdr, UNIT};
-        p->iov[1] = (struct iovec){payload, n - UNIT};
+        p->iov[0] = (struct iovec){o->hdr, t->geo.unit};
+        p->iov[1] = (struct iovec){payload, n - t->geo.unit};
         STAT_ADD(t, vectored, 1);
     }
     if (o->fault == KVT__FAULT_PARTIAL) {
@@ -266,24 +268,24 @@ static unsigned settle_verified(kvt_tier_impl *t, lane *l)
 static void bounce_drain(kvt_tier_impl *t, op *o, const piece *p)
 {
     if (o->single) {
-        int rc = nvme_verify(t, o, p->bounce, p->bounce + UNIT);
+        int rc = nvme_verify(t, o, p->bounce, p->bounce + t->geo.unit);
         if (!rc)
-            frags_copy(o->x, o->fs, 0, p->bounce + UNIT, t->geo.block_bytes, true);
+            frags_copy(o->x, o->fs, 0, p->bounce + t->geo.unit, t->geo.block_bytes, true);
         o->status = rc;
         o->verified = 1;
         return;
     }
     uint64_t pos = p->start, end = p->start + p->span;
     const uint8_t *b = p->bounce;
-    if (pos < UNIT) {
-        uint64_t k = min64(end, UNIT) - pos;
+    if (pos < t->geo.unit) {
+        uint64_t k = min64(end, t->geo.unit) - pos;
         memcpy(o->hdr + pos, b, k);
         b += k;
         pos += k;
     }
-    if (pos < end && pos - UNIT < t->geo.block_bytes) {
-        uint64_t k = min64(end - UNIT, t->geo.block_bytes) - (pos - UNIT);
-        frags_copy(o->x, o->fs, pos - UNIT, (uint8_t *)b, k, true);
+    if (pos < end && pos - t->geo.unit < t->geo.block_bytes) {
+        uint64_t k = min64(end - t->geo.unit, t->geo.block_bytes) - (pos - t->geo.unit);
+        frags_copy(o->x, o->fs, pos - t->geo.unit, (uint8_t *)b, k, true);
     }
 }
 
