@@ -256,7 +256,8 @@ typedef enum kvt_option {
  *  nvme: "path" (string, required: file or block device), "queue_depth"
  *        (io_uring, default 64, 1..4096), "sqpoll" (1: kernel submission
  *        polling thread), "recreate" (1: overwrite a file of another
- *        format or geometry)
+ *        format or geometry), "unit" (a new file's header and alignment
+ *        unit: 0 = 512 bytes for blocks under 256 KiB, else 4096; 512..4096)
  *  hbm:  "device" (CUDA device ordinal, default 0) */
 
 typedef enum kvt_victims {
