@@ -543,7 +543,6 @@ static const bench_field tp_fields[] = {
 
 static const bench_col tp_cols[] = {
     BENCH_COL("block", "bytes", "block_bytes"),
-    BENCH_COL("blocks", NULL, "blocks"),
     BENCH_COL("put GB/s", "%.2f", "put_gb_per_s"),
     BENCH_COL("raw put", "%.2f", "raw_put_gb_per_s"),
     BENCH_COL_RATIO("put/raw", "put_vs_raw", "put_vs_raw_p10", "put_vs_raw_p90"),
@@ -678,6 +677,8 @@ static void report(const cl_opts *o, const char *fs, uint64_t lookup_bb, const b
            "  get/anchor: anchor time / kvtier time (target >= 2x at 2 MiB); put/raw and get/raw:\n"
            "  raw time / kvtier time (target >= 90%%). Anchor put includes its writeback.\n\n");
     bench_rows_text(tp, tp_cols, (int)(sizeof tp_cols / sizeof *tp_cols), stdout, 2);
+    if (!lk->nrows)
+        return;
     printf("\n  kvt_lookup on a store with an empty DRAM, blocks held only in the cluster tier "
            "(%s blocks):\n\n", bench_fmt_bytes(lookup_bb, b, sizeof b));
     bench_rows_text(lk, lk_cols, (int)(sizeof lk_cols / sizeof *lk_cols), stdout, 2);
