@@ -13,6 +13,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "../baseline/anchor_files.h"
 #include "../baseline/raw_cluster.h"
 #include "../bench.h"
@@ -155,6 +157,7 @@ typedef struct tp_row {
     double put, get, raw_put, raw_get, put_ratio, put_p10, put_p90, get_ratio, get_p10, get_p90;
     double a_put_cache, a_put_wb, a_get_cold, a_get_warm;
     double put_vs_anchor, get_vs_anchor, get_vs_anchor_p10, get_vs_anchor_p90, get_vs_warm;
+    double cpu_put, cpu_get, put_serial, get_serial;
     uint64_t races_lost, corrupt;
 } tp_row;
 
@@ -278,7 +281,36 @@ static int anchor_turn(const cl_opts *o, anchor_pool *ap, const kvt_key *keys, s
     return check_read(dst, bb, src, n, bb, "the anchor (warm)");
 }
 
+/* Where the checksums of cpu_pass() go, so that the hashing is done. */
+static volatile uint64_t hash_sink;
+
+/* The CPU work the tier does on top of the raw loop's, on one thread, no
+ * I/O: per put, the store's copy into its DRAM tier, the tier's copy into
+ * its aligned file image and the payload's XXH3-64; per get, the checksum
+ * and the copy out to the caller (cluster.md, "Fast paths"). Timed by this
+ * thread's CPU clock, so a loaded machine's waits are not counted. Its time added
+ * to the raw loop's is what the tier would take if none of that overlapped
+ * the I/O: a diagnostic, *_vs_raw_serial. */
+static uint64_t cpu_pass(int put, const uint8_t *src, uint8_t *dst, uint8_t *scratch,
+                         uint8_t *const *images, size_t n, uint64_t bb)
+{
+    uint64_t t0 = bench_thread_cpu_ns(), h = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (put) {
+            memcpy(scratch, src + i * bb, bb);
+            memcpy(scratch + bb, src + i * bb, bb);
+            h ^= XXH3_64bits(scratch + bb, bb);
+        } else {
+            h ^= XXH3_64bits(images[i] + 4096, bb);
+            memcpy(dst + i * bb, images[i] + 4096, bb);
+        }
+    }
+    hash_sink ^= h;
+    return bench_thread_cpu_ns() - t0;
+}
+
 typedef struct tp_series {
+    bench_samples cpu_put, cpu_get, put_serial, get_serial;
     bench_samples put[NSIDES], get[NSIDES], warm, a_wb;
     bench_samples put_ratio, get_ratio, put_vs_anchor, get_vs_anchor, get_vs_warm;
 } tp_series;
@@ -289,7 +321,8 @@ static void tp_series_free(tp_series *s)
         bench_samples_free(&s->put[i]);
         bench_samples_free(&s->get[i]);
     }
-    bench_samples *all[] = {&s->warm, &s->a_wb, &s->put_ratio, &s->get_ratio,
+    bench_samples *all[] = {&s->cpu_put, &s->cpu_get, &s->put_serial, &s->get_serial,
+                            &s->warm, &s->a_wb, &s->put_ratio, &s->get_ratio,
                             &s->put_vs_anchor, &s->get_vs_anchor, &s->get_vs_warm};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         bench_samples_free(all[i]);
@@ -311,7 +344,8 @@ static int measure_block_size(cl_opts *o, tp_row *row, uint8_t *src, uint8_t *ds
     void **sp = malloc(n * sizeof *sp), **dp = malloc(n * sizeof *dp);
     uint8_t **wimg = malloc(n * sizeof *wimg), **rimg = malloc(n * sizeof *rimg);
     uint8_t *wbase = bench_alloc(n * fb), *rbase = bench_alloc(n * fb);
-    if (!keys || !sp || !dp || !wimg || !rimg || !wbase || !rbase) {
+    uint8_t *scratch = bench_alloc(2 * bb);
+    if (!keys || !sp || !dp || !wimg || !rimg || !wbase || !rbase || !scratch) {
         fprintf(stderr, "kvtier-bench " WHO ": cannot allocate 2 x %" PRIu64 " bytes\n", n * fb);
         goto out;
     }
@@ -368,6 +402,12 @@ static int measure_block_size(cl_opts *o, tp_row *row, uint8_t *src, uint8_t *ds
          * seconds apart at most, so a slow minute of a shared disk hits
          * both. */
         uint64_t kput = t[S_KVT].put + t[S_KVT].wb, rput = t[S_RAW].put + t[S_RAW].wb;
+        uint64_t cput = cpu_pass(1, src, dst, scratch, wimg, n, bb);
+        uint64_t cget = cpu_pass(0, src, dst, scratch, wimg, n, bb);
+        bench_samples_add(&ss.cpu_put, gbps(run_bytes, cput));
+        bench_samples_add(&ss.cpu_get, gbps(run_bytes, cget));
+        bench_samples_add(&ss.put_serial, (double)(rput + cput) / (double)kput);
+        bench_samples_add(&ss.get_serial, (double)(t[S_RAW].get + cget) / (double)t[S_KVT].get);
         for (int s = 0; s < nsides; s++) {
             bench_samples_add(&ss.put[s], gbps(run_bytes, t[s].put + (s == S_ANCHOR ? 0 : t[s].wb)));
             bench_samples_add(&ss.get[s], gbps(run_bytes, t[s].get));
@@ -395,6 +435,10 @@ static int measure_block_size(cl_opts *o, tp_row *row, uint8_t *src, uint8_t *ds
     row->get_ratio = med(&ss.get_ratio);
     row->get_p10 = pct(&ss.get_ratio, 10);
     row->get_p90 = pct(&ss.get_ratio, 90);
+    row->cpu_put = med(&ss.cpu_put);
+    row->cpu_get = med(&ss.cpu_get);
+    row->put_serial = med(&ss.put_serial);
+    row->get_serial = med(&ss.get_serial);
     row->a_put_cache = med(&ss.put[S_ANCHOR]);
     row->a_put_wb = med(&ss.a_wb);
     row->a_get_cold = med(&ss.get[S_ANCHOR]);
@@ -424,6 +468,7 @@ out:
     tp_series_free(&ss);
     bench_free(wbase, n * fb);
     bench_free(rbase, n * fb);
+    bench_free(scratch, 2 * bb);
     free(keys);
     free(sp);
     free(dp);
@@ -533,7 +578,9 @@ static const bench_field tp_fields[] = {
     {"raw_get_gb_per_s", BT_NUM},      {"put_vs_raw", BT_NUM},
     {"put_vs_raw_p10", BT_NUM},        {"put_vs_raw_p90", BT_NUM},
     {"get_vs_raw", BT_NUM},            {"get_vs_raw_p10", BT_NUM},
-    {"get_vs_raw_p90", BT_NUM},        {"anchor_put_cache_gb_per_s", BT_NUM},
+    {"get_vs_raw_p90", BT_NUM},        {"cpu_put_gb_per_s", BT_NUM},
+    {"cpu_get_gb_per_s", BT_NUM},      {"put_vs_raw_serial", BT_NUM},
+    {"get_vs_raw_serial", BT_NUM},     {"anchor_put_cache_gb_per_s", BT_NUM},
     {"anchor_put_gb_per_s", BT_NUM},   {"anchor_get_cold_gb_per_s", BT_NUM},
     {"anchor_get_warm_gb_per_s", BT_NUM}, {"put_vs_anchor", BT_NUM},
     {"get_vs_anchor", BT_NUM},         {"get_vs_anchor_p10", BT_NUM},
@@ -554,6 +601,15 @@ static const bench_col tp_cols[] = {
     BENCH_COL("anchor get cold", "%.2f", "anchor_get_cold_gb_per_s"),
     BENCH_COL("get/anchor cold", "%.2fx", "get_vs_anchor"),
     BENCH_COL("get/anchor warm", "%.2fx", "get_vs_anchor_warm"),
+};
+
+/* The tier's own CPU work against the raw loop (cpu_pass()). */
+static const bench_col cpu_cols[] = {
+    BENCH_COL("block", "bytes", "block_bytes"),
+    BENCH_COL("copy+hash put GB/s", "%.2f", "cpu_put_gb_per_s"),
+    {.head = "(raw+cpu)/kvtier put", .fmt = "%.1f%%", .keys = {"put_vs_raw_serial"}, .scale = 100},
+    BENCH_COL("copy+hash get GB/s", "%.2f", "cpu_get_gb_per_s"),
+    {.head = "(raw+cpu)/kvtier get", .fmt = "%.1f%%", .keys = {"get_vs_raw_serial"}, .scale = 100},
 };
 
 static const bench_field lk_fields[] = {
@@ -593,6 +649,10 @@ static void fill_rows(const cl_opts *o, const tp_row *rows, size_t nrows, const 
         bench_rows_num(tp, "get_vs_raw", r->get_ratio);
         bench_rows_num(tp, "get_vs_raw_p10", r->get_p10);
         bench_rows_num(tp, "get_vs_raw_p90", r->get_p90);
+        bench_rows_num(tp, "cpu_put_gb_per_s", r->cpu_put);
+        bench_rows_num(tp, "cpu_get_gb_per_s", r->cpu_get);
+        bench_rows_num(tp, "put_vs_raw_serial", r->put_serial);
+        bench_rows_num(tp, "get_vs_raw_serial", r->get_serial);
         if (o->anchor) {
             bench_rows_num(tp, "anchor_put_cache_gb_per_s", r->a_put_cache);
             bench_rows_num(tp, "anchor_put_gb_per_s", r->a_put_wb);
@@ -654,7 +714,9 @@ static void report(const cl_opts *o, const char *fs, uint64_t lookup_bb, const b
         bench_json_str(&j, "raw", "io_uring, queue_depth blocks in flight: openat tmp "
                                   "(O_CREAT|O_EXCL, O_DIRECT when direct_io), write of the "
                                   "tier's file image, close, renameat2 NOREPLACE (link + "
-                                  "unlink without it); get: openat, read, close");
+                                  "unlink without it); get: openat, read, close; the images in "
+                                  "anonymous memory with MADV_HUGEPAGE, like the caller's "
+                                  "buffers");
         bench_json_str(&j, "ratios", "medians of per-run time ratios: *_vs_raw raw/tier "
                                      "(1 = as fast), *_vs_anchor anchor/tier; puts count until "
                                      "the bytes are on the device (writeback where buffered)");
@@ -677,6 +739,10 @@ static void report(const cl_opts *o, const char *fs, uint64_t lookup_bb, const b
            "  get/anchor: anchor time / kvtier time (target >= 2x at 2 MiB); put/raw and get/raw:\n"
            "  raw time / kvtier time (target >= 90%%). Anchor put includes its writeback.\n\n");
     bench_rows_text(tp, tp_cols, (int)(sizeof tp_cols / sizeof *tp_cols), stdout, 2);
+    printf("\n  The tier's copies and checksums alone (one thread, no I/O), and the raw loop's\n"
+           "  time plus theirs over kvtier's: 100%% = kvtier takes exactly as long as doing\n"
+           "  them after the I/O, none of it overlapped.\n\n");
+    bench_rows_text(tp, cpu_cols, (int)(sizeof cpu_cols / sizeof *cpu_cols), stdout, 2);
     if (!lk->nrows)
         return;
     printf("\n  kvt_lookup on a store with an empty DRAM, blocks held only in the cluster tier "

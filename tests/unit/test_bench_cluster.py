@@ -21,7 +21,8 @@ CONFIG = {"dir": str, "fs_type": str, "direct_io": bool, "rename_noreplace": boo
 POSITIVE = ("put_gb_per_s", "get_gb_per_s", "raw_put_gb_per_s", "raw_get_gb_per_s",
             "put_vs_raw", "get_vs_raw", "anchor_put_cache_gb_per_s", "anchor_put_gb_per_s",
             "anchor_get_cold_gb_per_s", "anchor_get_warm_gb_per_s", "put_vs_anchor",
-            "get_vs_anchor", "get_vs_anchor_warm")
+            "get_vs_anchor", "get_vs_anchor_warm", "cpu_put_gb_per_s", "cpu_get_gb_per_s",
+            "put_vs_raw_serial", "get_vs_raw_serial")
 SPREADS = (("put_vs_raw", "put_vs_raw_p10", "put_vs_raw_p90"),
            ("get_vs_raw", "get_vs_raw_p10", "get_vs_raw_p90"),
            ("get_vs_anchor", "get_vs_anchor_p10", "get_vs_anchor_p90"))
