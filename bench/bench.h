@@ -35,6 +35,7 @@ int bench_micro_cluster(int argc, char **argv); /* cmd/cmd_micro_cluster.c: `mic
 int bench_index(int argc, char **argv); /* cmd/cmd_index.c */
 int bench_layers(int argc, char **argv); /* cmd/cmd_layers.c */
 int bench_micro_gpu(int argc, char **argv); /* cmd/cmd_micro_gpu.c: `micro --gpu` */
+int bench_micro_shared(int argc, char **argv); /* cmd/cmd_micro_shared.c: `micro --shared` */
 int bench_replay(int argc, char **argv); /* cmd/cmd_replay.c */
 int bench_sweep(int argc, char **argv);  /* cmd/cmd_sweep.c */
 int bench_close(int argc, char **argv);  /* cmd/cmd_close.c */

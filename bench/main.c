@@ -68,9 +68,12 @@ int main(int argc, char **argv)
         return bench_default(argc, argv); /* subcommands parse from argv[1] */
     /* `micro --gpu` is its own program (gpu.c): GPU memory, raw CUDA copies. */
     if (strcmp(argv[1], "micro") == 0)
-        for (int i = 2; i < argc; i++)
+        for (int i = 2; i < argc; i++) {
             if (strcmp(argv[i], "--gpu") == 0)
                 return bench_micro_gpu(argc - 1, argv + 1);
+            if (strcmp(argv[i], "--shared") == 0) /* cmd/cmd_micro_shared.c */
+                return bench_micro_shared(argc - 1, argv + 1);
+        }
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);

@@ -96,6 +96,8 @@ static int set_tier(const bench_store_spec *sp, kvt_config *c, bench_tier t)
         rc = refused(sp, kvt_config_tier_set(c, id, "recreate", 1), "recreate");
     if (!rc && ts->no_hugepages)
         rc = refused(sp, kvt_config_tier_set(c, id, "hugepages", 0), "huge pages");
+    if (!rc && ts->shared)
+        rc = refused(sp, kvt_config_tier_set(c, id, "shared", 1), "shared DRAM arena");
     if (!rc && ts->has_device)
         rc = refused(sp, kvt_config_tier_set(c, id, "device", ts->device), "device");
     if (!rc && ts->path)
@@ -169,6 +171,21 @@ int bench_policy_known(const char *name)
     int ok = kvt_config_tier_set_str(c, config_tier(c, "dram"), "policy", name) == 0;
     kvt_config_free(c);
     return ok;
+}
+
+int bench_tier_option_known(const char *kind, const char *opt, int64_t value, char *why,
+                            size_t cap)
+{
+    kvt_config *c = NULL;
+    int rc = kvt_config_new(&c);
+    if (rc >= 0)
+        rc = config_tier(c, kind);
+    if (rc >= 0)
+        rc = kvt_config_tier_set(c, rc, opt, value);
+    if (rc < 0 && why && cap)
+        snprintf(why, cap, "%s", kvt_last_error());
+    kvt_config_free(c);
+    return rc >= 0;
 }
 
 uint64_t bench_stat(kvt_store *s, const char *name)

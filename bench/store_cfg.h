@@ -29,6 +29,7 @@ typedef struct bench_tier_spec {
     int queue_depth;    /* NVMe, cluster: blocks in flight */
     int recreate;       /* NVMe: 1 = start from an empty file */
     int no_hugepages;   /* DRAM: 1 = no transparent huge pages */
+    int shared;         /* DRAM: 1 = tier option "shared" (the arena in shared memory) */
     int device;         /* HBM, DRAM: the CUDA device to pin for, when has_device */
     int has_device;
 } bench_tier_spec;
@@ -80,6 +81,11 @@ uint8_t bench_tier_id(kvt_store *s, bench_tier t);
 
 /* 1 when the library has an eviction policy of that name. */
 int bench_policy_known(const char *name);
+
+/* 1 when a tier of `kind` takes integer option `opt` = value in this
+ * library; else 0 with the library's message in why (cap bytes). */
+int bench_tier_option_known(const char *kind, const char *opt, int64_t value, char *why,
+                            size_t cap);
 
 /* A statistic, or 0 when the library does not have it. */
 uint64_t bench_stat(kvt_store *s, const char *name);
