@@ -31,6 +31,7 @@ int bench_swarm(int argc, char **argv);   /* cmd/cmd_swarm.c */
 int bench_compare(int argc, char **argv); /* cmd/cmd_compare.c */
 int bench_micro(int argc, char **argv); /* cmd/cmd_micro.c */
 int bench_micro_nvme(int argc, char **argv); /* cmd/cmd_micro_nvme.c: `micro --tier nvme` */
+int bench_micro_cluster(int argc, char **argv); /* cmd/cmd_micro_cluster.c: `micro --tier cluster` */
 int bench_index(int argc, char **argv); /* cmd/cmd_index.c */
 int bench_layers(int argc, char **argv); /* cmd/cmd_layers.c */
 int bench_micro_gpu(int argc, char **argv); /* cmd/cmd_micro_gpu.c: `micro --gpu` */

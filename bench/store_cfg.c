@@ -78,6 +78,9 @@ static int set_tier(const bench_store_spec *sp, kvt_config *c, bench_tier t)
         if (!rc && ts->ttl_ms)
             rc = refused(sp, kvt_config_tier_set(c, id, "ttl_ms", (int64_t)ts->ttl_ms),
                          "cluster TTL");
+        if (!rc && ts->queue_depth)
+            rc = refused(sp, kvt_config_tier_set(c, id, "queue_depth", ts->queue_depth),
+                         "cluster queue depth");
         return rc;
     }
     int rc = refused(sp, kvt_config_tier_set(c, id, "capacity", (int64_t)ts->capacity),

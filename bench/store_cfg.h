@@ -26,7 +26,7 @@ typedef struct bench_tier_spec {
     uint64_t ttl_ms;    /* 0: no TTL */
     const char *policy; /* eviction policy by name */
     const char *path;   /* NVMe: the file; cluster: the shared directory */
-    int queue_depth;    /* NVMe */
+    int queue_depth;    /* NVMe, cluster: blocks in flight */
     int recreate;       /* NVMe: 1 = start from an empty file */
     int no_hugepages;   /* DRAM: 1 = no transparent huge pages */
     int shared;         /* DRAM: 1 = tier option "shared" (the arena in shared memory) */

@@ -389,11 +389,16 @@ static int open_only(const bench_list *threads, uint64_t bytes, int runs, int no
 
 int bench_micro(int argc, char **argv)
 {
-    /* `--tier nvme` is its own program with its own flags (cmd_micro_nvme.c). */
-    for (int i = 1; i < argc; i++)
+    /* `--tier nvme` and `--tier cluster` are programs with their own flags
+     * (cmd_micro_nvme.c, cmd_micro_cluster.c). */
+    for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tier=nvme") == 0 ||
             (strcmp(argv[i], "--tier") == 0 && i + 1 < argc && strcmp(argv[i + 1], "nvme") == 0))
             return bench_micro_nvme(argc, argv);
+        if (strcmp(argv[i], "--tier=cluster") == 0 ||
+            (strcmp(argv[i], "--tier") == 0 && i + 1 < argc && strcmp(argv[i + 1], "cluster") == 0))
+            return bench_micro_cluster(argc, argv);
+    }
     const char *tier = "dram", *policy = NULL;
     bench_list blocks = {{256u << 10, 2u << 20, 16u << 20}, 3};
     bench_list threads = {{1, 2}, 2};
@@ -401,7 +406,7 @@ int bench_micro(int argc, char **argv)
     int64_t runs = 5;
     int json = 0, open_only_flag = 0, no_hugepages = 0;
     const barg spec[] = {
-        {"tier", BARG_STR, &tier, "tier to measure: dram; nvme (own flags: micro --tier nvme --help)"},
+        {"tier", BARG_STR, &tier, "tier to measure: dram; nvme, cluster (own flags: --tier X --help)"},
         {"block-bytes", BARG_SIZE_LIST, &blocks, "block sizes (default 256K,2M,16M)"},
         {"copy-threads", BARG_SIZE_LIST, &threads, "KVT_OPT_COPY_THREADS values (default 1,2)"},
         {"total-bytes", BARG_SIZE, &total, "bytes per run, also the store's size (default 512M)"},
@@ -418,7 +423,7 @@ int bench_micro(int argc, char **argv)
     if (rc)
         return rc < 0 ? BENCH_OK : rc;
     if (strcmp(tier, "dram") != 0) {
-        fprintf(stderr, "kvtier-bench micro: --tier %s is not implemented yet (dram, nvme)\n",
+        fprintf(stderr, "kvtier-bench micro: --tier %s is not implemented yet (dram, nvme, cluster)\n",
                 tier);
         return BENCH_USAGE;
     }
