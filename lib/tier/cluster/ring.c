@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "clock.h"
@@ -28,6 +29,7 @@
  */
 
 #define LANE_BUFFER_BUDGET (64ull << 20) /* file images per lane, in bytes */
+#define HUGE_PAGE ((size_t)2 << 20)
 
 struct cl_lane {
     struct io_uring ring;
@@ -107,14 +109,21 @@ static cl_lane *lane_get(kvt_cluster *c, bool buffers)
     if (!l && !(l = lane_create(c)))
         return NULL;
     if (buffers && !l->images) {
+        /* Huge pages for images of 2 MiB or more: on small pages the copies
+         * into and out of them, and the kernel's pinning of them for direct
+         * I/O, ran the raw loop (same operations) at about half speed. */
+        const size_t bytes = (size_t)l->nops * c->file_bytes;
+        const size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : CL_UNIT;
         void *p = NULL;
-        if (posix_memalign(&p, CL_UNIT, (size_t)l->nops * c->file_bytes)) {
+        if (posix_memalign(&p, align, bytes)) {
             pthread_mutex_lock(&c->lanes_mu);
             l->next = c->free_lanes;
             c->free_lanes = l;
             pthread_mutex_unlock(&c->lanes_mu);
             return NULL;
         }
+        if (align == HUGE_PAGE)
+            madvise(p, bytes, MADV_HUGEPAGE);
         l->images = p;
     }
     return l;
