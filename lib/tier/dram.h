@@ -12,4 +12,9 @@
  * is closed. t must be a DRAM tier; NULL gives NULL and 0. */
 void *kvt__dram_arena(kvt_tier_impl *t, size_t *bytes);
 
+/* The shared arena's memfd (option "shared"), *bytes its mapped length;
+ * -1 and 0 for a private arena or NULL. Owned by the tier: dup it to keep
+ * it past kvt_tier close. */
+int kvt__dram_arena_fd(kvt_tier_impl *t, size_t *bytes);
+
 #endif
