@@ -130,7 +130,8 @@ static int rpc(kvt__client *c, uint16_t op, uint32_t n, uint32_t arg0, uint32_t 
 
 /* ------------------------------------------------------------- connect */
 
-static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, const char *path)
+static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, int *arenafd,
+                        uint64_t *arena_bytes, const char *path)
 {
     union {
         char buf[CMSG_SPACE(4 * sizeof(int))];
@@ -143,7 +144,8 @@ static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, const char 
     do
         r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
     while (r < 0 && errno == EINTR);
-    *memfd = -1;
+    *memfd = *arenafd = -1;
+    *arena_bytes = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
             continue;
@@ -153,8 +155,10 @@ static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, const char 
             memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
             if (*memfd < 0)
                 *memfd = fd;
+            else if (*arenafd < 0)
+                *arenafd = fd;
             else
-                close(fd); /* more than one: not ours to keep */
+                close(fd); /* more than two: not ours to keep */
         }
     }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -184,8 +188,11 @@ static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, const char 
     if (*memfd < 0 || !w->block_bytes || !w->frags || !w->staging_blocks || !w->max_keys ||
         w->max_keys > KVT_PROTO_MAX_KEYS || w->block_bytes > (1ull << 30) ||
         w->ntiers > KVT_MAX_TIERS ||
-        (size_t)r != sizeof h + sizeof *w + w->ntiers * sizeof(kvt__tier_info))
+        (size_t)r != sizeof h + sizeof *w + w->ntiers * sizeof(kvt__tier_info) + 8)
         return kvt__err(KVT_EFORMAT, "kvt_connect: %s sent a malformed welcome", path);
+    memcpy(arena_bytes, c->in + sizeof h + sizeof *w + w->ntiers * sizeof(kvt__tier_info), 8);
+    if ((*arena_bytes != 0) != (*arenafd >= 0))
+        return kvt__err(KVT_EFORMAT, "kvt_connect: %s sent a malformed welcome (arena)", path);
     c->ntiers = (int)w->ntiers;
     for (int t = 0; t < c->ntiers; t++) {
         kvt__tier_info ti;
@@ -203,6 +210,9 @@ static void client_free(kvt__client *c)
         kvt__client_async_stop(c);
     if (c->staging)
         munmap(c->staging, c->staging_bytes);
+    if (c->arena)
+        munmap(c->arena, c->arena_bytes);
+    kvt__free(c->zc);
     if (c->fd >= 0)
         close(c->fd);
     pthread_mutex_destroy(&c->lock);
@@ -210,6 +220,28 @@ static void client_free(kvt__client *c)
     kvt__free(c->out);
     c->magic = 0;
     kvt__free(c);
+}
+
+/* The server's shared DRAM arena (v2): whole slots of block_bytes, all of
+ * which an offset in a reply must fall in. */
+static int map_arena(kvt__client *c, int fd, uint64_t bytes, const kvt__welcome *w,
+                     const char *path)
+{
+    struct stat sb;
+    if (bytes < w->block_bytes || bytes > SIZE_MAX || fstat(fd, &sb) ||
+        (uint64_t)sb.st_size < bytes)
+        return kvt__err(KVT_EFORMAT, "kvt_connect: %s sent an arena of the wrong size", path);
+    void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return kvt__err_errno(KVT_ENOMEM, errno, "kvt_connect: mapping the shared arena");
+    c->zc = kvt__malloc((size_t)KVT_PROTO_MAX_KEYS * 12);
+    if (!c->zc) {
+        munmap(p, (size_t)bytes);
+        return kvt__err(KVT_ENOMEM, "kvt_connect: out of memory");
+    }
+    c->arena = p;
+    c->arena_bytes = (size_t)bytes;
+    return 0;
 }
 
 static int handshake(kvt__client *c, const char *path, const kvt_connect_opts *o)
@@ -235,12 +267,15 @@ static int handshake(kvt__client *c, const char *path, const kvt_connect_opts *o
                (ssize_t)(sizeof h + sizeof hello);
     int send_errno = errno;
     kvt__welcome w;
-    int memfd;
-    int rc = recv_welcome(c, &w, &memfd, path);
-    if (!sent && rc == 0) {
-        close(memfd);
-        return kvt__err_errno(KVT_EFORMAT, send_errno, "kvt_connect: sending to %s", path);
-    }
+    int memfd, arenafd;
+    uint64_t arena_bytes;
+    int rc = recv_welcome(c, &w, &memfd, &arenafd, &arena_bytes, path);
+    if (!sent && rc == 0)
+        rc = kvt__err_errno(KVT_EFORMAT, send_errno, "kvt_connect: sending to %s", path);
+    if (rc == 0 && arenafd >= 0)
+        rc = map_arena(c, arenafd, arena_bytes, &w, path);
+    if (arenafd >= 0)
+        close(arenafd); /* the mapping keeps the arena */
     if (rc) {
         if (memfd >= 0)
             close(memfd);
@@ -561,21 +596,19 @@ static int check_io(kvt__client *c, const kvt_key *keys, size_t n, void *const *
     return 0;
 }
 
-int kvt__client_io(kvt__client *c, int is_put, const kvt_key *keys, size_t n, void *const *ptrs,
-                   const kvt_io_opts *o)
+/* The staging path (protocol v1's, and v2's fallback): the client copies
+ * into its staging slots, the server copies from there (and back for a
+ * get). Caller holds c->lock. */
+static int staged_io(kvt__client *c, int is_put, const kvt_key *keys, size_t n,
+                     void *const *ptrs, uint32_t flags, uint32_t retain, int32_t *status,
+                     const char *fn)
 {
-    const char *fn = is_put ? "kvt_put" : "kvt_get";
-    int32_t *status = o && o->status ? o->status : kvt__malloc(n * sizeof *status);
-    if (!status)
-        return kvt__err(KVT_ENOMEM, "%s: out of memory", fn);
-    uint32_t flags = o ? o->flags : 0, retain = is_put && o ? o->retain_s : 0;
     size_t frag_bytes = c->block_bytes / c->frags;
     uint32_t per = c->max_keys < c->nslots ? c->max_keys : c->nslots;
     uint32_t slots[KVT_PROTO_MAX_KEYS];
     for (uint32_t i = 0; i < per; i++)
         slots[i] = i;
     int total = 0;
-    pthread_mutex_lock(&c->lock);
     for (size_t at = 0; at < n;) {
         uint32_t k = (uint32_t)(n - at < per ? n - at : per);
         if (is_put) /* the client's own copy, before the server sees the slots */
@@ -585,10 +618,8 @@ int kvt__client_io(kvt__client *c, int is_put, const kvt_key *keys, size_t n, vo
                            ptrs[(at + i) * c->frags + f], frag_bytes);
         int rc = rpc(c, is_put ? KVT_OP_PUT : KVT_OP_GET, k, flags, retain, keys + at, slots,
                      status + at, k * sizeof *status, NULL, NULL, NULL, fn);
-        if (rc < 0) {
-            total = rc;
-            break;
-        }
+        if (rc < 0)
+            return rc;
         if (!is_put)
             for (uint32_t i = 0; i < k; i++)
                 if (status[at + i] == 0)
@@ -598,6 +629,119 @@ int kvt__client_io(kvt__client *c, int is_put, const kvt_key *keys, size_t n, vo
                                frag_bytes);
         total += rc;
         at += k;
+    }
+    return total;
+}
+
+/* UNHOLD has no reply: the next request's reply follows it in order. */
+static int send_unhold(kvt__client *c, const char *fn)
+{
+    kvt__msg_hdr h = {.magic = KVT_PROTO_MAGIC, .op = KVT_OP_UNHOLD, .seq = ++c->seq};
+    ssize_t r;
+    do
+        r = send(c->fd, &h, sizeof h, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r == (ssize_t)sizeof h ? 0 : gone(c, fn);
+}
+
+/* One request's worth of keys through the arena (protocol v2): a put is
+ * RESERVE, the client's copies into the slots, COMMIT (its own request:
+ * kvt_put returns with the blocks readable by every client and the
+ * statuses final, KVT_IO_DURABLE included); a get is HOLD, the copies out,
+ * UNHOLD (sent without waiting). status[i] KVT_PROTO_ZC_STAGE: the block
+ * goes the staging path. Caller holds c->lock. */
+static int zero_copy_io(kvt__client *c, int is_put, const kvt_key *keys, uint32_t k,
+                        void *const *ptrs, uint32_t flags, uint32_t retain, int32_t *status,
+                        const char *fn)
+{
+    size_t frag_bytes = c->block_bytes / c->frags;
+    int rc = rpc(c, is_put ? KVT_OP_RESERVE : KVT_OP_HOLD, k, flags, retain, keys, NULL, c->zc,
+                 (size_t)k * 12, NULL, NULL, NULL, fn);
+    if (rc < 0)
+        return rc;
+    memcpy(status, c->zc, (size_t)k * sizeof *status);
+    for (uint32_t i = 0; i < k; i++) {
+        if (status[i] != 0)
+            continue;
+        uint64_t off;
+        memcpy(&off, c->zc + (size_t)k * 4 + (size_t)i * 8, 8);
+        if (off % c->block_bytes || off > c->arena_bytes - c->block_bytes)
+            return gone(c, fn); /* not a slot of the arena: not a server to trust */
+        uint8_t *slot = c->arena + off;
+        for (uint32_t f = 0; f < c->frags; f++) {
+            void *user = ptrs[(size_t)i * c->frags + f];
+            if (is_put)
+                memcpy(slot + f * frag_bytes, user, frag_bytes);
+            else
+                memcpy(user, slot + f * frag_bytes, frag_bytes);
+        }
+    }
+    if (!is_put)
+        return rc > 0 && send_unhold(c, fn) ? KVT_ECLOSED : rc;
+    return rpc(c, KVT_OP_COMMIT, k, 0, 0, NULL, NULL, status, (size_t)k * sizeof *status, NULL,
+               NULL, NULL, fn);
+}
+
+/* The blocks zero_copy_io left to the staging path, there. */
+static int stage_rest(kvt__client *c, int is_put, const kvt_key *keys, uint32_t k,
+                      void *const *ptrs, uint32_t flags, uint32_t retain, int32_t *status,
+                      const char *fn)
+{
+    uint32_t idx[KVT_PROTO_MAX_KEYS], m = 0;
+    for (uint32_t i = 0; i < k; i++)
+        if (status[i] == KVT_PROTO_ZC_STAGE)
+            idx[m++] = i;
+    if (!m)
+        return 0;
+    kvt_key *mk = kvt__malloc((size_t)m * sizeof *mk);
+    void **mp = kvt__malloc((size_t)m * c->frags * sizeof *mp);
+    int32_t *ms = kvt__malloc((size_t)m * sizeof *ms);
+    int rc = KVT_ENOMEM;
+    if (mk && mp && ms) {
+        for (uint32_t j = 0; j < m; j++) {
+            mk[j] = keys[idx[j]];
+            memcpy(mp + (size_t)j * c->frags, ptrs + (size_t)idx[j] * c->frags,
+                   c->frags * sizeof *mp);
+        }
+        rc = staged_io(c, is_put, mk, m, mp, flags, retain, ms, fn);
+        if (rc >= 0)
+            for (uint32_t j = 0; j < m; j++)
+                status[idx[j]] = ms[j];
+    } else {
+        kvt__err(KVT_ENOMEM, "%s: out of memory", fn);
+    }
+    kvt__free(mk);
+    kvt__free(mp);
+    kvt__free(ms);
+    return rc;
+}
+
+int kvt__client_io(kvt__client *c, int is_put, const kvt_key *keys, size_t n, void *const *ptrs,
+                   const kvt_io_opts *o)
+{
+    const char *fn = is_put ? "kvt_put" : "kvt_get";
+    int32_t *status = o && o->status ? o->status : kvt__malloc(n * sizeof *status);
+    if (!status)
+        return kvt__err(KVT_ENOMEM, "%s: out of memory", fn);
+    uint32_t flags = o ? o->flags : 0, retain = is_put && o ? o->retain_s : 0;
+    int total = 0;
+    pthread_mutex_lock(&c->lock);
+    if (!c->arena) {
+        total = staged_io(c, is_put, keys, n, ptrs, flags, retain, status, fn);
+    } else {
+        for (size_t at = 0; at < n;) {
+            uint32_t k = (uint32_t)(n - at < c->max_keys ? n - at : c->max_keys);
+            void *const *p = ptrs + at * c->frags;
+            int rc = zero_copy_io(c, is_put, keys + at, k, p, flags, retain, status + at, fn);
+            int staged = rc < 0 ? 0 : stage_rest(c, is_put, keys + at, k, p, flags, retain,
+                                                 status + at, fn);
+            if (rc < 0 || staged < 0) {
+                total = rc < 0 ? rc : staged;
+                break;
+            }
+            total += rc + staged;
+            at += k;
+        }
     }
     pthread_mutex_unlock(&c->lock);
     if (!(o && o->status))

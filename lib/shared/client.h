@@ -21,6 +21,11 @@ typedef struct kvt__client {
     uint32_t max_keys; /* per request */
     uint8_t *staging;
     size_t staging_bytes;
+    /* Protocol v2: the server's shared DRAM arena, where puts and gets copy
+     * blocks directly (NULL: the staging path only). zc: RESERVE/HOLD replies. */
+    uint8_t *arena;
+    size_t arena_bytes;
+    uint8_t *zc;
     int ntiers; /* the served store's tier instances, as the server names them */
     char tier_name[KVT_MAX_TIERS][KVT_TIER_NAME_MAX];
     int32_t tier_available[KVT_MAX_TIERS];

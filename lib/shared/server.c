@@ -27,6 +27,8 @@
 #include "shared/proto.h"
 #include "shared/shared.h"
 #include "store.h"
+#include "store/internal.h"
+#include "tier/dram.h"
 
 #define DEFAULT_STAGING_BLOCKS 64u
 #define STAGING_BYTES_MAX (256ull << 20)
@@ -46,6 +48,10 @@ struct kvt_server {
     uint64_t block_bytes;
     uint32_t frags;
     uint32_t staging_blocks;
+    /* Zero-copy (protocol v2): the served store's top tier is a shared DRAM
+     * arena, passed to every v2 client; -1 when not (or in tenant mode). */
+    int arena_fd;
+    size_t arena_bytes;
 
     pthread_mutex_t lock; /* guards clients, nclients */
     pthread_cond_t gone;  /* a client thread ended */
@@ -53,6 +59,7 @@ struct kvt_server {
     uint32_t nclients;
 
     _Atomic uint64_t connections, refused, malformed, requests;
+    _Atomic uint64_t zero_copy_blocks, staged_blocks; /* moved by the client through each */
 };
 
 struct conn {
@@ -69,34 +76,44 @@ struct conn {
     pid_t pid;         /* the peer's, from SO_PEERCRED */
     uid_t uid;
     kvt_key *tenant_keys; /* KVT_SERVE_TENANT_UID: the request's keys, folded */
+    int zero_copy;        /* a v2 client given the arena */
+    kvt__reservation *reservation; /* RESERVE's, until COMMIT (or the connection's end) */
+    uint32_t *held;       /* HOLD's entries, until UNHOLD (or the connection's end) */
+    uint32_t nheld;
     _Atomic uint64_t requests, pinned; /* for kvt_serve_stats, per client */
 };
 
 /* ------------------------------------------------------------ replies */
 
-static int send_msg(int fd, const void *buf, size_t len, int pass_fd)
+static int send_msg_fds(int fd, const void *buf, size_t len, int pass_fd, int pass_fd2)
 {
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(2 * sizeof(int))];
         struct cmsghdr align;
     } ctl;
     if (pass_fd >= 0) {
+        int fds[2] = {pass_fd, pass_fd2}, nfd = pass_fd2 >= 0 ? 2 : 1;
         memset(&ctl, 0, sizeof ctl);
         mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof ctl.buf;
+        mh.msg_controllen = CMSG_SPACE(nfd * sizeof(int));
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(nfd * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nfd * sizeof(int));
     }
     ssize_t r;
     do
         r = sendmsg(fd, &mh, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     return r == (ssize_t)len ? 0 : -1;
+}
+
+static int send_msg(int fd, const void *buf, size_t len, int pass_fd)
+{
+    return send_msg_fds(fd, buf, len, pass_fd, -1);
 }
 
 /* A reply: header, payload (already at out + header), then the message of
@@ -163,10 +180,12 @@ static int handshake(conn *c, const kvt__request *rq)
 {
     kvt_server *srv = c->srv;
     char detail[96];
-    if (rq->arg0 != KVT_PROTO_VERSION) {
+    if (rq->arg0 < KVT_PROTO_VERSION_MIN || rq->arg0 > KVT_PROTO_VERSION) {
         snprintf(detail, sizeof detail, "%u", rq->arg0);
-        return refuse(c, KVT_EFORMAT, "protocol version %s; this server speaks version 1", detail);
+        return refuse(c, KVT_EFORMAT, "protocol version %s; this server speaks versions 1 and 2",
+                      detail);
     }
+    uint32_t version = rq->arg0;
     const kvt__hello *h = rq->hello;
     if ((h->block_bytes && h->block_bytes != srv->block_bytes) ||
         (h->frags && h->frags != srv->frags)) {
@@ -184,7 +203,7 @@ static int handshake(conn *c, const kvt__request *rq)
     int ntiers = kvt_store_tier_count(srv->store);
     if (ntiers < 0 || ntiers > KVT_MAX_TIERS)
         ntiers = 0;
-    kvt__welcome w = {.version = KVT_PROTO_VERSION, .frags = srv->frags,
+    kvt__welcome w = {.version = version, .frags = srv->frags,
                       .block_bytes = srv->block_bytes, .staging_blocks = blocks,
                       .max_keys = KVT_PROTO_MAX_KEYS, .ntiers = (uint32_t)ntiers};
     kvt__msg_hdr hd = {.magic = KVT_PROTO_MAGIC, .op = KVT_OP_WELCOME};
@@ -198,8 +217,18 @@ static int handshake(conn *c, const kvt__request *rq)
         memcpy(c->out + len, &ti, sizeof ti);
         len += sizeof ti;
     }
-    if (send_msg(c->fd, c->out, len, c->staging_fd))
+    /* Version 2: the arena's size, and its memfd after the staging one. A
+     * version 1 client gets the welcome it knows, and the staging path. */
+    int arena_fd = -1;
+    if (version >= 2) {
+        uint64_t arena = srv->arena_fd >= 0 ? srv->arena_bytes : 0;
+        memcpy(c->out + len, &arena, sizeof arena);
+        len += sizeof arena;
+        arena_fd = srv->arena_fd;
+    }
+    if (send_msg_fds(c->fd, c->out, len, c->staging_fd, arena_fd))
         return -1;
+    c->zero_copy = arena_fd >= 0;
     c->handshaken = 1;
     return 0;
 }
@@ -268,6 +297,7 @@ static int do_io(conn *c, const kvt__request *rq, int32_t *status)
     }
     kvt_io_opts o = {.size = sizeof o, .flags = rq->arg0, .status = status};
     int rc;
+    atomic_fetch_add_explicit(&srv->staged_blocks, rq->n, memory_order_relaxed);
     if (rq->op == KVT_OP_PUT) {
         o.retain_s = rq->arg1;
         rc = kvt_put(srv->store, rq->keys, rq->n, ptrs, &o, NULL);
@@ -275,6 +305,85 @@ static int do_io(conn *c, const kvt__request *rq, int32_t *status)
         rc = kvt_get(srv->store, rq->keys, rq->n, ptrs, &o, NULL);
     }
     kvt__free(ptrs);
+    return rc;
+}
+
+/* ------------------------------------------------ zero copy (version 2) */
+
+/* Lets go of what HOLD gave this connection. */
+static void unhold_all(conn *c)
+{
+    if (c->nheld)
+        kvt__store_unhold(c->srv->store, c->held, c->nheld);
+    c->nheld = 0;
+}
+
+/* Status i32[n] then offset u64[n] into the reply's payload. */
+static void put_offsets(conn *c, uint8_t *payload, uint32_t n, const int32_t *status,
+                        const uint32_t *slots)
+{
+    memcpy(payload, status, (size_t)n * sizeof *status);
+    uint8_t *off = payload + (size_t)n * sizeof *status;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t o = status[i] == 0 ? (uint64_t)slots[i] * c->srv->block_bytes : 0;
+        memcpy(off + (size_t)i * 8, &o, 8);
+    }
+}
+
+/* RESERVE: slots of the arena for the keys; the client copies into them
+ * and COMMITs. One reservation at a time: a second aborts the first (a
+ * client of this library never sends one). */
+static int do_reserve(conn *c, const kvt__request *rq, uint8_t *payload)
+{
+    int32_t status[KVT_PROTO_MAX_KEYS];
+    uint32_t slots[KVT_PROTO_MAX_KEYS];
+    kvt__store_abort(c->reservation);
+    c->reservation = NULL;
+    kvt_io_opts o = {.size = sizeof o, .flags = rq->arg0, .retain_s = rq->arg1};
+    if ((rq->arg0 & KVT_IO_DURABLE) && c->srv->store->durable_tier < 0)
+        return kvt__err(KVT_ENOTSUP, "kvt_put: KVT_IO_DURABLE, but the store has no "
+                                     "persistent tier");
+    int rc = kvt__store_reserve(c->srv->store, rq->keys, rq->n, &o, status, slots,
+                                &c->reservation);
+    if (rc < 0)
+        return rc;
+    atomic_fetch_add_explicit(&c->srv->zero_copy_blocks, (uint64_t)rc, memory_order_relaxed);
+    put_offsets(c, payload, rq->n, status, slots);
+    return rc;
+}
+
+static int do_commit(conn *c, const kvt__request *rq, int32_t *status)
+{
+    kvt__reservation *r = c->reservation;
+    if (!r || kvt__reservation_keys(r) != rq->n)
+        return kvt__err(KVT_EINVAL, "commit: no reservation of %u keys", rq->n);
+    c->reservation = NULL;
+    if (rq->arg0) {
+        kvt__store_abort(r);
+        memset(status, 0, (size_t)rq->n * sizeof *status);
+        return 0;
+    }
+    return kvt__store_commit(r, status);
+}
+
+/* HOLD: read references on the arena copies of the keys; the client copies
+ * out of them and sends UNHOLD. Blocks held before are let go first. */
+static int do_hold(conn *c, const kvt__request *rq, uint8_t *payload)
+{
+    int32_t status[KVT_PROTO_MAX_KEYS];
+    uint32_t slots[KVT_PROTO_MAX_KEYS], ids[KVT_PROTO_MAX_KEYS];
+    unhold_all(c);
+    if (!c->held && !(c->held = kvt__malloc(KVT_PROTO_MAX_KEYS * sizeof *c->held)))
+        return kvt__err(KVT_ENOMEM, "kvt_get: server out of memory");
+    int rc = kvt__store_hold(c->srv->store, rq->keys, rq->n, (rq->arg0 & KVT_IO_NO_PROMOTE) != 0,
+                             ids, slots, status);
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < rq->n; i++)
+        if (status[i] == 0)
+            c->held[c->nheld++] = ids[i];
+    atomic_fetch_add_explicit(&c->srv->zero_copy_blocks, (uint64_t)rc, memory_order_relaxed);
+    put_offsets(c, payload, rq->n, status, slots);
     return rc;
 }
 
@@ -321,10 +430,18 @@ static int handle(conn *c, const kvt__request *request)
                                   "not clear the others' blocks); remove your keys instead");
             return reply(c, rq, 0, KVT_ENOTSUP, 0);
         }
-        fold_tenant(c, &folded);
+        if (rq->keys) /* COMMIT counts keys it does not carry */
+            fold_tenant(c, &folded);
     }
     kvt_store *st = c->srv->store;
     uint8_t *payload = c->out + sizeof(kvt__msg_hdr);
+    int zc_op = rq->op >= KVT_OP_RESERVE && rq->op <= KVT_OP_UNHOLD;
+    if (zc_op && !c->zero_copy) {
+        if (rq->op == KVT_OP_UNHOLD)
+            return -1; /* no reply to send a refusal in */
+        kvt__err(KVT_ENOTSUP, "zero-copy request on a connection without the shared arena");
+        return reply(c, rq, rq->n, KVT_ENOTSUP, 0);
+    }
     /* Per-key results are built aligned, then copied into the reply. */
     int32_t status[KVT_PROTO_MAX_KEYS];
     uint8_t *tiers = payload;
@@ -364,6 +481,18 @@ static int handle(conn *c, const kvt__request *request)
     case KVT_OP_FLUSH:
         rc = kvt_flush(st, rq->n ? rq->keys : NULL, rq->n, rq->n ? status : NULL);
         break;
+    case KVT_OP_RESERVE:
+    case KVT_OP_HOLD:
+        rc = rq->op == KVT_OP_RESERVE ? do_reserve(c, rq, payload) : do_hold(c, rq, payload);
+        if (rc < 0)
+            memset(payload, 0, pl);
+        return reply(c, rq, rq->n, rc, pl);
+    case KVT_OP_COMMIT:
+        rc = do_commit(c, rq, status);
+        break;
+    case KVT_OP_UNHOLD:
+        unhold_all(c);
+        return 0; /* no reply: the client does not wait for it */
     case KVT_OP_STATS: {
         stats_out o = {.p = payload, .end = c->out + KVT_PROTO_MAX_MSG - 600};
         rc = kvt_stats(st, put_stat, &o);
@@ -392,6 +521,11 @@ static void release_all(const kvt_key *key, uint32_t count, void *user)
 
 static void conn_free(conn *c)
 {
+    /* A client gone between RESERVE and COMMIT: nothing it reserved becomes
+     * visible, the slots are free again. Its read references go too. */
+    kvt__store_abort(c->reservation);
+    unhold_all(c);
+    kvt__free(c->held);
     kvt__pins_drain(&c->pins, kvt_clock_now(c->srv->store), release_all, c->srv->store);
     if (c->staging)
         munmap(c->staging, c->staging_bytes);
@@ -651,6 +785,13 @@ int kvt_serve(kvt_store *store, const char *path, const kvt_serve_opts *opts, kv
     if (blocks * srv->block_bytes > STAGING_BYTES_MAX)
         blocks = STAGING_BYTES_MAX / srv->block_bytes;
     srv->staging_blocks = blocks ? (uint32_t)blocks : 1;
+    srv->arena_fd = -1;
+    /* Zero copy when puts and gets both land in a shared DRAM arena, and
+     * not for tenants: mapping the arena, one would read the others' blocks. */
+    int top = store->top_tier;
+    if (!(srv->opts.flags & KVT_SERVE_TENANT_UID) && top >= 0 && store->put_tier == top &&
+        store->tier[top].ops == &kvt__tier_dram)
+        srv->arena_fd = kvt__dram_arena_fd(store->tier[top].impl, &srv->arena_bytes);
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->gone, NULL);
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -701,7 +842,10 @@ int kvt_serve_stats(kvt_server *srv, kvt_stat_fn fn, void *user)
     fn("server.refused", atomic_load(&srv->refused), user);
     fn("server.malformed", atomic_load(&srv->malformed), user);
     fn("server.requests", atomic_load(&srv->requests), user);
-    int count = 4;
+    fn("server.zero_copy", srv->arena_fd >= 0, user);
+    fn("server.zero_copy_blocks", atomic_load(&srv->zero_copy_blocks), user);
+    fn("server.staged_blocks", atomic_load(&srv->staged_blocks), user);
+    int count = 7;
     /* Per client, "client.<pid>.<name>": one name's entries together (the
      * Prometheus format wants a metric's lines in one group). The callback
      * runs under the client list's lock: it must not call kvt_serve_stop. */
