@@ -790,8 +790,11 @@ int kvt_serve(kvt_store *store, const char *path, const kvt_serve_opts *opts, kv
      * not for tenants: mapping the arena, one would read the others' blocks. */
     int top = store->top_tier;
     if (!(srv->opts.flags & KVT_SERVE_TENANT_UID) && top >= 0 && store->put_tier == top &&
-        store->tier[top].ops == &kvt__tier_dram)
-        srv->arena_fd = kvt__dram_arena_fd(store->tier[top].impl, &srv->arena_bytes);
+        store->tier[top].ops->slot_ptr) {
+        void *base = store->tier[top].ops->slot_ptr(store->tier[top].impl, 0);
+        if (base)
+            srv->arena_fd = kvt__dram_shared_fd(base, &srv->arena_bytes);
+    }
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->gone, NULL);
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -251,6 +251,17 @@ static void take_refs(kvt_store *s, const kvt_key *keys, size_t n, int32_t want,
     }
 }
 
+/* Whether key's fastest copy is in a tier below the top one. */
+static int below_top(kvt_store *s, const kvt_key *key)
+{
+    kvt_shard *sh = kvt__index_shard(&s->ix, key);
+    pthread_mutex_lock(&sh->lock);
+    uint32_t id = kvt__index_find(&s->ix, sh, key);
+    int t = id == KVT_NO_ENTRY ? -1 : kvt__fastest(kvt__index_entry(&s->ix, id));
+    pthread_mutex_unlock(&sh->lock);
+    return t > s->top_tier;
+}
+
 /* Reads keys held only below the top tier into a bounce buffer with a
  * get, which promotes them (as any get does); PROMOTE_BATCH at a time. */
 static void promote_below(kvt_store *s, const kvt_key *keys, size_t n, const int32_t *status)
@@ -293,17 +304,16 @@ int kvt__store_hold(kvt_store *s, const kvt_key *keys, size_t n, int no_promote,
     kvt__expire_due(s);
     int u = s->top_tier;
     kvt_tier_rt *tr = &s->tier[u];
+    /* Promotions first, before this call holds any slot: a promotion
+     * waiting for room that our own references keep would wait in vain. */
+    if (!no_promote) {
+        for (size_t i = 0; i < n; i++)
+            status[i] = below_top(s, &keys[i]) ? KVT__ZC_STAGE : 0;
+        promote_below(s, keys, n, status);
+    }
     for (size_t i = 0; i < n; i++)
         status[i] = 1; /* to look up */
     take_refs(s, keys, n, 1, KVT__ZC_STAGE, ids, slots, status);
-    if (!no_promote) {
-        promote_below(s, keys, n, status);
-        for (size_t i = 0; i < n; i++)
-            if (status[i] == KVT__ZC_STAGE)
-                status[i] = 1;
-        /* Counted as gets by the promoting get already: only looked up again. */
-        take_refs(s, keys, n, 1, KVT__ZC_STAGE, ids, slots, status);
-    }
     size_t held = 0, missed = 0, k = 0;
     uint32_t *tids = kvt__malloc(n * sizeof *tids), *tslots = kvt__malloc(n * sizeof *tslots);
     for (size_t i = 0; i < n; i++) {

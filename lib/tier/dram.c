@@ -2,6 +2,7 @@
 #include "tier/dram.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,7 +48,29 @@ struct kvt_tier_impl {
     kvt__cuda_counters cuda;
     _Atomic uint64_t bytes_written;
     _Atomic uint64_t bytes_read;
+    kvt_tier_impl *next_shared; /* in shared_arenas */
 };
+
+/* The open shared arenas, for kvt__dram_shared_fd: a server finds its
+ * store's arena by address, through whatever wraps the tier (staged,
+ * faulty), whose ops hand slot_ptr on unchanged. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static kvt_tier_impl *shared_arenas;
+
+static void shared_list(kvt_tier_impl *t, int add)
+{
+    pthread_mutex_lock(&shared_lock);
+    kvt_tier_impl **at = &shared_arenas;
+    while (*at && *at != t)
+        at = &(*at)->next_shared;
+    if (add && !*at) {
+        t->next_shared = shared_arenas;
+        shared_arenas = t;
+    } else if (!add && *at) {
+        *at = t->next_shared;
+    }
+    pthread_mutex_unlock(&shared_lock);
+}
 
 /* Bytes of [mem, mem + len) backed by transparent huge pages, from the
  * AnonHugePages lines of the mappings overlapping it. Huge pages are granted
@@ -78,6 +101,8 @@ static void dram_close(kvt_tier_impl *t)
 {
     if (!t)
         return;
+    if (t->shared_fd >= 0)
+        shared_list(t, 0);
     kvt__cuda_region_remove(t->cuda_region); /* unpinned before unmapped */
     if (t->arena)
         munmap(t->arena, t->arena_bytes);
@@ -152,6 +177,8 @@ static int map_shared_at(kvt_tier_impl *t, char *at, size_t bytes)
     }
     t->shared_fd = fd;
     t->hugetlb = huge;
+    t->arena_bytes = bytes;
+    shared_list(t, 1);
     return 0;
 }
 
@@ -450,11 +477,18 @@ void *kvt__dram_arena(kvt_tier_impl *t, size_t *bytes)
     return t ? t->arena : NULL;
 }
 
-int kvt__dram_arena_fd(kvt_tier_impl *t, size_t *bytes)
+int kvt__dram_shared_fd(const void *base, size_t *bytes)
 {
-    if (bytes)
-        *bytes = t && t->shared_fd >= 0 ? t->arena_bytes : 0;
-    return t ? t->shared_fd : -1;
+    int fd = -1;
+    *bytes = 0;
+    pthread_mutex_lock(&shared_lock);
+    for (kvt_tier_impl *t = shared_arenas; t; t = t->next_shared)
+        if (t->arena == base) {
+            fd = t->shared_fd;
+            *bytes = t->arena_bytes;
+        }
+    pthread_mutex_unlock(&shared_lock);
+    return fd;
 }
 
 static const kvt_tier_opt_spec dram_options[] = {
