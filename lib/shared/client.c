@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "copy.h"
 #include "error.h"
 #include "live.h"
 #include "shared/proto.h"
@@ -57,6 +58,11 @@ static kvt__client *client_of(kvt_store *s)
 {
     return (kvt__client *)(void *)s;
 }
+
+/* Copy threads of a connection's arena copies: the store's default
+ * (kvt_config's KVT_OPT_COPY_THREADS), so that a client copies a batch as
+ * fast as the same call in process does. */
+#define ARENA_COPY_THREADS 2u
 
 /* ------------------------------------------------------------ messages */
 
@@ -213,6 +219,7 @@ static void client_free(kvt__client *c)
     if (c->arena)
         munmap(c->arena, c->arena_bytes);
     kvt__free(c->zc);
+    kvt__copier_free(c->copier);
     if (c->fd >= 0)
         close(c->fd);
     pthread_mutex_destroy(&c->lock);
@@ -235,6 +242,7 @@ static int map_arena(kvt__client *c, int fd, uint64_t bytes, const kvt__welcome 
     if (p == MAP_FAILED)
         return kvt__err_errno(KVT_ENOMEM, errno, "kvt_connect: mapping the shared arena");
     c->zc = kvt__malloc((size_t)KVT_PROTO_MAX_KEYS * 12);
+    c->copier = kvt__copier_new(ARENA_COPY_THREADS); /* NULL: copies inline */
     if (!c->zc) {
         munmap(p, (size_t)bytes);
         return kvt__err(KVT_ENOMEM, "kvt_connect: out of memory");
@@ -660,22 +668,37 @@ static int zero_copy_io(kvt__client *c, int is_put, const kvt_key *keys, uint32_
     if (rc < 0)
         return rc;
     memcpy(status, c->zc, (size_t)k * sizeof *status);
+    /* One batch of every fragment, split across the copy threads; without
+     * memory for it, fragment by fragment here. */
+    kvt__copy_op *ops = rc > 0 ? kvt__malloc((size_t)rc * c->frags * sizeof *ops) : NULL;
+    size_t nops = 0;
+    int bad = 0;
     for (uint32_t i = 0; i < k; i++) {
         if (status[i] != 0)
             continue;
         uint64_t off;
         memcpy(&off, c->zc + (size_t)k * 4 + (size_t)i * 8, 8);
-        if (off % c->block_bytes || off > c->arena_bytes - c->block_bytes)
-            return gone(c, fn); /* not a slot of the arena: not a server to trust */
+        if (off % c->block_bytes || off > c->arena_bytes - c->block_bytes ||
+            (ops && nops + c->frags > (size_t)rc * c->frags)) {
+            bad = 1; /* not a slot of the arena, or more than it said: not a server to trust */
+            break;
+        }
         uint8_t *slot = c->arena + off;
         for (uint32_t f = 0; f < c->frags; f++) {
-            void *user = ptrs[(size_t)i * c->frags + f];
-            if (is_put)
-                memcpy(slot + f * frag_bytes, user, frag_bytes);
+            uint8_t *user = ptrs[(size_t)i * c->frags + f], *at = slot + f * frag_bytes;
+            kvt__copy_op op = is_put ? (kvt__copy_op){at, user, frag_bytes}
+                                     : (kvt__copy_op){user, at, frag_bytes};
+            if (ops)
+                ops[nops++] = op;
             else
-                memcpy(user, slot + f * frag_bytes, frag_bytes);
+                memcpy(op.dst, op.src, op.len);
         }
     }
+    if (ops && !bad)
+        kvt__copier_run(c->copier, ops, nops);
+    kvt__free(ops);
+    if (bad)
+        return gone(c, fn);
     if (!is_put)
         return rc > 0 && send_unhold(c, fn) ? KVT_ECLOSED : rc;
     return rpc(c, KVT_OP_COMMIT, k, 0, 0, NULL, NULL, status, (size_t)k * sizeof *status, NULL,

@@ -26,6 +26,7 @@ typedef struct kvt__client {
     uint8_t *arena;
     size_t arena_bytes;
     uint8_t *zc;
+    struct kvt__copier *copier; /* the arena copies, split as a store's DRAM tier splits them */
     int ntiers; /* the served store's tier instances, as the server names them */
     char tier_name[KVT_MAX_TIERS][KVT_TIER_NAME_MAX];
     int32_t tier_available[KVT_MAX_TIERS];
