@@ -27,6 +27,7 @@
 #include "shared/proto.h"
 #include "shared/shared.h"
 #include "store.h"
+#include "shared/zero_copy.h"
 #include "store/internal.h"
 #include "tier/dram.h"
 
@@ -77,9 +78,7 @@ struct conn {
     uid_t uid;
     kvt_key *tenant_keys; /* KVT_SERVE_TENANT_UID: the request's keys, folded */
     int zero_copy;        /* a v2 client given the arena */
-    kvt__reservation *reservation; /* RESERVE's, until COMMIT (or the connection's end) */
-    uint32_t *held;       /* HOLD's entries, until UNHOLD (or the connection's end) */
-    uint32_t nheld;
+    kvt__zc_conn zc;      /* its reservation and read references (zero_copy.c) */
     _Atomic uint64_t requests, pinned; /* for kvt_serve_stats, per client */
 };
 
@@ -308,85 +307,6 @@ static int do_io(conn *c, const kvt__request *rq, int32_t *status)
     return rc;
 }
 
-/* ------------------------------------------------ zero copy (version 2) */
-
-/* Lets go of what HOLD gave this connection. */
-static void unhold_all(conn *c)
-{
-    if (c->nheld)
-        kvt__store_unhold(c->srv->store, c->held, c->nheld);
-    c->nheld = 0;
-}
-
-/* Status i32[n] then offset u64[n] into the reply's payload. */
-static void put_offsets(conn *c, uint8_t *payload, uint32_t n, const int32_t *status,
-                        const uint32_t *slots)
-{
-    memcpy(payload, status, (size_t)n * sizeof *status);
-    uint8_t *off = payload + (size_t)n * sizeof *status;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t o = status[i] == 0 ? (uint64_t)slots[i] * c->srv->block_bytes : 0;
-        memcpy(off + (size_t)i * 8, &o, 8);
-    }
-}
-
-/* RESERVE: slots of the arena for the keys; the client copies into them
- * and COMMITs. One reservation at a time: a second aborts the first (a
- * client of this library never sends one). */
-static int do_reserve(conn *c, const kvt__request *rq, uint8_t *payload)
-{
-    int32_t status[KVT_PROTO_MAX_KEYS];
-    uint32_t slots[KVT_PROTO_MAX_KEYS];
-    kvt__store_abort(c->reservation);
-    c->reservation = NULL;
-    kvt_io_opts o = {.size = sizeof o, .flags = rq->arg0, .retain_s = rq->arg1};
-    if ((rq->arg0 & KVT_IO_DURABLE) && c->srv->store->durable_tier < 0)
-        return kvt__err(KVT_ENOTSUP, "kvt_put: KVT_IO_DURABLE, but the store has no "
-                                     "persistent tier");
-    int rc = kvt__store_reserve(c->srv->store, rq->keys, rq->n, &o, status, slots,
-                                &c->reservation);
-    if (rc < 0)
-        return rc;
-    atomic_fetch_add_explicit(&c->srv->zero_copy_blocks, (uint64_t)rc, memory_order_relaxed);
-    put_offsets(c, payload, rq->n, status, slots);
-    return rc;
-}
-
-static int do_commit(conn *c, const kvt__request *rq, int32_t *status)
-{
-    kvt__reservation *r = c->reservation;
-    if (!r || kvt__reservation_keys(r) != rq->n)
-        return kvt__err(KVT_EINVAL, "commit: no reservation of %u keys", rq->n);
-    c->reservation = NULL;
-    if (rq->arg0) {
-        kvt__store_abort(r);
-        memset(status, 0, (size_t)rq->n * sizeof *status);
-        return 0;
-    }
-    return kvt__store_commit(r, status);
-}
-
-/* HOLD: read references on the arena copies of the keys; the client copies
- * out of them and sends UNHOLD. Blocks held before are let go first. */
-static int do_hold(conn *c, const kvt__request *rq, uint8_t *payload)
-{
-    int32_t status[KVT_PROTO_MAX_KEYS];
-    uint32_t slots[KVT_PROTO_MAX_KEYS], ids[KVT_PROTO_MAX_KEYS];
-    unhold_all(c);
-    if (!c->held && !(c->held = kvt__malloc(KVT_PROTO_MAX_KEYS * sizeof *c->held)))
-        return kvt__err(KVT_ENOMEM, "kvt_get: server out of memory");
-    int rc = kvt__store_hold(c->srv->store, rq->keys, rq->n, (rq->arg0 & KVT_IO_NO_PROMOTE) != 0,
-                             ids, slots, status);
-    if (rc < 0)
-        return rc;
-    for (uint32_t i = 0; i < rq->n; i++)
-        if (status[i] == 0)
-            c->held[c->nheld++] = ids[i];
-    atomic_fetch_add_explicit(&c->srv->zero_copy_blocks, (uint64_t)rc, memory_order_relaxed);
-    put_offsets(c, payload, rq->n, status, slots);
-    return rc;
-}
-
 typedef struct stats_out {
     uint8_t *p, *end;
     uint32_t n;
@@ -483,15 +403,20 @@ static int handle(conn *c, const kvt__request *request)
         break;
     case KVT_OP_RESERVE:
     case KVT_OP_HOLD:
-        rc = rq->op == KVT_OP_RESERVE ? do_reserve(c, rq, payload) : do_hold(c, rq, payload);
+        rc = rq->op == KVT_OP_RESERVE
+                 ? kvt__zc_reserve(&c->zc, st, c->srv->block_bytes, rq, payload)
+                 : kvt__zc_hold(&c->zc, st, c->srv->block_bytes, rq, payload);
         if (rc < 0)
             memset(payload, 0, pl);
+        else
+            atomic_fetch_add_explicit(&c->srv->zero_copy_blocks, (uint64_t)rc,
+                                      memory_order_relaxed);
         return reply(c, rq, rq->n, rc, pl);
     case KVT_OP_COMMIT:
-        rc = do_commit(c, rq, status);
+        rc = kvt__zc_commit(&c->zc, rq, status);
         break;
     case KVT_OP_UNHOLD:
-        unhold_all(c);
+        kvt__zc_unhold(&c->zc, st);
         return 0; /* no reply: the client does not wait for it */
     case KVT_OP_STATS: {
         stats_out o = {.p = payload, .end = c->out + KVT_PROTO_MAX_MSG - 600};
@@ -523,9 +448,7 @@ static void conn_free(conn *c)
 {
     /* A client gone between RESERVE and COMMIT: nothing it reserved becomes
      * visible, the slots are free again. Its read references go too. */
-    kvt__store_abort(c->reservation);
-    unhold_all(c);
-    kvt__free(c->held);
+    kvt__zc_end(&c->zc, c->srv->store);
     kvt__pins_drain(&c->pins, kvt_clock_now(c->srv->store), release_all, c->srv->store);
     if (c->staging)
         munmap(c->staging, c->staging_bytes);

@@ -81,7 +81,7 @@ static int32_t verify_copy(kvt_store *s, uint32_t id, int t, uint32_t slot, cons
  * unread: the copy may be the only durable one of an earlier acknowledged
  * put, and a crash between the drop and the new write would lose it. */
 uint32_t kvt__put_reserve(kvt_store *s, const kvt_key *key, uint64_t parent, int p,
-                        uint32_t retain_until, uint64_t seq, int *code)
+                          uint32_t retain_until, uint64_t seq, int *code)
 {
     kvt_shard *sh = kvt__index_shard(&s->ix, key);
     *code = 0;
