@@ -360,7 +360,9 @@ static int handle(conn *c, const kvt__request *request)
         if (rq->op == KVT_OP_UNHOLD)
             return -1; /* no reply to send a refusal in */
         kvt__err(KVT_ENOTSUP, "zero-copy request on a connection without the shared arena");
-        return reply(c, rq, rq->n, KVT_ENOTSUP, 0);
+        size_t none = kvt__proto_reply_payload(rq->op, rq->n);
+        memset(payload, 0, none); /* the reply's length, as a client expects it */
+        return reply(c, rq, rq->n, KVT_ENOTSUP, none);
     }
     /* Per-key results are built aligned, then copied into the reply. */
     int32_t status[KVT_PROTO_MAX_KEYS];
