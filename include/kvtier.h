@@ -765,7 +765,9 @@ KVT_API int kvt_serve(kvt_store *store, const char *path, const kvt_serve_opts *
  * file, frees srv. NULL is fine. Blocking. The store stays open. */
 KVT_API int kvt_serve_stop(kvt_server *srv);
 /* The server's own statistics ("server.clients", "server.connections",
- * "server.refused", "server.malformed", "server.requests"), then per
+ * "server.refused", "server.malformed", "server.requests", and for zero
+ * copy through a shared DRAM arena "server.zero_copy", "server.zero_copy_blocks",
+ * "server.staged_blocks": docs/shared.md), then per
  * connected client "client.<pid>.requests" and "client.<pid>.pins" (pins
  * and leases it holds). fn runs under the server's client-list lock: it
  * must not call kvt_serve_stop. Returns the number visited.

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "copy.h"
 #include "error.h"
 #include "live.h"
 #include "shared/proto.h"
@@ -58,9 +59,14 @@ static kvt__client *client_of(kvt_store *s)
     return (kvt__client *)(void *)s;
 }
 
+/* Copy threads of a connection's arena copies: the store's default
+ * (kvt_config's KVT_OPT_COPY_THREADS), so that a client copies a batch as
+ * fast as the same call in process does. */
+#define ARENA_COPY_THREADS 2u
+
 /* ------------------------------------------------------------ messages */
 
-static int gone(kvt__client *c, const char *fn)
+int kvt__client_gone(kvt__client *c, const char *fn)
 {
     atomic_store(&c->dead, 1);
     return kvt__err(KVT_ECLOSED, "%s: the kvtier server went away (connect again)", fn);
@@ -94,20 +100,20 @@ static int rpc(kvt__client *c, uint16_t op, uint32_t n, uint32_t arg0, uint32_t 
         r = send(c->fd, c->out, len, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     if (r != (ssize_t)len)
-        return gone(c, fn);
+        return kvt__client_gone(c, fn);
     do
         r = recv(c->fd, c->in, KVT_PROTO_MAX_MSG + 1, MSG_TRUNC);
     while (r < 0 && errno == EINTR);
     if (r <= 0)
-        return gone(c, fn);
+        return kvt__client_gone(c, fn);
     kvt__msg_hdr rh;
     if ((size_t)r < sizeof rh || (size_t)r > KVT_PROTO_MAX_MSG)
-        return gone(c, fn);
+        return kvt__client_gone(c, fn);
     memcpy(&rh, c->in, sizeof rh);
     size_t body = (size_t)r - sizeof rh;
     if (rh.magic != KVT_PROTO_MAGIC || rh.op != (op | KVT_OP_REPLY) || rh.seq != seq ||
         rh.arg1 > body)
-        return gone(c, fn);
+        return kvt__client_gone(c, fn);
     const uint8_t *payload = c->in + sizeof rh;
     size_t payload_len = body - rh.arg1;
     int rc = (int32_t)rh.arg0;
@@ -117,7 +123,7 @@ static int rpc(kvt__client *c, uint16_t op, uint32_t n, uint32_t arg0, uint32_t 
         *stats_n = rh.n;
     } else if (res_len) {
         if (payload_len != res_len || rh.n != n)
-            return gone(c, fn);
+            return kvt__client_gone(c, fn);
         memcpy(res, payload, res_len);
     }
     if (rc < 0) {
@@ -128,9 +134,17 @@ static int rpc(kvt__client *c, uint16_t op, uint32_t n, uint32_t arg0, uint32_t 
     return rc;
 }
 
+int kvt__client_rpc(kvt__client *c, uint16_t op, uint32_t n, uint32_t arg0, uint32_t arg1,
+                    const kvt_key *keys, const uint32_t *slots, void *res, size_t res_len,
+                    const uint8_t **stats, size_t *stats_len, uint32_t *stats_n, const char *fn)
+{
+    return rpc(c, op, n, arg0, arg1, keys, slots, res, res_len, stats, stats_len, stats_n, fn);
+}
+
 /* ------------------------------------------------------------- connect */
 
-static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, const char *path)
+static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, int *arenafd,
+                        uint64_t *arena_bytes, const char *path)
 {
     union {
         char buf[CMSG_SPACE(4 * sizeof(int))];
@@ -143,7 +157,8 @@ static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, const char 
     do
         r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
     while (r < 0 && errno == EINTR);
-    *memfd = -1;
+    *memfd = *arenafd = -1;
+    *arena_bytes = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
             continue;
@@ -153,8 +168,10 @@ static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, const char 
             memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
             if (*memfd < 0)
                 *memfd = fd;
+            else if (*arenafd < 0)
+                *arenafd = fd;
             else
-                close(fd); /* more than one: not ours to keep */
+                close(fd); /* more than two: not ours to keep */
         }
     }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -184,8 +201,11 @@ static int recv_welcome(kvt__client *c, kvt__welcome *w, int *memfd, const char 
     if (*memfd < 0 || !w->block_bytes || !w->frags || !w->staging_blocks || !w->max_keys ||
         w->max_keys > KVT_PROTO_MAX_KEYS || w->block_bytes > (1ull << 30) ||
         w->ntiers > KVT_MAX_TIERS ||
-        (size_t)r != sizeof h + sizeof *w + w->ntiers * sizeof(kvt__tier_info))
+        (size_t)r != sizeof h + sizeof *w + w->ntiers * sizeof(kvt__tier_info) + 8)
         return kvt__err(KVT_EFORMAT, "kvt_connect: %s sent a malformed welcome", path);
+    memcpy(arena_bytes, c->in + sizeof h + sizeof *w + w->ntiers * sizeof(kvt__tier_info), 8);
+    if ((*arena_bytes != 0) != (*arenafd >= 0))
+        return kvt__err(KVT_EFORMAT, "kvt_connect: %s sent a malformed welcome (arena)", path);
     c->ntiers = (int)w->ntiers;
     for (int t = 0; t < c->ntiers; t++) {
         kvt__tier_info ti;
@@ -203,6 +223,10 @@ static void client_free(kvt__client *c)
         kvt__client_async_stop(c);
     if (c->staging)
         munmap(c->staging, c->staging_bytes);
+    if (c->arena)
+        munmap(c->arena, c->arena_bytes);
+    kvt__free(c->zc);
+    kvt__copier_free(c->copier);
     if (c->fd >= 0)
         close(c->fd);
     pthread_mutex_destroy(&c->lock);
@@ -210,6 +234,29 @@ static void client_free(kvt__client *c)
     kvt__free(c->out);
     c->magic = 0;
     kvt__free(c);
+}
+
+/* The server's shared DRAM arena (v2): whole slots of block_bytes, all of
+ * which an offset in a reply must fall in. */
+static int map_arena(kvt__client *c, int fd, uint64_t bytes, const kvt__welcome *w,
+                     const char *path)
+{
+    struct stat sb;
+    if (bytes < w->block_bytes || bytes > SIZE_MAX || fstat(fd, &sb) ||
+        (uint64_t)sb.st_size < bytes)
+        return kvt__err(KVT_EFORMAT, "kvt_connect: %s sent an arena of the wrong size", path);
+    void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return kvt__err_errno(KVT_ENOMEM, errno, "kvt_connect: mapping the shared arena");
+    c->zc = kvt__malloc((size_t)KVT_PROTO_MAX_KEYS * 12);
+    c->copier = kvt__copier_new(ARENA_COPY_THREADS); /* NULL: copies inline */
+    if (!c->zc) {
+        munmap(p, (size_t)bytes);
+        return kvt__err(KVT_ENOMEM, "kvt_connect: out of memory");
+    }
+    c->arena = p;
+    c->arena_bytes = (size_t)bytes;
+    return 0;
 }
 
 static int handshake(kvt__client *c, const char *path, const kvt_connect_opts *o)
@@ -235,12 +282,15 @@ static int handshake(kvt__client *c, const char *path, const kvt_connect_opts *o
                (ssize_t)(sizeof h + sizeof hello);
     int send_errno = errno;
     kvt__welcome w;
-    int memfd;
-    int rc = recv_welcome(c, &w, &memfd, path);
-    if (!sent && rc == 0) {
-        close(memfd);
-        return kvt__err_errno(KVT_EFORMAT, send_errno, "kvt_connect: sending to %s", path);
-    }
+    int memfd, arenafd;
+    uint64_t arena_bytes;
+    int rc = recv_welcome(c, &w, &memfd, &arenafd, &arena_bytes, path);
+    if (!sent && rc == 0)
+        rc = kvt__err_errno(KVT_EFORMAT, send_errno, "kvt_connect: sending to %s", path);
+    if (rc == 0 && arenafd >= 0)
+        rc = map_arena(c, arenafd, arena_bytes, &w, path);
+    if (arenafd >= 0)
+        close(arenafd); /* the mapping keeps the arena */
     if (rc) {
         if (memfd >= 0)
             close(memfd);
@@ -559,50 +609,6 @@ static int check_io(kvt__client *c, const kvt_key *keys, size_t n, void *const *
         return kvt__err(KVT_EFRAGS, "%s: %u fragments per block given, the store has %u", fn,
                         o->frags, c->frags);
     return 0;
-}
-
-int kvt__client_io(kvt__client *c, int is_put, const kvt_key *keys, size_t n, void *const *ptrs,
-                   const kvt_io_opts *o)
-{
-    const char *fn = is_put ? "kvt_put" : "kvt_get";
-    int32_t *status = o && o->status ? o->status : kvt__malloc(n * sizeof *status);
-    if (!status)
-        return kvt__err(KVT_ENOMEM, "%s: out of memory", fn);
-    uint32_t flags = o ? o->flags : 0, retain = is_put && o ? o->retain_s : 0;
-    size_t frag_bytes = c->block_bytes / c->frags;
-    uint32_t per = c->max_keys < c->nslots ? c->max_keys : c->nslots;
-    uint32_t slots[KVT_PROTO_MAX_KEYS];
-    for (uint32_t i = 0; i < per; i++)
-        slots[i] = i;
-    int total = 0;
-    pthread_mutex_lock(&c->lock);
-    for (size_t at = 0; at < n;) {
-        uint32_t k = (uint32_t)(n - at < per ? n - at : per);
-        if (is_put) /* the client's own copy, before the server sees the slots */
-            for (uint32_t i = 0; i < k; i++)
-                for (uint32_t f = 0; f < c->frags; f++)
-                    memcpy(c->staging + (size_t)i * c->block_bytes + f * frag_bytes,
-                           ptrs[(at + i) * c->frags + f], frag_bytes);
-        int rc = rpc(c, is_put ? KVT_OP_PUT : KVT_OP_GET, k, flags, retain, keys + at, slots,
-                     status + at, k * sizeof *status, NULL, NULL, NULL, fn);
-        if (rc < 0) {
-            total = rc;
-            break;
-        }
-        if (!is_put)
-            for (uint32_t i = 0; i < k; i++)
-                if (status[at + i] == 0)
-                    for (uint32_t f = 0; f < c->frags; f++)
-                        memcpy(ptrs[(at + i) * c->frags + f],
-                               c->staging + (size_t)i * c->block_bytes + f * frag_bytes,
-                               frag_bytes);
-        total += rc;
-        at += k;
-    }
-    pthread_mutex_unlock(&c->lock);
-    if (!(o && o->status))
-        kvt__free(status);
-    return total;
 }
 
 /* The caller's options in this library's layout: a caller built against

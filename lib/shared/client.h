@@ -21,6 +21,12 @@ typedef struct kvt__client {
     uint32_t max_keys; /* per request */
     uint8_t *staging;
     size_t staging_bytes;
+    /* Protocol v2: the server's shared DRAM arena, where puts and gets copy
+     * blocks directly (NULL: the staging path only). zc: RESERVE/HOLD replies. */
+    uint8_t *arena;
+    size_t arena_bytes;
+    uint8_t *zc;
+    struct kvt__copier *copier; /* the arena copies, split as a store's DRAM tier splits them */
     int ntiers; /* the served store's tier instances, as the server names them */
     char tier_name[KVT_MAX_TIERS][KVT_TIER_NAME_MAX];
     int32_t tier_available[KVT_MAX_TIERS];
@@ -43,6 +49,17 @@ typedef struct kvt__client {
     pthread_t worker;
     int efd;
 } kvt__client;
+
+/* One round trip (client.c): request op with keys (and staging slots),
+ * reply payload copied to res (res_len bytes expected exactly, except
+ * STATS: *stats points into the reply). Returns the server's result; its
+ * message becomes this thread's. Caller holds c->lock. */
+int kvt__client_rpc(kvt__client *c, uint16_t op, uint32_t n, uint32_t arg0, uint32_t arg1,
+                    const kvt_key *keys, const uint32_t *slots, void *res, size_t res_len,
+                    const uint8_t **stats, size_t *stats_len, uint32_t *stats_n, const char *fn);
+/* Marks the connection dead (the server went away, or can't be trusted):
+ * KVT_ECLOSED from here on. */
+int kvt__client_gone(kvt__client *c, const char *fn);
 
 /* Starts the ticket thread and eventfd; stops them (running what is queued). */
 int kvt__client_async_start(kvt__client *c);

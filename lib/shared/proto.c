@@ -17,7 +17,8 @@ static int op_has_slots(uint16_t op)
 
 static int op_takes_keys(uint16_t op)
 {
-    return op >= KVT_OP_LOOKUP && op <= KVT_OP_FLUSH && op != KVT_OP_CLEAR;
+    return (op >= KVT_OP_LOOKUP && op <= KVT_OP_FLUSH && op != KVT_OP_CLEAR) ||
+           op == KVT_OP_RESERVE || op == KVT_OP_HOLD;
 }
 
 size_t kvt__proto_reply_payload(uint16_t op, uint32_t n)
@@ -30,7 +31,11 @@ size_t kvt__proto_reply_payload(uint16_t op, uint32_t n)
     case KVT_OP_PUT:
     case KVT_OP_GET:
     case KVT_OP_FLUSH:
+    case KVT_OP_COMMIT:
         return (size_t)n * sizeof(int32_t);
+    case KVT_OP_RESERVE:
+    case KVT_OP_HOLD:
+        return (size_t)n * (sizeof(int32_t) + sizeof(uint64_t));
     default:
         return 0;
     }
@@ -79,6 +84,11 @@ int kvt__proto_parse_request(const void *buf, size_t len, uint32_t nslots, int h
         return refuse(why, "HELLO twice");
     if (h.op < KVT_OP_LOOKUP || h.op >= KVT_OP_COUNT_)
         return refuse(why, "unknown op");
+    if (h.op == KVT_OP_COMMIT) { /* n counts the reservation's keys; no body */
+        if (h.n == 0 || h.n > KVT_PROTO_MAX_KEYS || body || h.arg0 > 1 || h.arg1)
+            return refuse(why, "bad COMMIT");
+        return 0;
+    }
     if (!op_takes_keys(h.op)) {
         if (h.n || body || h.arg0 || h.arg1)
             return refuse(why, "arguments to an op that takes none");
@@ -100,6 +110,13 @@ int kvt__proto_parse_request(const void *buf, size_t len, uint32_t nslots, int h
     case KVT_OP_PIN:
         if (h.arg0 == 0 || h.arg0 > INT32_MAX || h.arg1)
             return refuse(why, "bad lease or argument");
+        break;
+    case KVT_OP_RESERVE:
+    case KVT_OP_HOLD:
+        if (h.arg0 & ~KVT_PROTO_IO_FLAGS)
+            return refuse(why, "unknown I/O flags");
+        if (h.op == KVT_OP_HOLD && (h.arg1 || (h.arg0 & KVT_IO_DURABLE)))
+            return refuse(why, "put-only argument on a hold");
         break;
     case KVT_OP_PUT:
     case KVT_OP_GET:

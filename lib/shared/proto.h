@@ -17,7 +17,9 @@
 #include "kvtier.h"
 
 #define KVT_PROTO_MAGIC 0x5054564bu /* "KVTP" as little-endian bytes */
-#define KVT_PROTO_VERSION 1u
+#define KVT_PROTO_VERSION 2u
+/* The oldest version a server still answers (with the staging path only). */
+#define KVT_PROTO_VERSION_MIN 1u
 /* The largest message either side sends or accepts. */
 #define KVT_PROTO_MAX_MSG (128u * 1024u)
 /* Keys in one request; the client splits larger calls. */
@@ -37,7 +39,13 @@ enum kvt__op {
     KVT_OP_CLEAR = 11,   /* no keys */
     KVT_OP_FLUSH = 12,   /* n keys (0: everything held only above); reply: status i32[n] */
     KVT_OP_STATS = 13,   /* no keys; reply: n entries {u64 value, u16 len, name[len]} */
-    KVT_OP_COUNT_ = 14,
+    /* Version 2, zero-copy through the shared DRAM arena: */
+    KVT_OP_RESERVE = 14, /* n keys; arg0 flags, arg1 retain_s; reply: status i32[n], offset u64[n] */
+    KVT_OP_COMMIT = 15,  /* n = the reservation's keys, no body; arg0 0 commit, 1 abort;
+                            reply: status i32[n] */
+    KVT_OP_HOLD = 16,    /* n keys; arg0 flags (NO_PROMOTE); reply: status i32[n], offset u64[n] */
+    KVT_OP_UNHOLD = 17,  /* no keys: releases every block HOLD gave; no reply */
+    KVT_OP_COUNT_ = 18,
     KVT_OP_REPLY = 0x80 /* or'ed into a request's op in its reply */
 };
 
@@ -61,7 +69,9 @@ typedef struct kvt__hello {
     uint32_t staging_blocks; /* wished for; the server decides */
 } kvt__hello;
 
-/* WELCOME's body; the staging memfd rides along when arg0 is 0. */
+/* WELCOME's body; the staging memfd rides along when arg0 is 0. Version
+ * 2 adds a u64 after the tier list: the shared arena's bytes, 0 when there
+ * is none; when not 0 the arena's memfd rides along as a second fd. */
 typedef struct kvt__welcome {
     uint32_t version;
     uint32_t frags;
@@ -94,6 +104,12 @@ typedef struct kvt__request {
 
 /* Flags a client may send with PUT/GET; the rest are refused. */
 #define KVT_PROTO_IO_FLAGS ((uint32_t)(KVT_IO_NO_PROMOTE | KVT_IO_DURABLE))
+
+/* Per-key outcomes of RESERVE and HOLD besides 0 (copy at the offset) and
+ * KVT_E* codes: already held (RESERVE: nothing to copy), or not through
+ * the arena (send it on the staging path: PUT, GET). */
+#define KVT_PROTO_ZC_HELD 1
+#define KVT_PROTO_ZC_STAGE 2
 
 /* Checks one received message and fills *out. nslots bounds the slot ids of
  * PUT and GET (0 before the handshake). handshaken says whether HELLO is

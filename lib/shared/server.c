@@ -27,6 +27,9 @@
 #include "shared/proto.h"
 #include "shared/shared.h"
 #include "store.h"
+#include "shared/zero_copy.h"
+#include "store/internal.h"
+#include "tier/dram.h"
 
 #define DEFAULT_STAGING_BLOCKS 64u
 #define STAGING_BYTES_MAX (256ull << 20)
@@ -46,6 +49,10 @@ struct kvt_server {
     uint64_t block_bytes;
     uint32_t frags;
     uint32_t staging_blocks;
+    /* Zero-copy (protocol v2): the served store's top tier is a shared DRAM
+     * arena, passed to every v2 client; -1 when not (or in tenant mode). */
+    int arena_fd;
+    size_t arena_bytes;
 
     pthread_mutex_t lock; /* guards clients, nclients */
     pthread_cond_t gone;  /* a client thread ended */
@@ -53,6 +60,7 @@ struct kvt_server {
     uint32_t nclients;
 
     _Atomic uint64_t connections, refused, malformed, requests;
+    _Atomic uint64_t zero_copy_blocks, staged_blocks; /* moved by the client through each */
 };
 
 struct conn {
@@ -69,34 +77,42 @@ struct conn {
     pid_t pid;         /* the peer's, from SO_PEERCRED */
     uid_t uid;
     kvt_key *tenant_keys; /* KVT_SERVE_TENANT_UID: the request's keys, folded */
+    int zero_copy;        /* a v2 client given the arena */
+    kvt__zc_conn zc;      /* its reservation and read references (zero_copy.c) */
     _Atomic uint64_t requests, pinned; /* for kvt_serve_stats, per client */
 };
 
 /* ------------------------------------------------------------ replies */
 
-static int send_msg(int fd, const void *buf, size_t len, int pass_fd)
+static int send_msg_fds(int fd, const void *buf, size_t len, int pass_fd, int pass_fd2)
 {
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(2 * sizeof(int))];
         struct cmsghdr align;
     } ctl;
     if (pass_fd >= 0) {
+        int fds[2] = {pass_fd, pass_fd2}, nfd = pass_fd2 >= 0 ? 2 : 1;
         memset(&ctl, 0, sizeof ctl);
         mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof ctl.buf;
+        mh.msg_controllen = CMSG_SPACE(nfd * sizeof(int));
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(nfd * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nfd * sizeof(int));
     }
     ssize_t r;
     do
         r = sendmsg(fd, &mh, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
     return r == (ssize_t)len ? 0 : -1;
+}
+
+static int send_msg(int fd, const void *buf, size_t len, int pass_fd)
+{
+    return send_msg_fds(fd, buf, len, pass_fd, -1);
 }
 
 /* A reply: header, payload (already at out + header), then the message of
@@ -163,10 +179,12 @@ static int handshake(conn *c, const kvt__request *rq)
 {
     kvt_server *srv = c->srv;
     char detail[96];
-    if (rq->arg0 != KVT_PROTO_VERSION) {
+    if (rq->arg0 < KVT_PROTO_VERSION_MIN || rq->arg0 > KVT_PROTO_VERSION) {
         snprintf(detail, sizeof detail, "%u", rq->arg0);
-        return refuse(c, KVT_EFORMAT, "protocol version %s; this server speaks version 1", detail);
+        return refuse(c, KVT_EFORMAT, "protocol version %s; this server speaks versions 1 and 2",
+                      detail);
     }
+    uint32_t version = rq->arg0;
     const kvt__hello *h = rq->hello;
     if ((h->block_bytes && h->block_bytes != srv->block_bytes) ||
         (h->frags && h->frags != srv->frags)) {
@@ -184,7 +202,7 @@ static int handshake(conn *c, const kvt__request *rq)
     int ntiers = kvt_store_tier_count(srv->store);
     if (ntiers < 0 || ntiers > KVT_MAX_TIERS)
         ntiers = 0;
-    kvt__welcome w = {.version = KVT_PROTO_VERSION, .frags = srv->frags,
+    kvt__welcome w = {.version = version, .frags = srv->frags,
                       .block_bytes = srv->block_bytes, .staging_blocks = blocks,
                       .max_keys = KVT_PROTO_MAX_KEYS, .ntiers = (uint32_t)ntiers};
     kvt__msg_hdr hd = {.magic = KVT_PROTO_MAGIC, .op = KVT_OP_WELCOME};
@@ -198,8 +216,18 @@ static int handshake(conn *c, const kvt__request *rq)
         memcpy(c->out + len, &ti, sizeof ti);
         len += sizeof ti;
     }
-    if (send_msg(c->fd, c->out, len, c->staging_fd))
+    /* Version 2: the arena's size, and its memfd after the staging one. A
+     * version 1 client gets the welcome it knows, and the staging path. */
+    int arena_fd = -1;
+    if (version >= 2) {
+        uint64_t arena = srv->arena_fd >= 0 ? srv->arena_bytes : 0;
+        memcpy(c->out + len, &arena, sizeof arena);
+        len += sizeof arena;
+        arena_fd = srv->arena_fd;
+    }
+    if (send_msg_fds(c->fd, c->out, len, c->staging_fd, arena_fd))
         return -1;
+    c->zero_copy = arena_fd >= 0;
     c->handshaken = 1;
     return 0;
 }
@@ -268,6 +296,7 @@ static int do_io(conn *c, const kvt__request *rq, int32_t *status)
     }
     kvt_io_opts o = {.size = sizeof o, .flags = rq->arg0, .status = status};
     int rc;
+    atomic_fetch_add_explicit(&srv->staged_blocks, rq->n, memory_order_relaxed);
     if (rq->op == KVT_OP_PUT) {
         o.retain_s = rq->arg1;
         rc = kvt_put(srv->store, rq->keys, rq->n, ptrs, &o, NULL);
@@ -321,10 +350,20 @@ static int handle(conn *c, const kvt__request *request)
                                   "not clear the others' blocks); remove your keys instead");
             return reply(c, rq, 0, KVT_ENOTSUP, 0);
         }
-        fold_tenant(c, &folded);
+        if (rq->keys) /* COMMIT counts keys it does not carry */
+            fold_tenant(c, &folded);
     }
     kvt_store *st = c->srv->store;
     uint8_t *payload = c->out + sizeof(kvt__msg_hdr);
+    int zc_op = rq->op >= KVT_OP_RESERVE && rq->op <= KVT_OP_UNHOLD;
+    if (zc_op && !c->zero_copy) {
+        if (rq->op == KVT_OP_UNHOLD)
+            return -1; /* no reply to send a refusal in */
+        kvt__err(KVT_ENOTSUP, "zero-copy request on a connection without the shared arena");
+        size_t none = kvt__proto_reply_payload(rq->op, rq->n);
+        memset(payload, 0, none); /* the reply's length, as a client expects it */
+        return reply(c, rq, rq->n, KVT_ENOTSUP, none);
+    }
     /* Per-key results are built aligned, then copied into the reply. */
     int32_t status[KVT_PROTO_MAX_KEYS];
     uint8_t *tiers = payload;
@@ -364,6 +403,23 @@ static int handle(conn *c, const kvt__request *request)
     case KVT_OP_FLUSH:
         rc = kvt_flush(st, rq->n ? rq->keys : NULL, rq->n, rq->n ? status : NULL);
         break;
+    case KVT_OP_RESERVE:
+    case KVT_OP_HOLD:
+        rc = rq->op == KVT_OP_RESERVE
+                 ? kvt__zc_reserve(&c->zc, st, c->srv->block_bytes, rq, payload)
+                 : kvt__zc_hold(&c->zc, st, c->srv->block_bytes, rq, payload);
+        if (rc < 0)
+            memset(payload, 0, pl);
+        else
+            atomic_fetch_add_explicit(&c->srv->zero_copy_blocks, (uint64_t)rc,
+                                      memory_order_relaxed);
+        return reply(c, rq, rq->n, rc, pl);
+    case KVT_OP_COMMIT:
+        rc = kvt__zc_commit(&c->zc, rq, status);
+        break;
+    case KVT_OP_UNHOLD:
+        kvt__zc_unhold(&c->zc, st);
+        return 0; /* no reply: the client does not wait for it */
     case KVT_OP_STATS: {
         stats_out o = {.p = payload, .end = c->out + KVT_PROTO_MAX_MSG - 600};
         rc = kvt_stats(st, put_stat, &o);
@@ -392,6 +448,9 @@ static void release_all(const kvt_key *key, uint32_t count, void *user)
 
 static void conn_free(conn *c)
 {
+    /* A client gone between RESERVE and COMMIT: nothing it reserved becomes
+     * visible, the slots are free again. Its read references go too. */
+    kvt__zc_end(&c->zc, c->srv->store);
     kvt__pins_drain(&c->pins, kvt_clock_now(c->srv->store), release_all, c->srv->store);
     if (c->staging)
         munmap(c->staging, c->staging_bytes);
@@ -651,6 +710,16 @@ int kvt_serve(kvt_store *store, const char *path, const kvt_serve_opts *opts, kv
     if (blocks * srv->block_bytes > STAGING_BYTES_MAX)
         blocks = STAGING_BYTES_MAX / srv->block_bytes;
     srv->staging_blocks = blocks ? (uint32_t)blocks : 1;
+    srv->arena_fd = -1;
+    /* Zero copy when puts and gets both land in a shared DRAM arena, and
+     * not for tenants: mapping the arena, one would read the others' blocks. */
+    int top = store->top_tier;
+    if (!(srv->opts.flags & KVT_SERVE_TENANT_UID) && top >= 0 && store->put_tier == top &&
+        store->tier[top].ops->slot_ptr) {
+        void *base = store->tier[top].ops->slot_ptr(store->tier[top].impl, 0);
+        if (base)
+            srv->arena_fd = kvt__dram_shared_fd(base, &srv->arena_bytes);
+    }
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->gone, NULL);
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -701,7 +770,10 @@ int kvt_serve_stats(kvt_server *srv, kvt_stat_fn fn, void *user)
     fn("server.refused", atomic_load(&srv->refused), user);
     fn("server.malformed", atomic_load(&srv->malformed), user);
     fn("server.requests", atomic_load(&srv->requests), user);
-    int count = 4;
+    fn("server.zero_copy", srv->arena_fd >= 0, user);
+    fn("server.zero_copy_blocks", atomic_load(&srv->zero_copy_blocks), user);
+    fn("server.staged_blocks", atomic_load(&srv->staged_blocks), user);
+    int count = 7;
     /* Per client, "client.<pid>.<name>": one name's entries together (the
      * Prometheus format wants a metric's lines in one group). The callback
      * runs under the client list's lock: it must not call kvt_serve_stop. */

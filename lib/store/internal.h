@@ -81,6 +81,10 @@ typedef struct put_runs {
     int cur;          /* d[cur] is the last run started */
     int have_prev;    /* d[!cur] still to settle and copy */
     int stored;
+    /* A reservation (reserve.c): settled items go here, unwritten and still
+     * FILLING, instead of being written and published; NULL for a put. */
+    put_item *kept;
+    size_t nkept;
 } put_runs;
 
 /* Puts in progress by issue sequence, and removes' tombstones (remove.c). */
@@ -167,6 +171,20 @@ void kvt__demote_batch(kvt_store *s, int t, const uint32_t *ids, const uint32_t 
 uint32_t kvt__make_room(kvt_store *s, int t, int wait);
 
 /* put.c */
+/* kvt__put_reserve's *code for a put issued before a remove of the key:
+ * not stored, and reported as stored then removed (kvtier.h, kvt_remove). */
+#define PUT_CANCELLED 1
+/* kvt__put_reserve's *code for a key another put is still writing: this
+ * put may only count it once that write has landed (kvt__store_put waits
+ * for it after its own blocks, which may be that other write, are done). */
+#define PUT_PENDING 2
+/* Finds or reserves key in tier p (FILLING, invisible to readers). Returns
+ * the entry id to fill, or KVT_NO_ENTRY with *code 0 (held), PUT_CANCELLED,
+ * PUT_PENDING or an error. */
+uint32_t kvt__put_reserve(kvt_store *s, const kvt_key *key, uint64_t parent, int p,
+                          uint32_t retain_until, uint64_t seq, int *code);
+/* KVT_IO_DURABLE's write-down and flush of the blocks with status 0. */
+int kvt__make_durable(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status, int stored);
 void kvt__frag_ptrs(const kvt_store *s, void *const *ptrs, size_t i, kvt_xfer *x);
 int32_t kvt__xfer_code(int32_t status, int fallback);
 void kvt__touch_all(kvt_store *s, int t, const uint32_t *ids, const uint32_t *slots,
@@ -175,6 +193,36 @@ void kvt__run_drain(put_runs *r);
 int kvt__run_add(put_runs *r, uint32_t id, size_t index, const kvt_key *key,
                    void *const *ptrs);
 size_t kvt__victims_per_run(const kvt_store *s, int p);
+
+/* reserve.c — a put in two halves, and reads under references, for a
+ * server whose clients copy blocks into and out of a shared DRAM arena
+ * themselves (lib/shared/server.c, docs/shared.md). */
+/* Per-key outcomes of kvt__store_reserve and kvt__store_hold besides 0
+ * (reserved: the caller writes the slot; held: read the slot) and errors. */
+#define KVT__ZC_HELD 1  /* the store holds the block already: nothing to copy */
+#define KVT__ZC_STAGE 2 /* not here: take the copying path (kvt_put, kvt_get) */
+typedef struct kvt__reservation kvt__reservation;
+/* Reserves slots of the put tier for keys: status[i] 0 with slots[i] the
+ * slot to fill, KVT__ZC_HELD, KVT__ZC_STAGE or an error. Victims are
+ * demoted as a put's are. *out (NULL when nothing was reserved) must be
+ * committed or aborted. o: flags (KVT_IO_DURABLE), retain_s. */
+int kvt__store_reserve(kvt_store *s, const kvt_key *keys, size_t n, const kvt_io_opts *o,
+                       int32_t *status, uint32_t *slots, kvt__reservation **out);
+/* Makes a reservation's blocks readable and does what a put does after
+ * its copy; frees r. status (r's n): final per key (0, KVT__ZC_STAGE or an
+ * error). Returns the blocks stored (held ones included). */
+int kvt__store_commit(kvt__reservation *r, int32_t *status);
+/* Releases a reservation unwritten: nothing becomes visible; frees r. */
+void kvt__store_abort(kvt__reservation *r);
+/* Keys in the reservation r. */
+size_t kvt__reservation_keys(const kvt__reservation *r);
+/* Takes read references on the top tier's copies of keys (promoting from
+ * below first unless no_promote): status[i] 0 with ids[i], slots[i],
+ * KVT_ENOENT, KVT__ZC_STAGE (in a slower tier only) or an error. The
+ * slots are neither overwritten nor freed until kvt__store_unhold. */
+int kvt__store_hold(kvt_store *s, const kvt_key *keys, size_t n, int no_promote, uint32_t *ids,
+                    uint32_t *slots, int32_t *status);
+void kvt__store_unhold(kvt_store *s, const uint32_t *ids, size_t n);
 
 /* writethrough.c */
 /* Starts and stops the store's write-through executor (none when no tier

@@ -80,16 +80,8 @@ static int32_t verify_copy(kvt_store *s, uint32_t id, int t, uint32_t slot, cons
  * before; bad, it is dropped and the put stores its own bytes. Not dropped
  * unread: the copy may be the only durable one of an earlier acknowledged
  * put, and a crash between the drop and the new write would lose it. */
-/* reserve's *code for a put issued before a remove of the key: not stored,
- * and reported as stored then removed (kvtier.h, kvt_remove). */
-#define PUT_CANCELLED 1
-/* reserve's *code for a key another put is still writing: this put may
- * only count it once that write has landed (kvt__store_put waits for it
- * after its own blocks, which may be that other write, are done). */
-#define PUT_PENDING 2
-
-static uint32_t reserve(kvt_store *s, const kvt_key *key, uint64_t parent, int p,
-                        uint32_t retain_until, uint64_t seq, int *code)
+uint32_t kvt__put_reserve(kvt_store *s, const kvt_key *key, uint64_t parent, int p,
+                          uint32_t retain_until, uint64_t seq, int *code)
 {
     kvt_shard *sh = kvt__index_shard(&s->ix, key);
     *code = 0;
@@ -323,6 +315,11 @@ static void run_finish(put_runs *r, demotion *d)
     demotion_wait(r->s, d);
     size_t m = settle_victims(r->s, r->p, r->items + d->start, r->x + d->start,
                               d->end - d->start, r->status, r->promoting);
+    if (r->kept) { /* a reservation (reserve.c): the slots stay FILLING for its caller */
+        memcpy(r->kept + r->nkept, r->items + d->start, m * sizeof *r->kept);
+        r->nkept += m;
+        return;
+    }
     r->stored += put_flush(r->s, r->p, r->items + d->start, r->x + d->start, m, r->mem,
                            r->status, r->promoting);
 }
@@ -366,7 +363,7 @@ int kvt__run_add(put_runs *r, uint32_t id, size_t index, const kvt_key *key,
 {
     uint32_t victim;
     uint32_t slot = kvt__take_slot_for(r->s, r->p, r->m == 0, &victim);
-    if (slot == KVT_NO_SLOT && r->m) {
+    if (slot == KVT_NO_SLOT && r->m && !r->kept) {
         kvt__run_drain(r);
         slot = kvt__take_slot_for(r->s, r->p, 1, &victim);
     }
@@ -374,7 +371,8 @@ int kvt__run_add(put_runs *r, uint32_t id, size_t index, const kvt_key *key,
         return KVT_EFULL;
     r->items[r->m] = (put_item){.id = id, .slot = slot, .victim = victim, .index = index};
     r->x[r->m] = (kvt_xfer){.slot = slot, .key = *key};
-    kvt__frag_ptrs(r->s, ptrs, index, &r->x[r->m]);
+    if (ptrs)
+        kvt__frag_ptrs(r->s, ptrs, index, &r->x[r->m]);
     r->m++;
     if (victim != KVT_NO_ENTRY && ++r->victims == r->per_run)
         run_close(r);
@@ -391,7 +389,7 @@ size_t kvt__victims_per_run(const kvt_store *s, int p)
 /* KVT_IO_DURABLE: the blocks a put stored, written down and flushed; one
  * that could not be (removed or evicted meanwhile, no room, I/O error) gets
  * that code instead of 0 and does not count. */
-static int make_durable(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status, int stored)
+int kvt__make_durable(kvt_store *s, const kvt_key *keys, size_t n, int32_t *status, int stored)
 {
     int32_t *got = kvt__malloc(n * sizeof *got);
     if (!got)
@@ -439,7 +437,7 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     uint64_t parent = o && o->parent ? kvt__key_hash(o->parent) : 0;
     for (size_t i = 0; i < n; i++) {
         int code;
-        uint32_t id = reserve(s, &keys[i], parent, p, retain_until, seq, &code);
+        uint32_t id = kvt__put_reserve(s, &keys[i], parent, p, retain_until, seq, &code);
         if (status)
             status[i] = code > 0 ? 0 : code;
         parent = kvt__key_hash(&keys[i]);
@@ -472,7 +470,7 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         uint64_t up = i ? kvt__key_hash(&keys[i - 1]) : o && o->parent ? kvt__key_hash(o->parent) : 0;
         for (int round = 0;; round++) {
             int code;
-            uint32_t id = reserve(s, &keys[i], up, p, retain_until, seq, &code);
+            uint32_t id = kvt__put_reserve(s, &keys[i], up, p, retain_until, seq, &code);
             if (status)
                 status[i] = code > 0 ? 0 : code;
             if (id != KVT_NO_ENTRY) {
@@ -501,7 +499,7 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     kvt__free(items);
     kvt__free(x);
     kvt__free(pending);
-    int stored = durable ? make_durable(s, keys, n, status, r.stored) : r.stored;
+    int stored = durable ? kvt__make_durable(s, keys, n, status, r.stored) : r.stored;
     if (s->nkeyed)
         kvt__keyed_put(s, keys, n, ptrs, mem, status);
     kvt__free(own);

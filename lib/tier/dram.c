@@ -2,11 +2,13 @@
 #include "tier/dram.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +33,8 @@ struct kvt_tier_impl {
     int node;           /* -1: not bound */
     int helpers_on_node; /* the copier's helpers run on node's CPUs */
     int hugepages;      /* requested */
+    int shared_fd;      /* the arena's memfd (option "shared"), else -1 */
+    int hugetlb;        /* that memfd is on hugetlbfs pages */
     /* Where open's time went: the whole, the mapping (mmap, madvise, NUMA
      * bind), the first touch and the huge-page count from smaps. */
     uint64_t open_ns, map_ns, touch_ns, thp_scan_ns;
@@ -44,7 +48,29 @@ struct kvt_tier_impl {
     kvt__cuda_counters cuda;
     _Atomic uint64_t bytes_written;
     _Atomic uint64_t bytes_read;
+    kvt_tier_impl *next_shared; /* in shared_arenas */
 };
+
+/* The open shared arenas, for kvt__dram_shared_fd: a server finds its
+ * store's arena by address, through whatever wraps the tier (staged,
+ * faulty), whose ops hand slot_ptr on unchanged. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static kvt_tier_impl *shared_arenas;
+
+static void shared_list(kvt_tier_impl *t, int add)
+{
+    pthread_mutex_lock(&shared_lock);
+    kvt_tier_impl **at = &shared_arenas;
+    while (*at && *at != t)
+        at = &(*at)->next_shared;
+    if (add && !*at) {
+        t->next_shared = shared_arenas;
+        shared_arenas = t;
+    } else if (!add && *at) {
+        *at = t->next_shared;
+    }
+    pthread_mutex_unlock(&shared_lock);
+}
 
 /* Bytes of [mem, mem + len) backed by transparent huge pages, from the
  * AnonHugePages lines of the mappings overlapping it. Huge pages are granted
@@ -75,9 +101,13 @@ static void dram_close(kvt_tier_impl *t)
 {
     if (!t)
         return;
+    if (t->shared_fd >= 0)
+        shared_list(t, 0);
     kvt__cuda_region_remove(t->cuda_region); /* unpinned before unmapped */
     if (t->arena)
         munmap(t->arena, t->arena_bytes);
+    if (t->shared_fd >= 0)
+        close(t->shared_fd);
     kvt__copier_free(t->copier);
     kvt__free(t);
 }
@@ -95,6 +125,61 @@ static char *map_aligned(size_t bytes)
         munmap(map, head);
     munmap(map + head + bytes, HUGE_PAGE - head);
     return map + head;
+}
+
+/* Free reserved huge pages of the default size (HugePages_Free *
+ * Hugepagesize from /proc/meminfo) cover `bytes`: only then is a hugetlbfs
+ * memfd tried, since a hugetlb mapping short of pages faults with SIGBUS
+ * on first touch rather than failing at mmap. */
+static int hugetlb_pages_for(size_t bytes)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (!f)
+        return 0;
+    char line[128];
+    unsigned long long free_pages = 0, page_kb = 0, v;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "HugePages_Free: %llu", &v) == 1)
+            free_pages = v;
+        else if (sscanf(line, "Hugepagesize: %llu kB", &v) == 1)
+            page_kb = v;
+    }
+    fclose(f);
+    return page_kb * 1024 == HUGE_PAGE && free_pages * page_kb * 1024 >= bytes;
+}
+
+/* Option "shared": the arena as a memfd mapped MAP_SHARED at `at` (from
+ * map_aligned, replaced in place), so that a server can pass the fd to its
+ * clients and they copy blocks in and out themselves (docs/shared.md).
+ * Sealed against resizing: a client that shrank it would have the store
+ * fault on its next copy. */
+static int map_shared_at(kvt_tier_impl *t, char *at, size_t bytes)
+{
+    int huge = t->hugepages && hugetlb_pages_for(bytes);
+    int fd = -1;
+#ifdef MFD_HUGETLB
+    if (huge)
+        fd = memfd_create("kvtier-dram", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+#endif
+    if (fd < 0) {
+        huge = 0;
+        fd = memfd_create("kvtier-dram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    }
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)bytes) ||
+        (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) && !huge) ||
+        mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    t->shared_fd = fd;
+    t->hugetlb = huge;
+    t->arena_bytes = bytes;
+    shared_list(t, 1);
+    return 0;
 }
 
 static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *nslots)
@@ -141,6 +226,7 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
     t->nslots = (uint32_t)slots;
     t->gpu_node = pci != NULL;
     t->hugepages = kvt__tier_opt_int(p, "hugepages") != 0;
+    t->shared_fd = -1;
     t->copier = kvt__copier_new(p->copy_threads);
     if (!t->copier) {
         dram_close(t);
@@ -154,13 +240,19 @@ static int dram_open(const kvt_tier_params *p, kvt_tier_impl **out, uint32_t *ns
         return kvt__err_errno(KVT_ENOMEM, e, "dram tier: mmap of %zu bytes", bytes);
     }
     t->arena_bytes = bytes;
+    if (kvt__tier_opt_int(p, "shared") && map_shared_at(t, t->arena, bytes)) {
+        int e = errno;
+        dram_close(t);
+        return kvt__err_errno(KVT_ENOMEM, e, "dram tier: shared arena (memfd) of %zu bytes", bytes);
+    }
 
     /* Failures of these hints are not errors: a kernel without THP still
      * gives a working arena. Huge pages off is honoured even where THP is
      * "always", since whoever asked may be measuring the difference.
      * DONTFORK: after a fork() the parent's every first write to a slot
      * would take a copy-on-write fault, and the child can't use the store. */
-    madvise(t->arena, bytes, t->hugepages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    if (!t->hugetlb) /* shmem takes the hint where shmem_enabled is "advise" */
+        madvise(t->arena, bytes, t->hugepages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     madvise(t->arena, bytes, MADV_DONTFORK);
 
     /* Bound before the first touch: pages land on their node when faulted. */
@@ -359,6 +451,8 @@ static void dram_stats(kvt_tier_impl *t, kvt_stat_fn fn, void *user)
     fn("dram.touch_threads", t->touch_threads, user);
     fn("dram.thp_scan_ms", (t->thp_scan_ns + 500000) / 1000000, user);
     fn("dram.arena_bytes", t->arena_bytes, user);
+    if (t->shared_fd >= 0) /* only then: a private arena's stats stay as they were */
+        fn("dram.shared_hugetlb", (uint64_t)t->hugetlb, user);
     fn("dram.copy_threads", kvt__copier_threads(t->copier), user);
     uint64_t pooled, busy;
     kvt__copier_counts(t->copier, &pooled, &busy);
@@ -383,12 +477,28 @@ void *kvt__dram_arena(kvt_tier_impl *t, size_t *bytes)
     return t ? t->arena : NULL;
 }
 
+int kvt__dram_shared_fd(const void *base, size_t *bytes)
+{
+    int fd = -1;
+    *bytes = 0;
+    pthread_mutex_lock(&shared_lock);
+    for (kvt_tier_impl *t = shared_arenas; t; t = t->next_shared)
+        if (t->arena == base) {
+            fd = t->shared_fd;
+            *bytes = t->arena_bytes;
+        }
+    pthread_mutex_unlock(&shared_lock);
+    return fd;
+}
+
 static const kvt_tier_opt_spec dram_options[] = {
     {"numa_node", KVT_OPTTYPE_INT, -1, 1023, -1, 0,
      "node for the arena; -1: nearest the GPU (in a CUDA process) or local"},
     {"hugepages", KVT_OPTTYPE_INT, 0, 1, 1, 0, "1: ask for transparent huge pages"},
     {"device", KVT_OPTTYPE_INT, 0, 1023, 0, 0,
      "the GPU whose NUMA node is the default and whose context pins the arena"},
+    {"shared", KVT_OPTTYPE_INT, 0, 1, 0, 0,
+     "1: the arena in a memfd (MAP_SHARED) that a server passes to its clients"},
     {NULL, 0, 0, 0, 0, 0, NULL},
 };
 

@@ -12,4 +12,9 @@
  * is closed. t must be a DRAM tier; NULL gives NULL and 0. */
 void *kvt__dram_arena(kvt_tier_impl *t, size_t *bytes);
 
+/* The memfd of the shared arena (option "shared") that starts at base (a
+ * DRAM tier's slot_ptr of slot 0), *bytes its mapped length; -1 and 0 for
+ * any other address. Owned by the tier, valid until it closes. */
+int kvt__dram_shared_fd(const void *base, size_t *bytes);
+
 #endif

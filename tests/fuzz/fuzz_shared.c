@@ -5,8 +5,8 @@
  * the handshake is done, the rest = one received message. Invariants: the
  * parser never reads past the message (ASan), and what it accepts is
  * exactly what the server may act on: a known op, n within bounds, a body
- * of exactly the length the op and n give, every slot id in range, HELLO
- * only first. Corpus: corpus/shared (make_shared_seeds.py). */
+ * of exactly the length the op and n give (COMMIT: none, n counting the
+ * reservation's keys), every slot id in range, HELLO only first. Corpus: corpus/shared (make_shared_seeds.py). */
 #include <string.h>
 
 #include "fuzz.h"
@@ -43,18 +43,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(rq.op >= KVT_OP_LOOKUP && rq.op < KVT_OP_COUNT_, "op %u", rq.op);
             FUZZ_CHECK(rq.n <= KVT_PROTO_MAX_KEYS, "n %u", rq.n);
             int slots = rq.op == KVT_OP_PUT || rq.op == KVT_OP_GET;
-            size_t want = sizeof(kvt__msg_hdr) + (size_t)rq.n * (16 + (slots ? 4 : 0));
+            int bodiless = rq.op == KVT_OP_COMMIT;
+            size_t want = sizeof(kvt__msg_hdr) +
+                          (bodiless ? 0 : (size_t)rq.n * (16 + (slots ? 4 : 0)));
             FUZZ_CHECK(len == want, "length %zu for n %u op %u", len, rq.n, rq.op);
-            if (rq.n)
+            if (bodiless)
+                FUZZ_CHECK(!rq.keys && rq.arg0 <= 1 && !rq.arg1, "COMMIT %u %u", rq.arg0, rq.arg1);
+            else if (rq.n)
                 FUZZ_CHECK((const uint8_t *)rq.keys == msg + sizeof(kvt__msg_hdr), "keys");
             for (uint32_t i = 0; slots && i < rq.n; i++)
                 FUZZ_CHECK(kvt__proto_slot(&rq, i) < nslots, "slot %u of %u",
                            kvt__proto_slot(&rq, i), nslots);
             if (rq.op == KVT_OP_PIN)
                 FUZZ_CHECK(rq.arg0 > 0 && rq.arg0 <= INT32_MAX, "lease %u", rq.arg0);
-            if (rq.op == KVT_OP_PUT || rq.op == KVT_OP_GET)
+            if (rq.op == KVT_OP_PUT || rq.op == KVT_OP_GET || rq.op == KVT_OP_RESERVE ||
+                rq.op == KVT_OP_HOLD)
                 FUZZ_CHECK(!(rq.arg0 & ~KVT_PROTO_IO_FLAGS), "flags %#x", rq.arg0);
-            if (rq.op != KVT_OP_FLUSH && rq.op != KVT_OP_CLEAR && rq.op != KVT_OP_STATS)
+            if (rq.op == KVT_OP_HOLD)
+                FUZZ_CHECK(!rq.arg1 && !(rq.arg0 & KVT_IO_DURABLE), "hold args");
+            if (rq.op == KVT_OP_UNHOLD)
+                FUZZ_CHECK(!rq.n && !rq.arg0 && !rq.arg1, "UNHOLD with arguments");
+            if (rq.op != KVT_OP_FLUSH && rq.op != KVT_OP_CLEAR && rq.op != KVT_OP_STATS &&
+                rq.op != KVT_OP_UNHOLD)
                 FUZZ_CHECK(rq.n > 0, "op %u with no keys", rq.op);
         }
     }

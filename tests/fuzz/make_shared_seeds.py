@@ -42,6 +42,17 @@ seeds = {
     "reserved": (8, 1, hdr(3, n=1, reserved=1) + keys(1)),
     "truncated": (8, 1, hdr(3, n=1)[:10]),
     "hello-twice": (8, 1, hdr(1, a0=1) + struct.pack("<QII", 0, 0, 0)),
+    # protocol v2, zero copy
+    "reserve": (8, 1, hdr(14, n=2, a0=4, a1=10) + keys(2)),
+    "reserve-bad-flags": (8, 1, hdr(14, n=1, a0=1 << 20) + keys(1)),
+    "commit": (8, 1, hdr(15, n=2)),
+    "commit-abort": (8, 1, hdr(15, n=2, a0=1)),
+    "commit-with-body": (8, 1, hdr(15, n=1) + keys(1)),
+    "commit-huge": (8, 1, hdr(15, n=100000)),
+    "hold": (8, 1, hdr(16, n=3, a0=1) + keys(3)),
+    "hold-durable": (8, 1, hdr(16, n=1, a0=4) + keys(1)),
+    "unhold": (8, 1, hdr(17)),
+    "unhold-args": (8, 1, hdr(17, n=1) + keys(1)),
 }
 
 os.makedirs(OUT, exist_ok=True)

@@ -115,6 +115,10 @@ def test_prometheus(daemon):
     fams = {f.name: f for f in parser.text_string_to_metric_families(body)}
     assert fams["kvtier_server_connections"].samples[0].value >= 1
     assert fams["kvtier_put_stored"].samples[0].value == 1
+    # kvtierd shares its DRAM arena: the put and the get went through it
+    assert fams["kvtier_server_zero_copy"].samples[0].value == 1
+    assert fams["kvtier_server_zero_copy_blocks"].samples[0].value == 2
+    assert fams["kvtier_server_staged_blocks"].samples[0].value == 0
 
 
 def test_sigterm_closes_cleanly(daemon):

@@ -45,6 +45,10 @@ static void usage(FILE *f)
             "  --frags N            fragments per block (default 1)\n"
             "  --block-tokens N     tokens per block (default 16)\n"
             "  --dram N             DRAM tier capacity in bytes\n"
+            "  --dram-shared        DRAM arena in a memfd that clients copy blocks into and\n"
+            "                       out of themselves (zero copy, protocol v2; the default\n"
+            "                       without --tenant-uid)\n"
+            "  --dram-private       DRAM arena private to kvtierd: clients go through staging\n"
             "  --nvme N             NVMe tier capacity in bytes (a multiple of the slot size)\n"
             "  --nvme-path PATH     NVMe tier file\n"
             "  --nvme-recreate      overwrite an NVMe file of another format or geometry\n"
@@ -84,14 +88,14 @@ typedef struct args {
     const char *socket, *nvme_path, *policy;
     uint64_t block_bytes, frags, block_tokens, dram, nvme, workers, close_flush_ms;
     uint64_t staging_blocks, max_clients, group, metrics_port;
-    int has_group, has_workers, has_flush, recreate, tenant_uid;
+    int has_group, has_workers, has_flush, recreate, tenant_uid, dram_private;
 } args;
 
 static int parse_args(int argc, char **argv, args *a)
 {
     enum { O_SOCKET = 256, O_BLOCK, O_FRAGS, O_TOKENS, O_DRAM, O_NVME, O_NVME_PATH, O_RECREATE,
            O_POLICY, O_WORKERS, O_FLUSH, O_STAGING, O_MAXCL, O_GROUP, O_METRICS, O_HELP,
-           O_TENANT };
+           O_TENANT, O_DRAM_SHARED, O_DRAM_PRIVATE };
     static const struct option opts[] = {
         {"socket", required_argument, 0, O_SOCKET}, {"block-bytes", required_argument, 0, O_BLOCK},
         {"frags", required_argument, 0, O_FRAGS}, {"block-tokens", required_argument, 0, O_TOKENS},
@@ -103,6 +107,8 @@ static int parse_args(int argc, char **argv, args *a)
         {"max-clients", required_argument, 0, O_MAXCL}, {"group", required_argument, 0, O_GROUP},
         {"metrics-port", required_argument, 0, O_METRICS}, {"help", no_argument, 0, O_HELP},
         {"tenant-uid", no_argument, 0, O_TENANT},
+        {"dram-shared", no_argument, 0, O_DRAM_SHARED},
+        {"dram-private", no_argument, 0, O_DRAM_PRIVATE},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     int o;
@@ -114,6 +120,8 @@ static int parse_args(int argc, char **argv, args *a)
         case O_POLICY: a->policy = optarg; break;
         case O_RECREATE: a->recreate = 1; break;
         case O_TENANT: a->tenant_uid = 1; break;
+        case O_DRAM_SHARED: a->dram_private = 0; break;
+        case O_DRAM_PRIVATE: a->dram_private = 1; break;
         case O_BLOCK: num = &a->block_bytes; break;
         case O_FRAGS: num = &a->frags; break;
         case O_TOKENS: num = &a->block_tokens; break;
@@ -178,6 +186,10 @@ static int open_store(const args *a, kvt_store **out)
         int t = kvt_config_add_tier(cfg, "dram", NULL);
         SET(t < 0 ? t : 0, "--dram");
         SET(kvt_config_tier_set(cfg, t, "capacity", (int64_t)a->dram), "--dram");
+        /* Tenants never get the arena (one would read the others' blocks):
+         * no reason to share it then. */
+        if (!a->dram_private && !a->tenant_uid)
+            SET(kvt_config_tier_set(cfg, t, "shared", 1), "--dram-shared");
         if (a->policy)
             SET(kvt_config_tier_set_str(cfg, t, "policy", a->policy), "--policy");
     }
