@@ -781,6 +781,10 @@ typedef struct kvt_connect_opts {
     uint64_t block_bytes;    /* the geometry expected; 0: the server's */
     uint32_t frags;          /* likewise; 0: the server's */
     uint32_t staging_blocks; /* staging wished for; 0: the server's choice */
+    uint32_t copy_threads;   /* threads that copy one large batch into or out of the
+                                server's shared arena, as KVT_OPT_COPY_THREADS does in
+                                process; 0: 2 (that option's default), 1..64 */
+    uint32_t reserved;       /* 0 */
 } kvt_connect_opts;
 
 /* Connects to a kvtier server at path and returns in *out a store to use

@@ -287,7 +287,8 @@ static int measure(const shared_opts *o, shared_row *row, const bufs *b, nvme_fi
     bench_copier *cp = NULL;
     const size_t nkeys = (size_t)(o->runs + 1) * per_run;
     kvt_key *keys = malloc(nkeys * sizeof *keys);
-    rc = micro_shared_connect(o->socket, bb, staging_for(row->per_call, bb), &conn);
+    rc = micro_shared_connect(o->socket, bb, staging_for(row->per_call, bb),
+                              (uint32_t)o->copy_threads, &conn);
     if (rc == BENCH_OK)
         rc = bench_store_open(&in_spec, &in);
     if (rc == BENCH_OK && !(cp = bench_copier_new((unsigned)o->copy_threads)))
@@ -316,6 +317,7 @@ static int clients_phase(const shared_opts *o, uint64_t bb, nvme_files *nf,
     size_t blocks = o->client_bytes / bb ? o->client_bytes / bb : 1;
     size_t per_call = o->batch / bb ? o->batch / bb : 1;
     *c = (micro_shared_clients){.clients = (unsigned)o->clients, .block_bytes = bb,
+                                .copy_threads = (unsigned)o->copy_threads,
                                 .blocks = blocks, .per_call = per_call < blocks ? per_call : blocks,
                                 .rounds = (int)o->client_rounds, .seed = (uint64_t)o->seed};
     /* Two rounds of every client fit: a client removes a round's blocks

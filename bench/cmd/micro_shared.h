@@ -37,9 +37,11 @@ int micro_shared_server_start(micro_shared_server *srv, const bench_store_spec *
 int micro_shared_server_stop(micro_shared_server *srv, double *zero_copy, double *staged);
 
 /* kvt_connect to socket expecting blocks of block_bytes, asking for
- * staging_blocks of staging. BENCH_OK or BENCH_FAILED (message printed). */
+ * staging_blocks of staging and copy_threads for its arena copies (the
+ * in-process store's KVT_OPT_COPY_THREADS, so both sides copy alike).
+ * BENCH_OK or BENCH_FAILED (message printed). */
 int micro_shared_connect(const char *socket, uint64_t block_bytes, uint32_t staging_blocks,
-                         kvt_store **out);
+                         uint32_t copy_threads, kvt_store **out);
 
 /* The concurrent clients: nclients processes (fork), each connected on its
  * own, putting and getting rounds × blocks of its own random bytes in calls
@@ -50,6 +52,7 @@ typedef struct micro_shared_clients {
     size_t blocks;   /* per client per round */
     size_t per_call; /* blocks per put/get call */
     int rounds;
+    unsigned copy_threads; /* each client's arena copy threads */
     uint64_t seed;
     /* results */
     uint64_t bytes;        /* put (stored) + got (status 0), all clients */

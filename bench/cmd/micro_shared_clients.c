@@ -64,7 +64,7 @@ static int client_main(const micro_shared_clients *c, const char *socket, uint32
     unsigned char ok = 0;
     if (src && dst && keys && ptrs && status &&
         bench_keys(keys, all, c->seed * 1000003u + index + 1) == 0 &&
-        micro_shared_connect(socket, bb, (uint32_t)c->per_call, &s) == BENCH_OK)
+        micro_shared_connect(socket, bb, (uint32_t)c->per_call, c->copy_threads, &s) == BENCH_OK)
         ok = 1;
     if (write(ready_fd, &ok, 1) != 1)
         ok = 0;

@@ -179,10 +179,10 @@ int micro_shared_server_stop(micro_shared_server *srv, double *zero_copy, double
 }
 
 int micro_shared_connect(const char *socket, uint64_t block_bytes, uint32_t staging_blocks,
-                         kvt_store **out)
+                         uint32_t copy_threads, kvt_store **out)
 {
     kvt_connect_opts o = {.size = sizeof o, .block_bytes = block_bytes,
-                          .staging_blocks = staging_blocks};
+                          .staging_blocks = staging_blocks, .copy_threads = copy_threads};
     *out = NULL;
     if (kvt_connect(socket, &o, out) < 0) {
         fprintf(stderr, "kvtier-bench micro --shared: kvt_connect %s: %s\n", socket,

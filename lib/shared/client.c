@@ -59,10 +59,13 @@ static kvt__client *client_of(kvt_store *s)
     return (kvt__client *)(void *)s;
 }
 
-/* Copy threads of a connection's arena copies: the store's default
- * (kvt_config's KVT_OPT_COPY_THREADS), so that a client copies a batch as
- * fast as the same call in process does. */
+/* Copy threads of a connection's arena copies when kvt_connect_opts does
+ * not say: the store's default (KVT_OPT_COPY_THREADS), so that a client
+ * copies a batch as fast as the same call in process does. */
 #define ARENA_COPY_THREADS 2u
+#define MAX_COPY_THREADS 64u
+/* kvt_connect_opts up to staging_blocks: the first version's size. */
+#define CONNECT_OPTS_V1 (offsetof(kvt_connect_opts, staging_blocks) + sizeof(uint32_t))
 
 /* ------------------------------------------------------------ messages */
 
@@ -238,8 +241,19 @@ static void client_free(kvt__client *c)
 
 /* The server's shared DRAM arena (v2): whole slots of block_bytes, all of
  * which an offset in a reply must fall in. */
+/* Whether opts is of a size that has copy_threads (and reserved). */
+static int has_copy_threads(const kvt_connect_opts *o)
+{
+    return o && o->size >= offsetof(kvt_connect_opts, reserved) + sizeof o->reserved;
+}
+
+static uint32_t copy_threads_of(const kvt_connect_opts *o)
+{
+    return has_copy_threads(o) && o->copy_threads ? o->copy_threads : ARENA_COPY_THREADS;
+}
+
 static int map_arena(kvt__client *c, int fd, uint64_t bytes, const kvt__welcome *w,
-                     const char *path)
+                     const char *path, uint32_t copy_threads)
 {
     struct stat sb;
     if (bytes < w->block_bytes || bytes > SIZE_MAX || fstat(fd, &sb) ||
@@ -249,7 +263,7 @@ static int map_arena(kvt__client *c, int fd, uint64_t bytes, const kvt__welcome 
     if (p == MAP_FAILED)
         return kvt__err_errno(KVT_ENOMEM, errno, "kvt_connect: mapping the shared arena");
     c->zc = kvt__malloc((size_t)KVT_PROTO_MAX_KEYS * 12);
-    c->copier = kvt__copier_new(ARENA_COPY_THREADS); /* NULL: copies inline */
+    c->copier = kvt__copier_new(copy_threads); /* NULL: copies inline */
     if (!c->zc) {
         munmap(p, (size_t)bytes);
         return kvt__err(KVT_ENOMEM, "kvt_connect: out of memory");
@@ -288,7 +302,7 @@ static int handshake(kvt__client *c, const char *path, const kvt_connect_opts *o
     if (!sent && rc == 0)
         rc = kvt__err_errno(KVT_EFORMAT, send_errno, "kvt_connect: sending to %s", path);
     if (rc == 0 && arenafd >= 0)
-        rc = map_arena(c, arenafd, arena_bytes, &w, path);
+        rc = map_arena(c, arenafd, arena_bytes, &w, path, copy_threads_of(o));
     if (arenafd >= 0)
         close(arenafd); /* the mapping keeps the arena */
     if (rc) {
@@ -323,10 +337,13 @@ int kvt_connect(const char *path, const kvt_connect_opts *o, kvt_store **out)
     kvt__err_clear();
     if (!path || !out)
         return kvt__err(KVT_ENULL, "kvt_connect: %s is NULL", path ? "out" : "path");
-    int rc = kvt__check_opts_size(o, o ? o->size : 0, sizeof *o, sizeof *o, "kvt_connect",
+    int rc = kvt__check_opts_size(o, o ? o->size : 0, CONNECT_OPTS_V1, sizeof *o, "kvt_connect",
                                   "kvt_connect_opts");
     if (rc)
         return rc;
+    if (copy_threads_of(o) > MAX_COPY_THREADS || (has_copy_threads(o) && o->reserved))
+        return kvt__err(KVT_EINVAL, "kvt_connect: copy_threads %u (0..%u) or reserved %u (0)",
+                        o->copy_threads, MAX_COPY_THREADS, o->reserved);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t plen = strlen(path);
     if (plen == 0 || plen >= sizeof sa.sun_path)

@@ -4,6 +4,7 @@
  * huge counts, slot ids out of range, a second HELLO; each a clear code
  * for the client, a closed connection (only that one) on the server, and
  * nothing leaked over 1,000 connections. */
+#include <stddef.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
@@ -155,6 +156,15 @@ Test(shared_bad, connect_errors)
     cr_assert_not_null(strstr(kvt_last_error(), "4096"), "%s", kvt_last_error());
     o = (kvt_connect_opts){.size = sizeof o, .frags = 2};
     cr_assert_eq(kvt_connect(sock, &o, &c), KVT_EGEOMETRY);
+    o = (kvt_connect_opts){.size = sizeof o, .copy_threads = 65};
+    cr_assert_eq(kvt_connect(sock, &o, &c), KVT_EINVAL);
+    cr_assert_not_null(strstr(kvt_last_error(), "copy_threads"), "%s", kvt_last_error());
+    o = (kvt_connect_opts){.size = sizeof o, .reserved = 1};
+    cr_assert_eq(kvt_connect(sock, &o, &c), KVT_EINVAL);
+    /* the first version's size (no copy_threads) still connects */
+    o = (kvt_connect_opts){.size = offsetof(kvt_connect_opts, copy_threads)};
+    cr_assert_eq(kvt_connect(sock, &o, &c), 0, "%s", kvt_last_error());
+    kvt_close(c);
     /* a stream socket: not kvtier's */
     char other[400];
     snprintf(other, sizeof other, "%s/stream.sock", dir);
