@@ -248,6 +248,7 @@ typedef struct run {
     kvt_io_opts gopt;
     seen_set seen;
     op_acc put, putd, get, lookup, gdram, gnvme, gcluster;
+    uint32_t pinned;             /* the lookup's pinned prefix (slot tiers) */
     uint8_t dram_id, cluster_id; /* the store's tier indexes (KVT_TIER_NONE: absent) */
     hbm_model hbm;               /* the engines' HBM (cfg hbm_bytes); inst NULL: none */
     uint64_t *dig;               /* a request's block digests (the HBM model's keys) */
@@ -423,6 +424,7 @@ static int lookup_prefix(run *u, const swarm_req *q, uint32_t *hits)
 {
     const uint32_t n = q->nblocks;
     *hits = 0;
+    u->pinned = 0;
     if (!n)
         return 0;
     uint64_t t0 = bench_now_ns();
@@ -431,6 +433,19 @@ static int lookup_prefix(run *u, const swarm_req *q, uint32_t *hits)
     if (got < 0) {
         fprintf(stderr, "kvtier-bench swarm: kvt_lookup: %s\n", kvt_last_error());
         return -1;
+    }
+    u->pinned = (uint32_t)got;
+    /* A lease keeps kvt_lookup to the slot tiers (key-addressed blocks
+     * cannot be pinned): the prefix goes on in the cluster tier unpinned. */
+    if (u->cluster_id != (uint8_t)KVT_TIER_NONE && u->c->lease_ms && (uint32_t)got < n) {
+        t0 = bench_now_ns();
+        int more = kvt_lookup(u->s, q->keys + got, n - (uint32_t)got, u->tiers + got, 0);
+        dt += bench_now_ns() - t0;
+        if (more < 0) {
+            fprintf(stderr, "kvtier-bench swarm: kvt_lookup: %s\n", kvt_last_error());
+            return -1;
+        }
+        got += more;
     }
     *hits = (uint32_t)got;
     op_call(&u->lookup, n, 0, dt);
@@ -485,8 +500,8 @@ static int load_hits(run *u, const swarm_req *q, uint32_t from, uint32_t h, req_
             r->hit_nvme += m, rec->load.nvme += (uint64_t)got * u->real_block;
         a = e;
     }
-    if (h && u->c->lease_ms)
-        kvt_release(u->s, q->keys, h, NULL);
+    if (u->pinned && u->c->lease_ms)
+        kvt_release(u->s, q->keys, u->pinned, NULL);
     return 0;
 }
 
