@@ -662,6 +662,8 @@ static int finish(run *u)
     if (c->label)
         bench_progress_done();
     take_counters(u);
+    if (r->cluster_run_dir[0])
+        swarm_cluster_raw(r->cluster_run_dir, u->bb, u->gcluster.bytes, u->gcluster.ns, r);
     r->virtual_s = u->wl.duration_s;
     swarm_get_counts(u->g, &r->gen);
     if (c->at_end) {

@@ -134,6 +134,14 @@ typedef struct swarm_result {
  * configuration) or BENCH_FAILED, after printing why to stderr. */
 int swarm_run(const swarm_cfg *cfg, swarm_result *res);
 
+/* swarm_cluster_raw.c: up to 256 of the cluster tier's block files under
+ * dir read back raw (open, O_DIRECT read where taken, close; one at a
+ * time), their payload rate set against kvtier's cluster gets (lib_bytes
+ * in lib_ns): r's cluster_raw_gbps, cluster_lib_vs_raw (0: not measured)
+ * and cluster_raw_src. */
+void swarm_cluster_raw(const char *dir, uint64_t block_bytes, uint64_t lib_bytes, uint64_t lib_ns,
+                       struct swarm_result *r);
+
 /* bytes per ns = GB/s; 0 when ns is 0. */
 double swarm_gbps(uint64_t bytes, uint64_t ns);
 /* Where the run's NVMe file goes: --dir, else $TMPDIR, else /tmp. */
