@@ -264,6 +264,10 @@ void swarm_json_config(bench_json *j, const swarm_cfg *c, const swarm_result *r)
     bench_json_u64(j, "nvme_bytes", r->nvme_blocks * r->nvme_slot_bytes);
     bench_json_u64(j, "nvme_slots", r->nvme_blocks);
     bench_json_u64(j, "nvme_slot_bytes", r->nvme_slot_bytes);
+    if (c->cluster_dir) {
+        bench_json_str(j, "cluster_dir", c->cluster_dir);
+        bench_json_u64(j, "cluster_bytes", c->cluster_bytes);
+    }
     bench_json_str(j, "policy", c->policy ? c->policy : "default");
     bench_json_num(j, "dram_ttl_s", (double)c->dram_ttl_ms / 1e3);
     bench_json_num(j, "nvme_ttl_s", (double)c->nvme_ttl_ms / 1e3);
