@@ -301,7 +301,7 @@ int bench_compare(int argc, char **argv)
     spec[ns++] = (barg){"ramp-steps", BARG_INT, &k.ramp_steps, "ramp: at most this many steps (default 10; quick 4)"};
     spec[ns++] = (barg){"ramp-step", BARG_STR, &k.step, "ramp: each step's virtual time (default 10m; quick 2m)"};
     spec[ns++] = (barg){"ramp-warm", BARG_STR, &k.warm, "ramp: requests before this are not judged (default 1m; quick 20s)"};
-    spec[ns++] = (barg){"ramp-wall", BARG_STR, &k.wall, "ramp: no step starts after this much wall time per store (default 30s; quick 5s)"};
+    spec[ns++] = (barg){"ramp-wall", BARG_STR, &k.wall, "ramp: no step starts after this much wall time per store (default 30s, 22.5s with the cluster store: 90s in all; quick 5s)"};
     spec[ns++] = (barg){"ttl-agents", BARG_INT, &k.ttl_agents, "TTL curve: agents (default 6; quick 2)"};
     spec[ns++] = (barg){"ttl-duration", BARG_STR, &k.ttl_duration, "TTL curve: virtual time (default 75m; quick 10m)"};
     spec[ns++] = (barg){"no-ttl", BARG_BOOL, &no_ttl, "skip the TTL curve"};
@@ -406,6 +406,10 @@ int bench_compare(int argc, char **argv)
                           .growth = 2, .resolution = 0.1, .max_steps = steps,
                           .wall_budget_s = wall};
     const int with_cluster = !no_cluster && cluster_built();
+    /* The default budget is 90 s of ramps in all, as it was for three
+     * stores: with the cluster store, 22.5 s each. */
+    if (!k.wall && !quick && with_cluster)
+        ro.wall_budget_s = wall * (NCFG - 1) / NCFG;
     const int ncfg = with_cluster ? NCFG : CFG_CLUSTER;
     if (!no_cluster && !with_cluster && !json)
         printf("  (this build has no cluster tier: %s left out)\n", cfg_name[CFG_CLUSTER]);
