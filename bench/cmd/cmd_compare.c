@@ -301,7 +301,7 @@ int bench_compare(int argc, char **argv)
     spec[ns++] = (barg){"ramp-steps", BARG_INT, &k.ramp_steps, "ramp: at most this many steps (default 10; quick 4)"};
     spec[ns++] = (barg){"ramp-step", BARG_STR, &k.step, "ramp: each step's virtual time (default 10m; quick 2m)"};
     spec[ns++] = (barg){"ramp-warm", BARG_STR, &k.warm, "ramp: requests before this are not judged (default 1m; quick 20s)"};
-    spec[ns++] = (barg){"ramp-wall", BARG_STR, &k.wall, "ramp: no step starts after this much wall time per store (default 30s, 22.5s with the cluster store: 90s in all; quick 5s)"};
+    spec[ns++] = (barg){"ramp-wall", BARG_STR, &k.wall, "ramp: no step starts after this much wall time per store (default 30s; with the cluster store 90s in all, each store a share of what is left; quick 5s)"};
     spec[ns++] = (barg){"ttl-agents", BARG_INT, &k.ttl_agents, "TTL curve: agents (default 6; quick 2)"};
     spec[ns++] = (barg){"ttl-duration", BARG_STR, &k.ttl_duration, "TTL curve: virtual time (default 75m; quick 10m)"};
     spec[ns++] = (barg){"no-ttl", BARG_BOOL, &no_ttl, "skip the TTL curve"};
@@ -407,9 +407,11 @@ int bench_compare(int argc, char **argv)
                           .wall_budget_s = wall};
     const int with_cluster = !no_cluster && cluster_built();
     /* The default budget is 90 s of ramps in all, as it was for three
-     * stores: with the cluster store, 22.5 s each. */
-    if (!k.wall && !quick && with_cluster)
-        ro.wall_budget_s = wall * (NCFG - 1) / NCFG;
+     * stores of 30 s: with the cluster store each gets an equal share of
+     * what is left, so the time a fast store leaves goes to the slower
+     * ones after it (the cluster store, a file per block, is last). */
+    const int shared_budget = !k.wall && !quick && with_cluster;
+    double ramp_left = wall * (NCFG - 1);
     const int ncfg = with_cluster ? NCFG : CFG_CLUSTER;
     if (!no_cluster && !with_cluster && !json)
         printf("  (this build has no cluster tier: %s left out)\n", cfg_name[CFG_CLUSTER]);
@@ -445,9 +447,13 @@ int bench_compare(int argc, char **argv)
         add_run(&runs, cfg_name[i], "static", agents, r->requests,
                 r->blocks ? (double)r->hit_blocks / (double)r->blocks : 0, r->ttft_p50_ms,
                 r->ttft_p95_ms, r->goodput_rps, !(r->ttft_p95_ms > slo), r->wall_s);
+        if (shared_budget)
+            ro.wall_budget_s = ramp_left / (ncfg - i) > 1 ? ramp_left / (ncfg - i) : 1;
         if ((rc = swarm_ramp(&ci, &ro, &res[i].knee, NULL)))
             break;
         const knee_result *kr = &res[i].knee;
+        for (int s = 0; s < kr->nsteps; s++)
+            ramp_left -= kr->step[s].wall_s;
         for (int s = 0; s < kr->nsteps; s++) {
             const knee_step *st = &kr->step[s];
             add_run(&runs, cfg_name[i], "ramp", st->agents, st->requests, st->hit_ratio,
