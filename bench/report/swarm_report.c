@@ -195,7 +195,7 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
            c->slo_ms, r->goodput_rps);
     /* With a layout (ttft.h) the servers are instances of tp GPUs. */
     const ttft_layout *l = &c->layout;
-    const int layout = l->tp > 1 || l->dp || l->pd || l->affinity;
+    const int layout = l->tp > 1 || l->dp || l->pd || l->affinity || c->hbm_bytes;
     const uint32_t tp = l->tp ? l->tp : 1;
     const uint32_t servers = layout ? ttft_layout_servers(l, c->gpus) : c->gpus;
     const double tps = c->prefill_tps * tp * (l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp));
