@@ -12,7 +12,8 @@ For each trace (the CSV's `trace` column) it writes, when the data has them:
                                 the re-prefills per session due to expiry
   <prefix><trace>-tiers.png     DRAM and NVMe hits stacked, per NVMe capacity
 With --compare (the files `kvtier-bench compare --out DIR` writes; it calls this):
-  <prefix>compare-knee.png      users sustained at the SLO, one bar per store
+  <prefix>compare-knee.png      users sustained at the SLO, one bar per store (the
+                                cluster tier's labelled "memory grid", as in the talk)
   <prefix>compare-hit.png       hit ratio vs users (the ramp's steps), one line per store
   <prefix>compare-ttft.png      TTFT p50 (dashed) and p95 (solid) vs users, the SLO dashed
   <prefix>compare-goodput.png   goodput (requests within the SLO per s) vs users
@@ -167,7 +168,15 @@ def tiers_plot(trace, rows, path):
     return True
 
 
-CONFIG_ORDER = ["hbm+dram", "hbm+dram+files", "hbm+dram+nvme"]
+CONFIG_ORDER = ["hbm+dram", "hbm+dram+files", "hbm+dram+nvme", "hbm+dram+cluster"]
+# How the talk names a store on its charts: the cluster tier, one large
+# tier shared by every process and node, is its "memory grid".
+CONFIG_LABEL = {"hbm+dram+cluster": "hbm+dram+cluster\n(memory grid)"}
+
+
+def config_label(c, one_line=False):
+    label = CONFIG_LABEL.get(c, c)
+    return label.replace("\n", " ") if one_line else label
 
 
 def config_key(c):
@@ -216,9 +225,14 @@ def compare_plots(rows, out, prefix, slo_ms):
     fig, ax = plt.subplots(figsize=(6.5, 4))
     names = list(lines)
     knees = [max([r["agents"] for r in lines[c] if r["within_slo"]], default=0) for c in names]
-    bars = ax.bar(names, knees, color=["C0", "C1", "C2", "C3"][: len(names)])
-    for b, k in zip(bars, knees):
-        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), str(k), ha="center", va="bottom")
+    bars = ax.bar([config_label(c) for c in names], knees,
+                  color=["C0", "C1", "C2", "C3"][: len(names)])
+    # No step missed: the search stopped (steps or wall budget) before the
+    # store fell off, so its knee is a lower bound.
+    open_ended = [not any(not r["within_slo"] for r in lines[c]) for c in names]
+    for b, k, lower in zip(bars, knees, open_ended):
+        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"≥{k}" if lower else str(k),
+                ha="center", va="bottom")
     ax.set_ylabel("users (agents) sustained at the SLO")
     ax.set_title("the knee: most agents within the TTFT p95 SLO (modelled)")
     wrote.append(save(fig, ax, os.path.join(out, f"{prefix}compare-knee.png"), legend=False))
@@ -227,7 +241,8 @@ def compare_plots(rows, out, prefix, slo_ms):
             ("goodput", "goodput_rps", "goodput (requests within the SLO per s)", 1)):
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for c, rs in lines.items():
-            ax.plot([r["agents"] for r in rs], [scale * r[key] for r in rs], marker="o", label=c)
+            ax.plot([r["agents"] for r in rs], [scale * r[key] for r in rs], marker="o",
+                    label=config_label(c, True))
         ax.set_xlabel("users (agents)")
         ax.set_ylabel(label)
         ax.set_title(f"{label.split(' (')[0]} vs users")
@@ -235,9 +250,10 @@ def compare_plots(rows, out, prefix, slo_ms):
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, (c, rs) in enumerate(lines.items()):
         xs = [r["agents"] for r in rs]
-        ax.plot(xs, [r["ttft_p95_ms"] for r in rs], marker="o", color=f"C{i}", label=f"{c} p95")
+        ax.plot(xs, [r["ttft_p95_ms"] for r in rs], marker="o", color=f"C{i}",
+                label=f"{config_label(c, True)} p95")
         ax.plot(xs, [r["ttft_p50_ms"] for r in rs], linestyle="--", color=f"C{i}",
-                label=f"{c} p50")
+                label=f"{config_label(c, True)} p50")
     if slo_ms:
         ax.axhline(slo_ms, color="gray", linestyle=":", label=f"SLO {slo_ms:g} ms")
     ax.set_yscale("log")

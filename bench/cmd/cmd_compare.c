@@ -1,4 +1,4 @@
-/* cmd_compare.c — `kvtier-bench compare`: the same swarm, static and ramp, through HBM+DRAM, HBM+DRAM+NVMe and HBM+DRAM+plain files; one table (text, JSON, CSV) and the charts (bench/plot.py). */
+/* cmd_compare.c — `kvtier-bench compare`: the same swarm, static and ramp, through HBM+DRAM, HBM+DRAM+NVMe, HBM+DRAM+plain files and HBM+DRAM+cluster tier; one table (text, JSON, CSV) and the charts (bench/plot.py). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -19,18 +19,38 @@
 #endif
 
 static const char summary[] =
-    "The comparison of the talk: the agent swarm (as `swarm`) through three stores on\n"
-    "  the same workload and hardware profile: HBM+DRAM, HBM+DRAM+NVMe (kvtier's tier)\n"
-    "  and HBM+DRAM+plain files (the anchors' one-file-per-block tier). For each: a\n"
+    "The comparison of the talk: the agent swarm (as `swarm`) through four stores on\n"
+    "  the same workload and hardware profile: HBM+DRAM, HBM+DRAM+NVMe (kvtier's tier),\n"
+    "  HBM+DRAM+plain files (the anchors' one-file-per-block tier) and HBM+DRAM+cluster\n"
+    "  tier (kvtier's shared-directory tier: the talk's memory grid; --no-cluster skips\n"
+    "  it). For each: a\n"
     "  static run of --agents, and a ramp that finds its knee (the most agents whose\n"
     "  TTFT p95 meets --slo-ms). Then the TTL curve: hit ratio and re-prefills per\n"
     "  session at TTL 1 min, 5 min, 1 h and none, on the NVMe store. With --out DIR it\n"
     "  writes compare.csv, knees.csv, ttl.csv, compare.json and the PNG charts\n"
     "  (bench/plot.py).";
 
-/* The three stores. HBM is modelled in every one (see hbm_note). */
-enum { CFG_DRAM, CFG_NVME, CFG_FILES, NCFG };
-static const char *const cfg_name[NCFG] = {"hbm+dram", "hbm+dram+nvme", "hbm+dram+files"};
+/* The four stores. HBM is modelled in every one (see hbm_note). */
+enum { CFG_DRAM, CFG_NVME, CFG_FILES, CFG_CLUSTER, NCFG };
+static const char *const cfg_name[NCFG] = {"hbm+dram", "hbm+dram+nvme", "hbm+dram+files",
+                                           "hbm+dram+cluster"};
+
+static const char cluster_note[] =
+    "the cluster tier (kind \"cluster\": one verified file per block in a shared directory, "
+    "every put written through) under DRAM, its quota the NVMe tier's capacity; with one "
+    "process it behaves as one large shared tier, which is the talk's memory grid; its loads "
+    "come at the profile's cluster GB/s";
+
+/* Whether this build has the cluster tier (io_uring builds). */
+static int cluster_built(void)
+{
+    kvt_config *cfg = NULL;
+    if (kvt_config_new(&cfg) < 0)
+        return 0;
+    int ok = kvt_config_add_tier(cfg, "cluster", NULL) >= 0;
+    kvt_config_free(cfg);
+    return ok;
+}
 
 static const char hbm_note[] =
     "HBM is modelled (no GPU here): the engine's HBM holds the running requests' KV; "
@@ -263,6 +283,8 @@ int bench_compare(int argc, char **argv)
     const char *model = "llama-3.1-8b", *scale = NULL, *out = NULL, *plot = KVT_BENCH_PLOT;
     const char *ptexts[16] = {0};
     swarm_layout_texts lt = {0};
+    swarm_cluster_texts ct = {0};
+    int no_cluster = 0;
     knobs k = {-1, -1, -1, -1, -1, NULL, NULL, NULL, NULL, NULL};
     uint64_t dram_bytes = 0, nvme_bytes = 0;
     int quick = 0, json = 0, no_ttl = 0, no_plot = 0;
@@ -279,7 +301,7 @@ int bench_compare(int argc, char **argv)
     spec[ns++] = (barg){"ramp-steps", BARG_INT, &k.ramp_steps, "ramp: at most this many steps (default 10; quick 4)"};
     spec[ns++] = (barg){"ramp-step", BARG_STR, &k.step, "ramp: each step's virtual time (default 10m; quick 2m)"};
     spec[ns++] = (barg){"ramp-warm", BARG_STR, &k.warm, "ramp: requests before this are not judged (default 1m; quick 20s)"};
-    spec[ns++] = (barg){"ramp-wall", BARG_STR, &k.wall, "ramp: no step starts after this much wall time per store (default 30s; quick 5s)"};
+    spec[ns++] = (barg){"ramp-wall", BARG_STR, &k.wall, "ramp: no step starts after this much wall time per store (default 30s; with the cluster store 90s in all, each store a share of what is left; quick 5s)"};
     spec[ns++] = (barg){"ttl-agents", BARG_INT, &k.ttl_agents, "TTL curve: agents (default 6; quick 2)"};
     spec[ns++] = (barg){"ttl-duration", BARG_STR, &k.ttl_duration, "TTL curve: virtual time (default 75m; quick 10m)"};
     spec[ns++] = (barg){"no-ttl", BARG_BOOL, &no_ttl, "skip the TTL curve"};
@@ -288,8 +310,10 @@ int bench_compare(int argc, char **argv)
     spec[ns++] = (barg){"model", BARG_STR, &model, "llama-3.1-8b (default) or llama-3.1-70b"};
     spec[ns++] = (barg){"scale-bytes", BARG_STR, &scale, "move this fraction of each block's bytes (default 1/256)"};
     spec[ns++] = (barg){"dram-bytes", BARG_SIZE, &dram_bytes, "DRAM tier (default 64M; quick 4M)"};
-    spec[ns++] = (barg){"nvme-bytes", BARG_SIZE, &nvme_bytes, "NVMe tier and plain-files tier capacity (default 512M; quick 32M)"};
-    spec[ns++] = (barg){"dir", BARG_STR, &c.dir, "directory of the NVMe file and the plain files (default $TMPDIR or /tmp)"};
+    spec[ns++] = (barg){"nvme-bytes", BARG_SIZE, &nvme_bytes, "NVMe, plain-files and cluster tier capacity (default 512M; quick 32M)"};
+    spec[ns++] = (barg){"dir", BARG_STR, &c.dir, "directory of the NVMe file, the plain files and (without --cluster-dir) the cluster tier's (default $TMPDIR or /tmp)"};
+    ns = swarm_cluster_flags(spec, ns, &ct);
+    spec[ns++] = (barg){"no-cluster", BARG_BOOL, &no_cluster, "leave out the HBM+DRAM+cluster store"};
     spec[ns++] = (barg){"out", BARG_STR, &out, "write compare.csv, ttl.csv, compare.json and PNG charts here"};
     spec[ns++] = (barg){"plot", BARG_STR, &plot, "plot.py to draw the charts with (default: the source tree's)"};
     spec[ns++] = (barg){"no-plot", BARG_BOOL, &no_plot, "with --out: CSV and JSON only"};
@@ -381,9 +405,23 @@ int bench_compare(int argc, char **argv)
     swarm_ramp_opts ro = {.step_s = step, .warm_s = warm, .start = start, .max = max_agents,
                           .growth = 2, .resolution = 0.1, .max_steps = steps,
                           .wall_budget_s = wall};
-    for (int i = 0; i < NCFG && rc == BENCH_OK; i++) {
+    const int with_cluster = !no_cluster && cluster_built();
+    /* The default budget is 90 s of ramps in all, as it was for three
+     * stores of 30 s: with the cluster store each gets an equal share of
+     * what is left, so the time a fast store leaves goes to the slower
+     * ones after it (the cluster store, a file per block, is last). */
+    const int shared_budget = !k.wall && !quick && with_cluster;
+    double ramp_left = wall * (NCFG - 1);
+    const int ncfg = with_cluster ? NCFG : CFG_CLUSTER;
+    if (!no_cluster && !with_cluster && !json)
+        printf("  (this build has no cluster tier: %s left out)\n", cfg_name[CFG_CLUSTER]);
+    for (int i = 0; i < ncfg && rc == BENCH_OK; i++) {
         swarm_cfg ci = c;
-        ci.nvme_bytes = i == CFG_DRAM ? 0 : below;
+        ci.nvme_bytes = i == CFG_DRAM || i == CFG_CLUSTER ? 0 : below;
+        if (i == CFG_CLUSTER) { /* the same capacity below DRAM, as its quota */
+            ci.cluster_dir = ct.dir ? ct.dir : swarm_dir(&c);
+            ci.cluster_bytes = ct.bytes ? ct.bytes : below;
+        }
         res[i].st = malloc(sizeof *res[i].st);
         if (!res[i].st) {
             rc = BENCH_FAILED;
@@ -394,11 +432,14 @@ int bench_compare(int argc, char **argv)
              * is the rate they come back at. */
             res[i].nvme_eff = files_efficiency(&c, res[i].eff_src, sizeof res[i].eff_src);
             ci.nvme_eff = res[i].nvme_eff;
-            snprintf(ci.nvme_eff_src, sizeof ci.nvme_eff_src, "%s", res[i].eff_src);
+            snprintf(ci.nvme_eff_src, sizeof ci.nvme_eff_src, "%.159s", res[i].eff_src);
         }
         if ((rc = swarm_run(&ci, res[i].st)))
             break;
-        if (i != CFG_FILES) {
+        if (i == CFG_CLUSTER) {
+            res[i].nvme_eff = res[i].st->rates.cluster_eff;
+            snprintf(res[i].eff_src, sizeof res[i].eff_src, "%s", res[i].st->cluster_eff_src);
+        } else if (i != CFG_FILES) {
             res[i].nvme_eff = res[i].st->rates.nvme_eff;
             snprintf(res[i].eff_src, sizeof res[i].eff_src, "%s", res[i].st->nvme_eff_src);
         }
@@ -406,9 +447,13 @@ int bench_compare(int argc, char **argv)
         add_run(&runs, cfg_name[i], "static", agents, r->requests,
                 r->blocks ? (double)r->hit_blocks / (double)r->blocks : 0, r->ttft_p50_ms,
                 r->ttft_p95_ms, r->goodput_rps, !(r->ttft_p95_ms > slo), r->wall_s);
+        if (shared_budget)
+            ro.wall_budget_s = ramp_left / (ncfg - i) > 1 ? ramp_left / (ncfg - i) : 1;
         if ((rc = swarm_ramp(&ci, &ro, &res[i].knee, NULL)))
             break;
         const knee_result *kr = &res[i].knee;
+        for (int s = 0; s < kr->nsteps; s++)
+            ramp_left -= kr->step[s].wall_s;
         for (int s = 0; s < kr->nsteps; s++) {
             const knee_step *st = &kr->step[s];
             add_run(&runs, cfg_name[i], "ramp", st->agents, st->requests, st->hit_ratio,
@@ -423,7 +468,8 @@ int bench_compare(int argc, char **argv)
         bench_rows_bool(&knees, "capped", kr->capped);
         bench_rows_u64(&knees, "steps", (uint64_t)kr->nsteps);
         if (i != CFG_DRAM) {
-            bench_rows_num(&knees, "below_dram_gbps", r->rates.nvme_gbps);
+            bench_rows_num(&knees, "below_dram_gbps",
+                           i == CFG_CLUSTER ? r->rates.cluster_gbps : r->rates.nvme_gbps);
             bench_rows_num(&knees, "below_dram_efficiency", res[i].nvme_eff);
             bench_rows_str(&knees, "efficiency_source", res[i].eff_src);
         }
@@ -457,7 +503,8 @@ int bench_compare(int argc, char **argv)
         "layout); HBM; the tier rates unless --profile measured";
     const char *measured =
         "measured: hit ratios and re-prefills (a real store on its manual clock), the "
-        "plain files' efficiency below DRAM";
+        "plain files' efficiency below DRAM, the cluster tier's (its gets against raw reads "
+        "of its files)";
     if (rc == BENCH_OK && out) {
         if (write_csv(out, "compare.csv", &runs) || write_csv(out, "knees.csv", &knees) ||
             (!no_ttl && write_csv(out, "ttl.csv", &ttls)))
@@ -486,6 +533,8 @@ int bench_compare(int argc, char **argv)
         bench_json_num(&j, "dram_bytes", (double)c.dram_bytes);
         bench_json_num(&j, "below_dram_bytes", (double)below);
         bench_json_str(&j, "hbm", hbm_note);
+        if (with_cluster)
+            bench_json_str(&j, "cluster", cluster_note);
         bench_json_str(&j, "modelled", modelled);
         bench_json_str(&j, "measured", measured);
         swarm_json_profile(&j, res[CFG_NVME].st);
@@ -498,8 +547,13 @@ int bench_compare(int argc, char **argv)
     if (jf && fclose(jf))
         rc = BENCH_FAILED;
     if (rc == BENCH_OK && !json) {
-        bench_print_header(stdout, "compare: HBM+DRAM vs +NVMe vs +plain files, static and ramp");
+        bench_print_header(stdout, with_cluster ? "compare: HBM+DRAM vs +NVMe vs +plain files vs "
+                                                  "+cluster tier, static and ramp"
+                                                : "compare: HBM+DRAM vs +NVMe vs +plain files, "
+                                                  "static and ramp");
         printf("  %s\n  %s\n  %s\n", hbm_note, modelled, measured);
+        if (with_cluster)
+            printf("  %s\n", cluster_note);
         swarm_text_profile(&c, res[CFG_NVME].st);
         printf("\n  runs (static: %u agents for %.0f virtual s; ramp steps: %.0f s, judged after "
                "%.0f s)\n",
@@ -507,7 +561,7 @@ int bench_compare(int argc, char **argv)
         bench_rows_text(&runs, run_cols, sizeof run_cols / sizeof run_cols[0], stdout, 4);
         printf("\n  knees (TTFT p95 <= %.0f ms)\n", slo);
         bench_rows_text(&knees, knee_cols, sizeof knee_cols / sizeof knee_cols[0], stdout, 4);
-        for (int i = 0; i < NCFG; i++) {
+        for (int i = 0; i < ncfg; i++) {
             const knee_result *kr = &res[i].knee;
             if (kr->knee && kr->first_bad)
                 printf("    %s sustains %u agents at the SLO and falls off at %u%s\n", cfg_name[i],
@@ -525,6 +579,12 @@ int bench_compare(int argc, char **argv)
                        kr->nsteps ? kr->step[0].agents : start);
             if (i != CFG_DRAM)
                 printf("      below DRAM x %.3f: %s\n", res[i].nvme_eff, res[i].eff_src);
+            if (i == CFG_CLUSTER && res[i].st)
+                printf("      cluster tier hits %.1f%% of blocks in the static run (the rest "
+                       "from DRAM)\n",
+                       res[i].st->blocks ? 100.0 * (double)res[i].st->hit_cluster /
+                                               (double)res[i].st->blocks
+                                         : 0);
         }
         if (!no_ttl) {
             printf("\n  TTL curve (%s, %u agents for %.0f virtual s%s%s)\n", cfg_name[CFG_NVME],

@@ -38,6 +38,7 @@ int bench_swarm(int argc, char **argv)
     const char *stagger = NULL, *ramp_step = NULL, *ramp_warm = NULL, *ramp_wall = NULL;
     const char *ptexts[16] = {0};
     swarm_layout_texts lt = {0};
+    swarm_cluster_texts ct = {0};
     int64_t agents = -1, types = -1, max_req = 0, seed = -1, block_tokens = -1, prefix = -1,
             max_ctx = -1, spawn_min = -1, spawn_max = -1, sub_pmin = -1, sub_pmax = -1,
             sessions = -1, lease = 30000, copy_threads = 0, ramp_start = 8, ramp_steps = 16;
@@ -149,6 +150,7 @@ int bench_swarm(int argc, char **argv)
     spec[ns++] = (barg){"no-memcpy", BARG_BOOL, &no_pairs, "skip the memcpy baseline (hit ratios and TTFT only)"};
     ns = swarm_profile_flags(spec, ns, ptexts);
     ns = swarm_layout_flags(spec, ns, &lt);
+    ns = swarm_cluster_flags(spec, ns, &ct);
     spec[ns++] = (barg){"json", BARG_BOOL, &json, "print one JSON object instead of tables"};
     spec[ns] = (barg){0};
     int rc = bench_parse_args("swarm", summary, spec, argc, argv);
@@ -277,6 +279,7 @@ int bench_swarm(int argc, char **argv)
     c.pairs = !no_pairs;
     c.dram_bytes = dram_bytes;
     c.nvme_bytes = nvme_bytes;
+    swarm_cluster_resolve(&ct, &c);
     c.buffer_bytes = buffer;
     if (block_bytes) {
         c.block_bytes = block_bytes;

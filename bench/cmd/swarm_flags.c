@@ -147,7 +147,9 @@ int swarm_layout_flags(barg *spec, int ns, swarm_layout_texts *t)
     spec[ns++] = (barg){"dp", BARG_STR, &t->dp,
                         "TTFT model: engine instances behind the router (default GPUs / tp)"};
     spec[ns++] = (barg){"affinity", BARG_STR, &t->affinity,
-                        "TTFT model: router sends a session to one instance: on, or off (default: the instance free first)"};
+                        "TTFT model: router sends a session to one instance: on, or off (default: the instance free first; with --hbm-bytes a random one)"};
+    spec[ns++] = (barg){"hbm-bytes", BARG_SIZE, &t->hbm_bytes,
+                        "TTFT model: each instance's own HBM for KV (real bytes, e.g. 40G; default 0: not modelled)"};
     spec[ns++] = (barg){"pd", BARG_BOOL, &t->pd,
                         "TTFT model: disaggregated prefill/decode; KV goes through the store to the decode worker"};
     spec[ns++] = (barg){"pd-prefill", BARG_STR, &t->pd_prefill,
@@ -187,6 +189,7 @@ int swarm_layout_resolve(const swarm_layout_texts *t, swarm_cfg *c, char *msg, s
     }
     l->affinity = t->affinity && strcmp(t->affinity, "on") == 0;
     l->pd = t->pd;
+    c->hbm_bytes = t->hbm_bytes;
     if (t->tp_eff) {
         char *end;
         errno = 0;
@@ -213,4 +216,21 @@ int swarm_layout_resolve(const swarm_layout_texts *t, swarm_cfg *c, char *msg, s
         return -1;
     }
     return 0;
+}
+
+/* ------------------------------------------------------- cluster tier */
+
+int swarm_cluster_flags(barg *spec, int ns, swarm_cluster_texts *t)
+{
+    spec[ns++] = (barg){"cluster-dir", BARG_STR, &t->dir,
+                        "add the cluster tier under DRAM/NVMe: each run's own directory is made here and removed after (default: none)"};
+    spec[ns++] = (barg){"cluster-bytes", BARG_SIZE, &t->bytes,
+                        "the cluster tier's quota (default 0: none)"};
+    return ns;
+}
+
+void swarm_cluster_resolve(const swarm_cluster_texts *t, swarm_cfg *c)
+{
+    c->cluster_dir = t->dir;
+    c->cluster_bytes = t->dir ? t->bytes : 0;
 }

@@ -63,7 +63,7 @@ static const struct {
     [HW_NVME_DRIVES] = {"nvme-drives", "nvme_drives", "NVMe drives per node"},
     [HW_NVME_DRIVE_GBPS] = {"nvme-drive-gbps", "nvme_drive_gbps", "NVMe GB/s per drive"},
     [HW_NVME_GBPS] = {"nvme-gbps", "nvme_gbps", "NVMe GB/s per node"},
-    [HW_CLUSTER_GBPS] = {"cluster-gbps", "cluster_gbps", "cluster tier GB/s per node (not in the swarm)"},
+    [HW_CLUSTER_GBPS] = {"cluster-gbps", "cluster_gbps", "cluster tier GB/s per node (swarm --cluster-dir)"},
     [HW_GPUS] = {"gpus", "gpus", "GPUs per node (prefill servers)"},
     [HW_PREFILL_8B] = {"prefill-tps-8b", "prefill_tps_llama_3_1_8b", "prefill tok/s per GPU, llama-3.1-8b"},
     [HW_PREFILL_70B] = {"prefill-tps-70b", "prefill_tps_llama_3_1_70b", "prefill tok/s per GPU, llama-3.1-70b"},

@@ -19,6 +19,26 @@ void ttft_rates_from(ttft_rates *r, double gpu_gbps, double nvme_node_gbps, uint
                       .nvme_eff = eff(nvme_eff)};
 }
 
+void ttft_rates_cluster(ttft_rates *r, double cluster_node_gbps, uint32_t gpus, double e)
+{
+    double share = cluster_node_gbps > 0 ? cluster_node_gbps / (gpus ? gpus : 1) : 0;
+    r->cluster_gbps = share < r->dram_gbps ? share : r->dram_gbps;
+    r->cluster_eff = eff(e);
+}
+
+double ttft_load_bytes_s(const ttft_rates *r, const ttft_bytes *b, uint32_t tp)
+{
+    double n = tp ? (double)tp : 1, s = 0;
+    if (b->dram)
+        s += (double)b->dram / n / (r->dram_gbps * 1e9 * r->dram_eff);
+    if (b->nvme)
+        s += (double)b->nvme / n / (r->nvme_gbps * 1e9 * r->nvme_eff);
+    if (b->cluster)
+        s += r->cluster_gbps > 0 ? (double)b->cluster / n / (r->cluster_gbps * 1e9 * r->cluster_eff)
+                                 : INFINITY;
+    return s;
+}
+
 double ttft_load_s(const ttft_rates *r, uint64_t dram_bytes, uint64_t nvme_bytes)
 {
     double s = 0;
@@ -51,6 +71,17 @@ double ttft_pd_transfer_s(const ttft_rates *r, uint64_t new_bytes, uint64_t prom
     return ((double)new_bytes + (double)prompt_bytes) / n / (r->dram_gbps * 1e9 * r->dram_eff);
 }
 
+double ttft_pd_transfer_via_s(const ttft_rates *r, uint64_t new_bytes, uint64_t prompt_bytes,
+                              uint32_t tp, ttft_pd_via via)
+{
+    if (via == TTFT_VIA_DRAM)
+        return ttft_pd_transfer_s(r, new_bytes, prompt_bytes, tp);
+    double n = tp ? (double)tp : 1;
+    if (!(r->cluster_gbps > 0))
+        return INFINITY;
+    return ((double)new_bytes + (double)prompt_bytes) / n / (r->cluster_gbps * 1e9 * r->cluster_eff);
+}
+
 uint32_t ttft_layout_servers(const ttft_layout *l, uint32_t gpus)
 {
     uint32_t tp = l->tp ? l->tp : 1;
@@ -69,11 +100,16 @@ int ttft_set_layout(ttft_model *m, const ttft_layout *l)
     if (l->pd && l->prefill_instances && l->dp && l->prefill_instances >= l->dp)
         return -1; /* no instance left to decode */
     uint32_t n = ttft_layout_servers(l, m->gpus);
-    double *f = calloc(n, sizeof *f);
-    if (!f)
+    double *f = calloc(n, sizeof *f), *b = calloc(n, sizeof *b);
+    if (!f || !b) {
+        free(f);
+        free(b);
         return -1;
+    }
     free(m->free_at);
+    free(m->busy);
     m->free_at = f;
+    m->busy = b;
     m->gpus = n;
     double e = l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp);
     m->prefill_tps *= (double)tp * e;
@@ -88,11 +124,12 @@ int ttft_init(ttft_model *m, uint32_t gpus, double prefill_tps, double slo_ms, u
                       .prefill_tps = prefill_tps,
                       .slo_ms = slo_ms};
     m->free_at = calloc(m->gpus, sizeof *m->free_at);
+    m->busy = calloc(m->gpus, sizeof *m->busy);
     if (nwin) {
         m->win = calloc(nwin, sizeof *m->win);
         m->win_pending = calloc(nwin, sizeof *m->win_pending);
     }
-    if (!m->free_at || (nwin && (!m->win || !m->win_pending))) {
+    if (!m->free_at || !m->busy || (nwin && (!m->win || !m->win_pending))) {
         ttft_free(m);
         return -1;
     }
@@ -129,7 +166,9 @@ static ttft_pend pop(ttft_model *m)
 static void schedule(ttft_model *m, const ttft_pend *p)
 {
     uint32_t best = 0;
-    if (m->affinity)
+    if (p->instance < m->gpus)
+        best = p->instance;
+    else if (m->affinity)
         best = (uint32_t)(p->session % m->gpus);
     else
         for (uint32_t i = 1; i < m->gpus; i++)
@@ -137,6 +176,7 @@ static void schedule(ttft_model *m, const ttft_pend *p)
                 best = i;
     double start = m->free_at[best] > p->ready ? m->free_at[best] : p->ready;
     m->free_at[best] = start + p->prefill;
+    m->busy[best] += p->prefill;
     double ttft_ms = (m->free_at[best] + p->transfer - p->t) * 1e3;
     bench_samples_add(&m->ttft_ms, ttft_ms);
     bench_samples_add(&m->load_ms, p->load * 1e3);
@@ -159,6 +199,23 @@ int ttft_add(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t
 int ttft_add_req(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t window,
                  uint64_t session, double transfer_s)
 {
+    return ttft_add_on(m, t_s, load_s, missed, window, session, transfer_s, UINT32_MAX);
+}
+
+double ttft_imbalance(const ttft_model *m)
+{
+    double max = 0, sum = 0;
+    for (uint32_t i = 0; i < m->gpus; i++) {
+        sum += m->busy[i];
+        if (m->busy[i] > max)
+            max = m->busy[i];
+    }
+    return sum > 0 ? max / (sum / m->gpus) : 0;
+}
+
+int ttft_add_on(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t window,
+                uint64_t session, double transfer_s, uint32_t instance)
+{
     if (m->npend == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 64;
         ttft_pend *p = realloc(m->pend, cap * sizeof *p);
@@ -175,6 +232,7 @@ int ttft_add_req(ttft_model *m, double t_s, double load_s, uint64_t missed, uint
                    .transfer = transfer_s,
                    .seq = m->seq++,
                    .session = session,
+                   .instance = instance,
                    .window = m->nwin ? window : UINT32_MAX};
     if (p.window < m->nwin)
         m->win_pending[p.window]++;
@@ -204,6 +262,7 @@ void ttft_finish(ttft_model *m)
 void ttft_free(ttft_model *m)
 {
     free(m->free_at);
+    free(m->busy);
     free(m->pend);
     bench_samples_free(&m->ttft_ms);
     bench_samples_free(&m->load_ms);
@@ -215,6 +274,7 @@ void ttft_free(ttft_model *m)
     free(m->win);
     free(m->win_pending);
     m->free_at = NULL;
+    m->busy = NULL;
     m->pend = NULL;
     m->win = NULL;
     m->win_pending = NULL;

@@ -27,6 +27,7 @@ typedef struct ttft_pend {
     double ready, t, load, prefill, transfer;
     uint64_t seq, session;
     uint32_t window;
+    uint32_t instance; /* the router's choice (ttft_add_on); UINT32_MAX: the model's */
 } ttft_pend;
 
 /*
@@ -60,6 +61,7 @@ typedef struct ttft_model {
     double prefill_tps, slo_ms;
     int affinity; /* route by session (ttft_set_layout) */
     double *free_at; /* per server: virtual second it is next free */
+    double *busy;    /* per server: prefill seconds it was given (load imbalance) */
     ttft_pend *pend; /* min-heap on (ready, seq) */
     size_t npend, cap;
     uint64_t seq, count, within;
@@ -73,7 +75,14 @@ typedef struct ttft_model {
 typedef struct ttft_rates {
     double dram_gbps, nvme_gbps; /* GB/s per GPU (1 GB = 1e9 bytes) */
     double dram_eff, nvme_eff;   /* kvtier / raw path, in (0, 1] */
+    double cluster_gbps;         /* GB/s per GPU from the cluster tier (0: none) */
+    double cluster_eff;          /* kvtier / raw path, in (0, 1] */
 } ttft_rates;
+
+/* Bytes a request loads, per tier it is served from (real, unscaled). */
+typedef struct ttft_bytes {
+    uint64_t dram, nvme, cluster;
+} ttft_bytes;
 
 /* From a profile's figures: a DRAM-served byte crosses the GPU's host link
  * (gpu_gbps); an NVMe-served byte is read from the node's drives, shared by
@@ -82,6 +91,15 @@ typedef struct ttft_rates {
  * taken as 1: the link is the ceiling; <= 0 or NaN (not measured) as 1. */
 void ttft_rates_from(ttft_rates *r, double gpu_gbps, double nvme_node_gbps, uint32_t gpus,
                      double dram_eff, double nvme_eff);
+/* The cluster tier's rate: a byte comes over the node's network share of
+ * one GPU and then crosses its host link: min(gpu_gbps, cluster_node_gbps /
+ * gpus), times eff (as ttft_rates_from: <= 0, NaN or above 1 taken as 1).
+ * ttft_rates_from leaves no cluster rate (0). */
+void ttft_rates_cluster(ttft_rates *r, double cluster_node_gbps, uint32_t gpus, double eff);
+/* Seconds to load b over tp ranks at once, each 1/tp of every tier's bytes
+ * over its own link: sum over tiers of bytes / tp / (rate x efficiency).
+ * Cluster bytes without a cluster rate take forever (INFINITY): a bug. */
+double ttft_load_bytes_s(const ttft_rates *r, const ttft_bytes *b, uint32_t tp);
 /* Seconds to load dram_bytes from DRAM and nvme_bytes from NVMe (real,
  * unscaled bytes): bytes / (rate x efficiency), summed. */
 double ttft_load_s(const ttft_rates *r, uint64_t dram_bytes, uint64_t nvme_bytes);
@@ -99,6 +117,16 @@ double ttft_load_tp_s(const ttft_rates *r, uint64_t dram_bytes, uint64_t nvme_by
  * tp ranks: (new_bytes + prompt_bytes) / tp / (dram_gbps x dram_eff). */
 double ttft_pd_transfer_s(const ttft_rates *r, uint64_t new_bytes, uint64_t prompt_bytes,
                           uint32_t tp);
+/* Where P/D's KV goes between the prefill and the decode worker. */
+typedef enum ttft_pd_via {
+    TTFT_VIA_DRAM = 0, /* the node-shared store's DRAM: both cross their host link */
+    TTFT_VIA_CLUSTER   /* the cluster tier: decode on another node; both at the cluster rate */
+} ttft_pd_via;
+/* ttft_pd_transfer_s through `via`: (new_bytes + prompt_bytes) / tp / (that
+ * tier's rate x efficiency): the prefill worker's put of what it computed
+ * and the decode worker's get of the whole prompt, one after the other. */
+double ttft_pd_transfer_via_s(const ttft_rates *r, uint64_t new_bytes, uint64_t prompt_bytes,
+                              uint32_t tp, ttft_pd_via via);
 /* The number of servers a layout gives on `gpus` GPUs: dp (or gpus / tp),
  * with pd the prefill instances only. */
 uint32_t ttft_layout_servers(const ttft_layout *l, uint32_t gpus);
@@ -123,5 +151,13 @@ int ttft_set_layout(ttft_model *m, const ttft_layout *l);
  * transfer time (0 without P/D). */
 int ttft_add_req(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t window,
                  uint64_t session, double transfer_s);
+/* ttft_add_req on the instance the router already chose (instance <
+ * servers; the per-instance HBM model picks it at arrival, hbm.h): the
+ * request waits for that instance only. UINT32_MAX: as ttft_add_req. */
+int ttft_add_on(ttft_model *m, double t_s, double load_s, uint64_t missed, uint32_t window,
+                uint64_t session, double transfer_s, uint32_t instance);
+/* The servers' prefill work: the busiest's over the mean (1: even; 0: no
+ * work). Affinity's cost when requests cannot go where the queue is short. */
+double ttft_imbalance(const ttft_model *m);
 
 #endif

@@ -69,6 +69,10 @@ void swarm_text_workload(const swarm_cfg *c, const swarm_result *r)
         printf(", NVMe %s (%" PRIu64 " slots of %s) in %s",
                bench_fmt_bytes(r->nvme_blocks * r->nvme_slot_bytes, d, sizeof d), r->nvme_blocks,
                bench_fmt_bytes(r->nvme_slot_bytes, e, sizeof e), swarm_dir(c));
+    if (c->cluster_dir)
+        printf(", cluster tier in %s (%s%s)", c->cluster_dir,
+               c->cluster_bytes ? "quota " : "no quota",
+               c->cluster_bytes ? bench_fmt_bytes(c->cluster_bytes, e, sizeof e) : "");
     printf("; policy %s; TTL DRAM %s, NVMe %s\n", c->policy ? c->policy : "default",
            ttl_text(c->dram_ttl_ms, t1, sizeof t1), ttl_text(c->nvme_ttl_ms, t2, sizeof t2));
 }
@@ -138,6 +142,8 @@ static void ops_fill(bench_rows *t, const swarm_cfg *c, const swarm_result *r)
     op_row(t, "get_nvme", "  from NVMe", &r->get_nvme, 0, 0);
     if (!r->nvme_blocks)
         bench_rows_hide_text(t);
+    if (c->cluster_dir)
+        op_row(t, "get_cluster", "  from cluster", &r->get_cluster, 0, 0);
     /* lookup moves no bytes: its JSON has the key rates instead */
     const swarm_op *o = &r->lookup;
     double ls = (double)o->ns / 1e9;
@@ -169,6 +175,16 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
            "never forgets: %.1f%%)\n",
            100 * ratio_of(r->hit_blocks, r->blocks), r->blocks, 100 * ratio_of(r->hit_dram, r->blocks),
            100 * ratio_of(r->hit_nvme, r->blocks), 100 * ratio_of(r->seen_blocks, r->blocks));
+    if (c->cluster_dir)
+        printf("               cluster tier %.1f%% (%" PRIu64 " blocks, counted apart from "
+               "DRAM and NVMe)\n",
+               100 * ratio_of(r->hit_cluster, r->blocks), r->hit_cluster);
+    if (r->hbm_blocks)
+        printf("  HBM model    %u instances x %" PRIu64 " blocks (modelled): %.1f%% of blocks "
+               "reused from the instance's own HBM (%.1f%% the store had lost); router %s\n",
+               r->instances, r->hbm_blocks, 100 * ratio_of(r->hit_hbm, r->blocks),
+               100 * ratio_of(r->hbm_beyond_store, r->blocks),
+               c->layout.affinity ? "by session (affinity on)" : "at random (affinity off)");
     printf("  prefill      %.1f%% of %.1f M prompt tokens avoided (%.1f M from cache, %.1f M "
            "computed)\n",
            100 * ratio_of(r->hit_tokens, r->prompt_tokens), (double)r->prompt_tokens / 1e6,
@@ -179,7 +195,7 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
            c->slo_ms, r->goodput_rps);
     /* With a layout (ttft.h) the servers are instances of tp GPUs. */
     const ttft_layout *l = &c->layout;
-    const int layout = l->tp > 1 || l->dp || l->pd || l->affinity;
+    const int layout = l->tp > 1 || l->dp || l->pd || l->affinity || c->hbm_bytes;
     const uint32_t tp = l->tp ? l->tp : 1;
     const uint32_t servers = layout ? ttft_layout_servers(l, c->gpus) : c->gpus;
     const double tps = c->prefill_tps * tp * (l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp));
@@ -190,6 +206,16 @@ void swarm_text_results(const swarm_cfg *c, const swarm_result *r)
            r->load_p50_ms, r->load_p99_ms, servers, layout ? "instance" : "GPU",
            servers == 1 ? "" : "s", r->queue_p50_ms, r->queue_p95_ms, tps, r->prefill_p50_ms,
            l->pd ? " + P/D transfer" : "");
+    if (l->pd)
+        printf("               P/D transfer through %s: mean %.1f ms per request\n",
+               r->pd_via && strcmp(r->pd_via, "cluster") == 0
+                   ? "the cluster tier (decode on another node)"
+                   : "the node-shared store's DRAM",
+               r->pd_transfer_mean_ms);
+    if (servers > 1)
+        printf("               load imbalance: the busiest instance prefilled %.2fx the mean "
+               "(modelled)\n",
+               r->load_imbalance);
     swarm_text_profile(c, r);
     printf("\n");
     bench_rows t;
@@ -238,6 +264,10 @@ void swarm_json_config(bench_json *j, const swarm_cfg *c, const swarm_result *r)
     bench_json_u64(j, "nvme_bytes", r->nvme_blocks * r->nvme_slot_bytes);
     bench_json_u64(j, "nvme_slots", r->nvme_blocks);
     bench_json_u64(j, "nvme_slot_bytes", r->nvme_slot_bytes);
+    if (c->cluster_dir) {
+        bench_json_str(j, "cluster_dir", c->cluster_dir);
+        bench_json_u64(j, "cluster_bytes", c->cluster_bytes);
+    }
     bench_json_str(j, "policy", c->policy ? c->policy : "default");
     bench_json_num(j, "dram_ttl_s", (double)c->dram_ttl_ms / 1e3);
     bench_json_num(j, "nvme_ttl_s", (double)c->nvme_ttl_ms / 1e3);
@@ -308,6 +338,19 @@ void swarm_json_results(bench_json *j, const swarm_cfg *c, const swarm_result *r
     bench_json_num(j, "hit_ratio_dram", ratio_of(r->hit_dram, r->blocks));
     bench_json_num(j, "hit_ratio_nvme", ratio_of(r->hit_nvme, r->blocks));
     bench_json_num(j, "hit_ratio_unbounded", ratio_of(r->seen_blocks, r->blocks));
+    if (c->cluster_dir)
+        bench_json_num(j, "hit_ratio_cluster", ratio_of(r->hit_cluster, r->blocks));
+    if (r->hbm_blocks) {
+        bench_json_object(j, "hbm");
+        bench_json_str(j, "kind", "modelled");
+        bench_json_u64(j, "instances", r->instances);
+        bench_json_u64(j, "blocks_per_instance", r->hbm_blocks);
+        bench_json_u64(j, "hit_blocks", r->hit_hbm);
+        bench_json_num(j, "hit_ratio", ratio_of(r->hit_hbm, r->blocks));
+        bench_json_u64(j, "beyond_store_blocks", r->hbm_beyond_store);
+        bench_json_str(j, "router", c->layout.affinity ? "session" : "random");
+        bench_json_end_object(j);
+    }
     bench_json_object(j, "tokens");
     bench_json_u64(j, "prompt", r->prompt_tokens);
     bench_json_u64(j, "from_cache", r->hit_tokens);
@@ -330,6 +373,17 @@ void swarm_json_results(bench_json *j, const swarm_cfg *c, const swarm_result *r
     bench_json_str(j, "nvme_efficiency_source", r->nvme_eff_src);
     bench_json_u64(j, "load_dram_bytes", r->load_dram_bytes);
     bench_json_u64(j, "load_nvme_bytes", r->load_nvme_bytes);
+    if (c->cluster_dir) {
+        bench_json_num(j, "cluster_gbps", r->rates.cluster_gbps);
+        bench_json_num(j, "cluster_efficiency", r->rates.cluster_eff);
+        bench_json_str(j, "cluster_efficiency_source", r->cluster_eff_src);
+        bench_json_u64(j, "load_cluster_bytes", r->load_cluster_bytes);
+    }
+    bench_json_num(j, "load_imbalance", r->load_imbalance);
+    if (r->pd_via) {
+        bench_json_str(j, "pd_via", r->pd_via);
+        bench_json_num(j, "pd_transfer_mean_ms", r->pd_transfer_mean_ms);
+    }
     bench_json_num(j, "p50_ms", r->ttft_p50_ms);
     bench_json_num(j, "p95_ms", r->ttft_p95_ms);
     bench_json_num(j, "p99_ms", r->ttft_p99_ms);
@@ -357,6 +411,11 @@ void swarm_json_results(bench_json *j, const swarm_cfg *c, const swarm_result *r
     bench_json_u64(j, "expirations", r->dram_expirations);
     bench_json_u64(j, "promotions_in", r->dram_promotions_in);
     bench_json_end_object(j);
+    if (c->cluster_dir) {
+        bench_json_object(j, "cluster");
+        bench_json_u64(j, "hit_blocks", r->hit_cluster);
+        bench_json_end_object(j);
+    }
     bench_json_object(j, "nvme");
     bench_json_u64(j, "hit_blocks", r->hit_nvme);
     bench_json_u64(j, "bytes_in", r->nvme_bytes_in);
@@ -404,18 +463,28 @@ void swarm_text_profile(const swarm_cfg *c, const swarm_result *r)
     }
     printf("    %-44s %-18s %s\n", "kvtier efficiency, DRAM loads", "", r->dram_eff_src);
     printf("    %-44s %-18s %s\n", "kvtier efficiency, NVMe loads", "", r->nvme_eff_src);
+    if (c->cluster_dir)
+        printf("    %-44s %-18s %s\n", "kvtier efficiency, cluster loads", "", r->cluster_eff_src);
     printf("    loads: DRAM bytes at %.3g GB/s x %.2f; NVMe bytes at min(link, node NVMe / %u GPUs) "
            "= %.3g GB/s x %.2f\n",
            r->rates.dram_gbps, r->rates.dram_eff, c->gpus, r->rates.nvme_gbps, r->rates.nvme_eff);
+    if (c->cluster_dir)
+        printf("    cluster bytes at min(link, node cluster GB/s / %u GPUs) = %.3g GB/s x %.2f\n",
+               c->gpus, r->rates.cluster_gbps, r->rates.cluster_eff);
     const ttft_layout *l = &c->layout;
     uint32_t tp = l->tp ? l->tp : 1;
     printf("    layout: tp %u (KV split over %u links; prefill x %u x %.3f), %u prefill server%s, "
            "router %s%s\n",
            tp, tp, tp, l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp),
            ttft_layout_servers(l, c->gpus), ttft_layout_servers(l, c->gpus) == 1 ? "" : "s",
-           l->affinity ? "by session (affinity on)" : "to the instance free first",
-           l->pd ? "; P/D: prefill workers put the KV, decode workers get it from DRAM before "
-                   "their first token" : "");
+           l->affinity ? "by session (affinity on)"
+                       : c->hbm_bytes ? "to a random instance (affinity off)"
+                                      : "to the instance free first",
+           !l->pd ? ""
+           : c->cluster_dir ? "; P/D: prefill workers put the KV into the cluster tier, decode "
+                              "workers (another node) get it before their first token"
+                            : "; P/D: prefill workers put the KV into the node-shared store, "
+                              "decode workers get it from its DRAM before their first token");
 }
 
 void swarm_json_layout(bench_json *j, const swarm_cfg *c)
@@ -429,6 +498,10 @@ void swarm_json_layout(bench_json *j, const swarm_cfg *c)
     bench_json_bool(j, "pd", l->pd);
     bench_json_num(j, "prefill_servers", ttft_layout_servers(l, c->gpus));
     bench_json_num(j, "tp_efficiency", l->tp_eff > 0 ? l->tp_eff : ttft_tp_efficiency(tp));
+    bench_json_num(j, "hbm_bytes_per_instance", (double)c->hbm_bytes);
+    bench_json_str(j, "router", l->affinity ? "session" : c->hbm_bytes ? "random" : "free_first");
+    if (l->pd)
+        bench_json_str(j, "pd_via", c->cluster_dir ? "cluster" : "dram");
     bench_json_end_object(j);
 }
 

@@ -1,5 +1,6 @@
 /* swarm_run.c — one run of the agent swarm through a real store (DRAM + NVMe file) on its manual clock, then the TTFT model over its requests. */
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #include "../bench.h"
+#include "../model/hbm.h"
+#include "swarm_model.h"
 #include "swarm_run.h"
 
 /* ---------------------------------------------------- the seen-before set */
@@ -178,8 +181,8 @@ static int check_dir(const char *dir, uint64_t need)
     return 0;
 }
 
-static int open_store(const swarm_cfg *c, const char *path, uint64_t dram_blocks,
-                      uint64_t nvme_slots, uint64_t slot, kvt_store **out)
+static int open_store(const swarm_cfg *c, const char *path, const char *cluster_path,
+                      uint64_t dram_blocks, uint64_t nvme_slots, uint64_t slot, kvt_store **out)
 {
     bench_store_spec spec = bench_dram_spec("swarm", c->block_bytes, dram_blocks * c->block_bytes);
     spec.block_tokens = c->wl.block_tokens;
@@ -193,6 +196,10 @@ static int open_store(const swarm_cfg *c, const char *path, uint64_t dram_blocks
                                                   .ttl_ms = c->nvme_ttl_ms,
                                                   .path = path,
                                                   .policy = c->policy};
+    if (c->cluster_dir)
+        spec.tier[BENCH_CLUSTER] = (bench_tier_spec){.capacity = c->cluster_bytes,
+                                                     .ttl_ms = c->nvme_ttl_ms,
+                                                     .path = cluster_path};
     spec.flag[BSET_COPY_THREADS] = "--copy-threads";
     spec.flag[BSET_DRAM_CAPACITY] = "--dram-bytes";
     spec.flag[BSET_DRAM_TTL] = "--dram-ttl";
@@ -221,135 +228,6 @@ static void snap(kvt_store *s, stat_snap *o)
         o->v[i] = bench_stat(s, snap_names[i]);
 }
 
-/* A request as the TTFT model takes it, once the run's rates are known. */
-typedef struct req_rec {
-    double t;
-    uint64_t dram_bytes, nvme_bytes, missed; /* real bytes loaded per tier; tokens to prefill */
-    uint64_t session, prompt_tokens;         /* affinity routing; P/D transfer */
-    uint32_t window;                         /* 1: judged */
-} req_rec;
-
-typedef struct rec_vec {
-    req_rec *v;
-    size_t n, cap;
-} rec_vec;
-
-static int rec_push(rec_vec *a, const req_rec *x)
-{
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 1024;
-        req_rec *v = realloc(a->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        a->v = v;
-        a->cap = cap;
-    }
-    a->v[a->n++] = *x;
-    return 0;
-}
-
-/* Fills the profile's measured fields, the efficiencies and the rates. */
-static void resolve_rates(const swarm_cfg *c, swarm_result *r)
-{
-    hw_profile *p = &r->prof;
-    *p = c->prof;
-    if (p->f[HW_GPU_GBPS].v < 0) {
-        double v = 0;
-        const char *how = "not measured: no DRAM gets or puts in this run";
-        if (r->get_dram.base_ns)
-            v = swarm_gbps(r->get_dram.base_bytes, r->get_dram.base_ns),
-            how = "measured in this run: memcpy of the DRAM gets' blocks";
-        else if (r->put.base_ns)
-            v = swarm_gbps(r->put.base_bytes, r->put.base_ns),
-            how = "measured in this run: memcpy of the puts' blocks";
-        else if (r->get_dram.ns)
-            v = swarm_gbps(r->get_dram.bytes, r->get_dram.ns),
-            how = "measured in this run: kvtier's DRAM gets (no memcpy pairs)";
-        hw_set(p, HW_GPU_GBPS, v, how);
-    }
-    if (p->f[HW_NVME_GBPS].v < 0) {
-        double v = 0;
-        const char *how = "not measured: no NVMe reads in this run";
-        if (r->nvme_raw_gbps > 0)
-            v = r->nvme_raw_gbps,
-            how = "measured in this run: raw O_DIRECT reads of the slots kvtier wrote";
-        else if (r->get_nvme.ns)
-            v = swarm_gbps(r->get_nvme.bytes, r->get_nvme.ns),
-            how = "measured in this run: kvtier's NVMe gets (swarm has no raw NVMe path)";
-        hw_set(p, HW_NVME_DRIVES, 1, "this machine's disk");
-        hw_set(p, HW_NVME_DRIVE_GBPS, v, how);
-        hw_set(p, HW_NVME_GBPS, v, how);
-    }
-    double de = c->dram_eff, ne = c->nvme_eff;
-    if (de > 0) {
-        snprintf(r->dram_eff_src, sizeof r->dram_eff_src, "%s", c->dram_eff_src);
-    } else if (r->get_dram.base_ns && r->get_dram.ratio > 0) {
-        de = r->get_dram.ratio;
-        snprintf(r->dram_eff_src, sizeof r->dram_eff_src,
-                 "measured in this run: kvt_get from DRAM / memcpy of the same blocks, median "
-                 "of %" PRIu64 " pairs",
-                 r->get_dram.calls);
-    } else {
-        de = 1;
-        snprintf(r->dram_eff_src, sizeof r->dram_eff_src,
-                 "not measured (no memcpy pairs of DRAM gets): 1");
-    }
-    if (ne > 0) {
-        snprintf(r->nvme_eff_src, sizeof r->nvme_eff_src, "%s", c->nvme_eff_src);
-    } else if (r->nvme_lib_vs_raw > 0) {
-        ne = r->nvme_lib_vs_raw;
-        snprintf(r->nvme_eff_src, sizeof r->nvme_eff_src,
-                 "measured in this run: kvt_get from NVMe / raw O_DIRECT reads of the same "
-                 "slots");
-    } else {
-        ne = 1;
-        snprintf(r->nvme_eff_src, sizeof r->nvme_eff_src,
-                 "not measured (swarm has no raw NVMe path; the default run measures it): 1");
-    }
-    ttft_rates_from(&r->rates, p->f[HW_GPU_GBPS].v, p->f[HW_NVME_GBPS].v, c->gpus, de, ne);
-}
-
-/* The TTFT model over the run's requests, at the resolved rates. */
-static int model_ttft(const swarm_cfg *c, swarm_result *r, const rec_vec *a)
-{
-    ttft_model tm;
-    if (ttft_init(&tm, c->gpus, c->prefill_tps, c->slo_ms, 2))
-        return -1;
-    if (ttft_set_layout(&tm, &c->layout)) {
-        ttft_free(&tm);
-        return -1;
-    }
-    const uint32_t tp = c->layout.tp ? c->layout.tp : 1;
-    for (size_t i = 0; i < a->n; i++) {
-        const req_rec *q = &a->v[i];
-        double xfer = c->layout.pd ? ttft_pd_transfer_s(&r->rates, q->missed * c->bytes_per_token,
-                                                        q->prompt_tokens * c->bytes_per_token, tp)
-                                   : 0;
-        if (ttft_add_req(&tm, q->t, ttft_load_tp_s(&r->rates, q->dram_bytes, q->nvme_bytes, tp),
-                         q->missed, q->window, q->session, xfer)) {
-            ttft_free(&tm);
-            return -1;
-        }
-    }
-    ttft_finish(&tm);
-    r->ttft_p50_ms = bench_percentile(&tm.ttft_ms, 50);
-    r->ttft_p95_ms = bench_percentile(&tm.ttft_ms, 95);
-    r->ttft_p99_ms = bench_percentile(&tm.ttft_ms, 99);
-    r->ttft_mean_ms = tm.count ? tm.sum_ms / (double)tm.count : NAN;
-    r->load_p50_ms = bench_percentile(&tm.load_ms, 50);
-    r->load_p99_ms = bench_percentile(&tm.load_ms, 99);
-    r->prefill_p50_ms = bench_percentile(&tm.prefill_ms, 50);
-    r->queue_p50_ms = bench_percentile(&tm.queue_ms, 50);
-    r->queue_p95_ms = bench_percentile(&tm.queue_ms, 95);
-    r->within_slo = tm.count ? (double)tm.within / (double)tm.count : 0;
-    r->goodput_rps = r->virtual_s > 0 ? (double)tm.within / r->virtual_s : 0;
-    r->judged = tm.win[1].n;
-    r->judged_p50_ms = bench_percentile(&tm.win[1], 50);
-    r->judged_p95_ms = bench_percentile(&tm.win[1], 95);
-    ttft_free(&tm);
-    return 0;
-}
-
 /* Everything one run holds between its steps. */
 typedef struct run {
     const swarm_cfg *c;
@@ -369,7 +247,11 @@ typedef struct run {
     bench_copier *cp;           /* NULL: no memcpy pairs */
     kvt_io_opts gopt;
     seen_set seen;
-    op_acc put, putd, get, lookup, gdram, gnvme;
+    op_acc put, putd, get, lookup, gdram, gnvme, gcluster;
+    uint32_t pinned;             /* the lookup's pinned prefix (slot tiers) */
+    uint8_t dram_id, cluster_id; /* the store's tier indexes (KVT_TIER_NONE: absent) */
+    hbm_model hbm;               /* the engines' HBM (cfg hbm_bytes); inst NULL: none */
+    uint64_t *dig;               /* a request's block digests (the HBM model's keys) */
     rec_vec recs;
     uint64_t judged_hits, judged_blocks;
     stat_snap s0;
@@ -448,6 +330,18 @@ static int alloc_buffers(run *u)
     u->ptrs = malloc(u->chunk * sizeof *u->ptrs);
     u->ops = malloc(u->chunk * sizeof *u->ops);
     u->tiers = malloc(max_blocks);
+    if (u->c->hbm_bytes) {
+        uint64_t cap = u->c->hbm_bytes / u->real_block;
+        uint32_t inst = ttft_layout_servers(&u->c->layout, u->c->gpus);
+        u->dig = malloc(max_blocks * sizeof *u->dig);
+        if (!u->dig || hbm_init(&u->hbm, inst, cap ? cap : 1, u->c->layout.affinity,
+                                u->wl.seed ^ 0x4842u)) {
+            fprintf(stderr, "kvtier-bench swarm: out of memory for the HBM model\n");
+            return BENCH_FAILED;
+        }
+        u->r->hbm_blocks = cap ? cap : 1;
+        u->r->instances = inst;
+    }
     u->buf = bench_alloc(u->chunk * u->bb);
     if (pairs)
         u->base = bench_alloc(u->chunk * u->bb);
@@ -475,10 +369,26 @@ static int open_run_store(run *u)
                  (int)getpid(), run_no);
         u->r->nvme_temp = bench_temp_register(path);
     }
+    char *cdir = u->r->cluster_run_dir;
+    if (c->cluster_dir) {
+        /* A fresh directory per run: the runs of a ramp or a compare use
+         * the same keys, and must not hit each other's blocks. */
+        snprintf(cdir, sizeof u->r->cluster_run_dir, "%s/kvtier-bench-cluster-%d-XXXXXX",
+                 c->cluster_dir, (int)getpid());
+        if (!mkdtemp(cdir)) {
+            fprintf(stderr, "kvtier-bench swarm: --cluster-dir %s: %s\n", c->cluster_dir,
+                    strerror(errno));
+            cdir[0] = 0;
+            return BENCH_USAGE;
+        }
+    }
     u->t_open = bench_now_ns();
-    int rc = open_store(c, path, u->dram_blocks, u->nvme_slots, u->slot, &u->s);
+    int rc = open_store(c, path, c->cluster_dir ? cdir : NULL, u->dram_blocks, u->nvme_slots,
+                        u->slot, &u->s);
     if (rc)
         return rc;
+    u->dram_id = bench_tier_id(u->s, BENCH_DRAM);
+    u->cluster_id = c->cluster_dir ? bench_tier_id(u->s, BENCH_CLUSTER) : (uint8_t)KVT_TIER_NONE;
     long copy_threads = (long)bench_stat(u->s, "dram.copy_threads");
     if (c->pairs) {
         u->cp = bench_copier_new((unsigned)(copy_threads > 0 ? copy_threads : 1));
@@ -514,6 +424,7 @@ static int lookup_prefix(run *u, const swarm_req *q, uint32_t *hits)
 {
     const uint32_t n = q->nblocks;
     *hits = 0;
+    u->pinned = 0;
     if (!n)
         return 0;
     uint64_t t0 = bench_now_ns();
@@ -522,6 +433,19 @@ static int lookup_prefix(run *u, const swarm_req *q, uint32_t *hits)
     if (got < 0) {
         fprintf(stderr, "kvtier-bench swarm: kvt_lookup: %s\n", kvt_last_error());
         return -1;
+    }
+    u->pinned = (uint32_t)got;
+    /* A lease keeps kvt_lookup to the slot tiers (key-addressed blocks
+     * cannot be pinned): the prefix goes on in the cluster tier unpinned. */
+    if (u->cluster_id != (uint8_t)KVT_TIER_NONE && u->c->lease_ms && (uint32_t)got < n) {
+        t0 = bench_now_ns();
+        int more = kvt_lookup(u->s, q->keys + got, n - (uint32_t)got, u->tiers + got, 0);
+        dt += bench_now_ns() - t0;
+        if (more < 0) {
+            fprintf(stderr, "kvtier-bench swarm: kvt_lookup: %s\n", kvt_last_error());
+            return -1;
+        }
+        got += more;
     }
     *hits = (uint32_t)got;
     op_call(&u->lookup, n, 0, dt);
@@ -532,12 +456,12 @@ static int lookup_prefix(run *u, const swarm_req *q, uint32_t *hits)
 /* Loads the hit prefix, one call per run of blocks in one tier (and per
  * buffer-full), so each tier's rate is measured on its own. DRAM gets
  * alternate with their memcpy pair. */
-static int load_hits(run *u, const swarm_req *q, uint32_t h, req_rec *rec)
+static int load_hits(run *u, const swarm_req *q, uint32_t from, uint32_t h, req_rec *rec)
 {
     swarm_result *r = u->r;
     const uint64_t bb = u->bb;
-    const uint8_t dram_id = bench_tier_id(u->s, BENCH_DRAM);
-    for (uint32_t a = 0; a < h;) {
+    const uint8_t dram_id = u->dram_id;
+    for (uint32_t a = from; a < h;) {
         uint8_t t = u->tiers[a];
         uint32_t e = a;
         while (e < h && u->tiers[e] == t && e - a < u->chunk)
@@ -564,17 +488,20 @@ static int load_hits(run *u, const swarm_req *q, uint32_t h, req_rec *rec)
             base_ns = baseline(u->cp, u->ops, u->buf, u->base, m, bb, 1);
         r->get_short += m - (uint32_t)got;
         op_call(&u->get, m, (uint64_t)got * bb, dt);
-        op_call(dram ? &u->gdram : &u->gnvme, m, (uint64_t)got * bb, dt);
+        int cluster = t == u->cluster_id;
+        op_call(dram ? &u->gdram : cluster ? &u->gcluster : &u->gnvme, m, (uint64_t)got * bb, dt);
         if (paired)
             add_pair(&u->gdram, (uint64_t)got * bb, dt, (uint64_t)m * bb, base_ns);
         if (dram)
-            r->hit_dram += m, rec->dram_bytes += (uint64_t)got * u->real_block;
+            r->hit_dram += m, rec->load.dram += (uint64_t)got * u->real_block;
+        else if (cluster)
+            r->hit_cluster += m, rec->load.cluster += (uint64_t)got * u->real_block;
         else
-            r->hit_nvme += m, rec->nvme_bytes += (uint64_t)got * u->real_block;
+            r->hit_nvme += m, rec->load.nvme += (uint64_t)got * u->real_block;
         a = e;
     }
-    if (h && u->c->lease_ms)
-        kvt_release(u->s, q->keys, h, NULL);
+    if (u->pinned && u->c->lease_ms)
+        kvt_release(u->s, q->keys, u->pinned, NULL);
     return 0;
 }
 
@@ -642,24 +569,36 @@ static int serve(run *u, const swarm_req *q)
     r->requests++;
     r->blocks += n;
     r->prompt_tokens += q->prompt_tokens;
-    uint32_t h = 0;
+    uint32_t h = 0, hh = 0;
     req_rec rec = {.t = (double)q->t_ns / 1e9, .session = q->session,
-                   .prompt_tokens = q->prompt_tokens};
+                   .prompt_tokens = q->prompt_tokens, .instance = UINT32_MAX};
+    if (u->hbm.inst) { /* the router picks the instance; its HBM serves a prefix */
+        for (uint32_t i = 0; i < n; i++)
+            u->dig[i] = key64(&q->keys[i]);
+        rec.instance = hbm_route(&u->hbm, q->session);
+        hh = hbm_prefix(&u->hbm, rec.instance, u->dig, n);
+    }
     const uint64_t seen0 = r->seen_blocks;
-    if (count_seen(u, q) || lookup_prefix(u, q, &h) || load_hits(u, q, h, &rec) ||
+    /* The engine gets from the store only what its HBM lacks. */
+    if (count_seen(u, q) || lookup_prefix(u, q, &h) || load_hits(u, q, hh < h ? hh : h, h, &rec) ||
         store_misses(u, q, h))
         return -1;
-    r->reprefills += r->seen_blocks - seen0 > h;
+    if (u->hbm.inst && hbm_admit(&u->hbm, rec.instance, u->dig, n))
+        return -1;
+    r->reprefills += r->seen_blocks - seen0 > (h > hh ? h : hh);
     r->hit_blocks += h;
+    r->hit_hbm += hh;
+    r->hbm_beyond_store += hh > h ? hh - h : 0;
     uint64_t hit_tokens = (uint64_t)h * u->bt;
     r->hit_tokens += hit_tokens;
-    rec.missed = q->prompt_tokens - hit_tokens;
+    rec.missed = q->prompt_tokens - (uint64_t)(h > hh ? h : hh) * u->bt;
     rec.window = rec.t >= u->c->judge_after_s;
     if (rec.window)
         u->judged_hits += h, u->judged_blocks += n;
-    r->load_dram_bytes += rec.dram_bytes;
-    r->load_nvme_bytes += rec.nvme_bytes;
-    if (rec_push(&u->recs, &rec)) {
+    r->load_dram_bytes += rec.load.dram;
+    r->load_nvme_bytes += rec.load.nvme;
+    r->load_cluster_bytes += rec.load.cluster;
+    if (swarm_rec_push(&u->recs, &rec)) {
         fprintf(stderr, "kvtier-bench swarm: out of memory\n");
         return -1;
     }
@@ -723,6 +662,8 @@ static int finish(run *u)
     if (c->label)
         bench_progress_done();
     take_counters(u);
+    if (r->cluster_run_dir[0])
+        swarm_cluster_raw(r->cluster_run_dir, u->bb, u->gcluster.bytes, u->gcluster.ns, r);
     r->virtual_s = u->wl.duration_s;
     swarm_get_counts(u->g, &r->gen);
     if (c->at_end) {
@@ -738,6 +679,12 @@ static int finish(run *u)
     }
     r->wall_s = (double)(bench_now_ns() - u->t_open) / 1e9;
     return BENCH_OK;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    return remove(path);
 }
 
 /* Whatever happened: the store closed, the file removed (unless kept for
@@ -761,14 +708,19 @@ static int wind_up(run *u, int rc)
     op_done(&u->lookup, &r->lookup);
     op_done(&u->gdram, &r->get_dram);
     op_done(&u->gnvme, &r->get_nvme);
+    op_done(&u->gcluster, &r->get_cluster);
+    if (r->cluster_run_dir[0] && nftw(r->cluster_run_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
+        fprintf(stderr, "kvtier-bench swarm: could not remove %s\n", r->cluster_run_dir);
     if (rc == BENCH_OK) {
-        resolve_rates(c, r);
-        if (model_ttft(c, r, &u->recs)) {
+        swarm_resolve_rates(c, r);
+        if (swarm_model_ttft(c, r, &u->recs)) {
             fprintf(stderr, "kvtier-bench swarm: out of memory\n");
             rc = BENCH_FAILED;
         }
     }
     free(u->recs.v);
+    hbm_free(&u->hbm);
+    free(u->dig);
     swarm_free(u->g);
     free(u->seen.v);
     free(u->ptrs);

@@ -28,6 +28,15 @@ typedef struct swarm_cfg {
     uint64_t block_bytes;     /* moved per block (scaled) */
     uint64_t dram_bytes, nvme_bytes; /* nvme 0: no NVMe tier */
     const char *dir;          /* where the NVMe file goes */
+    /* The cluster tier (kind "cluster", under DRAM/NVMe) when set: each run
+     * works in a fresh directory made under it and removed after;
+     * cluster_bytes its quota (0: none). */
+    const char *cluster_dir;
+    uint64_t cluster_bytes;
+    /* The engines' HBM, modelled per instance (hbm.h): real bytes each
+     * instance keeps of the prompts it served; 0: not modelled (the
+     * engines' HBM is left out, every reuse comes from the store). */
+    uint64_t hbm_bytes;
     const char *policy;       /* NULL: the library's default */
     uint64_t dram_ttl_ms, nvme_ttl_ms;
     uint32_t lease_ms;
@@ -50,8 +59,8 @@ typedef struct swarm_cfg {
     /* kvtier's efficiency per tier (library / raw path) the loads are
      * divided by: > 0 given (with its source), 0 measured by this run
      * where it can (DRAM: the memcpy pairs; NVMe: at_end's raw reads). */
-    double dram_eff, nvme_eff;
-    char dram_eff_src[160], nvme_eff_src[160];
+    double dram_eff, nvme_eff, cluster_eff;
+    char dram_eff_src[160], nvme_eff_src[160], cluster_eff_src[160];
     /* Parallelism and P/D (ttft.h's ttft_layout); all zero: one instance
      * per GPU, one queue (the model before layouts). */
     ttft_layout layout;
@@ -71,6 +80,12 @@ typedef struct swarm_op {
 typedef struct swarm_result {
     swarm_counts gen;
     uint64_t requests, blocks, hit_blocks, hit_dram, hit_nvme, seen_blocks;
+    uint64_t hit_cluster;        /* hit blocks lookup placed in the cluster tier */
+    /* the modelled HBM (cfg hbm_bytes): blocks per instance; hit blocks
+     * reused from it (not loaded from the store); of those, beyond the
+     * store's own hit prefix (the store had lost them) */
+    uint64_t hbm_blocks, hit_hbm, hbm_beyond_store;
+    uint32_t instances;          /* the HBM model's: the layout's prefill servers */
     uint64_t prompt_tokens, hit_tokens;
     uint64_t reprefills; /* requests that missed a block an earlier request offered */
     double virtual_s, wall_s;
@@ -78,6 +93,7 @@ typedef struct swarm_result {
     swarm_op put_dram;            /* the puts that demoted nothing: DRAM work only */
     uint64_t lookup_keys;
     swarm_op get_dram, get_nvme;  /* gets split by the tier lookup placed the blocks in */
+    swarm_op get_cluster;
     uint64_t nvme_demote_put_ns;  /* time of put calls that demoted blocks to NVMe */
     uint64_t nvme_demote_bytes;   /* bytes those calls wrote to NVMe */
     /* store counters (deltas) */
@@ -92,6 +108,16 @@ typedef struct swarm_result {
     double load_p50_ms, load_p99_ms, prefill_p50_ms, queue_p50_ms, queue_p95_ms;
     double within_slo, goodput_rps;
     uint64_t load_dram_bytes, load_nvme_bytes; /* real bytes the model loaded per tier */
+    uint64_t load_cluster_bytes;
+    double load_imbalance;       /* ttft_imbalance: busiest instance's prefill work / mean */
+    const char *pd_via;          /* "dram" or "cluster" with P/D, else NULL */
+    double pd_transfer_mean_ms;  /* P/D's transfer per request, mean */
+    char cluster_eff_src[160];
+    /* the cluster tier's library / raw read ratio measured at the end of
+     * the run (0: not measured) and how */
+    double cluster_lib_vs_raw, cluster_raw_gbps;
+    char cluster_raw_src[160];
+    char cluster_run_dir[4096];  /* the run's own directory under cluster_dir */
     hw_profile prof;  /* cfg's, with the measured fields filled in */
     ttft_rates rates; /* what the loads used */
     char dram_eff_src[160], nvme_eff_src[160];
@@ -107,6 +133,14 @@ typedef struct swarm_result {
 /* Runs cfg; returns BENCH_OK, BENCH_USAGE (the library refused the
  * configuration) or BENCH_FAILED, after printing why to stderr. */
 int swarm_run(const swarm_cfg *cfg, swarm_result *res);
+
+/* swarm_cluster_raw.c: up to 256 of the cluster tier's block files under
+ * dir read back raw (open, O_DIRECT read where taken, close; one at a
+ * time), their payload rate set against kvtier's cluster gets (lib_bytes
+ * in lib_ns): r's cluster_raw_gbps, cluster_lib_vs_raw (0: not measured)
+ * and cluster_raw_src. */
+void swarm_cluster_raw(const char *dir, uint64_t block_bytes, uint64_t lib_bytes, uint64_t lib_ns,
+                       struct swarm_result *r);
 
 /* bytes per ns = GB/s; 0 when ns is 0. */
 double swarm_gbps(uint64_t bytes, uint64_t ns);
@@ -133,15 +167,24 @@ struct barg;
 int swarm_profile_flags(struct barg *spec, int ns, const char **texts);
 int swarm_profile_resolve(const char *const *texts, swarm_cfg *c, char *msg, size_t cap);
 /* The parallelism flags (--tp, --dp, --affinity, --pd, --pd-prefill,
- * --tp-efficiency) of swarm and compare: texts filled by the parser;
+ * --tp-efficiency, --hbm-bytes) of swarm and compare: texts filled by the parser;
  * swarm_layout_resolve sets c->layout (after swarm_profile_resolve: it
  * checks tp against the profile's GPUs). Returns 0, or -1 with a message. */
 typedef struct swarm_layout_texts {
     const char *tp, *dp, *affinity, *pd_prefill, *tp_eff;
     int pd;
+    uint64_t hbm_bytes; /* --hbm-bytes: the modelled HBM per instance (cfg hbm_bytes) */
 } swarm_layout_texts;
 int swarm_layout_flags(struct barg *spec, int ns, swarm_layout_texts *t);
 int swarm_layout_resolve(const swarm_layout_texts *t, swarm_cfg *c, char *msg, size_t cap);
+/* The cluster tier's flags of swarm and compare (--cluster-dir,
+ * --cluster-bytes); swarm_cluster_resolve copies them into c. */
+typedef struct swarm_cluster_texts {
+    const char *dir;
+    uint64_t bytes;
+} swarm_cluster_texts;
+int swarm_cluster_flags(struct barg *spec, int ns, swarm_cluster_texts *t);
+void swarm_cluster_resolve(const swarm_cluster_texts *t, swarm_cfg *c);
 /* report/swarm_report.c */
 void swarm_text_profile(const swarm_cfg *c, const swarm_result *r);
 void swarm_json_profile(struct bench_json *j, const swarm_result *r);

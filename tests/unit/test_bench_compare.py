@@ -17,7 +17,7 @@ BENCH = sys.argv[1] if len(sys.argv) > 1 else "kvtier-bench"
 PLOT = sys.argv[2] if len(sys.argv) > 2 else "bench/plot.py"
 FAILURES = []
 NUM = (int, float)
-CONFIGS = ["hbm+dram", "hbm+dram+nvme", "hbm+dram+files"]
+CONFIGS = ["hbm+dram", "hbm+dram+nvme", "hbm+dram+files", "hbm+dram+cluster"]
 RUN_COLS = ["config", "mode", "agents", "requests", "hit_ratio", "ttft_p50_ms", "ttft_p95_ms",
             "goodput_rps", "within_slo", "wall_s"]
 KNEE_COLS = ["config", "knee_agents", "first_missed_agents", "exhausted", "capped", "steps",
@@ -28,7 +28,7 @@ TOP = {"bench": str, "schema": int, "model": str, "slo_ms": NUM, "block_bytes": 
        "measured": str, "profile": dict, "layout": dict, "runs": list, "knees": list,
        "ttl": list}
 LAYOUT = {"tp": NUM, "dp": NUM, "affinity": bool, "pd": bool, "prefill_servers": NUM,
-          "tp_efficiency": NUM}
+          "tp_efficiency": NUM, "hbm_bytes_per_instance": NUM, "router": str}
 
 
 def check(cond, what):
@@ -70,6 +70,10 @@ def schema_and_consistency(tmp):
     trace_ttl(d)
     types(d, TOP, "compare")
     check(d["bench"] == "compare", "bench name")
+    # The cluster tier is in io_uring builds only; compare says so in "cluster".
+    configs = CONFIGS if "cluster" in d else CONFIGS[:3]
+    if "cluster" in d:
+        check("memory grid" in d["cluster"], "the cluster note names the memory grid")
     types(d["layout"], LAYOUT, "layout")
     check("modelled" in d["hbm"], "the HBM note says it is modelled")
     with open(os.path.join(out, "compare.json")) as f:
@@ -78,8 +82,8 @@ def schema_and_consistency(tmp):
     knees = read_csv(os.path.join(out, "knees.csv"), KNEE_COLS)
     ttl = read_csv(os.path.join(out, "ttl.csv"), TTL_COLS)
     check(len(runs) == len(d["runs"]), "one CSV line per JSON run")
-    check([k["config"] for k in knees] == CONFIGS, f"knee configs {[k['config'] for k in knees]}")
-    for c in CONFIGS:
+    check([k["config"] for k in knees] == configs, f"knee configs {[k['config'] for k in knees]}")
+    for c in configs:
         st = [r for r in d["runs"] if r["config"] == c and r["mode"] == "static"]
         ramp = [r for r in d["runs"] if r["config"] == c and r["mode"] == "ramp"]
         check(len(st) == 1 and st[0]["agents"] == 4, f"{c}: one static run of 4 agents")
@@ -100,6 +104,14 @@ def schema_and_consistency(tmp):
     check(hits["hbm+dram"] <= hits["hbm+dram+nvme"] + 0.02, f"a tier below DRAM adds hits {hits}")
     files = [k for k in d["knees"] if k["config"] == "hbm+dram+files"][0]
     check(0 < files["below_dram_efficiency"] <= 1, "files efficiency in (0, 1]")
+    if "cluster" in d:
+        # Written through on every put and not yet swept: at least the hits of
+        # DRAM alone. Its rate: min(link 55, 400 GB/s per node / 8 GPUs) = 50.
+        check(hits["hbm+dram+cluster"] >= hits["hbm+dram"] - 0.02, f"cluster adds hits {hits}")
+        cl = [k for k in d["knees"] if k["config"] == "hbm+dram+cluster"][0]
+        check(0 < cl["below_dram_efficiency"] <= 1, f"cluster efficiency {cl}")
+        check(abs(cl["below_dram_gbps"] - 50) < 1e-9, f"cluster GB/s {cl}")
+        check(cl["efficiency_source"], "cluster efficiency has a source")
     ttl = [t for t in ttl if t["config"] == "hbm+dram+nvme"]
     check([float(t["ttl_s"]) for t in ttl] == [60, 300, 3600, math.inf], "TTLs 1m 5m 1h inf")
     check([t["ttl_s"] for t in d["ttl"] if t["config"] == "hbm+dram+nvme"] ==
@@ -161,12 +173,45 @@ def layout_flags(tmp):
         check(lay.get("tp") == 2 and lay.get("dp") == 4 and lay.get("prefill_servers") == 2
               and lay.get("pd") is True and lay.get("affinity") is True
               and abs(lay.get("tp_efficiency", 0) - 0.9) < 1e-9, f"layout {lay}")
+    cluster_swarm(base, tmp)
     for bad in (["--pd", "--dp", "1"], ["--affinity", "maybe"], ["--tp", "0"], ["--tp", "16"],
                 ["--pd-prefill", "1"], ["--pd", "--dp", "4", "--pd-prefill", "4"],
                 ["--tp-efficiency", "1.5"]):
         p = subprocess.run(base + bad, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=50)
         check(p.returncode == 2 and p.stderr, f"swarm {bad}: exit {p.returncode}, want 2")
+
+
+def cluster_swarm(base, tmp):
+    # swarm --cluster-dir: cluster hits counted apart, loaded at the cluster
+    # rate, P/D through the cluster tier; the run's directory removed after.
+    cdir = os.path.join(tmp, "cluster")
+    os.mkdir(cdir)
+    p = subprocess.run(base + ["--cluster-dir", cdir, "--dram-bytes", "1M", "--pd",
+                               "--hbm-bytes", "1G", "--affinity", "on"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=50)
+    if p.returncode != 0 and b"cluster" in p.stderr and b"no" in p.stderr.lower():
+        print("skip swarm --cluster-dir: no cluster tier in this build")
+    else:
+        check(p.returncode == 0, f"swarm --cluster-dir: exit {p.returncode}: {p.stderr[-300:]}")
+    if p.returncode == 0:
+        d = json.loads(p.stdout)
+        t = d.get("ttft", {})
+        check(d.get("hit_ratio_cluster", 0) > 0, f"cluster hits {d.get('hit_ratio_cluster')}")
+        check(abs(d.get("hit_ratio", 0) - d.get("hit_ratio_dram", 0) - d.get("hit_ratio_nvme", 0)
+                  - d.get("hit_ratio_cluster", 0)) < 1e-9, "hits: DRAM + NVMe + cluster")
+        check(t.get("cluster_gbps") == 50 and 0 < t.get("cluster_efficiency", 0) <= 1,
+              f"cluster rate {t.get('cluster_gbps')} x {t.get('cluster_efficiency')}")
+        check(t.get("load_cluster_bytes", 0) > 0, "the model loaded cluster bytes")
+        check(t.get("pd_via") == "cluster" and t.get("pd_transfer_mean_ms", 0) > 0,
+              f"P/D through the cluster tier {t.get('pd_via')}")
+        h = d.get("hbm", {})
+        check(h.get("router") == "session" and h.get("instances") == 4
+              and h.get("blocks_per_instance") == 1024 ** 3 // (64 * 128 * 1024),
+              f"HBM model {h}")
+        check(d.get("layout", {}).get("pd_via") == "cluster", "layout's P/D path")
+    check(os.listdir(cdir) == [], f"cluster run directories left: {os.listdir(cdir)}")
+    os.rmdir(cdir)
 
 
 def plots(tmp, out):

@@ -1,7 +1,8 @@
-/* test_ttft.c — the bench's TTFT model (bench/model/ttft.c) on hardware profiles (bench/model/profile.c) against hand-computed cases, and the ramp's knee search (bench/model/knee.c) on fake runs whose knee is known. */
+/* test_ttft.c — the bench's TTFT model (bench/model/ttft.c) on hardware profiles (bench/model/profile.c) against hand-computed cases, the per-instance HBM model and its router (bench/model/hbm.c), and the ramp's knee search (bench/model/knee.c) on fake runs whose knee is known. */
 #include <criterion/criterion.h>
 #include <math.h>
 
+#include "../../bench/model/hbm.h"
 #include "../../bench/model/knee.h"
 #include "../../bench/model/profile.h"
 #include "../../bench/model/ttft.h"
@@ -392,4 +393,201 @@ Test(ttft, ramp_over_the_tp_model_finds_the_constructed_knee)
     cr_expect_eq(r.first_bad, 9);
     cr_expect_eq(r.nsteps, 8, "1 2 4 8 16 12 10 9: %d steps", r.nsteps);
     cr_expect(!r.capped && !r.exhausted);
+}
+
+/* ------------------------------------------------ the cluster tier's rate */
+
+/* h200-pcie5: 400 GB/s of cluster network per node over 8 GPUs = 50 GB/s
+ * each, under the 55 GB/s link; x 0.5 efficiency = 25 GB/s. 11 GB from DRAM
+ * at 55 x 0.5 (0.4 s) + 7 GB from NVMe at 14 (0.5 s) + 5 GB from the
+ * cluster at 25 (0.2 s) = 1.1 s; over tp 2 ranks 0.55 s. gb200: 200 / 4 =
+ * 50 GB/s, under its 225 GB/s link. */
+Test(ttft, cluster_loads_at_the_node_network_share_of_one_gpu)
+{
+    hw_profile p = get("h200-pcie5");
+    ttft_rates r = rates_of(&p, 0.5, 1);
+    cr_expect_eq(r.cluster_gbps, 0, "no cluster rate until it is set");
+    ttft_rates_cluster(&r, p.f[HW_CLUSTER_GBPS].v, (uint32_t)p.f[HW_GPUS].v, 0.5);
+    cr_expect_float_eq(r.cluster_gbps, 50, EPS);
+    cr_expect_float_eq(r.cluster_eff, 0.5, EPS);
+    ttft_bytes b = {.dram = 11000000000ull, .nvme = 7000000000ull, .cluster = 5000000000ull};
+    cr_expect_float_eq(ttft_load_bytes_s(&r, &b, 1), 1.1, EPS);
+    cr_expect_float_eq(ttft_load_bytes_s(&r, &b, 2), 0.55, EPS);
+    ttft_bytes no_cluster = {.dram = 11000000000ull, .nvme = 7000000000ull};
+    cr_expect_float_eq(ttft_load_bytes_s(&r, &no_cluster, 1),
+                       ttft_load_s(&r, 11000000000ull, 7000000000ull), EPS);
+    hw_profile g = get("gb200");
+    ttft_rates rg = rates_of(&g, 1, 1);
+    ttft_rates_cluster(&rg, g.f[HW_CLUSTER_GBPS].v, (uint32_t)g.f[HW_GPUS].v, 2 /* noise */);
+    cr_expect_float_eq(rg.cluster_gbps, 50, EPS);
+    cr_expect_float_eq(rg.cluster_eff, 1, EPS, "above 1 is taken as 1");
+    ttft_rates_cluster(&rg, 1000, 4, 1);
+    cr_expect_float_eq(rg.cluster_gbps, 225, EPS, "the link is the ceiling");
+    ttft_rates none = rates_of(&p, 1, 1);
+    ttft_bytes only = {.cluster = 1};
+    cr_expect(isinf(ttft_load_bytes_s(&none, &only, 1)), "cluster bytes without a rate");
+}
+
+/* P/D through the store: 5.5 GB put by the prefill worker and the 11 GB
+ * prompt got by the decode worker. Node-shared DRAM at 55 GB/s: 0.3 s.
+ * The cluster tier (decode on another node) at 50 x 0.5 = 25 GB/s: 0.66 s,
+ * 0.33 s over tp 2. In the model: a 1000-token prefill at 1000 tokens/s
+ * (1 s) + 0.66 s = a first token at 1.66 s. */
+Test(ttft, pd_through_the_cluster_tier_at_its_rate)
+{
+    hw_profile p = get("h200-pcie5");
+    ttft_rates r = rates_of(&p, 1, 1);
+    ttft_rates_cluster(&r, p.f[HW_CLUSTER_GBPS].v, (uint32_t)p.f[HW_GPUS].v, 0.5);
+    const uint64_t nb = 5500000000ull, pb = 11000000000ull;
+    cr_expect_float_eq(ttft_pd_transfer_via_s(&r, nb, pb, 1, TTFT_VIA_DRAM), 0.3, EPS);
+    cr_expect_float_eq(ttft_pd_transfer_via_s(&r, nb, pb, 1, TTFT_VIA_DRAM),
+                       ttft_pd_transfer_s(&r, nb, pb, 1), EPS);
+    double x = ttft_pd_transfer_via_s(&r, nb, pb, 1, TTFT_VIA_CLUSTER);
+    cr_expect_float_eq(x, 0.66, EPS);
+    cr_expect_float_eq(ttft_pd_transfer_via_s(&r, nb, pb, 2, TTFT_VIA_CLUSTER), 0.33, EPS);
+    ttft_model m;
+    ttft_layout l = {.dp = 4, .pd = 1};
+    cr_assert_eq(ttft_init(&m, 4, 1000, 5000, 0), 0);
+    cr_assert_eq(ttft_set_layout(&m, &l), 0);
+    cr_assert_eq(ttft_add_req(&m, 0, 0, 1000, 0, 0, x), 0);
+    ttft_finish(&m);
+    cr_expect_float_eq(bench_percentile(&m.ttft_ms, 50), 1660, 1e-6);
+    ttft_free(&m);
+    ttft_rates none = rates_of(&p, 1, 1);
+    cr_expect(isinf(ttft_pd_transfer_via_s(&none, nb, pb, 1, TTFT_VIA_CLUSTER)));
+}
+
+/* ------------------------------------------------------ the HBM model */
+
+static uint32_t prefix_of(hbm_model *h, uint32_t inst, uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t k[3] = {a, b, c};
+    return hbm_prefix(h, inst, k, 3);
+}
+
+/* Three blocks per instance, least recently used out first; instances do
+ * not share. */
+Test(hbm, an_lru_prefix_cache_per_instance)
+{
+    hbm_model h;
+    cr_assert_eq(hbm_init(&h, 2, 3, 1, 1), 0);
+    uint64_t abc[3] = {1, 2, 3}, d = 4;
+    cr_assert_eq(hbm_admit(&h, 0, abc, 3), 0);
+    cr_expect_eq(hbm_held(&h, 0), 3);
+    cr_expect_eq(hbm_held(&h, 1), 0);
+    cr_expect_eq(prefix_of(&h, 0, 1, 2, 3), 3);
+    cr_expect_eq(prefix_of(&h, 1, 1, 2, 3), 0, "instance 1 has its own HBM");
+    cr_expect_eq(prefix_of(&h, 0, 2, 3, 9), 2, "2 and 3 used again: 1 is the oldest");
+    cr_expect_eq(prefix_of(&h, 0, 9, 2, 3), 0, "a prefix: nothing after a miss counts");
+    cr_assert_eq(hbm_admit(&h, 0, &d, 1), 0);
+    cr_expect_eq(hbm_held(&h, 0), 3);
+    cr_expect_eq(prefix_of(&h, 0, 1, 2, 3), 0, "1 left for 4");
+    cr_expect_eq(prefix_of(&h, 0, 2, 3, 4), 3);
+    /* Many admissions through one instance: the index stays consistent. */
+    for (uint64_t k = 100; k < 2100; k++)
+        cr_assert_eq(hbm_admit(&h, 1, &k, 1), 0);
+    cr_expect_eq(hbm_held(&h, 1), 3);
+    cr_expect_eq(prefix_of(&h, 1, 2097, 2098, 2099), 3);
+    cr_expect_eq(prefix_of(&h, 1, 2096, 2097, 2098), 0);
+    hbm_free(&h);
+    cr_assert_eq(hbm_init(&h, 4, 1, 1, 1), 0);
+    cr_expect_eq(hbm_route(&h, 6), 2, "affinity: session %% instances");
+    cr_expect_eq(hbm_route(&h, 6), 2);
+    hbm_free(&h);
+}
+
+/*
+ * Affinity's benefit, known by construction. Two instances, each with HBM
+ * for one session's 4 blocks (8 MiB each: 64 tokens of 128 KiB); two
+ * sessions (0 and 1) asking for their same 4 blocks 5 times each,
+ * alternately. The node-shared store holds every block after its first
+ * request, so a request that misses in its instance's HBM loads the 4
+ * blocks from DRAM (32 MiB at 55 GB/s) instead of prefilling them.
+ *   affinity on: session s always on instance s; each first request
+ *     prefills 256 tokens at 1000 tokens/s (256 ms), the 8 others reuse all
+ *     4 blocks from HBM: 32 HBM hits, nothing loaded, TTFT 0.
+ *   affinity off: each request on a random instance; it reuses HBM only
+ *     where the instance last served the same session (an instance holds
+ *     one session): the hits an oracle counts that way, fewer than 32, and
+ *     each other later request loads 32 MiB.
+ */
+typedef struct aff_out {
+    uint64_t hbm_hits, oracle_hits, loads;
+    double ttft_sum_ms;
+} aff_out;
+
+static aff_out affinity_run(int affinity)
+{
+    const uint64_t block_bytes = 64ull * 131072;
+    hw_profile p = get("h200-pcie5");
+    ttft_rates r = rates_of(&p, 1, 1);
+    hbm_model h;
+    cr_assert_eq(hbm_init(&h, 2, 4, affinity, 7), 0);
+    ttft_model m;
+    cr_assert_eq(ttft_init(&m, 2, 1000, 5000, 0), 0);
+    ttft_layout l = {.dp = 2, .affinity = affinity};
+    cr_assert_eq(ttft_set_layout(&m, &l), 0);
+    aff_out o = {0};
+    int last[2] = {-1, -1}, stored[2] = {0, 0};
+    for (int i = 0; i < 10; i++) {
+        int s = i % 2;
+        uint64_t keys[4];
+        for (int k = 0; k < 4; k++)
+            keys[k] = 1000 * (uint64_t)(s + 1) + (uint64_t)k;
+        uint32_t inst = hbm_route(&h, (uint64_t)s);
+        uint32_t hh = hbm_prefix(&h, inst, keys, 4);
+        o.oracle_hits += last[inst] == s ? 4 : 0;
+        last[inst] = s;
+        uint32_t store_hits = stored[s] ? 4 : 0; /* the shared store */
+        stored[s] = 1;
+        ttft_bytes b = {.dram = (store_hits > hh ? store_hits - hh : 0) * block_bytes};
+        o.loads += b.dram;
+        uint32_t hit = hh > store_hits ? hh : store_hits;
+        cr_assert_eq(ttft_add_on(&m, 10.0 * i, ttft_load_bytes_s(&r, &b, 1), (4 - hit) * 64ull, 0,
+                                 (uint64_t)s, 0, inst),
+                     0);
+        cr_assert_eq(hbm_admit(&h, inst, keys, 4), 0);
+        o.hbm_hits += hh;
+    }
+    ttft_finish(&m);
+    o.ttft_sum_ms = m.sum_ms;
+    ttft_free(&m);
+    hbm_free(&h);
+    return o;
+}
+
+Test(hbm, affinity_keeps_a_session_where_its_prefix_is)
+{
+    aff_out on = affinity_run(1), off = affinity_run(0);
+    cr_expect_eq(on.hbm_hits, 32);
+    cr_expect_eq(on.oracle_hits, 32);
+    cr_expect_eq(on.loads, 0);
+    cr_expect_float_eq(on.ttft_sum_ms, 2 * 256, 1e-6);
+    cr_expect_eq(off.hbm_hits, off.oracle_hits, "the LRU agrees with the oracle");
+    cr_expect_lt(off.hbm_hits, 32, "a random router loses HBM hits (seed 7)");
+    cr_expect_eq(off.loads, (32 - off.hbm_hits) * 64ull * 131072,
+                 "what HBM lost comes from the shared store");
+    double load_ms = 4 * 64.0 * 131072 / 55e9 * 1e3;
+    cr_expect_float_eq(off.ttft_sum_ms, 2 * 256 + (32 - off.hbm_hits) / 4 * load_ms, 1e-6);
+    cr_expect_gt(off.ttft_sum_ms, on.ttft_sum_ms);
+}
+
+/* Affinity's cost: sessions 0 and 2 both belong to instance 0 of 2, so two
+ * 1000-token requests at once queue there (the second's TTFT 2 s) while
+ * instance 1 idles: the busiest instance did 2x the mean. Without affinity
+ * (no HBM to keep) the free instance takes the second: 1 s each, even. */
+Test(hbm, affinity_can_cost_load_balance)
+{
+    for (int aff = 0; aff <= 1; aff++) {
+        ttft_model m;
+        cr_assert_eq(ttft_init(&m, 2, 1000, 5000, 0), 0);
+        ttft_layout l = {.dp = 2, .affinity = aff};
+        cr_assert_eq(ttft_set_layout(&m, &l), 0);
+        cr_assert_eq(ttft_add_req(&m, 0, 0, 1000, 0, 0, 0), 0);
+        cr_assert_eq(ttft_add_req(&m, 0, 0, 1000, 0, 2, 0), 0);
+        ttft_finish(&m);
+        cr_expect_float_eq(ttft_imbalance(&m), aff ? 2 : 1, 1e-9, "affinity %d", aff);
+        cr_expect_float_eq(bench_percentile(&m.ttft_ms, 100), aff ? 2000 : 1000, 1e-6);
+        ttft_free(&m);
+    }
 }
