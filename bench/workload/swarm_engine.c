@@ -210,8 +210,10 @@ static int serve(engine *e, const swarm_req *q, uint32_t seen_prefix)
         uint32_t m = n - a < e->chunk ? n - a : (uint32_t)e->chunk;
         for (uint32_t i = 0; i < m; i++)
             stamp(e->buf + (size_t)i * bb, bb, &q->keys[a + i]);
-        kvt_io_opts po = {.size = sizeof po, .parent = a ? &q->keys[a - 1] : NULL};
-        if (kvt_put(e->s, q->keys + a, m, e->ptrs, &po, NULL) < 0)
+        /* No parent hint (the prefix policy's): protocol v1 does not carry
+         * it to a served store, so no configuration gets it and the
+         * comparison is of sharing alone. */
+        if (kvt_put(e->s, q->keys + a, m, e->ptrs, NULL, NULL) < 0)
             return fail("kvt_put");
         a += m;
     }
