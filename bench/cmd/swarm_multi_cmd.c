@@ -100,8 +100,8 @@ static int ramp_step(uint32_t agents, void *user, knee_step *st)
         x->rc = rc;
         return rc;
     }
-    st->met = r.ttft_p95_ms <= x->c->slo_ms;
-    st->requests = r.requests;
+    st->met = r.judged && r.judged_p95_ms <= x->c->slo_ms;
+    st->requests = r.judged;
     st->hit_ratio = r.hit_ratio;
     st->ttft_p50_ms = r.ttft_p50_ms;
     st->ttft_p95_ms = r.ttft_p95_ms;
@@ -208,6 +208,10 @@ static void json_rows(const char *mode, const swarm_cfg *c, const sm_opts *base,
         bench_json_u64(&j, "hit_cluster", r->hit_cluster);
         bench_json_num(&j, "ttft_p50_ms", r->ttft_p50_ms);
         bench_json_num(&j, "ttft_p95_ms", r->ttft_p95_ms);
+        if (c->ramp) {
+            bench_json_u64(&j, "judged", r->judged);
+            bench_json_num(&j, "judged_p95_ms", r->judged_p95_ms);
+        }
         bench_json_num(&j, "within_slo", r->within_slo);
         bench_json_num(&j, "goodput_rps", r->goodput_rps);
         bench_json_u64(&j, "reprefills", r->reprefills);

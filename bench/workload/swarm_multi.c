@@ -220,7 +220,8 @@ static int by_time(const void *a, const void *b)
 /* The TTFT model over recs (in time order) of one node: its ttft samples
  * appended to all, its requests within the SLO added to *within. */
 static int model_node(const swarm_cfg *c, const ttft_rates *rates, double cluster_gbps,
-                      const sm_rec *recs, size_t n, bench_samples *all, uint64_t *within)
+                      const sm_rec *recs, size_t n, bench_samples *all, bench_samples *judged,
+                      uint64_t *within)
 {
     ttft_model tm;
     if (ttft_init(&tm, c->gpus, c->prefill_tps, c->slo_ms, 2))
@@ -251,6 +252,8 @@ static int model_node(const swarm_cfg *c, const ttft_rates *rates, double cluste
     int rc = 0;
     for (size_t i = 0; i < tm.ttft_ms.n && !rc; i++)
         rc = bench_samples_add(all, tm.ttft_ms.v[i]);
+    for (size_t i = 0; i < tm.win[1].n && !rc; i++)
+        rc = bench_samples_add(judged, tm.win[1].v[i]);
     *within += tm.within;
     ttft_free(&tm);
     return rc;
@@ -294,7 +297,7 @@ static int merge(multi *m, sm_result *r)
         ttft_rates rates;
         const hw_profile *p = &c->prof;
         ttft_rates_from(&rates, p->f[HW_GPU_GBPS].v, p->f[HW_NVME_GBPS].v, c->gpus, 1, 1);
-        bench_samples all = {0};
+        bench_samples all = {0}, judged = {0};
         uint64_t within = 0;
         const int per_node = m->o->store >= SM_NODE_DRAM;
         for (uint32_t node = 0; node < (per_node ? m->np : 1) && rc == BENCH_OK; node++) {
@@ -309,7 +312,7 @@ static int merge(multi *m, sm_result *r)
                     if (recs[i].proc == node)
                         mine[k++] = recs[i];
             if (model_node(c, &rates, p->f[HW_CLUSTER_GBPS].v, mine, per_node ? k : n, &all,
-                           &within))
+                           &judged, &within))
                 rc = BENCH_FAILED;
             if (per_node)
                 free(mine);
@@ -318,7 +321,10 @@ static int merge(multi *m, sm_result *r)
         r->ttft_p95_ms = bench_percentile(&all, 95);
         r->within_slo = n ? (double)within / (double)n : 0;
         r->goodput_rps = r->virtual_s > 0 ? (double)within / r->virtual_s : 0;
+        r->judged = judged.n;
+        r->judged_p95_ms = bench_percentile(&judged, 95);
         bench_samples_free(&all);
+        bench_samples_free(&judged);
         if (rc)
             fprintf(stderr, "kvtier-bench swarm: out of memory for the TTFT model\n");
     }

@@ -37,6 +37,8 @@ typedef struct sm_result {
     uint64_t epochs;        /* barriers the run went through */
     double hit_ratio, seen_ratio;
     double ttft_p50_ms, ttft_p95_ms, within_slo, goodput_rps;
+    uint64_t judged;        /* requests arriving at cfg's judge_after_s or later (ramp steps) */
+    double judged_p95_ms;   /* their TTFT p95: what a ramp step is judged by */
     double virtual_s, wall_s;
     uint64_t dram_bytes_each, nvme_bytes_each; /* capacity of each process's store (shared: the server's) */
 } sm_result;
