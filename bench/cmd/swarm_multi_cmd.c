@@ -201,6 +201,8 @@ static void json_rows(const char *mode, const swarm_cfg *c, const sm_opts *base,
         }
         bench_json_u64(&j, "requests", r->requests);
         bench_json_u64(&j, "blocks", r->blocks);
+        bench_json_u64(&j, "hit_blocks", r->hit_blocks);
+        bench_json_u64(&j, "seen_blocks", r->seen_blocks);
         bench_json_num(&j, "hit_ratio", r->hit_ratio);
         bench_json_num(&j, "seen_ratio", r->seen_ratio);
         bench_json_u64(&j, "hit_dram", r->hit_dram);
