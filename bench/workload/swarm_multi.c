@@ -398,6 +398,11 @@ int swarm_multi_run(const swarm_cfg *c, const sm_opts *o, sm_result *r)
     r->nvme_bytes_each = o->store == SM_NODE_DRAM || o->store == SM_NODE_CLUSTER ? 0
                          : o->store == SM_PRIVATE ? c->nvme_bytes / o->procs
                                                   : c->nvme_bytes;
+    /* An engine that died closes its pipe: the parent's next write to it
+     * must fail with EPIPE (the engine's result file says why), not kill
+     * the parent. */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+    sigaction(SIGPIPE, &ign, &old_pipe);
     uint64_t t0 = bench_now_ns();
     int rc = name_files(&m);
     if (!rc && o->store == SM_SHARED)
@@ -440,5 +445,6 @@ int swarm_multi_run(const swarm_cfg *c, const sm_opts *o, sm_result *r)
     if (m.made_dir)
         remove_tree(m.dir_run);
     r->wall_s = (double)(bench_now_ns() - t0) / 1e9;
+    sigaction(SIGPIPE, &old_pipe, NULL);
     return rc;
 }
