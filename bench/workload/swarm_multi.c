@@ -405,6 +405,18 @@ int swarm_multi_run(const swarm_cfg *c, const sm_opts *o, sm_result *r)
     sigaction(SIGPIPE, &ign, &old_pipe);
     uint64_t t0 = bench_now_ns();
     int rc = name_files(&m);
+    /* Removed on SIGINT/SIGTERM too, as far as the bench's table of temp
+     * files goes (the cluster run directory is not: a tree). */
+    int temp[BENCH_MAX_TEMP], ntemp = 0;
+    if (!rc && o->store == SM_SHARED)
+        temp[ntemp++] = bench_temp_register(m.socket);
+    for (uint32_t i = 0; !rc && c->nvme_bytes && ntemp < BENCH_MAX_TEMP && i <= o->procs; i++) {
+        int used = o->store == SM_SHARED ? i == o->procs
+                                         : i < o->procs && (o->store == SM_PRIVATE ||
+                                                            o->store == SM_NODE_NVME);
+        if (used)
+            temp[ntemp++] = bench_temp_register(m.nvme[i == o->procs ? SM_MAX_PROCS : i]);
+    }
     if (!rc && o->store == SM_SHARED)
         rc = start_server(&m);
     for (uint32_t i = 0; !rc && i < o->procs; i++)
@@ -440,6 +452,8 @@ int swarm_multi_run(const swarm_cfg *c, const sm_opts *o, sm_result *r)
         close_fd(&m.p[i].want);
         close_fd(&m.p[i].out);
     }
+    for (int i = 0; i < ntemp; i++)
+        bench_temp_remove(temp[i]);
     for (uint32_t i = 0; i <= SM_MAX_PROCS; i++)
         unlink(m.nvme[i]); /* names that were never made: ENOENT, harmless */
     if (m.made_dir)
