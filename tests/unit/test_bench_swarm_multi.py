@@ -153,6 +153,32 @@ def test_nodes():
         check(not left_behind(tmp, ("cluster",)), f"nodes: left behind {left_behind(tmp)}")
 
 
+def test_nodes_ramp():
+    """The ramp reuses the knee search: each row is the knee's run (or the first step's)."""
+    with tempfile.TemporaryDirectory(prefix="kvt-smr-") as tmp:
+        cl = os.path.join(tmp, "cluster")
+        os.mkdir(cl)
+        p = run(["--nodes", "2", "--mode", "ramp", "--agents", "6", "--ramp-start", "2",
+                 "--ramp-step", "2m", "--ramp-warm", "30", "--block-bytes", "1K",
+                 "--dram-bytes", "1M", "--nvme-bytes", "2M", "--nodes-cluster-dir", cl,
+                 "--json"], tmp)
+        j, rows = rows_of(p, "ramp")
+        if not j:
+            return
+        check(j["config"]["mode"] == "ramp", "ramp: config.mode")
+        check(len(rows) == 3, f"ramp: rows {sorted(rows)}")
+        for (n, s), r in rows.items():
+            for k in ("knee_agents", "ramp_steps", "judged", "judged_p95_ms"):
+                check(k in r, f"ramp {s}: no '{k}'")
+            if "knee_agents" not in r:
+                continue
+            check(1 <= r["ramp_steps"] <= 16, f"ramp {s}: steps {r['ramp_steps']}")
+            check(r["knee_agents"] <= 6, f"ramp {s}: knee above --agents")
+            if r["knee_agents"]:
+                check(r["agents"] == r["knee_agents"], f"ramp {s}: the row is not the knee's run")
+                check(r["judged_p95_ms"] <= j["config"]["slo_ms"], f"ramp {s}: knee missed the SLO")
+
+
 def test_csv_and_plot():
     with tempfile.TemporaryDirectory(prefix="kvt-smc-") as tmp:
         p = run(["--procs", "2", "--csv"] + SMALL, tmp)
@@ -188,7 +214,7 @@ def main():
     if not build_has.nvme_tier(BENCH):
         print("skip: libkvtier was built without io_uring (the NVMe and cluster tiers)")
         return 77
-    for t in (test_usage_errors, test_procs, test_nodes, test_csv_and_plot):
+    for t in (test_usage_errors, test_procs, test_nodes, test_nodes_ramp, test_csv_and_plot):
         before = len(FAILURES)
         t0 = time.time()
         t()
