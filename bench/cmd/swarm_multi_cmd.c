@@ -32,7 +32,7 @@ int swarm_multi_flags(barg *spec, int ns, swarm_multi_texts *t)
     spec[ns++] = (barg){"nodes-cluster-dir", BARG_STR, &t->cluster_dir,
                         "--nodes: the cluster tier's shared directory (a run directory is made in it)"};
     spec[ns++] = (barg){"epoch", BARG_STR, &t->epoch,
-                        "--procs/--nodes: virtual s between the processes' barriers (default 1)"};
+                        "--procs/--nodes: virtual s between the processes' barriers (default 1; 0: exact order)"};
     spec[ns++] = (barg){"out", BARG_STR, &t->out,
                         "--procs/--nodes: write swarm-procs.csv / swarm-nodes.csv here and plot them"};
     spec[ns++] = (barg){"csv", BARG_BOOL, &t->csv, "--procs/--nodes: print CSV rows instead of tables"};
@@ -244,9 +244,14 @@ static void text_rows(const char *mode, const swarm_cfg *c, const sm_opts *base,
            mode[0] == 'p' ? " (shared: the server's; private: 1/N each)" : " per node",
            c->nvme_bytes ? bench_fmt_bytes(c->nvme_bytes, b3, sizeof b3) : "none",
            mode[0] == 'p' ? "" : " per node (dram+nvme)");
-    printf("  requests routed uniformly to processes (no affinity); barrier every %g virtual s; "
+    char barrier[64];
+    if (base->epoch_s > 0)
+        snprintf(barrier, sizeof barrier, "barrier every %g virtual s", base->epoch_s);
+    else
+        snprintf(barrier, sizeof barrier, "one request at a time, in arrival order");
+    printf("  requests routed uniformly to processes (no affinity); %s; "
            "TTFT model on %s, %u GPUs per node, SLO p95 %g ms\n",
-           base->epoch_s, c->prof.name, c->gpus, c->slo_ms);
+           barrier, c->prof.name, c->gpus, c->slo_ms);
     if (defaults[0])
         printf("  small defaults for this 2-vCPU machine (give the flags to change): %s\n", defaults);
     static const char *const head[] = {"N", "store", "agents", "hit ratio", "seen", "TTFT p50 ms",
@@ -339,8 +344,9 @@ int swarm_multi_main(swarm_cfg *c, swarm_ramp_opts *ro, const swarm_multi_texts 
         bad = "--socket names one server: give one --procs";
     sm_opts base = {.socket = t->socket, .nvme_dir = t->nvme_dir, .cluster_dir = t->cluster_dir,
                     .epoch_s = 1};
-    if (!bad && t->epoch && (swarm_parse_seconds(t->epoch, &base.epoch_s) || !(base.epoch_s > 0)))
-        bad = "--epoch wants virtual seconds above 0";
+    if (!bad && t->epoch && (swarm_parse_seconds(t->epoch, &base.epoch_s) ||
+                             strcmp(t->epoch, "inf") == 0 || strcmp(t->epoch, "none") == 0))
+        bad = "--epoch wants virtual seconds (0: one request at a time, in order)";
     if (!bad && (c->prof.f[HW_GPU_GBPS].v < 0 || c->prof.f[HW_NVME_GBPS].v < 0))
         bad = "--procs/--nodes model TTFT on a profile's rates: --profile measured "
               "(rates measured by the run) is not supported here";

@@ -270,26 +270,28 @@ static int count_seen(engine *e, const swarm_req *q, uint32_t *prefix)
 static int run_stream(engine *e, swarm_gen *g)
 {
     const uint64_t epoch_ns = (uint64_t)(e->o->epoch_s * 1e9);
-    uint64_t cur = SM_DONE;
+    const int exact = epoch_ns == 0; /* one request at a time, in stream order */
+    uint64_t cur = SM_DONE, index = 0;
     swarm_req q;
     int more;
     while ((more = swarm_next(g, &q)) == 1) {
         uint32_t prefix;
+        const uint64_t seq = index++;
         if (count_seen(e, &q, &prefix)) {
             fprintf(stderr, "kvtier-bench swarm: out of memory\n");
             return -1;
         }
         if (sm_route(e->c->wl.seed, q.session, q.turn, e->o->procs) != e->io->me)
             continue;
-        uint64_t ep = q.t_ns / (epoch_ns ? epoch_ns : 1);
-        if (ep != cur) {
+        sm_want w = {.step = exact ? seq : q.t_ns / epoch_ns, .t_ns = q.t_ns};
+        if (exact || w.step != cur) {
             uint64_t go;
-            if (sm_write_all(e->io->want_fd, &ep, sizeof ep) ||
-                sm_read_all(e->io->go_fd, &go, sizeof go) || go != ep) {
+            if (sm_write_all(e->io->want_fd, &w, sizeof w) ||
+                sm_read_all(e->io->go_fd, &go, sizeof go) || go != w.step) {
                 fprintf(stderr, "kvtier-bench swarm: engine %u lost its barrier\n", e->io->me);
                 return -1;
             }
-            cur = ep;
+            cur = w.step;
         }
         if (serve(e, &q, prefix))
             return -1;
@@ -353,7 +355,7 @@ int sm_engine_main(const swarm_cfg *c, const sm_opts *o, const sm_engine_io *io)
     if (!rc && run_stream(&e, g))
         rc = BENCH_FAILED;
     /* The last word: no more epochs (also on failure, so the parent goes on). */
-    uint64_t done = SM_DONE;
+    sm_want done = {.step = SM_DONE};
     sm_write_all(io->want_fd, &done, sizeof done);
     e.n.rc = rc;
     if (!rc && kvt_close(e.s) < 0)

@@ -25,9 +25,16 @@ typedef struct sm_counts {
     uint64_t reprefills, verify_errors, get_short, nrecs;
 } sm_counts;
 
-/* The pipes and files of engine `me`. Barrier: it writes the epoch of its
- * next request (a uint64_t; SM_DONE at its end) to want_fd and reads the
- * epoch it may run from go_fd before serving it. */
+/* What an engine asks the barrier for: the step of its next request (the
+ * epoch's number; with epoch_s 0 the request's index in the stream) and its
+ * arrival time; step SM_DONE at its end. */
+typedef struct sm_want {
+    uint64_t step, t_ns;
+} sm_want;
+
+/* The pipes and files of engine `me`. Barrier: it writes an sm_want to
+ * want_fd and reads the step it may run (a uint64_t) from go_fd before
+ * serving it. */
 typedef struct sm_engine_io {
     uint32_t me;
     int want_fd, go_fd;

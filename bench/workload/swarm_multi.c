@@ -63,7 +63,7 @@ typedef struct proc {
     pid_t pid;
     int want, go;  /* parent's ends of the barrier pipes */
     int out;       /* the result file */
-    uint64_t next; /* the epoch it waits for (SM_DONE: finished) */
+    sm_want next;  /* the step it waits for (SM_DONE: finished) */
 } proc;
 
 typedef struct multi {
@@ -173,37 +173,42 @@ static int start_engine(multi *m, uint32_t i)
     return BENCH_OK;
 }
 
-/* The barrier: the smallest epoch any engine waits for runs next; the
+/* The barrier: the smallest step any engine waits for runs next; the
  * server's clock is set to its start first; then the engines that wait for
- * it run it, and each says which epoch it needs next. */
+ * it run it (with --epoch 0 a step is one request: one engine), and each
+ * says which step it needs next. */
 static int drive(multi *m, sm_result *r)
 {
     const uint64_t epoch_ns = (uint64_t)(m->o->epoch_s * 1e9);
     for (uint32_t i = 0; i < m->np; i++)
         if (sm_read_all(m->p[i].want, &m->p[i].next, sizeof m->p[i].next))
-            m->p[i].next = SM_DONE; /* its result file says why */
+            m->p[i].next.step = SM_DONE; /* its result file says why */
     for (;;) {
-        uint64_t e = SM_DONE;
+        uint64_t e = SM_DONE, t = 0;
         for (uint32_t i = 0; i < m->np; i++)
-            e = m->p[i].next < e ? m->p[i].next : e;
+            if (m->p[i].next.step < e)
+                e = m->p[i].next.step, t = m->p[i].next.t_ns;
         if (e == SM_DONE)
             return BENCH_OK;
         r->epochs++;
         if (m->server > 0) {
-            uint64_t t = e * epoch_ns;
+            uint64_t now = epoch_ns ? e * epoch_ns : t;
             int32_t rc;
-            if (sm_write_all(m->srv_ctl, &t, sizeof t) || sm_read_all(m->srv_ack, &rc, sizeof rc) ||
-                rc) {
+            if (sm_write_all(m->srv_ctl, &now, sizeof now) ||
+                sm_read_all(m->srv_ack, &rc, sizeof rc) || rc) {
                 fprintf(stderr, "kvtier-bench swarm: the server stopped\n");
                 return BENCH_FAILED;
             }
         }
+        int go[SM_MAX_PROCS] = {0};
+        for (uint32_t i = 0; i < m->np; i++) {
+            go[i] = m->p[i].next.step == e;
+            if (go[i] && sm_write_all(m->p[i].go, &e, sizeof e))
+                go[i] = 0, m->p[i].next.step = SM_DONE;
+        }
         for (uint32_t i = 0; i < m->np; i++)
-            if (m->p[i].next == e && sm_write_all(m->p[i].go, &e, sizeof e))
-                m->p[i].next = SM_DONE;
-        for (uint32_t i = 0; i < m->np; i++)
-            if (m->p[i].next == e && sm_read_all(m->p[i].want, &m->p[i].next, sizeof e))
-                m->p[i].next = SM_DONE;
+            if (go[i] && sm_read_all(m->p[i].want, &m->p[i].next, sizeof m->p[i].next))
+                m->p[i].next.step = SM_DONE;
     }
 }
 
@@ -385,14 +390,14 @@ static void remove_tree(const char *path)
 int swarm_multi_run(const swarm_cfg *c, const sm_opts *o, sm_result *r)
 {
     memset(r, 0, sizeof *r);
-    if (o->procs < 1 || o->procs > SM_MAX_PROCS || !(o->epoch_s > 0)) {
-        fprintf(stderr, "kvtier-bench swarm: processes must be 1..%d and the epoch above 0\n",
+    if (o->procs < 1 || o->procs > SM_MAX_PROCS || !(o->epoch_s >= 0)) {
+        fprintf(stderr, "kvtier-bench swarm: processes must be 1..%d and the epoch >= 0\n",
                 SM_MAX_PROCS);
         return BENCH_USAGE;
     }
     multi m = {.c = c, .o = o, .srv_ctl = -1, .srv_ack = -1};
     for (uint32_t i = 0; i < SM_MAX_PROCS; i++)
-        m.p[i] = (proc){.want = -1, .go = -1, .out = -1, .next = SM_DONE};
+        m.p[i] = (proc){.want = -1, .go = -1, .out = -1, .next = {.step = SM_DONE}};
     r->virtual_s = c->wl.duration_s;
     r->dram_bytes_each = o->store == SM_PRIVATE ? c->dram_bytes / o->procs : c->dram_bytes;
     r->nvme_bytes_each = o->store == SM_NODE_DRAM || o->store == SM_NODE_CLUSTER ? 0

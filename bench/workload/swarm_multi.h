@@ -25,7 +25,8 @@ typedef struct sm_opts {
     const char *socket;      /* SM_SHARED: the socket (NULL: one in swarm_dir) */
     const char *nvme_dir;    /* SM_NODE_NVME: where the NVMe files go (NULL: swarm_dir) */
     const char *cluster_dir; /* SM_NODE_CLUSTER: the run uses a fresh directory under it */
-    double epoch_s;          /* the virtual clock's barrier step (> 0) */
+    double epoch_s;          /* the virtual clock's barrier step; 0: one request at a time,
+                                in the stream's order (exact, no concurrency) */
 } sm_opts;
 
 /* What the parent merged from its processes. Hit ratio = hit_blocks / blocks. */

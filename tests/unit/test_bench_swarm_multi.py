@@ -93,7 +93,11 @@ def left_behind(tmp, keep=()):
 def test_procs():
     """Nothing evicted: shared hits all it saw; private stores miss across processes."""
     with tempfile.TemporaryDirectory(prefix="kvt-smp-") as tmp:
-        p = run(["--procs-list", "1,2,4", "--dram-bytes", "256M", "--json"] + SMALL, tmp)
+        # --epoch 0: one request at a time in arrival order, so the served
+        # store sees every earlier put (with epochs, requests of one epoch on
+        # two processes race, and "hits exactly what was seen" would not hold).
+        p = run(["--procs-list", "1,2,4", "--dram-bytes", "256M", "--epoch", "0", "--json"]
+                + SMALL, tmp)
         j, rows = rows_of(p, "procs")
         if not j:
             return
@@ -110,6 +114,7 @@ def test_procs():
                   f"procs N={n}: shared forgot blocks: {sh['hit_blocks']} < {sh['seen_blocks']}")
             check(sh["hit_blocks"] >= pr["hit_blocks"], f"procs N={n}: shared < private")
             check(sh["reprefills"] == 0, f"procs N={n}: shared re-prefilled")
+            check(sh["epochs"] == sh["requests"], f"procs N={n}: --epoch 0 is a step per request")
             check(sh["dram_bytes_each"] == 256 << 20 and
                   pr["dram_bytes_each"] == (256 << 20) // n, f"procs N={n}: capacities")
         if (1, "shared") in rows and (1, "private") in rows:
@@ -128,7 +133,7 @@ def test_nodes():
         os.mkdir(cl)
         # The cluster tier writes a file per block: few, small blocks keep this short.
         p = run(["--nodes-list", "1,2", "--nodes-cluster-dir", cl, "--dram-bytes", "1M",
-                 "--nvme-bytes", "2M", "--block-bytes", "1K", "--json", "--agents", "4",
+                 "--nvme-bytes", "2M", "--block-bytes", "1K", "--epoch", "0", "--json", "--agents", "4",
                  "--duration", "3m", "--seed", "3"], tmp)
         j, rows = rows_of(p, "nodes")
         if not j:
@@ -203,7 +208,7 @@ def test_usage_errors():
     with tempfile.TemporaryDirectory(prefix="kvt-smu-") as tmp:
         for args in (["--procs", "0"], ["--procs", "2", "--nodes", "2"], ["--nodes", "2"],
                      ["--procs-list", "1,x"], ["--procs", "2", "--procs-list", "1,2"],
-                     ["--procs", "2", "--epoch", "0"], ["--procs", "2", "--mode", "ramp"],
+                     ["--procs", "2", "--epoch", "x"], ["--procs", "2", "--mode", "ramp"],
                      ["--nodes", "2", "--nodes-cluster-dir", os.path.join(tmp, "missing")]):
             p = run(args + SMALL, tmp, want=2)
             check("Try 'kvtier-bench swarm --help'" in p.stderr or "cannot make" in p.stderr,
