@@ -19,6 +19,12 @@ With --compare (the files `kvtier-bench compare --out DIR` writes; it calls this
   <prefix>compare-goodput.png   goodput (requests within the SLO per s) vs users
   <prefix>ttl.png               hit ratio and re-prefills per session at each TTL,
                                 one line per series (the CSV's `config`)
+With --swarm-multi (swarm-procs.csv / swarm-nodes.csv, `kvtier-bench swarm --procs-list
+or --nodes-list ... --out DIR` writes and calls this):
+  <prefix>swarm-<split>-hit.png      hit ratio vs N (processes or nodes), one line per store
+                                     ("shared"/"private", or "dram"/"dram+nvme"/"dram+cluster"),
+                                     the never-forgetting cache's ratio dashed
+  <prefix>swarm-<split>-goodput.png  goodput (requests within the SLO per s) vs N, per store
 Needs matplotlib (Agg backend: no display). Prints the files it wrote.
 """
 import argparse
@@ -302,6 +308,45 @@ def ttl_curve(path, out, prefix):
     return [p]
 
 
+MULTI_ORDER = ["shared", "private", "dram", "dram+nvme", "dram+cluster"]
+
+
+def swarm_multi_plots(path, out, prefix):
+    """Hit ratio and goodput vs N, one line per store, from a swarm --procs/--nodes CSV."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return []
+    split = rows[0]["mode"]
+    by = defaultdict(list)
+    for r in rows:
+        by[r["store"]].append((int(r["n"]), float(r["hit_ratio"]), float(r["goodput_rps"]),
+                               float(r["seen_ratio"])))
+    stores = sorted(by, key=lambda s: (MULTI_ORDER.index(s) if s in MULTI_ORDER else 99, s))
+    what = "engine processes" if split == "procs" else "nodes"
+    wrote = []
+    for kind, col, label in (("hit", 1, "hit ratio (blocks)"),
+                             ("goodput", 2, "goodput (requests within SLO / s)")):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for s in stores:
+            pts = sorted(by[s])
+            ax.plot([p[0] for p in pts], [p[col] for p in pts], marker="o", label=s)
+        if kind == "hit":
+            pts = sorted({p[0]: p for s in stores for p in by[s]}.values())
+            ax.plot([p[0] for p in pts], [p[3] for p in pts], linestyle="--", color="gray",
+                    label="never forgets")
+            ax.set_ylim(0, 1.02)
+        ns = sorted({p[0] for s in stores for p in by[s]})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ns)
+        ax.set_xticklabels([str(n) for n in ns])
+        ax.set_xlabel(what)
+        ax.set_ylabel(label)
+        ax.set_title(f"agent swarm over N {what}: {label.split(' (')[0]}")
+        wrote.append(save(fig, ax, os.path.join(out, f"{prefix}swarm-{split}-{kind}.png")))
+    return wrote
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", nargs="*", help="files written by kvtier-bench sweep --csv")
@@ -310,7 +355,21 @@ def main(argv):
     ap.add_argument("--compare", help="compare.csv written by kvtier-bench compare --out")
     ap.add_argument("--ttl-csv", help="ttl.csv written by kvtier-bench compare --out")
     ap.add_argument("--slo-ms", type=float, default=0, help="draw the SLO on the TTFT chart")
+    ap.add_argument("--swarm-multi", help="swarm-procs.csv or swarm-nodes.csv (swarm --out)")
     a = ap.parse_args(argv)
+    if a.swarm_multi:
+        os.makedirs(a.out, exist_ok=True)
+        try:
+            wrote = swarm_multi_plots(a.swarm_multi, a.out, a.prefix)
+        except (OSError, KeyError, ValueError) as e:
+            print(f"plot.py: cannot read the CSV: {e!r}", file=sys.stderr)
+            return 2
+        for p in wrote:
+            print(p)
+        if not wrote:
+            print("plot.py: nothing to draw (no rows)", file=sys.stderr)
+            return 1
+        return 0
     if a.compare or a.ttl_csv:
         os.makedirs(a.out, exist_ok=True)
         try:

@@ -7,6 +7,7 @@
 
 #include "../bench.h"
 #include "../workload/swarm_run.h"
+#include "../workload/swarm_multi.h"
 #include "../model/knee.h"
 #include "../model/ttft.h"
 
@@ -77,7 +78,8 @@ int bench_swarm(int argc, char **argv)
         {"ramp-resolution", &resolution, NULL, 0, 1},
     };
     enum { NDF = sizeof df / sizeof df[0] };
-    barg spec[96];
+    swarm_multi_texts mt = {0};
+    barg spec[112];
     int ns = 0;
     spec[ns++] = (barg){"mode", BARG_STR, &mode, "static (default) or ramp"};
     spec[ns++] = (barg){"agents", BARG_INT, &agents, "agents (static; default 32) or the most a ramp tries (default 256)"};
@@ -151,6 +153,7 @@ int bench_swarm(int argc, char **argv)
     ns = swarm_profile_flags(spec, ns, ptexts);
     ns = swarm_layout_flags(spec, ns, &lt);
     ns = swarm_cluster_flags(spec, ns, &ct);
+    ns = swarm_multi_flags(spec, ns, &mt); /* --procs, --nodes: workload/swarm_multi.c */
     spec[ns++] = (barg){"json", BARG_BOOL, &json, "print one JSON object instead of tables"};
     spec[ns] = (barg){0};
     int rc = bench_parse_args("swarm", summary, spec, argc, argv);
@@ -288,6 +291,8 @@ int bench_swarm(int argc, char **argv)
         c.block_bytes = b < 64 ? 64 : (uint64_t)b / 64 * 64; /* whole cache lines */
     }
     c.label = "swarm";
+    if (swarm_multi_wanted(&mt))
+        return swarm_multi_main(&c, &ro, &mt, json, argc, argv);
     swarm_result *r = malloc(sizeof *r);
     if (!r) {
         fprintf(stderr, "kvtier-bench swarm: out of memory\n");
