@@ -46,6 +46,17 @@ case $kind in distribute | replica) ;; *) echo "unknown volume kind $kind" >&2; 
 lock=/tmp/kvt-glusterfs.lock
 exec 9>"$lock"
 timeout 60 flock 9 || skip "another GlusterFS fixture held $lock for 60 s"
+# Holding the lock, no other fixture runs (its daemons never hold fd 9: they
+# are started with it closed), so any daemon of a fixture's directory left
+# here is a stale one — a run killed before its teardown — and would hold
+# glusterd's port: stop it.
+pkill -KILL -f -- '/tmp/kvt-gluster\.[A-Za-z0-9]{6}/' 2>/dev/null
+for _ in $(seq 20); do pgrep -f -- '/tmp/kvt-gluster\.[A-Za-z0-9]{6}/' >/dev/null || break; sleep 0.1; done
+for stale in /tmp/kvt-gluster.??????; do
+    [ -d "$stale" ] || continue
+    grep -q " $stale/mnt " /proc/mounts && umount -l "$stale/mnt" 2>/dev/null
+    rm -rf --one-file-system "$stale"
+done
 
 work=$(mktemp -d /tmp/kvt-gluster.XXXXXX) || skip "mktemp failed"
 mnt=$work/mnt
@@ -115,7 +126,7 @@ end-volume
 EOF
 
 timeout 20 glusterd --volfile="$work/glusterd.vol" --pid-file="$work/glusterd.pid" \
-    --log-file="$work/logs/glusterd.log" || skip "glusterd did not start (see $work/logs/glusterd.log)"
+    --log-file="$work/logs/glusterd.log" 9>&- || skip "glusterd did not start (see $work/logs/glusterd.log)"
 deadline=$((SECONDS + 20))
 until cli_timeout=5 cli volume list >/dev/null 2>&1; do
     ((SECONDS < deadline)) || skip "glusterd did not answer within 20 s"
@@ -140,7 +151,7 @@ cli_timeout=40 cli volume start "$volume" >"$work/logs/start.out" 2>&1 ||
     skip "volume start failed: $(tail -n 2 "$work/logs/start.out")"
 
 timeout 30 glusterfs --volfile-server=127.0.0.1 --volfile-id="/$volume" \
-    --pid-file="$work/client.pid" --log-file="$work/logs/client.log" "$mnt" ||
+    --pid-file="$work/client.pid" --log-file="$work/logs/client.log" "$mnt" 9>&- ||
     skip "the FUSE client did not start"
 deadline=$((SECONDS + 20))
 until mountpoint -q "$mnt" && timeout 5 stat "$mnt" >/dev/null 2>&1; do
