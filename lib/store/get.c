@@ -126,10 +126,15 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         kvt_shard *sh = kvt__index_shard(&s->ix, &keys[i]);
         pthread_mutex_lock(&sh->lock);
         uint32_t id = kvt__index_find(&s->ix, sh, &keys[i]);
-        int t = -1;
+        int t = -1, saturated = 0;
         if (id != KVT_NO_ENTRY) {
             kvt_entry *e = kvt__index_entry(&s->ix, id);
             t = kvt__fastest(e);
+            /* 65,535 readers at once (one batch naming a key that often):
+             * this one gets KVT_EBUSY rather than wrap the count and let
+             * the slot be reused under the others. */
+            if (t >= 0 && e->refs[t] == UINT16_MAX)
+                t = -1, saturated = 1;
             if (t >= 0) {
                 e->refs[t]++;
                 if (e->hits < UINT16_MAX)
@@ -139,7 +144,7 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         }
         pthread_mutex_unlock(&sh->lock);
         if (status)
-            status[i] = t < 0 ? KVT_ENOENT : 0;
+            status[i] = saturated ? KVT_EBUSY : t < 0 ? KVT_ENOENT : 0;
         if (t >= 0)
             m++;
     }

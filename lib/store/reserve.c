@@ -238,6 +238,11 @@ static void take_refs(kvt_store *s, const kvt_key *keys, size_t n, int32_t want,
         if (id != KVT_NO_ENTRY) {
             kvt_entry *e = kvt__index_entry(&s->ix, id);
             t = kvt__fastest(e);
+            /* A saturated read count (65,535 holds: HOLDs may repeat a key,
+             * and each connection keeps its last) takes the copying path
+             * rather than wrap and let the slot be reused under them. */
+            if (t == u && e->refs[t] == UINT16_MAX)
+                t = u + 1;
             if (t == u) {
                 e->refs[t]++;
                 if (e->hits < UINT16_MAX)

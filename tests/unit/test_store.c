@@ -366,3 +366,39 @@ Test(store, tier_available)
     cr_assert_eq(kvt_store_tier_available(s, 7), KVT_EINVAL);
     cr_assert_eq(kvt_close(s), 0);
 }
+
+/* A block's read count is 16 bits: one get naming a key 65,540 times holds
+ * 65,535 reads of it, and the rest get KVT_EBUSY instead of wrapping the
+ * count to a few (which would let the slot be reused under the readers). */
+Test(store, read_count_saturates_busy_instead_of_wrapping)
+{
+    kvt_store *s = open_dram(8, 1, 0);
+    cr_assert_eq(put1(s, 1), 1);
+    enum { N = 65540 };
+    kvt_key *keys = malloc(N * sizeof *keys);
+    void **ptrs = malloc(N * sizeof *ptrs);
+    int32_t *st = malloc(N * sizeof *st);
+    uint8_t *buf = malloc(BLOCK);
+    cr_assert(keys && ptrs && st && buf);
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = key_of(1);
+        ptrs[i] = buf;
+    }
+    kvt_io_opts o = {.size = sizeof o, .status = st};
+    cr_assert_eq(kvt_get(s, keys, N, ptrs, &o, NULL), 65535);
+    size_t busy = 0;
+    for (size_t i = 0; i < N; i++)
+        busy += st[i] == KVT_EBUSY;
+    cr_assert_eq(busy, N - 65535);
+    uint8_t want[BLOCK];
+    fill_pattern(want, BLOCK, 1, 1);
+    cr_assert_eq(memcmp(buf, want, BLOCK), 0);
+    /* every read released: the block can be evicted and the store fills */
+    for (uint64_t i = 2; i < 20; i++)
+        cr_assert_eq(put1(s, i), 1);
+    free(keys);
+    free(ptrs);
+    free(st);
+    free(buf);
+    kvt_close(s);
+}
