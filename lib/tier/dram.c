@@ -148,28 +148,41 @@ static int hugetlb_pages_for(size_t bytes)
     return page_kb * 1024 == HUGE_PAGE && free_pages * page_kb * 1024 >= bytes;
 }
 
-/* Option "shared": the arena as a memfd mapped MAP_SHARED at `at` (from
- * map_aligned, replaced in place), so that a server can pass the fd to its
- * clients and they copy blocks in and out themselves (docs/shared.md).
- * Sealed against resizing: a client that shrank it would have the store
- * fault on its next copy. */
-static int map_shared_at(kvt_tier_impl *t, char *at, size_t bytes)
+/* A memfd of `bytes`, sealed so that no client can resize it (a client that
+ * shrank it would have the store fault on its next copy) nor change its
+ * seals (F_SEAL_SEAL: one that added F_SEAL_FUTURE_WRITE would lock every
+ * later client out of the arena). -1 with errno when any step fails. */
+static int sealed_memfd(size_t bytes, unsigned huge_flag)
 {
-    int huge = t->hugepages && hugetlb_pages_for(bytes);
-    int fd = -1;
-#ifdef MFD_HUGETLB
-    if (huge)
-        fd = memfd_create("kvtier-dram", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
-#endif
-    if (fd < 0) {
-        huge = 0;
-        fd = memfd_create("kvtier-dram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    }
+    int fd = memfd_create("kvtier-dram", MFD_CLOEXEC | MFD_ALLOW_SEALING | huge_flag);
     if (fd < 0)
         return -1;
     if (ftruncate(fd, (off_t)bytes) ||
-        (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) && !huge) ||
-        mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Option "shared": the arena as a memfd mapped MAP_SHARED at `at` (from
+ * map_aligned, replaced in place), so that a server can pass the fd to its
+ * clients and they copy blocks in and out themselves (docs/shared.md).
+ * Huge pages from hugetlbfs when enough are reserved and the kernel seals
+ * such a memfd; otherwise ordinary shared memory, which always seals. */
+static int map_shared_at(kvt_tier_impl *t, char *at, size_t bytes)
+{
+    int huge = 0, fd = -1;
+#ifdef MFD_HUGETLB
+    if (t->hugepages && hugetlb_pages_for(bytes) &&
+        (fd = sealed_memfd(bytes, MFD_HUGETLB)) >= 0)
+        huge = 1;
+#endif
+    if (fd < 0 && (fd = sealed_memfd(bytes, 0)) < 0)
+        return -1;
+    if (mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
         int e = errno;
         close(fd);
         errno = e;

@@ -1,6 +1,7 @@
 /* test_dram.c — the DRAM tier through its ops table, the copier, and NUMA node choice. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -965,4 +966,31 @@ Test(numa, node_cpus_and_helper_affinity)
     CPU_SET(cpu, &helper);
     cr_assert_eq(kvt__copier_set_affinity(c, &helper), 0);
     kvt__copier_free(c);
+}
+
+/* The shared arena (option "shared") is a memfd no client can resize or
+ * reseal: a client that added F_SEAL_FUTURE_WRITE would lock every later
+ * client out of the arena, one that shrank it would fault the store. */
+Test(dram, shared_arena_is_sealed_for_good)
+{
+    kvt_tier_params p = params(4 * MIB, 2 * MIB, 1);
+    set_opt(&p, "shared", 1);
+    kvt_tier_impl *t = NULL;
+    uint32_t n = 0;
+    cr_assert_eq(kvt__tier_dram.open(&p, &t, &n), 0, "%s", kvt_last_error());
+    size_t bytes = 0, fd_bytes = 0;
+    char *arena = kvt__dram_arena(t, &bytes);
+    int fd = kvt__dram_shared_fd(arena, &fd_bytes);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(fd_bytes, bytes);
+    int seals = fcntl(fd, F_GET_SEALS);
+    cr_assert_eq(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+                 F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, "seals %#x", seals);
+    cr_assert_neq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), 0);
+    cr_assert_neq(ftruncate(fd, 0), 0);
+    /* a client's mapping still works */
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    munmap(m, bytes);
+    kvt__tier_dram.close(t);
 }
