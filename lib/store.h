@@ -111,6 +111,7 @@ struct kvt_store {
     kvt_index ix;
     kvt_tier_rt tier[KVT_MAX_SLOT_TIERS]; /* slot tiers: they come first, so index = instance */
     int put_tier; /* where puts land: the top open tier that admits on put */
+    uint64_t pending_wait_ns; /* a put's wait for another put of its key (put.c) */
     int top_tier; /* the fastest open tier */
     int tier_unavailable[KVT_MAX_TIERS];
     /* Key-addressed tier instances (lib/store/keyed.c), in config order:

@@ -72,6 +72,10 @@ static kvt__client *client_of(kvt_store *s)
 int kvt__client_gone(kvt__client *c, const char *fn)
 {
     atomic_store(&c->dead, 1);
+    /* Shut the connection now, not at kvt_close: a server that broke the
+     * protocol (or went away) then lets go of this client's reservation
+     * and read references at once. */
+    shutdown(c->fd, SHUT_RDWR);
     return kvt__err(KVT_ECLOSED, "%s: the kvtier server went away (connect again)", fn);
 }
 

@@ -199,6 +199,9 @@ size_t kvt__victims_per_run(const kvt_store *s, int p);
  * themselves (lib/shared/server.c, docs/shared.md). */
 /* Per-key outcomes of kvt__store_reserve and kvt__store_hold besides 0
  * (reserved: the caller writes the slot; held: read the slot) and errors. */
+/* How long a put waits for another put of the same key to land (tests
+ * shorten s->pending_wait_ns). */
+#define KVT__PENDING_WAIT_NS (10ull * 1000000000ull)
 #define KVT__ZC_HELD 1  /* the store holds the block already: nothing to copy */
 #define KVT__ZC_STAGE 2 /* not here: take the copying path (kvt_put, kvt_get) */
 typedef struct kvt__reservation kvt__reservation;

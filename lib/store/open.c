@@ -286,6 +286,7 @@ int kvt__store_open(const kvt_config *cfg, kvt_store **out)
     int prev = -1;
     s->put_tier = -1;
     s->top_tier = -1;
+    s->pending_wait_ns = KVT__PENDING_WAIT_NS;
     for (int t = 0; t < KVT_MAX_SLOT_TIERS; t++) {
         if (!s->tier[t].on)
             continue;

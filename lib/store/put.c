@@ -464,7 +464,14 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
     }
     kvt__run_drain(&r);
     /* Keys another put was writing: once that write has landed (or failed),
-     * they are held, or this put stores them itself. */
+     * they are held, or this put stores them itself. Not forever: a writer
+     * that stopped between reserving and committing (a zero-copy client
+     * under a debugger, docs/shared.md) would hold this put, and its
+     * caller's connection, with it; after s->pending_wait_ns the key gets
+     * KVT_EBUSY. The other writer's slot stays its own until it commits or
+     * its connection closes: freeing it early would let a late copy land
+     * in another block. */
+    const uint64_t give_up = kvt__monotonic_ns() + s->pending_wait_ns;
     for (size_t j = 0; j < npending; j++) {
         size_t i = pending[j];
         uint64_t up = i ? kvt__key_hash(&keys[i - 1]) : o && o->parent ? kvt__key_hash(o->parent) : 0;
@@ -481,9 +488,13 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
                     CNT(&s->st, put_rejected);
                 }
                 kvt__run_drain(&r);
-            } else if (code == PUT_PENDING) {
+            } else if (code == PUT_PENDING && kvt__monotonic_ns() < give_up) {
                 kvt__backoff(round);
                 continue;
+            } else if (code == PUT_PENDING) {
+                if (status)
+                    status[i] = KVT_EBUSY;
+                CNT(&s->st, put_rejected);
             } else if (code == 0 || code == PUT_CANCELLED) {
                 r.stored++;
                 if (code)

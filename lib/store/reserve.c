@@ -141,10 +141,7 @@ int kvt__store_reserve(kvt_store *s, const kvt_key *keys, size_t n, const kvt_io
     for (size_t j = 0; j < r->nitems; j++)
         slots[r->items[j].index] = r->items[j].slot;
     /* A reserved key whose victim stayed with a reader and got no other
-     * slot has KVT_EFULL from settle_victims; it does not count. */
-    for (size_t i = 0; i < n; i++)
-        if (status[i] == KVT_EFULL)
-            CNT(&s->st, put_rejected);
+     * slot has KVT_EFULL from settle_victims, which counted it rejected. */
     kvt__free(scratch);
     kvt__free(x);
     leave(s);
@@ -311,38 +308,46 @@ int kvt__store_hold(kvt_store *s, const kvt_key *keys, size_t n, int no_promote,
     kvt_tier_rt *tr = &s->tier[u];
     /* Promotions first, before this call holds any slot: a promotion
      * waiting for room that our own references keep would wait in vain. */
-    if (!no_promote) {
+    /* The promoting gets counted their keys (get_blocks, hits below):
+     * those are not counted again here. */
+    uint8_t *promoted = no_promote ? NULL : kvt__calloc(n, 1);
+    if (promoted) {
         for (size_t i = 0; i < n; i++)
             status[i] = below_top(s, &keys[i]) ? KVT__ZC_STAGE : 0;
         promote_below(s, keys, n, status);
+        for (size_t i = 0; i < n; i++)
+            promoted[i] = status[i] == KVT__ZC_STAGE;
     }
     for (size_t i = 0; i < n; i++)
         status[i] = 1; /* to look up */
     take_refs(s, keys, n, 1, KVT__ZC_STAGE, ids, slots, status);
-    size_t held = 0, missed = 0, k = 0;
+    size_t held = 0, missed = 0, k = 0, refs = 0;
     uint32_t *tids = kvt__malloc(n * sizeof *tids), *tslots = kvt__malloc(n * sizeof *tslots);
     for (size_t i = 0; i < n; i++) {
+        const int counted = !(promoted && promoted[i]);
         if (status[i] == 0) {
-            held++;
+            held += counted;
+            refs++;
             if (tids && tslots) {
                 tids[k] = ids[i];
                 tslots[k++] = slots[i];
             }
         } else if (status[i] == KVT_ENOENT) {
-            missed++;
+            missed += counted;
         }
     }
     if (k)
         kvt__touch_all(s, u, tids, tslots, k, kvt__store_now(s));
     kvt__free(tids);
     kvt__free(tslots);
+    kvt__free(promoted);
     ADD(&s->st, get_blocks, held + missed);
     ADD(&s->st, get_hit_blocks, held);
     ADD(&s->st, get_miss_blocks, missed);
     ADD(&tr->st, hits, held);
     ADD(&tr->st, bytes_out, held * s->block_bytes);
     leave(s);
-    return (int)held;
+    return (int)refs;
 }
 
 void kvt__store_unhold(kvt_store *s, const uint32_t *ids, size_t n)

@@ -16,11 +16,13 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/rand.h"
 #include "kvtier.h"
 #include "shared/proto.h"
+#include "store/internal.h"
 #include "spawn.h"
 
 #define BLOCK (32u * 1024u)
@@ -455,5 +457,52 @@ Test(zero_copy, fall_backs)
     close(r.fd);
     cr_assert_eq(kvt_close(s), 0);
     wait_clients(0);
+    unserve();
+}
+
+/* A writer stopped between reserving and committing (a zero-copy client
+ * under a debugger) holds other puts of its keys only so long: they get
+ * KVT_EBUSY after the store's pending wait, and its slot stays its own,
+ * so its commit, when it comes, still stores the block. */
+Test(zero_copy, stuck_reservation_holds_other_puts_only_so_long)
+{
+    serve_with(16, 0, 0);
+    store->pending_wait_ns = 300ull * 1000000ull;
+    kvt_key k;
+    uint64_t rs = 99;
+    make_keys(&k, 1, &rs);
+    int32_t st = 1;
+    uint32_t slot = 0;
+    kvt__reservation *r = NULL;
+    kvt_io_opts ro = {.size = sizeof ro};
+    cr_assert_eq(kvt__store_reserve(store, &k, 1, &ro, &st, &slot, &r), 1, "%s", kvt_last_error());
+    cr_assert_eq(st, 0);
+    kvt_store *c;
+    cr_assert_eq(kvt_connect(sock, NULL, &c), 0, "%s", kvt_last_error());
+    uint8_t *buf = malloc(BLOCK);
+    fill(buf, BLOCK, &k);
+    void *ptrs[FRAGS];
+    layout(buf, ptrs, 1);
+    int32_t pst = 0;
+    kvt_io_opts io = {.size = sizeof io, .status = &pst};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(kvt_put(c, &k, 1, ptrs, &io, NULL), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    cr_assert_eq(pst, KVT_EBUSY, "status %d", pst);
+    cr_assert(s >= 0.29 && s < 5, "gave up after %.3f s", s);
+    cr_assert_eq(kvt_lookup(c, &k, 1, NULL, 0), 0); /* not visible while reserved */
+    /* the stuck writer resumes: its slot was never given away */
+    uint8_t *arena = store->tier[store->top_tier].ops->slot_ptr(store->tier[store->top_tier].impl, slot);
+    memcpy(arena, buf, BLOCK);
+    cr_assert_eq(kvt__store_commit(r, &st), 1);
+    uint8_t *got = calloc(1, BLOCK);
+    layout(got, ptrs, 1);
+    cr_assert_eq(kvt_get(c, &k, 1, ptrs, NULL, NULL), 1);
+    cr_assert_eq(memcmp(got, buf, BLOCK), 0);
+    free(buf);
+    free(got);
+    kvt_close(c);
     unserve();
 }
