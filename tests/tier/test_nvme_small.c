@@ -667,4 +667,36 @@ Test(nvme_small, stripe_set_in_512_byte_units)
     free(b.base);
 }
 
+
+static const char *list_first(const char *list)
+{
+    static char first[700];
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(list, ","), list);
+    return first;
+}
+
+/* A stripe set laid out in 4096-byte units (as before version 3) and sized
+ * by its old slot: 129 slots of 64 KiB blocks are also exactly 136 of the
+ * 512-unit slot, and the set must be read as the 129 it holds, not
+ * refused for a slot count it never had. */
+Test(nvme_small, old_unit_stripe_set_reopens_at_its_slot_count)
+{
+    const uint64_t bb = 64 * KIB;
+    const uint32_t n = 129;
+    char list[1500];
+    snprintf(list, sizeof list, "%s/o0.kvt,%s/o1.kvt", dir, dir);
+    /* Written as a build before version 3 wrote it: 4096-byte units. */
+    kvt_tier_params p = params_at(list, bb, 1, n);
+    kvt__tier_params_set_int(&p, "unit", 4096);
+    nv->close(open_n(&p, n));
+    cr_expect_eq(sb_field(list_first(list), 8), 2, "format version 2: a stripe set of old");
+    /* ... and opened with the capacity that build was given. */
+    kvt_tier_params again = params_at(list, bb, 1, n);
+    again.capacity = kvt__nvme_slot_bytes_in(bb, 4096) * n;
+    cr_assert_eq(again.capacity % kvt__nvme_slot_bytes(bb), 0, "the ambiguity this test is about");
+    kvt_tier_impl *t = open_n(&again, n);
+    cr_expect_eq(stat_of(t, "nvme.unit"), 4096);
+    nv->close(t);
+}
+
 #endif /* KVT_HAVE_URING */

@@ -64,12 +64,19 @@ uint64_t kvt__nvme_file_bytes(uint64_t block_bytes, uint64_t nslots)
     return kvt__nvme_file_bytes_in(block_bytes, nslots, kvt__nvme_unit(block_bytes));
 }
 
-int nvme_capacity_slots(uint64_t block_bytes, uint64_t capacity, uint32_t *nslots)
+int nvme_capacity_slots(uint64_t block_bytes, uint64_t capacity, uint32_t unit, uint32_t *nslots)
 {
-    uint64_t small = kvt__nvme_slot_bytes(block_bytes),
+    /* Capacities count kvt_slot_bytes() slots, else 4096-unit ones (sized
+     * before the small unit). An existing file's own unit (unit, 0: none)
+     * comes first: 129 4096-unit slots of 64 KiB blocks are also 136
+     * 512-unit ones, and a stripe set must be read as the 129 it holds. */
+    uint64_t own = unit ? kvt__nvme_slot_bytes_in(block_bytes, unit) : 0,
+             small = kvt__nvme_slot_bytes(block_bytes),
              whole = kvt__nvme_slot_bytes_in(block_bytes, UNIT);
     uint64_t n = 0;
-    if (small && capacity && capacity % small == 0)
+    if (own && capacity && capacity % own == 0)
+        n = capacity / own;
+    else if (small && capacity && capacity % small == 0)
         n = capacity / small;
     else if (whole && capacity && capacity % whole == 0)
         n = capacity / whole;
@@ -77,6 +84,13 @@ int nvme_capacity_slots(uint64_t block_bytes, uint64_t capacity, uint32_t *nslot
         return KVT_ECAPACITY;
     *nslots = (uint32_t)n;
     return 0;
+}
+
+uint32_t nvme_sb_unit(const uint8_t *buf)
+{
+    if (memcmp(buf + SB_MAGIC, sb_magic, 8) || kvt__get64(buf + SB_SUM) != XXH3_64bits(buf, HDR_SUMMED))
+        return 0;
+    return kvt__get32(buf + SB_UNIT);
 }
 
 /* Whether u is a unit this build lays slots out in. */

@@ -65,11 +65,15 @@ void nvme_new_store_id(uint8_t id[16]);
 /* The superblock of g into b (UNIT bytes). */
 void nvme_sb_encode(const nvme_geometry *g, uint8_t *b);
 
-/* The slot count a capacity asks for: capacity / kvt__nvme_slot_bytes(), else
- * capacity / the 4096-unit slot (capacities sized before format version 3);
- * KVT_ECAPACITY (no message) when neither divides it or it is 0 or over
- * UINT32_MAX slots. */
-int nvme_capacity_slots(uint64_t block_bytes, uint64_t capacity, uint32_t *nslots);
+/* The slot count a capacity asks for: capacity / the slot in `unit` (an
+ * existing file's; 0: none) when that divides it, else capacity /
+ * kvt__nvme_slot_bytes(), else capacity / the 4096-unit slot (capacities
+ * sized before format version 3); KVT_ECAPACITY (no message) when none
+ * divides it or it is 0 or over UINT32_MAX slots. */
+int nvme_capacity_slots(uint64_t block_bytes, uint64_t capacity, uint32_t unit, uint32_t *nslots);
+/* The layout unit a superblock records, or 0 when buf (UNIT bytes) is not
+ * a valid superblock. */
+uint32_t nvme_sb_unit(const uint8_t *buf);
 
 /* Checks a superblock against the geometry asked for (g) and the file's
  * size: 0 and g->store_id (and, for a stripe member, g->set_id) set, or

@@ -126,7 +126,7 @@ static int check_params(const kvt_tier_params *p)
                                     "or 4096", (long long)want_unit);
     uint64_t slot = kvt__nvme_slot_bytes(p->block_bytes);
     uint32_t unit = kvt__nvme_unit(p->block_bytes), nslots;
-    if (nvme_capacity_slots(p->block_bytes, p->capacity, &nslots))
+    if (nvme_capacity_slots(p->block_bytes, p->capacity, 0, &nslots))
         return kvt__err(KVT_ECAPACITY,
                         "nvme: capacity %llu is not a whole number of %llu-byte slots (a slot is "
                         "a %u-byte header plus the block rounded up to %u bytes): use N * %llu",
@@ -161,7 +161,7 @@ int nvme_open_device(const kvt_tier_params *p, const char *path, const nvme_geom
     t->geo.key_mode = p->key_mode;
     t->geo.frags = p->frags ? p->frags : 1;
     nvme_geo_set_unit(&t->geo, nvme_asked_unit(p));
-    nvme_capacity_slots(p->block_bytes, p->capacity, &t->geo.nslots); /* checked by check_params */
+    nvme_capacity_slots(p->block_bytes, p->capacity, 0, &t->geo.nslots); /* checked by check_params */
     t->capacity = p->capacity;
     if (stripe) {
         t->geo.nslots = stripe->nslots;

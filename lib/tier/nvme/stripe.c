@@ -1,10 +1,12 @@
 /* stripe.c — an NVMe tier over several devices: slots striped across them, one tier each. */
 #include "tier/nvme/stripe.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -132,6 +134,19 @@ static int join_set(kvt_tier_impl *t, bool recreate)
     return 0;
 }
 
+/* The unit of the kvtier NVMe file or device at path, or 0 (none there,
+ * unreadable, not kvtier's). */
+static uint32_t existing_unit(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    uint8_t buf[UNIT];
+    uint32_t unit = pread(fd, buf, UNIT, 0) == (ssize_t)UNIT ? nvme_sb_unit(buf) : 0;
+    close(fd);
+    return unit;
+}
+
 int nvme_stripe_open(const kvt_tier_params *p, char **paths, unsigned n, kvt_tier_impl **out)
 {
     *out = NULL;
@@ -142,8 +157,12 @@ int nvme_stripe_open(const kvt_tier_params *p, char **paths, unsigned n, kvt_tie
         for (unsigned b = a + 1; b < n; b++)
             if (!strcmp(paths[a], paths[b]))
                 return kvt__err(KVT_EPATH, "nvme: %s is named twice in the path list", paths[a]);
-    uint32_t total = 0;
-    nvme_capacity_slots(p->block_bytes, p->capacity, &total); /* checked by check_params */
+    /* An existing set keeps the unit it was laid out in: its slot count is
+     * read in that unit (check_params checked one reading fits). */
+    uint32_t total = 0, unit = 0;
+    for (unsigned d = 0; d < n && !unit; d++)
+        unit = existing_unit(paths[d]);
+    nvme_capacity_slots(p->block_bytes, p->capacity, unit, &total);
     if (total < n)
         return kvt__err(KVT_ECAPACITY, "nvme: capacity holds %u slots; %u devices need one "
                                        "each at least", total, n);
