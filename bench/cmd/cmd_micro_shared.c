@@ -289,6 +289,10 @@ static int measure(const shared_opts *o, shared_row *row, const bufs *b, nvme_fi
     kvt_key *keys = malloc(nkeys * sizeof *keys);
     rc = micro_shared_connect(o->socket, bb, staging_for(row->per_call, bb),
                               (uint32_t)o->copy_threads, &conn);
+    row->arena_hugetlb = NAN;
+    uint64_t huge = 0;
+    if (rc == BENCH_OK && kvt_stat(conn, "dram.shared_hugetlb", &huge) == 0)
+        row->arena_hugetlb = (double)huge;
     if (rc == BENCH_OK)
         rc = bench_store_open(&in_spec, &in);
     if (rc == BENCH_OK && !(cp = bench_copier_new((unsigned)o->copy_threads)))

@@ -95,6 +95,7 @@ typedef struct shared_row {
     double put_in, put_conn, put_mem, put_ratio, put_p10, put_p90;
     double get_in, get_conn, get_mem, get_ratio, get_p10, get_p90;
     double zero_copy, staged; /* the server's counters; NaN: it has none */
+    double arena_hugetlb;     /* the served arena on hugetlb pages: 1, 0; NaN: not said */
 } shared_row;
 
 /* 64-key lookups on one store, in microseconds. */

@@ -28,6 +28,7 @@ static const bench_field row_fields[] = {
     {"get_meets_target", BT_BOOL},
     {"server_zero_copy_blocks", BT_NUM},
     {"server_staged_blocks", BT_NUM},
+    {"server_arena_hugetlb", BT_NUM},
 };
 
 static const bench_col row_cols[] = {
@@ -66,6 +67,7 @@ static const bench_field client_fields[] = {
     {"gets_checked", BT_U64},  {"gets_missing", BT_U64},    {"puts_stored", BT_U64},
     {"failed_clients", BT_U64}, {"server_zero_copy_blocks", BT_NUM},
     {"server_staged_blocks", BT_NUM},
+    {"server_arena_hugetlb", BT_NUM},
 };
 
 static const bench_col client_cols[] = {
@@ -109,6 +111,7 @@ static void fill_rows(bench_rows *t, const shared_report *r)
         bench_rows_bool(t, "get_meets_target", w->get_ratio >= TARGET_RATIO);
         bench_rows_num(t, "server_zero_copy_blocks", w->zero_copy);
         bench_rows_num(t, "server_staged_blocks", w->staged);
+        bench_rows_num(t, "server_arena_hugetlb", w->arena_hugetlb);
     }
 }
 
@@ -218,6 +221,13 @@ static void text_report(const shared_report *r, bench_rows *rows, bench_rows *lk
                counter_text(r->rows[i].zero_copy, z, sizeof z),
                counter_text(r->rows[i].staged, s, sizeof s));
     printf("\n");
+    /* The arena's pages decide the copies' speed: shared memory gets huge
+     * pages only from hugetlbfs (vm.nr_hugepages) or where shmem THP is on. */
+    if (r->nrows && !isnan(r->rows[0].arena_hugetlb))
+        printf("  the served arena is on %s\n",
+               r->rows[0].arena_hugetlb ? "hugetlb pages (2 MiB)"
+                                        : "ordinary shared memory pages (no hugetlb pages "
+                                          "reserved: /proc/sys/vm/nr_hugepages)");
     if (r->lk) {
         printf("\n  kvt_lookup of %zu held keys, %zu calls per store, taking turns.\n"
                "  Targets through the socket: p50 <= %.0f us, p99 <= %.0f us.\n\n",
