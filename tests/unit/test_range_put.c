@@ -6,8 +6,12 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "kvt_build_config.h"
 #include "kvtier.h"
 #include "../tier_kinds.h"
 
@@ -296,4 +300,44 @@ Test(range_put, two_threads_assemble_different_layers_of_the_same_blocks)
         cr_expect_eq(stat(s, "assembling"), 0);
         cr_assert_eq(kvt_close(s), 0);
     }
+}
+
+Test(range_put, refused_on_an_nvme_only_store_and_a_connected_one)
+{
+#if KVT_HAVE_URING
+    kvt_config *c;
+    kvt_store *s;
+    char file[512];
+    const char *dir = getenv("KVT_BUILD_ROOT") ? getenv("KVT_BUILD_ROOT") : ".";
+    snprintf(file, sizeof file, "%s/range-put-%d.kvt", dir, (int)getpid());
+    unlink(file);
+    cr_assert_eq(kvt_config_new(&c), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
+    uint64_t slot;
+    cr_assert_eq(kvt_slot_bytes("nvme", BLOCK, &slot), 0);
+    int t = kvt_test_tier(c, "nvme");
+    cr_assert_eq(kvt_config_tier_set(c, t, "capacity", (int64_t)(16 * slot)), 0);
+    cr_assert_eq(kvt_config_tier_set_str(c, t, "path", file), 0);
+    cr_assert_eq(kvt_open(c, &s), 0, "%s", kvt_last_error());
+    kvt_config_free(c);
+    cr_expect_eq(put_range(s, 0, 1, 0, 1, NULL), KVT_ENOTSUP);
+    cr_expect(strstr(kvt_last_error(), "DRAM") != NULL, "%s", kvt_last_error());
+    cr_assert_eq(kvt_close(s), 0);
+    unlink(file);
+#endif
+    kvt_store *d = open_store(0);
+    char sock[512];
+    const char *root = getenv("KVT_BUILD_ROOT") ? getenv("KVT_BUILD_ROOT") : ".";
+    snprintf(sock, sizeof sock, "%s/range-put-%d.sock", root, (int)getpid());
+    unlink(sock);
+    kvt_server *srv;
+    cr_assert_eq(kvt_serve(d, sock, NULL, &srv), 0, "%s", kvt_last_error());
+    kvt_store *cl;
+    cr_assert_eq(kvt_connect(sock, NULL, &cl), 0, "%s", kvt_last_error());
+    cr_expect_eq(put_range(cl, 0, 1, 0, 1, NULL), KVT_ENOTSUP);
+    cr_assert_eq(kvt_close(cl), 0);
+    cr_assert_eq(kvt_serve_stop(srv), 0);
+    unlink(sock);
+    cr_assert_eq(kvt_close(d), 0);
 }
