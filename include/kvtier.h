@@ -549,12 +549,12 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
  * (last wins). At most 256 blocks assemble at once per store: one more
  * gets KVT_EBUSY in status; KVT_EFULL when no slot can be reserved; and
  * KVT_EBUSY when a whole-block put of the key is in flight for over
- * ~64 backoff rounds (a whole-block kvt_put of a key being assembled waits
- * until it completes or is aborted). A block never completed is aborted,
- * never visible and its slot freed, by kvt_remove of its key (which does
- * not count it as held), kvt_clear, kvt_close, and once 10 s (store clock)
- * have passed since its first fragment (checked by every range put, and by
- * kvt_remove); its fragments must then all be put again. Stats:
+ * ~64 backoff rounds. A block never completed is aborted, never visible
+ * and its slot freed, by kvt_remove of its key (which does not count it as
+ * held), kvt_clear, kvt_close, a whole-block kvt_put of its key (which
+ * stores its own bytes), and once 10 s (store clock) have passed since its
+ * first fragment (checked by every range put, whole put and kvt_remove
+ * while blocks assemble); its fragments must then all be put again. Stats:
  * "assembling" (blocks now), "assembled", "assembly_aborted". */
 KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);

@@ -414,6 +414,10 @@ int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         return rc;
     if (count) /* layer-wise: the blocks assemble (assemble.c) */
         return kvt__assemble_put(s, keys, n, ptrs, o, first, count);
+    /* A whole block replaces one of these keys still assembling (else it
+     * would wait on that FILLING slot until the assembly ends). */
+    if (atomic_load_explicit(&s->st.assembling, memory_order_relaxed))
+        kvt__assemble_drop(s, keys, n);
     kvt__expire_due(s);
     uint64_t now = kvt__store_now(s);
     int p = s->put_tier;

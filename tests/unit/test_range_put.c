@@ -341,3 +341,22 @@ Test(range_put, refused_on_an_nvme_only_store_and_a_connected_one)
     unlink(sock);
     cr_assert_eq(kvt_close(d), 0);
 }
+
+Test(range_put, a_whole_put_replaces_an_assembly)
+{
+    kvt_store *s = open_store(0);
+    cr_assert_eq(put_range(s, 0, 2, 0, 4, NULL), 2);
+    void *p[FRAGS];
+    for (int f = 0; f < FRAGS; f++)
+        p[f] = src[0] + f * FRAG;
+    cr_assert_eq(kvt_put(s, &keys[0], 1, p, NULL, NULL), 1, "%s", kvt_last_error());
+    cr_expect_eq(stat(s, "assembly_aborted"), 1);
+    cr_assert_eq(visible(s, 0), 1);
+    cr_assert_eq(visible(s, 1), 0);
+    /* The rest of block 0's layers: held whole now, nothing written. */
+    cr_assert_eq(put_range(s, 0, 2, 4, 4, NULL), 2);
+    cr_assert_eq(visible(s, 0), 1);
+    cr_assert_eq(visible(s, 1), 1);
+    cr_expect_eq(stat(s, "assembled"), 1);
+    cr_assert_eq(kvt_close(s), 0);
+}
