@@ -120,7 +120,9 @@ static int doom_all(const asm_block *b, const void *arg)
 
 static int doom_old(const asm_block *b, const void *arg)
 {
-    return *(const uint64_t *)arg - b->started >= ASSEMBLE_AGE_NS;
+    /* A block another thread started after `now` was read is young. */
+    uint64_t now = *(const uint64_t *)arg;
+    return now > b->started && now - b->started >= ASSEMBLE_AGE_NS;
 }
 
 typedef struct key_set {
