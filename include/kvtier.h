@@ -446,9 +446,11 @@ typedef struct kvt_io_opts {
      * ptrs[i * frag_count + f]); the rest of the block is not read into the
      * caller's memory, and no block is promoted. frag_count 0: the whole
      * block (frag_first must then be 0). A range past the block's fragments:
-     * KVT_EINVAL. put with frag_count > 0: KVT_ENOTSUP. Host memory only
-     * (KVT_MEM_CUDA with a range: KVT_ENOTSUP), and a store with a
-     * key-addressed tier or connected to a server: KVT_ENOTSUP. */
+     * KVT_EINVAL. put: a layer-wise save of those fragments of each block
+     * (ptrs as for get), assembled into whole blocks (kvt_put, "Layer-wise
+     * puts"). Host memory only (KVT_MEM_CUDA with a range: KVT_ENOTSUP),
+     * and a store with a key-addressed tier or connected to a server:
+     * KVT_ENOTSUP; a put also needs a DRAM put tier. */
     uint32_t frag_first;
     uint32_t frag_count;
 } kvt_io_opts;
@@ -530,7 +532,30 @@ KVT_API int kvt_release(kvt_store *store, const kvt_key *keys, size_t n, int32_t
  * KVT_EINVAL (see "CUDA" above), KVT_EBUSY (too many tickets pending),
  * KVT_ECLOSED; KVT_EINVAL, KVT_ESIZE also for opts->size (top of file);
  * KVT_ENOMEM when opts->group could not be recorded (the blocks are
- * stored, but in no group). */
+ * stored, but in no group).
+ *
+ * Layer-wise puts (opts->frag_count > 0): only fragments frag_first ..
+ * frag_first+frag_count-1 of each block are given, ptrs holding frag_count
+ * pointers per block. A block is assembled: its fragments are copied
+ * straight into a slot of the DRAM put tier reserved for it, invisible to
+ * lookup, get, contains and eviction, and when its last fragment arrives
+ * it is committed as a whole-block put of it would be (write-through,
+ * events, TTL; retain_s and KVT_IO_DURABLE of the call that started it,
+ * group of the call that completed it), in that call, so that call's
+ * completion (sync return or ticket) covers it. One completion per call.
+ * Status 0 and counted: fragments taken (the block assembling, completed,
+ * or already held whole, in which case nothing is written: same key, same
+ * bytes). A fragment put twice while its block assembles is overwritten
+ * (last wins). At most 256 blocks assemble at once per store: one more
+ * gets KVT_EBUSY in status; KVT_EFULL when no slot can be reserved; and
+ * KVT_EBUSY when a whole-block put of the key is in flight for over
+ * ~64 backoff rounds. A block never completed is aborted, never visible
+ * and its slot freed, by kvt_remove of its key (which does not count it as
+ * held), kvt_clear, kvt_close, a whole-block kvt_put of its key (which
+ * stores its own bytes), and once 10 s (store clock) have passed since its
+ * first fragment (checked by every range put, whole put and kvt_remove
+ * while blocks assemble); its fragments must then all be put again. Stats:
+ * "assembling" (blocks now), "assembled", "assembly_aborted". */
 KVT_API int kvt_put(kvt_store *store, const kvt_key *keys, size_t n, void *const *ptrs,
                     const kvt_io_opts *opts, kvt_ticket *ticket);
 

@@ -65,6 +65,7 @@ static void close_store(kvt_store *s)
 {
     kvt__workers_free(s->workers);
     s->workers = NULL;
+    kvt__assemble_close(s); /* incomplete layer-wise puts: aborted, unseen */
     kvt__store_close(s);
 }
 
@@ -430,6 +431,7 @@ int kvt_remove(kvt_store *s, const kvt_key *keys, size_t n)
         return rc;
     if ((rc = check_keys(keys, n, "kvt_remove")))
         return leave_call(s, rc);
+    kvt__assemble_drop(s, keys, n); /* blocks assembling: aborted, never seen */
     return leave_call(s, kvt__store_remove(s, keys, n));
 }
 
@@ -439,6 +441,7 @@ int kvt_clear(kvt_store *s)
     int rc = enter(s, "kvt_clear");
     if (rc)
         return rc;
+    kvt__assemble_drop_all(s);
     return leave_call(s, kvt__store_clear(s));
 }
 

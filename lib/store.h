@@ -61,7 +61,10 @@ typedef struct kvt__writethrough kvt__writethrough;
                           write-through) of a key removed meanwhile */  \
     X(flush_written)   /* blocks kvt_flush/KVT_IO_DURABLE/close wrote down */ \
     X(flushes)         /* flushes of the persistent tier (fdatasync) */ \
-    X(close_unflushed) /* blocks close left unwritten: out of time or room */
+    X(close_unflushed) /* blocks close left unwritten: out of time or room */ \
+    X(assembling)      /* layer-wise puts: blocks incomplete now (a gauge) */ \
+    X(assembled)       /* blocks completed by layer-wise puts, committed */ \
+    X(assembly_aborted) /* incomplete ones dropped: remove, clear, close, age */
 
 typedef struct kvt_tier_stats {
 #define KVT_X_FIELD(name) _Atomic uint64_t name;
@@ -160,6 +163,7 @@ struct kvt_store {
     kvt_store_stats st;
     _Atomic(struct kvt__events *) events; /* events.c: the event stream, NULL while off */
     _Atomic(struct kvt__groups *) groups; /* store/groups.c: key -> group tags, NULL until used */
+    _Atomic(struct kvt__assembly *) assembly; /* store/assemble.c: layer-wise puts, NULL until used */
 };
 
 #define KVT_STORE_MAGIC 0x6b767473u /* "kvts" */
@@ -196,6 +200,16 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
  * block, also for opts of a size before the range (lib/store/range.c). */
 int kvt__io_frag_range(const kvt_store *s, const kvt_io_opts *o, int op, uint32_t *first,
                        uint32_t *count, const char *fn);
+/* kvt_put of a fragment range (count > 0) of each block: assembles the
+ * blocks in reserved slots of the put tier (lib/store/assemble.c). */
+int kvt__assemble_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
+                      const kvt_io_opts *o, uint32_t first, uint32_t count);
+/* Aborts the blocks assembling under keys (kvt_remove), all of them
+ * (kvt_clear), or all of them and frees the table (kvt_close, no call
+ * active). */
+void kvt__assemble_drop(kvt_store *s, const kvt_key *keys, size_t n);
+void kvt__assemble_drop_all(kvt_store *s);
+void kvt__assemble_close(kvt_store *s);
 /* Reads n range xfers (count > 0, host memory) from one tier. */
 void kvt__range_read(kvt_store *s, kvt_tier_rt *tr, kvt_xfer *x, size_t n);
 /* kvt_touch: an access without a copy. */

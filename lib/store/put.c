@@ -1,6 +1,7 @@
 /* put.c — puts: reservation, admission, and put runs with their demotions. */
 #include "internal.h"
 #include "groups.h"
+#include "worker.h"
 
 /* -------------------------------------------------------------- put, get */
 
@@ -407,6 +408,16 @@ int kvt__make_durable(kvt_store *s, const kvt_key *keys, size_t n, int32_t *stat
 int kvt__store_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptrs,
                    const kvt_io_opts *o, uint64_t seq)
 {
+    uint32_t first, count;
+    int rc = kvt__io_frag_range(s, o, KVT_JOB_PUT, &first, &count, "kvt_put");
+    if (rc)
+        return rc;
+    if (count) /* layer-wise: the blocks assemble (assemble.c) */
+        return kvt__assemble_put(s, keys, n, ptrs, o, first, count);
+    /* A whole block replaces one of these keys still assembling (else it
+     * would wait on that FILLING slot until the assembly ends). */
+    if (atomic_load_explicit(&s->st.assembling, memory_order_relaxed))
+        kvt__assemble_drop(s, keys, n);
     kvt__expire_due(s);
     uint64_t now = kvt__store_now(s);
     int p = s->put_tier;

@@ -1,5 +1,6 @@
-/* range.c — layer-wise gets: a range of each block's fragments
- * (kvt_io_opts.frag_first/frag_count). Tiers with KVT_TCAP_FRAG_RANGE read
+/* range.c — layer-wise I/O: a range of each block's fragments
+ * (kvt_io_opts.frag_first/frag_count). Puts assemble blocks (assemble.c);
+ * for gets, tiers with KVT_TCAP_FRAG_RANGE read
  * the range themselves; the others read whole blocks into a bounce buffer
  * here, and only the range is copied out to the caller. */
 #include "internal.h"
@@ -22,9 +23,6 @@ int kvt__io_frag_range(const kvt_store *s, const kvt_io_opts *o, int op, uint32_
     if (f >= s->frags || c > s->frags - f)
         return kvt__err(KVT_EINVAL, "%s: fragments %u..%u of a block of %u", fn, f,
                         f + (c - 1), s->frags);
-    if (op == KVT_JOB_PUT)
-        return kvt__err(KVT_ENOTSUP, "%s: a fragment range is for kvt_get only (a put writes "
-                                     "whole blocks)", fn);
     if (o->mem_kind != KVT_MEM_HOST)
         return kvt__err(KVT_ENOTSUP, "%s: a fragment range into device memory (host memory only, "
                                      "for now)", fn);
@@ -33,6 +31,14 @@ int kvt__io_frag_range(const kvt_store *s, const kvt_io_opts *o, int op, uint32_
                         fn);
     if (f == 0 && c == s->frags)
         return 0; /* the whole block, same pointer layout */
+    if (op == KVT_JOB_PUT) {
+        /* Blocks assemble in a reserved slot of the put tier, copied into
+         * through its host address (assemble.c). */
+        const kvt_tier_rt *tr = s->put_tier < 0 ? NULL : &s->tier[s->put_tier];
+        if (!tr || !(tr->ops->caps & KVT_TCAP_HOST_PTR) || !tr->ops->slot_ptr)
+            return kvt__err(KVT_ENOTSUP, "%s: a fragment range put needs a DRAM put tier "
+                                         "(blocks assemble in its slots)", fn);
+    }
     *first = f;
     *count = c;
     return 0;

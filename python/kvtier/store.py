@@ -567,7 +567,7 @@ class Store:
     # ------------------------------------------------------------ data
 
     def put(self, keys, buffers, *, wait=True, retain_s=0, parent=None, stream=None,
-            durable=False, group=0):
+            durable=False, group=0, frag_range=None):
         """Stores blocks. buffers: a kvtier.Layers with one block index per
         key (one array per fragment position; the fast path), one object of
         len(keys) * block_bytes, or a list with one entry per key: an object
@@ -577,9 +577,14 @@ class Store:
         IoResult(stored, status); wait=False returns a Ticket instead.
         parent: the key before keys[0]. durable: KVT_IO_DURABLE (complete
         once on the persistent tier and flushed). group: kvt_io_opts.group,
-        for remove_group() (0: none, and clears the keys' group)."""
+        for remove_group() (0: none, and clears the keys' group).
+        frag_range=(first, count): a layer-wise save of fragments first ..
+        first+count-1 of each block, buffers laid out as for get's range;
+        a block becomes visible once all its fragments are put (kvt_put,
+        docs/engines.md). Host memory, a store with a DRAM tier."""
         return self._io(lib.kvt_put, "put", keys, buffers, False, wait,
-                        IO_DURABLE if durable else 0, stream, retain_s, parent, group)
+                        IO_DURABLE if durable else 0, stream, retain_s, parent, group,
+                        frag_range=frag_range)
 
     def get(self, keys, buffers, *, wait=True, no_promote=False, stream=None,
             stream_wait=False, frag_range=None):

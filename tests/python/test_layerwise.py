@@ -74,3 +74,30 @@ def test_bad_ranges_are_refused():
         for rng in [(FRAGS, 1), (0, 0), (-1, 1), (FRAGS - 1, 2)]:
             with pytest.raises(ValueError):
                 s.get(keys, buf, frag_range=rng)
+
+
+def test_put_layer_by_layer_visible_when_complete():
+    """Store.put(..., frag_range=): a layer-wise save, from flat buffers and
+    from a kvtier.Layers; blocks appear only after their last layer."""
+    n, pages = 4, 16
+    rng = np.random.default_rng(21)
+    src = rng.integers(0, 256, (n, FRAGS, FRAG), np.uint8)
+    s = kvtier.Store(block_bytes=BLOCK, frags=FRAGS, dram_bytes=64 * BLOCK, hugepages=False)
+    with s:
+        flat_keys = kvtier.keys(list(range(n * 4)), kvtier.Namespace(salt=b"rput"), 4)
+        layer_keys = kvtier.keys(list(range(n * 4)), kvtier.Namespace(salt=b"rput2"), 4)
+        pagesets = [np.zeros((pages, FRAG), np.uint8) for _ in range(FRAGS)]
+        idx = np.arange(n) * 3
+        for f in range(FRAGS):
+            pagesets[f][idx] = src[:, f]
+        cache = kvtier.Layers(pagesets).at(idx)
+        for f in range(FRAGS):
+            assert s.lookup(flat_keys)[0] == 0 and s.lookup(layer_keys)[0] == 0
+            r = s.put(flat_keys, np.ascontiguousarray(src[:, f]).reshape(-1), frag_range=(f, 1))
+            assert (int(r), r.status) == (n, [0] * n)
+            assert int(s.put(layer_keys, cache, frag_range=(f, 1), wait=False).wait()) == n
+        for ks in (flat_keys, layer_keys):
+            out = np.zeros((n, FRAGS, FRAG), np.uint8)
+            assert int(s.get(ks, out.reshape(-1))) == n
+            assert np.array_equal(out, src)
+        assert s.stat("assembled") == 2 * n

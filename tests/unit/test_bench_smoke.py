@@ -269,6 +269,7 @@ LAYERS = {
                "statistic": str},
     "first_layer_us": NUM, "first_layer_us_min": NUM, "first_layer_us_max": NUM,
     "whole_block_us": NUM, "whole_block_us_min": NUM, "whole_block_us_max": NUM, "ratio": NUM,
+    "layered_put_us": NUM, "whole_put_us": NUM, "put_ratio": NUM,
 }
 
 
