@@ -210,6 +210,8 @@ int kvt__assemble_put(kvt_store *s, const kvt_key *keys, size_t n, void *const *
 void kvt__assemble_drop(kvt_store *s, const kvt_key *keys, size_t n);
 void kvt__assemble_drop_all(kvt_store *s);
 void kvt__assemble_close(kvt_store *s);
+/* Aborts the blocks assembling for longer than their age limit. */
+void kvt__assemble_expire(kvt_store *s);
 /* Reads n range xfers (count > 0, host memory) from one tier. */
 void kvt__range_read(kvt_store *s, kvt_tier_rt *tr, kvt_xfer *x, size_t n);
 /* kvt_touch: an access without a copy. */

@@ -119,6 +119,10 @@ static void tomb_push(kvt_store *s, leaving_batch *b, uint32_t id, uint64_t seq,
     }
     while (s->ntombs == s->tomb_cap) {
         pthread_mutex_unlock(&s->rm_lock);
+        /* A block left assembling keeps its put open, and with it every
+         * tombstone: age it out here too, or a caller with no other thread
+         * would wait for itself. */
+        kvt__assemble_expire(s);
         kvt__nap_briefly();
         pthread_mutex_lock(&s->rm_lock);
         tomb_gc(s);
@@ -136,6 +140,7 @@ static uint32_t tomb_alloc(kvt_store *s, leaving_batch *b, const kvt_key *key)
         if (id != KVT_NO_ENTRY)
             return id;
         leaving_flush_all(s, b);
+        kvt__assemble_expire(s); /* as in tomb_push */
         pthread_mutex_lock(&s->rm_lock);
         tomb_gc(s);
         pthread_mutex_unlock(&s->rm_lock);

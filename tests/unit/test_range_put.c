@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,4 +404,45 @@ Test(range_put, removes_racing_with_assembly)
     cr_expect_eq(stat(s, "assembling"), 0);
     fill_whole_tier(s);
     cr_assert_eq(kvt_close(s), 0);
+}
+
+/* A clock that runs a second per reading: a wait that reads it ages what
+ * it waits for. */
+static _Atomic uint64_t fast_ns;
+static uint64_t fast_clock(void *user)
+{
+    (void)user;
+    return atomic_fetch_add(&fast_ns, 1000 * MS) + 1000 * MS;
+}
+
+/* One kvt_remove of more keys than the store keeps tombstones for, while a
+ * block assembles (its put open: no tombstone can be freed): the remove
+ * ages the block out itself, rather than wait for a thread there is not. */
+Test(range_put, a_long_remove_ages_out_a_block_left_assembling, .timeout = 60)
+{
+    kvt_config *c;
+    kvt_store *s;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
+    cr_assert_eq(kvt_config_set_clock(c, fast_clock, NULL), 0);
+    cr_assert_eq(kvt_config_tier_set(c, kvt_test_tier(c, "dram"), "capacity", SLOTS * BLOCK), 0);
+    cr_assert_eq(kvt_open(c, &s), 0, "%s", kvt_last_error());
+    kvt_config_free(c);
+    (void)open_store; /* this one keeps the fast clock */
+    keys[0] = (kvt_key){{0x7a, 0x52, 0x50}};
+    void *p = src[0];
+    kvt_io_opts o = {.size = sizeof o, .frag_first = 0, .frag_count = 1};
+    cr_assert_eq(kvt_put(s, keys, 1, &p, &o, NULL), 1, "%s", kvt_last_error());
+    enum { N = 6000 };
+    kvt_key *gone = calloc(N, sizeof *gone);
+    cr_assert_not_null(gone);
+    for (uint32_t i = 0; i < N; i++) {
+        memcpy(gone[i].b, &i, sizeof i);
+        gone[i].b[15] = 0xee;
+    }
+    cr_assert_geq(kvt_remove(s, gone, N), 0, "%s", kvt_last_error());
+    cr_assert_eq(stat(s, "assembly_aborted"), 1);
+    free(gone);
+    kvt_close(s);
 }
