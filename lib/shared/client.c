@@ -19,6 +19,7 @@
 #include "error.h"
 #include "live.h"
 #include "shared/proto.h"
+#include "shared/recv_spin.h"
 #include "shared/shared.h"
 
 #define DEFAULT_TIMEOUT_MS 5000u
@@ -108,9 +109,9 @@ static int rpc(kvt__client *c, uint16_t op, uint32_t n, uint32_t arg0, uint32_t 
     while (r < 0 && errno == EINTR);
     if (r != (ssize_t)len)
         return kvt__client_gone(c, fn);
-    do
+    r = kvt__recv_spin(c->fd, c->in, KVT_PROTO_MAX_MSG + 1, MSG_TRUNC, KVT__RECV_SPIN_NS);
+    while (r < 0 && (errno == EINTR || errno == EAGAIN))
         r = recv(c->fd, c->in, KVT_PROTO_MAX_MSG + 1, MSG_TRUNC);
-    while (r < 0 && errno == EINTR);
     if (r <= 0)
         return kvt__client_gone(c, fn);
     kvt__msg_hdr rh;
