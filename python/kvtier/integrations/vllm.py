@@ -1,4 +1,5 @@
-"""vllm.py — a vLLM offloading spec (OffloadingConnector) on a kvtier Store, in-process.
+"""vllm.py — a vLLM offloading spec (OffloadingConnector) on a kvtier Store,
+in-process or, with `kvtier_socket`, across processes through a node-shared store.
 
 Written against vLLM's kv_offload interface as these files have it
 (docs/engines.md says why the commits differ: the interface moves weekly):
@@ -23,12 +24,19 @@ Enable it with
         "spec_module_path": "kvtier.integrations.vllm",
         "kvtier_dram_bytes": 68719476736}}'
 
-In-process only: the scheduler-side manager and the worker-side handlers
-share one Store through a registry in this module, which holds when the
-worker runs in the scheduler's process (tensor_parallel_size=1 with the
-"uni" executor). Several worker processes need a store shared between
-processes (kvtier's node-shared store, not built yet): refused with an
-error rather than silently giving each process its own cache.
+Without `kvtier_socket`: the scheduler-side manager and the worker-side
+handlers share one Store through a registry in this module, which holds
+when the worker runs in the scheduler's process (tensor_parallel_size=1
+with the "uni" executor); world_size > 1 is refused rather than silently
+giving each process its own cache.
+
+With `kvtier_socket` (the path of a kvtierd or kvt_serve socket): the
+manager and every handler connect to that server on their own
+(kvtier.connect), so worker processes may be many. Each rank folds the
+block hashes under its own namespace (the rank is part of the key, as
+keyfold.vllm_namespace does for tensor and pipeline ranks), so the ranks'
+fragments never collide; the manager asks for the keys of every rank and
+counts a block as offloaded only when all ranks hold it.
 """
 import threading
 import time
@@ -37,6 +45,7 @@ from .. import events as kvt_events
 from . import keyfold
 from ..errors import KvtierError
 from ..keys import Keys
+from ..shared import connect
 from ..store import Tier
 from ._store import MEM_CUDA, MEM_HOST, PendingIO, open_store
 
@@ -68,11 +77,33 @@ def _shared(engine_id):
         return _registry.setdefault(engine_id, {"store": None, "lock": threading.Lock()})
 
 
-class KvtierLoadStoreSpec(_LoadStoreSpec):
-    """Where offloaded blocks are: their kvtier keys (a kvtier.Keys)."""
+PIN_BATCH = 4096  # keys per kvt_pin on a connected store (docs/shared.md)
 
-    def __init__(self, keys):
+
+def _connected(path):
+    """The shared state of one process's connection: the store is opened on
+    first use, so a server that starts after the engine is still found."""
+    return {"store": None, "lock": threading.Lock(), "socket": path}
+
+
+def _rank_namespaces(model, layout, world, tp_size):
+    """One namespace per rank (rank = pp_rank * tp_size + tp_rank, vLLM's
+    order); with one rank exactly the in-process namespace."""
+    tp_size = max(1, min(int(tp_size), world))
+    pp_size = max(1, world // tp_size)
+    return [keyfold.vllm_namespace(model, tp_rank=r % tp_size, tp_size=tp_size,
+                                   pp_rank=r // tp_size, pp_size=pp_size, layout=layout)
+            for r in range(world)]
+
+
+class KvtierLoadStoreSpec(_LoadStoreSpec):
+    """Where offloaded blocks are: their kvtier keys (a kvtier.Keys) and,
+    across processes, their block hashes, which each rank's handler folds
+    under its own namespace."""
+
+    def __init__(self, keys, hashes=None):
         self.keys = keys
+        self.hashes = hashes
 
     @staticmethod
     def medium():
@@ -87,9 +118,12 @@ class KvtierOffloadingManager(_Manager):
     scheduler's thread only (scheduler.py)."""
 
     def __init__(self, shared, ns, block_size, lease_ms=DEFAULT_LEASE_MS,
-                 enable_events=False):
+                 enable_events=False, rank_ns=None):
         self._shared = shared
         self.ns = ns
+        # Across processes: the namespaces of all ranks (a block is offloaded
+        # when each rank holds its part); None in-process.
+        self.rank_ns = rank_ns
         self.block_size = block_size
         self.lease_ms = lease_ms
         self.enable_events = enable_events
@@ -98,6 +132,8 @@ class KvtierOffloadingManager(_Manager):
         self._stream_on = False
 
     def _store(self):
+        if self.rank_ns is not None:
+            return self._connect()
         store = self._shared["store"]
         if store is not None and self.enable_events and not self._stream_on:
             try:
@@ -107,42 +143,77 @@ class KvtierOffloadingManager(_Manager):
             self._stream_on = True
         return store
 
+    def _connect(self):
+        """The manager's own connection; None while no server answers (the
+        scheduler asks again next step). kvtier's event stream is not in the
+        connection protocol yet, so no removed events across processes."""
+        if self._shared["store"] is None:
+            try:
+                self._shared["store"] = connect(self._shared["socket"])
+            except (KvtierError, OSError):
+                return None
+        return self._shared["store"]
+
     def _keys(self, block_hashes):
         # BlockHash is bytes; with one KV cache group (or the offloaded block
         # covering all groups) the group index is 0.
         return keyfold.vllm_keys(self.ns, [bytes(h) for h in block_hashes])
 
+    def _all_keys(self, block_hashes):
+        """Every rank's keys of the blocks, rank after rank (one Keys)."""
+        if self.rank_ns is None:
+            return self._keys(block_hashes)
+        hashes = [bytes(h) for h in block_hashes]
+        return Keys(b"".join(keyfold.vllm_keys(ns, hashes).raw for ns in self.rank_ns))
+
+    def _held(self, store, block_hashes):
+        """Per block: whether every rank holds it (kvt_contains)."""
+        n = len(block_hashes)
+        _, tiers = store.contains(self._all_keys(block_hashes))
+        return [all(tiers[r * n + i] != Tier.NONE for r in range(len(self.rank_ns or [0])))
+                for i in range(n)]
+
     def lookup(self, block_hashes):
-        """Leading offloaded blocks (kvt_lookup). Pins nothing: vLLM asks
-        again every step while a request waits."""
+        """Leading offloaded blocks (kvt_lookup; across processes the fewest
+        leading blocks any rank holds). Pins nothing: vLLM asks again every
+        step while a request waits."""
         store = self._store()
-        keys = self._keys(block_hashes)
-        if store is None or len(keys) == 0:
+        block_hashes = list(block_hashes)
+        if store is None or not block_hashes:
             return 0
-        return store.lookup(keys)[0]
+        if self.rank_ns is None:
+            return store.lookup(self._keys(block_hashes))[0]
+        hashes = [bytes(h) for h in block_hashes]
+        return min(store.lookup(keyfold.vllm_keys(ns, hashes))[0] for ns in self.rank_ns)
 
     def prepare_load(self, block_hashes):
         """Pins the blocks (kvt_pin, lease_ms at most) until complete_load
         releases them. A block evicted since lookup() (nothing pins between
         the two) makes the pin fail: the load then reports failure."""
+        block_hashes = list(block_hashes)
         keys = self._keys(block_hashes)
         store = self._store()
-        if store is not None and len(keys):
-            try:
-                store.pin(keys, self.lease_ms)
-            except KvtierError:
-                pass
-        return KvtierLoadStoreSpec(keys)
+        pins = self._all_keys(block_hashes)
+        if store is not None and len(pins):
+            step = PIN_BATCH if self.rank_ns is not None else len(pins)
+            for i in range(0, len(pins), step):
+                try:
+                    store.pin(pins[i:i + step], self.lease_ms)
+                except KvtierError:
+                    pass
+        if self.rank_ns is None:
+            return KvtierLoadStoreSpec(keys)
+        return KvtierLoadStoreSpec(keys, [bytes(h) for h in block_hashes])
 
     def touch(self, block_hashes):
         store = self._store()
-        keys = self._keys(block_hashes)
+        keys = self._all_keys(block_hashes)
         if store is not None and len(keys):
             store.touch(keys)
 
     def complete_load(self, block_hashes):
         store = self._store()
-        keys = self._keys(block_hashes)
+        keys = self._all_keys(block_hashes)
         if store is not None and len(keys):
             store.release(keys)
 
@@ -158,11 +229,16 @@ class KvtierOffloadingManager(_Manager):
             return PrepareStoreOutput(block_hashes_to_store=[],
                                       store_spec=KvtierLoadStoreSpec(keys),
                                       block_hashes_evicted=[])
-        _, tiers = store.contains(keys)
-        todo = [i for i, t in enumerate(tiers) if t == Tier.NONE]
+        if self.rank_ns is None:
+            _, tiers = store.contains(keys)
+            todo = [i for i, t in enumerate(tiers) if t == Tier.NONE]
+            hashes = None
+        else:  # a block some rank lacks is stored again by every rank
+            todo = [i for i, held in enumerate(self._held(store, block_hashes)) if not held]
+            hashes = [bytes(block_hashes[i]) for i in todo]
         return PrepareStoreOutput(
             block_hashes_to_store=[block_hashes[i] for i in todo],
-            store_spec=KvtierLoadStoreSpec(Keys(b"".join(keys[i] for i in todo))),
+            store_spec=KvtierLoadStoreSpec(Keys(b"".join(keys[i] for i in todo)), hashes),
             # kvtier evicts on its own, when a later put needs room; the
             # evictions reach vLLM as events once kvtier has an event stream.
             block_hashes_evicted=[])
@@ -174,9 +250,16 @@ class KvtierOffloadingManager(_Manager):
             return
         keys = self._keys(block_hashes)
         if not success:
-            store.remove(keys)
+            store.remove(self._all_keys(block_hashes))
             return
-        if self.enable_events:
+        if self.enable_events and self.rank_ns is not None:
+            stored = [h for h, held in zip(block_hashes, self._held(store, block_hashes))
+                      if held]
+            if stored:
+                self._events.append(OffloadingEvent(block_hashes=stored,
+                                                    block_size=self.block_size,
+                                                    medium=MEDIUM, removed=False))
+        elif self.enable_events:
             _, tiers = store.contains(keys)
             stored = [h for h, t in zip(block_hashes, tiers) if t != Tier.NONE]
             for k, h, t in zip(keys, block_hashes, tiers):
@@ -218,7 +301,10 @@ class KvtierOffloadingHandler(_Handler):
     the store, in both directions (GPU -> KVTIER stores, KVTIER -> GPU
     loads). One kvtier fragment per canonical tensor per GPU block."""
 
-    def __init__(self, shared, kv_caches, block_size_factor, config):
+    def __init__(self, shared, kv_caches, block_size_factor, config, ns=None):
+        # ns: this rank's namespace across processes (keys are folded here
+        # from the specs' block hashes); None in-process (the specs' keys).
+        self.ns = ns
         tensors = [t.tensor for t in kv_caches.tensors]
         pages = {int(t.page_size_bytes) for t in kv_caches.tensors}
         if len(pages) != 1:
@@ -232,7 +318,11 @@ class KvtierOffloadingHandler(_Handler):
         self.device = (dev.index or 0) if self.mem_kind == MEM_CUDA else 0
         frags = len(tensors) * self.factor
         with shared["lock"]:
-            if shared["store"] is None:
+            if shared["store"] is None and shared.get("socket"):
+                # The server's geometry must be this worker's (else EGEOMETRY).
+                shared["store"] = connect(shared["socket"], block_bytes=self.page_bytes * frags,
+                                          frags=frags)
+            elif shared["store"] is None:
                 shared["store"] = open_store(self.page_bytes * frags, frags, config)
         self.store = shared["store"]
         self._jobs = {}  # job_id -> (PendingIO, bytes, start time, transfer type)
@@ -265,6 +355,8 @@ class KvtierOffloadingHandler(_Handler):
             op, keys, gpu = "get", src.keys, dst
         else:
             op, keys, gpu = "put", dst.keys, src
+        if self.ns is not None:
+            keys = keyfold.vllm_keys(self.ns, (dst if op == "put" else src).hashes)
         ptrs = self._pointers(gpu, len(keys))
         io = PendingIO(self.store, op, keys, ptrs, self.mem_kind, self.device, self._stream())
         self._jobs[job_id] = (io, len(keys) * self.store.block_bytes, time.perf_counter(),
@@ -299,33 +391,52 @@ class KvtierOffloadingSpec(_Spec):
         super().__init__(vllm_config, kv_cache_config)
         parallel = getattr(vllm_config, "parallel_config", None)
         world = int(getattr(parallel, "world_size", 1) or 1)
-        if world > 1:
+        socket_path = self.extra_config.get("kvtier_socket")
+        if world > 1 and not socket_path:
             raise NotImplementedError(
-                "kvtier: the vLLM adapter runs in-process only (world_size 1); several "
-                "workers need kvtier's node-shared store, not built yet")
+                "kvtier: without kvtier_socket the vLLM adapter runs in-process only "
+                "(world_size 1); several workers need kvtier's node-shared store: set "
+                "kvtier_socket to a kvtierd or kvt_serve socket")
         if len(self.gpu_block_size) != 1:
             raise NotImplementedError("kvtier: one KV cache group only")
         model = getattr(getattr(vllm_config, "model_config", None), "model", "") or ""
-        self.ns = keyfold.vllm_namespace(model, layout=self.extra_config.get("kvtier_layout"))
-        engine_id = getattr(vllm_config.kv_transfer_config, "engine_id", None)
-        self._shared = _shared(engine_id if engine_id is not None else id(vllm_config))
+        layout = self.extra_config.get("kvtier_layout")
+        self.ns = keyfold.vllm_namespace(model, layout=layout)
+        self.rank_ns = None
+        if socket_path:
+            # The worker's rank: vLLM's Worker sets parallel_config.rank.
+            self.rank_ns = _rank_namespaces(
+                model, layout, world, getattr(parallel, "tensor_parallel_size", world) or world)
+            rank = int(getattr(parallel, "rank", 0) or 0)
+            if not 0 <= rank < world:
+                raise ValueError(f"kvtier: rank {rank} outside world_size {world}")
+            self.ns = self.rank_ns[rank]
+            self._shared = _connected(socket_path)
+        else:
+            engine_id = getattr(vllm_config.kv_transfer_config, "engine_id", None)
+            self._shared = _shared(engine_id if engine_id is not None else id(vllm_config))
         self._manager = None
         self._handler = None
 
     def get_manager(self):
         if self._manager is None:
             events = getattr(self.vllm_config, "kv_events_config", None)
+            # Across processes the manager has a connection of its own, so
+            # the handler's connect always checks the server's geometry.
+            shared = _connected(self._shared["socket"]) if self.rank_ns else self._shared
             self._manager = KvtierOffloadingManager(
-                self._shared, self.ns, self.offloaded_block_size,
+                shared, self.ns, self.offloaded_block_size,
                 lease_ms=int(self.extra_config.get("kvtier_lease_ms", DEFAULT_LEASE_MS)),
                 enable_events=bool(events and getattr(events, "enable_kv_cache_events",
-                                                      False)))
+                                                      False)),
+                rank_ns=self.rank_ns)
         return self._manager
 
     def get_handlers(self, kv_caches, *args, **kwargs):
         if self._handler is None:
             self._handler = KvtierOffloadingHandler(self._shared, kv_caches,
                                                     self.block_size_factors[0],
-                                                    self.extra_config)
+                                                    self.extra_config,
+                                                    self.ns if self.rank_ns else None)
         yield GPULoadStoreSpec, KvtierLoadStoreSpec, self._handler
         yield KvtierLoadStoreSpec, GPULoadStoreSpec, self._handler
