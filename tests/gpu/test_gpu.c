@@ -1055,17 +1055,25 @@ Test(gpu, connected_store_device_copies_through_shared_arena)
                      kvt_last_error());
         all_ok(st, n, what);
         batch_check(&dst, &src, NULL, what);
-        cr_assert_eq(server_stat(&v, "server.zero_copy_blocks"), 2 * n, "%s", what);
-        cr_assert_eq(server_stat(&v, "server.staged_blocks"), 0, "%s", what);
-        uint64_t moved = stat_of(cl, "client.cuda_ce_bytes") +
-                         stat_of(cl, "client.cuda_batch_bytes") +
-                         stat_of(cl, "client.cuda_kernel_bytes");
-        cr_assert_eq(moved, 2 * n * block, "%s: device bytes the client copied", what);
-        cr_assert_eq(stat_of(cl, "client.cuda_errors"), 0);
+
         /* the served store itself holds the bytes */
         cr_assert_eq(kvt_get(v.store, keys, n, hdst.ptrs, NULL, NULL), (int)n, "%s: %s", what,
                      kvt_last_error());
         batch_check(&hdst, &src, NULL, what);
+        /* a ticket: the client's own thread makes the device copies */
+        batch_poison(&dst);
+        kvt_ticket tk;
+        cr_assert_eq(kvt_get(cl, keys, n, dst.ptrs, &o, &tk), 0, "%s", kvt_last_error());
+        cr_assert_eq(kvt_wait(cl, tk, -1), (int)n, "%s: ticket: %s", what, kvt_last_error());
+        all_ok(st, n, what);
+        batch_check(&dst, &src, NULL, what);
+        cr_assert_eq(server_stat(&v, "server.zero_copy_blocks"), 3 * n, "%s", what);
+        cr_assert_eq(server_stat(&v, "server.staged_blocks"), 0, "%s", what);
+        uint64_t moved = stat_of(cl, "client.cuda_ce_bytes") +
+                         stat_of(cl, "client.cuda_batch_bytes") +
+                         stat_of(cl, "client.cuda_kernel_bytes");
+        cr_assert_eq(moved, 3 * n * block, "%s: device bytes the client copied", what);
+        cr_assert_eq(stat_of(cl, "client.cuda_errors"), 0);
         /* a stream stays refused; host memory as device memory is caught */
         o.stream = (void *)1;
         cr_assert_eq(kvt_get(cl, keys, n, dst.ptrs, &o, NULL), KVT_ENOTSUP);
