@@ -231,6 +231,7 @@ static void client_free(kvt__client *c)
         kvt__client_async_stop(c);
     if (c->staging)
         munmap(c->staging, c->staging_bytes);
+    kvt__cuda_region_remove(c->cuda_region); /* unpinned before unmapped */
     if (c->arena)
         munmap(c->arena, c->arena_bytes);
     kvt__free(c->zc);
@@ -618,12 +619,23 @@ static int check_io(kvt__client *c, const kvt_key *keys, size_t n, void *const *
             return kvt__err(KVT_ENULL, "%s: fragment pointer %zu is NULL", fn, i);
     if (!o)
         return 0;
-    if (o->mem_kind != KVT_MEM_HOST)
-        return kvt__err(o->mem_kind == KVT_MEM_CUDA ? KVT_ENOTSUP : KVT_EINVAL,
-                        "%s: memory kind %u on a connected store (host memory only, for now)",
-                        fn, o->mem_kind);
+    /* Device memory: the client copies it into and out of the server's
+     * shared arena itself (client_io.c), so only with an arena, in a CUDA
+     * build; tenants and version 1 servers have none. */
+    if (o->mem_kind == KVT_MEM_CUDA && !(KVT_HAVE_CUDA && c->arena))
+        return kvt__err(KVT_ENOTSUP, "%s: device memory on a connected store %s", fn,
+                        KVT_HAVE_CUDA ? "without the server's shared arena (tenant mode, or a "
+                                        "version 1 server)"
+                                      : "(built without CUDA)");
+    if (o->mem_kind != KVT_MEM_HOST && o->mem_kind != KVT_MEM_CUDA)
+        return kvt__err(KVT_EINVAL, "%s: memory kind %u on a connected store", fn, o->mem_kind);
     if (o->stream || (o->flags & KVT_IO_STREAM_WAIT))
         return kvt__err(KVT_ENOTSUP, "%s: streams on a connected store", fn);
+    if (o->mem_kind == KVT_MEM_CUDA) {
+        int rc = kvt__cuda_check_io(o, ptrs, n * c->frags, fn);
+        if (rc)
+            return rc;
+    }
     if (o->flags & ~KVT_PROTO_IO_FLAGS)
         return kvt__err(KVT_EINVAL, "%s: flags %#x not supported on a connected store", fn,
                         o->flags);
@@ -732,7 +744,15 @@ int kvt__client_stats(kvt_store *s, kvt_stat_fn fn, void *user)
     fn("client.block_bytes", c->block_bytes, user);
     fn("client.frags", c->frags, user);
     fn("client.staging_blocks", c->nslots, user);
-    return count + 3;
+    count += 3;
+#if KVT_HAVE_CUDA
+    /* The device copies this client made into and out of the arena. */
+    kvt__cuda_counters_visit(&c->cuda, "client", fn, user);
+#define KVT_X_ONE(name) +1
+    count += 0 KVT_CUDA_COUNTERS(KVT_X_ONE);
+#undef KVT_X_ONE
+#endif
+    return count;
 }
 
 typedef struct stat_query {

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "cuda.h"
 #include "kvtier.h"
 
 typedef struct kvt__job kvt__job;
@@ -27,6 +28,12 @@ typedef struct kvt__client {
     size_t arena_bytes;
     uint8_t *zc;
     struct kvt__copier *copier; /* the arena copies, split as a store's DRAM tier splits them */
+    /* KVT_MEM_CUDA calls (CUDA builds): the arena mapping as a CUDA region,
+     * announced and pinned at the first device call (client_io.c), removed
+     * before the unmap; what those copies moved, by method. */
+    kvt__cuda_region *cuda_region;
+    int cuda_region_added;
+    kvt__cuda_counters cuda;
     int ntiers; /* the served store's tier instances, as the server names them */
     char tier_name[KVT_MAX_TIERS][KVT_TIER_NAME_MAX];
     int32_t tier_available[KVT_MAX_TIERS];

@@ -2,13 +2,17 @@
  * through the server's shared DRAM arena (protocol v2: RESERVE, copies in,
  * COMMIT; HOLD, copies out, UNHOLD), and through the connection's staging
  * slots (version 1's path, and version 2's for the blocks the arena can't
- * take). */
+ * take). Device memory (KVT_MEM_CUDA, CUDA builds, arena only): the client
+ * registers the arena with CUDA and makes the device copies itself, by the
+ * same CUDA layer as a store's DRAM tier; blocks the server sends to the
+ * staging path fail with KVT_ENOTSUP (the staging is not registered). */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "alloc.h"
 #include "copy.h"
+#include "cuda.h"
 #include "error.h"
 #include "shared/client.h"
 #include "shared/proto.h"
@@ -61,15 +65,29 @@ static int send_unhold(kvt__client *c, const char *fn)
     return r == (ssize_t)sizeof h ? 0 : kvt__client_gone(c, fn);
 }
 
+/* The copies of one request: host memory on the copier's threads (or here,
+ * one at a time when ops could not be batched), device memory (dev >= 0)
+ * by the CUDA layer. 0, or the CUDA layer's KVT_EIO. */
+static int run_copy(kvt__client *c, int dev, int is_put, const kvt__copy_op *ops, size_t n)
+{
+    if (dev < 0) {
+        kvt__copier_run(c->copier, ops, n);
+        return 0;
+    }
+    return kvt__cuda_copy(dev, is_put ? KVT__CUDA_D2H : KVT__CUDA_H2D, 0, ops, n, &c->cuda);
+}
+
 /* One request's worth of keys through the arena (protocol v2): a put is
  * RESERVE, the client's copies into the slots, COMMIT (its own request:
  * kvt_put returns with the blocks readable by every client and the
  * statuses final, KVT_IO_DURABLE included); a get is HOLD, the copies out,
  * UNHOLD (sent without waiting). status[i] KVT_PROTO_ZC_STAGE: the block
- * goes the staging path. Caller holds c->lock. */
+ * goes the staging path. dev >= 0: ptrs are memory of that device. A
+ * device copy that fails fails the request's blocks (KVT_EIO), a put's
+ * reservation aborted. Caller holds c->lock. */
 static int zero_copy_io(kvt__client *c, int is_put, const kvt_key *keys, uint32_t k,
-                        void *const *ptrs, uint32_t flags, uint32_t retain, int32_t *status,
-                        const char *fn)
+                        void *const *ptrs, int dev, uint32_t flags, uint32_t retain,
+                        int32_t *status, const char *fn)
 {
     size_t frag_bytes = c->block_bytes / c->frags;
     int rc = kvt__client_rpc(c, is_put ? KVT_OP_RESERVE : KVT_OP_HOLD, k, flags, retain, keys,
@@ -81,7 +99,7 @@ static int zero_copy_io(kvt__client *c, int is_put, const kvt_key *keys, uint32_
      * memory for it, fragment by fragment here. */
     kvt__copy_op *ops = rc > 0 ? kvt__malloc((size_t)rc * c->frags * sizeof *ops) : NULL;
     size_t nops = 0;
-    int bad = 0;
+    int bad = 0, copy_rc = 0;
     for (uint32_t i = 0; i < k; i++) {
         if (status[i] != 0)
             continue;
@@ -99,25 +117,46 @@ static int zero_copy_io(kvt__client *c, int is_put, const kvt_key *keys, uint32_
                                      : (kvt__copy_op){user, at, frag_bytes};
             if (ops)
                 ops[nops++] = op;
-            else
+            else if (dev < 0)
                 memcpy(op.dst, op.src, op.len);
+            else if (!copy_rc)
+                copy_rc = run_copy(c, dev, is_put, &op, 1);
         }
     }
     if (ops && !bad)
-        kvt__copier_run(c->copier, ops, nops);
+        copy_rc = run_copy(c, dev, is_put, ops, nops);
     kvt__free(ops);
     if (bad)
         return kvt__client_gone(c, fn);
+    if (copy_rc) {
+        /* The device copy failed: no block of this request is stored or
+         * read; a put's reserved slots go back unpublished. */
+        for (uint32_t i = 0; i < k; i++)
+            if (status[i] == 0)
+                status[i] = copy_rc;
+        if (is_put) {
+            int arc = kvt__client_rpc(c, KVT_OP_COMMIT, k, 1, 0, NULL, NULL, c->zc,
+                                      (size_t)k * sizeof *status, NULL, NULL, NULL, fn);
+            if (arc < 0)
+                return arc;
+        } else if (rc > 0 && send_unhold(c, fn)) {
+            return KVT_ECLOSED;
+        }
+        kvt__err(copy_rc, "%s: device copy %s the shared arena failed", fn,
+                 is_put ? "into" : "out of");
+        return 0;
+    }
     if (!is_put)
         return rc > 0 && send_unhold(c, fn) ? KVT_ECLOSED : rc;
     return kvt__client_rpc(c, KVT_OP_COMMIT, k, 0, 0, NULL, NULL, status,
                            (size_t)k * sizeof *status, NULL, NULL, NULL, fn);
 }
 
-/* The blocks zero_copy_io left to the staging path, there. */
+/* The blocks zero_copy_io left to the staging path, there; device memory
+ * (dev >= 0) does not go there: those blocks fail with KVT_ENOTSUP. */
 static int stage_rest(kvt__client *c, int is_put, const kvt_key *keys, uint32_t k,
-                      void *const *ptrs, uint32_t flags, uint32_t retain, int32_t *status,
-                      const char *fn)
+                      void *const *ptrs, int dev, uint32_t flags, uint32_t retain,
+                      int32_t *status, const char *fn)
 {
     uint32_t idx[KVT_PROTO_MAX_KEYS], m = 0;
     for (uint32_t i = 0; i < k; i++)
@@ -125,6 +164,14 @@ static int stage_rest(kvt__client *c, int is_put, const kvt_key *keys, uint32_t 
             idx[m++] = i;
     if (!m)
         return 0;
+    if (dev >= 0) {
+        for (uint32_t j = 0; j < m; j++)
+            status[idx[j]] = KVT_ENOTSUP;
+        kvt__err(KVT_ENOTSUP, "%s: %u block(s) the server could not give arena slots, from "
+                              "device memory (the staging path takes host memory only)",
+                 fn, m);
+        return 0;
+    }
     kvt_key *mk = kvt__malloc((size_t)m * sizeof *mk);
     void **mp = kvt__malloc((size_t)m * c->frags * sizeof *mp);
     int32_t *ms = kvt__malloc((size_t)m * sizeof *ms);
@@ -156,16 +203,35 @@ int kvt__client_io(kvt__client *c, int is_put, const kvt_key *keys, size_t n, vo
     if (!status)
         return kvt__err(KVT_ENOMEM, "%s: out of memory", fn);
     uint32_t flags = o ? o->flags : 0, retain = is_put && o ? o->retain_s : 0;
-    int total = 0;
+    int total = 0, dev = -1;
     pthread_mutex_lock(&c->lock);
+    if (o && o->mem_kind == KVT_MEM_CUDA) { /* check_io: only with an arena, CUDA built */
+        dev = o->device;
+        /* Once, at the first device call: the arena announced to CUDA and
+         * pinned in the background; copies take the fast paths chunk by
+         * chunk as it is pinned, the pageable path before. */
+        if (!c->cuda_region_added) {
+            int rc = kvt__cuda_region_add(c->arena, c->arena_bytes, c->block_bytes, dev,
+                                          &c->cuda_region);
+            if (rc) {
+                pthread_mutex_unlock(&c->lock);
+                if (!(o && o->status))
+                    kvt__free(status);
+                return rc;
+            }
+            c->cuda_region_added = 1;
+        }
+        kvt__cuda_region_pin(c->cuda_region);
+    }
     if (!c->arena) {
         total = staged_io(c, is_put, keys, n, ptrs, flags, retain, status, fn);
     } else {
         for (size_t at = 0; at < n;) {
             uint32_t k = (uint32_t)(n - at < c->max_keys ? n - at : c->max_keys);
             void *const *p = ptrs + at * c->frags;
-            int rc = zero_copy_io(c, is_put, keys + at, k, p, flags, retain, status + at, fn);
-            int staged = rc < 0 ? 0 : stage_rest(c, is_put, keys + at, k, p, flags, retain,
+            int rc = zero_copy_io(c, is_put, keys + at, k, p, dev, flags, retain, status + at,
+                                  fn);
+            int staged = rc < 0 ? 0 : stage_rest(c, is_put, keys + at, k, p, dev, flags, retain,
                                                  status + at, fn);
             if (rc < 0 || staged < 0) {
                 total = rc < 0 ? rc : staged;

@@ -967,3 +967,151 @@ Test(gpu, dram_arena_pinned_and_placed)
     cr_assert_eq(kvt__cuda_pci_bus_id(0, bus, sizeof bus), 0);
     close_store(s);
 }
+
+/* ------------------------------------------------ connected store (shared) */
+
+/* A store with one shared DRAM arena of `blocks`, served on a socket in a
+ * fresh directory (docs/shared.md); serve_flags: KVT_SERVE_TENANT_UID... */
+typedef struct served {
+    kvt_store *store;
+    kvt_server *srv;
+    char dir[64], sock[96];
+} served;
+
+static void serve_shared(served *v, size_t block, size_t blocks, uint32_t serve_flags)
+{
+    kvt_config *c;
+    cr_assert_eq(kvt_config_new(&c), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, (int64_t)block), 0);
+    cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
+    int t = kvt_test_tier(c, "dram");
+    cr_assert_eq(kvt_config_tier_set(c, t, "capacity", (int64_t)(blocks * block)), 0);
+    cr_assert_eq(kvt_config_tier_set(c, t, "shared", 1), 0, "%s", kvt_last_error());
+    cr_assert_eq(kvt_open(c, &v->store), 0, "open: %s", kvt_last_error());
+    kvt_config_free(c);
+    snprintf(v->dir, sizeof v->dir, "/tmp/kvt-gpu-XXXXXX");
+    cr_assert_not_null(mkdtemp(v->dir));
+    snprintf(v->sock, sizeof v->sock, "%s/kv.sock", v->dir);
+    kvt_serve_opts o = {.size = sizeof o, .flags = serve_flags};
+    cr_assert_eq(kvt_serve(v->store, v->sock, &o, &v->srv), 0, "%s", kvt_last_error());
+}
+
+static void unserve_shared(served *v)
+{
+    cr_assert_eq(kvt_serve_stop(v->srv), 0);
+    cr_assert_eq(kvt_close(v->store), 0);
+    unlink(v->sock);
+    rmdir(v->dir);
+}
+
+static void serve_stat_of(const char *name, uint64_t value, void *user)
+{
+    const char **want = user;
+    if (!strcmp(name, want[0]))
+        memcpy((void *)want[1], &value, sizeof value);
+}
+
+static uint64_t server_stat(served *v, const char *name)
+{
+    uint64_t value = UINT64_MAX;
+    const char *q[2] = {name, (const char *)&value};
+    kvt_serve_stats(v->srv, serve_stat_of, q);
+    return value;
+}
+
+/* Issue 17 item 2: a connected client puts from device memory into the
+ * server's shared arena and gets back into device memory with its own CUDA
+ * copies: bytes exact, every block zero copy (none staged), the copies
+ * counted on the client; the served store and a host get see the same
+ * bytes. */
+Test(gpu, connected_store_device_copies_through_shared_arena)
+{
+    gpu_init("connected_store_device_copies_through_shared_arena", NULL);
+    static const size_t frags[] = {16 * KIB, 512 * KIB};
+    for (size_t c = 0; c < 2; c++) {
+        size_t frag = frags[c], block = frag * FRAGS, n = small_run() ? 4 : 16;
+        served v;
+        serve_shared(&v, block, 4 * n, 0);
+        cr_assert_eq(server_stat(&v, "server.zero_copy"), 1);
+        kvt_store *cl;
+        cr_assert_eq(kvt_connect(v.sock, NULL, &cl), 0, "%s", kvt_last_error());
+        char what[96];
+        snprintf(what, sizeof what, "connected, %zu-byte fragments", frag);
+        kvt_key keys[16];
+        int32_t st[16];
+        batch src, dst, hdst;
+        batch_new(&src, n, FRAGS, frag, 1);
+        batch_new(&dst, n, FRAGS, frag, 1);
+        batch_new(&hdst, n, FRAGS, frag, 0);
+        batch_fill(&src, seed + c);
+        batch_poison(&dst);
+        batch_poison(&hdst);
+        keys_of(keys, n, 7000 + 100 * c);
+        kvt_io_opts o = dev_opts(st);
+        cr_assert_eq(kvt_put(cl, keys, n, src.ptrs, &o, NULL), (int)n, "%s: put: %s", what,
+                     kvt_last_error());
+        all_ok(st, n, what);
+        cr_assert_eq(kvt_get(cl, keys, n, dst.ptrs, &o, NULL), (int)n, "%s: get: %s", what,
+                     kvt_last_error());
+        all_ok(st, n, what);
+        batch_check(&dst, &src, NULL, what);
+
+        /* the served store itself holds the bytes */
+        cr_assert_eq(kvt_get(v.store, keys, n, hdst.ptrs, NULL, NULL), (int)n, "%s: %s", what,
+                     kvt_last_error());
+        batch_check(&hdst, &src, NULL, what);
+        /* a ticket: the client's own thread makes the device copies */
+        batch_poison(&dst);
+        kvt_ticket tk;
+        cr_assert_eq(kvt_get(cl, keys, n, dst.ptrs, &o, &tk), 0, "%s", kvt_last_error());
+        cr_assert_eq(kvt_wait(cl, tk, -1), (int)n, "%s: ticket: %s", what, kvt_last_error());
+        all_ok(st, n, what);
+        batch_check(&dst, &src, NULL, what);
+        cr_assert_eq(server_stat(&v, "server.zero_copy_blocks"), 3 * n, "%s", what);
+        cr_assert_eq(server_stat(&v, "server.staged_blocks"), 0, "%s", what);
+        uint64_t moved = stat_of(cl, "client.cuda_ce_bytes") +
+                         stat_of(cl, "client.cuda_batch_bytes") +
+                         stat_of(cl, "client.cuda_kernel_bytes");
+        cr_assert_eq(moved, 3 * n * block, "%s: device bytes the client copied", what);
+        cr_assert_eq(stat_of(cl, "client.cuda_errors"), 0);
+        /* a stream stays refused; host memory as device memory is caught */
+        o.stream = (void *)1;
+        cr_assert_eq(kvt_get(cl, keys, n, dst.ptrs, &o, NULL), KVT_ENOTSUP);
+        o.stream = NULL;
+        cr_assert_eq(kvt_put(cl, keys, n, hdst.ptrs, &o, NULL), KVT_EMEMKIND, "%s",
+                     kvt_last_error());
+        cr_assert_eq(kvt_close(cl), 0);
+        batch_free(&src);
+        batch_free(&dst);
+        batch_free(&hdst);
+        unserve_shared(&v);
+    }
+}
+
+/* Tenants get no arena: device memory on their connections stays refused,
+ * host memory still goes (through staging). */
+Test(gpu, connected_store_device_memory_refused_for_tenants)
+{
+    gpu_init("connected_store_device_memory_refused_for_tenants", NULL);
+    size_t frag = 16 * KIB, n = 2;
+    served v;
+    serve_shared(&v, frag * FRAGS, 16, KVT_SERVE_TENANT_UID);
+    cr_assert_eq(server_stat(&v, "server.zero_copy"), 0);
+    kvt_store *cl;
+    cr_assert_eq(kvt_connect(v.sock, NULL, &cl), 0, "%s", kvt_last_error());
+    batch d, h;
+    batch_new(&d, n, FRAGS, frag, 1);
+    batch_new(&h, n, FRAGS, frag, 0);
+    batch_fill(&d, seed);
+    batch_fill(&h, seed + 1);
+    kvt_key keys[2];
+    keys_of(keys, n, 1);
+    kvt_io_opts o = dev_opts(NULL);
+    cr_assert_eq(kvt_put(cl, keys, n, d.ptrs, &o, NULL), KVT_ENOTSUP, "%s", kvt_last_error());
+    cr_assert_eq(kvt_get(cl, keys, n, d.ptrs, &o, NULL), KVT_ENOTSUP, "%s", kvt_last_error());
+    cr_assert_eq(kvt_put(cl, keys, n, h.ptrs, NULL, NULL), (int)n, "%s", kvt_last_error());
+    cr_assert_eq(kvt_close(cl), 0);
+    batch_free(&d);
+    batch_free(&h);
+    unserve_shared(&v);
+}
