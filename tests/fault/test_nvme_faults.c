@@ -500,14 +500,24 @@ Test(nvme_faults, bad_specs_are_refused_at_open)
 
 /* ------------------------------------------------------------- bit flips */
 
+/* Flips 1-4 distinct bits in [base + off, base + off + span): the same bit
+ * flipped twice would undo itself and leave a slot counted damaged intact
+ * (which failed a run now and then). */
 static void flip_bits(int fd, uint64_t off, uint64_t span, uint64_t *s, uint64_t base)
 {
     int flips = 1 + (int)(next_rand(s) % 4);
-    for (int k = 0; k < flips; k++) {
-        uint64_t at = base + off + next_rand(s) % span;
+    uint64_t done[4];
+    for (int k = 0; k < flips;) {
+        uint64_t bit = next_rand(s) % (span * 8), at = base + off + bit / 8;
+        int again = 0;
+        for (int j = 0; j < k; j++)
+            again |= done[j] == bit;
+        if (again)
+            continue;
+        done[k++] = bit;
         uint8_t byte;
         cr_assert_eq(pread(fd, &byte, 1, (off_t)at), 1);
-        byte ^= (uint8_t)(1u << (next_rand(s) % 8));
+        byte ^= (uint8_t)(1u << (bit % 8));
         cr_assert_eq(pwrite(fd, &byte, 1, (off_t)at), 1);
     }
 }
