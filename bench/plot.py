@@ -347,6 +347,23 @@ def swarm_multi_plots(path, out, prefix):
     return wrote
 
 
+def draw(out, plots, empty):
+    """Runs plots() into the directory out and prints the files it wrote: the
+    exit status 0, 1 when it drew nothing (empty says why), 2 on a bad CSV."""
+    os.makedirs(out, exist_ok=True)
+    try:
+        wrote = plots()
+    except (OSError, KeyError, ValueError) as e:
+        print(f"plot.py: cannot read the CSV: {e!r}", file=sys.stderr)
+        return 2
+    for p in wrote:
+        print(p)
+    if not wrote:
+        print(f"plot.py: nothing to draw ({empty})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", nargs="*", help="files written by kvtier-bench sweep --csv")
@@ -358,34 +375,13 @@ def main(argv):
     ap.add_argument("--swarm-multi", help="swarm-procs.csv or swarm-nodes.csv (swarm --out)")
     a = ap.parse_args(argv)
     if a.swarm_multi:
-        os.makedirs(a.out, exist_ok=True)
-        try:
-            wrote = swarm_multi_plots(a.swarm_multi, a.out, a.prefix)
-        except (OSError, KeyError, ValueError) as e:
-            print(f"plot.py: cannot read the CSV: {e!r}", file=sys.stderr)
-            return 2
-        for p in wrote:
-            print(p)
-        if not wrote:
-            print("plot.py: nothing to draw (no rows)", file=sys.stderr)
-            return 1
-        return 0
+        return draw(a.out, lambda: swarm_multi_plots(a.swarm_multi, a.out, a.prefix), "no rows")
     if a.compare or a.ttl_csv:
-        os.makedirs(a.out, exist_ok=True)
-        try:
+        def both():
             wrote = compare_plots(load_compare(a.compare), a.out, a.prefix,
                                   a.slo_ms) if a.compare else []
-            if a.ttl_csv:
-                wrote += ttl_curve(a.ttl_csv, a.out, a.prefix)
-        except (OSError, KeyError, ValueError) as e:
-            print(f"plot.py: cannot read the CSV: {e!r}", file=sys.stderr)
-            return 2
-        for p in wrote:
-            print(p)
-        if not wrote:
-            print("plot.py: nothing to draw (no ramp steps, no TTL rows)", file=sys.stderr)
-            return 1
-        return 0
+            return wrote + (ttl_curve(a.ttl_csv, a.out, a.prefix) if a.ttl_csv else [])
+        return draw(a.out, both, "no ramp steps, no TTL rows")
     if not a.csv:
         ap.error("give sweep CSV files, or --compare / --ttl-csv")
     try:
