@@ -53,26 +53,13 @@ int sm_open_store(const swarm_cfg *c, const sm_opts *o, const char *nvme_path,
         dram /= o->procs, nvme /= o->procs;
     if (o->store == SM_NODE_DRAM || o->store == SM_NODE_CLUSTER)
         nvme = 0;
-    bench_store_spec spec = bench_dram_spec("swarm", c->block_bytes, dram);
-    spec.block_tokens = c->wl.block_tokens;
-    spec.manual_clock = 1;
-    spec.close_flush_ms = 0; /* the files are removed after the run */
-    spec.copy_threads = c->copy_threads;
-    spec.tier[BENCH_DRAM].ttl_ms = c->dram_ttl_ms;
-    spec.tier[BENCH_DRAM].policy = c->policy;
     uint64_t slot = 0;
-    if (nvme && nvme_path && bench_slot_bytes(c->block_bytes, &slot) == 0 && nvme / slot)
-        spec.tier[BENCH_NVME] = (bench_tier_spec){.capacity = nvme / slot * slot,
-                                                  .ttl_ms = c->nvme_ttl_ms,
-                                                  .path = nvme_path,
-                                                  .recreate = 1,
-                                                  .policy = c->policy};
-    if (o->store == SM_NODE_CLUSTER)
-        spec.tier[BENCH_CLUSTER] = (bench_tier_spec){.path = cluster};
-    spec.flag[BSET_DRAM_CAPACITY] = "--dram-bytes";
-    spec.flag[BSET_NVME_CAPACITY] = "--nvme-bytes";
-    spec.flag[BSET_POLICY] = "--policy";
-    spec.flag[BSET_PATH] = "--nvme-dir";
+    if (!nvme_path || bench_slot_bytes(c->block_bytes, &slot) != 0 || !slot)
+        nvme = 0;
+    bench_store_spec spec =
+        swarm_store_spec(c, dram, nvme / (slot ? slot : 1) * slot, nvme_path,
+                         o->store == SM_NODE_CLUSTER ? cluster : NULL, "--nvme-dir");
+    spec.tier[BENCH_NVME].recreate = 1; /* a fresh file per run (no effect without NVMe) */
     return bench_store_open(&spec, out);
 }
 

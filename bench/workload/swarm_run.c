@@ -181,22 +181,23 @@ static int check_dir(const char *dir, uint64_t need)
     return 0;
 }
 
-static int open_store(const swarm_cfg *c, const char *path, const char *cluster_path,
-                      uint64_t dram_blocks, uint64_t nvme_slots, uint64_t slot, kvt_store **out)
+bench_store_spec swarm_store_spec(const swarm_cfg *c, uint64_t dram_bytes, uint64_t nvme_bytes,
+                                  const char *nvme_path, const char *cluster_path,
+                                  const char *path_flag)
 {
-    bench_store_spec spec = bench_dram_spec("swarm", c->block_bytes, dram_blocks * c->block_bytes);
+    bench_store_spec spec = bench_dram_spec("swarm", c->block_bytes, dram_bytes);
     spec.block_tokens = c->wl.block_tokens;
     spec.manual_clock = 1;
     spec.close_flush_ms = 0; /* the run deletes its NVMe file: a warm close would write for nothing */
     spec.copy_threads = c->copy_threads;
     spec.tier[BENCH_DRAM].ttl_ms = c->dram_ttl_ms;
     spec.tier[BENCH_DRAM].policy = c->policy;
-    if (nvme_slots)
-        spec.tier[BENCH_NVME] = (bench_tier_spec){.capacity = nvme_slots * slot,
+    if (nvme_bytes)
+        spec.tier[BENCH_NVME] = (bench_tier_spec){.capacity = nvme_bytes,
                                                   .ttl_ms = c->nvme_ttl_ms,
-                                                  .path = path,
+                                                  .path = nvme_path,
                                                   .policy = c->policy};
-    if (c->cluster_dir)
+    if (cluster_path)
         spec.tier[BENCH_CLUSTER] = (bench_tier_spec){.capacity = c->cluster_bytes,
                                                      .ttl_ms = c->nvme_ttl_ms,
                                                      .path = cluster_path};
@@ -206,7 +207,15 @@ static int open_store(const swarm_cfg *c, const char *path, const char *cluster_
     spec.flag[BSET_NVME_CAPACITY] = "--nvme-bytes";
     spec.flag[BSET_NVME_TTL] = "--nvme-ttl";
     spec.flag[BSET_POLICY] = "--policy";
-    spec.flag[BSET_PATH] = "--dir";
+    spec.flag[BSET_PATH] = path_flag;
+    return spec;
+}
+
+static int open_store(const swarm_cfg *c, const char *path, const char *cluster_path,
+                      uint64_t dram_blocks, uint64_t nvme_slots, uint64_t slot, kvt_store **out)
+{
+    bench_store_spec spec = swarm_store_spec(c, dram_blocks * c->block_bytes, nvme_slots * slot,
+                                             path, cluster_path, "--dir");
     return bench_store_open(&spec, out);
 }
 

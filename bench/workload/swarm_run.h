@@ -142,6 +142,15 @@ int swarm_run(const swarm_cfg *cfg, swarm_result *res);
 void swarm_cluster_raw(const char *dir, uint64_t block_bytes, uint64_t lib_bytes, uint64_t lib_ns,
                        struct swarm_result *r);
 
+/* The store every swarm run opens, one process's or one node's: DRAM of
+ * dram_bytes, NVMe of nvme_bytes (whole slots; 0: none) in nvme_path, the
+ * cluster tier in cluster_path (NULL: none; --cluster-bytes its quota), on
+ * the manual clock; refusals name the swarm's flags, path_flag the one that
+ * chose nvme_path. */
+struct bench_store_spec swarm_store_spec(const swarm_cfg *c, uint64_t dram_bytes,
+                                         uint64_t nvme_bytes, const char *nvme_path,
+                                         const char *cluster_path, const char *path_flag);
+
 /* bytes per ns = GB/s; 0 when ns is 0. */
 double swarm_gbps(uint64_t bytes, uint64_t ns);
 /* Where the run's NVMe file goes: --dir, else $TMPDIR, else /tmp. */
