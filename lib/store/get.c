@@ -130,17 +130,10 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
         if (id != KVT_NO_ENTRY) {
             kvt_entry *e = kvt__index_entry(&s->ix, id);
             t = kvt__fastest(e);
-            /* 65,535 readers at once (one batch naming a key that often):
-             * this one gets KVT_EBUSY rather than wrap the count and let
-             * the slot be reused under the others. */
-            if (t >= 0 && e->refs[t] == UINT16_MAX)
-                t = -1, saturated = 1;
-            if (t >= 0) {
-                e->refs[t]++;
-                if (e->hits < UINT16_MAX)
-                    e->hits++;
+            if (t >= 0 && !kvt__read_ref(e, t))
+                t = -1, saturated = 1; /* KVT_EBUSY for this one */
+            if (t >= 0)
                 g[m] = (get_item){.id = id, .slot = e->slot[t], .tier = t, .index = i};
-            }
         }
         pthread_mutex_unlock(&sh->lock);
         if (status)

@@ -133,6 +133,19 @@ int kvt__pinned(kvt_store *s, kvt_entry *e, uint64_t now);
 int kvt__retained(kvt_store *s, const kvt_entry *e, uint64_t now);
 int kvt__readable(const kvt_entry *e, int t);
 int kvt__fastest(const kvt_entry *e);
+/* A reader's reference on e's copy in tier t (the slot stays put while it
+ * copies), counted a hit; 0 when the 16-bit count is full — 65,535 readers
+ * at once, a batch or HOLDs naming one key that often — rather than wrap it
+ * and let the slot be reused under them. Shard lock held. */
+static inline int kvt__read_ref(kvt_entry *e, int t)
+{
+    if (e->refs[t] == UINT16_MAX)
+        return 0;
+    e->refs[t]++;
+    if (e->hits < UINT16_MAX)
+        e->hits++;
+    return 1;
+}
 int kvt__persistent(const kvt_store *s, int t);
 void kvt__fill_begin(kvt_store *s, kvt_entry *e, int t);
 void kvt__fill_end(kvt_store *s, kvt_entry *e, int t);

@@ -235,15 +235,9 @@ static void take_refs(kvt_store *s, const kvt_key *keys, size_t n, int32_t want,
         if (id != KVT_NO_ENTRY) {
             kvt_entry *e = kvt__index_entry(&s->ix, id);
             t = kvt__fastest(e);
-            /* A saturated read count (65,535 holds: HOLDs may repeat a key,
-             * and each connection keeps its last) takes the copying path
-             * rather than wrap and let the slot be reused under them. */
-            if (t == u && e->refs[t] == UINT16_MAX)
-                t = u + 1;
+            if (t == u && !kvt__read_ref(e, t))
+                t = u + 1; /* saturated: the copying path, as a block below */
             if (t == u) {
-                e->refs[t]++;
-                if (e->hits < UINT16_MAX)
-                    e->hits++;
                 ids[i] = id;
                 slots[i] = e->slot[t];
             }
