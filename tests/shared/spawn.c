@@ -104,3 +104,22 @@ int open_fds(void)
     closedir(d);
     return n - 1; /* the directory's own */
 }
+
+typedef struct stat_q {
+    const char *name;
+    uint64_t v;
+} stat_q;
+
+static void match(const char *n, uint64_t v, void *u)
+{
+    stat_q *q = u;
+    if (!strcmp(n, q->name))
+        q->v = v;
+}
+
+uint64_t served_stat(kvt_server *srv, const char *name)
+{
+    stat_q q = {name, UINT64_MAX};
+    kvt_serve_stats(srv, match, &q);
+    return q.v;
+}

@@ -4,7 +4,10 @@
 #define KVT_TEST_SHARED_SPAWN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include "kvtier.h"
 
 /* A fresh directory under the build root; its path in dir (cap bytes). */
 void scratch_dir(char *dir, size_t cap);
@@ -17,5 +20,8 @@ pid_t kvtierd_start(const char *sock, const char *const *argv);
 int kvtierd_stop(pid_t pid, int sig);
 /* Open file descriptors of this process. */
 int open_fds(void);
+/* A statistic of the server srv (kvt_serve_stats), or UINT64_MAX when it
+ * has none of that name. */
+uint64_t served_stat(kvt_server *srv, const char *name);
 
 #endif

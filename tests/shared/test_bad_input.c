@@ -48,25 +48,6 @@ static void unserve(void)
     scratch_remove(dir);
 }
 
-typedef struct stat_q {
-    const char *name;
-    uint64_t v;
-} stat_q;
-
-static void match(const char *n, uint64_t v, void *u)
-{
-    stat_q *q = u;
-    if (!strcmp(n, q->name))
-        q->v = v;
-}
-
-static uint64_t server_stat(const char *name)
-{
-    stat_q q = {name, UINT64_MAX};
-    kvt_serve_stats(srv, match, &q);
-    return q.v;
-}
-
 static int raw_connect(const char *path, int type)
 {
     int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
@@ -213,7 +194,7 @@ Test(shared_bad, refusals_by_the_server)
     hello(fd, KVT_PROTO_VERSION, BLOCK * 4);
     cr_assert_eq(welcome(fd), KVT_EGEOMETRY);
     expect_closed(fd);
-    uint64_t refused = server_stat("server.refused");
+    uint64_t refused = served_stat(srv, "server.refused");
     cr_assert_eq(refused, 2);
     /* a full server */
     cr_assert_eq(kvt_serve_stop(srv), 0);
@@ -223,7 +204,7 @@ Test(shared_bad, refusals_by_the_server)
     cr_assert_eq(kvt_connect(sock, NULL, &one), 0, "%s", kvt_last_error());
     cr_assert_eq(kvt_connect(sock, NULL, &two), KVT_EBUSY, "%s", kvt_last_error());
     cr_assert_eq(kvt_close(one), 0);
-    for (int i = 0; i < 500 && server_stat("server.clients"); i++)
+    for (int i = 0; i < 500 && served_stat(srv, "server.clients"); i++)
         usleep(10000);
     cr_assert_eq(kvt_connect(sock, NULL, &two), 0, "%s", kvt_last_error());
     cr_assert_eq(kvt_close(two), 0);
@@ -289,7 +270,7 @@ Test(shared_bad, malformed_messages_close_only_their_connection)
     fd = handshaken();
     send_req(fd, KVT_OP_LOOKUP, 1, 0, KVT_PROTO_MAX_MSG);
     expect_closed(fd);
-    cr_assert_geq(server_stat("server.malformed"), 11);
+    cr_assert_geq(served_stat(srv, "server.malformed"), 11);
 
     /* the well-behaved client never noticed */
     uint8_t out[BLOCK] = {0};
@@ -327,18 +308,18 @@ Test(shared_bad, thousand_connections_leave_fds_flat, .timeout = 60)
     kvt_store *c;
     cr_assert_eq(kvt_connect(sock, NULL, &c), 0);
     cr_assert_eq(kvt_close(c), 0);
-    for (int i = 0; i < 200 && server_stat("server.clients"); i++)
+    for (int i = 0; i < 200 && served_stat(srv, "server.clients"); i++)
         usleep(10000);
     int before = open_fds();
     for (int i = 0; i < 1000; i++) {
         cr_assert_eq(kvt_connect(sock, NULL, &c), 0, "cycle %d: %s", i, kvt_last_error());
         cr_assert_eq(kvt_close(c), 0);
     }
-    for (int i = 0; i < 500 && (server_stat("server.clients") || open_fds() != before); i++)
+    for (int i = 0; i < 500 && (served_stat(srv, "server.clients") || open_fds() != before); i++)
         usleep(10000);
-    cr_assert_eq(server_stat("server.clients"), 0);
+    cr_assert_eq(served_stat(srv, "server.clients"), 0);
     cr_assert_eq(open_fds(), before, "fds: %d before, %d after", before, open_fds());
-    cr_assert_eq(server_stat("server.connections"), 1001);
+    cr_assert_eq(served_stat(srv, "server.connections"), 1001);
     unserve();
 }
 
@@ -374,7 +355,7 @@ Test(shared_bad, peer_credentials)
     chmod(sock, 0666); /* the mode alone would let anyone in */
     int rc = connect_as_nobody(sock);
     cr_assert_eq(rc, KVT_EPATH, "got %d", rc);
-    cr_assert_geq(server_stat("server.refused"), 1);
+    cr_assert_geq(served_stat(srv, "server.refused"), 1);
     cr_assert_eq(kvt_serve_stop(srv), 0);
     kvt_serve_opts o = {.size = sizeof o, .flags = KVT_SERVE_GROUP, .gid = 65534};
     cr_assert_eq(kvt_serve(store, sock, &o, &srv), 0, "%s", kvt_last_error());

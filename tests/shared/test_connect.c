@@ -65,30 +65,11 @@ static void unserve(void)
     scratch_remove(dir);
 }
 
-typedef struct stat_q {
-    const char *name;
-    uint64_t v;
-} stat_q;
-
-static void match(const char *n, uint64_t v, void *u)
-{
-    stat_q *q = u;
-    if (!strcmp(n, q->name))
-        q->v = v;
-}
-
-static uint64_t server_stat(const char *name)
-{
-    stat_q q = {name, UINT64_MAX};
-    kvt_serve_stats(srv, match, &q);
-    return q.v;
-}
-
 static void wait_clients(uint64_t want)
 {
-    for (int i = 0; i < 500 && server_stat("server.clients") != want; i++)
+    for (int i = 0; i < 500 && served_stat(srv, "server.clients") != want; i++)
         usleep(10000);
-    cr_assert_eq(server_stat("server.clients"), want);
+    cr_assert_eq(served_stat(srv, "server.clients"), want);
 }
 
 /* n blocks of ptrs (FRAGS each) over one buffer. */

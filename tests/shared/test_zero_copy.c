@@ -83,25 +83,6 @@ static void unserve(void)
     scratch_remove(dir);
 }
 
-typedef struct stat_q {
-    const char *name;
-    uint64_t v;
-} stat_q;
-
-static void match(const char *n, uint64_t v, void *u)
-{
-    stat_q *q = u;
-    if (!strcmp(n, q->name))
-        q->v = v;
-}
-
-static uint64_t server_stat(const char *name)
-{
-    stat_q q = {name, UINT64_MAX};
-    kvt_serve_stats(srv, match, &q);
-    return q.v;
-}
-
 static uint64_t store_stat(const char *name)
 {
     uint64_t v = UINT64_MAX;
@@ -111,9 +92,9 @@ static uint64_t store_stat(const char *name)
 
 static void wait_clients(uint64_t want)
 {
-    for (int i = 0; i < 500 && server_stat("server.clients") != want; i++)
+    for (int i = 0; i < 500 && served_stat(srv, "server.clients") != want; i++)
         usleep(10000);
-    cr_assert_eq(server_stat("server.clients"), want);
+    cr_assert_eq(served_stat(srv, "server.clients"), want);
 }
 
 static void layout(uint8_t *buf, void **ptrs, size_t n)
@@ -152,7 +133,7 @@ Test(zero_copy, bytes_exact_with_many_clients)
 {
     uint64_t rs = test_seed("zero_copy_many");
     serve_with(256, 0, 0);
-    cr_assert_eq(server_stat("server.zero_copy"), 1);
+    cr_assert_eq(served_stat(srv, "server.zero_copy"), 1);
     enum { CLIENTS = 4, EACH = 24 };
     kvt_key k[CLIENTS * EACH];
     make_keys(k, CLIENTS * EACH, &rs);
@@ -181,8 +162,8 @@ Test(zero_copy, bytes_exact_with_many_clients)
     cr_assert_eq(kvt_close(s), 0);
     /* 4 x 24 reserved and read by their clients, then read again (the put
      * finds them held: nothing reserved, nothing staged) */
-    cr_assert_eq(server_stat("server.zero_copy_blocks"), 3u * CLIENTS * EACH);
-    cr_assert_eq(server_stat("server.staged_blocks"), 0);
+    cr_assert_eq(served_stat(srv, "server.zero_copy_blocks"), 3u * CLIENTS * EACH);
+    cr_assert_eq(served_stat(srv, "server.staged_blocks"), 0);
     cr_assert_eq(store_stat("dram.used_blocks"), CLIENTS * EACH);
     wait_clients(0);
     unserve();
@@ -342,7 +323,7 @@ Test(zero_copy, killed_between_reserve_and_commit)
     cr_assert_eq(round_trip(s, more, 16, 0), 0);
     cr_assert_eq(round_trip(s, more + 16, 16, 0), 0);
     cr_assert_eq(round_trip(s, k, N, 0), 0);
-    cr_assert_eq(server_stat("server.staged_blocks"), 0);
+    cr_assert_eq(served_stat(srv, "server.staged_blocks"), 0);
     cr_assert_eq(kvt_close(s), 0);
     close(ready[0]);
     unserve();
@@ -409,27 +390,27 @@ Test(zero_copy, fall_backs)
     uint8_t tiers[8];
     cr_assert_eq(kvt_contains(s, k, 8, tiers), 8);
     cr_assert_eq(tiers[0], 1, "k[0] in tier %u", tiers[0]);
-    uint64_t zc = server_stat("server.zero_copy_blocks");
-    cr_assert_eq(server_stat("server.staged_blocks"), 0);
+    uint64_t zc = served_stat(srv, "server.zero_copy_blocks");
+    cr_assert_eq(served_stat(srv, "server.staged_blocks"), 0);
     uint8_t buf[BLOCK], want[BLOCK];
     void *p[FRAGS] = {buf, buf + BLOCK / FRAGS};
     fill(want, BLOCK, &k[0]);
     kvt_io_opts io = {.size = sizeof io, .flags = KVT_IO_NO_PROMOTE};
     cr_assert_eq(kvt_get(s, k, 1, p, &io, NULL), 1, "%s", kvt_last_error());
     cr_assert_eq(memcmp(buf, want, BLOCK), 0);
-    cr_assert_eq(server_stat("server.staged_blocks"), 1);
-    cr_assert_eq(server_stat("server.zero_copy_blocks"), zc);
+    cr_assert_eq(served_stat(srv, "server.staged_blocks"), 1);
+    cr_assert_eq(served_stat(srv, "server.zero_copy_blocks"), zc);
     memset(buf, 0, sizeof buf);
     cr_assert_eq(kvt_get(s, k, 1, p, NULL, NULL), 1, "%s", kvt_last_error());
     cr_assert_eq(memcmp(buf, want, BLOCK), 0);
-    cr_assert_eq(server_stat("server.zero_copy_blocks"), zc + 1, "not promoted and held");
+    cr_assert_eq(served_stat(srv, "server.zero_copy_blocks"), zc + 1, "not promoted and held");
     cr_assert_eq(kvt_contains(s, k, 1, tiers), 1);
     cr_assert_eq(tiers[0], 0);
     /* more than the arena holds: the rest staged, bytes still exact */
     kvt_key big[20];
     make_keys(big, 20, &rs);
     cr_assert_eq(round_trip(s, big, 20, 0), 0);
-    cr_assert_gt(server_stat("server.staged_blocks"), 1);
+    cr_assert_gt(served_stat(srv, "server.staged_blocks"), 1);
     /* a COMMIT with no reservation is refused, the connection kept */
     static raw r;
     cr_assert_eq(raw_open(&r, KVT_PROTO_VERSION), 0);
@@ -446,11 +427,11 @@ Test(zero_copy, fall_backs)
 
     /* tenants never get the arena */
     serve_with(64, 0, KVT_SERVE_TENANT_UID);
-    cr_assert_eq(server_stat("server.zero_copy"), 0);
+    cr_assert_eq(served_stat(srv, "server.zero_copy"), 0);
     cr_assert_eq(kvt_connect(sock, NULL, &s), 0, "%s", kvt_last_error());
     cr_assert_eq(round_trip(s, k, 8, 0), 0);
-    cr_assert_eq(server_stat("server.zero_copy_blocks"), 0);
-    cr_assert_eq(server_stat("server.staged_blocks"), 16);
+    cr_assert_eq(served_stat(srv, "server.zero_copy_blocks"), 0);
+    cr_assert_eq(served_stat(srv, "server.staged_blocks"), 16);
     cr_assert_eq(raw_open(&r, KVT_PROTO_VERSION), 0);
     cr_assert_null(r.arena);
     cr_assert_eq(raw_rpc(&r, KVT_OP_HOLD, 1, 0, k), KVT_ENOTSUP);
