@@ -15,6 +15,7 @@ every rank stored.
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -118,9 +119,12 @@ def daemon():
     p = subprocess.Popen([KVTIERD, "--socket", path, "--block-bytes", str(PAGE * FRAGS),
                           "--frags", str(FRAGS), "--dram", str(256 * PAGE * FRAGS)],
                          stderr=subprocess.PIPE, text=True)
+    # The socket file appears at bind(), before listen(): wait until a
+    # connection is accepted, not until the file exists.
     for _ in range(1000):
-        if os.path.exists(path):
-            break
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+            if probe.connect_ex(path) == 0:
+                break
         time.sleep(0.01)
     yield path
     if p.poll() is None:

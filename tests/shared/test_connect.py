@@ -33,9 +33,12 @@ def daemon():
     p = subprocess.Popen([KVTIERD, "--socket", path, "--block-bytes", str(BLOCK), "--frags", "2",
                           "--dram", str(64 * BLOCK), "--metrics-port", str(port)],
                          stderr=subprocess.PIPE, text=True)
+    # The socket file appears at bind(), before listen(): wait until a
+    # connection is accepted, not until the file exists.
     for _ in range(500):
-        if os.path.exists(path):
-            break
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+            if probe.connect_ex(path) == 0:
+                break
         time.sleep(0.01)
     yield p, path, port
     if p.poll() is None:
