@@ -26,7 +26,7 @@ static void demote_write(kvt_store *s, int t, kvt_xfer *x, const uint32_t *id,
             kvt__unfill(s, id[j], n);
             continue;
         }
-        if (!kvt__publish(s, id[j], n, to[j], now))
+        if (!kvt__publish(s, id[j], n, to[j], now, 0))
             continue;
         ADD(&b->st, bytes_in, s->block_bytes);
         CNT(&b->st, demotions_in);

@@ -81,7 +81,7 @@ static int copy_down(kvt_store *s, int d, down_work *w, size_t k, int32_t *statu
                 kvt__release_slot(s, d, to[j], 1);
             }
             kvt__unfill(s, it[j].id, d);
-        } else if (!kvt__publish(s, it[j].id, d, to[j], now)) {
+        } else if (!kvt__publish(s, it[j].id, d, to[j], now, 0)) {
             st[j] = KVT_ENOENT; /* removed meanwhile */
         } else {
             landed++;

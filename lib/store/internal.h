@@ -170,7 +170,7 @@ uint32_t kvt__zombie_hold(kvt_entry *e, int t);
 void kvt__zombie_discard(kvt_store *s, uint32_t id, const uint32_t *zombie);
 int kvt__copy_between(kvt_store *s, int from, uint32_t fslot, int to, uint32_t tslot,
                         const kvt_key *key);
-int kvt__publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now);
+int kvt__publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now, int write_through);
 void kvt__unfill(kvt_store *s, uint32_t id, int t);
 int kvt__leave(kvt_store *s, uint32_t id, int t, uint32_t slot, int demoted);
 int kvt__claim_leaving(kvt_store *s, uint32_t id, int t, uint64_t now);
@@ -246,7 +246,8 @@ void kvt__store_unhold(kvt_store *s, const uint32_t *ids, size_t n);
 int kvt__writethrough_open(kvt_store *s, unsigned threads);
 void kvt__writethrough_close(kvt_store *s);
 /* Queues write-through copies of entry id, just put into tier p. */
-void kvt__write_through(kvt_store *s, uint32_t id, int p);
+unsigned kvt__write_through_claim(kvt_store *s, kvt_entry *e, int p);
+void kvt__write_through_submit(kvt_store *s, uint32_t id, int p, unsigned mask);
 
 /* get.c */
 void kvt__drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot);

@@ -294,7 +294,7 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
             continue;
         }
         stored++; /* a put cancelled by a remove counts as stored, then removed */
-        if (!kvt__publish(s, items[j].id, p, items[j].slot, after)) {
+        if (!kvt__publish(s, items[j].id, p, items[j].slot, after, !promoting)) {
             if (!promoting)
                 CNT(&s->st, put_cancelled);
             continue;
@@ -306,7 +306,6 @@ static int put_flush(kvt_store *s, int p, put_item *items, kvt_xfer *x, size_t m
         }
         CNT(&tr->st, inserts);
         CNT(&s->st, put_stored);
-        kvt__write_through(s, items[j].id, p);
     }
     return stored;
 }

@@ -181,14 +181,13 @@ int kvt__store_commit(kvt__reservation *r, int32_t *status)
     for (size_t j = 0; j < r->nitems; j++) {
         const put_item *it = &r->items[j];
         stored++; /* a put cancelled by a remove counts as stored, then removed */
-        if (!kvt__publish(s, it->id, p, it->slot, now)) {
+        if (!kvt__publish(s, it->id, p, it->slot, now, 1)) {
             CNT(&s->st, put_cancelled);
             continue;
         }
         ADD(&tr->st, bytes_in, s->block_bytes);
         CNT(&tr->st, inserts);
         CNT(&s->st, put_stored);
-        kvt__write_through(s, it->id, p);
     }
     for (size_t i = 0; i < r->n; i++)
         if (r->status[i] == KVT__ZC_HELD)

@@ -192,7 +192,7 @@ static uint32_t parent_slot(kvt_store *s, uint64_t parent, int t, uint32_t *pid)
  * known to the policy, so whoever turns it LEAVING can always remove it.
  * Returns 1, or 0 when the key was removed meanwhile: then the fill is
  * cancelled (its slot invalidated and freed) instead. */
-int kvt__publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now)
+int kvt__publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now, int write_through)
 {
     KVT_KILLPOINT(KVT__KP_PUBLISH);
     kvt_tier_rt *tr = &s->tier[t];
@@ -218,7 +218,10 @@ int kvt__publish(kvt_store *s, uint32_t id, int t, uint32_t slot, uint64_t now)
         e->res[t] = KVT_RES_READY;
         e->untrusted &= (uint8_t)~(1u << t); /* written and acknowledged just now */
         kvt__fill_end(s, e, t);
+        unsigned wt = write_through ? kvt__write_through_claim(s, e, t) : 0;
         pthread_mutex_unlock(&sh->lock);
+        if (wt)
+            kvt__write_through_submit(s, id, t, wt);
         return 1;
     }
     pthread_mutex_unlock(&sh->lock);

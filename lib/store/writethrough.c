@@ -56,7 +56,7 @@ static void copy_through(kvt_store *s, uint32_t id, int src, int dst)
         CNT(&s->tier[dst].st, io_errors);
         kvt__release_slot(s, dst, slot, 1);
         kvt__unfill(s, id, dst);
-    } else if (kvt__publish(s, id, dst, slot, kvt__store_now(s))) {
+    } else if (kvt__publish(s, id, dst, slot, kvt__store_now(s), 0)) {
         CNT(&s->tier[dst].st, writethrough_in);
         ADD(&s->tier[dst].st, bytes_in, s->block_bytes);
     }
@@ -101,42 +101,56 @@ static int submit(kvt_store *s, uint32_t id, int src, int dst)
     return 1;
 }
 
-/* Queues write-through copies of a freshly put block to the tiers below
- * that admit on put. The source slot is held by a ref until copied. */
-void kvt__write_through(kvt_store *s, uint32_t id, int p)
+/* Claims the write-through copies of a block just published in tier p:
+ * marks them FILLING and takes a ref on p for each. Shard lock held, so
+ * the entry cannot be removed and recycled under us: called from
+ * kvt__publish before it lets go of a put's entry. Returns the claimed
+ * destination tiers as a bit mask for kvt__write_through_submit. */
+unsigned kvt__write_through_claim(kvt_store *s, kvt_entry *e, int p)
 {
+    unsigned mask = 0;
     for (int d = s->tier[p].below; d >= 0; d = s->tier[d].below) {
         if (s->tier[d].admit != KVT_ADMIT_WRITE_THROUGH)
             continue;
+        if (e->res[d] != KVT_RES_NONE || !kvt__readable(e, p) || (e->flags & KVT_ENTRY_REMOVED))
+            continue;
+        e->res[d] = KVT_RES_FILLING;
+        e->queued |= (uint8_t)(1u << d); /* counted as a fill when it starts */
+        e->refs[p]++;
+        mask |= 1u << d;
+    }
+    return mask;
+}
+
+/* Queues the copies claimed above. Each claim's ref keeps entry id alive
+ * until its copy ends or is dropped here. */
+void kvt__write_through_submit(kvt_store *s, uint32_t id, int p, unsigned mask)
+{
+    for (int d = 0; mask; d++) {
+        if (!(mask & (1u << d)))
+            continue;
+        mask &= ~(1u << d);
+        if (submit(s, id, p, d) == 0)
+            continue;
+        /* Not queued after all. A flush may have taken the copy over
+         * meanwhile (down_claim): then it is the flush's to finish. */
         kvt_entry *e = kvt__index_entry(&s->ix, id);
         kvt_shard *sh = kvt__index_shard(&s->ix, &e->key);
         pthread_mutex_lock(&sh->lock);
-        int go = e->res[d] == KVT_RES_NONE && kvt__readable(e, p) && !(e->flags & KVT_ENTRY_REMOVED);
-        if (go) {
-            e->res[d] = KVT_RES_FILLING;
-            e->queued |= (uint8_t)(1u << d); /* counted as a fill when it starts */
-            e->refs[p]++;
+        int free_entry = 0;
+        if (e->queued & (1u << d)) {
+            e->queued &= (uint8_t)~(1u << d);
+            e->res[d] = KVT_RES_NONE;
+            e->slot[d] = KVT_NO_SLOT;
+            free_entry = kvt__entry_unused(&s->ix, sh, id);
+            CNT(&s->st, writethrough_dropped);
+        } else {
+            e->queued &= (uint8_t)~(1u << (KVT_QUEUED_TAKEN_SHIFT + d));
         }
         pthread_mutex_unlock(&sh->lock);
-        if (go && submit(s, id, p, d) != 0) {
-            /* Not queued after all. A flush may have taken the copy over
-             * meanwhile (down_claim): then it is the flush's to finish. */
-            pthread_mutex_lock(&sh->lock);
-            int free_entry = 0;
-            if (e->queued & (1u << d)) {
-                e->queued &= (uint8_t)~(1u << d);
-                e->res[d] = KVT_RES_NONE;
-                e->slot[d] = KVT_NO_SLOT;
-                free_entry = kvt__entry_unused(&s->ix, sh, id);
-                CNT(&s->st, writethrough_dropped);
-            } else {
-                e->queued &= (uint8_t)~(1u << (KVT_QUEUED_TAKEN_SHIFT + d));
-            }
-            pthread_mutex_unlock(&sh->lock);
-            if (free_entry)
-                kvt__index_free(&s->ix, id);
-            kvt__unref(s, id, p);
-        }
+        if (free_entry)
+            kvt__index_free(&s->ix, id);
+        kvt__unref(s, id, p);
     }
 }
 
