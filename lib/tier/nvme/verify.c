@@ -152,7 +152,7 @@ static void verify_main(kvt__job *job)
 bool nvme_verify_off_ring(kvt_tier_impl *t, lane *l, op *o, int dir)
 {
     if (dir != DIR_READ || !t->hashers || l->efd < 0 || o->status || o->verified ||
-        t->geo.block_bytes < OFFLOAD_MIN)
+        t->geo.block_bytes < VERIFY_OFFLOAD_MIN)
         return false;
     o->t = t;
     o->lane = l;
