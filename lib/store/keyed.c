@@ -68,11 +68,12 @@ static void finished(kvt_keyed_op *op)
     pthread_mutex_unlock(&w->mu);
 }
 
-static int run(struct kvt_keyed_rt *k, kvt_keyed_kind kind, const kvt_key *keys, size_t n,
-               void *const *frags, uint32_t nfrags, kvt_mem_kind mem, int32_t *status)
+static int run_flags(struct kvt_keyed_rt *k, kvt_keyed_kind kind, const kvt_key *keys, size_t n,
+                     void *const *frags, uint32_t nfrags, kvt_mem_kind mem, int32_t *status,
+                     uint32_t flags)
 {
     waiter w = {.op = {.kind = kind, .keys = keys, .n = n, .frags = frags, .nfrags = nfrags,
-                       .mem = mem, .status = status, .done = finished}};
+                       .mem = mem, .status = status, .done = finished, .flags = flags}};
     w.op.user = &w;
     /* Every key starts failed: a submit the tier refuses (or a tier that
      * leaves a key unanswered) must not leave a stale 0 read as a hit. */
@@ -107,6 +108,12 @@ static int run(struct kvt_keyed_rt *k, kvt_keyed_kind kind, const kvt_key *keys,
     if (rc)
         CNT(k, io_errors);
     return rc;
+}
+
+static int run(struct kvt_keyed_rt *k, kvt_keyed_kind kind, const kvt_key *keys, size_t n,
+               void *const *frags, uint32_t nfrags, kvt_mem_kind mem, int32_t *status)
+{
+    return run_flags(k, kind, keys, n, frags, nfrags, mem, status, 0);
 }
 
 /* Scratch for a batch: keys (and their positions) still to ask about. */
@@ -168,7 +175,12 @@ size_t kvt__keyed_lookup(kvt_store *s, const kvt_key *keys, size_t from, size_t 
             }
         if (!q)
             break;
-        if (run(&s->keyed[k], KVT_KEYED_CONTAINS, b.keys, q, NULL, 0, KVT_MEM_HOST, b.status))
+        /* A lookup may let the last tier stop at its first miss: a key no
+         * tier holds ends the prefix. Earlier tiers answer every key, since
+         * a later tier is asked only about the keys they miss. */
+        uint32_t flags = stop_at_miss && k == s->nkeyed - 1 ? KVT_KEYED_PREFIX : 0;
+        if (run_flags(&s->keyed[k], KVT_KEYED_CONTAINS, b.keys, q, NULL, 0, KVT_MEM_HOST,
+                      b.status, flags))
             continue;
         for (size_t j = 0; j < q; j++)
             if (b.status[j] == 1)

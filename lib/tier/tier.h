@@ -142,6 +142,8 @@ typedef enum kvt_keyed_kind {
     KVT_KEYED_REMOVE = 4    /* 0 (was held), KVT_ENOENT, or KVT_E* */
 } kvt_keyed_kind;
 
+#define KVT_KEYED_PREFIX 1u
+
 typedef struct kvt_keyed_op kvt_keyed_op;
 struct kvt_keyed_op {
     kvt_keyed_kind kind;
@@ -153,6 +155,11 @@ struct kvt_keyed_op {
     uint32_t nfrags;
     kvt_mem_kind mem;
     int32_t *status; /* n entries, written by the tier */
+    /* CONTAINS for a lookup (KVT_KEYED_PREFIX): only the longest held
+     * prefix of keys matters, so the tier may stop asking after the first
+     * key it does not hold and answer 0 for every key after that one. A
+     * tier may ignore the flag and answer every key. */
+    uint32_t flags;
     int result;      /* out: 0, or the first failure of the batch */
     void (*done)(kvt_keyed_op *op);
     void *user;      /* the caller's */

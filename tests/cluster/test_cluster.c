@@ -310,6 +310,36 @@ Test(cluster, round_trip_contains_and_remove)
     kvt__cluster_close(c);
 }
 
+/* A lookup's prefix check stops after the first key not held: keys after
+ * it are answered not held without a statx, and the held ones before it
+ * are all found, whatever order their answers arrive in. */
+Test(cluster, prefix_contains_stops_at_the_first_miss)
+{
+    kvt_cluster_params p = params();
+    p.queue_depth = 8;
+    kvt_cluster *c = open_with(&p);
+    put_range(c, 0, 50);
+    put_range(c, 60, 40); /* held again after the gap: never reached */
+    batch b = batch_of(0, 200, false);
+    cr_assert_eq(kvt__cluster_contains_prefix(c, b.io, 200), 50);
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(b.io[i].status, 0, "key %d of the prefix", i);
+    for (int i = 50; i < 200; i++)
+        cr_assert_eq(b.io[i].status, KVT_ENOENT, "key %d after the first miss", i);
+    uint64_t asked = kvt__cluster_stat(c, "contains_checks");
+    uint64_t skipped = kvt__cluster_stat(c, "contains_skipped");
+    cr_assert_eq(asked + skipped, 200);
+    /* Keys 50..57 may be in flight when key 50's miss comes back. */
+    cr_assert_leq(asked, 50 + p.queue_depth, "asked %llu keys", (unsigned long long)asked);
+
+    /* The plain check answers every key. */
+    cr_assert_eq(kvt__cluster_contains(c, b.io, 200), 90);
+    cr_assert_eq(kvt__cluster_stat(c, "contains_checks"), asked + 200);
+    cr_assert_eq(kvt__cluster_stat(c, "contains_skipped"), skipped);
+    batch_free(&b);
+    kvt__cluster_close(c);
+}
+
 Test(cluster, buffered_fallback_and_file_mode)
 {
     kvt_cluster_params p = params();

@@ -23,6 +23,7 @@ static block *table;
 static size_t table_len, table_cap;
 static uint64_t now_ns;
 static int fail_next;
+static uint64_t contains_calls, prefix_calls;
 
 static int expired(const block *b)
 {
@@ -151,13 +152,18 @@ static void execute(kvt_tier_impl *t, kvt_keyed_op *op)
     int fail = fail_next;
     fail_next = 0;
     op->result = fail;
+    int prefix = op->kind == KVT_KEYED_CONTAINS && (op->flags & KVT_KEYED_PREFIX);
+    int missed = 0;
+    contains_calls += op->kind == KVT_KEYED_CONTAINS;
+    prefix_calls += prefix;
     for (size_t i = 0; i < op->n; i++) {
         const kvt_key *k = &op->keys[i];
         int st = 0;
         if (fail) {
             st = fail;
         } else if (op->kind == KVT_KEYED_CONTAINS) {
-            st = find(k) != NULL;
+            st = !(prefix && missed) && find(k) != NULL;
+            missed |= !st;
         } else if (op->kind == KVT_KEYED_READ) {
             block *b = find(k);
             if (!b || op->mem != KVT_MEM_HOST) {
@@ -282,4 +288,14 @@ int keyed_mem_register(void)
     if (kvt__tier_find("keyed_mem"))
         return 0;
     return kvt__tier_register(&keyed_mem_ops);
+}
+
+uint64_t keyed_mem_contains_calls(uint64_t *prefix)
+{
+    pthread_mutex_lock(&table_lock);
+    uint64_t n = contains_calls;
+    if (prefix)
+        *prefix = prefix_calls;
+    pthread_mutex_unlock(&table_lock);
+    return n;
 }

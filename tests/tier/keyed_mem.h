@@ -23,6 +23,10 @@ size_t keyed_mem_count(void);
 void keyed_mem_set_now(uint64_t ns);
 /* The next operation fails as a whole with `code` for every key. */
 void keyed_mem_fail_next(int code);
+/* CONTAINS operations executed so far, in all; *prefix gets how many of
+ * them carried KVT_KEYED_PREFIX (the tier honours it: after the first key
+ * not held it answers 0 without looking). */
+uint64_t keyed_mem_contains_calls(uint64_t *prefix);
 /* Empties the table. */
 void keyed_mem_reset(void);
 

@@ -149,6 +149,46 @@ Test(keyed, lookup_continues_the_local_prefix_and_contains_fills_misses)
     cr_assert_eq(kvt_close(s), 0);
 }
 
+/* A lookup lets the last key-addressed tier stop at its first miss; every
+ * earlier one answers all keys (a later tier is asked only about the keys
+ * they miss, so an early stop there would shorten the prefix). kvt_contains
+ * never asks for a prefix. */
+Test(keyed, only_a_lookups_last_keyed_tier_is_asked_for_a_prefix)
+{
+    for (int tiers = 1; tiers <= 2; tiers++) {
+        kvt_store *s = open_store(8, 0);
+        if (tiers == 2) { /* the same shared table behind a second instance */
+            cr_assert_eq(kvt_close(s), 0);
+            kvt_config *c;
+            cr_assert_eq(kvt_config_new(&c), 0);
+            cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
+            cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
+            int d = kvt_config_add_tier(c, "dram", NULL);
+            cr_assert_eq(kvt_config_tier_set(c, d, "capacity", (int64_t)(8 * BLOCK)), 0);
+            cr_assert_eq(kvt_config_tier_set(c, d, "hugepages", 0), 0);
+            cr_assert_eq(kvt_config_add_tier(c, "keyed_mem", "first"), 1, "%s", kvt_last_error());
+            cr_assert_eq(kvt_config_add_tier(c, "keyed_mem", "second"), 2, "%s", kvt_last_error());
+            cr_assert_eq(kvt_open(c, &s), 0, "open: %s", kvt_last_error());
+            kvt_config_free(c);
+        }
+        put_elsewhere(0);
+        put_elsewhere(1);
+        put_elsewhere(3);
+        kvt_key keys[4] = {key_of(0), key_of(1), key_of(2), key_of(3)};
+        uint64_t prefix0 = 0, prefix1 = 0;
+        uint64_t calls0 = keyed_mem_contains_calls(&prefix0);
+        cr_assert_eq(kvt_lookup(s, keys, 4, NULL, 0), 2, "tiers %d", tiers);
+        uint64_t calls1 = keyed_mem_contains_calls(&prefix1);
+        cr_assert_eq(calls1 - calls0, (uint64_t)tiers, "one check per keyed tier");
+        cr_assert_eq(prefix1 - prefix0, 1, "only the last tier's check is a prefix check");
+        cr_assert_eq(kvt_contains(s, keys, 4, NULL), 3, "contains answers every key");
+        cr_assert_eq(keyed_mem_contains_calls(&prefix0) - calls1, (uint64_t)tiers);
+        cr_assert_eq(prefix0, prefix1, "kvt_contains asks no tier for a prefix");
+        cr_assert_eq(kvt_close(s), 0);
+        keyed_mem_reset();
+    }
+}
+
 Test(keyed, puts_write_through_to_the_key_addressed_tier)
 {
     kvt_store *s = open_store(2, 0);

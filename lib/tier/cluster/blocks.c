@@ -169,7 +169,7 @@ static bool get_complete(kvt_cluster *c, cl_op *op, int res)
     }
 }
 
-static const cl_kind get_kind = {true, get_begin, get_prep, get_complete};
+static const cl_kind get_kind = {true, false, get_begin, get_prep, get_complete};
 
 int kvt__cluster_get(kvt_cluster *c, kvt_cluster_io *io, size_t n)
 {
@@ -340,7 +340,7 @@ static bool put_complete(kvt_cluster *c, cl_op *op, int res)
     }
 }
 
-static const cl_kind put_kind = {true, put_begin, put_prep, put_complete};
+static const cl_kind put_kind = {true, false, put_begin, put_prep, put_complete};
 
 int kvt__cluster_put(kvt_cluster *c, kvt_cluster_io *io, size_t n)
 {
@@ -384,18 +384,36 @@ static bool contains_complete(kvt_cluster *c, cl_op *op, int res)
     return finish(op, 0);
 }
 
-static const cl_kind contains_kind = {false, key_begin, contains_prep, contains_complete};
+static const cl_kind contains_kind = {false, false, key_begin, contains_prep, contains_complete};
+static const cl_kind prefix_kind = {false, true, key_begin, contains_prep, contains_complete};
 
-int kvt__cluster_contains(kvt_cluster *c, kvt_cluster_io *io, size_t n)
+static int contains_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
 {
-    int rc = cl_run(c, &contains_kind, io, n);
-    CL_ADD(c, contains_checks, n);
+    int rc = cl_run(c, kind, io, n);
+    size_t asked = n;
+    for (size_t i = 0; i < n; i++)
+        if (io[i].status == CL_NOT_BEGUN) {
+            io[i].status = KVT_ENOENT;
+            asked--;
+        }
+    CL_ADD(c, contains_checks, asked);
+    CL_ADD(c, contains_skipped, n - asked);
     if (rc < 0)
         return rc;
     int held = 0;
     for (size_t i = 0; i < n; i++)
         held += io[i].status == 0;
     return held;
+}
+
+int kvt__cluster_contains(kvt_cluster *c, kvt_cluster_io *io, size_t n)
+{
+    return contains_run(c, &contains_kind, io, n);
+}
+
+int kvt__cluster_contains_prefix(kvt_cluster *c, kvt_cluster_io *io, size_t n)
+{
+    return contains_run(c, &prefix_kind, io, n);
 }
 
 /* ---------------------------------------------------------------- remove */
@@ -418,7 +436,7 @@ static bool remove_complete(kvt_cluster *c, cl_op *op, int res)
     return finish(op, path_code(c, -res));
 }
 
-static const cl_kind remove_kind = {false, key_begin, remove_prep, remove_complete};
+static const cl_kind remove_kind = {false, false, key_begin, remove_prep, remove_complete};
 
 int kvt__cluster_remove(kvt_cluster *c, kvt_cluster_io *io, size_t n)
 {

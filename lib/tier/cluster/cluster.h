@@ -65,6 +65,12 @@ typedef struct kvt_cluster_io {
  * key, all in flight at once). status: 0 held, KVT_ENOENT, or an error.
  * Returns the number held, or KVT_ETIMEDOUT/KVT_ENOMEM when the call itself failed. */
 int kvt__cluster_contains(kvt_cluster *c, kvt_cluster_io *io, size_t n);
+/* The same for a lookup, where only the longest held prefix matters: no
+ * key is begun after one is known not held (or failed), and the keys never
+ * asked get KVT_ENOENT. A prefix of 1,000 keys of which the first 500 are
+ * held costs about 500 + queue_depth statx, not 1,000: a miss is the
+ * expensive answer on a distributed filesystem (every brick is asked). */
+int kvt__cluster_contains_prefix(kvt_cluster *c, kvt_cluster_io *io, size_t n);
 /* Reads and verifies n blocks into caller memory. A status other than 0
  * leaves that block's memory unspecified. Returns the number of hits. */
 int kvt__cluster_get(kvt_cluster *c, kvt_cluster_io *io, size_t n);

@@ -46,8 +46,8 @@ void cl_hex(const uint8_t *b, size_t n, char *out); /* 2n hex digits + NUL */
     X(hits) X(misses) X(bytes_read) X(bytes_written) X(puts) X(already_held)    \
     X(publish_races_lost) X(removed) X(corrupt) X(foreign) X(truncated)         \
     X(io_errors) X(enospc) X(timeouts) X(abandoned_rings) X(stale_retries)      \
-    X(contains_checks) X(touches) X(touches_dropped) X(swept) X(expired)        \
-    X(tmp_cleaned) X(sweep_steps) X(unsafe_paths)
+    X(contains_checks) X(contains_skipped) X(touches) X(touches_dropped)        \
+    X(swept) X(expired) X(tmp_cleaned) X(sweep_steps) X(unsafe_paths)
 
 typedef struct cl_counters {
 #define CL_FIELD(n) _Atomic uint64_t n;
@@ -115,15 +115,19 @@ typedef struct cl_op {
 /* Stage callbacks of one kind of batched call. prep() fills the SQE of the
  * op's current stage; complete() takes its result and returns true when the
  * op is finished (op->status final), false after moving to another stage. */
+#define CL_NOT_BEGUN INT32_MIN /* cl_run's status of a block a stop_at_miss kind never began */
+
 typedef struct cl_kind {
     bool needs_buffers;
+    bool stop_at_miss; /* no op begun after one finished with a non-zero status */
     void (*begin)(kvt_cluster *c, cl_op *op); /* before the first stage; may finish it */
     void (*prep)(kvt_cluster *c, cl_op *op, struct io_uring_sqe *sqe);
     bool (*complete)(kvt_cluster *c, cl_op *op, int res);
 } cl_kind;
 
 /* Runs the kind over n blocks with up to c->qd in flight, bounded by the
- * open's timeout. Every io[i].status is set. Returns 0, or KVT_ETIMEDOUT /
+ * open's timeout. A stop_at_miss kind begins no block after one finished
+ * with a non-zero status; the blocks never begun get CL_NOT_BEGUN. Every io[i].status is set. Returns 0, or KVT_ETIMEDOUT /
  * KVT_ENOMEM when the call stopped early (outstanding statuses say so too). */
 int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n);
 void cl_lanes_free(kvt_cluster *c);

@@ -181,13 +181,14 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
     uint64_t deadline = kvt__monotonic_ns() + timeout_ns;
     size_t next = 0;
     uint32_t inflight = 0;
-    while (next < n || inflight) {
+    bool stop = false; /* stop_at_miss, and a block was not held */
+    while ((next < n && !stop) || inflight) {
         /* One block begun per turn (its copy and checksum), submitted at
          * once, then whatever completed is moved on without waiting: the
          * blocks already in flight do their I/O while the next one is
          * prepared, instead of all of a batch's preparation coming first. */
         bool began = false;
-        if (next < n && nfree) {
+        if (next < n && nfree && !stop) {
             cl_op *op = &l->ops[l->free_ops[--nfree]];
             uint8_t *buf = op->buf;
             memset(op, 0, offsetof(cl_op, stx));
@@ -198,6 +199,7 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
                 kind->begin(c, op);
             if (op->stage < 0) { /* finished before any I/O */
                 op->io->status = op->status;
+                stop |= kind->stop_at_miss && op->status != 0;
                 l->free_ops[nfree++] = (uint32_t)(op - l->ops);
                 continue;
             }
@@ -215,7 +217,7 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
             continue;
         struct io_uring_cqe *cqe;
         int rc;
-        if (began && next < n && nfree) {
+        if (began && next < n && nfree && !stop) {
             rc = io_uring_peek_cqe(&l->ring, &cqe); /* more to begin: never wait here */
             if (rc == -EAGAIN)
                 continue;
@@ -239,6 +241,7 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
             seen++;
             if (kind->complete(c, op, res)) {
                 op->io->status = op->status;
+                stop |= kind->stop_at_miss && op->status != 0;
                 l->free_ops[nfree++] = (uint32_t)(op - l->ops);
                 inflight--;
             } else {
@@ -250,6 +253,8 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
         io_uring_cq_advance(&l->ring, seen);
     }
     lane_put(c, l);
+    for (size_t i = next; i < n; i++)
+        io[i].status = CL_NOT_BEGUN; /* after a miss of a stop_at_miss kind */
     return 0;
 
 timed_out:

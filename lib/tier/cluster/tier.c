@@ -87,7 +87,10 @@ static void run(kvt_tier_impl *t, kvt_keyed_op *op)
     }
     switch (op->kind) {
     case KVT_KEYED_CONTAINS:
-        kvt__cluster_contains(t->c, io, op->n);
+        if (op->flags & KVT_KEYED_PREFIX)
+            kvt__cluster_contains_prefix(t->c, io, op->n);
+        else
+            kvt__cluster_contains(t->c, io, op->n);
         for (size_t i = 0; i < op->n; i++) {
             int st = io[i].status;
             /* A file a get would refuse is not held; errors stay errors. */
