@@ -36,7 +36,8 @@ def main():
             bad.append(f"mode/devices/rows: {o.get('mode')} {o.get('devices')} {o.get('rows')}")
         for r in o.get("rows", []):
             for f in ("put_gb_per_s", "get_gb_per_s", "raw_sum_put_gb_per_s",
-                      "raw_sum_get_gb_per_s"):
+                      "raw_sum_get_gb_per_s", "raw_together_put_gb_per_s",
+                      "raw_together_get_gb_per_s"):
                 if not isinstance(r.get(f), (int, float)) or not r[f] > 0:
                     bad.append(f"{f} = {r.get(f)}")
         for i in range(2):
