@@ -57,7 +57,10 @@ static void promote(kvt_store *s, const get_item *g, size_t n, const kvt_key *ke
     kvt__free(x);
 }
 
-/* A block that failed verification leaves that tier for good. */
+/* A block that failed verification leaves that tier for good. The caller
+ * still holds its ref on the copy (so the entry cannot be freed and
+ * recycled under us): the copy becomes a zombie, and the caller's unref
+ * frees its slot. */
 void kvt__drop_corrupt(kvt_store *s, uint32_t id, int t, uint32_t slot)
 {
     kvt_tier_rt *tr = &s->tier[t];
@@ -175,12 +178,13 @@ int kvt__store_get(kvt_store *s, const kvt_key *keys, size_t n, void *const *ptr
             int32_t st = x[c++].status;
             if (st == KVT_ECORRUPT && leaving(s, g[j].id, t))
                 st = KVT_ENOENT; /* invalidated on media as it left: a miss */
+            if (st == KVT_ECORRUPT) { /* while our ref still keeps entry and slot ours */
+                CNT(&tr->st, corrupt);
+                kvt__drop_corrupt(s, g[j].id, t, g[j].slot);
+            }
             kvt__unref_read(s, g[j].id, t, st == KVT_ENOENT ? NOT_READ : st);
             if (st) {
-                if (st == KVT_ECORRUPT) {
-                    CNT(&tr->st, corrupt);
-                    kvt__drop_corrupt(s, g[j].id, t, g[j].slot);
-                } else if (st != KVT_ENOENT) {
+                if (st != KVT_ECORRUPT && st != KVT_ENOENT) {
                     CNT(&tr->st, io_errors);
                 }
                 if (status)

@@ -60,11 +60,12 @@ static int32_t verify_copy(kvt_store *s, uint32_t id, int t, uint32_t slot, cons
         st = x.status;
         kvt__free(buf);
     }
-    kvt__unref_read(s, id, t, st);
-    if (st == KVT_ECORRUPT) {
+    if (st == KVT_ECORRUPT) { /* while our ref still keeps entry and slot ours */
         CNT(&tr->st, corrupt);
         kvt__drop_corrupt(s, id, t, slot);
-    } else if (st && st != KVT_ENOMEM) {
+    }
+    kvt__unref_read(s, id, t, st);
+    if (st && st != KVT_ECORRUPT && st != KVT_ENOMEM) {
         CNT(&tr->st, io_errors);
     }
     return st;
