@@ -818,6 +818,66 @@ Test(cluster, stopped_fuse_client_times_out)
     kvt__cluster_close(c);
 }
 
+/* Whether pid runs: exists and is not a zombie (a killed brick stays one
+ * until glusterd reaps it). */
+static bool process_running(int pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool running = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    const char *close_paren = running ? strrchr(line, ')') : NULL;
+    return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X';
+}
+
+/* A replica-2 volume with its second brick killed (SIGKILL) under a running
+ * open: the blocks written before stay readable with the right bytes, new
+ * blocks publish and read back, contains still answers. Run by
+ * cluster-gluster-replica-brick-down, which names the brick's pidfile. (The
+ * first brick is not the one killed: with replica 2, GlusterFS's default
+ * client quorum needs it for writes.) */
+Test(cluster, replica_keeps_serving_with_a_brick_killed)
+{
+    const char *pidfile = getenv("KVT_GLUSTER_KILL_BRICK_PIDFILE");
+    if (!pidfile || !*pidfile)
+        SKIP_TEST("needs with-glusterfs.sh replica with KVT_GLUSTER_KILL_BRICK "
+                  "(the cluster-gluster-replica-brick-down test)");
+    FILE *f = fopen(pidfile, "r");
+    cr_assert_not_null(f, "brick pidfile %s: %s", pidfile, strerror(errno));
+    int pid = 0;
+    cr_assert_eq(fscanf(f, "%d", &pid), 1, "brick pidfile %s", pidfile);
+    fclose(f);
+    cr_assert_gt(pid, 1);
+    cr_assert_eq(kill(pid, 0), 0, "brick %d is running before the test", pid);
+
+    kvt_cluster *c = open_node();
+    put_range(c, 0, 20);
+    cr_assert_eq(check_range(c, 0, 20, "both bricks up"), 20);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    uint64_t t0 = now_ns();
+    while (process_running(pid) && now_ns() - t0 < 5000000000ull)
+        usleep(20000);
+    cr_assert(!process_running(pid), "brick %d still runs 5 s after SIGKILL", pid);
+
+    cr_assert_eq(check_range(c, 0, 20, "after the brick was killed"), 20);
+    put_range(c, 20, 20);
+    cr_assert_eq(check_range(c, 20, 20, "written with one brick down"), 20);
+    batch b = batch_of(0, 50, false);
+    cr_assert_eq(kvt__cluster_contains(c, b.io, 50), 40);
+    batch_free(&b);
+    cr_assert_eq(kvt__cluster_stat(c, "corrupt"), 0);
+    cr_assert_eq(kvt__cluster_stat(c, "timeouts"), 0);
+    kvt__cluster_close(c);
+
+    /* A second open (another node) sees everything too. */
+    c = open_node();
+    cr_assert_eq(check_range(c, 0, 40, "from a fresh open"), 40);
+    kvt__cluster_close(c);
+}
+
 /* One open used by several threads at once (each call checks out its own
  * ring): puts, gets and contains of overlapping keys, exact bytes. */
 typedef struct thread_arg {

@@ -162,6 +162,15 @@ timeout 10 touch "$mnt/.kvt-probe" && timeout 10 rm -f "$mnt/.kvt-probe" ||
     skip "the mounted volume is not writable"
 
 echo "GlusterFS $kind volume $volume mounted at $mnt (setup ${SECONDS} s)" >&2
+# KVT_GLUSTER_KILL_BRICK=N (1-based): the test is told the pidfile of brick N,
+# to kill it under a running store (test_cluster.c's brick test).
+if [ -n "${KVT_GLUSTER_KILL_BRICK:-}" ]; then
+    brick_dir=${bricks[$((KVT_GLUSTER_KILL_BRICK - 1))]#*:}
+    brick_pidfile=$(find "$work" /var/run/gluster -name "*${brick_dir//\//-}.pid" \
+        -newer "$work/stamp" 2>/dev/null | head -n 1)
+    [ -n "$brick_pidfile" ] || skip "no pidfile for brick $KVT_GLUSTER_KILL_BRICK ($brick_dir)"
+    export KVT_GLUSTER_KILL_BRICK_PIDFILE=$brick_pidfile
+fi
 export KVT_CLUSTER_DIR=$mnt
 export KVT_GLUSTER_CLIENT_PID
 KVT_GLUSTER_CLIENT_PID=$(cat "$work/client.pid" 2>/dev/null)
