@@ -645,6 +645,77 @@ Test(cluster, every_corruption_is_detected)
     kvt__cluster_close(c);
 }
 
+/* Blocks of CL_OFFLOAD_MIN (256 KiB) and more are verified and copied out
+ * by a verifier thread while the ring's thread goes on: many gets in one
+ * call come back byte-exact across fragments, a corrupted one is caught
+ * (and its file dropped) on that path too, and a miss in the batch stays a
+ * miss. */
+Test(cluster, large_blocks_verified_off_the_ring)
+{
+    enum { N = 24, BIG = 256 * 1024, BFRAGS = 4 };
+    kvt_cluster_params p = params();
+    p.block_bytes = BIG;
+    p.frags = BFRAGS;
+    p.queue_depth = 8;
+    kvt_cluster *c = open_with(&p);
+    uint8_t *src = malloc((size_t)N * BIG), *dst = malloc((size_t)N * BIG);
+    void **sp = calloc((size_t)N * BFRAGS, sizeof *sp), **dp = calloc((size_t)N * BFRAGS, sizeof *dp);
+    kvt_cluster_io io[N + 1];
+    cr_assert(src && dst && sp && dp);
+    for (size_t i = 0; i < (size_t)N * BIG; i += 8) {
+        uint64_t v = mix(i);
+        memcpy(src + i, &v, 8);
+    }
+    memset(io, 0, sizeof io);
+    for (int i = 0; i <= N; i++) {
+        io[i].key = key_of(5000 + (uint64_t)i); /* io[N]: never put */
+        io[i].nfrags = BFRAGS;
+        io[i].frags = &sp[(i % N) * BFRAGS];
+    }
+    for (int i = 0; i < N; i++)
+        for (int f = 0; f < BFRAGS; f++) {
+            sp[i * BFRAGS + f] = src + (size_t)i * BIG + (size_t)f * (BIG / BFRAGS);
+            dp[i * BFRAGS + f] = dst + (size_t)i * BIG + (size_t)f * (BIG / BFRAGS);
+        }
+    cr_assert_eq(kvt__cluster_put(c, io, N), 0, "%s", kvt_last_error());
+
+    /* Block 3's payload gets one byte flipped on disk. */
+    char rel[KVT__CLUSTER_REL_MAX], path[700];
+    kvt__cluster_rel_path(&io[3].key, rel);
+    snprintf(path, sizeof path, "%s/%s", kvt__cluster_root(c), rel);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    uint8_t byte;
+    cr_assert_eq(pread(fd, &byte, 1, 4096 + 12345), 1);
+    byte ^= 0x10;
+    cr_assert_eq(pwrite(fd, &byte, 1, 4096 + 12345), 1);
+    close(fd);
+
+    memset(dst, 0xEE, (size_t)N * BIG);
+    for (int i = 0; i <= N; i++)
+        io[i].frags = &dp[(i % N) * BFRAGS];
+    int hits = kvt__cluster_get(c, io, N + 1);
+    cr_assert_eq(hits, N - 1, "hits %d", hits);
+    for (int i = 0; i < N; i++) {
+        if (i == 3) {
+            cr_assert_eq(io[i].status, KVT_ECORRUPT, "the flipped block: %s",
+                         kvt_strerror(io[i].status));
+            continue;
+        }
+        cr_assert_eq(io[i].status, 0, "block %d: %s", i, kvt_strerror(io[i].status));
+        cr_assert(memcmp(dst + (size_t)i * BIG, src + (size_t)i * BIG, BIG) == 0,
+                  "block %d came back with wrong bytes", i);
+    }
+    cr_assert_eq(io[N].status, KVT_ENOENT);
+    cr_assert_eq(kvt__cluster_stat(c, "corrupt"), 1);
+    cr_assert_eq(access(path, F_OK), -1, "the corrupt file was dropped");
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+        cr_assert_eq(kvt__cluster_stat(c, "verified_off_ring"), N - 1 + 1,
+                     "every read image went to the verifier (the corrupt one too)");
+    kvt__cluster_close(c);
+    free(src), free(dst), free(sp), free(dp);
+}
+
 Test(cluster, truncated_foreign_renamed_and_other_geometry_files)
 {
     kvt_cluster *c = open_node();

@@ -10,6 +10,7 @@
 
 #include <liburing.h>
 
+#include "jobpool.h"
 #include "tier/cluster/cluster.h"
 
 /* ------------------------------------------------------------ file format */
@@ -47,7 +48,7 @@ void cl_hex(const uint8_t *b, size_t n, char *out); /* 2n hex digits + NUL */
     X(publish_races_lost) X(removed) X(corrupt) X(foreign) X(truncated)         \
     X(io_errors) X(enospc) X(timeouts) X(abandoned_rings) X(stale_retries)      \
     X(contains_checks) X(contains_skipped) X(touches) X(touches_dropped)        \
-    X(swept) X(expired) X(tmp_cleaned) X(sweep_steps) X(unsafe_paths)
+    X(swept) X(expired) X(tmp_cleaned) X(sweep_steps) X(unsafe_paths) X(verified_off_ring)
 
 typedef struct cl_counters {
 #define CL_FIELD(n) _Atomic uint64_t n;
@@ -75,6 +76,10 @@ struct kvt_cluster {
 
     pthread_mutex_t lanes_mu;
     cl_lane *free_lanes;
+    /* Threads that verify and copy out reads of large blocks, so that the
+     * ring's thread keeps the filesystem busy meanwhile; NULL: the ring's
+     * thread does it. */
+    kvt__jobpool *verifiers;
 
     /* Access-time refresh (touch.c). */
     pthread_mutex_t touch_mu;
@@ -105,6 +110,14 @@ typedef struct cl_op {
     int retries;
     uint64_t done_bytes; /* of the read or write in progress */
     uint8_t *buf;        /* CL-aligned file image, lane-owned */
+    /* Off-ring work (cl_park): the job, what it runs, and the lane's list
+     * of finished ones. */
+    kvt__job job;
+    void (*cpu_fn)(kvt_cluster *c, struct cl_op *op);
+    cl_lane *lane;
+    kvt_cluster *cluster;
+    struct cl_op *cpu_next;
+    _Atomic bool cpu_done;
     struct statx stx;
     struct open_how how;
     char rel[KVT__CLUSTER_REL_MAX];
@@ -113,16 +126,21 @@ typedef struct cl_op {
 } cl_op;
 
 /* Stage callbacks of one kind of batched call. prep() fills the SQE of the
- * op's current stage; complete() takes its result and returns true when the
- * op is finished (op->status final), false after moving to another stage. */
+ * op's current stage; complete() takes its result and returns CL_DONE when
+ * the op is finished (op->status final), CL_NEXT after moving to another
+ * stage, or CL_PARKED after handing CPU work to cl_park (complete() is then
+ * called again, with res 0, once that work is done). */
+enum { CL_NEXT = 0, CL_DONE = 1, CL_PARKED = 2 };
 #define CL_NOT_BEGUN INT32_MIN /* cl_run's status of a block a stop_at_miss kind never began */
 
 typedef struct cl_kind {
     bool needs_buffers;
     bool stop_at_miss; /* no op begun after one finished with a non-zero status */
-    void (*begin)(kvt_cluster *c, cl_op *op); /* before the first stage; may finish it */
+    /* Before the first stage: CL_NEXT (submit it) or CL_DONE (finished
+     * before any I/O). */
+    int (*begin)(kvt_cluster *c, cl_op *op);
     void (*prep)(kvt_cluster *c, cl_op *op, struct io_uring_sqe *sqe);
-    bool (*complete)(kvt_cluster *c, cl_op *op, int res);
+    int (*complete)(kvt_cluster *c, cl_op *op, int res);
 } cl_kind;
 
 /* Runs the kind over n blocks with up to c->qd in flight, bounded by the
@@ -131,6 +149,15 @@ typedef struct cl_kind {
  * KVT_ENOMEM when the call stopped early (outstanding statuses say so too). */
 int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n);
 void cl_lanes_free(kvt_cluster *c);
+/* Whether op's call can park work: the open has verifiers and the lane
+ * its eventfd. */
+bool cl_can_park(const kvt_cluster *c, const cl_op *op);
+/* From complete(): runs fn(c, op) on a verifier thread while the ring's
+ * thread goes on; complete() returns CL_PARKED right after. */
+void cl_park(kvt_cluster *c, cl_op *op, void (*fn)(kvt_cluster *c, cl_op *op));
+/* Payloads at least this large are verified and copied out off the ring's
+ * thread (when the open has verifiers). */
+#define CL_OFFLOAD_MIN (256u << 10)
 
 /* Touch (touch.c): queue an access-time refresh, throttled per node. */
 int cl_touch_start(kvt_cluster *c);

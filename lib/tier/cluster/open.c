@@ -216,6 +216,10 @@ int kvt__cluster_open(const kvt_cluster_params *p, kvt_cluster **out)
     }
     if ((rc = check_format(c)) || (rc = probe(c)))
         goto fail;
+    /* One verifier beside the callers' ring threads, where there is a CPU
+     * for it: without one, the ring's thread verifies (slower, not wrong). */
+    if (c->p.block_bytes >= CL_OFFLOAD_MIN && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+        c->verifiers = kvt__jobpool_new(1);
     if (c->p.ttl_ms || c->p.quota_bytes) {
         /* Refresh last access at most a few times per TTL, so reads do not
          * become a storm of metadata writes; a minute when only a quota
@@ -237,6 +241,8 @@ void kvt__cluster_close(kvt_cluster *c)
     if (!c)
         return;
     bool stopped = cl_touch_stop(c);
+    kvt__jobpool_free(c->verifiers); /* idle: every call has settled its parked ops */
+    c->verifiers = NULL;
     cl_lanes_free(c);
     if (!stopped) /* the toucher is stuck on a hung filesystem and still uses c: leak it */
         return;

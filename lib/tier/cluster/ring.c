@@ -1,10 +1,14 @@
 /* ring.c — the cluster engine's batch runner: many blocks in flight on one io_uring, every call bounded by a deadline. */
 #include <errno.h>
+#include <poll.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "error.h"
@@ -38,13 +42,25 @@ struct cl_lane {
     uint8_t *images;   /* nops * file_bytes, CL_UNIT-aligned; NULL until a call needs them */
     uint32_t *free_ops;
     cl_lane *next;
+    /* Parked ops (cl_park): a verifier pushes each one it finished on
+     * `parked_done` and writes `efd`, on which the ring has a poll armed
+     * while any op is parked. */
+    int efd;
+    _Atomic(cl_op *) parked_done;
+    uint32_t parked;
+    bool poll_armed;
 };
+
+/* The user data of a lane's eventfd poll (no op has this address). */
+static char efd_poll_marker;
 
 static void lane_destroy(cl_lane *l)
 {
     if (!l)
         return;
     io_uring_queue_exit(&l->ring);
+    if (l->efd >= 0)
+        close(l->efd);
     free(l->images);
     free(l->ops);
     free(l->free_ops);
@@ -56,6 +72,7 @@ static cl_lane *lane_create(kvt_cluster *c)
     cl_lane *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
+    l->efd = c->verifiers ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
     uint64_t by_memory = LANE_BUFFER_BUDGET / c->file_bytes;
     l->nops = c->qd;
     if (by_memory < l->nops)
@@ -77,6 +94,8 @@ static cl_lane *lane_create(kvt_cluster *c)
         rc = io_uring_queue_init_params(l->nops, &l->ring, &up);
     }
     if (rc < 0) {
+        if (l->efd >= 0)
+            close(l->efd);
         free(l->ops);
         free(l->free_ops);
         free(l);
@@ -158,9 +177,107 @@ static struct io_uring_sqe *sqe_for(cl_lane *l)
     return sqe;
 }
 
+/* ------------------------------------------------------ off-ring work */
+
+static void park_main(kvt__job *job)
+{
+    cl_op *op = (cl_op *)((char *)job - offsetof(cl_op, job));
+    cl_lane *l = op->lane;
+    op->cpu_fn(op->cluster, op);
+    atomic_store_explicit(&op->cpu_done, true, memory_order_release);
+    /* The push hands op back: the ring's thread may reuse it at once, so
+     * nothing of op is touched after it. */
+    cl_op *head = atomic_load_explicit(&l->parked_done, memory_order_relaxed);
+    do
+        op->cpu_next = head;
+    while (!atomic_compare_exchange_weak_explicit(&l->parked_done, &head, op,
+                                                  memory_order_release, memory_order_relaxed));
+    uint64_t one = 1; /* l outlives this job: lanes are freed at close, or never */
+    while (write(l->efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+bool cl_can_park(const kvt_cluster *c, const cl_op *op)
+{
+    return c->verifiers && op->lane->efd >= 0;
+}
+
+void cl_park(kvt_cluster *c, cl_op *op, void (*fn)(kvt_cluster *c, cl_op *op))
+{
+    op->job.fn = park_main;
+    op->cpu_fn = fn;
+    op->cluster = c;
+    atomic_store_explicit(&op->cpu_done, false, memory_order_relaxed);
+    op->lane->parked++;
+    kvt__jobpool_post(c->verifiers, &op->job);
+}
+
+/* Arms the poll that wakes the ring's thread when a parked op is done. */
+static void arm_poll(cl_lane *l)
+{
+    if (l->poll_armed || !l->parked)
+        return;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    if (!sqe) {
+        io_uring_submit(&l->ring);
+        sqe = io_uring_get_sqe(&l->ring);
+    }
+    io_uring_prep_poll_add(sqe, l->efd, POLLIN);
+    io_uring_sqe_set_data(sqe, &efd_poll_marker);
+    l->poll_armed = true;
+}
+
+/* Takes every op a verifier finished off the lane's list. */
+static cl_op *take_parked(cl_lane *l)
+{
+    uint64_t drained;
+    while (read(l->efd, &drained, sizeof drained) < 0 && errno == EINTR)
+        ;
+    return atomic_exchange_explicit(&l->parked_done, NULL, memory_order_acquire);
+}
+
+/* Before a lane is abandoned: a parked op's verifier writes caller memory,
+ * so none may still run when the call returns. A job not started is taken
+ * back; one running is waited for (CPU work, bounded). */
+static void settle_parked(kvt_cluster *c, cl_lane *l)
+{
+    for (uint32_t i = 0; i < l->nops; i++) {
+        cl_op *op = &l->ops[i];
+        if (!op->cpu_fn || atomic_load_explicit(&op->cpu_done, memory_order_acquire))
+            continue;
+        if (!kvt__jobpool_cancel(c->verifiers, &op->job))
+            while (!atomic_load_explicit(&op->cpu_done, memory_order_acquire))
+                sched_yield();
+    }
+}
+
 /* Test hook (cl_params' hang): the op's first SQE is a timer of an hour,
  * standing in for a filesystem that never answers. */
 static const struct __kernel_timespec an_hour = {.tv_sec = 3600};
+
+/* What a call's loop keeps. */
+typedef struct run_state {
+    kvt_cluster *c;
+    const cl_kind *kind;
+    cl_lane *l;
+    uint32_t nfree, inflight;
+    bool stop; /* stop_at_miss, and a block was not held */
+} run_state;
+
+/* Acts on complete()'s answer for op: finished, next stage, or parked. */
+static void moved_on(run_state *r, cl_op *op, int verdict)
+{
+    if (verdict == CL_DONE) {
+        op->io->status = op->status;
+        r->stop |= r->kind->stop_at_miss && op->status != 0;
+        r->l->free_ops[r->nfree++] = (uint32_t)(op - r->l->ops);
+        r->inflight--;
+    } else if (verdict == CL_NEXT) {
+        struct io_uring_sqe *sqe = sqe_for(r->l);
+        r->kind->prep(r->c, op, sqe);
+        io_uring_sqe_set_data(sqe, op);
+    } /* CL_PARKED: its verifier's poll completion brings it back */
+}
 
 int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
 {
@@ -172,35 +289,33 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
             io[i].status = KVT_ENOMEM;
         return kvt__err(KVT_ENOMEM, "cluster: no memory for an io_uring lane");
     }
-    uint32_t nfree = 0;
+    run_state r = {.c = c, .kind = kind, .l = l};
     for (uint32_t i = 0; i < l->nops; i++) {
         l->ops[i].buf = l->images ? l->images + (size_t)i * c->file_bytes : NULL;
-        l->free_ops[nfree++] = i;
+        l->free_ops[r.nfree++] = i;
     }
     uint64_t timeout_ns = (uint64_t)c->p.timeout_ms * 1000000ull;
     uint64_t deadline = kvt__monotonic_ns() + timeout_ns;
     size_t next = 0;
-    uint32_t inflight = 0;
-    bool stop = false; /* stop_at_miss, and a block was not held */
-    while ((next < n && !stop) || inflight) {
+    while ((next < n && !r.stop) || r.inflight) {
         /* One block begun per turn (its copy and checksum), submitted at
          * once, then whatever completed is moved on without waiting: the
          * blocks already in flight do their I/O while the next one is
          * prepared, instead of all of a batch's preparation coming first. */
         bool began = false;
-        if (next < n && nfree && !stop) {
-            cl_op *op = &l->ops[l->free_ops[--nfree]];
+        if (next < n && r.nfree && !r.stop) {
+            cl_op *op = &l->ops[l->free_ops[--r.nfree]];
             uint8_t *buf = op->buf;
             memset(op, 0, offsetof(cl_op, stx));
             op->buf = buf;
+            op->lane = l;
             op->io = &io[next++];
             op->fd = -1;
-            if (kind->begin)
-                kind->begin(c, op);
-            if (op->stage < 0) { /* finished before any I/O */
+            int verdict = kind->begin ? kind->begin(c, op) : CL_NEXT;
+            if (verdict == CL_DONE) { /* finished before any I/O */
                 op->io->status = op->status;
-                stop |= kind->stop_at_miss && op->status != 0;
-                l->free_ops[nfree++] = (uint32_t)(op - l->ops);
+                r.stop |= kind->stop_at_miss && op->status != 0;
+                l->free_ops[r.nfree++] = (uint32_t)(op - l->ops);
                 continue;
             }
             struct io_uring_sqe *sqe = sqe_for(l);
@@ -209,15 +324,16 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
             else
                 kind->prep(c, op, sqe);
             io_uring_sqe_set_data(sqe, op);
-            inflight++;
+            r.inflight++;
             began = true;
         }
+        arm_poll(l);
         io_uring_submit(&l->ring);
-        if (!inflight)
+        if (!r.inflight)
             continue;
         struct io_uring_cqe *cqe;
         int rc;
-        if (began && next < n && nfree && !stop) {
+        if (began && next < n && r.nfree && !r.stop) {
             rc = io_uring_peek_cqe(&l->ring, &cqe); /* more to begin: never wait here */
             if (rc == -EAGAIN)
                 continue;
@@ -236,19 +352,20 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
             goto timed_out; /* the ring itself failed: treat its ops as lost, like a hang */
         unsigned head, seen = 0;
         io_uring_for_each_cqe(&l->ring, head, cqe) {
-            cl_op *op = io_uring_cqe_get_data(cqe);
+            void *data = io_uring_cqe_get_data(cqe);
             int res = cqe->res;
             seen++;
-            if (kind->complete(c, op, res)) {
-                op->io->status = op->status;
-                stop |= kind->stop_at_miss && op->status != 0;
-                l->free_ops[nfree++] = (uint32_t)(op - l->ops);
-                inflight--;
-            } else {
-                struct io_uring_sqe *sqe = sqe_for(l);
-                kind->prep(c, op, sqe);
-                io_uring_sqe_set_data(sqe, op);
+            if (data == &efd_poll_marker) { /* verifiers finished parked ops */
+                l->poll_armed = false;
+                for (cl_op *op = take_parked(l), *after; op; op = after) {
+                    after = op->cpu_next;
+                    l->parked--;
+                    moved_on(&r, op, kind->complete(c, op, 0));
+                }
+                continue;
             }
+            cl_op *op = data;
+            moved_on(&r, op, kind->complete(c, op, res));
         }
         io_uring_cq_advance(&l->ring, seen);
     }
@@ -258,9 +375,11 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
     return 0;
 
 timed_out:
+    if (c->verifiers)
+        settle_parked(c, l);
     for (uint32_t i = 0; i < l->nops; i++) {
         bool busy = true;
-        for (uint32_t j = 0; j < nfree; j++)
+        for (uint32_t j = 0; j < r.nfree; j++)
             if (l->free_ops[j] == i)
                 busy = false;
         if (busy)
@@ -273,5 +392,5 @@ timed_out:
     lane_abandon(l); /* never put back nor freed (see the top) */
     return kvt__err(KVT_ETIMEDOUT,
                     "cluster: %s did not answer within %u ms (%u operations outstanding)",
-                    c->root, c->p.timeout_ms, inflight);
+                    c->root, c->p.timeout_ms, r.inflight);
 }
