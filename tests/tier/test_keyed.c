@@ -44,11 +44,10 @@ static void setup(void)
 
 TestSuite(keyed, .init = setup, .timeout = 30);
 
-/* DRAM of dram_blocks over the key-addressed tier "shared" (index 1). */
-static kvt_store *open_store(uint64_t dram_blocks, int64_t ttl_ms)
+/* A config of BLOCK-byte blocks with a DRAM tier of dram_blocks (index 0). */
+static kvt_config *dram_config(uint64_t dram_blocks)
 {
     kvt_config *c;
-    kvt_store *s;
     cr_assert_eq(kvt_config_new(&c), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
     cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
@@ -56,6 +55,14 @@ static kvt_store *open_store(uint64_t dram_blocks, int64_t ttl_ms)
     cr_assert_eq(d, 0);
     cr_assert_eq(kvt_config_tier_set(c, d, "capacity", (int64_t)(dram_blocks * BLOCK)), 0);
     cr_assert_eq(kvt_config_tier_set(c, d, "hugepages", 0), 0);
+    return c;
+}
+
+/* DRAM of dram_blocks over the key-addressed tier "shared" (index 1). */
+static kvt_store *open_store(uint64_t dram_blocks, int64_t ttl_ms)
+{
+    kvt_config *c = dram_config(dram_blocks);
+    kvt_store *s;
     int k = kvt_config_add_tier(c, "keyed_mem", "shared");
     cr_assert_eq(k, 1, "%s", kvt_last_error());
     cr_assert_eq(kvt_config_tier_set(c, k, "ttl_ms", ttl_ms), 0);
@@ -159,13 +166,7 @@ Test(keyed, only_a_lookups_last_keyed_tier_is_asked_for_a_prefix)
         kvt_store *s = open_store(8, 0);
         if (tiers == 2) { /* the same shared table behind a second instance */
             cr_assert_eq(kvt_close(s), 0);
-            kvt_config *c;
-            cr_assert_eq(kvt_config_new(&c), 0);
-            cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
-            cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
-            int d = kvt_config_add_tier(c, "dram", NULL);
-            cr_assert_eq(kvt_config_tier_set(c, d, "capacity", (int64_t)(8 * BLOCK)), 0);
-            cr_assert_eq(kvt_config_tier_set(c, d, "hugepages", 0), 0);
+            kvt_config *c = dram_config(8);
             cr_assert_eq(kvt_config_add_tier(c, "keyed_mem", "first"), 1, "%s", kvt_last_error());
             cr_assert_eq(kvt_config_add_tier(c, "keyed_mem", "second"), 2, "%s", kvt_last_error());
             cr_assert_eq(kvt_open(c, &s), 0, "open: %s", kvt_last_error());
@@ -313,14 +314,8 @@ Test(keyed, a_refused_submit_is_no_hit)
 {
     if (!kvt__tier_find("keyed_busy"))
         cr_assert_eq(kvt__tier_register(&busy_ops), 0);
-    kvt_config *c;
+    kvt_config *c = dram_config(4);
     kvt_store *s;
-    cr_assert_eq(kvt_config_new(&c), 0);
-    cr_assert_eq(kvt_config_set(c, KVT_OPT_BLOCK_BYTES, BLOCK), 0);
-    cr_assert_eq(kvt_config_set(c, KVT_OPT_FRAGS, FRAGS), 0);
-    int d = kvt_config_add_tier(c, "dram", NULL);
-    cr_assert_eq(kvt_config_tier_set(c, d, "capacity", (int64_t)(4 * BLOCK)), 0);
-    cr_assert_eq(kvt_config_tier_set(c, d, "hugepages", 0), 0);
     cr_assert_eq(kvt_config_add_tier(c, "keyed_busy", "shared"), 1, "%s", kvt_last_error());
     cr_assert_eq(kvt_open(c, &s), 0, "%s", kvt_last_error());
     kvt_config_free(c);
