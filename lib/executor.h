@@ -3,7 +3,8 @@
  * for the tasks it posted. Every background thread of kvtier is one of an
  * executor's: the API's ticket workers (worker.c), the store's write-through
  * copiers and demotion writers (store), the DRAM tier's copy helpers
- * (copy.c) and the NVMe tier's hashers (jobpool.h). */
+ * (copy.c), the NVMe tier's hashers and the cluster tier's verifiers
+ * (jobpool.h). */
 #ifndef KVT_EXECUTOR_H
 #define KVT_EXECUTOR_H
 

@@ -1,6 +1,7 @@
-/* jobpool.h — the NVMe rings' view of the executor (lib/executor.h): a few
+/* jobpool.h — the rings' view of the executor (lib/executor.h): a few
  * threads that hash payloads so that the ring's thread keeps the device
- * queue full (docs/architecture.md, "NVMe: hashing off the ring"). Only
+ * queue full: the NVMe tier's hashers (docs/architecture.md, "NVMe: hashing
+ * off the ring") and the cluster tier's verifiers (docs/cluster.md). Only
  * names: the pool is an executor, a job is a task. */
 #ifndef KVT_JOBPOOL_H
 #define KVT_JOBPOOL_H
