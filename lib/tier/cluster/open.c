@@ -216,10 +216,12 @@ int kvt__cluster_open(const kvt_cluster_params *p, kvt_cluster **out)
     }
     if ((rc = check_format(c)) || (rc = probe(c)))
         goto fail;
-    /* One verifier beside the callers' ring threads, where there is a CPU
-     * for it: without one, the ring's thread verifies (slower, not wrong). */
-    if (c->p.block_bytes >= CL_OFFLOAD_MIN && sysconf(_SC_NPROCESSORS_ONLN) > 1)
-        c->verifiers = kvt__jobpool_new(1);
+    /* Verifiers beside the callers' ring threads, one per CPU beyond the
+     * first, at most 4 (every concurrent call of this open shares them);
+     * with one CPU the ring's thread verifies (slower, not wrong). */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (c->p.block_bytes >= CL_OFFLOAD_MIN && cpus > 1)
+        c->verifiers = kvt__jobpool_new(cpus - 1 < 4 ? (unsigned)(cpus - 1) : 4);
     if (c->p.ttl_ms || c->p.quota_bytes) {
         /* Refresh last access at most a few times per TTL, so reads do not
          * become a storm of metadata writes; a minute when only a quota

@@ -80,6 +80,8 @@ static cl_lane *lane_create(kvt_cluster *c)
     l->ops = calloc(l->nops, sizeof *l->ops);
     l->free_ops = calloc(l->nops, sizeof *l->free_ops);
     if (!l->ops || !l->free_ops) {
+        if (l->efd >= 0)
+            close(l->efd);
         free(l->ops);
         free(l->free_ops);
         free(l);
@@ -209,7 +211,11 @@ void cl_park(kvt_cluster *c, cl_op *op, void (*fn)(kvt_cluster *c, cl_op *op))
     op->cluster = c;
     atomic_store_explicit(&op->cpu_done, false, memory_order_relaxed);
     op->lane->parked++;
-    kvt__jobpool_post(c->verifiers, &op->job);
+    /* Refused only while the pool stops (a call racing the close): then
+     * this thread does the work, and the poll brings the op back all the
+     * same. */
+    if (kvt__executor_submit(c->verifiers, &op->job, NULL))
+        park_main(&op->job);
 }
 
 /* Arms the poll that wakes the ring's thread when a parked op is done. */
