@@ -634,9 +634,37 @@ static void *accept_main(void *arg)
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* Binds path, replacing a stale socket file but never a live server's. */
+/* Binds, sets the mode and listens on name; 0 or a KVT_E* (name removed). */
+static int bind_listen(kvt_server *srv, const char *name)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, name, strlen(name) + 1);
+    if (bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof sa))
+        return kvt__err_errno(KVT_EPATH, errno, "kvt_serve: bind %s", name);
+    /* Before listen(): nobody can connect while the mode is still the umask's. */
+    mode_t mode = (srv->opts.flags & KVT_SERVE_GROUP) ? 0660 : 0600;
+    if (chmod(name, mode) ||
+        ((srv->opts.flags & KVT_SERVE_GROUP) && chown(name, (uid_t)-1, srv->opts.gid))) {
+        int e = errno;
+        unlink(name);
+        return kvt__err_errno(KVT_EPATH, e, "kvt_serve: setting the mode of %s", name);
+    }
+    if (listen(srv->listen_fd, 64)) {
+        int e = errno;
+        unlink(name);
+        return kvt__err_errno(KVT_ESYS, e, "kvt_serve: listen");
+    }
+    return 0;
+}
+
+/* Binds path, replacing a stale socket file but never a live server's. The
+ * socket is bound and listening under a temporary name first, then linked
+ * to path: a client that finds path can connect (bound but not yet
+ * listening, it would get ECONNREFUSED). A path too long for the temporary
+ * name is bound directly, with that short window. */
 static int bind_path(kvt_server *srv, const char *path)
 {
+    static _Atomic unsigned serial;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     memcpy(sa.sun_path, path, strlen(path) + 1);
     struct stat sb;
@@ -652,21 +680,20 @@ static int bind_path(kvt_server *srv, const char *path)
             return kvt__err(KVT_ELOCKED, "kvt_serve: a server is listening at %s", path);
         unlink(path);
     }
-    if (bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof sa))
-        return kvt__err_errno(KVT_EPATH, errno, "kvt_serve: bind %s", path);
-    /* Before listen(): nobody can connect while the mode is still the umask's. */
-    mode_t mode = (srv->opts.flags & KVT_SERVE_GROUP) ? 0660 : 0600;
-    if (chmod(path, mode) ||
-        ((srv->opts.flags & KVT_SERVE_GROUP) && chown(path, (uid_t)-1, srv->opts.gid))) {
-        int e = errno;
-        unlink(path);
-        return kvt__err_errno(KVT_EPATH, e, "kvt_serve: setting the mode of %s", path);
-    }
-    if (listen(srv->listen_fd, 64)) {
-        int e = errno;
-        unlink(path);
-        return kvt__err_errno(KVT_ESYS, e, "kvt_serve: listen");
-    }
+    char tmp[sizeof sa.sun_path];
+    int len = snprintf(tmp, sizeof tmp, "%s.%d.%u.tmp", path, (int)getpid(), atomic_fetch_add(&serial, 1));
+    if (len < 0 || (size_t)len >= sizeof tmp)
+        return bind_listen(srv, path);
+    unlink(tmp); /* a killed server of this pid's may have left it */
+    int rc = bind_listen(srv, tmp);
+    if (rc)
+        return rc;
+    int e = link(tmp, path) ? errno : 0;
+    unlink(tmp);
+    if (e == EEXIST)
+        return kvt__err(KVT_ELOCKED, "kvt_serve: another server took %s meanwhile", path);
+    if (e)
+        return kvt__err_errno(KVT_EPATH, e, "kvt_serve: linking %s into place", path);
     return 0;
 }
 

@@ -3,12 +3,16 @@
  * connection, tickets and the eventfd, stats, ENOTSUP, the server's death
  * (kvtierd killed: KVT_ECLOSED at once, tickets fail, reconnect works). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,5 +323,58 @@ Test(shared, server_death_and_reconnect, .timeout = 60)
     cr_assert_eq(kvt_close(c), 0);
     cr_assert_eq(kvtierd_stop(pid, SIGTERM), 0, "kvtierd did not exit cleanly on SIGTERM");
     free(src);
+    scratch_remove(dir);
+}
+
+/* A client that finds the socket file can connect: the path appears only
+ * once the server listens (it binds a temporary name, listens, then links
+ * it into place), so a client started beside the server never gets
+ * ECONNREFUSED. A thread connects as soon as it sees the path while the
+ * server starts and stops again and again. */
+typedef struct prober {
+    const char *path;
+    _Atomic int stop;
+    int refused, connected;
+} prober;
+
+static void *probe_main(void *arg)
+{
+    prober *p = arg;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p->path);
+    while (!p->stop) {
+        if (access(p->path, F_OK) != 0)
+            continue;
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+            p->connected++;
+        else if (errno == ECONNREFUSED)
+            p->refused++;
+        close(fd);
+    }
+    return NULL;
+}
+
+Test(shared, the_socket_path_appears_only_once_the_server_listens, .timeout = 60)
+{
+    serve(16);
+    cr_assert_eq(kvt_serve_stop(srv), 0);
+    prober p = {.path = sock};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, probe_main, &p), 0);
+    for (int i = 0; i < 300; i++) {
+        cr_assert_eq(kvt_serve(store, sock, NULL, &srv), 0, "%s", kvt_last_error());
+        usleep(200);
+        cr_assert_eq(kvt_serve_stop(srv), 0);
+    }
+    p.stop = 1;
+    pthread_join(th, NULL);
+    cr_assert_gt(p.connected, 0, "the prober never connected");
+    cr_assert_eq(p.refused, 0, "%d connects were refused at a path that existed (%d worked)",
+                 p.refused, p.connected);
+    srv = NULL;
+    cr_assert_eq(kvt_close(store), 0);
     scratch_remove(dir);
 }

@@ -33,8 +33,8 @@ def daemon():
     p = subprocess.Popen([KVTIERD, "--socket", path, "--block-bytes", str(BLOCK), "--frags", "2",
                           "--dram", str(64 * BLOCK), "--metrics-port", str(port)],
                          stderr=subprocess.PIPE, text=True)
-    # The socket file appears at bind(), before listen(): wait until a
-    # connection is accepted, not until the file exists.
+    # Ready when a connection is accepted (kvtierd links the socket into
+    # place only once it listens; this check does not rely on that).
     for _ in range(500):
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
             if probe.connect_ex(path) == 0:
