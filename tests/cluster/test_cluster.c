@@ -716,6 +716,59 @@ Test(cluster, large_blocks_verified_off_the_ring)
     free(src), free(dst), free(sp), free(dp);
 }
 
+/* A call that times out while a verifier is still copying one of its
+ * blocks out waits for that copy before it returns: once the get is back,
+ * nothing writes the caller's memory any more. */
+Test(cluster, a_timed_out_get_waits_for_its_verifiers)
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+        SKIP_TEST("no verifier thread on one CPU");
+    enum { N = 4, BIG = 256 * 1024 };
+    kvt_cluster_params p = params();
+    p.block_bytes = BIG;
+    p.frags = 1;
+    kvt_cluster *c = open_with(&p);
+    uint8_t *src = malloc((size_t)N * BIG), *dst = malloc((size_t)N * BIG);
+    void *sp[N], *dp[N];
+    kvt_cluster_io io[N];
+    memset(io, 0, sizeof io);
+    for (int i = 0; i < N; i++) {
+        memset(src + (size_t)i * BIG, 0x40 + i, BIG);
+        sp[i] = src + (size_t)i * BIG;
+        dp[i] = dst + (size_t)i * BIG;
+        io[i].key = key_of(9000 + (uint64_t)i);
+        io[i].nfrags = 1;
+        io[i].frags = &sp[i];
+    }
+    cr_assert_eq(kvt__cluster_put(c, io, N), 0, "%s", kvt_last_error());
+    kvt__cluster_close(c);
+
+    p.timeout_ms = 200;
+    p.slow_verify_ms_for_tests = 700; /* every verification outlives the call's deadline */
+    c = open_with(&p);
+    for (int i = 0; i < N; i++)
+        io[i].frags = &dp[i];
+    memset(dst, 0, (size_t)N * BIG);
+    uint64_t t0 = now_ns();
+    kvt__cluster_get(c, io, N);
+    uint64_t took = now_ns() - t0;
+    for (int i = 0; i < N; i++)
+        cr_assert(io[i].status == KVT_ETIMEDOUT || io[i].status == 0, "block %d: %s", i,
+                  kvt_strerror(io[i].status));
+    cr_assert(io[0].status == KVT_ETIMEDOUT || io[N - 1].status == KVT_ETIMEDOUT,
+              "the call outlived its deadline without a timeout (%llu ms)",
+              (unsigned long long)(took / 1000000));
+    cr_assert_geq(took, 600000000ull, "returned after %llu ms, before its verifier finished",
+                  (unsigned long long)(took / 1000000));
+    /* Mark the memory now: a verifier still running would overwrite it. */
+    memset(dst, 0x11, (size_t)N * BIG);
+    usleep(1500 * 1000);
+    for (size_t b = 0; b < (size_t)N * BIG; b += 4096)
+        cr_assert_eq(dst[b], 0x11, "caller memory written at byte %zu after the get returned", b);
+    kvt__cluster_close(c);
+    free(src), free(dst);
+}
+
 Test(cluster, truncated_foreign_renamed_and_other_geometry_files)
 {
     kvt_cluster *c = open_node();

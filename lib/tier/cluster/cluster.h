@@ -39,6 +39,7 @@ typedef struct kvt_cluster_params {
     int durable;            /* fdatasync each file before publishing it */
     int no_direct;          /* do not even try O_DIRECT */
     int hang_for_tests;     /* every operation waits forever (a hung filesystem), for tests */
+    uint32_t slow_verify_ms_for_tests; /* each off-ring verification first sleeps this long */
 } kvt_cluster_params;
 
 /* Opens (creating the tree if needed). Errors: KVT_ENULL, KVT_ESIZE (geometry),
