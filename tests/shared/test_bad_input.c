@@ -323,24 +323,80 @@ Test(shared_bad, thousand_connections_leave_fds_flat, .timeout = 60)
     unserve();
 }
 
+/* SO_PEERCRED and tenants need a client of another uid. It runs in a fresh
+ * image of this program (fork, then exec at once): a child that called
+ * kvt_connect straight after fork() could block forever on a lock one of
+ * the parent's threads (the server's, the sanitizer's) held at the fork.
+ * The constructor below is that client; the parent passes what to do in
+ * the environment and reads the outcome from the exit status. */
+#define AS_NOBODY_ENV "KVT_TEST_AS_NOBODY"   /* connect, tenant_get, tenant_put */
+#define AS_NOBODY_SOCK "KVT_TEST_AS_NOBODY_SOCK"
+static const kvt_key tenant_key = {{9, 9, 9}};
+
+__attribute__((constructor)) static void as_nobody_main(void)
+{
+    const char *what = getenv(AS_NOBODY_ENV), *path = getenv(AS_NOBODY_SOCK);
+    if (!what || !path)
+        return;
+    if (setgid(65534) || setuid(65534))
+        _exit(100);
+    kvt_store *c;
+    int rc = kvt_connect(path, NULL, &c);
+    if (!strcmp(what, "connect")) {
+        if (rc == 0)
+            kvt_close(c);
+        _exit(-rc);
+    }
+    if (rc)
+        _exit(101);
+    int put = !strcmp(what, "tenant_put");
+    uint8_t blk[BLOCK];
+    memset(blk, 0x33, sizeof blk);
+    void *p = blk;
+    int32_t st = 1;
+    kvt_io_opts o = {.size = sizeof o, .status = &st};
+    rc = put ? kvt_put(c, &tenant_key, 1, &p, &o, NULL) : kvt_get(c, &tenant_key, 1, &p, &o, NULL);
+    int clear = kvt_clear(c);
+    kvt_close(c);
+    if (clear != KVT_ENOTSUP)
+        _exit(102);
+    _exit(put ? (rc == 1 ? 0 : 103) : (st == KVT_ENOENT ? 0 : blk[0] == 0x33 ? 10 : 104));
+}
+
+/* Runs the client above as uid nobody; its exit status, or -1. */
+static int run_as_nobody(const char *what, const char *path)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 3, sizeof *env);
+    char what_var[64], path_var[400];
+    snprintf(what_var, sizeof what_var, AS_NOBODY_ENV "=%s", what);
+    snprintf(path_var, sizeof path_var, AS_NOBODY_SOCK "=%s", path);
+    cr_assert_not_null(env);
+    memcpy(env, environ, n * sizeof *env);
+    env[n] = what_var;
+    env[n + 1] = path_var;
+    char *argv[] = {"as-nobody", NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        execve("/proc/self/exe", argv, env); /* only exec between fork and the new image */
+        _exit(127);
+    }
+    free(env);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 /* SO_PEERCRED: another uid is refused even where the socket's mode would
  * let it connect; with KVT_SERVE_GROUP its group is let in. Needs root (to
  * become another uid in a child). */
 static int connect_as_nobody(const char *path)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (setgid(65534) || setuid(65534))
-            _exit(100);
-        kvt_store *c;
-        int rc = kvt_connect(path, NULL, &c);
-        if (rc == 0)
-            kvt_close(c);
-        _exit(-rc);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? -WEXITSTATUS(st) : -1000;
+    int st = run_as_nobody("connect", path);
+    return st >= 0 ? -st : -1000;
 }
 
 Test(shared_bad, peer_credentials)
@@ -368,30 +424,9 @@ Test(shared_bad, peer_credentials)
 
 /* KVT_SERVE_TENANT_UID: another uid cannot reach root's block by its key,
  * and its own block under the same key is another block. Needs root. */
-static int tenant_child(const char *path, const kvt_key *k, int put)
+static int tenant_child(const char *path, int put)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (setgid(65534) || setuid(65534))
-            _exit(100);
-        kvt_store *c;
-        if (kvt_connect(path, NULL, &c))
-            _exit(101);
-        uint8_t blk[BLOCK];
-        memset(blk, 0x33, sizeof blk);
-        void *p = blk;
-        int32_t st = 1;
-        kvt_io_opts o = {.size = sizeof o, .status = &st};
-        int rc = put ? kvt_put(c, k, 1, &p, &o, NULL) : kvt_get(c, k, 1, &p, &o, NULL);
-        int clear = kvt_clear(c);
-        kvt_close(c);
-        if (clear != KVT_ENOTSUP)
-            _exit(102);
-        _exit(put ? (rc == 1 ? 0 : 103) : (st == KVT_ENOENT ? 0 : blk[0] == 0x33 ? 10 : 104));
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_as_nobody(put ? "tenant_put" : "tenant_get", path);
 }
 
 Test(shared_bad, tenants_by_uid)
@@ -415,13 +450,13 @@ Test(shared_bad, tenants_by_uid)
     cr_assert_eq(kvt_serve(store, "/tmp/never.sock", &o, &bad), KVT_EINVAL);
     kvt_store *mine;
     cr_assert_eq(kvt_connect(sock, NULL, &mine), 0, "%s", kvt_last_error());
-    kvt_key k = {{9, 9, 9}};
+    kvt_key k = tenant_key;
     uint8_t blk[BLOCK];
     memset(blk, 0x77, sizeof blk);
     void *p = blk;
     cr_assert_eq(kvt_put(mine, &k, 1, &p, NULL, NULL), 1);
-    cr_assert_eq(tenant_child(sock, &k, 0), 0, "another uid read root's block by its key");
-    cr_assert_eq(tenant_child(sock, &k, 1), 0);
+    cr_assert_eq(tenant_child(sock, 0), 0, "another uid read root's block by its key");
+    cr_assert_eq(tenant_child(sock, 1), 0);
     memset(blk, 0, sizeof blk);
     cr_assert_eq(kvt_get(mine, &k, 1, &p, NULL, NULL), 1);
     cr_assert_eq(blk[0], 0x77, "another uid's put replaced root's block");

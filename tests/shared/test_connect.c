@@ -178,6 +178,40 @@ Test(shared, leases_pins_and_duplicate_releases)
     unserve();
 }
 
+/* The pinning client below runs in a fresh image of this program (fork,
+ * then exec at once): a child that called kvt_connect straight after fork()
+ * could block forever on a lock one of the parent's threads (the server's,
+ * the sanitizer's) held at the fork. The parent passes the socket, the keys
+ * (hex) and the fd to report on in the environment. */
+#define PIN_CLIENT_ENV "KVT_TEST_PIN_CLIENT" /* "SOCK FD HEXKEYS" */
+
+__attribute__((constructor)) static void pin_client_main(void)
+{
+    const char *spec = getenv(PIN_CLIENT_ENV);
+    if (!spec)
+        return;
+    char path[320], hex[8 * 32 + 1];
+    int fd;
+    if (sscanf(spec, "%319s %d %256s", path, &fd, hex) != 3)
+        _exit(2);
+    size_t n = strlen(hex) / 32;
+    kvt_key k[8];
+    for (size_t i = 0; i < n && i < 8; i++)
+        for (int b = 0; b < 16; b++) {
+            unsigned v;
+            sscanf(hex + i * 32 + b * 2, "%2x", &v);
+            k[i].b[b] = (uint8_t)v;
+        }
+    kvt_store *c;
+    if (kvt_connect(path, NULL, &c) || kvt_pin(c, k, n, 600000) != (int)n)
+        _exit(1);
+    char x = 1;
+    if (write(fd, &x, 1) != 1)
+        _exit(1);
+    pause();
+    _exit(0);
+}
+
 Test(shared, pins_of_a_killed_client_are_released)
 {
     uint64_t rs = test_seed("shared_killed");
@@ -191,19 +225,27 @@ Test(shared, pins_of_a_killed_client_are_released)
     cr_assert_eq(kvt_put(store, k, N, sp, NULL, NULL), N);
     int ready[2];
     cr_assert_eq(pipe(ready), 0);
+    char spec[512], *at = spec + snprintf(spec, sizeof spec, PIN_CLIENT_ENV "=%s %d ", sock, ready[1]);
+    for (int i = 0; i < N; i++)
+        for (int b = 0; b < 16; b++)
+            at += sprintf(at, "%02x", k[i].b[b]);
+    extern char **environ;
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **env = calloc(nenv + 2, sizeof *env);
+    cr_assert_not_null(env);
+    memcpy(env, environ, nenv * sizeof *env);
+    env[nenv] = spec;
+    char *argv[] = {"pin-client", NULL};
     pid_t pid = fork();
     if (pid == 0) {
-        kvt_store *c;
-        if (kvt_connect(sock, NULL, &c) || kvt_pin(c, k, N, 600000) != N)
-            _exit(1);
-        char x = 1;
-        if (write(ready[1], &x, 1) != 1)
-            _exit(1);
-        pause();
-        _exit(0);
+        execve("/proc/self/exe", argv, env); /* only exec between fork and the new image */
+        _exit(127);
     }
+    free(env);
     char x = 0;
-    cr_assert_eq(read(ready[0], &x, 1), 1);
+    cr_assert_eq(read(ready[0], &x, 1), 1, "the pinning client did not report");
     int32_t st[N];
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
