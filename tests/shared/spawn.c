@@ -123,3 +123,26 @@ uint64_t served_stat(kvt_server *srv, const char *name)
     kvt_serve_stats(srv, match, &q);
     return q.v;
 }
+
+pid_t spawn_self(const char *const *extra)
+{
+    extern char **environ;
+    size_t n = 0, m = 0;
+    while (environ[n])
+        n++;
+    while (extra[m])
+        m++;
+    char **env = calloc(n + m + 1, sizeof *env);
+    if (!env)
+        return -1;
+    memcpy(env, environ, n * sizeof *env);
+    memcpy(env + n, extra, m * sizeof *env);
+    char *argv[] = {"kvtier-test-child", NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        execve("/proc/self/exe", argv, env); /* nothing else between fork and the new image */
+        _exit(127);
+    }
+    free(env);
+    return pid;
+}

@@ -324,11 +324,9 @@ Test(shared_bad, thousand_connections_leave_fds_flat, .timeout = 60)
 }
 
 /* SO_PEERCRED and tenants need a client of another uid. It runs in a fresh
- * image of this program (fork, then exec at once): a child that called
- * kvt_connect straight after fork() could block forever on a lock one of
- * the parent's threads (the server's, the sanitizer's) held at the fork.
- * The constructor below is that client; the parent passes what to do in
- * the environment and reads the outcome from the exit status. */
+ * image of this program (spawn_self): the constructor below is that client;
+ * the parent passes what to do in the environment and reads the outcome
+ * from the exit status. */
 #define AS_NOBODY_ENV "KVT_TEST_AS_NOBODY"   /* connect, tenant_get, tenant_put */
 #define AS_NOBODY_SOCK "KVT_TEST_AS_NOBODY_SOCK"
 static const kvt_key tenant_key = {{9, 9, 9}};
@@ -366,25 +364,12 @@ __attribute__((constructor)) static void as_nobody_main(void)
 /* Runs the client above as uid nobody; its exit status, or -1. */
 static int run_as_nobody(const char *what, const char *path)
 {
-    extern char **environ;
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 3, sizeof *env);
     char what_var[64], path_var[400];
     snprintf(what_var, sizeof what_var, AS_NOBODY_ENV "=%s", what);
     snprintf(path_var, sizeof path_var, AS_NOBODY_SOCK "=%s", path);
-    cr_assert_not_null(env);
-    memcpy(env, environ, n * sizeof *env);
-    env[n] = what_var;
-    env[n + 1] = path_var;
-    char *argv[] = {"as-nobody", NULL};
-    pid_t pid = fork();
-    if (pid == 0) {
-        execve("/proc/self/exe", argv, env); /* only exec between fork and the new image */
-        _exit(127);
-    }
-    free(env);
+    const char *extra[] = {what_var, path_var, NULL};
+    pid_t pid = spawn_self(extra);
+    cr_assert_gt(pid, 0);
     int st;
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;

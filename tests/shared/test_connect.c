@@ -178,11 +178,9 @@ Test(shared, leases_pins_and_duplicate_releases)
     unserve();
 }
 
-/* The pinning client below runs in a fresh image of this program (fork,
- * then exec at once): a child that called kvt_connect straight after fork()
- * could block forever on a lock one of the parent's threads (the server's,
- * the sanitizer's) held at the fork. The parent passes the socket, the keys
- * (hex) and the fd to report on in the environment. */
+/* The pinning client below runs in a fresh image of this program
+ * (spawn_self); the parent passes the socket, the keys (hex) and the fd to
+ * report on in the environment. */
 #define PIN_CLIENT_ENV "KVT_TEST_PIN_CLIENT" /* "SOCK FD HEXKEYS" */
 
 __attribute__((constructor)) static void pin_client_main(void)
@@ -229,21 +227,9 @@ Test(shared, pins_of_a_killed_client_are_released)
     for (int i = 0; i < N; i++)
         for (int b = 0; b < 16; b++)
             at += sprintf(at, "%02x", k[i].b[b]);
-    extern char **environ;
-    size_t nenv = 0;
-    while (environ[nenv])
-        nenv++;
-    char **env = calloc(nenv + 2, sizeof *env);
-    cr_assert_not_null(env);
-    memcpy(env, environ, nenv * sizeof *env);
-    env[nenv] = spec;
-    char *argv[] = {"pin-client", NULL};
-    pid_t pid = fork();
-    if (pid == 0) {
-        execve("/proc/self/exe", argv, env); /* only exec between fork and the new image */
-        _exit(127);
-    }
-    free(env);
+    const char *extra[] = {spec, NULL};
+    pid_t pid = spawn_self(extra);
+    cr_assert_gt(pid, 0);
     char x = 0;
     cr_assert_eq(read(ready[0], &x, 1), 1, "the pinning client did not report");
     int32_t st[N];
