@@ -681,7 +681,8 @@ static int bind_path(kvt_server *srv, const char *path)
         unlink(path);
     }
     char tmp[sizeof sa.sun_path];
-    int len = snprintf(tmp, sizeof tmp, "%s.%d.%u.tmp", path, (int)getpid(), atomic_fetch_add(&serial, 1));
+    int len = snprintf(tmp, sizeof tmp, "%s.%d.%u.tmp", path, (int)getpid(),
+                       atomic_fetch_add(&serial, 1));
     if (len < 0 || (size_t)len >= sizeof tmp)
         return bind_listen(srv, path);
     unlink(tmp); /* a killed server of this pid's may have left it */

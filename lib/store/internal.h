@@ -245,7 +245,8 @@ void kvt__store_unhold(kvt_store *s, const uint32_t *ids, size_t n);
  * below the put tier is written through). */
 int kvt__writethrough_open(kvt_store *s, unsigned threads);
 void kvt__writethrough_close(kvt_store *s);
-/* Queues write-through copies of entry id, just put into tier p. */
+/* Write-through copies of entry id, just published in tier p: claimed by
+ * kvt__publish under the shard lock, then queued (writethrough.c). */
 unsigned kvt__write_through_claim(kvt_store *s, kvt_entry *e, int p);
 void kvt__write_through_submit(kvt_store *s, uint32_t id, int p, unsigned mask);
 

@@ -223,11 +223,7 @@ static void arm_poll(cl_lane *l)
 {
     if (l->poll_armed || !l->parked)
         return;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
-    if (!sqe) {
-        io_uring_submit(&l->ring);
-        sqe = io_uring_get_sqe(&l->ring);
-    }
+    struct io_uring_sqe *sqe = sqe_for(l);
     io_uring_prep_poll_add(sqe, l->efd, POLLIN);
     io_uring_sqe_set_data(sqe, &efd_poll_marker);
     l->poll_armed = true;
@@ -317,11 +313,9 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
             op->lane = l;
             op->io = &io[next++];
             op->fd = -1;
-            int verdict = kind->begin ? kind->begin(c, op) : CL_NEXT;
-            if (verdict == CL_DONE) { /* finished before any I/O */
-                op->io->status = op->status;
-                r.stop |= kind->stop_at_miss && op->status != 0;
-                l->free_ops[r.nfree++] = (uint32_t)(op - l->ops);
+            r.inflight++;
+            if (kind->begin && kind->begin(c, op) == CL_DONE) {
+                moved_on(&r, op, CL_DONE); /* finished before any I/O */
                 continue;
             }
             struct io_uring_sqe *sqe = sqe_for(l);
@@ -330,7 +324,6 @@ int cl_run(kvt_cluster *c, const cl_kind *kind, kvt_cluster_io *io, size_t n)
             else
                 kind->prep(c, op, sqe);
             io_uring_sqe_set_data(sqe, op);
-            r.inflight++;
             began = true;
         }
         arm_poll(l);
