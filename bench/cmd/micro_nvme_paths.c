@@ -27,50 +27,97 @@ static double gbps(uint64_t bytes, uint64_t ns)
     return ns ? (double)bytes / (double)ns : 0.0;
 }
 
-/* One device's raw loop: its own slots of the set (slot j of device d holds
- * global slot j * n + d), payloads only, the blocks the tier moved there. */
+/* One device's raw loop, set up: its own slots of the set (slot j of device
+ * d holds global slot j * n + d), payloads only, the blocks the tier moved
+ * there. */
+typedef struct raw_dev {
+    const char *path;
+    int fd;
+    raw_io *ios;
+    raw_uring *r;
+    size_t blocks;
+} raw_dev;
+
+static void raw_dev_close(raw_dev *d)
+{
+    raw_uring_free(d->r);
+    free(d->ios);
+    if (d->fd >= 0)
+        close(d->fd);
+}
+
+static int raw_dev_open(const char *path, unsigned qd, uint8_t *mem, size_t blocks, uint64_t bb,
+                        uint64_t slot, raw_dev *d)
+{
+    *d = (raw_dev){.path = path, .fd = raw_uring_open_file(path, 0), .blocks = blocks};
+    if (d->fd < 0)
+        return fail(path, strerror(-d->fd));
+    d->ios = calloc(blocks ? blocks : 1, sizeof *d->ios);
+    int e = d->ios ? raw_uring_new(d->fd, qd, NULL, 0, &d->r) : -ENOMEM;
+    if (e) {
+        raw_dev_close(d);
+        return fail(path, strerror(-e));
+    }
+    for (size_t j = 0; j < blocks; j++)
+        d->ios[j] = (raw_io){.buf = mem + j * bb, .off = SLOTS_OFF + j * slot + (slot - bb),
+                             .len = (uint32_t)bb};
+    return 0;
+}
+
+static int raw_dev_run(raw_dev *d, int write)
+{
+    int e = raw_uring_run(d->r, write, d->ios, d->blocks);
+    return e ? fail(d->path, strerror(-e)) : 0;
+}
+
+/* One device's raw loop alone; *ns: its transfers only. */
 static int raw_device(const char *path, unsigned qd, uint8_t *mem, size_t blocks, uint64_t bb,
                       uint64_t slot, int write, uint64_t *ns)
 {
-    int fd = raw_uring_open_file(path, 0);
-    if (fd < 0)
-        return fail(path, strerror(-fd));
-    raw_io *ios = calloc(blocks ? blocks : 1, sizeof *ios);
-    raw_uring *r = NULL;
-    int e = ios ? raw_uring_new(fd, qd, NULL, 0, &r) : -ENOMEM;
-    if (!e) {
-        for (size_t j = 0; j < blocks; j++)
-            ios[j] = (raw_io){.buf = mem + j * bb, .off = SLOTS_OFF + j * slot + (slot - bb),
-                              .len = (uint32_t)bb};
-        uint64_t t0 = bench_now_ns();
-        e = raw_uring_run(r, write, ios, blocks);
-        *ns = bench_now_ns() - t0;
-    }
-    raw_uring_free(r);
-    free(ios);
-    close(fd);
-    return e ? fail(path, strerror(-e)) : 0;
+    raw_dev d;
+    int rc = raw_dev_open(path, qd, mem, blocks, bb, slot, &d);
+    if (rc)
+        return rc;
+    uint64_t t0 = bench_now_ns();
+    rc = raw_dev_run(&d, write);
+    *ns = bench_now_ns() - t0;
+    raw_dev_close(&d);
+    return rc;
 }
 
 /* Every device's raw loop at once, one thread each, each on its own part
  * of mem: what this machine can do with all of them together, which is
  * less than the sum of each alone where their I/O costs CPU (loop devices:
- * the kernel's copies). *ns: from the common start to the last finish. */
+ * the kernel's copies). Each thread sets its loop up, then all start
+ * together; *ns: from that start to the last finish (transfers only, as
+ * raw_device times them). */
+typedef struct start_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned ready;
+    int go;
+} start_gate;
+
 typedef struct raw_job {
-    const char *path;
-    unsigned qd;
-    uint8_t *mem;
-    size_t blocks;
-    uint64_t bb, slot, ns;
-    int write, rc;
-    pthread_barrier_t *go;
+    raw_dev dev;
+    int rc, write;
+    uint64_t end;
+    start_gate *gate;
 } raw_job;
 
 static void *raw_job_main(void *arg)
 {
     raw_job *j = arg;
-    pthread_barrier_wait(j->go);
-    j->rc = raw_device(j->path, j->qd, j->mem, j->blocks, j->bb, j->slot, j->write, &j->ns);
+    start_gate *g = j->gate;
+    pthread_mutex_lock(&g->mu);
+    g->ready++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->go)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    if (!j->rc)
+        j->rc = raw_dev_run(&j->dev, j->write);
+    j->end = bench_now_ns();
     return NULL;
 }
 
@@ -79,33 +126,42 @@ static int raw_together(char **dev, unsigned nd, unsigned qd, uint8_t *mem, size
 {
     raw_job job[MAX_DEVICES];
     pthread_t th[MAX_DEVICES];
-    pthread_barrier_t go;
-    pthread_barrier_init(&go, NULL, nd + 1);
+    start_gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     size_t at = 0;
     unsigned started = 0;
+    int rc = BENCH_OK;
     for (unsigned d = 0; d < nd; d++) {
         size_t blocks = (n - d + nd - 1) / nd;
-        job[d] = (raw_job){.path = dev[d], .qd = qd, .mem = mem + at * bb, .blocks = blocks,
-                           .bb = bb, .slot = slot, .write = write, .go = &go};
+        job[d] = (raw_job){.write = write, .gate = &g};
+        job[d].rc = raw_dev_open(dev[d], qd, mem + at * bb, blocks, bb, slot, &job[d].dev);
         at += blocks;
-        if (pthread_create(&th[d], NULL, raw_job_main, &job[d]))
+        if (job[d].rc) {
+            rc = job[d].rc;
             break;
+        }
+        if (pthread_create(&th[d], NULL, raw_job_main, &job[d])) {
+            raw_dev_close(&job[d].dev);
+            rc = fail("raw loops together", "cannot start a thread");
+            break;
+        }
         started++;
     }
-    if (started < nd) { /* release the started ones, then fail */
-        for (unsigned d = started; d < nd; d++)
-            pthread_barrier_wait(&go);
-    }
-    uint64_t t0 = bench_now_ns();
-    pthread_barrier_wait(&go);
-    int rc = started < nd ? fail("raw loops together", "cannot start a thread") : BENCH_OK;
+    pthread_mutex_lock(&g.mu);
+    while (g.ready < started)
+        pthread_cond_wait(&g.cv, &g.mu);
+    g.go = 1;
+    uint64_t t0 = bench_now_ns(), end = t0;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
     for (unsigned d = 0; d < started; d++) {
         pthread_join(th[d], NULL);
+        raw_dev_close(&job[d].dev);
         if (job[d].rc)
             rc = job[d].rc;
+        if (job[d].end > end)
+            end = job[d].end;
     }
-    *ns = bench_now_ns() - t0;
-    pthread_barrier_destroy(&go);
+    *ns = end - t0;
     return rc;
 }
 
