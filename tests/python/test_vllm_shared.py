@@ -14,19 +14,17 @@ every rank stored.
 """
 import multiprocessing
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "shared"))
 import engine_fakes  # noqa: E402
+from kvtierd_proc import running_kvtierd  # noqa: E402
 
 engine_fakes.install_vllm()
 from test_vllm_driver import (GPU_BLOCK, HEADS, DIM, LAYERS, block_hashes,  # noqa: E402
@@ -116,21 +114,10 @@ def daemon():
         pytest.skip("kvtierd not built")
     d = tempfile.mkdtemp(prefix="kvtierd-vllm-")
     path = os.path.join(d, "kv.sock")
-    p = subprocess.Popen([KVTIERD, "--socket", path, "--block-bytes", str(PAGE * FRAGS),
-                          "--frags", str(FRAGS), "--dram", str(256 * PAGE * FRAGS)],
-                         stderr=subprocess.PIPE, text=True)
-    # Ready when a connection is accepted (kvtierd links the socket into
-    # place only once it listens; this check does not rely on that).
-    for _ in range(1000):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
-            if probe.connect_ex(path) == 0:
-                break
-        time.sleep(0.01)
-    yield path
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        p.wait(10)
-    p.stderr.close()
+    args = ["--block-bytes", str(PAGE * FRAGS), "--frags", str(FRAGS),
+            "--dram", str(256 * PAGE * FRAGS)]
+    with running_kvtierd(KVTIERD, path, args, tries=1000):
+        yield path
 
 
 @pytest.mark.parametrize("world", [1, 2])

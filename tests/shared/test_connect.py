@@ -5,14 +5,13 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import tempfile
-import time
 import urllib.request
 
 import pytest
 
 import kvtier
+from kvtierd_proc import running_kvtierd
 
 BUILD_ROOT = os.environ.get("KVT_BUILD_ROOT", "build")
 KVTIERD = os.path.join(BUILD_ROOT, "tools", "kvtierd")
@@ -30,21 +29,10 @@ def daemon():
     d = tempfile.mkdtemp(prefix="kvtierd-")
     path = os.path.join(d, "kv.sock")
     port = free_port()
-    p = subprocess.Popen([KVTIERD, "--socket", path, "--block-bytes", str(BLOCK), "--frags", "2",
-                          "--dram", str(64 * BLOCK), "--metrics-port", str(port)],
-                         stderr=subprocess.PIPE, text=True)
-    # Ready when a connection is accepted (kvtierd links the socket into
-    # place only once it listens; this check does not rely on that).
-    for _ in range(500):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
-            if probe.connect_ex(path) == 0:
-                break
-        time.sleep(0.01)
-    yield p, path, port
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        p.wait(10)
-    p.stderr.close()
+    args = ["--block-bytes", str(BLOCK), "--frags", "2", "--dram", str(64 * BLOCK),
+            "--metrics-port", str(port)]
+    with running_kvtierd(KVTIERD, path, args, tries=500) as p:
+        yield p, path, port
 
 
 def test_round_trip_and_lookup(daemon):
