@@ -281,6 +281,22 @@ static void all_ok(const int32_t *status, size_t n, const char *what)
         cr_assert_eq(status[i], 0, "%s: block %zu: %s", what, i, kvt_strerror(status[i]));
 }
 
+/* Puts src's n blocks under keys and gets them back into dst with the
+ * options o (whose statuses are status): every block stored and read, byte
+ * for byte. */
+static void put_get_exact(kvt_store *s, const kvt_key *keys, size_t n, const batch *src,
+                          const batch *dst, const kvt_io_opts *o, const int32_t *status,
+                          const char *what)
+{
+    cr_assert_eq(kvt_put(s, keys, n, src->ptrs, o, NULL), (int)n, "%s: put: %s", what,
+                 kvt_last_error());
+    all_ok(status, n, what);
+    cr_assert_eq(kvt_get(s, keys, n, dst->ptrs, o, NULL), (int)n, "%s: get: %s", what,
+                 kvt_last_error());
+    all_ok(status, n, what);
+    batch_check(dst, src, NULL, what);
+}
+
 /* --------------------------------------------------- round trips by size */
 
 /* Fragment size classes: below, at and above the kernel's piece size and
@@ -326,13 +342,7 @@ static void round_trips(int via, int pinned_first)
 
         snprintf(what, sizeof what, "tier %d, %zu-byte fragments, GPU -> GPU", via, frag);
         keys_of(keys, n, 1000 * c);
-        cr_assert_eq(kvt_put(s, keys, n, src.ptrs, &o, NULL), (int)n, "%s: put: %s", what,
-                     kvt_last_error());
-        all_ok(st, n, what);
-        cr_assert_eq(kvt_get(s, keys, n, dst.ptrs, &o, NULL), (int)n, "%s: get: %s", what,
-                     kvt_last_error());
-        all_ok(st, n, what);
-        batch_check(&dst, &src, NULL, what);
+        put_get_exact(s, keys, n, &src, &dst, &o, st, what);
 
         snprintf(what, sizeof what, "tier %d, %zu-byte fragments, GPU -> host", via, frag);
         cr_assert_eq(kvt_get(s, keys, n, hdst.ptrs, NULL, NULL), (int)n, "%s: %s", what,
@@ -1048,13 +1058,7 @@ Test(gpu, connected_store_device_copies_through_shared_arena)
         batch_poison(&hdst);
         keys_of(keys, n, 7000 + 100 * c);
         kvt_io_opts o = dev_opts(st);
-        cr_assert_eq(kvt_put(cl, keys, n, src.ptrs, &o, NULL), (int)n, "%s: put: %s", what,
-                     kvt_last_error());
-        all_ok(st, n, what);
-        cr_assert_eq(kvt_get(cl, keys, n, dst.ptrs, &o, NULL), (int)n, "%s: get: %s", what,
-                     kvt_last_error());
-        all_ok(st, n, what);
-        batch_check(&dst, &src, NULL, what);
+        put_get_exact(cl, keys, n, &src, &dst, &o, st, what);
 
         /* the served store itself holds the bytes */
         cr_assert_eq(kvt_get(v.store, keys, n, hdst.ptrs, NULL, NULL), (int)n, "%s: %s", what,
